@@ -1,0 +1,20 @@
+//! The Orgbase domain: identifiers, value types that cannot hold an invalid value, the entities
+//! built from them, and the rules that govern changes. Nothing here does I/O.
+#![forbid(unsafe_code)]
+
+pub mod credential;
+pub mod ids;
+pub mod organization;
+pub mod validation;
+
+pub use credential::{ApiKey, KeyKind, NewSecret, SecretHash};
+pub use ids::{ApiKeyId, OrganizationId, UserId};
+pub use organization::*;
+pub use validation::{FieldError, ValidationErrors};
+
+/// The current time, at the microsecond precision both databases keep, so that what is stored
+/// reads back equal.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}

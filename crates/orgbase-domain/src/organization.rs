@@ -1,0 +1,809 @@
+//! The organization: its value types, the entity, and how a change is applied to it.
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+use crate::ids::{OrganizationId, UserId};
+use crate::validation::{has_control, FieldError, ValidationErrors};
+
+/// The plan every organization starts on.
+pub const DEFAULT_PLAN: &str = "starter";
+pub const DEFAULT_PLACEMENT_GROUP: &str = "shared";
+pub const DEFAULT_RATE_LIMIT: i32 = 5;
+pub const MAX_RATE_LIMIT: i32 = 100_000;
+pub const METADATA_MAX_KEYS: usize = 50;
+pub const METADATA_MAX_BYTES: usize = 8 * 1024;
+pub const MAX_ENTITLEMENTS: usize = 100;
+
+fn text_field(
+    field: &str,
+    raw: &str,
+    min: usize,
+    max: usize,
+    trim: bool,
+) -> Result<String, FieldError> {
+    let s = if trim { raw.trim() } else { raw };
+    let n = s.chars().count();
+    if n < min {
+        return Err(if n == 0 {
+            FieldError::new(field, "required", "must not be empty")
+        } else {
+            FieldError::new(
+                field,
+                "too_short",
+                format!("must be at least {min} characters"),
+            )
+        });
+    }
+    if n > max {
+        return Err(FieldError::new(
+            field,
+            "too_long",
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if has_control(s) {
+        return Err(FieldError::new(
+            field,
+            "invalid_characters",
+            "must not contain control characters",
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// 1–100 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgName(String);
+
+impl OrgName {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        text_field(field, raw, 1, 100, true).map(Self)
+    }
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Unique, `[a-z0-9-]`, 3–48 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slug(String);
+
+impl Slug {
+    pub const MIN: usize = 3;
+    pub const MAX: usize = 48;
+
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let n = raw.len();
+        if !(Self::MIN..=Self::MAX).contains(&n) {
+            return Err(FieldError::new(
+                field,
+                "invalid_length",
+                format!("must be {}–{} characters", Self::MIN, Self::MAX),
+            ));
+        }
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(FieldError::new(
+                field,
+                "invalid_format",
+                "may contain only lowercase letters, digits and '-'",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// A slug made from a name: lowercase ASCII letters and digits, every other run of
+    /// characters one '-'. Too short a result is padded with `suffix` (random, from the caller).
+    pub fn from_name(name: &str, suffix: &str) -> Self {
+        let mut s = String::with_capacity(name.len());
+        for c in name.chars() {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                s.push(c);
+            } else if !s.ends_with('-') {
+                s.push('-');
+            }
+        }
+        let mut s = s.trim_matches('-').to_owned();
+        s.truncate(Self::MAX);
+        let s = s.trim_end_matches('-').to_owned();
+        if s.len() < Self::MIN {
+            let base = if s.is_empty() { "org".to_owned() } else { s };
+            return Self::with_suffix(&base, suffix);
+        }
+        Self(s)
+    }
+
+    /// `base-suffix`, cut so that it stays within the length limit.
+    pub fn with_suffix(base: &str, suffix: &str) -> Self {
+        let room = Self::MAX - suffix.len() - 1;
+        let mut b = base.to_owned();
+        b.truncate(room);
+        let b = b.trim_end_matches('-');
+        Self(format!("{b}-{suffix}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// ISO 3166-1 alpha-2, checked against the real list; stored upper-case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountryCode(String);
+
+impl CountryCode {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let up = raw.trim().to_ascii_uppercase();
+        if up.len() == 2 && isocountry::CountryCode::for_alpha2(&up).is_ok() {
+            Ok(Self(up))
+        } else {
+            Err(FieldError::new(
+                field,
+                "invalid_country_code",
+                "must be an ISO 3166-1 alpha-2 country code, such as US or DE",
+            ))
+        }
+    }
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// An `https` URL of at most 2048 characters.
+pub fn parse_avatar_url(field: &str, raw: &str) -> Result<String, FieldError> {
+    if raw.len() > 2048 {
+        return Err(FieldError::new(
+            field,
+            "too_long",
+            "must be at most 2048 characters",
+        ));
+    }
+    match url::Url::parse(raw) {
+        Ok(u) if u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()) => {
+            Ok(u.to_string())
+        }
+        Ok(_) => Err(FieldError::new(
+            field,
+            "invalid_url",
+            "must be an https URL",
+        )),
+        Err(_) => Err(FieldError::new(
+            field,
+            "invalid_url",
+            "must be a valid https URL",
+        )),
+    }
+}
+
+pub fn parse_status_reason(field: &str, raw: &str) -> Result<String, FieldError> {
+    text_field(field, raw, 1, 500, true)
+}
+
+/// A customer's own id (`externalAccountId`, `externalBillingId`, SMS brand and campaign ids).
+pub fn parse_external_id(field: &str, raw: &str) -> Result<String, FieldError> {
+    text_field(field, raw, 1, 255, false)
+}
+
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':')
+}
+
+/// `[A-Za-z0-9_.:-]{1,64}`.
+pub fn parse_placement_group(field: &str, raw: &str) -> Result<String, FieldError> {
+    if raw.is_empty() || raw.len() > 64 || !raw.bytes().all(is_token_char) {
+        return Err(FieldError::new(
+            field,
+            "invalid_format",
+            "must be 1–64 characters of letters, digits, '_', '.', ':' or '-'",
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+pub fn parse_kyc_level(field: &str, v: i64) -> Result<i16, FieldError> {
+    if (0..=3).contains(&v) {
+        Ok(v as i16)
+    } else {
+        Err(FieldError::new(
+            field,
+            "out_of_range",
+            "must be between 0 and 3",
+        ))
+    }
+}
+
+pub fn parse_rate_limit(field: &str, v: i64) -> Result<i32, FieldError> {
+    if (1..=MAX_RATE_LIMIT as i64).contains(&v) {
+        Ok(v as i32)
+    } else {
+        Err(FieldError::new(
+            field,
+            "out_of_range",
+            format!("must be between 1 and {MAX_RATE_LIMIT} requests per second"),
+        ))
+    }
+}
+
+/// A list of distinct entitlement names, each `[A-Za-z0-9_.:-]{1,64}`.
+pub fn parse_entitlements(field: &str, raw: Vec<String>) -> Result<Vec<String>, FieldError> {
+    if raw.len() > MAX_ENTITLEMENTS {
+        return Err(FieldError::new(
+            field,
+            "too_many",
+            format!("at most {MAX_ENTITLEMENTS} entitlements"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for (i, e) in raw.into_iter().enumerate() {
+        if e.is_empty() || e.len() > 64 || !e.bytes().all(is_token_char) {
+            return Err(FieldError::new(
+                format!("{field}[{i}]"),
+                "invalid_format",
+                "must be 1–64 characters of letters, digits, '_', '.', ':' or '-'",
+            ));
+        }
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+/// 1–1825 days, or -1 to keep recordings without limit.
+pub fn parse_recording_lifespan(field: &str, v: i64) -> Result<i32, FieldError> {
+    if v == -1 || (1..=1825).contains(&v) {
+        Ok(v as i32)
+    } else {
+        Err(FieldError::new(
+            field,
+            "out_of_range",
+            "must be between 1 and 1825, or -1",
+        ))
+    }
+}
+
+/// Lifecycle status. Deletion is kept apart (`deleted_at`), so that restoring an organization
+/// brings back the status it had, a suspension included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrgStatus {
+    Active,
+    /// Switched off by its partner or an admin: calls and messages are no longer answered.
+    Inactive,
+    /// Switched off by the platform, with a reason.
+    Suspended,
+}
+
+impl OrgStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgStatus::Active => "active",
+            OrgStatus::Inactive => "inactive",
+            OrgStatus::Suspended => "suspended",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "inactive" => Some(Self::Inactive),
+            "suspended" => Some(Self::Suspended),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrgType {
+    Normal,
+    Partner,
+}
+
+impl OrgType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgType::Normal => "normal",
+            OrgType::Partner => "partner",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "normal" => Some(Self::Normal),
+            "partner" => Some(Self::Partner),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sms {
+    pub enabled: bool,
+    pub brand_id: Option<String>,
+    pub campaign_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preferences {
+    pub use_platform_url: bool,
+    pub recording_lifespan_days: Option<i32>,
+}
+
+/// The customer's own key/value pairs. Values are strings, numbers or booleans.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Metadata(pub BTreeMap<String, Value>);
+
+impl Metadata {
+    pub fn is_valid_key(k: &str) -> bool {
+        !k.is_empty()
+            && k.len() <= 64
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    }
+
+    /// The text a value is matched by in `?metadata[key]=value`.
+    pub fn index_text(v: &Value) -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Checks the limits on the whole map (after a merge).
+    pub fn check(&self, field: &str) -> Result<(), FieldError> {
+        if self.0.len() > METADATA_MAX_KEYS {
+            return Err(FieldError::new(
+                field,
+                "too_many_keys",
+                format!("at most {METADATA_MAX_KEYS} keys"),
+            ));
+        }
+        let size = serde_json::to_vec(&self.0)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if size > METADATA_MAX_BYTES {
+            return Err(FieldError::new(
+                field,
+                "too_large",
+                "must be at most 8 KiB in all",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks one entry as given by a client.
+    pub fn check_entry(field: &str, k: &str, v: &Value) -> Result<(), FieldError> {
+        if !Self::is_valid_key(k) {
+            return Err(FieldError::new(
+                format!("{field}.{k}"),
+                "invalid_key",
+                "keys are 1–64 characters of letters, digits, '_', '.' or '-'",
+            ));
+        }
+        match v {
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(()),
+            _ => Err(FieldError::new(
+                format!("{field}.{k}"),
+                "invalid_value",
+                "values must be a string, a number or a boolean",
+            )),
+        }
+    }
+}
+
+/// An organization as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Organization {
+    pub id: OrganizationId,
+    pub name: String,
+    pub slug: String,
+    pub country_code: String,
+    pub avatar_url: Option<String>,
+    pub status: OrgStatus,
+    pub status_reason: Option<String>,
+    pub org_type: OrgType,
+    pub parent_id: Option<OrganizationId>,
+    pub owner: Option<UserId>,
+    pub product_plan_id: String,
+    pub offered_product_plan_id: Option<String>,
+    pub sms: Sms,
+    pub premium: bool,
+    pub external_account_id: Option<String>,
+    pub external_billing_id: Option<String>,
+    pub kyc_level: i16,
+    pub placement_group: String,
+    pub billing_overdue: bool,
+    pub rate_limit: i32,
+    pub entitlements: Vec<String>,
+    pub preferences: Preferences,
+    pub metadata: Metadata,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+impl Organization {
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+}
+
+/// A new organization, every value already checked.
+#[derive(Debug, Clone)]
+pub struct NewOrganization {
+    pub name: OrgName,
+    pub slug: Option<Slug>,
+    pub country_code: CountryCode,
+    pub org_type: OrgType,
+    pub parent_id: Option<OrganizationId>,
+    pub owner: Option<UserId>,
+    /// Everything else a creator may set, as a change applied to the defaults.
+    pub rest: OrganizationPatch,
+}
+
+impl NewOrganization {
+    /// The organization this creates, with `slug` chosen by the caller (given or made).
+    pub fn build(
+        self,
+        id: OrganizationId,
+        slug: Slug,
+        now: DateTime<Utc>,
+    ) -> Result<Organization, ValidationErrors> {
+        let base = Organization {
+            id,
+            name: self.name.into_inner(),
+            slug: slug.into_inner(),
+            country_code: self.country_code.into_inner(),
+            avatar_url: None,
+            status: OrgStatus::Active,
+            status_reason: None,
+            org_type: self.org_type,
+            parent_id: self.parent_id,
+            owner: self.owner,
+            product_plan_id: DEFAULT_PLAN.to_owned(),
+            offered_product_plan_id: None,
+            sms: Sms::default(),
+            premium: false,
+            external_account_id: None,
+            external_billing_id: None,
+            kyc_level: 0,
+            placement_group: DEFAULT_PLACEMENT_GROUP.to_owned(),
+            billing_overdue: false,
+            rate_limit: DEFAULT_RATE_LIMIT,
+            entitlements: Vec::new(),
+            preferences: Preferences::default(),
+            metadata: Metadata::default(),
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+            version: 1,
+        };
+        let mut org = self.rest.apply_to(base.clone())?;
+        org.version = 1;
+        org.updated_at = now;
+        Ok(org)
+    }
+}
+
+/// A change to an organization. `None` leaves a field as it is; for nullable fields,
+/// `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct OrganizationPatch {
+    pub name: Option<OrgName>,
+    pub slug: Option<Slug>,
+    pub country_code: Option<CountryCode>,
+    pub avatar_url: Option<Option<String>>,
+    pub status: Option<OrgStatus>,
+    pub status_reason: Option<Option<String>>,
+    pub org_type: Option<OrgType>,
+    pub parent_id: Option<Option<OrganizationId>>,
+    pub sms_enabled: Option<bool>,
+    pub sms_brand_id: Option<Option<String>>,
+    pub sms_campaign_id: Option<Option<String>>,
+    pub external_account_id: Option<Option<String>>,
+    pub external_billing_id: Option<Option<String>>,
+    pub kyc_level: Option<i16>,
+    pub placement_group: Option<String>,
+    pub rate_limit: Option<i32>,
+    pub entitlements: Option<Vec<String>>,
+    pub use_platform_url: Option<bool>,
+    pub recording_lifespan_days: Option<Option<i32>>,
+    /// Merged into the stored metadata; `None` removes a key.
+    pub metadata: Option<BTreeMap<String, Option<Value>>>,
+}
+
+impl OrganizationPatch {
+    /// The organization after this change, with the rules that span fields checked. The version
+    /// is bumped only when something actually changed, so a repeated PATCH is a no-op.
+    pub fn apply(
+        self,
+        current: &Organization,
+        now: DateTime<Utc>,
+    ) -> Result<Organization, ValidationErrors> {
+        let mut next = self.apply_to(current.clone())?;
+        if next != *current {
+            next.version = current.version + 1;
+            next.updated_at = now;
+        }
+        Ok(next)
+    }
+
+    fn apply_to(self, mut o: Organization) -> Result<Organization, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let reason_given = self.status_reason.is_some();
+        if let Some(v) = self.name {
+            o.name = v.into_inner();
+        }
+        if let Some(v) = self.slug {
+            o.slug = v.into_inner();
+        }
+        if let Some(v) = self.country_code {
+            o.country_code = v.into_inner();
+        }
+        if let Some(v) = self.avatar_url {
+            o.avatar_url = v;
+        }
+        if let Some(v) = self.status_reason {
+            o.status_reason = v;
+        }
+        if let Some(v) = self.status {
+            if v != o.status && !reason_given {
+                // A reason belongs to the status it was given for.
+                o.status_reason = None;
+            }
+            o.status = v;
+        }
+        if o.status == OrgStatus::Suspended && o.status_reason.is_none() {
+            errors.add("statusReason", "required", "a suspension needs a reason");
+        }
+        if let Some(v) = self.org_type {
+            o.org_type = v;
+        }
+        if let Some(v) = self.parent_id {
+            if v == Some(o.id) {
+                errors.add(
+                    "parentId",
+                    "invalid_value",
+                    "an organization cannot be its own parent",
+                );
+            }
+            o.parent_id = v;
+        }
+        if let Some(v) = self.sms_brand_id {
+            o.sms.brand_id = v;
+        }
+        if let Some(v) = self.sms_campaign_id {
+            o.sms.campaign_id = v;
+        }
+        if let Some(v) = self.sms_enabled {
+            o.sms.enabled = v;
+        }
+        if o.sms.enabled && (o.sms.brand_id.is_none() || o.sms.campaign_id.is_none()) {
+            errors.add(
+                "sms.enabled",
+                "sms_setup_incomplete",
+                "enabling SMS needs both a brandId and a campaignId",
+            );
+        }
+        if let Some(v) = self.external_account_id {
+            o.external_account_id = v;
+        }
+        if let Some(v) = self.external_billing_id {
+            o.external_billing_id = v;
+        }
+        if let Some(v) = self.kyc_level {
+            o.kyc_level = v;
+        }
+        if let Some(v) = self.placement_group {
+            o.placement_group = v;
+        }
+        if let Some(v) = self.rate_limit {
+            o.rate_limit = v;
+        }
+        if let Some(v) = self.entitlements {
+            o.entitlements = v;
+        }
+        if let Some(v) = self.use_platform_url {
+            o.preferences.use_platform_url = v;
+        }
+        if let Some(v) = self.recording_lifespan_days {
+            o.preferences.recording_lifespan_days = v;
+        }
+        if let Some(changes) = self.metadata {
+            for (k, v) in changes {
+                match v {
+                    Some(v) => {
+                        o.metadata.0.insert(k, v);
+                    }
+                    None => {
+                        o.metadata.0.remove(&k);
+                    }
+                }
+            }
+            errors.check(o.metadata.check("metadata"));
+        }
+        errors.into_result().map(|()| o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org() -> Organization {
+        NewOrganization {
+            name: OrgName::parse("name", "Acme").unwrap(),
+            slug: None,
+            country_code: CountryCode::parse("countryCode", "us").unwrap(),
+            org_type: OrgType::Normal,
+            parent_id: None,
+            owner: None,
+            rest: OrganizationPatch::default(),
+        }
+        .build(
+            OrganizationId::new(),
+            Slug::from_name("Acme", "x1y2"),
+            Utc::now(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(OrgName::parse("name", "  Acme  ").unwrap().as_str(), "Acme");
+        assert_eq!(OrgName::parse("name", "   ").unwrap_err().code, "required");
+        assert_eq!(
+            OrgName::parse("name", &"x".repeat(101)).unwrap_err().code,
+            "too_long"
+        );
+        assert!(OrgName::parse("name", &"é".repeat(100)).is_ok());
+        assert_eq!(
+            OrgName::parse("name", "a\u{7}b").unwrap_err().code,
+            "invalid_characters"
+        );
+    }
+
+    #[test]
+    fn slugs_follow_the_charset_and_length() {
+        assert!(Slug::parse("slug", "acme-1").is_ok());
+        assert!(Slug::parse("slug", "ab").is_err());
+        assert!(Slug::parse("slug", "Acme").is_err());
+        assert!(Slug::parse("slug", &"a".repeat(49)).is_err());
+        assert_eq!(Slug::from_name("  Ácme, Inc. ", "zz").as_str(), "cme-inc");
+        assert_eq!(Slug::from_name("日本", "k3j9").as_str(), "org-k3j9");
+        assert_eq!(Slug::from_name("AB", "k3j9").as_str(), "ab-k3j9");
+        let long = Slug::from_name(&"word ".repeat(30), "k3j9");
+        assert!(long.as_str().len() <= 48 && !long.as_str().ends_with('-'));
+        assert_eq!(
+            Slug::with_suffix(&"a".repeat(48), "k3j9").as_str().len(),
+            48
+        );
+    }
+
+    #[test]
+    fn country_codes_are_checked_against_the_list() {
+        assert_eq!(CountryCode::parse("c", "de").unwrap().into_inner(), "DE");
+        assert!(CountryCode::parse("c", "XX").is_err());
+        assert!(CountryCode::parse("c", "USA").is_err());
+    }
+
+    #[test]
+    fn avatar_urls_must_be_https() {
+        assert!(parse_avatar_url("a", "https://example.com/a.png").is_ok());
+        assert!(parse_avatar_url("a", "http://example.com/a.png").is_err());
+        assert!(parse_avatar_url("a", "javascript:alert(1)").is_err());
+        assert!(parse_avatar_url("a", &format!("https://e.com/{}", "a".repeat(2048))).is_err());
+    }
+
+    #[test]
+    fn suspension_needs_a_reason_and_reasons_follow_status() {
+        let o = org();
+        let p = OrganizationPatch {
+            status: Some(OrgStatus::Suspended),
+            ..Default::default()
+        };
+        let e = p.apply(&o, Utc::now()).unwrap_err();
+        assert_eq!(e.0[0].field, "statusReason");
+        let p = OrganizationPatch {
+            status: Some(OrgStatus::Suspended),
+            status_reason: Some(Some("fraud".into())),
+            ..Default::default()
+        };
+        let s = p.apply(&o, Utc::now()).unwrap();
+        assert_eq!(s.version, 2);
+        let back = OrganizationPatch {
+            status: Some(OrgStatus::Active),
+            ..Default::default()
+        }
+        .apply(&s, Utc::now())
+        .unwrap();
+        assert_eq!(back.status_reason, None);
+    }
+
+    #[test]
+    fn sms_needs_brand_and_campaign() {
+        let o = org();
+        let p = OrganizationPatch {
+            sms_enabled: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(
+            p.apply(&o, Utc::now()).unwrap_err().0[0].code,
+            "sms_setup_incomplete"
+        );
+        let p = OrganizationPatch {
+            sms_enabled: Some(true),
+            sms_brand_id: Some(Some("B".into())),
+            sms_campaign_id: Some(Some("C".into())),
+            ..Default::default()
+        };
+        assert!(p.apply(&o, Utc::now()).unwrap().sms.enabled);
+    }
+
+    #[test]
+    fn an_empty_change_keeps_the_version() {
+        let o = org();
+        let p = OrganizationPatch {
+            name: Some(OrgName::parse("n", "Acme").unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(p.apply(&o, Utc::now()).unwrap(), o);
+    }
+
+    #[test]
+    fn metadata_merges_and_is_bounded() {
+        let o = org();
+        let mut m = BTreeMap::new();
+        m.insert("tier".to_owned(), Some(Value::from("gold")));
+        let o2 = OrganizationPatch {
+            metadata: Some(m),
+            ..Default::default()
+        }
+        .apply(&o, Utc::now())
+        .unwrap();
+        assert_eq!(o2.metadata.0["tier"], "gold");
+        let mut rm = BTreeMap::new();
+        rm.insert("tier".to_owned(), None);
+        let o3 = OrganizationPatch {
+            metadata: Some(rm),
+            ..Default::default()
+        }
+        .apply(&o2, Utc::now())
+        .unwrap();
+        assert!(o3.metadata.0.is_empty());
+        let many: BTreeMap<_, _> = (0..51)
+            .map(|i| (format!("k{i}"), Some(Value::from(i))))
+            .collect();
+        let e = OrganizationPatch {
+            metadata: Some(many),
+            ..Default::default()
+        }
+        .apply(&o, Utc::now())
+        .unwrap_err();
+        assert_eq!(e.0[0].code, "too_many_keys");
+        let big: BTreeMap<_, _> = (0..10)
+            .map(|i| (format!("k{i}"), Some(Value::from("x".repeat(1000)))))
+            .collect();
+        let e = OrganizationPatch {
+            metadata: Some(big),
+            ..Default::default()
+        }
+        .apply(&o, Utc::now())
+        .unwrap_err();
+        assert_eq!(e.0[0].code, "too_large");
+    }
+}

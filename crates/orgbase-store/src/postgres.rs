@@ -1,0 +1,455 @@
+//! The PostgreSQL store: what lets any number of stateless nodes share one database.
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use orgbase_domain::{
+    ApiKey, ApiKeyId, KeyKind, Metadata, OrgStatus, OrgType, Organization, OrganizationId,
+    SecretHash, Sms, UserId,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{Postgres, QueryBuilder, Row};
+use std::str::FromStr;
+use uuid::Uuid;
+
+use crate::{
+    like_escape, ApiKeyStore, KeyQuery, OrganizationQuery, OrganizationStore, StatusFilter, Store,
+    StoreError, StoreResult,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Maps PostgreSQL's errors onto ours, naming constraint violations in one place.
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) => {
+            let constraint = match db.constraint() {
+                Some("organizations_slug_key") => "organization_slug",
+                Some("api_keys_secret_hash_key") => "api_key_hash",
+                Some("api_keys_bootstrap_key") => "bootstrap_key",
+                Some(_) if db.code().as_deref() == Some("23503") => "foreign_key",
+                _ => return StoreError::other(e),
+            };
+            StoreError::Conflict { constraint }
+        }
+        _ => StoreError::other(e),
+    }
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let opts = PgConnectOptions::from_str(url).map_err(StoreError::other)?;
+        Self::connect_with(opts, max_connections).await
+    }
+
+    pub async fn connect_with(opts: PgConnectOptions, max_connections: u32) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect_with(opts)
+            .await
+            .map_err(StoreError::other)?;
+        Ok(Self { pool })
+    }
+
+    /// Applies the migrations not yet applied. Safe to run from several nodes at once: sqlx takes
+    /// an advisory lock.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await.map_err(StoreError::other)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+const ORG_COLUMNS: &str = "id, name, slug, country_code, avatar_url, status, status_reason, \
+    org_type, parent_id, owner_id, product_plan_id, offered_product_plan_id, sms_enabled, \
+    sms_brand_id, sms_campaign_id, premium, external_account_id, external_billing_id, kyc_level, \
+    placement_group, billing_overdue, rate_limit, entitlements, preferences, metadata, \
+    created_at, updated_at, deleted_at, version";
+
+fn bad(what: &str, v: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unexpected {what} {v:?}").into())
+}
+
+fn org_from_row(r: &PgRow) -> Result<Organization, sqlx::Error> {
+    let status: String = r.try_get("status")?;
+    let org_type: String = r.try_get("org_type")?;
+    Ok(Organization {
+        id: OrganizationId(r.try_get("id")?),
+        name: r.try_get("name")?,
+        slug: r.try_get("slug")?,
+        country_code: r.try_get("country_code")?,
+        avatar_url: r.try_get("avatar_url")?,
+        status: OrgStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
+        status_reason: r.try_get("status_reason")?,
+        org_type: OrgType::parse(&org_type).ok_or_else(|| bad("type", &org_type))?,
+        parent_id: r
+            .try_get::<Option<Uuid>, _>("parent_id")?
+            .map(OrganizationId),
+        owner: r.try_get::<Option<Uuid>, _>("owner_id")?.map(UserId),
+        product_plan_id: r.try_get("product_plan_id")?,
+        offered_product_plan_id: r.try_get("offered_product_plan_id")?,
+        sms: Sms {
+            enabled: r.try_get("sms_enabled")?,
+            brand_id: r.try_get("sms_brand_id")?,
+            campaign_id: r.try_get("sms_campaign_id")?,
+        },
+        premium: r.try_get("premium")?,
+        external_account_id: r.try_get("external_account_id")?,
+        external_billing_id: r.try_get("external_billing_id")?,
+        kyc_level: r.try_get("kyc_level")?,
+        placement_group: r.try_get("placement_group")?,
+        billing_overdue: r.try_get("billing_overdue")?,
+        rate_limit: r.try_get("rate_limit")?,
+        entitlements: r.try_get::<Json<Vec<String>>, _>("entitlements")?.0,
+        preferences: r.try_get::<Json<_>, _>("preferences")?.0,
+        metadata: r.try_get::<Json<Metadata>, _>("metadata")?.0,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        deleted_at: r.try_get("deleted_at")?,
+        version: r.try_get("version")?,
+    })
+}
+
+/// Binds the organization's columns, in `ORG_COLUMNS` order, as a comma-separated list.
+fn push_org_values<'a>(b: &mut QueryBuilder<'a, Postgres>, o: &'a Organization) {
+    let mut s = b.separated(", ");
+    s.push_bind(o.id.0)
+        .push_bind(&o.name)
+        .push_bind(&o.slug)
+        .push_bind(&o.country_code)
+        .push_bind(&o.avatar_url)
+        .push_bind(o.status.as_str())
+        .push_bind(&o.status_reason)
+        .push_bind(o.org_type.as_str())
+        .push_bind(o.parent_id.map(|p| p.0))
+        .push_bind(o.owner.map(|p| p.0))
+        .push_bind(&o.product_plan_id)
+        .push_bind(&o.offered_product_plan_id)
+        .push_bind(o.sms.enabled)
+        .push_bind(&o.sms.brand_id)
+        .push_bind(&o.sms.campaign_id)
+        .push_bind(o.premium)
+        .push_bind(&o.external_account_id)
+        .push_bind(&o.external_billing_id)
+        .push_bind(o.kyc_level)
+        .push_bind(&o.placement_group)
+        .push_bind(o.billing_overdue)
+        .push_bind(o.rate_limit)
+        .push_bind(Json(&o.entitlements))
+        .push_bind(Json(&o.preferences))
+        .push_bind(Json(&o.metadata))
+        .push_bind(o.created_at)
+        .push_bind(o.updated_at)
+        .push_bind(o.deleted_at)
+        .push_bind(o.version);
+}
+
+async fn write_metadata(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    o: &Organization,
+    replace: bool,
+) -> Result<(), sqlx::Error> {
+    if replace {
+        sqlx::query("DELETE FROM organization_metadata WHERE organization_id = $1")
+            .bind(o.id.0)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if o.metadata.0.is_empty() {
+        return Ok(());
+    }
+    let mut b =
+        QueryBuilder::new("INSERT INTO organization_metadata (organization_id, key, value) ");
+    b.push_values(&o.metadata.0, |mut row, (k, v)| {
+        row.push_bind(o.id.0)
+            .push_bind(k)
+            .push_bind(Metadata::index_text(v));
+    });
+    b.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+#[async_trait]
+impl OrganizationStore for PgStore {
+    async fn insert_organization(&self, org: &Organization) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut b = QueryBuilder::new(format!(
+            "INSERT INTO organizations ({ORG_COLUMNS}) VALUES ("
+        ));
+        push_org_values(&mut b, org);
+        b.push(")");
+        b.build().execute(&mut *tx).await.map_err(map_err)?;
+        write_metadata(&mut tx, org, false).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_organization(&self, id: OrganizationId) -> StoreResult<Organization> {
+        let row = sqlx::query(&format!(
+            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"
+        ))
+        .bind(id.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        org_from_row(&row).map_err(StoreError::other)
+    }
+
+    async fn update_organization(
+        &self,
+        org: &Organization,
+        expected_version: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // A row update from the full column list: (cols) = ROW(values).
+        let mut b = QueryBuilder::new(format!("UPDATE organizations SET ({ORG_COLUMNS}) = ROW("));
+        push_org_values(&mut b, org);
+        b.push(") WHERE id = ").push_bind(org.id.0);
+        b.push(" AND version = ").push_bind(expected_version);
+        let done = b.build().execute(&mut *tx).await.map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            let exists = sqlx::query("SELECT 1 FROM organizations WHERE id = $1")
+                .bind(org.id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            return Err(if exists.is_some() {
+                StoreError::VersionMismatch
+            } else {
+                StoreError::NotFound
+            });
+        }
+        write_metadata(&mut tx, org, true).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_organizations(&self, q: &OrganizationQuery) -> StoreResult<Vec<Organization>> {
+        let mut b = QueryBuilder::new(format!(
+            "SELECT {ORG_COLUMNS} FROM organizations o WHERE TRUE"
+        ));
+        match q.status {
+            Some(StatusFilter::Deleted) => {
+                b.push(" AND o.deleted_at IS NOT NULL");
+            }
+            Some(StatusFilter::Is(s)) => {
+                b.push(" AND o.status = ").push_bind(s.as_str());
+                if !q.include_deleted {
+                    b.push(" AND o.deleted_at IS NULL");
+                }
+            }
+            None if !q.include_deleted => {
+                b.push(" AND o.deleted_at IS NULL");
+            }
+            None => {}
+        }
+        if let Some(t) = q.org_type {
+            b.push(" AND o.org_type = ").push_bind(t.as_str());
+        }
+        if let Some(p) = q.parent_id {
+            b.push(" AND o.parent_id = ").push_bind(p.0);
+        }
+        if let Some(e) = &q.external_account_id {
+            b.push(" AND o.external_account_id = ").push_bind(e.clone());
+        }
+        if let Some(text) = &q.q {
+            let pattern = format!("%{}%", like_escape(text));
+            b.push(" AND (o.name ILIKE ").push_bind(pattern.clone());
+            b.push(" ESCAPE '\\' OR o.slug ILIKE ").push_bind(pattern);
+            b.push(" ESCAPE '\\')");
+        }
+        for (k, v) in &q.metadata {
+            b.push(" AND o.id IN (SELECT organization_id FROM organization_metadata WHERE key = ");
+            b.push_bind(k.clone())
+                .push(" AND value = ")
+                .push_bind(v.clone())
+                .push(")");
+        }
+        if let Some(before) = q.before {
+            b.push(" AND o.id < ").push_bind(before.0);
+        }
+        b.push(" ORDER BY o.id DESC LIMIT ")
+            .push_bind(q.limit as i64);
+        let rows = b.build().fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter()
+            .map(org_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::other)
+    }
+
+    async fn count_children(&self, id: OrganizationId) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM organizations WHERE parent_id = $1")
+            .bind(id.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(n as u64)
+    }
+}
+
+const KEY_COLUMNS: &str =
+    "id, name, kind, organization_id, roles, prefix, secret_hash, created_at, revoked_at";
+
+fn key_from_row(r: &PgRow) -> Result<ApiKey, sqlx::Error> {
+    let kind: String = r.try_get("kind")?;
+    Ok(ApiKey {
+        id: ApiKeyId(r.try_get("id")?),
+        name: r.try_get("name")?,
+        kind: KeyKind::parse(&kind).ok_or_else(|| bad("key kind", &kind))?,
+        organization_id: r
+            .try_get::<Option<Uuid>, _>("organization_id")?
+            .map(OrganizationId),
+        roles: r.try_get::<Json<Vec<i64>>, _>("roles")?.0,
+        prefix: r.try_get("prefix")?,
+        hash: SecretHash::from_stored(r.try_get("secret_hash")?),
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+impl PgStore {
+    async fn insert_key(&self, k: &ApiKey, bootstrap: bool) -> StoreResult<u64> {
+        let sql = if bootstrap {
+            "INSERT INTO api_keys (id, name, kind, organization_id, roles, prefix, secret_hash, \
+             created_at, revoked_at, bootstrap) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE) \
+             ON CONFLICT DO NOTHING"
+        } else {
+            "INSERT INTO api_keys (id, name, kind, organization_id, roles, prefix, secret_hash, \
+             created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        };
+        let done = sqlx::query(sql)
+            .bind(k.id.0)
+            .bind(&k.name)
+            .bind(k.kind.as_str())
+            .bind(k.organization_id.map(|o| o.0))
+            .bind(Json(&k.roles))
+            .bind(&k.prefix)
+            .bind(k.hash.as_str())
+            .bind(k.created_at)
+            .bind(k.revoked_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for PgStore {
+    async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        self.insert_key(key, false).await.map(|_| ())
+    }
+
+    async fn insert_bootstrap_key(&self, key: &ApiKey) -> StoreResult<bool> {
+        self.insert_key(key, true).await.map(|n| n == 1)
+    }
+
+    async fn find_api_key(&self, hash: &SecretHash) -> StoreResult<Option<ApiKey>> {
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = $1"
+        ))
+        .bind(hash.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(key_from_row)
+            .transpose()
+            .map_err(StoreError::other)
+    }
+
+    async fn get_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"))
+            .bind(id.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        key_from_row(&row).map_err(StoreError::other)
+    }
+
+    async fn list_api_keys(&self, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
+        let mut b = QueryBuilder::new(format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE TRUE"));
+        if let Some(k) = q.kind {
+            b.push(" AND kind = ").push_bind(k.as_str());
+        }
+        if let Some(o) = q.organization_id {
+            b.push(" AND organization_id = ").push_bind(o.0);
+        }
+        if !q.include_revoked {
+            b.push(" AND revoked_at IS NULL");
+        }
+        b.push(" ORDER BY id");
+        let rows = b.build().fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter()
+            .map(key_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::other)
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> StoreResult<ApiKey> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // Platform keys are revoked one at a time (the lock), so two concurrent revocations
+        // cannot each see the other as the key that remains.
+        sqlx::query("SELECT pg_advisory_xact_lock(7355608)")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(id.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let key = key_from_row(&row).map_err(StoreError::other)?;
+        if key.revoked_at.is_some() {
+            return Ok(key);
+        }
+        if key.kind == KeyKind::Platform {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM api_keys WHERE kind = 'platform' \
+                 AND revoked_at IS NULL AND id <> $1",
+            )
+            .bind(id.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if others == 0 {
+                return Err(StoreError::Conflict {
+                    constraint: "last_platform_key",
+                });
+            }
+        }
+        sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1")
+            .bind(id.0)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(ApiKey {
+            revoked_at: Some(at),
+            ..key
+        })
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+}

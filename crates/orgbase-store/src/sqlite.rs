@@ -1,0 +1,784 @@
+//! The embedded SQLite store.
+//!
+//! Durability: every connection runs in WAL mode with `synchronous=FULL`, so a write is on disk
+//! before it is acknowledged. SQLite allows one writer at a time; rather than a pool of writers
+//! taking turns on its lock (each paying its own fsync, the losers sleeping in `busy_timeout`),
+//! writes go to one writer thread that runs every write queued at that moment in a single
+//! transaction, each inside its own savepoint, and commits them together: one fsync for the batch
+//! (group commit). A write whose own statements fail is rolled back to its savepoint alone.
+//! Reads run on a small pool of read-only connections off the async threads.
+//!
+//! `WriteMode::Pool` keeps the pool-of-writers design, for the benchmark that compares the two.
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use orgbase_domain::{
+    ApiKey, ApiKeyId, KeyKind, Metadata, OrgStatus, OrgType, Organization, OrganizationId,
+    Preferences, SecretHash, Sms, UserId,
+};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::{
+    ApiKeyStore, KeyQuery, OrganizationQuery, OrganizationStore, StatusFilter, Store, StoreError,
+    StoreResult,
+};
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+const READERS: usize = 4;
+/// Upper bound on the writes one transaction takes, so one fsync never waits on an endless queue.
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// One writer thread, queued writes committed together.
+    #[default]
+    GroupCommit,
+    /// Each write in its own transaction on any pooled connection (for comparison).
+    Pool,
+}
+
+impl WriteMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "group" | "group-commit" => Some(Self::GroupCommit),
+            "pool" => Some(Self::Pool),
+            _ => None,
+        }
+    }
+}
+
+/// A write: runs its statements, answers whether they succeeded, and hands back what to do once
+/// the transaction's fate is known.
+/// `None` means the job cannot run (the transaction could not begin): it only reports back.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
+type Finish = Box<dyn FnOnce(Option<StoreError>) + Send>;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    mode: WriteMode,
+    writer: Option<mpsc::UnboundedSender<Job>>,
+    readers: Arc<ConnPool>,
+}
+
+struct ConnPool {
+    conns: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file and applies its migrations.
+    pub async fn open(path: &str, mode: WriteMode) -> StoreResult<Self> {
+        if path.is_empty() || path == ":memory:" {
+            return Err(StoreError::msg(
+                "an in-memory SQLite database is not supported: give a file path",
+            ));
+        }
+        let path = PathBuf::from(path);
+        let p = path.clone();
+        let writer_conn = tokio::task::spawn_blocking(move || -> rusqlite::Result<Connection> {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let mut conn = open_conn(&p, false)?;
+            migrate(&mut conn)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(StoreError::other)?
+        .map_err(StoreError::other)?;
+
+        let mut conns = Vec::new();
+        // In pool mode every connection writes; in group-commit mode readers are read-only.
+        let read_only = mode == WriteMode::GroupCommit;
+        for _ in 0..READERS {
+            conns.push(open_conn(&path, read_only).map_err(StoreError::other)?);
+        }
+        let readers = Arc::new(ConnPool {
+            conns: Mutex::new(conns),
+            permits: Semaphore::new(READERS),
+        });
+
+        let writer = match mode {
+            WriteMode::GroupCommit => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                std::thread::Builder::new()
+                    .name("sqlite-writer".into())
+                    .spawn(move || writer_loop(writer_conn, rx))
+                    .map_err(StoreError::other)?;
+                Some(tx)
+            }
+            WriteMode::Pool => None,
+        };
+        Ok(Self {
+            path,
+            mode,
+            writer,
+            readers,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn write_mode(&self) -> WriteMode {
+        self.mode
+    }
+
+    /// Runs `f` on a pooled connection, off the async threads.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        let _permit = pool.permits.acquire().await.map_err(StoreError::other)?;
+        let conn = pool
+            .conns
+            .lock()
+            .expect("pool lock")
+            .pop()
+            .expect("a permit means a connection");
+        let (conn, out) = tokio::task::spawn_blocking(move || {
+            let out = std::panic::catch_unwind(AssertUnwindSafe(|| f(&conn)))
+                .unwrap_or_else(|_| Err(StoreError::msg("panic in a database read")));
+            (conn, out)
+        })
+        .await
+        .map_err(StoreError::other)?;
+        pool.conns.lock().expect("pool lock").push(conn);
+        out
+    }
+
+    /// Runs `f` in a write transaction and answers once it is durable.
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => {
+                let (tx, rx) = oneshot::channel::<StoreResult<T>>();
+                let job: Job = Box::new(move |conn| {
+                    let out = match conn {
+                        Some(conn) => std::panic::catch_unwind(AssertUnwindSafe(|| f(conn)))
+                            .unwrap_or_else(|_| Err(StoreError::msg("panic in a database write"))),
+                        None => Err(StoreError::msg("the write did not run")),
+                    };
+                    let ok = out.is_ok();
+                    let finish: Finish = Box::new(move |commit_err| {
+                        let _ = tx.send(match commit_err {
+                            Some(e) => Err(e),
+                            None => out,
+                        });
+                    });
+                    (ok, finish)
+                });
+                writer
+                    .send(job)
+                    .map_err(|_| StoreError::msg("the SQLite writer has stopped"))?;
+                rx.await
+                    .map_err(|_| StoreError::msg("the SQLite writer dropped a write"))?
+            }
+            None => {
+                self.read(move |conn| {
+                    conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
+                    match f(conn) {
+                        Ok(v) => match conn.execute_batch("COMMIT") {
+                            Ok(()) => Ok(v),
+                            Err(e) => {
+                                let _ = conn.execute_batch("ROLLBACK");
+                                Err(map_err(e))
+                            }
+                        },
+                        Err(e) => {
+                            let _ = conn.execute_batch("ROLLBACK");
+                            Err(e)
+                        }
+                    }
+                })
+                .await
+            }
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = Vec::with_capacity(16);
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "sqlite writer could not begin a transaction");
+            for job in batch {
+                let (_, finish) = job(None);
+                finish(Some(map_err(clone_err(&e))));
+            }
+            continue;
+        }
+        let mut finishes = Vec::with_capacity(batch.len());
+        for job in batch {
+            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+                tracing::error!(error = %e, "sqlite writer could not open a savepoint");
+            }
+            let (ok, finish) = job(Some(&conn));
+            let end = if ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(e) = conn.execute_batch(end) {
+                tracing::error!(error = %e, "sqlite writer could not close a savepoint");
+            }
+            finishes.push(finish);
+        }
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => finishes.into_iter().for_each(|f| f(None)),
+            Err(e) => {
+                tracing::error!(error = %e, "sqlite group commit failed");
+                let _ = conn.execute_batch("ROLLBACK");
+                for f in finishes {
+                    f(Some(map_err(clone_err(&e))));
+                }
+            }
+        }
+    }
+}
+
+fn clone_err(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, msg) => {
+            rusqlite::Error::SqliteFailure(*code, msg.clone())
+        }
+        other => rusqlite::Error::ToSqlConversionFailure(other.to_string().into()),
+    }
+}
+
+/// Maps SQLite's errors onto ours, naming constraint violations in one place.
+fn map_err(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+        rusqlite::Error::SqliteFailure(f, Some(msg))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            let constraint = if msg.contains("organizations.slug") {
+                "organization_slug"
+            } else if msg.contains("api_keys.secret_hash") {
+                "api_key_hash"
+            } else if msg.contains("api_keys.bootstrap") {
+                "bootstrap_key"
+            } else if msg.contains("FOREIGN KEY") {
+                "foreign_key"
+            } else {
+                return StoreError::other(e);
+            };
+            StoreError::Conflict { constraint }
+        }
+        _ => StoreError::other(e),
+    }
+}
+
+fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+        })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn parse_uuid(s: &str) -> rusqlite::Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn bad_value(what: &str, v: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("unexpected {what} {v:?}").into(),
+    )
+}
+
+const ORG_COLUMNS: &str = "id, name, slug, country_code, avatar_url, status, status_reason, \
+    org_type, parent_id, owner_id, product_plan_id, offered_product_plan_id, sms_enabled, \
+    sms_brand_id, sms_campaign_id, premium, external_account_id, external_billing_id, kyc_level, \
+    placement_group, billing_overdue, rate_limit, entitlements, preferences, metadata, \
+    created_at, updated_at, deleted_at, version";
+
+fn org_from_row(r: &Row<'_>) -> rusqlite::Result<Organization> {
+    let status: String = r.get(5)?;
+    let org_type: String = r.get(7)?;
+    let parent: Option<String> = r.get(8)?;
+    let owner: Option<String> = r.get(9)?;
+    let deleted: Option<String> = r.get(27)?;
+    Ok(Organization {
+        id: OrganizationId(parse_uuid(&r.get::<_, String>(0)?)?),
+        name: r.get(1)?,
+        slug: r.get(2)?,
+        country_code: r.get(3)?,
+        avatar_url: r.get(4)?,
+        status: OrgStatus::parse(&status).ok_or_else(|| bad_value("status", &status))?,
+        status_reason: r.get(6)?,
+        org_type: OrgType::parse(&org_type).ok_or_else(|| bad_value("type", &org_type))?,
+        parent_id: parent
+            .as_deref()
+            .map(parse_uuid)
+            .transpose()?
+            .map(OrganizationId),
+        owner: owner.as_deref().map(parse_uuid).transpose()?.map(UserId),
+        product_plan_id: r.get(10)?,
+        offered_product_plan_id: r.get(11)?,
+        sms: Sms {
+            enabled: r.get(12)?,
+            brand_id: r.get(13)?,
+            campaign_id: r.get(14)?,
+        },
+        premium: r.get(15)?,
+        external_account_id: r.get(16)?,
+        external_billing_id: r.get(17)?,
+        kyc_level: r.get(18)?,
+        placement_group: r.get(19)?,
+        billing_overdue: r.get(20)?,
+        rate_limit: r.get(21)?,
+        entitlements: parse_json(&r.get::<_, String>(22)?)?,
+        preferences: parse_json::<Preferences>(&r.get::<_, String>(23)?)?,
+        metadata: parse_json::<Metadata>(&r.get::<_, String>(24)?)?,
+        created_at: parse_ts(&r.get::<_, String>(25)?)?,
+        updated_at: parse_ts(&r.get::<_, String>(26)?)?,
+        deleted_at: deleted.as_deref().map(parse_ts).transpose()?,
+        version: r.get(28)?,
+    })
+}
+
+/// The organization's columns in `ORG_COLUMNS` order.
+fn org_values(o: &Organization) -> StoreResult<Vec<SqlValue>> {
+    let opt = |v: &Option<String>| v.clone().map(SqlValue::Text).unwrap_or(SqlValue::Null);
+    Ok(vec![
+        SqlValue::Text(o.id.to_string()),
+        SqlValue::Text(o.name.clone()),
+        SqlValue::Text(o.slug.clone()),
+        SqlValue::Text(o.country_code.clone()),
+        opt(&o.avatar_url),
+        SqlValue::Text(o.status.as_str().to_owned()),
+        opt(&o.status_reason),
+        SqlValue::Text(o.org_type.as_str().to_owned()),
+        opt(&o.parent_id.map(|p| p.to_string())),
+        opt(&o.owner.map(|p| p.to_string())),
+        SqlValue::Text(o.product_plan_id.clone()),
+        opt(&o.offered_product_plan_id),
+        SqlValue::Integer(o.sms.enabled as i64),
+        opt(&o.sms.brand_id),
+        opt(&o.sms.campaign_id),
+        SqlValue::Integer(o.premium as i64),
+        opt(&o.external_account_id),
+        opt(&o.external_billing_id),
+        SqlValue::Integer(o.kyc_level as i64),
+        SqlValue::Text(o.placement_group.clone()),
+        SqlValue::Integer(o.billing_overdue as i64),
+        SqlValue::Integer(o.rate_limit as i64),
+        SqlValue::Text(to_json(&o.entitlements)?),
+        SqlValue::Text(to_json(&o.preferences)?),
+        SqlValue::Text(to_json(&o.metadata)?),
+        SqlValue::Text(ts(&o.created_at)),
+        SqlValue::Text(ts(&o.updated_at)),
+        opt(&o.deleted_at.as_ref().map(ts)),
+        SqlValue::Integer(o.version),
+    ])
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(StoreError::other)
+}
+
+fn write_metadata(conn: &Connection, o: &Organization) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM organization_metadata WHERE organization_id = ?1")?
+        .execute([o.id.to_string()])?;
+    let mut ins = conn.prepare_cached(
+        "INSERT INTO organization_metadata (organization_id, key, value) VALUES (?1, ?2, ?3)",
+    )?;
+    for (k, v) in &o.metadata.0 {
+        ins.execute(params![o.id.to_string(), k, Metadata::index_text(v)])?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl OrganizationStore for SqliteStore {
+    async fn insert_organization(&self, org: &Organization) -> StoreResult<()> {
+        let org = org.clone();
+        let values = org_values(&org)?;
+        self.write(move |conn| {
+            let placeholders = (1..=values.len())
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>();
+            let sql = format!(
+                "INSERT INTO organizations ({ORG_COLUMNS}) VALUES ({})",
+                placeholders.join(", ")
+            );
+            conn.prepare_cached(&sql)
+                .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
+                .map_err(map_err)?;
+            if !org.metadata.0.is_empty() {
+                write_metadata(conn, &org).map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_organization(&self, id: OrganizationId) -> StoreResult<Organization> {
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {ORG_COLUMNS} FROM organizations WHERE id = ?1"
+            ))
+            .and_then(|mut s| s.query_row([id.to_string()], org_from_row))
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn update_organization(
+        &self,
+        org: &Organization,
+        expected_version: i64,
+    ) -> StoreResult<()> {
+        let org = org.clone();
+        let values = org_values(&org)?;
+        self.write(move |conn| {
+            let n = values.len();
+            // Every column but id (the first), then the id and the expected version.
+            let sets = ORG_COLUMNS
+                .split(", ")
+                .skip(1)
+                .enumerate()
+                .map(|(i, c)| format!("{} = ?{}", c.trim(), i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE organizations SET {sets} WHERE id = ?1 AND version = ?{}",
+                n + 1
+            );
+            let mut all = values;
+            all.push(SqlValue::Integer(expected_version));
+            let changed = conn
+                .prepare_cached(&sql)
+                .and_then(|mut s| s.execute(rusqlite::params_from_iter(all)))
+                .map_err(map_err)?;
+            if changed == 0 {
+                let exists: Option<i64> = conn
+                    .prepare_cached("SELECT version FROM organizations WHERE id = ?1")
+                    .and_then(|mut s| s.query_row([org.id.to_string()], |r| r.get(0)).optional())
+                    .map_err(map_err)?;
+                return Err(match exists {
+                    Some(_) => StoreError::VersionMismatch,
+                    None => StoreError::NotFound,
+                });
+            }
+            write_metadata(conn, &org).map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_organizations(&self, q: &OrganizationQuery) -> StoreResult<Vec<Organization>> {
+        let q = q.clone();
+        self.read(move |conn| {
+            let mut sql = format!("SELECT {ORG_COLUMNS} FROM organizations o WHERE 1 = 1");
+            let mut args: Vec<SqlValue> = Vec::new();
+            let mut arg = |sql: &mut String, clause: &str, v: SqlValue| {
+                args.push(v);
+                sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+            };
+            match q.status {
+                Some(StatusFilter::Deleted) => sql.push_str(" AND o.deleted_at IS NOT NULL"),
+                Some(StatusFilter::Is(s)) => {
+                    arg(
+                        &mut sql,
+                        " AND o.status = ?",
+                        SqlValue::Text(s.as_str().into()),
+                    );
+                    if !q.include_deleted {
+                        sql.push_str(" AND o.deleted_at IS NULL");
+                    }
+                }
+                None if !q.include_deleted => sql.push_str(" AND o.deleted_at IS NULL"),
+                None => {}
+            }
+            if let Some(t) = q.org_type {
+                arg(
+                    &mut sql,
+                    " AND o.org_type = ?",
+                    SqlValue::Text(t.as_str().into()),
+                );
+            }
+            if let Some(p) = q.parent_id {
+                arg(
+                    &mut sql,
+                    " AND o.parent_id = ?",
+                    SqlValue::Text(p.to_string()),
+                );
+            }
+            if let Some(e) = &q.external_account_id {
+                arg(
+                    &mut sql,
+                    " AND o.external_account_id = ?",
+                    SqlValue::Text(e.clone()),
+                );
+            }
+            if let Some(text) = &q.q {
+                // A quoted FTS5 phrase: with the trigram tokenizer, a case-insensitive substring.
+                let phrase = format!("\"{}\"", text.replace('"', "\"\""));
+                arg(
+                    &mut sql,
+                    " AND o.rowid IN (SELECT rowid FROM organizations_search \
+                     WHERE organizations_search MATCH ?)",
+                    SqlValue::Text(phrase),
+                );
+            }
+            for (k, v) in &q.metadata {
+                args.push(SqlValue::Text(k.clone()));
+                args.push(SqlValue::Text(v.clone()));
+                sql.push_str(&format!(
+                    " AND o.id IN (SELECT organization_id FROM organization_metadata \
+                     WHERE key = ?{} AND value = ?{})",
+                    args.len() - 1,
+                    args.len()
+                ));
+            }
+            if let Some(b) = q.before {
+                args.push(SqlValue::Text(b.to_string()));
+                sql.push_str(&format!(" AND o.id < ?{}", args.len()));
+            }
+            args.push(SqlValue::Integer(q.limit as i64));
+            sql.push_str(&format!(" ORDER BY o.id DESC LIMIT ?{}", args.len()));
+            let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args), org_from_row)
+                .map_err(map_err)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn count_children(&self, id: OrganizationId) -> StoreResult<u64> {
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT count(*) FROM organizations WHERE parent_id = ?1")
+                .and_then(|mut s| s.query_row([id.to_string()], |r| r.get::<_, i64>(0)))
+                .map(|n| n as u64)
+                .map_err(map_err)
+        })
+        .await
+    }
+}
+
+const KEY_COLUMNS: &str =
+    "id, name, kind, organization_id, roles, prefix, secret_hash, created_at, revoked_at";
+
+fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    let kind: String = r.get(2)?;
+    let org: Option<String> = r.get(3)?;
+    let revoked: Option<String> = r.get(8)?;
+    Ok(ApiKey {
+        id: ApiKeyId(parse_uuid(&r.get::<_, String>(0)?)?),
+        name: r.get(1)?,
+        kind: KeyKind::parse(&kind).ok_or_else(|| bad_value("key kind", &kind))?,
+        organization_id: org
+            .as_deref()
+            .map(parse_uuid)
+            .transpose()?
+            .map(OrganizationId),
+        roles: parse_json(&r.get::<_, String>(4)?)?,
+        prefix: r.get(5)?,
+        hash: SecretHash::from_stored(r.get(6)?),
+        created_at: parse_ts(&r.get::<_, String>(7)?)?,
+        revoked_at: revoked.as_deref().map(parse_ts).transpose()?,
+    })
+}
+
+fn insert_key(conn: &Connection, k: &ApiKey, bootstrap: bool) -> StoreResult<usize> {
+    let sql = if bootstrap {
+        "INSERT INTO api_keys (id, name, kind, organization_id, roles, prefix, secret_hash, \
+         created_at, revoked_at, bootstrap) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1) \
+         ON CONFLICT DO NOTHING"
+    } else {
+        "INSERT INTO api_keys (id, name, kind, organization_id, roles, prefix, secret_hash, \
+         created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    };
+    conn.prepare_cached(sql)
+        .and_then(|mut s| {
+            s.execute(params![
+                k.id.to_string(),
+                k.name,
+                k.kind.as_str(),
+                k.organization_id.map(|o| o.to_string()),
+                serde_json::to_string(&k.roles).unwrap_or_else(|_| "[]".into()),
+                k.prefix,
+                k.hash.as_str(),
+                ts(&k.created_at),
+                k.revoked_at.as_ref().map(ts),
+            ])
+        })
+        .map_err(map_err)
+}
+
+#[async_trait]
+impl ApiKeyStore for SqliteStore {
+    async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        let key = key.clone();
+        self.write(move |conn| insert_key(conn, &key, false).map(|_| ()))
+            .await
+    }
+
+    async fn insert_bootstrap_key(&self, key: &ApiKey) -> StoreResult<bool> {
+        let key = key.clone();
+        self.write(move |conn| insert_key(conn, &key, true).map(|n| n == 1))
+            .await
+    }
+
+    async fn find_api_key(&self, hash: &SecretHash) -> StoreResult<Option<ApiKey>> {
+        let hash = hash.as_str().to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?1"
+            ))
+            .and_then(|mut s| s.query_row([hash], key_from_row).optional())
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn get_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
+        self.read(move |conn| {
+            conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))
+                .and_then(|mut s| s.query_row([id.to_string()], key_from_row))
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
+        let q = q.clone();
+        self.read(move |conn| {
+            let mut sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE 1 = 1");
+            let mut args: Vec<SqlValue> = Vec::new();
+            if let Some(k) = q.kind {
+                args.push(SqlValue::Text(k.as_str().into()));
+                sql.push_str(&format!(" AND kind = ?{}", args.len()));
+            }
+            if let Some(o) = q.organization_id {
+                args.push(SqlValue::Text(o.to_string()));
+                sql.push_str(&format!(" AND organization_id = ?{}", args.len()));
+            }
+            if !q.include_revoked {
+                sql.push_str(" AND revoked_at IS NULL");
+            }
+            sql.push_str(" ORDER BY id");
+            let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args), key_from_row)
+                .map_err(map_err)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> StoreResult<ApiKey> {
+        self.write(move |conn| {
+            let key = conn
+                .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))
+                .and_then(|mut s| s.query_row([id.to_string()], key_from_row))
+                .map_err(map_err)?;
+            if key.revoked_at.is_some() {
+                return Ok(key);
+            }
+            if key.kind == KeyKind::Platform {
+                let others: i64 = conn
+                    .prepare_cached(
+                        "SELECT count(*) FROM api_keys WHERE kind = 'platform' \
+                         AND revoked_at IS NULL AND id <> ?1",
+                    )
+                    .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)))
+                    .map_err(map_err)?;
+                if others == 0 {
+                    return Err(StoreError::Conflict {
+                        constraint: "last_platform_key",
+                    });
+                }
+            }
+            conn.prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![id.to_string(), ts(&at)]))
+                .map_err(map_err)?;
+            Ok(ApiKey {
+                revoked_at: Some(at),
+                ..key
+            })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
+            .await
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}

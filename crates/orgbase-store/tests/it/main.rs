@@ -1,0 +1,55 @@
+//! The storage conformance suite: the same tests against every implementation. SQLite always (in
+//! both write modes); PostgreSQL when `TEST_DATABASE_URL` is set, on a fresh database per test.
+
+mod keys;
+mod organizations;
+
+use orgbase_store::sqlite::WriteMode;
+use orgbase_store::testing::{self, TestDb};
+
+/// Generates one test per store for each listed test function `async fn(TestDb)`.
+#[macro_export]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::sqlite_db().await).await;
+                }
+            )*
+        }
+        mod sqlite_pool_writers {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::sqlite_pool_db().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::postgres_db().await else {
+                        eprintln!("skipped: TEST_DATABASE_URL is not set");
+                        return;
+                    };
+                    super::$name(db).await;
+                }
+            )*
+        }
+    };
+}
+
+pub async fn sqlite_db() -> TestDb {
+    testing::sqlite().await
+}
+
+pub async fn sqlite_pool_db() -> TestDb {
+    testing::sqlite_with(WriteMode::Pool).await
+}
+
+pub async fn postgres_db() -> Option<TestDb> {
+    testing::postgres().await
+}

@@ -1,0 +1,405 @@
+use chrono::Duration;
+use orgbase_domain::{
+    now, CountryCode, NewOrganization, OrgName, OrgStatus, OrgType, Organization, OrganizationId,
+    OrganizationPatch, Slug,
+};
+use orgbase_store::testing::TestDb;
+use orgbase_store::{OrganizationQuery, StatusFilter, StoreError};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+pub fn new_org(name: &str, slug: &str) -> Organization {
+    NewOrganization {
+        name: OrgName::parse("name", name).unwrap(),
+        slug: None,
+        country_code: CountryCode::parse("countryCode", "US").unwrap(),
+        org_type: OrgType::Normal,
+        parent_id: None,
+        owner: None,
+        rest: OrganizationPatch::default(),
+    }
+    .build(
+        OrganizationId::new(),
+        Slug::parse("slug", slug).unwrap(),
+        now(),
+    )
+    .unwrap()
+}
+
+fn q(limit: u32) -> OrganizationQuery {
+    OrganizationQuery {
+        limit,
+        ..Default::default()
+    }
+}
+
+async fn insert_then_get_round_trips_every_field(db: TestDb) {
+    let s = &db.store;
+    let mut o = new_org("Acme", "acme");
+    o.avatar_url = Some("https://example.com/a.png".into());
+    o.status = OrgStatus::Suspended;
+    o.status_reason = Some("fraud".into());
+    o.sms.enabled = true;
+    o.sms.brand_id = Some("B1".into());
+    o.sms.campaign_id = Some("C1".into());
+    o.premium = true;
+    o.external_account_id = Some("AC_1".into());
+    o.external_billing_id = Some("BILL_1".into());
+    o.kyc_level = 2;
+    o.placement_group = "dedicated".into();
+    o.billing_overdue = true;
+    o.rate_limit = 42;
+    o.entitlements = vec!["voice".into(), "sms".into()];
+    o.preferences.use_platform_url = true;
+    o.preferences.recording_lifespan_days = Some(-1);
+    o.metadata.0.insert("tier".into(), Value::from("gold"));
+    o.metadata.0.insert("seats".into(), Value::from(5));
+    o.metadata.0.insert("vip".into(), Value::from(true));
+    o.offered_product_plan_id = Some("pro".into());
+    o.owner = Some(orgbase_domain::UserId::new());
+    s.insert_organization(&o).await.unwrap();
+    let back = s.get_organization(o.id).await.unwrap();
+    assert_eq!(back, o);
+}
+
+async fn unknown_ids_are_not_found(db: TestDb) {
+    let e = db
+        .store
+        .get_organization(OrganizationId::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::NotFound), "{e:?}");
+    let o = new_org("Ghost", "ghost");
+    let e = db.store.update_organization(&o, 1).await.unwrap_err();
+    assert!(matches!(e, StoreError::NotFound), "{e:?}");
+}
+
+async fn slugs_are_unique(db: TestDb) {
+    let s = &db.store;
+    s.insert_organization(&new_org("A", "same-slug"))
+        .await
+        .unwrap();
+    let e = s
+        .insert_organization(&new_org("B", "same-slug"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Conflict {
+                constraint: "organization_slug"
+            }
+        ),
+        "{e:?}"
+    );
+    // The failed insert left nothing behind.
+    assert_eq!(s.list_organizations(&q(10)).await.unwrap().len(), 1);
+}
+
+async fn a_failed_write_does_not_disturb_its_neighbours(db: TestDb) {
+    // Many concurrent inserts, some of them conflicting: with group commit they share
+    // transactions, and each must succeed or fail on its own.
+    let s = db.store.clone();
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let slug = if i % 3 == 0 {
+                "contested".to_owned()
+            } else {
+                format!("org-{i}")
+            };
+            s.insert_organization(&new_org(&format!("Org {i}"), &slug))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    let mut conflicts = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::Conflict {
+                constraint: "organization_slug",
+            }) => conflicts += 1,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(ok, 41);
+    assert_eq!(conflicts, 19);
+    assert_eq!(s.list_organizations(&q(100)).await.unwrap().len(), 41);
+}
+
+async fn updates_are_conditional_on_the_version(db: TestDb) {
+    let s = &db.store;
+    let o = new_org("Acme", "acme");
+    s.insert_organization(&o).await.unwrap();
+    let patch = OrganizationPatch {
+        name: Some(OrgName::parse("name", "Acme 2").unwrap()),
+        ..Default::default()
+    };
+    let o2 = patch.apply(&o, now()).unwrap();
+    assert_eq!(o2.version, 2);
+    s.update_organization(&o2, 1).await.unwrap();
+    // A second writer based on version 1 loses.
+    let e = s.update_organization(&o2, 1).await.unwrap_err();
+    assert!(matches!(e, StoreError::VersionMismatch), "{e:?}");
+    assert_eq!(s.get_organization(o.id).await.unwrap(), o2);
+}
+
+async fn an_update_cannot_take_a_used_slug(db: TestDb) {
+    let s = &db.store;
+    s.insert_organization(&new_org("A", "taken")).await.unwrap();
+    let b = new_org("B", "free");
+    s.insert_organization(&b).await.unwrap();
+    let mut b2 = b.clone();
+    b2.slug = "taken".into();
+    b2.version = 2;
+    let e = s.update_organization(&b2, 1).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Conflict {
+                constraint: "organization_slug"
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(s.get_organization(b.id).await.unwrap(), b);
+}
+
+async fn lists_page_newest_first(db: TestDb) {
+    let s = &db.store;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let o = new_org(&format!("Org {i}"), &format!("org-{i}"));
+        ids.push(o.id);
+        s.insert_organization(&o).await.unwrap();
+    }
+    ids.reverse();
+    let page1 = s.list_organizations(&q(3)).await.unwrap();
+    assert_eq!(page1.iter().map(|o| o.id).collect::<Vec<_>>(), ids[..3]);
+    let page2 = s
+        .list_organizations(&OrganizationQuery {
+            before: Some(page1[2].id),
+            ..q(3)
+        })
+        .await
+        .unwrap();
+    assert_eq!(page2.iter().map(|o| o.id).collect::<Vec<_>>(), ids[3..6]);
+    let page3 = s
+        .list_organizations(&OrganizationQuery {
+            before: Some(page2[2].id),
+            ..q(3)
+        })
+        .await
+        .unwrap();
+    assert_eq!(page3.iter().map(|o| o.id).collect::<Vec<_>>(), ids[6..]);
+}
+
+async fn lists_filter_by_every_field(db: TestDb) {
+    let s = &db.store;
+    let mut partner = new_org("Big Partner", "big-partner");
+    partner.org_type = OrgType::Partner;
+    s.insert_organization(&partner).await.unwrap();
+    let mut child = new_org("Child Co", "child-co");
+    child.parent_id = Some(partner.id);
+    child.external_account_id = Some("AC_77".into());
+    child.metadata.0.insert("tier".into(), Value::from("gold"));
+    child.metadata.0.insert("seats".into(), Value::from(5));
+    s.insert_organization(&child).await.unwrap();
+    let mut off = new_org("Sleepy Inc", "sleepy");
+    off.status = OrgStatus::Inactive;
+    off.metadata.0.insert("tier".into(), Value::from("silver"));
+    s.insert_organization(&off).await.unwrap();
+    let mut gone = new_org("Gone Ltd", "gone-ltd");
+    gone.deleted_at = Some(now());
+    s.insert_organization(&gone).await.unwrap();
+
+    let names = |v: Vec<Organization>| {
+        let mut n: Vec<String> = v.into_iter().map(|o| o.name).collect();
+        n.sort();
+        n
+    };
+    let all = s.list_organizations(&q(50)).await.unwrap();
+    assert_eq!(names(all), ["Big Partner", "Child Co", "Sleepy Inc"]);
+    let with_deleted = s
+        .list_organizations(&OrganizationQuery {
+            include_deleted: true,
+            ..q(50)
+        })
+        .await
+        .unwrap();
+    assert_eq!(with_deleted.len(), 4);
+    let deleted = s
+        .list_organizations(&OrganizationQuery {
+            status: Some(StatusFilter::Deleted),
+            ..q(50)
+        })
+        .await
+        .unwrap();
+    assert_eq!(names(deleted), ["Gone Ltd"]);
+    let inactive = s
+        .list_organizations(&OrganizationQuery {
+            status: Some(StatusFilter::Is(OrgStatus::Inactive)),
+            ..q(50)
+        })
+        .await
+        .unwrap();
+    assert_eq!(names(inactive), ["Sleepy Inc"]);
+    let partners = s
+        .list_organizations(&OrganizationQuery {
+            org_type: Some(OrgType::Partner),
+            ..q(50)
+        })
+        .await
+        .unwrap();
+    assert_eq!(names(partners), ["Big Partner"]);
+    let children = s
+        .list_organizations(&OrganizationQuery {
+            parent_id: Some(partner.id),
+            ..q(50)
+        })
+        .await
+        .unwrap();
+    assert_eq!(names(children), ["Child Co"]);
+    let ext = s
+        .list_organizations(&OrganizationQuery {
+            external_account_id: Some("AC_77".into()),
+            ..q(50)
+        })
+        .await
+        .unwrap();
+    assert_eq!(names(ext), ["Child Co"]);
+    for (text, expect) in [
+        ("CHILD", vec!["Child Co"]),
+        ("eep", vec!["Sleepy Inc"]),
+        ("g-part", vec!["Big Partner"]),
+        ("100%", vec![]),
+        ("o_x", vec![]),
+    ] {
+        let found = s
+            .list_organizations(&OrganizationQuery {
+                q: Some(text.into()),
+                ..q(50)
+            })
+            .await
+            .unwrap();
+        assert_eq!(names(found), expect, "q={text}");
+    }
+    let gold = s
+        .list_organizations(&OrganizationQuery {
+            metadata: vec![("tier".into(), "gold".into())],
+            ..q(50)
+        })
+        .await
+        .unwrap();
+    assert_eq!(names(gold), ["Child Co"]);
+    let both = s
+        .list_organizations(&OrganizationQuery {
+            metadata: vec![("tier".into(), "gold".into()), ("seats".into(), "5".into())],
+            ..q(50)
+        })
+        .await
+        .unwrap();
+    assert_eq!(names(both), ["Child Co"]);
+    let none = s
+        .list_organizations(&OrganizationQuery {
+            metadata: vec![("tier".into(), "gold".into()), ("seats".into(), "6".into())],
+            ..q(50)
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(s.count_children(partner.id).await.unwrap(), 1);
+}
+
+async fn search_follows_renames_and_metadata_follows_updates(db: TestDb) {
+    let s = &db.store;
+    let o = new_org("Alpha Works", "alpha-works");
+    s.insert_organization(&o).await.unwrap();
+    let mut meta = BTreeMap::new();
+    meta.insert("tier".to_owned(), Some(Value::from("gold")));
+    let o2 = OrganizationPatch {
+        name: Some(OrgName::parse("name", "Omega Works").unwrap()),
+        metadata: Some(meta),
+        ..Default::default()
+    }
+    .apply(&o, now())
+    .unwrap();
+    s.update_organization(&o2, 1).await.unwrap();
+    let find = |t: &str| OrganizationQuery {
+        q: Some(t.into()),
+        ..q(10)
+    };
+    assert!(s
+        .list_organizations(&find("Alpha W"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.list_organizations(&find("omega")).await.unwrap().len(), 1);
+    let gold = OrganizationQuery {
+        metadata: vec![("tier".into(), "gold".into())],
+        ..q(10)
+    };
+    assert_eq!(s.list_organizations(&gold).await.unwrap().len(), 1);
+    let mut rm = BTreeMap::new();
+    rm.insert("tier".to_owned(), None);
+    let o3 = OrganizationPatch {
+        metadata: Some(rm),
+        ..Default::default()
+    }
+    .apply(&o2, now())
+    .unwrap();
+    s.update_organization(&o3, 2).await.unwrap();
+    assert!(s.list_organizations(&gold).await.unwrap().is_empty());
+}
+
+async fn soft_delete_keeps_the_row_and_restore_brings_back_the_status(db: TestDb) {
+    let s = &db.store;
+    let mut o = new_org("Acme", "acme");
+    o.status = OrgStatus::Suspended;
+    o.status_reason = Some("fraud".into());
+    s.insert_organization(&o).await.unwrap();
+    let mut d = o.clone();
+    d.deleted_at = Some(now() + Duration::seconds(1));
+    d.version = 2;
+    s.update_organization(&d, 1).await.unwrap();
+    assert!(s.get_organization(o.id).await.unwrap().is_deleted());
+    assert!(s.list_organizations(&q(10)).await.unwrap().is_empty());
+    let mut r = d.clone();
+    r.deleted_at = None;
+    r.version = 3;
+    s.update_organization(&r, 2).await.unwrap();
+    let back = s.get_organization(o.id).await.unwrap();
+    assert_eq!(back.status, OrgStatus::Suspended);
+    assert!(!back.is_deleted());
+}
+
+async fn a_parent_must_exist(db: TestDb) {
+    let mut o = new_org("Orphan", "orphan");
+    o.parent_id = Some(OrganizationId::new());
+    let e = db.store.insert_organization(&o).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Conflict {
+                constraint: "foreign_key"
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+crate::conformance!(
+    insert_then_get_round_trips_every_field,
+    unknown_ids_are_not_found,
+    slugs_are_unique,
+    a_failed_write_does_not_disturb_its_neighbours,
+    updates_are_conditional_on_the_version,
+    an_update_cannot_take_a_used_slug,
+    lists_page_newest_first,
+    lists_filter_by_every_field,
+    search_follows_renames_and_metadata_follows_updates,
+    soft_delete_keeps_the_row_and_restore_brings_back_the_status,
+    a_parent_must_exist,
+);

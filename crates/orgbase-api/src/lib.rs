@@ -1,1 +1,249 @@
+//! Orgbase's HTTP surfaces. Today the native API (`native`); the partner settings and properties
+//! APIs join as their own adapters over the same services.
 #![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod context;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod native;
+pub mod service;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use orgbase_domain::{now, ApiKey, ApiKeyId, KeyKind, NewSecret};
+use orgbase_store::{DynStore, KeyQuery};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{problem_response, ApiError};
+use crate::metrics::Metrics;
+use crate::native::{api_keys, ops, organizations};
+
+/// What the HTTP layer needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            body_limit: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub config: Arc<ApiConfig>,
+    pub metrics: Arc<Metrics>,
+    pub openapi_json: Arc<String>,
+}
+
+impl AppState {
+    pub fn new(store: DynStore, config: ApiConfig) -> Self {
+        Self {
+            store,
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::new()),
+            openapi_json: Arc::new(openapi_json()),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Orgbase",
+        description = "Organization management for SaaS platforms: organizations, their people and \
+            roles, plans and billing, a prepaid wallet, and partners. Errors are RFC 9457 problem \
+            details (`application/problem+json`) with a stable `code`.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "Organizations", description = "Organizations, natively"),
+        (name = "Admin", description = "Platform-only routes"),
+        (name = "Operations", description = "Health, readiness, metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(organizations::create, organizations::list))
+        .routes(routes!(
+            organizations::get,
+            organizations::update,
+            organizations::delete
+        ))
+        .routes(routes!(organizations::restore))
+        .routes(routes!(api_keys::create, api_keys::list))
+        .routes(routes!(api_keys::revoke))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+}
+
+/// The OpenAPI 3.1 document, generated from the code.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+/// The OpenAPI document as committed in `openapi.json` (pretty, with a final newline).
+pub fn openapi_json() -> String {
+    let mut s = openapi()
+        .to_pretty_json()
+        .expect("OpenAPI document serializes");
+    s.push('\n');
+    s
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::Internal("panic".into()).into_response()
+}
+
+/// The whole application: routes, and the layers every request passes through.
+pub fn app(state: AppState) -> Router {
+    let (router, _) = api_router().split_for_parts();
+    let request_id = HeaderName::from_static("x-request-id");
+    router
+        .route("/openapi.json", axum::routing::get(ops::openapi_json))
+        .route("/docs", axum::routing::get(ops::docs))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit))
+        // Innermost first: a panic becomes a problem answer, then metrics, then the log line.
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    // The path only: a query string may carry a token.
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                })
+                .on_request(())
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(tower_http::LatencyUnit::Micros),
+                ),
+        )
+        .layer(axum::middleware::from_fn(context::scope))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves the app on an already-bound listener until `shutdown` is cancelled, then lets the
+/// requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// What the first start did about the platform key.
+#[derive(Debug)]
+pub enum Bootstrap {
+    /// A platform key existed already.
+    Existing,
+    /// `ORGBASE_BOOTSTRAP_KEY` became the first platform key.
+    FromConfig,
+    /// A new key was made; it must be shown once.
+    Generated(String),
+}
+
+/// Makes sure a platform key exists: the configured bootstrap key, or a new one to print once.
+/// Several nodes starting at once on one database bootstrap exactly one key.
+pub async fn ensure_platform_key(
+    store: &DynStore,
+    bootstrap: Option<&str>,
+) -> Result<Bootstrap, orgbase_store::StoreError> {
+    let existing = store
+        .list_api_keys(&KeyQuery {
+            kind: Some(KeyKind::Platform),
+            include_revoked: true,
+            ..Default::default()
+        })
+        .await?;
+    if !existing.is_empty() {
+        return Ok(Bootstrap::Existing);
+    }
+    let secret = match bootstrap {
+        Some(k) => NewSecret::from_plain(k.to_owned()),
+        None => NewSecret::generate(orgbase_domain::credential::API_KEY_PREFIX),
+    };
+    let key = ApiKey {
+        id: ApiKeyId::new(),
+        name: "bootstrap".into(),
+        kind: KeyKind::Platform,
+        organization_id: None,
+        roles: Vec::new(),
+        prefix: secret.prefix.clone(),
+        hash: secret.hash.clone(),
+        created_at: now(),
+        revoked_at: None,
+    };
+    if !store.insert_bootstrap_key(&key).await? {
+        return Ok(Bootstrap::Existing);
+    }
+    Ok(match bootstrap {
+        Some(_) => Bootstrap::FromConfig,
+        None => Bootstrap::Generated(secret.plain),
+    })
+}
+
+#[doc(hidden)]
+pub fn _problem(status: axum::http::StatusCode, code: &str, detail: String) -> Response {
+    problem_response(status, code, detail, Vec::new())
+}

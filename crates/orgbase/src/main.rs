@@ -1,1 +1,231 @@
-fn main() {}
+//! `orgbase`: the command line. It parses, loads the configuration and wires the parts together;
+//! everything else lives in the library crates.
+#![forbid(unsafe_code)]
+
+mod config;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use orgbase_api::{ApiConfig, AppState, Bootstrap};
+use orgbase_store::OpenOptions;
+use secrecy::ExposeSecret;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "orgbase",
+    version,
+    about = "Organization management for SaaS platforms"
+)]
+struct Cli {
+    /// Configuration file (default: ./orgbase.toml, if present).
+    #[arg(long, global = true, env = "ORGBASE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH (default sqlite://orgbase.db) or postgres://…
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (applies pending migrations first).
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it (once) on standard output.
+    Create {
+        /// A platform key: acts on everything.
+        #[arg(long, required = true)]
+        platform: bool,
+        /// A name to tell the key apart.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        print!("{}", orgbase_api::openapi_json());
+        return std::process::ExitCode::SUCCESS;
+    }
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let overrides = config::Overrides {
+        listen,
+        database_url: cli.database_url.clone(),
+    };
+    let config = match config::load(cli.config.as_deref(), overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("orgbase: invalid configuration:\n{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(config.json_logs);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("orgbase: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("orgbase: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn open_store(config: &config::Config) -> anyhow::Result<orgbase_store::DynStore> {
+    let options = OpenOptions {
+        pg_max_connections: config.pg_max_connections,
+        sqlite_write_mode: config.sqlite_write_mode,
+    };
+    orgbase_store::open(&config.database_url, &options)
+        .await
+        .with_context(|| format!("opening {}", config::redact_url(&config.database_url)))
+}
+
+async fn run(command: Command, config: config::Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { .. } => serve(config).await,
+        Command::Migrate => {
+            open_store(&config).await?;
+            eprintln!(
+                "orgbase: migrations applied to {}",
+                config::redact_url(&config.database_url)
+            );
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Create { platform: _, name },
+        } => {
+            let store = open_store(&config).await?;
+            let name = orgbase_domain::credential::parse_key_name("name", &name)
+                .map_err(|e| anyhow::anyhow!("--name {}", e.message))?;
+            let (key, plain) = orgbase_api::native::api_keys::new_platform_key(name);
+            store.insert_api_key(&key).await?;
+            eprintln!(
+                "orgbase: platform key {} created ({}); it is shown this once:",
+                key.id, key.prefix
+            );
+            println!("{plain}");
+            Ok(())
+        }
+        Command::Openapi => unreachable!("handled before configuration"),
+    }
+}
+
+async fn serve(config: config::Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let bootstrap = config
+        .bootstrap_key
+        .as_ref()
+        .map(|k| k.expose_secret().to_owned());
+    match orgbase_api::ensure_platform_key(&store, bootstrap.as_deref()).await? {
+        Bootstrap::Existing => {}
+        Bootstrap::FromConfig => {
+            tracing::info!("ORGBASE_BOOTSTRAP_KEY installed as the first platform key")
+        }
+        Bootstrap::Generated(key) => {
+            // Shown once, on standard output, away from the log stream.
+            println!(
+                "\nA platform key was made for this first start. It is shown this once; keep it:\n\n    {key}\n\nUse it as `Authorization: Bearer <key>`.\n"
+            );
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(on_signal(shutdown.clone()));
+    tracing::info!(
+        listen = %config.listen,
+        database = store.backend(),
+        public_url = %config.public_url,
+        "orgbase is serving"
+    );
+    let state = AppState::new(
+        store,
+        ApiConfig {
+            body_limit: config.body_limit,
+        },
+    );
+    orgbase_api::serve(listener, state, shutdown)
+        .await
+        .context("serving")?;
+    tracing::info!("orgbase stopped");
+    Ok(())
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C: the server stops accepting and drains what is in flight.
+async fn on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: finishing requests in flight");
+    token.cancel();
+}

@@ -1,0 +1,202 @@
+//! The native API's error: RFC 9457 problem details with a stable `code`, the request id, and for
+//! validation every failing field at once. A 500 says nothing about its cause; the log does.
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use orgbase_domain::{FieldError, ValidationErrors};
+use orgbase_store::StoreError;
+use serde::Serialize;
+
+use crate::context;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("validation failed")]
+    Validation(ValidationErrors),
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("invalid body: {0}")]
+    InvalidBody(String),
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("payload too large")]
+    PayloadTooLarge { limit: usize },
+    #[error("unauthorized: {code}")]
+    Unauthorized {
+        code: &'static str,
+        detail: &'static str,
+    },
+    #[error("forbidden")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("conflict: {code}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("service unavailable")]
+    Unavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The problem document (RFC 9457) every native error is answered with.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code: `validation_failed`, `not_found`, `unauthorized`, …
+    pub code: String,
+    /// The request id, also in the `x-request-id` header: quote it when reporting a problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Every failing field, for `validation_failed`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl ApiError {
+    pub fn field(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self::Validation(ValidationErrors::single(field, code, message))
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::Internal(e.to_string())
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        use ApiError::*;
+        match self {
+            Validation(e) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                format!("{} field(s) failed validation: {e}", e.0.len()),
+            ),
+            MalformedJson(m) => (
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not valid JSON: {m}"),
+            ),
+            InvalidBody(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", m.clone()),
+            UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`".into(),
+            ),
+            PayloadTooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than the limit of {limit} bytes"),
+            ),
+            Unauthorized { code, detail } => (StatusCode::UNAUTHORIZED, code, (*detail).into()),
+            Forbidden(d) => (StatusCode::FORBIDDEN, "forbidden", (*d).into()),
+            NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such resource".into(),
+            ),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this resource does not answer that method".into(),
+            ),
+            Conflict { code, detail } => (StatusCode::CONFLICT, code, detail.clone()),
+            PreconditionFailed => (
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                "the resource has changed since the version given in If-Match".into(),
+            ),
+            Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the service cannot answer right now; try again".into(),
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "something went wrong on our side; quote the request id when reporting it".into(),
+            ),
+        }
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(e: ValidationErrors) -> Self {
+        Self::Validation(e)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::VersionMismatch => Self::PreconditionFailed,
+            StoreError::Conflict {
+                constraint: "organization_slug",
+            } => Self::Conflict {
+                code: "slug_taken",
+                detail: "another organization already uses this slug".into(),
+            },
+            StoreError::Conflict {
+                constraint: "last_platform_key",
+            } => Self::Conflict {
+                code: "last_platform_key",
+                detail: "this is the last active platform key; create another one first".into(),
+            },
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+pub fn problem_response(
+    status: StatusCode,
+    code: &str,
+    detail: String,
+    errors: Vec<FieldError>,
+) -> Response {
+    let problem = Problem {
+        kind: format!("urn:orgbase:problem:{code}"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail,
+        code: code.to_owned(),
+        request_id: context::request_id(),
+        errors,
+    };
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    res
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, detail) = self.parts();
+        match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(cause = %cause, "internal error");
+            }
+            ApiError::Unavailable => tracing::warn!("unavailable"),
+            _ => {}
+        }
+        let errors = match self {
+            ApiError::Validation(e) => e.0,
+            _ => Vec::new(),
+        };
+        let mut res = problem_response(status, code, detail, errors);
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}

@@ -1,0 +1,228 @@
+//! `/api/admin/api-keys`: platform keys, managed by the platform. The secret is in the answer to
+//! its creation and nowhere else, ever.
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::Json;
+use orgbase_domain::credential::{parse_key_name, API_KEY_PREFIX};
+use orgbase_domain::{now, ApiKey, ApiKeyId, KeyKind, NewSecret, ValidationErrors};
+use orgbase_store::KeyQuery;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::{PlatformAdmin, Principal};
+use crate::error::{ApiError, Problem};
+use crate::extract::{Field, JsonBody};
+use crate::native::organizations::rfc3339;
+use crate::AppState;
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default, rename_all = "camelCase")]
+pub struct CreateApiKey {
+    /// 1–100 characters, for people to tell keys apart.
+    #[schema(value_type = String, example = "billing sync")]
+    pub name: Field<String>,
+    /// `platform` (partner keys come with partner organizations).
+    #[schema(value_type = String, example = "platform")]
+    pub kind: Field<String>,
+    /// The partner organization, for a partner key.
+    #[schema(value_type = Option<Uuid>)]
+    pub organization_id: Field<String>,
+}
+
+/// A key as listed: never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyView {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: KeyKind,
+    pub organization_id: Option<Uuid>,
+    /// The first characters of the key, to recognise it.
+    pub prefix: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// A key just made: `key` is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedApiKey {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: KeyKind,
+    pub organization_id: Option<Uuid>,
+    pub prefix: String,
+    /// The secret. Store it now: it cannot be shown again.
+    pub key: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    pub data: Vec<ApiKeyView>,
+}
+
+impl From<ApiKey> for ApiKeyView {
+    fn from(k: ApiKey) -> Self {
+        Self {
+            id: k.id.0,
+            name: k.name,
+            kind: k.kind,
+            organization_id: k.organization_id.map(|o| o.0),
+            prefix: k.prefix,
+            created_at: rfc3339(&k.created_at),
+            revoked_at: k.revoked_at.as_ref().map(rfc3339),
+        }
+    }
+}
+
+/// Makes and stores a new platform key; answers it with its secret.
+pub async fn create_platform_key(
+    state: &AppState,
+    _admin: &PlatformAdmin,
+    name: String,
+) -> Result<CreatedApiKey, ApiError> {
+    let (key, plain) = new_platform_key(name);
+    state.store.insert_api_key(&key).await?;
+    Ok(CreatedApiKey {
+        id: key.id.0,
+        name: key.name,
+        kind: key.kind,
+        organization_id: None,
+        prefix: key.prefix,
+        key: plain,
+        created_at: rfc3339(&key.created_at),
+    })
+}
+
+/// A new platform key and its secret, not yet stored.
+pub fn new_platform_key(name: String) -> (ApiKey, String) {
+    let secret = NewSecret::generate(API_KEY_PREFIX);
+    let key = ApiKey {
+        id: ApiKeyId::new(),
+        name,
+        kind: KeyKind::Platform,
+        organization_id: None,
+        roles: Vec::new(),
+        prefix: secret.prefix.clone(),
+        hash: secret.hash.clone(),
+        created_at: now(),
+        revoked_at: None,
+    };
+    (key, secret.plain)
+}
+
+/// Create an API key (platform only).
+#[utoipa::path(
+    post, path = "/api/admin/api-keys", tag = "Admin",
+    request_body = CreateApiKey,
+    responses(
+        (status = 201, description = "Key created; `key` is shown this once", body = CreatedApiKey),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a platform credential", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    who: Principal,
+    JsonBody(body, mut errors): JsonBody<CreateApiKey>,
+) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
+    let admin = who.platform()?;
+    let name = body
+        .name
+        .required("name", &mut errors)
+        .and_then(|n| errors.check(parse_key_name("name", &n)));
+    match body.kind.required("kind", &mut errors).as_deref() {
+        Some("platform") | None => {}
+        Some("partner") => errors.add(
+            "kind",
+            "unsupported_value",
+            "partner keys are not available yet: create a platform key",
+        ),
+        Some(_) => errors.add("kind", "invalid_value", "must be platform or partner"),
+    }
+    if body
+        .organization_id
+        .optional("organizationId", &mut errors)
+        .is_some()
+    {
+        errors.add(
+            "organizationId",
+            "invalid_value",
+            "a platform key belongs to no organization",
+        );
+    }
+    errors.into_result()?;
+    let name = name.expect("validated");
+    let created = create_platform_key(&state, &admin, name).await?;
+    tracing::info!(key_id = %created.id, actor = %who.actor(), "platform key created");
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// List API keys (platform only), without their secrets.
+#[utoipa::path(
+    get, path = "/api/admin/api-keys", tag = "Admin",
+    params(("includeRevoked" = Option<bool>, Query, description = "Include revoked keys")),
+    responses(
+        (status = 200, description = "The keys", body = ApiKeyList),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a platform credential", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<ApiKeyList>, ApiError> {
+    who.platform()?;
+    let mut q = KeyQuery::default();
+    let mut e = ValidationErrors::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match (k.as_ref(), v.as_ref()) {
+            ("includeRevoked", "true") => q.include_revoked = true,
+            ("includeRevoked", "false") => q.include_revoked = false,
+            ("includeRevoked", _) => {
+                e.add("includeRevoked", "invalid_value", "must be true or false")
+            }
+            (other, _) => e.add(
+                other,
+                "unknown_parameter",
+                "is not a parameter of this list",
+            ),
+        }
+    }
+    e.into_result()?;
+    let keys = state.store.list_api_keys(&q).await?;
+    Ok(Json(ApiKeyList {
+        data: keys.into_iter().map(ApiKeyView::from).collect(),
+    }))
+}
+
+/// Revoke an API key at once (platform only). The last active platform key cannot be revoked.
+#[utoipa::path(
+    delete, path = "/api/admin/api-keys/{keyId}", tag = "Admin",
+    params(("keyId" = Uuid, Path)),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a platform credential", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The last active platform key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn revoke(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    who.platform()?;
+    let id: ApiKeyId = id.parse().map_err(|_| ApiError::NotFound)?;
+    let key = state.store.revoke_api_key(id, now()).await?;
+    tracing::info!(key_id = %key.id, actor = %who.actor(), "key revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

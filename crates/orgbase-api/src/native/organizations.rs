@@ -1,0 +1,691 @@
+//! `/api/organizations…`: the seed's organization routes and what a user of them needs next.
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, SecondsFormat, Utc};
+use orgbase_domain::{
+    parse_avatar_url, parse_entitlements, parse_external_id, parse_kyc_level,
+    parse_placement_group, parse_rate_limit, parse_recording_lifespan, parse_status_reason,
+    CountryCode, Metadata, NewOrganization, OrgName, OrgStatus, OrgType, Organization,
+    OrganizationId, OrganizationPatch, Slug, ValidationErrors,
+};
+use orgbase_store::{OrganizationQuery, StatusFilter};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, Problem};
+use crate::extract::{nested, Field, JsonBody};
+use crate::service::{self, etag, parse_etag, IfMatch};
+use crate::AppState;
+
+pub const DEFAULT_LIMIT: u32 = 20;
+pub const MAX_LIMIT: u32 = 100;
+
+/// An organization, as the native API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationView {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    /// ISO 3166-1 alpha-2.
+    pub country_code: String,
+    pub avatar_url: Option<String>,
+    /// `active`, `inactive`, `suspended`, or `deleted` (soft-deleted; only the platform sees it).
+    #[schema(example = "active")]
+    pub status: &'static str,
+    pub status_reason: Option<String>,
+    #[serde(rename = "type")]
+    pub org_type: OrgType,
+    pub parent_id: Option<Uuid>,
+    /// The owning user's id (set once people exist; null for organizations made by a key).
+    pub owner: Option<Uuid>,
+    pub product_plan_id: String,
+    pub offered_product_plan_id: Option<String>,
+    pub sms: SmsView,
+    pub premium: bool,
+    pub external_account_id: Option<String>,
+    pub external_billing_id: Option<String>,
+    pub kyc_level: i16,
+    pub placement_group: String,
+    pub billing_overdue: bool,
+    pub rate_limit: i32,
+    pub entitlements: Vec<String>,
+    pub preferences: PreferencesView,
+    #[schema(value_type = Object)]
+    pub metadata: BTreeMap<String, Value>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub deleted_at: Option<String>,
+    /// Increments on every change; also the `ETag`.
+    pub version: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SmsView {
+    pub enabled: bool,
+    pub brand_id: Option<String>,
+    pub campaign_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreferencesView {
+    pub use_platform_url: bool,
+    /// 1–1825, or -1 for no limit; null when never set.
+    pub recording_lifespan_days: Option<i32>,
+}
+
+pub fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl From<Organization> for OrganizationView {
+    fn from(o: Organization) -> Self {
+        Self {
+            id: o.id.0,
+            status: if o.is_deleted() {
+                "deleted"
+            } else {
+                o.status.as_str()
+            },
+            name: o.name,
+            slug: o.slug,
+            country_code: o.country_code,
+            avatar_url: o.avatar_url,
+            status_reason: o.status_reason,
+            org_type: o.org_type,
+            parent_id: o.parent_id.map(|p| p.0),
+            owner: o.owner.map(|u| u.0),
+            product_plan_id: o.product_plan_id,
+            offered_product_plan_id: o.offered_product_plan_id,
+            sms: SmsView {
+                enabled: o.sms.enabled,
+                brand_id: o.sms.brand_id,
+                campaign_id: o.sms.campaign_id,
+            },
+            premium: o.premium,
+            external_account_id: o.external_account_id,
+            external_billing_id: o.external_billing_id,
+            kyc_level: o.kyc_level,
+            placement_group: o.placement_group,
+            billing_overdue: o.billing_overdue,
+            rate_limit: o.rate_limit,
+            entitlements: o.entitlements,
+            preferences: PreferencesView {
+                use_platform_url: o.preferences.use_platform_url,
+                recording_lifespan_days: o.preferences.recording_lifespan_days,
+            },
+            metadata: o.metadata.0,
+            created_at: rfc3339(&o.created_at),
+            updated_at: rfc3339(&o.updated_at),
+            deleted_at: o.deleted_at.as_ref().map(rfc3339),
+            version: o.version,
+        }
+    }
+}
+
+/// The fields a client may write. On create, `name` and `countryCode` are required. Server-owned
+/// fields (`id`, `owner`, `version`, timestamps, plan and billing state) are not among them: a
+/// request naming one is refused as an unknown field.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OrganizationInput {
+    /// 1–100 characters after trimming.
+    #[schema(value_type = Option<String>, example = "My Organization")]
+    pub name: Field<String>,
+    /// ISO 3166-1 alpha-2.
+    #[schema(value_type = Option<String>, example = "US")]
+    pub country_code: Field<String>,
+    /// `[a-z0-9-]`, 3–48, unique; made from the name when not given.
+    #[schema(value_type = Option<String>, example = "my-organization")]
+    pub slug: Field<String>,
+    /// An `https` URL of at most 2048 characters, or null.
+    #[schema(value_type = Option<String>, example = "https://example.com/avatar.png")]
+    pub avatar_url: Field<String>,
+    /// `active`, `inactive` or `suspended` (a suspension needs `statusReason`).
+    #[schema(value_type = Option<String>, example = "active")]
+    pub status: Field<String>,
+    /// At most 500 characters.
+    #[schema(value_type = Option<String>, example = "Violation of terms")]
+    pub status_reason: Field<String>,
+    /// `normal` (default) or `partner`.
+    #[serde(rename = "type")]
+    #[schema(value_type = Option<String>, example = "normal")]
+    pub org_type: Field<String>,
+    /// The partner organization that owns this one.
+    #[schema(value_type = Option<Uuid>)]
+    pub parent_id: Field<String>,
+    /// `{enabled, brandId, campaignId}`; enabling needs both ids (given or stored).
+    #[schema(value_type = Option<SmsInput>)]
+    pub sms: Field<Value>,
+    #[schema(value_type = Option<String>, example = "AC_123")]
+    pub external_account_id: Field<String>,
+    #[schema(value_type = Option<String>)]
+    pub external_billing_id: Field<String>,
+    /// 0–3.
+    #[schema(value_type = Option<i64>)]
+    pub kyc_level: Field<i64>,
+    #[schema(value_type = Option<String>, example = "shared")]
+    pub placement_group: Field<String>,
+    /// Requests per second for this organization's credentials.
+    #[schema(value_type = Option<i64>)]
+    pub rate_limit: Field<i64>,
+    /// The organization's own grants, on top of its plan's.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub entitlements: Field<Vec<String>>,
+    /// Given keys merge into the stored preferences.
+    #[schema(value_type = Option<PreferencesInput>)]
+    pub preferences: Field<Value>,
+    /// Merged into the stored metadata; a key set to null is removed. At most 50 keys of
+    /// `[A-Za-z0-9_.-]{1,64}`, values string, number or boolean, 8 KiB in all.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Field<Value>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SmsInput {
+    #[schema(value_type = Option<bool>)]
+    pub enabled: Field<bool>,
+    #[schema(value_type = Option<String>)]
+    pub brand_id: Field<String>,
+    #[schema(value_type = Option<String>)]
+    pub campaign_id: Field<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PreferencesInput {
+    #[schema(value_type = Option<bool>)]
+    pub use_platform_url: Field<bool>,
+    /// 1–1825, or -1 for no limit.
+    #[schema(value_type = Option<i64>)]
+    pub recording_lifespan_days: Field<i64>,
+}
+
+fn parse_with<T, U>(
+    v: Option<T>,
+    errors: &mut ValidationErrors,
+    f: impl FnOnce(T) -> Result<U, orgbase_domain::FieldError>,
+) -> Option<U> {
+    v.and_then(|v| errors.check(f(v)))
+}
+
+/// `Some(None)` stays a clear; `Some(Some(v))` is parsed.
+fn parse_nullable<T, U>(
+    v: Option<Option<T>>,
+    errors: &mut ValidationErrors,
+    f: impl FnOnce(T) -> Result<U, orgbase_domain::FieldError>,
+) -> Option<Option<U>> {
+    match v? {
+        None => Some(None),
+        Some(v) => errors.check(f(v)).map(Some),
+    }
+}
+
+impl OrganizationInput {
+    /// Every field's own checks; what spans fields is the domain's.
+    fn into_patch(self, errors: &mut ValidationErrors) -> (OrganizationPatch, Option<OrgType>) {
+        let e = errors;
+        let mut p = OrganizationPatch {
+            name: parse_with(self.name.optional("name", e), e, |v| {
+                OrgName::parse("name", &v)
+            }),
+            country_code: parse_with(self.country_code.optional("countryCode", e), e, |v| {
+                CountryCode::parse("countryCode", &v)
+            }),
+            slug: parse_with(self.slug.optional("slug", e), e, |v| {
+                Slug::parse("slug", &v)
+            }),
+            avatar_url: parse_nullable(self.avatar_url.nullable("avatarUrl", e), e, |v| {
+                parse_avatar_url("avatarUrl", &v)
+            }),
+            status: parse_with(self.status.optional("status", e), e, |v| {
+                OrgStatus::parse(&v).ok_or_else(|| {
+                    let m = if v == "deleted" {
+                        "use DELETE to delete an organization"
+                    } else {
+                        "must be one of active, inactive, suspended"
+                    };
+                    orgbase_domain::FieldError::new("status", "invalid_value", m)
+                })
+            }),
+            status_reason: parse_nullable(self.status_reason.nullable("statusReason", e), e, |v| {
+                parse_status_reason("statusReason", &v)
+            }),
+            org_type: parse_with(self.org_type.optional("type", e), e, |v| {
+                OrgType::parse(&v).ok_or_else(|| {
+                    orgbase_domain::FieldError::new(
+                        "type",
+                        "invalid_value",
+                        "must be normal or partner",
+                    )
+                })
+            }),
+            parent_id: parse_nullable(self.parent_id.nullable("parentId", e), e, |v| {
+                v.parse::<OrganizationId>().map_err(|_| {
+                    orgbase_domain::FieldError::new("parentId", "invalid_value", "must be a UUID")
+                })
+            }),
+            external_account_id: parse_nullable(
+                self.external_account_id.nullable("externalAccountId", e),
+                e,
+                |v| parse_external_id("externalAccountId", &v),
+            ),
+            external_billing_id: parse_nullable(
+                self.external_billing_id.nullable("externalBillingId", e),
+                e,
+                |v| parse_external_id("externalBillingId", &v),
+            ),
+            kyc_level: parse_with(self.kyc_level.optional("kycLevel", e), e, |v| {
+                parse_kyc_level("kycLevel", v)
+            }),
+            placement_group: parse_with(
+                self.placement_group.optional("placementGroup", e),
+                e,
+                |v| parse_placement_group("placementGroup", &v),
+            ),
+            rate_limit: parse_with(self.rate_limit.optional("rateLimit", e), e, |v| {
+                parse_rate_limit("rateLimit", v)
+            }),
+            entitlements: parse_with(self.entitlements.optional("entitlements", e), e, |v| {
+                parse_entitlements("entitlements", v)
+            }),
+            ..Default::default()
+        };
+        if let Some(Some(sms)) = nested::<SmsInput>(self.sms, "sms", e, false) {
+            p.sms_enabled = sms.enabled.optional("sms.enabled", e);
+            p.sms_brand_id = parse_nullable(sms.brand_id.nullable("sms.brandId", e), e, |v| {
+                parse_external_id("sms.brandId", &v)
+            });
+            p.sms_campaign_id =
+                parse_nullable(sms.campaign_id.nullable("sms.campaignId", e), e, |v| {
+                    parse_external_id("sms.campaignId", &v)
+                });
+        }
+        if let Some(Some(pref)) =
+            nested::<PreferencesInput>(self.preferences, "preferences", e, false)
+        {
+            p.use_platform_url = pref
+                .use_platform_url
+                .optional("preferences.usePlatformUrl", e);
+            p.recording_lifespan_days = parse_nullable(
+                pref.recording_lifespan_days
+                    .nullable("preferences.recordingLifespanDays", e),
+                e,
+                |v| parse_recording_lifespan("preferences.recordingLifespanDays", v),
+            );
+        }
+        if let Some(meta) = self.metadata.optional("metadata", e) {
+            match meta {
+                Value::Object(obj) => {
+                    let mut m = BTreeMap::new();
+                    for (k, v) in obj {
+                        if v.is_null() {
+                            m.insert(k, None);
+                        } else if e.check(Metadata::check_entry("metadata", &k, &v)).is_some() {
+                            m.insert(k, Some(v));
+                        }
+                    }
+                    p.metadata = Some(m);
+                }
+                _ => e.add("metadata", "invalid_type", "must be an object"),
+            }
+        }
+        let t = p.org_type;
+        (p, t)
+    }
+}
+
+fn org_response(status: StatusCode, org: Organization, location: bool) -> Response {
+    let id = org.id;
+    let tag = etag(org.version);
+    let mut res = (status, Json(OrganizationView::from(org))).into_response();
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, v);
+    }
+    if location {
+        if let Ok(v) = HeaderValue::from_str(&format!("/api/organizations/{id}")) {
+            h.insert(header::LOCATION, v);
+        }
+    }
+    res
+}
+
+/// A path id that is not a UUID names nothing: 404, like any id that does not exist.
+pub fn org_id(raw: &str) -> Result<OrganizationId, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound)
+}
+
+fn if_match(headers: &HeaderMap) -> Option<IfMatch> {
+    headers
+        .get(header::IF_MATCH)
+        .map(|v| IfMatch::parse(v.to_str().unwrap_or("\"invalid\"")))
+}
+
+/// Create an organization.
+#[utoipa::path(
+    post, path = "/api/organizations", tag = "Organizations",
+    request_body = OrganizationInput,
+    responses(
+        (status = 201, description = "Organization created", body = OrganizationView,
+         headers(("Location" = String), ("ETag" = String))),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The slug is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    who: Principal,
+    JsonBody(body, mut errors): JsonBody<OrganizationInput>,
+) -> Result<Response, ApiError> {
+    let admin = who.platform()?;
+    let name = body.name.clone().required("name", &mut errors);
+    let country = body
+        .country_code
+        .clone()
+        .required("countryCode", &mut errors);
+    // The required ones are checked above; the patch re-reads them only as optional.
+    let body = OrganizationInput {
+        name: Field::Absent,
+        country_code: Field::Absent,
+        ..body
+    };
+    let (rest, org_type) = body.into_patch(&mut errors);
+    let name = name.and_then(|n| errors.check(OrgName::parse("name", &n)));
+    let country = country.and_then(|c| errors.check(CountryCode::parse("countryCode", &c)));
+    let (Some(name), Some(country_code)) = (name, country) else {
+        return Err(errors.into());
+    };
+    let new = NewOrganization {
+        name,
+        slug: rest.slug.clone(),
+        country_code,
+        org_type: org_type.unwrap_or(OrgType::Normal),
+        parent_id: rest.parent_id.flatten(),
+        owner: None,
+        rest,
+    };
+    let org = service::create(&state, &admin, new, errors).await?;
+    tracing::info!(organization_id = %org.id, actor = %who.actor(), "organization created");
+    Ok(org_response(StatusCode::CREATED, org, true))
+}
+
+/// Get an organization by id.
+#[utoipa::path(
+    get, path = "/api/organizations/{organizationId}", tag = "Organizations",
+    params(("organizationId" = Uuid, Path, description = "The organization ID")),
+    responses(
+        (status = 200, description = "Organization found", body = OrganizationView, headers(("ETag" = String))),
+        (status = 304, description = "Unchanged since the `If-None-Match` version"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization within reach", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let org = service::load(&state, &who, org_id(&id)?).await?.org;
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| parse_etag(t.trim()) == Some(org.version))
+        });
+    if unchanged {
+        let mut res = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&etag(org.version)) {
+            res.headers_mut().insert(header::ETAG, v);
+        }
+        return Ok(res);
+    }
+    Ok(org_response(StatusCode::OK, org, false))
+}
+
+/// Update an organization's details. Only the fields given change.
+#[utoipa::path(
+    patch, path = "/api/organizations/{organizationId}", tag = "Organizations",
+    params(
+        ("organizationId" = Uuid, Path, description = "The organization ID"),
+        ("If-Match" = Option<String>, Header, description = "Apply only if the ETag still matches"),
+    ),
+    request_body = OrganizationInput,
+    responses(
+        (status = 200, description = "Organization updated", body = OrganizationView, headers(("ETag" = String))),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Slug taken, or the organization is deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match does not match", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body, mut errors): JsonBody<OrganizationInput>,
+) -> Result<Response, ApiError> {
+    let id = org_id(&id)?;
+    // Reach first: a credential from elsewhere learns nothing from validation errors.
+    service::load(&state, &who, id).await?;
+    let (patch, _) = body.into_patch(&mut errors);
+    errors.into_result()?;
+    let org = service::update(&state, &who, id, patch, if_match(&headers)).await?;
+    Ok(org_response(StatusCode::OK, org, false))
+}
+
+/// Delete an organization (soft: restorable by the platform).
+#[utoipa::path(
+    delete, path = "/api/organizations/{organizationId}", tag = "Organizations",
+    params(
+        ("organizationId" = Uuid, Path, description = "The organization ID"),
+        ("If-Match" = Option<String>, Header, description = "Delete only if the ETag still matches"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match does not match", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    service::delete(&state, &who, org_id(&id)?, if_match(&headers)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Restore a soft-deleted organization (platform only).
+#[utoipa::path(
+    post, path = "/api/admin/organizations/{organizationId}/restore", tag = "Admin",
+    params(("organizationId" = Uuid, Path, description = "The organization ID")),
+    responses(
+        (status = 200, description = "Restored, with the status it had", body = OrganizationView),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a platform credential", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn restore(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let admin = who.platform()?;
+    let org = service::restore(&state, &admin, &who, org_id(&id)?).await?;
+    Ok(org_response(StatusCode::OK, org, false))
+}
+
+/// A page of organizations, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationPage {
+    pub data: Vec<OrganizationView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn encode_cursor(id: OrganizationId) -> String {
+    URL_SAFE_NO_PAD.encode(id.to_string())
+}
+
+fn decode_cursor(s: &str) -> Option<OrganizationId> {
+    let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
+    std::str::from_utf8(&bytes).ok()?.parse().ok()
+}
+
+/// Parses the list's query string; every unknown or invalid parameter is reported.
+pub fn parse_list_query(raw: Option<&str>) -> Result<OrganizationQuery, ApiError> {
+    let mut q = OrganizationQuery {
+        limit: DEFAULT_LIMIT,
+        ..Default::default()
+    };
+    let mut e = ValidationErrors::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "limit" => match v.parse::<u32>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => q.limit = n,
+                _ => e.add(
+                    "limit",
+                    "out_of_range",
+                    format!("must be an integer from 1 to {MAX_LIMIT}"),
+                ),
+            },
+            "cursor" => match decode_cursor(&v) {
+                Some(id) => q.before = Some(id),
+                None => e.add(
+                    "cursor",
+                    "invalid_cursor",
+                    "is not a cursor this API gave out",
+                ),
+            },
+            "status" => match v.as_ref() {
+                "deleted" => q.status = Some(StatusFilter::Deleted),
+                s => match OrgStatus::parse(s) {
+                    Some(s) => q.status = Some(StatusFilter::Is(s)),
+                    None => e.add(
+                        "status",
+                        "invalid_value",
+                        "must be one of active, inactive, suspended, deleted",
+                    ),
+                },
+            },
+            "type" => match OrgType::parse(&v) {
+                Some(t) => q.org_type = Some(t),
+                None => e.add("type", "invalid_value", "must be normal or partner"),
+            },
+            "parentId" => match v.parse::<OrganizationId>() {
+                Ok(id) => q.parent_id = Some(id),
+                Err(_) => e.add("parentId", "invalid_value", "must be a UUID"),
+            },
+            "q" => {
+                let t = v.trim();
+                if t.chars().count() < 3 || t.chars().count() > 100 {
+                    e.add("q", "invalid_length", "must be 3–100 characters");
+                } else {
+                    q.q = Some(t.to_owned());
+                }
+            }
+            "externalAccountId" => q.external_account_id = Some(v.into_owned()),
+            "includeDeleted" => match v.as_ref() {
+                "true" => q.include_deleted = true,
+                "false" => q.include_deleted = false,
+                _ => e.add("includeDeleted", "invalid_value", "must be true or false"),
+            },
+            other => match other
+                .strip_prefix("metadata[")
+                .and_then(|r| r.strip_suffix(']'))
+            {
+                Some(key) if Metadata::is_valid_key(key) => {
+                    q.metadata.push((key.to_owned(), v.into_owned()))
+                }
+                Some(_) => e.add(other, "invalid_key", "is not a valid metadata key"),
+                None => e.add(
+                    other,
+                    "unknown_parameter",
+                    "is not a parameter of this list",
+                ),
+            },
+        }
+    }
+    e.into_result()?;
+    Ok(q)
+}
+
+/// List organizations (platform), newest first, cursor-paged and filtered.
+#[utoipa::path(
+    get, path = "/api/organizations", tag = "Organizations",
+    params(
+        ("limit" = Option<u32>, Query, description = "1–100, default 20"),
+        ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
+        ("status" = Option<String>, Query, description = "active, inactive, suspended or deleted"),
+        ("type" = Option<String>, Query, description = "normal or partner"),
+        ("parentId" = Option<Uuid>, Query, description = "Children of this partner"),
+        ("q" = Option<String>, Query, description = "Case-insensitive substring of the name or slug, 3 characters or more"),
+        ("externalAccountId" = Option<String>, Query),
+        ("includeDeleted" = Option<bool>, Query, description = "Include soft-deleted organizations"),
+        ("metadata[key]" = Option<String>, Query, description = "Metadata `key` equals the value; repeatable"),
+    ),
+    responses(
+        (status = 200, description = "A page of organizations", body = OrganizationPage),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid parameters, each named", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<OrganizationPage>, ApiError> {
+    let q = parse_list_query(raw.as_deref())?;
+    let limit = q.limit as usize;
+    let mut rows = service::list(
+        &state,
+        &who,
+        OrganizationQuery {
+            limit: q.limit + 1,
+            ..q
+        },
+    )
+    .await?;
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|o| encode_cursor(o.id))
+    } else {
+        None
+    };
+    Ok(Json(OrganizationPage {
+        data: rows.into_iter().map(OrganizationView::from).collect(),
+        next_cursor,
+    }))
+}

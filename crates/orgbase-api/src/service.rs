@@ -1,0 +1,303 @@
+//! The organization services, shared by every API surface. They take proofs of access from
+//! [`crate::auth`], apply the domain's rules and talk to storage.
+use orgbase_domain::{
+    now, NewOrganization, OrgType, Organization, OrganizationId, OrganizationPatch, Slug,
+    ValidationErrors,
+};
+use orgbase_store::{OrganizationQuery, StoreError};
+use rand::Rng;
+
+use crate::auth::{OrgAccess, PlatformAdmin, Principal};
+use crate::error::ApiError;
+use crate::AppState;
+
+/// How often a made-up slug is retried with a new suffix when it is taken.
+const SLUG_ATTEMPTS: usize = 6;
+/// How often a change is re-applied when another writer got there first (no If-Match given).
+const UPDATE_ATTEMPTS: usize = 5;
+
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let mut rng = rand::thread_rng();
+    (0..5)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Loads an organization the caller may reach; 404 otherwise.
+pub async fn load<'p>(
+    state: &AppState,
+    who: &'p Principal,
+    id: OrganizationId,
+) -> Result<OrgAccess<'p>, ApiError> {
+    let org = state.store.get_organization(id).await?;
+    who.access(org)
+}
+
+/// A parent must be a live partner organization that is not itself a child.
+async fn check_parent(
+    state: &AppState,
+    parent_id: OrganizationId,
+    errors: &mut ValidationErrors,
+) -> Result<(), ApiError> {
+    match state.store.get_organization(parent_id).await {
+        Ok(p) if p.is_deleted() => errors.add(
+            "parentId",
+            "invalid_parent",
+            "the parent organization is deleted",
+        ),
+        Ok(p) if p.org_type != OrgType::Partner => errors.add(
+            "parentId",
+            "invalid_parent",
+            "the parent must be an organization of type partner",
+        ),
+        Ok(_) => {}
+        Err(StoreError::NotFound) => {
+            errors.add("parentId", "invalid_parent", "no such organization")
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// Rules that need storage: the parent, and the two-level partner hierarchy.
+async fn check_hierarchy(
+    state: &AppState,
+    current: Option<&Organization>,
+    next: &Organization,
+    errors: &mut ValidationErrors,
+) -> Result<(), ApiError> {
+    let parent_changed = current
+        .map(|c| c.parent_id != next.parent_id)
+        .unwrap_or(true);
+    if let (Some(parent), true) = (next.parent_id, parent_changed) {
+        check_parent(state, parent, errors).await?;
+    }
+    if next.org_type == OrgType::Partner && next.parent_id.is_some() {
+        errors.add(
+            "type",
+            "invalid_value",
+            "a partner organization cannot have a parent",
+        );
+    }
+    if let Some(cur) = current {
+        if cur.org_type == OrgType::Partner
+            && next.org_type != OrgType::Partner
+            && state.store.count_children(cur.id).await? > 0
+        {
+            return Err(ApiError::Conflict {
+                code: "has_children",
+                detail: "a partner with child organizations cannot change its type".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(
+    state: &AppState,
+    _admin: &PlatformAdmin,
+    new: NewOrganization,
+    mut errors: ValidationErrors,
+) -> Result<Organization, ApiError> {
+    let given_slug = new.slug.clone();
+    let name = new.name.as_str().to_owned();
+    let first_slug = given_slug
+        .clone()
+        .unwrap_or_else(|| Slug::from_name(&name, &random_suffix()));
+    let org = match new.build(OrganizationId::new(), first_slug, now()) {
+        Ok(o) => Some(o),
+        Err(e) => {
+            errors.0.extend(e.0);
+            None
+        }
+    };
+    if let Some(o) = &org {
+        check_hierarchy(state, None, o, &mut errors).await?;
+    }
+    errors.clone().into_result()?;
+    let mut org = org.expect("validated");
+    for attempt in 0..SLUG_ATTEMPTS {
+        match state.store.insert_organization(&org).await {
+            Ok(()) => return Ok(org),
+            Err(StoreError::Conflict {
+                constraint: "organization_slug",
+            }) if given_slug.is_none() && attempt + 1 < SLUG_ATTEMPTS => {
+                let base = Slug::from_name(&name, "x");
+                let base = base.as_str().trim_end_matches("-x");
+                org.slug = Slug::with_suffix(base, &random_suffix()).into_inner();
+            }
+            Err(StoreError::Conflict {
+                constraint: "foreign_key",
+            }) => {
+                // The parent vanished between the check and the insert.
+                return Err(ApiError::field(
+                    "parentId",
+                    "invalid_parent",
+                    "no such organization",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Internal("no free slug found".into()))
+}
+
+/// Applies a change, retrying on a concurrent write unless the caller pinned a version.
+pub async fn update(
+    state: &AppState,
+    who: &Principal,
+    id: OrganizationId,
+    patch: OrganizationPatch,
+    if_match: Option<IfMatch>,
+) -> Result<Organization, ApiError> {
+    for _ in 0..UPDATE_ATTEMPTS {
+        let access = load(state, who, id).await?;
+        let current = access.org;
+        if current.is_deleted() {
+            return Err(ApiError::Conflict {
+                code: "organization_deleted",
+                detail: "a deleted organization cannot be changed; restore it first".into(),
+            });
+        }
+        if let Some(m) = &if_match {
+            if !m.matches(current.version) {
+                return Err(ApiError::PreconditionFailed);
+            }
+        }
+        let next = patch.clone().apply(&current, now())?;
+        if next == current {
+            return Ok(current);
+        }
+        let mut errors = ValidationErrors::new();
+        check_hierarchy(state, Some(&current), &next, &mut errors).await?;
+        errors.into_result()?;
+        match state
+            .store
+            .update_organization(&next, current.version)
+            .await
+        {
+            Ok(()) => return Ok(next),
+            Err(StoreError::VersionMismatch) if if_match.is_none() => continue,
+            Err(StoreError::Conflict {
+                constraint: "foreign_key",
+            }) => {
+                return Err(ApiError::field(
+                    "parentId",
+                    "invalid_parent",
+                    "no such organization",
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict {
+        code: "concurrent_update",
+        detail: "the organization kept changing under this request; try again".into(),
+    })
+}
+
+/// Soft delete: the organization disappears for everyone but the platform, restorable.
+pub async fn delete(
+    state: &AppState,
+    who: &Principal,
+    id: OrganizationId,
+    if_match: Option<IfMatch>,
+) -> Result<(), ApiError> {
+    set_deleted(state, who, id, if_match, true)
+        .await
+        .map(|_| ())
+}
+
+pub async fn restore(
+    state: &AppState,
+    admin: &PlatformAdmin,
+    who: &Principal,
+    id: OrganizationId,
+) -> Result<Organization, ApiError> {
+    let _ = admin;
+    set_deleted(state, who, id, None, false).await
+}
+
+async fn set_deleted(
+    state: &AppState,
+    who: &Principal,
+    id: OrganizationId,
+    if_match: Option<IfMatch>,
+    deleted: bool,
+) -> Result<Organization, ApiError> {
+    for _ in 0..UPDATE_ATTEMPTS {
+        let current = load(state, who, id).await?.org;
+        if let Some(m) = &if_match {
+            if !m.matches(current.version) {
+                return Err(ApiError::PreconditionFailed);
+            }
+        }
+        if current.is_deleted() == deleted {
+            return Ok(current);
+        }
+        let t = now();
+        let next = Organization {
+            deleted_at: deleted.then_some(t),
+            updated_at: t,
+            version: current.version + 1,
+            ..current.clone()
+        };
+        match state
+            .store
+            .update_organization(&next, current.version)
+            .await
+        {
+            Ok(()) => return Ok(next),
+            Err(StoreError::VersionMismatch) if if_match.is_none() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict {
+        code: "concurrent_update",
+        detail: "the organization kept changing under this request; try again".into(),
+    })
+}
+
+pub async fn list(
+    state: &AppState,
+    who: &Principal,
+    mut q: OrganizationQuery,
+) -> Result<Vec<Organization>, ApiError> {
+    let admin = who.platform()?;
+    let _ = admin;
+    q.limit = q.limit.clamp(1, 101);
+    Ok(state.store.list_organizations(&q).await?)
+}
+
+/// An `If-Match` header: `*`, or a list of entity tags.
+#[derive(Debug, Clone)]
+pub enum IfMatch {
+    Any,
+    Versions(Vec<Option<i64>>),
+}
+
+impl IfMatch {
+    pub fn parse(raw: &str) -> Self {
+        if raw.trim() == "*" {
+            return IfMatch::Any;
+        }
+        IfMatch::Versions(raw.split(',').map(|t| parse_etag(t.trim())).collect())
+    }
+    pub fn matches(&self, version: i64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Versions(v) => v.contains(&Some(version)),
+        }
+    }
+}
+
+/// `"3"` (or the weak `W/"3"`) → 3.
+pub fn parse_etag(t: &str) -> Option<i64> {
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    t.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+}
+
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}

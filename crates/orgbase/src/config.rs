@@ -1,0 +1,234 @@
+//! Configuration, layered: built-in defaults, then `orgbase.toml` (optional), then `ORGBASE_*`
+//! environment variables, then command-line flags. Checked once at start; each bad value gets
+//! its own message naming where it can be set.
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub listen: String,
+    pub database_url: String,
+    #[serde(skip_serializing)]
+    pub bootstrap_key: Option<SecretString>,
+    pub public_url: Option<String>,
+    pub log_format: String,
+    /// Largest request body, in bytes.
+    pub body_limit: u64,
+    /// `group` (one writer, group commit) or `pool` (a pool of writers; for comparison).
+    pub sqlite_write_mode: String,
+    pub pg_max_connections: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://orgbase.db".into(),
+            bootstrap_key: None,
+            public_url: None,
+            log_format: "text".into(),
+            body_limit: 1024 * 1024,
+            sqlite_write_mode: "group".into(),
+            pg_max_connections: 16,
+        }
+    }
+}
+
+/// Flags that override everything else; unset ones are left out.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+/// The checked configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub bootstrap_key: Option<SecretString>,
+    pub public_url: String,
+    pub json_logs: bool,
+    pub body_limit: usize,
+    pub sqlite_write_mode: orgbase_store::sqlite::WriteMode,
+    pub pg_max_connections: u32,
+}
+
+pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String> {
+    let explicit = file.is_some();
+    let file = file.unwrap_or(Path::new("orgbase.toml"));
+    if explicit && !file.exists() {
+        return Err(format!(
+            "configuration file {} does not exist",
+            file.display()
+        ));
+    }
+    let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
+        .merge(Toml::file(file))
+        .merge(Env::prefixed("ORGBASE_").ignore(&["config"]))
+        .merge(Serialized::globals(overrides))
+        .extract()
+        .map_err(|e| {
+            e.into_iter()
+                .map(|e| format!("  - {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
+    check(settings)
+}
+
+fn check(s: Settings) -> Result<Config, String> {
+    let mut errors = Vec::new();
+    let listen = s.listen.parse::<SocketAddr>().map_err(|_| {
+        errors.push(format!(
+            "listen (ORGBASE_LISTEN, --listen): {:?} is not an address such as 127.0.0.1:8080",
+            s.listen
+        ))
+    });
+    let db = s.database_url.trim().to_owned();
+    let sqlite_path = db
+        .strip_prefix("sqlite://")
+        .or_else(|| db.strip_prefix("sqlite:"));
+    if let Some(p) = sqlite_path {
+        if p.is_empty() || p == ":memory:" {
+            errors.push(
+                "database_url (ORGBASE_DATABASE_URL, --database-url): give SQLite a file, such as sqlite://orgbase.db".into(),
+            );
+        }
+    } else if !(db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+        errors.push(format!(
+            "database_url (ORGBASE_DATABASE_URL, --database-url): {:?} is neither sqlite://PATH nor postgres://…",
+            redact_url(&db)
+        ));
+    }
+    if let Some(k) = &s.bootstrap_key {
+        if k.expose_secret().chars().count() < 32 {
+            errors.push(
+                "bootstrap_key (ORGBASE_BOOTSTRAP_KEY): must be 32 characters or more".into(),
+            );
+        }
+    }
+    let public_url = match &s.public_url {
+        Some(u) => match url::Url::parse(u) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {
+                u.trim_end_matches('/').to_owned()
+            }
+            _ => {
+                errors.push(format!(
+                    "public_url (ORGBASE_PUBLIC_URL): {u:?} is not an http(s) URL"
+                ));
+                String::new()
+            }
+        },
+        None => format!("http://{}", s.listen),
+    };
+    let json_logs = match s.log_format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => {
+            errors.push(format!(
+                "log_format (ORGBASE_LOG_FORMAT): {other:?} is neither text nor json"
+            ));
+            false
+        }
+    };
+    if !(1024..=64 * 1024 * 1024).contains(&s.body_limit) {
+        errors.push(
+            "body_limit (ORGBASE_BODY_LIMIT): must be between 1024 and 67108864 bytes".into(),
+        );
+    }
+    let mode = orgbase_store::sqlite::WriteMode::parse(&s.sqlite_write_mode).unwrap_or_else(|| {
+        errors.push(format!(
+            "sqlite_write_mode (ORGBASE_SQLITE_WRITE_MODE): {:?} is neither group nor pool",
+            s.sqlite_write_mode
+        ));
+        Default::default()
+    });
+    if !(1..=1000).contains(&s.pg_max_connections) {
+        errors.push("pg_max_connections (ORGBASE_PG_MAX_CONNECTIONS): must be 1–1000".into());
+    }
+    if !errors.is_empty() {
+        return Err(errors
+            .into_iter()
+            .map(|e| format!("  - {e}"))
+            .collect::<Vec<_>>()
+            .join("\n"));
+    }
+    Ok(Config {
+        listen: listen.expect("checked"),
+        database_url: db,
+        bootstrap_key: s.bootstrap_key,
+        public_url,
+        json_logs,
+        body_limit: s.body_limit as usize,
+        sqlite_write_mode: mode,
+        pg_max_connections: s.pg_max_connections,
+    })
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        _ => u.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = check(Settings::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://orgbase.db");
+    }
+
+    #[test]
+    fn every_bad_value_is_named() {
+        let s = Settings {
+            listen: "nowhere".into(),
+            database_url: "mysql://x".into(),
+            bootstrap_key: Some(SecretString::from("short")),
+            public_url: Some("ftp://x".into()),
+            log_format: "xml".into(),
+            body_limit: 1,
+            sqlite_write_mode: "many".into(),
+            pg_max_connections: 0,
+        };
+        let e = check(s).unwrap_err();
+        for name in [
+            "ORGBASE_LISTEN",
+            "ORGBASE_DATABASE_URL",
+            "ORGBASE_BOOTSTRAP_KEY",
+            "ORGBASE_PUBLIC_URL",
+            "ORGBASE_LOG_FORMAT",
+            "ORGBASE_BODY_LIMIT",
+            "ORGBASE_SQLITE_WRITE_MODE",
+            "ORGBASE_PG_MAX_CONNECTIONS",
+        ] {
+            assert!(e.contains(name), "{name} missing from:\n{e}");
+        }
+        assert!(!e.contains("short"), "a secret leaked into:\n{e}");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:****@h/db"
+        );
+    }
+}

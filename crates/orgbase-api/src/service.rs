@@ -14,7 +14,15 @@ use crate::AppState;
 /// How often a made-up slug is retried with a new suffix when it is taken.
 const SLUG_ATTEMPTS: usize = 6;
 /// How often a change is re-applied when another writer got there first (no If-Match given).
-const UPDATE_ATTEMPTS: usize = 5;
+/// Every round has a winner, so this many concurrent writers on one organization all land.
+const UPDATE_ATTEMPTS: usize = 32;
+
+/// A short random pause before retrying, so that losers of a race do not collide again in step.
+async fn backoff(attempt: usize) {
+    let max_us = 200 * (attempt as u64 + 1).min(10);
+    let us = rand::thread_rng().gen_range(0..=max_us);
+    tokio::time::sleep(std::time::Duration::from_micros(us)).await;
+}
 
 fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
@@ -151,7 +159,10 @@ pub async fn update(
     patch: OrganizationPatch,
     if_match: Option<IfMatch>,
 ) -> Result<Organization, ApiError> {
-    for _ in 0..UPDATE_ATTEMPTS {
+    for attempt in 0..UPDATE_ATTEMPTS {
+        if attempt > 0 {
+            backoff(attempt).await;
+        }
         let access = load(state, who, id).await?;
         let current = access.org;
         if current.is_deleted() {
@@ -226,7 +237,10 @@ async fn set_deleted(
     if_match: Option<IfMatch>,
     deleted: bool,
 ) -> Result<Organization, ApiError> {
-    for _ in 0..UPDATE_ATTEMPTS {
+    for attempt in 0..UPDATE_ATTEMPTS {
+        if attempt > 0 {
+            backoff(attempt).await;
+        }
         let current = load(state, who, id).await?.org;
         if let Some(m) = &if_match {
             if !m.matches(current.version) {

@@ -1,0 +1,105 @@
+-- Shared by every bench/lua/*.lua script; each loads it with dofile(BENCH_LUA_DIR/common.lua).
+--
+-- wrk runs one Lua state per thread plus one for setup()/done(). Each thread counts its own
+-- non-2xx responses in a global; done() (in the main state) sums them via thread:get().
+--
+-- Environment (set by bench/run.sh):
+--   BENCH_KEY        API key sent as "Authorization: Bearer ..."
+--   BENCH_IDS_FILE   file with one organization id per line (get_org, patch_org)
+--   BENCH_DB         label for the RESULT line (sqlite, sqlite-pool, postgres)
+--   BENCH_ENDPOINT   label for the RESULT line (healthz, get_org, patch_org, post_org)
+--   BENCH_RUN_TAG    unique per wrk invocation; makes POSTed names unique across runs
+
+bench = {}
+
+local threads = {}
+local next_tid = 1
+
+function bench.env(name, default)
+   local v = os.getenv(name)
+   if v == nil or v == "" then
+      if default == nil then
+         error("environment variable " .. name .. " is not set")
+      end
+      return default
+   end
+   return v
+end
+
+-- Called in the main state once per thread, before the thread starts.
+function setup(thread)
+   thread:set("tid", next_tid)
+   next_tid = next_tid + 1
+   table.insert(threads, thread)
+end
+
+-- Per-thread initialisation common to all scripts; scripts call it from their init().
+function bench.init_thread()
+   non2xx = 0
+   statuses = {}
+   tid = tid or 0
+   math.randomseed(os.time() * 1000 + tid * 7919 + math.floor((os.clock() * 1e6) % 1e6))
+   -- Warm the generator: the first values after seeding are poorly mixed in some Luas.
+   for _ = 1, 10 do math.random() end
+   local key = bench.env("BENCH_KEY", "")
+   if key ~= "" then
+      wrk.headers["Authorization"] = "Bearer " .. key
+   end
+end
+
+function bench.load_ids()
+   local path = bench.env("BENCH_IDS_FILE")
+   local f = assert(io.open(path, "r"), "cannot open ids file " .. path)
+   local ids = {}
+   for line in f:lines() do
+      line = line:gsub("%s+$", "")
+      if line ~= "" then
+         ids[#ids + 1] = line
+      end
+   end
+   f:close()
+   if #ids == 0 then
+      error("ids file " .. path .. " is empty")
+   end
+   return ids
+end
+
+function response(status, headers, body)
+   if status < 200 or status > 299 then
+      non2xx = non2xx + 1
+      local s = tostring(status)
+      statuses[s] = (statuses[s] or 0) + 1
+   end
+end
+
+function done(summary, latency, requests)
+   local non = 0
+   local by_status = {}
+   for _, t in ipairs(threads) do
+      non = non + (t:get("non2xx") or 0)
+      -- statuses is a table; thread:get copies tables of strings/numbers.
+      local st = t:get("statuses")
+      if type(st) == "table" then
+         for k, v in pairs(st) do
+            by_status[k] = (by_status[k] or 0) + v
+         end
+      end
+   end
+   local e = summary.errors
+   local socket_errors = e.connect + e.read + e.write + e.timeout
+   local secs = summary.duration / 1e6
+   local rps = 0
+   if secs > 0 then rps = summary.requests / secs end
+   local codes = {}
+   for k, v in pairs(by_status) do codes[#codes + 1] = k .. ":" .. v end
+   table.sort(codes)
+   local codes_s = "-"
+   if #codes > 0 then codes_s = table.concat(codes, ",") end
+   io.write(string.format(
+      "RESULT db=%s endpoint=%s rps=%.1f p50_ms=%.3f p99_ms=%.3f non2xx=%d errors=%d requests=%d "
+         .. "connect=%d read=%d write=%d timeout=%d statuses=%s\n",
+      bench.env("BENCH_DB", "unknown"), bench.env("BENCH_ENDPOINT", "unknown"),
+      rps, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+      non, socket_errors, summary.requests,
+      e.connect, e.read, e.write, e.timeout, codes_s))
+end

@@ -1,0 +1,14 @@
+-- GET /api/organizations/{id}, a random seeded id per request.
+dofile((os.getenv("BENCH_LUA_DIR") or "bench/lua") .. "/common.lua")
+
+local ids, n
+
+function init(args)
+   bench.init_thread()
+   ids = bench.load_ids()
+   n = #ids
+end
+
+function request()
+   return wrk.format("GET", "/api/organizations/" .. ids[math.random(n)])
+end

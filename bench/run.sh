@@ -1,0 +1,367 @@
+#!/usr/bin/env bash
+# Orgbase HTTP benchmark. Run from anywhere: `bash bench/run.sh`. See bench/README.md.
+#
+# For each database (BENCH_DBS, default "sqlite sqlite-pool postgres"): start a release build of
+# `orgbase serve` on a free 127.0.0.1 port in a fresh temp dir, seed BENCH_SEED_COUNT
+# organizations (bench/seed.py), then drive GET /healthz, GET/PATCH /api/organizations/{id} and
+# POST /api/organizations with wrk (BENCH_CONNECTIONS connections, BENCH_THREADS threads,
+# BENCH_DURATION seconds, BENCH_RUNS runs each), and summarize medians against the targets
+# (bench/summarize.py). Everything printed also goes to bench/results/latest.txt.
+#
+# Knobs (environment):
+#   BENCH_DURATION=10     seconds per wrk run
+#   BENCH_RUNS=3          runs per (database, endpoint); the summary takes the median
+#   BENCH_DBS="sqlite sqlite-pool postgres"   which databases (space or comma separated)
+#   BENCH_WARMUP=2        seconds of unrecorded warm-up per endpoint per database (0 = none)
+#   BENCH_SEED_COUNT=10000, BENCH_SEED_THREADS=8
+#   BENCH_CONNECTIONS=32, BENCH_THREADS=2
+#   BENCH_BIN=PATH        use this orgbase binary instead of `cargo build --release -p orgbase`
+#   BENCH_STRICT=1        exit 1 when the sqlite targets fail (default: report only, exit 0)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RESULTS_DIR=$ROOT/bench/results
+mkdir -p "$RESULTS_DIR"
+
+# Re-run ourselves with all output copied to bench/results/latest.txt. `tee -i` ignores Ctrl-C
+# so the cleanup messages of the inner run still reach the file.
+if [[ -z "${_ORGBASE_BENCH_INNER:-}" ]]; then
+    export _ORGBASE_BENCH_INNER=1
+    set +e
+    bash "$ROOT/bench/run.sh" "$@" 2>&1 | tee -i "$RESULTS_DIR/latest.txt"
+    rc=${PIPESTATUS[0]}
+    exit "$rc"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+
+DURATION=${BENCH_DURATION:-10}
+RUNS=${BENCH_RUNS:-3}
+DBS=${BENCH_DBS:-sqlite sqlite-pool postgres}
+DBS=${DBS//,/ }
+WARMUP=${BENCH_WARMUP:-2}
+SEED_COUNT=${BENCH_SEED_COUNT:-10000}
+SEED_THREADS=${BENCH_SEED_THREADS:-8}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+THREADS=${BENCH_THREADS:-2}
+STRICT=${BENCH_STRICT:-0}
+READY_TIMEOUT=20
+ENDPOINTS=(healthz get_org patch_org post_org)
+PG_PSQL=(psql -h 127.0.0.1 -U postgres -X -q -v ON_ERROR_STOP=1)
+
+die() {
+    echo "bench: ERROR: $*" >&2
+    exit 1
+}
+
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+is_uint "$DURATION" && ((DURATION >= 1)) || die "BENCH_DURATION must be a whole number of seconds >= 1 (got '$DURATION')"
+is_uint "$RUNS" && ((RUNS >= 1)) || die "BENCH_RUNS must be >= 1 (got '$RUNS')"
+is_uint "$WARMUP" || die "BENCH_WARMUP must be a whole number of seconds (got '$WARMUP')"
+is_uint "$SEED_COUNT" && ((SEED_COUNT >= 1)) || die "BENCH_SEED_COUNT must be >= 1 (got '$SEED_COUNT')"
+is_uint "$SEED_THREADS" && ((SEED_THREADS >= 1)) || die "BENCH_SEED_THREADS must be >= 1 (got '$SEED_THREADS')"
+is_uint "$CONNECTIONS" && ((CONNECTIONS >= 1)) || die "BENCH_CONNECTIONS must be >= 1 (got '$CONNECTIONS')"
+is_uint "$THREADS" && ((THREADS >= 1 && THREADS <= CONNECTIONS)) ||
+    die "BENCH_THREADS must be between 1 and BENCH_CONNECTIONS (got '$THREADS')"
+for db in $DBS; do
+    case $db in
+        sqlite | sqlite-pool | postgres) ;;
+        *) die "BENCH_DBS: unknown database '$db' (use sqlite, sqlite-pool, postgres)" ;;
+    esac
+done
+[[ -n "${DBS// /}" ]] || die "BENCH_DBS selects no database"
+
+# Settings from the caller's environment or an orgbase.toml must not leak into the servers.
+while read -r v; do unset "$v"; done < <(compgen -e | grep '^ORGBASE_' || true)
+
+command -v python3 >/dev/null || die "python3 is required"
+command -v curl >/dev/null || die "curl is required"
+
+# ---------------------------------------------------------------------------------------------
+# State and cleanup
+
+SERVER_PID=""
+WORKDIR=""
+PG_DB=""
+TMPDIRS=()
+RAW=""
+
+stop_server() {
+    [[ -n "$SERVER_PID" ]] || return 0
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "bench: server $SERVER_PID did not stop within 10 s of SIGTERM; killing it" >&2
+            kill -KILL "$SERVER_PID" 2>/dev/null || true
+        fi
+    fi
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+drop_pg_db() {
+    [[ -n "$PG_DB" ]] || return 0
+    # WITH (FORCE) needs PostgreSQL 13+; fall back to a plain DROP.
+    "${PG_PSQL[@]}" -d test -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 ||
+        "${PG_PSQL[@]}" -d test -c "DROP DATABASE IF EXISTS $PG_DB" >/dev/null 2>&1 ||
+        echo "bench: warning: could not drop database $PG_DB" >&2
+    PG_DB=""
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    stop_server
+    drop_pg_db
+    for d in "${TMPDIRS[@]}"; do
+        [[ -n "$d" && -d "$d" ]] && rm -rf -- "$d"
+    done
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+new_tmpdir() {
+    local d
+    d=$(mktemp -d "${TMPDIR:-/tmp}/orgbase-bench.XXXXXX")
+    TMPDIRS+=("$d")
+    echo "$d"
+}
+
+server_tail() {
+    if [[ -n "$WORKDIR" && -s "$WORKDIR/server.err" ]]; then
+        echo "---- server stderr (last 40 lines) ----" >&2
+        tail -n 40 "$WORKDIR/server.err" >&2
+        echo "---------------------------------------" >&2
+    else
+        echo "(the server wrote nothing to stderr)" >&2
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Tools and binary
+
+if ! command -v wrk >/dev/null; then
+    echo "bench: installing wrk"
+    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+    command -v wrk >/dev/null || die "could not install wrk"
+fi
+
+if [[ -n "${BENCH_BIN:-}" ]]; then
+    SRC_BIN=$BENCH_BIN
+    echo "bench: using BENCH_BIN=$SRC_BIN (no build)"
+else
+    echo "bench: cargo build --release -p orgbase"
+    (cd "$ROOT" && cargo build --release -p orgbase)
+    SRC_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/orgbase
+fi
+[[ -x "$SRC_BIN" ]] || die "no executable orgbase binary at $SRC_BIN"
+# Run a private copy so a concurrent build cannot replace the binary mid-benchmark.
+BINDIR=$(new_tmpdir)
+BIN=$BINDIR/orgbase
+cp "$SRC_BIN" "$BIN"
+
+KEY="obk_bench_$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
+RAW=$BINDIR/results.raw
+: >"$RAW"
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# ---------------------------------------------------------------------------------------------
+# Server
+
+start_server() { # db
+    local db=$1 url mode=""
+    WORKDIR=$(new_tmpdir)
+    PORT=$(free_port)
+    case $db in
+        sqlite) url="sqlite://orgbase.db" mode=group ;;
+        sqlite-pool) url="sqlite://orgbase.db" mode=pool ;;
+        postgres)
+            PG_DB="orgbase_bench_$$_$RANDOM"
+            "${PG_PSQL[@]}" -d test -c "CREATE DATABASE $PG_DB" >/dev/null || {
+                PG_DB=""
+                die "could not create PostgreSQL database"
+            }
+            url="postgres://postgres@127.0.0.1:5432/$PG_DB"
+            ;;
+    esac
+    echo "bench: [$db] starting server on 127.0.0.1:$PORT (database $url${mode:+, ORGBASE_SQLITE_WRITE_MODE=$mode}) in $WORKDIR"
+    (
+        cd "$WORKDIR"
+        export RUST_LOG=warn ORGBASE_BOOTSTRAP_KEY="$KEY"
+        [[ -n "$mode" ]] && export ORGBASE_SQLITE_WRITE_MODE="$mode"
+        exec "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$url"
+    ) >"$WORKDIR/server.out" 2>"$WORKDIR/server.err" &
+    SERVER_PID=$!
+
+    local deadline=$((SECONDS + READY_TIMEOUT))
+    until curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/readyz" 2>/dev/null; do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            local status=0
+            wait "$SERVER_PID" || status=$?
+            SERVER_PID=""
+            server_tail
+            die "[$db] the server exited (status $status) before becoming ready"
+        fi
+        if ((SECONDS >= deadline)); then
+            server_tail
+            die "[$db] the server did not answer GET /readyz with 200 within ${READY_TIMEOUT} s"
+        fi
+        sleep 0.2
+    done
+    echo "bench: [$db] ready"
+}
+
+# Quick correctness check before measuring: one GET and one PATCH on a seeded id.
+preflight() { # db ids_file
+    local db=$1 id code
+    id=$(head -n1 "$2")
+    code=$(curl -sS -o "$WORKDIR/preflight.body" -w '%{http_code}' --max-time 5 \
+        -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/api/organizations/$id")
+    [[ "$code" == 200 ]] || { cat "$WORKDIR/preflight.body" >&2; echo >&2; die "[$db] preflight GET organization answered $code"; }
+    code=$(curl -sS -o "$WORKDIR/preflight.body" -w '%{http_code}' --max-time 5 -X PATCH \
+        -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+        --data '{"name":"Preflight rename"}' "http://127.0.0.1:$PORT/api/organizations/$id")
+    [[ "$code" == 200 ]] || { cat "$WORKDIR/preflight.body" >&2; echo >&2; die "[$db] preflight PATCH organization answered $code"; }
+}
+
+# ---------------------------------------------------------------------------------------------
+# wrk
+
+run_wrk() { # db endpoint tag seconds record(0|1)
+    local db=$1 ep=$2 tag=$3 secs=$4 record=$5 out rc=0 line wrk_non
+    out=$(
+        BENCH_DB=$db BENCH_ENDPOINT=$ep BENCH_RUN_TAG=$tag BENCH_KEY=$KEY \
+            BENCH_IDS_FILE=$WORKDIR/ids.txt BENCH_LUA_DIR=$ROOT/bench/lua \
+            timeout --foreground --signal=INT --kill-after=10 $((secs + 30)) \
+            wrk --threads "$THREADS" --connections "$CONNECTIONS" --duration "${secs}s" \
+            --timeout 5s --latency --script "$ROOT/bench/lua/$ep.lua" "http://127.0.0.1:$PORT" 2>&1
+    ) || rc=$?
+    if ((record)); then
+        sed 's/^/    | /' <<<"$out"
+    fi
+    line=$(grep '^RESULT ' <<<"$out" | tail -n1 || true)
+    if ((rc != 0)) || [[ -z "$line" ]]; then
+        ((record)) || sed 's/^/    | /' <<<"$out"
+        server_tail
+        die "[$db] wrk on $ep exited with status $rc${line:+ }${line:-and printed no RESULT line}"
+    fi
+    if [[ "$line" =~ \ requests=0\  ]]; then
+        server_tail
+        die "[$db] wrk on $ep completed no requests"
+    fi
+    # wrk's own count (status > 399), as a cross-check of the Lua count.
+    wrk_non=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9][0-9]*\).*/\1/p' <<<"$out" | tail -n1)
+    line="$line wrk_non2xx3xx=${wrk_non:-0} tag=$tag"
+    if ((record)); then
+        echo "$line" >>"$RAW"
+        echo "$line"
+    else
+        echo "    warm-up: $line"
+    fi
+}
+
+bench_db() { # db
+    local db=$1
+    echo
+    echo "=============================================================================="
+    echo "bench: [$db]"
+    echo "=============================================================================="
+    start_server "$db"
+
+    echo "bench: [$db] seeding $SEED_COUNT organizations"
+    python3 "$ROOT/bench/seed.py" --url "http://127.0.0.1:$PORT" --key "$KEY" \
+        --count "$SEED_COUNT" --threads "$SEED_THREADS" --out "$WORKDIR/ids.txt" || {
+        server_tail
+        die "[$db] seeding failed"
+    }
+    preflight "$db" "$WORKDIR/ids.txt"
+
+    local ep run
+    if ((WARMUP > 0)); then
+        echo "bench: [$db] warm-up, ${WARMUP} s per endpoint (not recorded)"
+        for ep in "${ENDPOINTS[@]}"; do
+            run_wrk "$db" "$ep" "w$RANDOM" "$WARMUP" 0
+        done
+    fi
+    # Runs interleave the endpoints so slow drift (WAL growth, caches) spreads over all of them.
+    for run in $(seq 1 "$RUNS"); do
+        for ep in "${ENDPOINTS[@]}"; do
+            echo "bench: [$db] run $run/$RUNS: $ep (${DURATION} s, $CONNECTIONS connections, $THREADS threads)"
+            run_wrk "$db" "$ep" "r$run$RANDOM" "$DURATION" 1
+        done
+    done
+
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        server_tail
+        die "[$db] the server died during the benchmark"
+    fi
+    stop_server
+    if [[ -s "$WORKDIR/server.err" ]]; then
+        echo "bench: [$db] the server logged $(wc -l <"$WORKDIR/server.err") line(s) at warn or above; last 10:"
+        tail -n 10 "$WORKDIR/server.err" | sed 's/^/    ! /'
+    fi
+    drop_pg_db
+    rm -rf -- "$WORKDIR"
+    WORKDIR=""
+    echo
+    python3 "$ROOT/bench/summarize.py" "$RAW" --db "$db" || true
+}
+
+# ---------------------------------------------------------------------------------------------
+# Main
+
+echo "Orgbase benchmark — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+if rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null); then
+    git -C "$ROOT" diff --quiet HEAD 2>/dev/null || rev="$rev (uncommitted changes)"
+else
+    rev=unknown
+fi
+echo "commit:   $rev"
+echo "machine:  $(nproc) cores, $(uname -sr); wrk shares the cores with the server"
+echo "wrk:      $(wrk --version 2>&1 | head -n1 || true)"
+echo "settings: databases=[$DBS] duration=${DURATION}s runs=$RUNS warmup=${WARMUP}s connections=$CONNECTIONS threads=$THREADS seed=$SEED_COUNT"
+
+RAN=()
+for db in $DBS; do
+    if [[ "$db" == postgres ]]; then
+        if ! command -v psql >/dev/null ||
+            ! PGCONNECT_TIMEOUT=5 "${PG_PSQL[@]}" -d test -c 'select 1' >/dev/null 2>&1; then
+            echo
+            echo "bench: [postgres] SKIPPED: \`psql -h 127.0.0.1 -U postgres -d test -c 'select 1'\` failed (no PostgreSQL on 127.0.0.1:5432?)"
+            continue
+        fi
+    fi
+    bench_db "$db"
+    RAN+=("$db")
+done
+
+echo
+echo "=============================================================================="
+echo "SUMMARY (median of $RUNS run(s) of ${DURATION} s each; targets gate sqlite only)"
+echo "=============================================================================="
+((${#RAN[@]} > 0)) || die "no database was benchmarked"
+rc=0
+python3 "$ROOT/bench/summarize.py" "$RAW" --gate sqlite || rc=$?
+echo
+if [[ " ${RAN[*]} " != *" sqlite "* ]]; then
+    echo "OVERALL: n/a (sqlite was not benchmarked; the targets apply to sqlite)"
+elif ((rc == 0)); then
+    echo "OVERALL: PASS (sqlite meets the targets)"
+else
+    echo "OVERALL: FAIL (sqlite misses a target; see above)"
+fi
+echo "full output: $RESULTS_DIR/latest.txt"
+if ((rc != 0)) && [[ "$STRICT" == 1 ]]; then
+    exit 1
+fi
+exit 0

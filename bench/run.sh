@@ -118,7 +118,7 @@ cleanup() {
     set +e
     stop_server
     drop_pg_db
-    for d in "${TMPDIRS[@]}"; do
+    for d in ${TMPDIRS[@]+"${TMPDIRS[@]}"}; do
         [[ -n "$d" && -d "$d" ]] && rm -rf -- "$d"
     done
     exit "$rc"
@@ -127,17 +127,29 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# Sets NEW_TMPDIR (not echoed: a $(...) subshell would lose the TMPDIRS entry).
 new_tmpdir() {
-    local d
-    d=$(mktemp -d "${TMPDIR:-/tmp}/orgbase-bench.XXXXXX")
-    TMPDIRS+=("$d")
-    echo "$d"
+    NEW_TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/orgbase-bench.XXXXXX")
+    TMPDIRS+=("$NEW_TMPDIR")
+}
+
+strip_ansi() { sed 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
+
+# The first panic, if any, and the count: one panic can poison state and fail all later requests.
+server_panics() {
+    local f=$WORKDIR/server.err n
+    n=$(grep -c 'panicked at' "$f" || true)
+    if ((n > 0)); then
+        echo "bench: the server panicked $n time(s); the first:"
+        grep -m1 -A1 'panicked at' "$f" | strip_ansi | sed 's/^/    ! /'
+    fi
 }
 
 server_tail() {
     if [[ -n "$WORKDIR" && -s "$WORKDIR/server.err" ]]; then
+        server_panics >&2
         echo "---- server stderr (last 40 lines) ----" >&2
-        tail -n 40 "$WORKDIR/server.err" >&2
+        tail -n 40 "$WORKDIR/server.err" | strip_ansi >&2
         echo "---------------------------------------" >&2
     else
         echo "(the server wrote nothing to stderr)" >&2
@@ -163,7 +175,8 @@ else
 fi
 [[ -x "$SRC_BIN" ]] || die "no executable orgbase binary at $SRC_BIN"
 # Run a private copy so a concurrent build cannot replace the binary mid-benchmark.
-BINDIR=$(new_tmpdir)
+new_tmpdir
+BINDIR=$NEW_TMPDIR
 BIN=$BINDIR/orgbase
 cp "$SRC_BIN" "$BIN"
 
@@ -180,7 +193,8 @@ free_port() {
 
 start_server() { # db
     local db=$1 url mode=""
-    WORKDIR=$(new_tmpdir)
+    new_tmpdir
+    WORKDIR=$NEW_TMPDIR
     PORT=$(free_port)
     case $db in
         sqlite) url="sqlite://orgbase.db" mode=group ;;
@@ -197,7 +211,8 @@ start_server() { # db
     echo "bench: [$db] starting server on 127.0.0.1:$PORT (database $url${mode:+, ORGBASE_SQLITE_WRITE_MODE=$mode}) in $WORKDIR"
     (
         cd "$WORKDIR"
-        export RUST_LOG=warn ORGBASE_BOOTSTRAP_KEY="$KEY"
+        # Backtraces would flood the log (and slow the server) if a handler panics per request.
+        export RUST_LOG=warn RUST_BACKTRACE=0 NO_COLOR=1 ORGBASE_BOOTSTRAP_KEY="$KEY"
         [[ -n "$mode" ]] && export ORGBASE_SQLITE_WRITE_MODE="$mode"
         exec "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$url"
     ) >"$WORKDIR/server.out" 2>"$WORKDIR/server.err" &
@@ -247,7 +262,7 @@ run_wrk() { # db endpoint tag seconds record(0|1)
             --timeout 5s --latency --script "$ROOT/bench/lua/$ep.lua" "http://127.0.0.1:$PORT" 2>&1
     ) || rc=$?
     if ((record)); then
-        sed 's/^/    | /' <<<"$out"
+        grep -v '^RESULT ' <<<"$out" | sed 's/^/    | /' || true
     fi
     line=$(grep '^RESULT ' <<<"$out" | tail -n1 || true)
     if ((rc != 0)) || [[ -z "$line" ]]; then
@@ -308,7 +323,8 @@ bench_db() { # db
     stop_server
     if [[ -s "$WORKDIR/server.err" ]]; then
         echo "bench: [$db] the server logged $(wc -l <"$WORKDIR/server.err") line(s) at warn or above; last 10:"
-        tail -n 10 "$WORKDIR/server.err" | sed 's/^/    ! /'
+        tail -n 10 "$WORKDIR/server.err" | strip_ansi | sed 's/^/    ! /'
+        server_panics
     fi
     drop_pg_db
     rm -rf -- "$WORKDIR"

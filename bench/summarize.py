@@ -37,6 +37,18 @@ def parse(path):
     return rows
 
 
+def merge_statuses(values):
+    """'500:3,404:1' strings from several runs -> ['404:1', '500:3'] summed per status."""
+    total = {}
+    for v in values:
+        if not v or v == "-":
+            continue
+        for part in v.split(","):
+            code, _, n = part.partition(":")
+            total[code] = total.get(code, 0) + int(n or 0)
+    return [f"{c}:{n}" for c, n in sorted(total.items())]
+
+
 def summarize(db, rows, gated):
     out = []
     agg = {}
@@ -53,7 +65,7 @@ def summarize(db, rows, gated):
             # The Lua count (every status outside 2xx) and wrk's own (status > 399): take the larger.
             "non2xx": sum(max(int(r["non2xx"]), int(r.get("wrk_non2xx3xx", 0))) for r in rs),
             "errors": sum(int(r["errors"]) for r in rs),
-            "statuses": sorted({r.get("statuses", "-") for r in rs} - {"-"}),
+            "statuses": merge_statuses(r.get("statuses", "-") for r in rs),
         }
     label = "targets (gating)" if gated else "targets (informational only)"
     out.append(f"=== {db} ===")

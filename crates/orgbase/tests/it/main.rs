@@ -1,0 +1,252 @@
+//! The real binary: configuration checks, migrations, keys from the command line, the first-start
+//! key, and graceful shutdown on SIGTERM. On SQLite always, on PostgreSQL when
+//! `TEST_DATABASE_URL` is set.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_orgbase");
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new() -> Self {
+        let p = std::env::temp_dir().join(format!("orgbase-cli-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+/// The binary, in `dir`, with no ORGBASE_* from the outside.
+fn orgbase(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ORGBASE_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("RUST_LOG", "info");
+    c
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    stdout: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(mut cmd: Command) -> Server {
+        let port = free_port();
+        let mut child = cmd
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                drop(s);
+                break;
+            }
+            assert!(Instant::now() < deadline, "the server did not start");
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the server exited early: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server { child, base, stdout: rx }
+    }
+
+    /// Lines printed on standard output so far.
+    fn printed(&self) -> Vec<String> {
+        self.stdout.try_iter().collect()
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "no exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn get_status(base: &str, path: &str, key: &str) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(key).send().await.unwrap().status().as_u16()
+    })
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn bad_configuration_is_refused_with_a_message_per_value() {
+    let dir = TempDir::new();
+    let o = orgbase(&dir.0)
+        .env("ORGBASE_LISTEN", "nowhere")
+        .env("ORGBASE_LOG_FORMAT", "xml")
+        .env("ORGBASE_BOOTSTRAP_KEY", "too-short")
+        .arg("serve")
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("ORGBASE_LISTEN") && err.contains("ORGBASE_LOG_FORMAT") && err.contains("ORGBASE_BOOTSTRAP_KEY"), "{err}");
+    assert!(!err.contains("too-short"), "the secret leaked: {err}");
+    // Flags win over the environment, the file over nothing.
+    std::fs::write(dir.0.join("orgbase.toml"), "log_format = \"yaml\"\n").unwrap();
+    let o = orgbase(&dir.0).arg("migrate").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("yaml"));
+    let o = orgbase(&dir.0).args(["--config", "missing.toml", "migrate"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("missing.toml"));
+}
+
+#[test]
+fn openapi_prints_the_committed_document() {
+    let dir = TempDir::new();
+    let o = orgbase(&dir.0).arg("openapi").output().unwrap();
+    assert!(o.status.success());
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json")).unwrap();
+    assert_eq!(text(&o).0, committed);
+}
+
+fn first_start_prints_a_key_once(dir: &Path, db: &str) {
+    let s = Server::start({
+        let mut c = orgbase(dir);
+        c.args(["--database-url", db]);
+        c
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let printed = s.printed().join("\n");
+    let key = printed.split_whitespace().find(|w| w.starts_with("obk_")).expect("a key printed").to_owned();
+    assert_eq!(get_status(&s.base, "/api/organizations", &key), 200);
+    assert_eq!(get_status(&s.base, "/readyz", ""), 200);
+    let status = s.terminate();
+    assert!(status.success(), "graceful exit on SIGTERM: {status}");
+    // The second start prints nothing: the key exists.
+    let s = Server::start({
+        let mut c = orgbase(dir);
+        c.args(["--database-url", db]);
+        c
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!s.printed().join("\n").contains("obk_"));
+    assert_eq!(get_status(&s.base, "/api/organizations", &key), 200);
+    // A key made on the command line works at once.
+    let o = orgbase(dir).args(["--database-url", db, "keys", "create", "--platform", "--name", "ops"]).output().unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    let cli_key = text(&o).0.trim().to_owned();
+    assert!(cli_key.starts_with("obk_"));
+    assert_eq!(get_status(&s.base, "/api/admin/api-keys", &cli_key), 200);
+    assert_eq!(get_status(&s.base, "/api/admin/api-keys", "obk_wrong"), 401);
+    assert!(s.terminate().success());
+}
+
+fn bootstrap_key_from_the_environment(dir: &Path, db: &str) {
+    let boot = "a-bootstrap-key-of-at-least-32-characters!";
+    let o = orgbase(dir).args(["--database-url", db, "migrate"]).output().unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    let s = Server::start({
+        let mut c = orgbase(dir);
+        c.args(["--database-url", db]).env("ORGBASE_BOOTSTRAP_KEY", boot);
+        c
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!s.printed().join("\n").contains("obk_"), "no key printed when one is configured");
+    assert_eq!(get_status(&s.base, "/api/organizations", boot), 200);
+    assert!(s.terminate().success());
+}
+
+#[test]
+fn sqlite_first_start() {
+    let dir = TempDir::new();
+    first_start_prints_a_key_once(&dir.0, "sqlite://orgbase.db");
+    assert!(dir.0.join("orgbase.db").exists(), "the default file is in the working directory");
+}
+
+#[test]
+fn sqlite_bootstrap_key() {
+    let dir = TempDir::new();
+    bootstrap_key_from_the_environment(&dir.0, "sqlite://data/orgbase.db");
+}
+
+/// A fresh PostgreSQL database for one test, dropped afterwards.
+fn pg_database() -> Option<(String, impl Drop)> {
+    let url = std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())?;
+    let name = format!("orgbase_t_cli_{}", rand_suffix());
+    let psql = |sql: &str| {
+        let o = Command::new("psql").args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", sql]).output().unwrap();
+        assert!(o.status.success(), "psql: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    psql(&format!("CREATE DATABASE {name}"));
+    let base = url.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
+    struct Dropper(String, String);
+    impl Drop for Dropper {
+        fn drop(&mut self) {
+            let _ = Command::new("psql").args([self.0.as_str(), "-qc", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.1)]).output();
+        }
+    }
+    Some((format!("{base}/{name}"), Dropper(url, name)))
+}
+
+#[test]
+fn postgres_first_start() {
+    let Some((db, _guard)) = pg_database() else {
+        eprintln!("skipped: TEST_DATABASE_URL is not set");
+        return;
+    };
+    let dir = TempDir::new();
+    first_start_prints_a_key_once(&dir.0, &db);
+}
+
+#[test]
+fn postgres_bootstrap_key() {
+    let Some((db, _guard)) = pg_database() else {
+        eprintln!("skipped: TEST_DATABASE_URL is not set");
+        return;
+    };
+    let dir = TempDir::new();
+    bootstrap_key_from_the_environment(&dir.0, &db);
+}

@@ -82,6 +82,7 @@ command -v curl >/dev/null || die "curl is required"
 # State and cleanup
 
 SERVER_PID=""
+WRK_PID=""
 WORKDIR=""
 PG_DB=""
 TMPDIRS=()
@@ -116,6 +117,10 @@ drop_pg_db() {
 cleanup() {
     local rc=$?
     set +e
+    if [[ -n "$WRK_PID" ]]; then
+        kill -TERM "$WRK_PID" 2>/dev/null
+        wait "$WRK_PID" 2>/dev/null
+    fi
     stop_server
     drop_pg_db
     for d in ${TMPDIRS[@]+"${TMPDIRS[@]}"}; do
@@ -254,13 +259,18 @@ preflight() { # db ids_file
 
 run_wrk() { # db endpoint tag seconds record(0|1)
     local db=$1 ep=$2 tag=$3 secs=$4 record=$5 out rc=0 line wrk_non
-    out=$(
-        BENCH_DB=$db BENCH_ENDPOINT=$ep BENCH_RUN_TAG=$tag BENCH_KEY=$KEY \
-            BENCH_IDS_FILE=$WORKDIR/ids.txt BENCH_LUA_DIR=$ROOT/bench/lua \
-            timeout --foreground --signal=INT --kill-after=10 $((secs + 30)) \
-            wrk --threads "$THREADS" --connections "$CONNECTIONS" --duration "${secs}s" \
-            --timeout 5s --latency --script "$ROOT/bench/lua/$ep.lua" "http://127.0.0.1:$PORT" 2>&1
-    ) || rc=$?
+    # In the background plus `wait`, so that Ctrl-C runs the INT trap at once (bash defers
+    # traps while a foreground command runs, and skips them if that command exits normally).
+    BENCH_DB=$db BENCH_ENDPOINT=$ep BENCH_RUN_TAG=$tag BENCH_KEY=$KEY \
+        BENCH_IDS_FILE=$WORKDIR/ids.txt BENCH_LUA_DIR=$ROOT/bench/lua \
+        timeout --foreground --signal=INT --kill-after=10 $((secs + 30)) \
+        wrk --threads "$THREADS" --connections "$CONNECTIONS" --duration "${secs}s" \
+        --timeout 5s --latency --script "$ROOT/bench/lua/$ep.lua" "http://127.0.0.1:$PORT" \
+        >"$WORKDIR/wrk.out" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || rc=$?
+    WRK_PID=""
+    out=$(<"$WORKDIR/wrk.out")
     if ((record)); then
         grep -v '^RESULT ' <<<"$out" | sed 's/^/    | /' || true
     fi
@@ -268,7 +278,7 @@ run_wrk() { # db endpoint tag seconds record(0|1)
     if ((rc != 0)) || [[ -z "$line" ]]; then
         ((record)) || sed 's/^/    | /' <<<"$out"
         server_tail
-        die "[$db] wrk on $ep exited with status $rc${line:+ }${line:-and printed no RESULT line}"
+        die "[$db] wrk on $ep exited with status $rc${line:+: $line}${line:- and printed no RESULT line}"
     fi
     if [[ "$line" =~ \ requests=0\  ]]; then
         server_tail

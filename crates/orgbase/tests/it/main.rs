@@ -11,7 +11,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_orgbase");
 struct TempDir(PathBuf);
 impl TempDir {
     fn new() -> Self {
-        let p = std::env::temp_dir().join(format!("orgbase-cli-{}-{}", std::process::id(), rand_suffix()));
+        let p = std::env::temp_dir().join(format!(
+            "orgbase-cli-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
         std::fs::create_dir_all(&p).unwrap();
         Self(p)
     }
@@ -23,7 +27,10 @@ impl Drop for TempDir {
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 /// The binary, in `dir`, with no ORGBASE_* from the outside.
@@ -40,7 +47,11 @@ fn orgbase(dir: &Path) -> Command {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Server {
@@ -78,7 +89,11 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Server { child, base, stdout: rx }
+        Server {
+            child,
+            base,
+            stdout: rx,
+        }
     }
 
     /// Lines printed on standard output so far.
@@ -109,14 +124,27 @@ impl Drop for Server {
 }
 
 fn get_status(base: &str, path: &str, key: &str) -> u16 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(key).send().await.unwrap().status().as_u16()
+        reqwest::Client::new()
+            .get(format!("{base}{path}"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     })
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -131,14 +159,22 @@ fn bad_configuration_is_refused_with_a_message_per_value() {
         .unwrap();
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("ORGBASE_LISTEN") && err.contains("ORGBASE_LOG_FORMAT") && err.contains("ORGBASE_BOOTSTRAP_KEY"), "{err}");
+    assert!(
+        err.contains("ORGBASE_LISTEN")
+            && err.contains("ORGBASE_LOG_FORMAT")
+            && err.contains("ORGBASE_BOOTSTRAP_KEY"),
+        "{err}"
+    );
     assert!(!err.contains("too-short"), "the secret leaked: {err}");
     // Flags win over the environment, the file over nothing.
     std::fs::write(dir.0.join("orgbase.toml"), "log_format = \"yaml\"\n").unwrap();
     let o = orgbase(&dir.0).arg("migrate").output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("yaml"));
-    let o = orgbase(&dir.0).args(["--config", "missing.toml", "migrate"]).output().unwrap();
+    let o = orgbase(&dir.0)
+        .args(["--config", "missing.toml", "migrate"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("missing.toml"));
 }
@@ -148,7 +184,9 @@ fn openapi_prints_the_committed_document() {
     let dir = TempDir::new();
     let o = orgbase(&dir.0).arg("openapi").output().unwrap();
     assert!(o.status.success());
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json")).unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json"))
+            .unwrap();
     assert_eq!(text(&o).0, committed);
 }
 
@@ -160,7 +198,11 @@ fn first_start_prints_a_key_once(dir: &Path, db: &str) {
     });
     std::thread::sleep(Duration::from_millis(200));
     let printed = s.printed().join("\n");
-    let key = printed.split_whitespace().find(|w| w.starts_with("obk_")).expect("a key printed").to_owned();
+    let key = printed
+        .split_whitespace()
+        .find(|w| w.starts_with("obk_"))
+        .expect("a key printed")
+        .to_owned();
     assert_eq!(get_status(&s.base, "/api/organizations", &key), 200);
     assert_eq!(get_status(&s.base, "/readyz", ""), 200);
     let status = s.terminate();
@@ -175,7 +217,18 @@ fn first_start_prints_a_key_once(dir: &Path, db: &str) {
     assert!(!s.printed().join("\n").contains("obk_"));
     assert_eq!(get_status(&s.base, "/api/organizations", &key), 200);
     // A key made on the command line works at once.
-    let o = orgbase(dir).args(["--database-url", db, "keys", "create", "--platform", "--name", "ops"]).output().unwrap();
+    let o = orgbase(dir)
+        .args([
+            "--database-url",
+            db,
+            "keys",
+            "create",
+            "--platform",
+            "--name",
+            "ops",
+        ])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{:?}", text(&o));
     let cli_key = text(&o).0.trim().to_owned();
     assert!(cli_key.starts_with("obk_"));
@@ -186,15 +239,22 @@ fn first_start_prints_a_key_once(dir: &Path, db: &str) {
 
 fn bootstrap_key_from_the_environment(dir: &Path, db: &str) {
     let boot = "a-bootstrap-key-of-at-least-32-characters!";
-    let o = orgbase(dir).args(["--database-url", db, "migrate"]).output().unwrap();
+    let o = orgbase(dir)
+        .args(["--database-url", db, "migrate"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{:?}", text(&o));
     let s = Server::start({
         let mut c = orgbase(dir);
-        c.args(["--database-url", db]).env("ORGBASE_BOOTSTRAP_KEY", boot);
+        c.args(["--database-url", db])
+            .env("ORGBASE_BOOTSTRAP_KEY", boot);
         c
     });
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!s.printed().join("\n").contains("obk_"), "no key printed when one is configured");
+    assert!(
+        !s.printed().join("\n").contains("obk_"),
+        "no key printed when one is configured"
+    );
     assert_eq!(get_status(&s.base, "/api/organizations", boot), 200);
     assert!(s.terminate().success());
 }
@@ -203,7 +263,10 @@ fn bootstrap_key_from_the_environment(dir: &Path, db: &str) {
 fn sqlite_first_start() {
     let dir = TempDir::new();
     first_start_prints_a_key_once(&dir.0, "sqlite://orgbase.db");
-    assert!(dir.0.join("orgbase.db").exists(), "the default file is in the working directory");
+    assert!(
+        dir.0.join("orgbase.db").exists(),
+        "the default file is in the working directory"
+    );
 }
 
 #[test]
@@ -214,18 +277,33 @@ fn sqlite_bootstrap_key() {
 
 /// A fresh PostgreSQL database for one test, dropped afterwards.
 fn pg_database() -> Option<(String, impl Drop)> {
-    let url = std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())?;
+    let url = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())?;
     let name = format!("orgbase_t_cli_{}", rand_suffix());
     let psql = |sql: &str| {
-        let o = Command::new("psql").args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", sql]).output().unwrap();
-        assert!(o.status.success(), "psql: {}", String::from_utf8_lossy(&o.stderr));
+        let o = Command::new("psql")
+            .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", sql])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     };
     psql(&format!("CREATE DATABASE {name}"));
     let base = url.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
     struct Dropper(String, String);
     impl Drop for Dropper {
         fn drop(&mut self) {
-            let _ = Command::new("psql").args([self.0.as_str(), "-qc", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.1)]).output();
+            let _ = Command::new("psql")
+                .args([
+                    self.0.as_str(),
+                    "-qc",
+                    &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.1),
+                ])
+                .output();
         }
     }
     Some((format!("{base}/{name}"), Dropper(url, name)))

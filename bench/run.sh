@@ -82,7 +82,7 @@ command -v curl >/dev/null || die "curl is required"
 # State and cleanup
 
 SERVER_PID=""
-WRK_PID=""
+CHILD_PID=""
 WORKDIR=""
 PG_DB=""
 TMPDIRS=()
@@ -117,9 +117,9 @@ drop_pg_db() {
 cleanup() {
     local rc=$?
     set +e
-    if [[ -n "$WRK_PID" ]]; then
-        kill -TERM "$WRK_PID" 2>/dev/null
-        wait "$WRK_PID" 2>/dev/null
+    if [[ -n "$CHILD_PID" ]]; then
+        kill -TERM "$CHILD_PID" 2>/dev/null
+        wait "$CHILD_PID" 2>/dev/null
     fi
     stop_server
     drop_pg_db
@@ -129,8 +129,8 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'echo "bench: interrupted; cleaning up" >&2; exit 130' INT
+trap 'echo "bench: terminated; cleaning up" >&2; exit 143' TERM
 
 # Sets NEW_TMPDIR (not echoed: a $(...) subshell would lose the TMPDIRS entry).
 new_tmpdir() {
@@ -267,9 +267,9 @@ run_wrk() { # db endpoint tag seconds record(0|1)
         wrk --threads "$THREADS" --connections "$CONNECTIONS" --duration "${secs}s" \
         --timeout 5s --latency --script "$ROOT/bench/lua/$ep.lua" "http://127.0.0.1:$PORT" \
         >"$WORKDIR/wrk.out" 2>&1 &
-    WRK_PID=$!
-    wait "$WRK_PID" || rc=$?
-    WRK_PID=""
+    CHILD_PID=$!
+    wait "$CHILD_PID" || rc=$?
+    CHILD_PID=""
     out=$(<"$WORKDIR/wrk.out")
     if ((record)); then
         grep -v '^RESULT ' <<<"$out" | sed 's/^/    | /' || true
@@ -304,11 +304,16 @@ bench_db() { # db
     start_server "$db"
 
     echo "bench: [$db] seeding $SEED_COUNT organizations"
+    local rc=0
     python3 "$ROOT/bench/seed.py" --url "http://127.0.0.1:$PORT" --key "$KEY" \
-        --count "$SEED_COUNT" --threads "$SEED_THREADS" --out "$WORKDIR/ids.txt" || {
+        --count "$SEED_COUNT" --threads "$SEED_THREADS" --out "$WORKDIR/ids.txt" &
+    CHILD_PID=$!
+    wait "$CHILD_PID" || rc=$?
+    CHILD_PID=""
+    if ((rc != 0)); then
         server_tail
-        die "[$db] seeding failed"
-    }
+        die "[$db] seeding failed (status $rc)"
+    fi
     preflight "$db" "$WORKDIR/ids.txt"
 
     local ep run

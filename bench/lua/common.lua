@@ -34,7 +34,9 @@ function setup(thread)
 end
 
 -- Per-thread initialisation common to all scripts; scripts call it from their init().
-function bench.init_thread()
+-- opts.auth = false leaves out the Authorization header (for /healthz, which needs none).
+function bench.init_thread(opts)
+   opts = opts or {}
    non2xx = 0
    statuses = {}
    tid = tid or 0
@@ -42,7 +44,7 @@ function bench.init_thread()
    -- Warm the generator: the first values after seeding are poorly mixed in some Luas.
    for _ = 1, 10 do math.random() end
    local key = bench.env("BENCH_KEY", "")
-   if key ~= "" then
+   if opts.auth ~= false and key ~= "" then
       wrk.headers["Authorization"] = "Bearer " .. key
    end
 end

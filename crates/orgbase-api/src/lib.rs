@@ -28,7 +28,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{problem_response, ApiError};
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::native::{api_keys, ops, organizations};
 
@@ -142,10 +142,18 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// The whole application: routes, and the layers every request passes through.
 pub fn app(state: AppState) -> Router {
     let (router, _) = api_router().split_for_parts();
+    let router = router
+        .route("/openapi.json", axum::routing::get(ops::openapi_json))
+        .route("/docs", axum::routing::get(ops::docs));
+    with_layers(router, state)
+}
+
+/// Wraps routes in what every request passes through: the body limit, panic recovery, metrics,
+/// the log span, the request id, and the security headers. Public so that tests can put a route
+/// of their own (one that panics, say) behind exactly the production stack.
+pub fn with_layers(router: Router<AppState>, state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     router
-        .route("/openapi.json", axum::routing::get(ops::openapi_json))
-        .route("/docs", axum::routing::get(ops::docs))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit))
@@ -241,9 +249,4 @@ pub async fn ensure_platform_key(
         Some(_) => Bootstrap::FromConfig,
         None => Bootstrap::Generated(secret.plain),
     })
-}
-
-#[doc(hidden)]
-pub fn _problem(status: axum::http::StatusCode, code: &str, detail: String) -> Response {
-    problem_response(status, code, detail, Vec::new())
 }

@@ -40,6 +40,14 @@ fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// Runs a write on its own task, so that a caller that goes away (a client hanging up) does not
+/// cut a transaction off half-way; the pool then never sees a connection in an unknown state.
+async fn detached<T: Send + 'static>(
+    fut: impl std::future::Future<Output = StoreResult<T>> + Send + 'static,
+) -> StoreResult<T> {
+    tokio::spawn(fut).await.map_err(StoreError::other)?
+}
+
 impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let opts = PgConnectOptions::from_str(url).map_err(StoreError::other)?;
@@ -179,15 +187,21 @@ async fn write_metadata(
 #[async_trait]
 impl OrganizationStore for PgStore {
     async fn insert_organization(&self, org: &Organization) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let mut b = QueryBuilder::new(format!(
-            "INSERT INTO organizations ({ORG_COLUMNS}) VALUES ("
-        ));
-        push_org_values(&mut b, org);
-        b.push(")");
-        b.build().execute(&mut *tx).await.map_err(map_err)?;
-        write_metadata(&mut tx, org, false).await.map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
+        let (pool, org) = (self.pool.clone(), org.clone());
+        detached(async move {
+            let mut tx = pool.begin().await.map_err(map_err)?;
+            let mut b = QueryBuilder::new(format!(
+                "INSERT INTO organizations ({ORG_COLUMNS}) VALUES ("
+            ));
+            push_org_values(&mut b, &org);
+            b.push(")");
+            b.build().execute(&mut *tx).await.map_err(map_err)?;
+            write_metadata(&mut tx, &org, false)
+                .await
+                .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)
+        })
+        .await
     }
 
     async fn get_organization(&self, id: OrganizationId) -> StoreResult<Organization> {
@@ -206,27 +220,8 @@ impl OrganizationStore for PgStore {
         org: &Organization,
         expected_version: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        // A row update from the full column list: (cols) = ROW(values).
-        let mut b = QueryBuilder::new(format!("UPDATE organizations SET ({ORG_COLUMNS}) = ROW("));
-        push_org_values(&mut b, org);
-        b.push(") WHERE id = ").push_bind(org.id.0);
-        b.push(" AND version = ").push_bind(expected_version);
-        let done = b.build().execute(&mut *tx).await.map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            let exists = sqlx::query("SELECT 1 FROM organizations WHERE id = $1")
-                .bind(org.id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            return Err(if exists.is_some() {
-                StoreError::VersionMismatch
-            } else {
-                StoreError::NotFound
-            });
-        }
-        write_metadata(&mut tx, org, true).await.map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
+        let (pool, org) = (self.pool.clone(), org.clone());
+        detached(async move { update_org(&pool, &org, expected_version).await }).await
     }
 
     async fn list_organizations(&self, q: &OrganizationQuery) -> StoreResult<Vec<Organization>> {
@@ -290,6 +285,30 @@ impl OrganizationStore for PgStore {
             .map_err(map_err)?;
         Ok(n as u64)
     }
+}
+
+async fn update_org(pool: &PgPool, org: &Organization, expected_version: i64) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(map_err)?;
+    // A row update from the full column list: (cols) = ROW(values).
+    let mut b = QueryBuilder::new(format!("UPDATE organizations SET ({ORG_COLUMNS}) = ROW("));
+    push_org_values(&mut b, org);
+    b.push(") WHERE id = ").push_bind(org.id.0);
+    b.push(" AND version = ").push_bind(expected_version);
+    let done = b.build().execute(&mut *tx).await.map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        let exists = sqlx::query("SELECT 1 FROM organizations WHERE id = $1")
+            .bind(org.id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        return Err(if exists.is_some() {
+            StoreError::VersionMismatch
+        } else {
+            StoreError::NotFound
+        });
+    }
+    write_metadata(&mut tx, org, true).await.map_err(map_err)?;
+    tx.commit().await.map_err(map_err)
 }
 
 const KEY_COLUMNS: &str =
@@ -392,51 +411,56 @@ impl ApiKeyStore for PgStore {
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> StoreResult<ApiKey> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        // Platform keys are revoked one at a time (the lock), so two concurrent revocations
-        // cannot each see the other as the key that remains.
-        sqlx::query("SELECT pg_advisory_xact_lock(7355608)")
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let row = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 FOR UPDATE"
-        ))
+        let pool = self.pool.clone();
+        detached(async move { revoke_key(&pool, id, at).await }).await
+    }
+}
+
+async fn revoke_key(pool: &PgPool, id: ApiKeyId, at: DateTime<Utc>) -> StoreResult<ApiKey> {
+    let mut tx = pool.begin().await.map_err(map_err)?;
+    // Platform keys are revoked one at a time (the lock), so two concurrent revocations
+    // cannot each see the other as the key that remains.
+    sqlx::query("SELECT pg_advisory_xact_lock(7355608)")
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    let row = sqlx::query(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id.0)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    let key = key_from_row(&row).map_err(StoreError::other)?;
+    if key.revoked_at.is_some() {
+        return Ok(key);
+    }
+    if key.kind == KeyKind::Platform {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM api_keys WHERE kind = 'platform' \
+                 AND revoked_at IS NULL AND id <> $1",
+        )
         .bind(id.0)
         .fetch_one(&mut *tx)
         .await
         .map_err(map_err)?;
-        let key = key_from_row(&row).map_err(StoreError::other)?;
-        if key.revoked_at.is_some() {
-            return Ok(key);
+        if others == 0 {
+            return Err(StoreError::Conflict {
+                constraint: "last_platform_key",
+            });
         }
-        if key.kind == KeyKind::Platform {
-            let others: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM api_keys WHERE kind = 'platform' \
-                 AND revoked_at IS NULL AND id <> $1",
-            )
-            .bind(id.0)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if others == 0 {
-                return Err(StoreError::Conflict {
-                    constraint: "last_platform_key",
-                });
-            }
-        }
-        sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1")
-            .bind(id.0)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(ApiKey {
-            revoked_at: Some(at),
-            ..key
-        })
     }
+    sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1")
+        .bind(id.0)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(ApiKey {
+        revoked_at: Some(at),
+        ..key
+    })
 }
 
 #[async_trait]

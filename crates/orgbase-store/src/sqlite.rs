@@ -66,7 +66,19 @@ pub struct SqliteStore {
 
 struct ConnPool {
     conns: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
+}
+
+impl ConnPool {
+    fn take(&self) -> Option<Connection> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+    fn give_back(&self, conn: Connection) {
+        self.conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+    }
 }
 
 fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
@@ -133,7 +145,7 @@ impl SqliteStore {
         }
         let readers = Arc::new(ConnPool {
             conns: Mutex::new(conns),
-            permits: Semaphore::new(READERS),
+            permits: Arc::new(Semaphore::new(READERS)),
         });
 
         let writer = match mode {
@@ -163,29 +175,33 @@ impl SqliteStore {
         self.mode
     }
 
-    /// Runs `f` on a pooled connection, off the async threads.
+    /// Runs `f` on a pooled connection, off the async threads. The connection is taken and given
+    /// back inside the blocking task, which runs to its end even when the request that asked is
+    /// dropped (a client hanging up), so no connection is ever lost to a cancellation.
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let pool = self.readers.clone();
-        let _permit = pool.permits.acquire().await.map_err(StoreError::other)?;
-        let conn = pool
-            .conns
-            .lock()
-            .expect("pool lock")
-            .pop()
-            .expect("a permit means a connection");
-        let (conn, out) = tokio::task::spawn_blocking(move || {
+        let permit = pool
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(StoreError::other)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let conn = pool
+                .take()
+                .ok_or_else(|| StoreError::msg("no pooled connection"))?;
             let out = std::panic::catch_unwind(AssertUnwindSafe(|| f(&conn)))
                 .unwrap_or_else(|_| Err(StoreError::msg("panic in a database read")));
-            (conn, out)
+            pool.give_back(conn);
+            out
         })
         .await
-        .map_err(StoreError::other)?;
-        pool.conns.lock().expect("pool lock").push(conn);
-        out
+        .map_err(StoreError::other)?
     }
 
     /// Runs `f` in a write transaction and answers once it is durable.

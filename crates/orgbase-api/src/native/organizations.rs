@@ -490,10 +490,12 @@ pub async fn update(
     JsonBody(body, mut errors): JsonBody<OrganizationInput>,
 ) -> Result<Response, ApiError> {
     let id = org_id(&id)?;
-    // Reach first: a credential from elsewhere learns nothing from validation errors.
-    service::load(&state, &who, id).await?;
     let (patch, _) = body.into_patch(&mut errors);
-    errors.into_result()?;
+    if !errors.is_empty() {
+        // Reach first: a credential from elsewhere learns nothing from validation errors.
+        service::load(&state, &who, id).await?;
+        return Err(errors.into());
+    }
     let org = service::update(&state, &who, id, patch, if_match(&headers)).await?;
     Ok(org_response(StatusCode::OK, org, false))
 }

@@ -187,3 +187,95 @@ mod limit {
         super::oversized_bodies_are_413_and_change_nothing(db).await;
     }
 }
+
+/// A handler that panics answers a 500 problem with the request id and nothing of the panic.
+mod panics {
+    use orgbase_api::{with_layers, ApiConfig, AppState};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_is_a_500_problem_without_internals() {
+        let db = orgbase_store::testing::sqlite().await;
+        let state = AppState::new(db.store.clone(), ApiConfig::default());
+        let routes = axum::Router::new().route(
+            "/boom",
+            axum::routing::get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("secret internal detail");
+                }
+                "unreachable"
+            }),
+        );
+        let app = with_layers(routes, state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let res = reqwest::get(format!("http://{addr}/boom")).await.unwrap();
+        assert_eq!(res.status(), 500);
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        let text = res.text().await.unwrap();
+        assert!(!text.contains("secret internal detail"), "{text}");
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(body["code"], "internal_error");
+        assert_eq!(body["requestId"], id.as_str());
+        // The server lives on.
+        let res = reqwest::get(format!("http://{addr}/nothing"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+    }
+}
+
+/// A database that fails under the app: a 500 problem with the request id, no SQL, no table
+/// names; and readiness reports it.
+mod database_failure {
+    use crate::App;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some(db) = orgbase_store::testing::postgres().await else {
+            eprintln!("skipped: TEST_DATABASE_URL is not set");
+            return;
+        };
+        let url = db.url.clone();
+        let app = App::start(db).await;
+        let o = app
+            .org(serde_json::json!({"name": "Acme", "countryCode": "US"}))
+            .await;
+        let out = std::process::Command::new("psql")
+            .args([
+                url.as_str(),
+                "-qc",
+                "ALTER TABLE organizations RENAME TO organizations_gone",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let a = app
+            .get(&format!("/api/organizations/{}", o["id"].as_str().unwrap()))
+            .await;
+        a.assert_problem(500, "internal_error");
+        assert!(
+            !a.text.contains("organizations_gone") && !a.text.contains("relation"),
+            "{}",
+            a.text
+        );
+        let out = std::process::Command::new("psql")
+            .args([
+                url.as_str(),
+                "-qc",
+                "ALTER TABLE organizations_gone RENAME TO organizations",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let a = app
+            .get(&format!("/api/organizations/{}", o["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(a.status, 200);
+    }
+}

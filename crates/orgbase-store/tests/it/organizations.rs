@@ -390,7 +390,57 @@ async fn a_parent_must_exist(db: TestDb) {
     );
 }
 
+/// Callers that go away mid-read or mid-write (a client hanging up) must not cost the store a
+/// connection or leave one in a transaction: everything after them still works.
+async fn cancelled_calls_leave_the_store_whole(db: TestDb) {
+    let s = db.store.clone();
+    for i in 0..40 {
+        s.insert_organization(&new_org(&format!("Org {i}"), &format!("org-{i}")))
+            .await
+            .unwrap();
+    }
+    for i in 0..200u64 {
+        let s2 = s.clone();
+        let task = tokio::spawn(async move {
+            let _ = s2.list_organizations(&q(100)).await;
+            let o = new_org("Late", &format!("late-{i}"));
+            let _ = s2.insert_organization(&o).await;
+        });
+        // Cancel at varying points: before, during and after the work started.
+        tokio::time::sleep(std::time::Duration::from_micros(i % 7 * 50)).await;
+        task.abort();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_micros(i % 5 * 20),
+            s.get_organization(OrganizationId::new()),
+        )
+        .await;
+    }
+    // Every pooled connection is usable, and in no transaction.
+    let mut checks = Vec::new();
+    for i in 0..32 {
+        let s = s.clone();
+        checks.push(tokio::spawn(async move {
+            assert_eq!(s.list_organizations(&q(5)).await.unwrap().len(), 5);
+            s.insert_organization(&new_org("After", &format!("after-{i}")))
+                .await
+                .unwrap();
+        }));
+    }
+    for c in checks {
+        c.await.unwrap();
+    }
+    let after = s
+        .list_organizations(&OrganizationQuery {
+            q: Some("after".into()),
+            ..q(100)
+        })
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 32);
+}
+
 crate::conformance!(
+    cancelled_calls_leave_the_store_whole,
     insert_then_get_round_trips_every_field,
     unknown_ids_are_not_found,
     slugs_are_unique,

@@ -328,3 +328,63 @@ fn postgres_bootstrap_key() {
     let dir = TempDir::new();
     bootstrap_key_from_the_environment(&dir.0, &db);
 }
+
+/// Every write the server acknowledged is there after it is killed without warning (SIGKILL):
+/// the answer goes out only after the commit.
+#[test]
+fn sqlite_acknowledged_writes_survive_a_kill() {
+    let dir = TempDir::new();
+    let boot = "a-bootstrap-key-of-at-least-32-characters!";
+    let start = || {
+        let mut c = orgbase(&dir.0);
+        c.env("ORGBASE_BOOTSTRAP_KEY", boot).env("RUST_LOG", "warn");
+        Server::start(c)
+    };
+    let mut s = start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let base = s.base.clone();
+    let acknowledged: Vec<String> = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let http = http.clone();
+            let base = base.clone();
+            tasks.push(tokio::spawn(async move {
+                let res = http
+                    .post(format!("{base}/api/organizations"))
+                    .bearer_auth(boot)
+                    .json(&serde_json::json!({"name": format!("Durable {i}"), "countryCode": "US"}))
+                    .send()
+                    .await
+                    .ok()?;
+                if res.status() != 201 {
+                    return None;
+                }
+                let v: serde_json::Value = res.json().await.ok()?;
+                Some(v["id"].as_str()?.to_owned())
+            }));
+        }
+        let mut ids = Vec::new();
+        for t in tasks {
+            if let Some(id) = t.await.unwrap() {
+                ids.push(id);
+            }
+        }
+        ids
+    });
+    assert_eq!(acknowledged.len(), 64);
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let s = start();
+    for id in &acknowledged {
+        assert_eq!(
+            get_status(&s.base, &format!("/api/organizations/{id}"), boot),
+            200,
+            "{id} lost"
+        );
+    }
+}

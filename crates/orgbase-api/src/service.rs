@@ -296,7 +296,12 @@ impl IfMatch {
         if raw.trim() == "*" {
             return IfMatch::Any;
         }
-        IfMatch::Versions(raw.split(',').map(|t| parse_etag(t.trim())).collect())
+        // If-Match compares strongly: a weak tag never matches (RFC 9110, 13.1.1).
+        IfMatch::Versions(
+            raw.split(',')
+                .map(|t| parse_etag(t.trim(), false))
+                .collect(),
+        )
     }
     pub fn matches(&self, version: i64) -> bool {
         match self {
@@ -306,9 +311,13 @@ impl IfMatch {
     }
 }
 
-/// `"3"` (or the weak `W/"3"`) → 3.
-pub fn parse_etag(t: &str) -> Option<i64> {
-    let t = t.strip_prefix("W/").unwrap_or(t);
+/// `"3"` → 3; the weak `W/"3"` too when `weak_ok` (If-None-Match compares weakly).
+pub fn parse_etag(t: &str, weak_ok: bool) -> Option<i64> {
+    let t = match t.strip_prefix("W/") {
+        Some(rest) if weak_ok => rest,
+        Some(_) => return None,
+        None => t,
+    };
     t.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
 }
 

@@ -88,11 +88,22 @@ impl NewSecret {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let plain = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
-        Self::from_plain(plain)
+        Self::from_generated(plain)
     }
 
-    /// A secret the operator chose (the bootstrap key).
+    /// A secret the operator chose (the bootstrap key). Its readable prefix comes from the hash,
+    /// not from the secret: an operator's string has no public part to show.
     pub fn from_plain(plain: String) -> Self {
+        let hash = SecretHash::of(&plain);
+        let prefix = format!("boot_{}", &hash.as_str()[..6]);
+        Self {
+            plain,
+            hash,
+            prefix,
+        }
+    }
+
+    fn from_generated(plain: String) -> Self {
         let hash = SecretHash::of(&plain);
         let prefix = plain.chars().take(SHOWN_PREFIX_LEN).collect();
         Self {
@@ -174,6 +185,12 @@ mod tests {
         assert_eq!(a.prefix, a.plain[..12]);
         assert_eq!(a.hash, SecretHash::of(&a.plain));
         assert_eq!(a.hash.as_str().len(), 64);
+    }
+
+    #[test]
+    fn an_operator_key_shows_nothing_of_itself() {
+        let k = NewSecret::from_plain("my-very-own-bootstrap-key-of-32-chars".into());
+        assert!(k.prefix.starts_with("boot_") && !k.prefix.contains("my-very"));
     }
 
     #[test]

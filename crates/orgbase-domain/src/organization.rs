@@ -15,6 +15,8 @@ pub const MAX_RATE_LIMIT: i32 = 100_000;
 pub const METADATA_MAX_KEYS: usize = 50;
 pub const METADATA_MAX_BYTES: usize = 8 * 1024;
 pub const MAX_ENTITLEMENTS: usize = 100;
+/// Longest metadata string value, in characters.
+pub const METADATA_MAX_VALUE_CHARS: usize = 500;
 
 fn text_field(
     field: &str,
@@ -102,8 +104,9 @@ impl Slug {
     /// A slug made from a name: lowercase ASCII letters and digits, every other run of
     /// characters one '-'. Too short a result is padded with `suffix` (random, from the caller).
     pub fn from_name(name: &str, suffix: &str) -> Self {
-        let mut s = String::with_capacity(name.len());
-        for c in name.chars() {
+        let ascii = deunicode::deunicode(name);
+        let mut s = String::with_capacity(ascii.len());
+        for c in ascii.chars() {
             let c = c.to_ascii_lowercase();
             if c.is_ascii_lowercase() || c.is_ascii_digit() {
                 s.push(c);
@@ -169,9 +172,14 @@ pub fn parse_avatar_url(field: &str, raw: &str) -> Result<String, FieldError> {
             "must be at most 2048 characters",
         ));
     }
+    // Stored as given (not re-serialized, which could lengthen it or change what was sent).
     match url::Url::parse(raw) {
-        Ok(u) if u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()) => {
-            Ok(u.to_string())
+        Ok(u)
+            if u.scheme() == "https"
+                && u.host_str().is_some_and(|h| !h.is_empty())
+                && !has_control(raw) =>
+        {
+            Ok(raw.to_owned())
         }
         Ok(_) => Err(FieldError::new(
             field,
@@ -394,6 +402,18 @@ impl Metadata {
             ));
         }
         match v {
+            Value::String(s) if s.chars().count() > METADATA_MAX_VALUE_CHARS => {
+                Err(FieldError::new(
+                    format!("{field}.{k}"),
+                    "too_long",
+                    format!("string values are at most {METADATA_MAX_VALUE_CHARS} characters"),
+                ))
+            }
+            Value::String(s) if s.contains('\0') => Err(FieldError::new(
+                format!("{field}.{k}"),
+                "invalid_characters",
+                "values must not contain NUL characters",
+            )),
             Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(()),
             _ => Err(FieldError::new(
                 format!("{field}.{k}"),
@@ -683,8 +703,12 @@ mod tests {
         assert!(Slug::parse("slug", "ab").is_err());
         assert!(Slug::parse("slug", "Acme").is_err());
         assert!(Slug::parse("slug", &"a".repeat(49)).is_err());
-        assert_eq!(Slug::from_name("  Ácme, Inc. ", "zz").as_str(), "cme-inc");
-        assert_eq!(Slug::from_name("日本", "k3j9").as_str(), "org-k3j9");
+        assert_eq!(Slug::from_name("  Ácme, Inc. ", "zz").as_str(), "acme-inc");
+        assert_eq!(
+            Slug::from_name("Über Straße", "zz").as_str(),
+            "uber-strasse"
+        );
+        assert_eq!(Slug::from_name("!!", "k3j9").as_str(), "org-k3j9");
         assert_eq!(Slug::from_name("AB", "k3j9").as_str(), "ab-k3j9");
         let long = Slug::from_name(&"word ".repeat(30), "k3j9");
         assert!(long.as_str().len() <= 48 && !long.as_str().ends_with('-'));

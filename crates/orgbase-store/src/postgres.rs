@@ -234,9 +234,8 @@ impl OrganizationStore for PgStore {
             }
             Some(StatusFilter::Is(s)) => {
                 b.push(" AND o.status = ").push_bind(s.as_str());
-                if !q.include_deleted {
-                    b.push(" AND o.deleted_at IS NULL");
-                }
+                // A deleted organization shows as "deleted", whatever it was before.
+                b.push(" AND o.deleted_at IS NULL");
             }
             None if !q.include_deleted => {
                 b.push(" AND o.deleted_at IS NULL");

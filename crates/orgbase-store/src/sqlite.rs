@@ -62,6 +62,8 @@ pub struct SqliteStore {
     mode: WriteMode,
     writer: Option<mpsc::UnboundedSender<Job>>,
     readers: Arc<ConnPool>,
+    /// Dropping this stops the checkpoint thread.
+    _checkpointer: Option<std::sync::mpsc::Sender<()>>,
 }
 
 struct ConnPool {
@@ -93,6 +95,7 @@ fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     if !read_only {
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -148,13 +151,26 @@ impl SqliteStore {
             permits: Arc::new(Semaphore::new(READERS)),
         });
 
+        let mut _checkpointer = None;
         let writer = match mode {
             WriteMode::GroupCommit => {
+                // Checkpoints run on a thread of their own, so that copying the WAL back into
+                // the database (and its fsync) never stalls the writer's commits.
+                writer_conn
+                    .pragma_update(None, "wal_autocheckpoint", 0)
+                    .map_err(StoreError::other)?;
+                let checkpoint_conn = open_conn(&path, false).map_err(StoreError::other)?;
+                let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+                std::thread::Builder::new()
+                    .name("sqlite-checkpoint".into())
+                    .spawn(move || checkpoint_loop(checkpoint_conn, stop_rx))
+                    .map_err(StoreError::other)?;
                 let (tx, rx) = mpsc::unbounded_channel();
                 std::thread::Builder::new()
                     .name("sqlite-writer".into())
                     .spawn(move || writer_loop(writer_conn, rx))
                     .map_err(StoreError::other)?;
+                _checkpointer = Some(stop_tx);
                 Some(tx)
             }
             WriteMode::Pool => None,
@@ -164,6 +180,7 @@ impl SqliteStore {
             mode,
             writer,
             readers,
+            _checkpointer,
         })
     }
 
@@ -202,6 +219,35 @@ impl SqliteStore {
         })
         .await
         .map_err(StoreError::other)?
+    }
+
+    /// Runs a short point read (a look-up by key) right here, without a hop to another thread:
+    /// the hop would cost more than the read. Nothing awaits between taking the connection and
+    /// giving it back, so a cancelled caller cannot lose it; a panic gives it back on unwind.
+    async fn read_now<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection) -> StoreResult<T>,
+    {
+        struct Lent<'a>(&'a ConnPool, Option<Connection>);
+        impl Drop for Lent<'_> {
+            fn drop(&mut self) {
+                if let Some(c) = self.1.take() {
+                    self.0.give_back(c);
+                }
+            }
+        }
+        let _permit = self
+            .readers
+            .permits
+            .acquire()
+            .await
+            .map_err(StoreError::other)?;
+        let conn = self
+            .readers
+            .take()
+            .ok_or_else(|| StoreError::msg("no pooled connection"))?;
+        let lent = Lent(&self.readers, Some(conn));
+        f(lent.1.as_ref().expect("lent"))
     }
 
     /// Runs `f` in a write transaction and answers once it is durable.
@@ -276,11 +322,27 @@ fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
             continue;
         }
         let mut finishes = Vec::with_capacity(batch.len());
+        // Set when SQLite rolled the whole transaction back under us (I/O error, disk full):
+        // every write of the batch then fails, and none runs outside a transaction.
+        let mut aborted = false;
         for job in batch {
+            if aborted {
+                finishes.push(job(None).1);
+                continue;
+            }
             if let Err(e) = conn.execute_batch("SAVEPOINT job") {
                 tracing::error!(error = %e, "sqlite writer could not open a savepoint");
+                aborted = true;
+                finishes.push(job(None).1);
+                continue;
             }
             let (ok, finish) = job(Some(&conn));
+            finishes.push(finish);
+            if conn.is_autocommit() {
+                tracing::error!("sqlite rolled back a group commit transaction");
+                aborted = true;
+                continue;
+            }
             let end = if ok {
                 "RELEASE job"
             } else {
@@ -288,20 +350,45 @@ fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
             };
             if let Err(e) = conn.execute_batch(end) {
                 tracing::error!(error = %e, "sqlite writer could not close a savepoint");
+                aborted = true;
             }
-            finishes.push(finish);
         }
-        match conn.execute_batch("COMMIT") {
-            Ok(()) => finishes.into_iter().for_each(|f| f(None)),
-            Err(e) => {
+        let outcome = if aborted {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(StoreError::msg("the transaction was rolled back"))
+        } else {
+            conn.execute_batch("COMMIT").map_err(|e| {
                 tracing::error!(error = %e, "sqlite group commit failed");
                 let _ = conn.execute_batch("ROLLBACK");
+                map_err(e)
+            })
+        };
+        match outcome {
+            Ok(()) => finishes.into_iter().for_each(|f| f(None)),
+            Err(e) => {
+                let msg = e.to_string();
                 for f in finishes {
-                    f(Some(map_err(clone_err(&e))));
+                    f(Some(StoreError::msg(msg.clone())));
                 }
             }
         }
     }
+}
+
+/// Copies committed WAL frames back into the database every so often, without blocking the
+/// writer (PASSIVE), until the store is dropped.
+fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    loop {
+        match stop.recv_timeout(std::time::Duration::from_millis(250)) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => break,
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "sqlite checkpoint failed");
+        }
+    }
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 fn clone_err(e: &rusqlite::Error) -> rusqlite::Error {
@@ -497,7 +584,7 @@ impl OrganizationStore for SqliteStore {
     }
 
     async fn get_organization(&self, id: OrganizationId) -> StoreResult<Organization> {
-        self.read(move |conn| {
+        self.read_now(move |conn| {
             conn.prepare_cached(&format!(
                 "SELECT {ORG_COLUMNS} FROM organizations WHERE id = ?1"
             ))
@@ -567,9 +654,8 @@ impl OrganizationStore for SqliteStore {
                         " AND o.status = ?",
                         SqlValue::Text(s.as_str().into()),
                     );
-                    if !q.include_deleted {
-                        sql.push_str(" AND o.deleted_at IS NULL");
-                    }
+                    // A deleted organization shows as "deleted", whatever it was before.
+                    sql.push_str(" AND o.deleted_at IS NULL");
                 }
                 None if !q.include_deleted => sql.push_str(" AND o.deleted_at IS NULL"),
                 None => {}
@@ -600,7 +686,7 @@ impl OrganizationStore for SqliteStore {
                 let phrase = format!("\"{}\"", text.replace('"', "\"\""));
                 arg(
                     &mut sql,
-                    " AND o.rowid IN (SELECT rowid FROM organizations_search \
+                    " AND o.seq IN (SELECT rowid FROM organizations_search \
                      WHERE organizations_search MATCH ?)",
                     SqlValue::Text(phrase),
                 );
@@ -631,7 +717,7 @@ impl OrganizationStore for SqliteStore {
     }
 
     async fn count_children(&self, id: OrganizationId) -> StoreResult<u64> {
-        self.read(move |conn| {
+        self.read_now(move |conn| {
             conn.prepare_cached("SELECT count(*) FROM organizations WHERE parent_id = ?1")
                 .and_then(|mut s| s.query_row([id.to_string()], |r| r.get::<_, i64>(0)))
                 .map(|n| n as u64)
@@ -707,7 +793,7 @@ impl ApiKeyStore for SqliteStore {
 
     async fn find_api_key(&self, hash: &SecretHash) -> StoreResult<Option<ApiKey>> {
         let hash = hash.as_str().to_owned();
-        self.read(move |conn| {
+        self.read_now(move |conn| {
             conn.prepare_cached(&format!(
                 "SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?1"
             ))
@@ -718,7 +804,7 @@ impl ApiKeyStore for SqliteStore {
     }
 
     async fn get_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
-        self.read(move |conn| {
+        self.read_now(move |conn| {
             conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))
                 .and_then(|mut s| s.query_row([id.to_string()], key_from_row))
                 .map_err(map_err)
@@ -790,7 +876,7 @@ impl ApiKeyStore for SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
+        self.read_now(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
             .await
     }
 

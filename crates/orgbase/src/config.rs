@@ -48,9 +48,23 @@ pub struct Overrides {
     pub database_url: Option<String>,
 }
 
+/// Every setting's name, as in `orgbase.toml` and (upper-cased, prefixed) in the environment.
+const KNOWN: &[&str] = &[
+    "listen",
+    "database_url",
+    "bootstrap_key",
+    "public_url",
+    "log_format",
+    "body_limit",
+    "sqlite_write_mode",
+    "pg_max_connections",
+];
+
 /// The checked configuration.
 #[derive(Debug)]
 pub struct Config {
+    /// Settings that were ignored, to be logged once logging is up.
+    pub warnings: Vec<String>,
     pub listen: SocketAddr,
     pub database_url: String,
     pub bootstrap_key: Option<SecretString>,
@@ -70,9 +84,24 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String>
             file.display()
         ));
     }
-    let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
+    // A misspelt setting in the file is an error, not a silent default.
+    let mut errors = Vec::new();
+    if file.exists() {
+        match Figment::from(Toml::file(file)).extract::<figment::value::Dict>() {
+            Ok(d) => {
+                for k in d.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
+                    errors.push(format!("  - {}: unknown setting {k:?}", file.display()));
+                }
+            }
+            Err(e) => errors.push(format!("  - {}: {e}", file.display())),
+        }
+    }
+    // The bootstrap key is read as it is: figment would take an all-digit one for a number,
+    // refuse it, and print it in the error.
+    let env = Env::prefixed("ORGBASE_").ignore(&["config", "bootstrap_key"]);
+    let mut settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
         .merge(Toml::file(file))
-        .merge(Env::prefixed("ORGBASE_").ignore(&["config"]))
+        .merge(env)
         .merge(Serialized::globals(overrides))
         .extract()
         .map_err(|e| {
@@ -81,7 +110,23 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String>
                 .collect::<Vec<_>>()
                 .join("\n")
         })?;
-    check(settings)
+    if !errors.is_empty() {
+        return Err(errors.join("\n"));
+    }
+    if let Ok(k) = std::env::var("ORGBASE_BOOTSTRAP_KEY") {
+        settings.bootstrap_key = Some(SecretString::from(k));
+    }
+    let warnings = std::env::vars()
+        .filter_map(|(k, _)| k.strip_prefix("ORGBASE_").map(str::to_ascii_lowercase))
+        .filter(|k| k != "config" && !KNOWN.contains(&k.as_str()))
+        .map(|k| {
+            format!(
+                "ORGBASE_{} is not a setting of this version; it is ignored",
+                k.to_ascii_uppercase()
+            )
+        })
+        .collect();
+    check(settings).map(|c| Config { warnings, ..c })
 }
 
 fn check(s: Settings) -> Result<Config, String> {
@@ -162,6 +207,7 @@ fn check(s: Settings) -> Result<Config, String> {
             .join("\n"));
     }
     Ok(Config {
+        warnings: Vec::new(),
         listen: listen.expect("checked"),
         database_url: db,
         bootstrap_key: s.bootstrap_key,

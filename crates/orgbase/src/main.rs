@@ -83,6 +83,9 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logging(config.json_logs);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

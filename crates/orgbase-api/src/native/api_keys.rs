@@ -144,11 +144,7 @@ pub async fn create(
         ),
         Some(_) => errors.add("kind", "invalid_value", "must be platform or partner"),
     }
-    if body
-        .organization_id
-        .optional("organizationId", &mut errors)
-        .is_some()
-    {
+    if let Some(Some(_)) = body.organization_id.nullable("organizationId", &mut errors) {
         errors.add(
             "organizationId",
             "invalid_value",

@@ -449,8 +449,9 @@ pub async fn get(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
-            v.split(',')
-                .any(|t| parse_etag(t.trim()) == Some(org.version))
+            v.trim() == "*"
+                || v.split(',')
+                    .any(|t| parse_etag(t.trim(), true) == Some(org.version))
         });
     if unchanged {
         let mut res = StatusCode::NOT_MODIFIED.into_response();
@@ -573,6 +574,14 @@ pub fn parse_list_query(raw: Option<&str>) -> Result<OrganizationQuery, ApiError
     };
     let mut e = ValidationErrors::new();
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        if v.contains('\0') {
+            e.add(
+                k.as_ref(),
+                "invalid_characters",
+                "must not contain NUL characters",
+            );
+            continue;
+        }
         match k.as_ref() {
             "limit" => match v.parse::<u32>() {
                 Ok(n) if (1..=MAX_LIMIT).contains(&n) => q.limit = n,

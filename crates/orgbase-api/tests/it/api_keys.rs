@@ -173,7 +173,22 @@ async fn invalid_key_requests_name_every_problem(app: App) {
         a.field_errors(),
         [("organizationId".into(), "invalid_value".into())]
     );
-    // Nothing was created by any of them.
+    // An explicit null organization is the same as none.
+    let a = app
+        .post(
+            "/api/admin/api-keys",
+            json!({"name": "n", "kind": "platform", "organizationId": null}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let id = a.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.delete(&format!("/api/admin/api-keys/{id}"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    // Nothing was created by any of the refused ones.
     assert_eq!(
         app.get("/api/admin/api-keys?includeRevoked=true")
             .await
@@ -181,7 +196,7 @@ async fn invalid_key_requests_name_every_problem(app: App) {
             .as_array()
             .unwrap()
             .len(),
-        1
+        2
     );
 }
 

@@ -708,4 +708,255 @@ crate::api_tests!(
     list_filters,
     list_rejects_bad_parameters,
     concurrent_patches_all_land,
+    field_limits_over_http,
+    writes_on_unknown_or_malformed_ids_are_404,
+    a_status_filter_never_returns_deleted_ones,
+    etags_compare_as_rfc_9110_says,
+    list_values_with_nul_are_refused,
 );
+
+/// Each field's limits, at and just past the edge.
+async fn field_limits_over_http(app: App) {
+    let o = app.org(json!({"name": "Edges", "countryCode": "US"})).await;
+    let path = format!("/api/organizations/{}", o["id"].as_str().unwrap());
+    let ok = [
+        json!({"name": "x".repeat(100)}),
+        json!({"slug": "abc"}),
+        json!({"slug": "a".repeat(48)}),
+        json!({"avatarUrl": format!("https://e.com/{}", "a".repeat(2048 - 14))}),
+        json!({"preferences": {"recordingLifespanDays": 1}}),
+        json!({"preferences": {"recordingLifespanDays": 1825}}),
+        json!({"preferences": {"recordingLifespanDays": -1}}),
+        json!({"kycLevel": 3}),
+        json!({"rateLimit": 100000}),
+        json!({"statusReason": "r".repeat(500)}),
+        json!({"metadata": {"k": "é".repeat(500)}}),
+        json!({"metadata": {"a".repeat(64): 1}}),
+    ];
+    for body in ok {
+        let a = app.patch(&path, body.clone()).await;
+        assert_eq!(a.status, StatusCode::OK, "{body} → {}", a.text);
+    }
+    let bad = [
+        (json!({"name": "x".repeat(101)}), "name", "too_long"),
+        (json!({"name": "a\u{0}b"}), "name", "invalid_characters"),
+        (json!({"name": "tab\there"}), "name", "invalid_characters"),
+        (json!({"slug": "ab"}), "slug", "invalid_length"),
+        (json!({"slug": "a".repeat(49)}), "slug", "invalid_length"),
+        (json!({"slug": "a_b"}), "slug", "invalid_format"),
+        (
+            json!({"avatarUrl": "javascript:alert(1)"}),
+            "avatarUrl",
+            "invalid_url",
+        ),
+        (
+            json!({"avatarUrl": format!("https://e.com/{}", "a".repeat(2048))}),
+            "avatarUrl",
+            "too_long",
+        ),
+        (
+            json!({"preferences": {"recordingLifespanDays": 0}}),
+            "preferences.recordingLifespanDays",
+            "out_of_range",
+        ),
+        (
+            json!({"preferences": {"recordingLifespanDays": -2}}),
+            "preferences.recordingLifespanDays",
+            "out_of_range",
+        ),
+        (
+            json!({"preferences": {"recordingLifespanDays": 1826}}),
+            "preferences.recordingLifespanDays",
+            "out_of_range",
+        ),
+        (json!({"kycLevel": -1}), "kycLevel", "out_of_range"),
+        (json!({"rateLimit": 100001}), "rateLimit", "out_of_range"),
+        (
+            json!({"statusReason": "r".repeat(501)}),
+            "statusReason",
+            "too_long",
+        ),
+        (
+            json!({"metadata": {"k": "x".repeat(501)}}),
+            "metadata.k",
+            "too_long",
+        ),
+        (
+            json!({"metadata": {"k": "a\u{0}b"}}),
+            "metadata.k",
+            "invalid_characters",
+        ),
+        (
+            json!({"metadata": {"a".repeat(65): 1}}),
+            &*format!("metadata.{}", "a".repeat(65)),
+            "invalid_key",
+        ),
+        (
+            json!({"metadata": {"list": [1, 2]}}),
+            "metadata.list",
+            "invalid_value",
+        ),
+        (
+            json!({"metadata": (0..51).map(|i| (format!("m{i}"), json!(i))).collect::<serde_json::Map<_, _>>()}),
+            "metadata",
+            "too_many_keys",
+        ),
+        (
+            json!({"metadata": (0..20).map(|i| (format!("m{i}"), json!("x".repeat(450)))).collect::<serde_json::Map<_, _>>()}),
+            "metadata",
+            "too_large",
+        ),
+        (
+            json!({"countryCode": "ZZ"}),
+            "countryCode",
+            "invalid_country_code",
+        ),
+        (
+            json!({"entitlements": ["ok", "not ok"]}),
+            "entitlements[1]",
+            "invalid_format",
+        ),
+    ];
+    let before = app.get(&path).await.body;
+    for (body, field, code) in bad {
+        let a = app.patch(&path, body.clone()).await;
+        a.assert_problem(422, "validation_failed");
+        assert_eq!(
+            a.field_errors(),
+            [(field.to_owned(), code.to_owned())],
+            "{body}"
+        );
+    }
+    // A merge that crosses the key limit fails too.
+    let fifty: serde_json::Map<_, _> = (0..48).map(|i| (format!("n{i}"), json!(i))).collect();
+    assert_eq!(
+        app.patch(&path, json!({"metadata": fifty})).await.status,
+        StatusCode::OK
+    );
+    let a = app
+        .patch(&path, json!({"metadata": {"one": 1, "two": 2}}))
+        .await;
+    assert_eq!(
+        a.field_errors(),
+        [("metadata".into(), "too_many_keys".into())]
+    );
+    let after = app.get(&path).await.body;
+    assert_eq!(
+        after["version"].as_i64().unwrap(),
+        before["version"].as_i64().unwrap() + 1
+    );
+}
+
+async fn writes_on_unknown_or_malformed_ids_are_404(app: App) {
+    let unknown = "0190a3c1-0000-7000-8000-000000000000";
+    for id in [unknown, "not-a-uuid"] {
+        let path = format!("/api/organizations/{id}");
+        app.patch(&path, json!({"name": "X"}))
+            .await
+            .assert_problem(404, "not_found");
+        // An invalid body on an organization out of reach is still a 404: nothing is learnt.
+        app.patch(&path, json!({"name": ""}))
+            .await
+            .assert_problem(404, "not_found");
+        app.delete(&path).await.assert_problem(404, "not_found");
+        app.post(&format!("/api/admin/organizations/{id}/restore"), json!({}))
+            .await
+            .assert_problem(404, "not_found");
+    }
+}
+
+async fn a_status_filter_never_returns_deleted_ones(app: App) {
+    let o = app.org(json!({"name": "Gone", "countryCode": "US"})).await;
+    let keep = app.org(json!({"name": "Kept", "countryCode": "US"})).await;
+    app.delete(&format!("/api/organizations/{}", o["id"].as_str().unwrap()))
+        .await;
+    let a = app
+        .get("/api/organizations?status=active&includeDeleted=true")
+        .await;
+    let ids: Vec<_> = a.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].clone())
+        .collect();
+    assert_eq!(ids, [keep["id"].clone()]);
+    // Restoring what is not deleted answers it as it is.
+    let r = app
+        .post(
+            &format!(
+                "/api/admin/organizations/{}/restore",
+                keep["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["version"], keep["version"]);
+    // A DELETE whose If-Match matches goes through.
+    let k = format!("/api/organizations/{}", keep["id"].as_str().unwrap());
+    let d = app
+        .call(
+            Method::DELETE,
+            &k,
+            Some(&app.key),
+            None,
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT);
+}
+
+async fn etags_compare_as_rfc_9110_says(app: App) {
+    let o = app.org(json!({"name": "Acme", "countryCode": "US"})).await;
+    let path = format!("/api/organizations/{}", o["id"].as_str().unwrap());
+    // If-Match is strong: a weak tag never matches.
+    let a = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&app.key),
+            Some(&json!({"name": "B"})),
+            &[("if-match", "W/\"1\"")],
+        )
+        .await;
+    a.assert_problem(412, "precondition_failed");
+    let a = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&app.key),
+            Some(&json!({"name": "B"})),
+            &[("if-match", "\"0\", \"1\"")],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    // If-None-Match is weak, and * matches anything that exists.
+    let a = app
+        .call(
+            Method::GET,
+            &path,
+            Some(&app.key),
+            None,
+            &[("if-none-match", "W/\"2\"")],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_MODIFIED);
+    let a = app
+        .call(
+            Method::GET,
+            &path,
+            Some(&app.key),
+            None,
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_MODIFIED);
+}
+
+async fn list_values_with_nul_are_refused(app: App) {
+    for query in ["q=ab%00c", "externalAccountId=%00", "metadata[k]=%00"] {
+        let a = app.get(&format!("/api/organizations?{query}")).await;
+        a.assert_problem(422, "validation_failed");
+        assert_eq!(a.field_errors()[0].1, "invalid_characters", "{query}");
+    }
+}

@@ -1,6 +1,8 @@
 -- Organizations. Timestamps are RFC 3339 UTC text with microseconds, so they sort as text.
+-- `seq` is the row's integer key, stable across VACUUM, which the search index refers to.
 CREATE TABLE organizations (
-    id                      TEXT PRIMARY KEY,
+    seq                     INTEGER PRIMARY KEY,
+    id                      TEXT NOT NULL UNIQUE,
     name                    TEXT NOT NULL,
     slug                    TEXT NOT NULL,
     country_code            TEXT NOT NULL,
@@ -49,19 +51,20 @@ CREATE INDEX organization_metadata_kv_idx ON organization_metadata (key, value, 
 
 -- Substring search on name and slug (`?q=`), kept in step by triggers.
 CREATE VIRTUAL TABLE organizations_search USING fts5 (
-    name, slug, content = 'organizations', content_rowid = 'rowid', tokenize = 'trigram'
+    name, slug, content = 'organizations', content_rowid = 'seq', tokenize = 'trigram'
 );
 CREATE TRIGGER organizations_search_ai AFTER INSERT ON organizations BEGIN
-    INSERT INTO organizations_search (rowid, name, slug) VALUES (new.rowid, new.name, new.slug);
+    INSERT INTO organizations_search (rowid, name, slug) VALUES (new.seq, new.name, new.slug);
 END;
-CREATE TRIGGER organizations_search_au AFTER UPDATE OF name, slug ON organizations BEGIN
+CREATE TRIGGER organizations_search_au AFTER UPDATE OF name, slug ON organizations
+WHEN old.name IS NOT new.name OR old.slug IS NOT new.slug BEGIN
     INSERT INTO organizations_search (organizations_search, rowid, name, slug)
-        VALUES ('delete', old.rowid, old.name, old.slug);
-    INSERT INTO organizations_search (rowid, name, slug) VALUES (new.rowid, new.name, new.slug);
+        VALUES ('delete', old.seq, old.name, old.slug);
+    INSERT INTO organizations_search (rowid, name, slug) VALUES (new.seq, new.name, new.slug);
 END;
 CREATE TRIGGER organizations_search_ad AFTER DELETE ON organizations BEGIN
     INSERT INTO organizations_search (organizations_search, rowid, name, slug)
-        VALUES ('delete', old.rowid, old.name, old.slug);
+        VALUES ('delete', old.seq, old.name, old.slug);
 END;
 
 -- API keys: only the SHA-256 of the secret is kept.

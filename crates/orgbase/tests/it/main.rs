@@ -96,9 +96,26 @@ impl Server {
         }
     }
 
-    /// Lines printed on standard output so far.
-    fn printed(&self) -> Vec<String> {
-        self.stdout.try_iter().collect()
+    /// The first word printed on standard output that starts with `prefix`, waiting for it.
+    fn wait_for_word(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Ok(line) = self
+            .stdout
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if let Some(w) = line.split_whitespace().find(|w| w.starts_with(prefix)) {
+                return w.to_owned();
+            }
+        }
+        panic!("nothing starting with {prefix} was printed");
+    }
+
+    /// SIGTERM, then everything printed on standard output, to its end.
+    fn stop_and_read(mut self) -> (std::process::ExitStatus, String) {
+        let rx = std::mem::replace(&mut self.stdout, std::sync::mpsc::channel().1);
+        let status = self.terminate();
+        // The reader thread ends at EOF, which closes the channel.
+        (status, rx.iter().collect::<Vec<_>>().join("\n"))
     }
 
     /// SIGTERM, then the exit status.
@@ -196,13 +213,7 @@ fn first_start_prints_a_key_once(dir: &Path, db: &str) {
         c.args(["--database-url", db]);
         c
     });
-    std::thread::sleep(Duration::from_millis(200));
-    let printed = s.printed().join("\n");
-    let key = printed
-        .split_whitespace()
-        .find(|w| w.starts_with("obk_"))
-        .expect("a key printed")
-        .to_owned();
+    let key = s.wait_for_word("obk_");
     assert_eq!(get_status(&s.base, "/api/organizations", &key), 200);
     assert_eq!(get_status(&s.base, "/readyz", ""), 200);
     let status = s.terminate();
@@ -213,8 +224,6 @@ fn first_start_prints_a_key_once(dir: &Path, db: &str) {
         c.args(["--database-url", db]);
         c
     });
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(!s.printed().join("\n").contains("obk_"));
     assert_eq!(get_status(&s.base, "/api/organizations", &key), 200);
     // A key made on the command line works at once.
     let o = orgbase(dir)
@@ -234,7 +243,12 @@ fn first_start_prints_a_key_once(dir: &Path, db: &str) {
     assert!(cli_key.starts_with("obk_"));
     assert_eq!(get_status(&s.base, "/api/admin/api-keys", &cli_key), 200);
     assert_eq!(get_status(&s.base, "/api/admin/api-keys", "obk_wrong"), 401);
-    assert!(s.terminate().success());
+    let (status, printed) = s.stop_and_read();
+    assert!(status.success());
+    assert!(
+        !printed.contains("obk_"),
+        "the second start printed a key: {printed}"
+    );
 }
 
 fn bootstrap_key_from_the_environment(dir: &Path, db: &str) {
@@ -250,13 +264,13 @@ fn bootstrap_key_from_the_environment(dir: &Path, db: &str) {
             .env("ORGBASE_BOOTSTRAP_KEY", boot);
         c
     });
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        !s.printed().join("\n").contains("obk_"),
-        "no key printed when one is configured"
-    );
     assert_eq!(get_status(&s.base, "/api/organizations", boot), 200);
-    assert!(s.terminate().success());
+    let (status, printed) = s.stop_and_read();
+    assert!(status.success());
+    assert!(
+        !printed.contains("obk_"),
+        "no key printed when one is configured: {printed}"
+    );
 }
 
 #[test]
@@ -387,4 +401,69 @@ fn sqlite_acknowledged_writes_survive_a_kill() {
             "{id} lost"
         );
     }
+}
+
+#[test]
+fn settings_layer_file_then_environment_then_flags() {
+    let dir = TempDir::new();
+    std::fs::write(
+        dir.0.join("orgbase.toml"),
+        "database_url = \"sqlite://from-file.db\"\n",
+    )
+    .unwrap();
+    assert!(orgbase(&dir.0).arg("migrate").status().unwrap().success());
+    assert!(dir.0.join("from-file.db").exists());
+    let o = orgbase(&dir.0)
+        .env("ORGBASE_DATABASE_URL", "sqlite://from-env.db")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(dir.0.join("from-env.db").exists());
+    let o = orgbase(&dir.0)
+        .env("ORGBASE_DATABASE_URL", "sqlite://from-env2.db")
+        .args(["--database-url", "sqlite://from-flag.db", "migrate"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(dir.0.join("from-flag.db").exists() && !dir.0.join("from-env2.db").exists());
+    // A misspelt setting in the file is refused by name.
+    std::fs::write(dir.0.join("orgbase.toml"), "listn = \"127.0.0.1:1\"\n").unwrap();
+    let o = orgbase(&dir.0).arg("migrate").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("listn"), "{:?}", text(&o));
+}
+
+/// Any string of 32 characters or more is a bootstrap key, digits only included, and nothing of
+/// it shows in the key list.
+#[test]
+fn an_all_digit_bootstrap_key_works_and_stays_secret() {
+    let dir = TempDir::new();
+    let boot = "12345678901234567890123456789012345";
+    let s = Server::start({
+        let mut c = orgbase(&dir.0);
+        c.env("ORGBASE_BOOTSTRAP_KEY", boot);
+        c
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let list = rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{}/api/admin/api-keys", s.base))
+            .bearer_auth(boot)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(list.contains("boot_"), "{list}");
+    assert!(
+        !list.contains("1234567"),
+        "part of the key is listed: {list}"
+    );
+    assert!(s.terminate().success());
 }

@@ -183,11 +183,7 @@ pub async fn update(
         let mut errors = ValidationErrors::new();
         check_hierarchy(state, Some(&current), &next, &mut errors).await?;
         errors.into_result()?;
-        match state
-            .store
-            .update_organization(&next, current.version)
-            .await
-        {
+        match state.store.update_organization(&next, &current).await {
             Ok(()) => return Ok(next),
             Err(StoreError::VersionMismatch) if if_match.is_none() => continue,
             Err(StoreError::Conflict {
@@ -257,11 +253,7 @@ async fn set_deleted(
             version: current.version + 1,
             ..current.clone()
         };
-        match state
-            .store
-            .update_organization(&next, current.version)
-            .await
-        {
+        match state.store.update_organization(&next, &current).await {
             Ok(()) => return Ok(next),
             Err(StoreError::VersionMismatch) if if_match.is_none() => continue,
             Err(e) => return Err(e.into()),

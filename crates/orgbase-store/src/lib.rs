@@ -83,12 +83,14 @@ pub trait OrganizationStore: Send + Sync {
     async fn insert_organization(&self, org: &Organization) -> StoreResult<()>;
     /// Any organization, deleted ones included: hiding them is the caller's rule.
     async fn get_organization(&self, id: OrganizationId) -> StoreResult<Organization>;
-    /// Replaces the stored organization with `org` if the stored version is still
-    /// `expected_version`; otherwise `VersionMismatch` (or `NotFound`).
+    /// Replaces `previous` (as read) with `org`, if the stored version is still
+    /// `previous.version`; otherwise `VersionMismatch` (or `NotFound`). Every change bumps the
+    /// version, so a matching version means the stored row is `previous`, and only the columns
+    /// that differ are written (fewer indexes to touch, and PostgreSQL can update in place).
     async fn update_organization(
         &self,
         org: &Organization,
-        expected_version: i64,
+        previous: &Organization,
     ) -> StoreResult<()>;
     async fn list_organizations(&self, q: &OrganizationQuery) -> StoreResult<Vec<Organization>>;
     /// How many organizations (deleted ones included) name this one as their parent.

@@ -159,6 +159,80 @@ fn push_org_values<'a>(b: &mut QueryBuilder<'a, Postgres>, o: &'a Organization) 
         .push_bind(o.version);
 }
 
+/// Binds column `i` (in `ORG_COLUMNS` order) of `o`, right after the text already pushed.
+fn push_column<'a>(
+    s: &mut sqlx::query_builder::Separated<'_, 'a, Postgres, &'static str>,
+    o: &'a Organization,
+    i: usize,
+) {
+    match i {
+        1 => s.push_bind_unseparated(&o.name),
+        2 => s.push_bind_unseparated(&o.slug),
+        3 => s.push_bind_unseparated(&o.country_code),
+        4 => s.push_bind_unseparated(&o.avatar_url),
+        5 => s.push_bind_unseparated(o.status.as_str()),
+        6 => s.push_bind_unseparated(&o.status_reason),
+        7 => s.push_bind_unseparated(o.org_type.as_str()),
+        8 => s.push_bind_unseparated(o.parent_id.map(|p| p.0)),
+        9 => s.push_bind_unseparated(o.owner.map(|p| p.0)),
+        10 => s.push_bind_unseparated(&o.product_plan_id),
+        11 => s.push_bind_unseparated(&o.offered_product_plan_id),
+        12 => s.push_bind_unseparated(o.sms.enabled),
+        13 => s.push_bind_unseparated(&o.sms.brand_id),
+        14 => s.push_bind_unseparated(&o.sms.campaign_id),
+        15 => s.push_bind_unseparated(o.premium),
+        16 => s.push_bind_unseparated(&o.external_account_id),
+        17 => s.push_bind_unseparated(&o.external_billing_id),
+        18 => s.push_bind_unseparated(o.kyc_level),
+        19 => s.push_bind_unseparated(&o.placement_group),
+        20 => s.push_bind_unseparated(o.billing_overdue),
+        21 => s.push_bind_unseparated(o.rate_limit),
+        22 => s.push_bind_unseparated(Json(&o.entitlements)),
+        23 => s.push_bind_unseparated(Json(&o.preferences)),
+        24 => s.push_bind_unseparated(Json(&o.metadata)),
+        25 => s.push_bind_unseparated(o.created_at),
+        26 => s.push_bind_unseparated(o.updated_at),
+        27 => s.push_bind_unseparated(o.deleted_at),
+        28 => s.push_bind_unseparated(o.version),
+        _ => unreachable!("column {i} is the id or beyond ORG_COLUMNS"),
+    };
+}
+
+/// Whether column `i` (in `ORG_COLUMNS` order, id excepted) differs between two versions.
+fn column_differs(a: &Organization, b: &Organization, i: usize) -> bool {
+    match i {
+        1 => a.name != b.name,
+        2 => a.slug != b.slug,
+        3 => a.country_code != b.country_code,
+        4 => a.avatar_url != b.avatar_url,
+        5 => a.status != b.status,
+        6 => a.status_reason != b.status_reason,
+        7 => a.org_type != b.org_type,
+        8 => a.parent_id != b.parent_id,
+        9 => a.owner != b.owner,
+        10 => a.product_plan_id != b.product_plan_id,
+        11 => a.offered_product_plan_id != b.offered_product_plan_id,
+        12 => a.sms.enabled != b.sms.enabled,
+        13 => a.sms.brand_id != b.sms.brand_id,
+        14 => a.sms.campaign_id != b.sms.campaign_id,
+        15 => a.premium != b.premium,
+        16 => a.external_account_id != b.external_account_id,
+        17 => a.external_billing_id != b.external_billing_id,
+        18 => a.kyc_level != b.kyc_level,
+        19 => a.placement_group != b.placement_group,
+        20 => a.billing_overdue != b.billing_overdue,
+        21 => a.rate_limit != b.rate_limit,
+        22 => a.entitlements != b.entitlements,
+        23 => a.preferences != b.preferences,
+        24 => a.metadata != b.metadata,
+        25 => a.created_at != b.created_at,
+        26 => a.updated_at != b.updated_at,
+        27 => a.deleted_at != b.deleted_at,
+        28 => a.version != b.version,
+        _ => unreachable!("column {i} is the id or beyond ORG_COLUMNS"),
+    }
+}
+
 async fn write_metadata(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     o: &Organization,
@@ -218,10 +292,10 @@ impl OrganizationStore for PgStore {
     async fn update_organization(
         &self,
         org: &Organization,
-        expected_version: i64,
+        previous: &Organization,
     ) -> StoreResult<()> {
-        let (pool, org) = (self.pool.clone(), org.clone());
-        detached(async move { update_org(&pool, &org, expected_version).await }).await
+        let (pool, org, previous) = (self.pool.clone(), org.clone(), previous.clone());
+        detached(async move { update_org(&pool, &org, &previous).await }).await
     }
 
     async fn list_organizations(&self, q: &OrganizationQuery) -> StoreResult<Vec<Organization>> {
@@ -286,13 +360,21 @@ impl OrganizationStore for PgStore {
     }
 }
 
-async fn update_org(pool: &PgPool, org: &Organization, expected_version: i64) -> StoreResult<()> {
+async fn update_org(pool: &PgPool, org: &Organization, previous: &Organization) -> StoreResult<()> {
     let mut tx = pool.begin().await.map_err(map_err)?;
-    // A row update from the full column list: (cols) = ROW(values).
-    let mut b = QueryBuilder::new(format!("UPDATE organizations SET ({ORG_COLUMNS}) = ROW("));
-    push_org_values(&mut b, org);
-    b.push(") WHERE id = ").push_bind(org.id.0);
-    b.push(" AND version = ").push_bind(expected_version);
+    // Only the columns that differ: an update that touches no indexed column stays in place (HOT).
+    let mut b = QueryBuilder::new("UPDATE organizations SET ");
+    {
+        let mut sets = b.separated(", ");
+        for (i, col) in ORG_COLUMNS.split(',').map(str::trim).enumerate().skip(1) {
+            if column_differs(org, previous, i) {
+                sets.push(format!("{col} = "));
+                push_column(&mut sets, org, i);
+            }
+        }
+    }
+    b.push(" WHERE id = ").push_bind(org.id.0);
+    b.push(" AND version = ").push_bind(previous.version);
     let done = b.build().execute(&mut *tx).await.map_err(map_err)?;
     if done.rows_affected() == 0 {
         let exists = sqlx::query("SELECT 1 FROM organizations WHERE id = $1")
@@ -306,7 +388,9 @@ async fn update_org(pool: &PgPool, org: &Organization, expected_version: i64) ->
             StoreError::NotFound
         });
     }
-    write_metadata(&mut tx, org, true).await.map_err(map_err)?;
+    if org.metadata != previous.metadata {
+        write_metadata(&mut tx, org, true).await.map_err(map_err)?;
+    }
     tx.commit().await.map_err(map_err)
 }
 

@@ -379,11 +379,9 @@ fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
 /// writer (PASSIVE), until the store is dropped.
 fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
     use std::sync::mpsc::RecvTimeoutError;
-    loop {
-        match stop.recv_timeout(std::time::Duration::from_millis(250)) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => break,
-        }
+    while let Err(RecvTimeoutError::Timeout) =
+        stop.recv_timeout(std::time::Duration::from_millis(250))
+    {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "sqlite checkpoint failed");
         }
@@ -597,29 +595,32 @@ impl OrganizationStore for SqliteStore {
     async fn update_organization(
         &self,
         org: &Organization,
-        expected_version: i64,
+        previous: &Organization,
     ) -> StoreResult<()> {
         let org = org.clone();
-        let values = org_values(&org)?;
+        let new = org_values(&org)?;
+        let old = org_values(previous)?;
+        let expected_version = previous.version;
+        let metadata_changed = org.metadata != previous.metadata;
         self.write(move |conn| {
-            let n = values.len();
-            // Every column but id (the first), then the id and the expected version.
-            let sets = ORG_COLUMNS
-                .split(", ")
-                .skip(1)
-                .enumerate()
-                .map(|(i, c)| format!("{} = ?{}", c.trim(), i + 2))
-                .collect::<Vec<_>>()
-                .join(", ");
+            // The id (column 0) never changes; the rest is written only where it differs.
+            let mut sets = Vec::new();
+            let mut args = vec![new[0].clone()];
+            for (i, col) in ORG_COLUMNS.split(',').map(str::trim).enumerate().skip(1) {
+                if new[i] != old[i] {
+                    args.push(new[i].clone());
+                    sets.push(format!("{col} = ?{}", args.len()));
+                }
+            }
+            args.push(SqlValue::Integer(expected_version));
             let sql = format!(
-                "UPDATE organizations SET {sets} WHERE id = ?1 AND version = ?{}",
-                n + 1
+                "UPDATE organizations SET {} WHERE id = ?1 AND version = ?{}",
+                sets.join(", "),
+                args.len()
             );
-            let mut all = values;
-            all.push(SqlValue::Integer(expected_version));
             let changed = conn
                 .prepare_cached(&sql)
-                .and_then(|mut s| s.execute(rusqlite::params_from_iter(all)))
+                .and_then(|mut s| s.execute(rusqlite::params_from_iter(args)))
                 .map_err(map_err)?;
             if changed == 0 {
                 let exists: Option<i64> = conn
@@ -631,7 +632,9 @@ impl OrganizationStore for SqliteStore {
                     None => StoreError::NotFound,
                 });
             }
-            write_metadata(conn, &org).map_err(map_err)?;
+            if metadata_changed {
+                write_metadata(conn, &org).map_err(map_err)?;
+            }
             Ok(())
         })
         .await

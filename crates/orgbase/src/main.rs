@@ -4,6 +4,11 @@
 
 mod config;
 
+/// mimalloc rather than the system allocator: under many threads allocating small objects at
+/// once (every request does), glibc's malloc showed up as a tenth of the profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use orgbase_api::{ApiConfig, AppState, Bootstrap};

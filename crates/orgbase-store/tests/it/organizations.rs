@@ -62,6 +62,50 @@ async fn insert_then_get_round_trips_every_field(db: TestDb) {
     assert_eq!(back, o);
 }
 
+/// Only changed columns are written: every kind of column must still land, and the unchanged
+/// ones stay.
+async fn an_update_writes_every_changed_column(db: TestDb) {
+    let s = &db.store;
+    let o = new_org("Before", "before");
+    s.insert_organization(&o).await.unwrap();
+    let mut n = o.clone();
+    n.name = "After".into();
+    n.slug = "after".into();
+    n.country_code = "DE".into();
+    n.avatar_url = Some("https://e.com/x.png".into());
+    n.status = OrgStatus::Suspended;
+    n.status_reason = Some("why".into());
+    n.org_type = OrgType::Partner;
+    n.owner = Some(orgbase_domain::UserId::new());
+    n.product_plan_id = "pro".into();
+    n.offered_product_plan_id = Some("max".into());
+    n.sms.enabled = true;
+    n.sms.brand_id = Some("b".into());
+    n.sms.campaign_id = Some("c".into());
+    n.premium = true;
+    n.external_account_id = Some("e1".into());
+    n.external_billing_id = Some("e2".into());
+    n.kyc_level = 1;
+    n.placement_group = "pg".into();
+    n.billing_overdue = true;
+    n.rate_limit = 9;
+    n.entitlements = vec!["x".into()];
+    n.preferences.use_platform_url = true;
+    n.preferences.recording_lifespan_days = Some(7);
+    n.metadata.0.insert("k".into(), Value::from("v"));
+    n.updated_at = now() + Duration::seconds(5);
+    n.deleted_at = Some(now());
+    n.version = 2;
+    s.update_organization(&n, &o).await.unwrap();
+    assert_eq!(s.get_organization(o.id).await.unwrap(), n);
+    // Then one column alone.
+    let mut m = n.clone();
+    m.rate_limit = 10;
+    m.version = 3;
+    s.update_organization(&m, &n).await.unwrap();
+    assert_eq!(s.get_organization(o.id).await.unwrap(), m);
+}
+
 async fn unknown_ids_are_not_found(db: TestDb) {
     let e = db
         .store
@@ -70,7 +114,9 @@ async fn unknown_ids_are_not_found(db: TestDb) {
         .unwrap_err();
     assert!(matches!(e, StoreError::NotFound), "{e:?}");
     let o = new_org("Ghost", "ghost");
-    let e = db.store.update_organization(&o, 1).await.unwrap_err();
+    let mut o2 = o.clone();
+    o2.version = 2;
+    let e = db.store.update_organization(&o2, &o).await.unwrap_err();
     assert!(matches!(e, StoreError::NotFound), "{e:?}");
 }
 
@@ -139,9 +185,9 @@ async fn updates_are_conditional_on_the_version(db: TestDb) {
     };
     let o2 = patch.apply(&o, now()).unwrap();
     assert_eq!(o2.version, 2);
-    s.update_organization(&o2, 1).await.unwrap();
+    s.update_organization(&o2, &o).await.unwrap();
     // A second writer based on version 1 loses.
-    let e = s.update_organization(&o2, 1).await.unwrap_err();
+    let e = s.update_organization(&o2, &o).await.unwrap_err();
     assert!(matches!(e, StoreError::VersionMismatch), "{e:?}");
     assert_eq!(s.get_organization(o.id).await.unwrap(), o2);
 }
@@ -154,7 +200,7 @@ async fn an_update_cannot_take_a_used_slug(db: TestDb) {
     let mut b2 = b.clone();
     b2.slug = "taken".into();
     b2.version = 2;
-    let e = s.update_organization(&b2, 1).await.unwrap_err();
+    let e = s.update_organization(&b2, &b).await.unwrap_err();
     assert!(
         matches!(
             e,
@@ -326,7 +372,7 @@ async fn search_follows_renames_and_metadata_follows_updates(db: TestDb) {
     }
     .apply(&o, now())
     .unwrap();
-    s.update_organization(&o2, 1).await.unwrap();
+    s.update_organization(&o2, &o).await.unwrap();
     let find = |t: &str| OrganizationQuery {
         q: Some(t.into()),
         ..q(10)
@@ -350,7 +396,7 @@ async fn search_follows_renames_and_metadata_follows_updates(db: TestDb) {
     }
     .apply(&o2, now())
     .unwrap();
-    s.update_organization(&o3, 2).await.unwrap();
+    s.update_organization(&o3, &o2).await.unwrap();
     assert!(s.list_organizations(&gold).await.unwrap().is_empty());
 }
 
@@ -363,13 +409,13 @@ async fn soft_delete_keeps_the_row_and_restore_brings_back_the_status(db: TestDb
     let mut d = o.clone();
     d.deleted_at = Some(now() + Duration::seconds(1));
     d.version = 2;
-    s.update_organization(&d, 1).await.unwrap();
+    s.update_organization(&d, &o).await.unwrap();
     assert!(s.get_organization(o.id).await.unwrap().is_deleted());
     assert!(s.list_organizations(&q(10)).await.unwrap().is_empty());
     let mut r = d.clone();
     r.deleted_at = None;
     r.version = 3;
-    s.update_organization(&r, 2).await.unwrap();
+    s.update_organization(&r, &d).await.unwrap();
     let back = s.get_organization(o.id).await.unwrap();
     assert_eq!(back.status, OrgStatus::Suspended);
     assert!(!back.is_deleted());
@@ -441,6 +487,7 @@ async fn cancelled_calls_leave_the_store_whole(db: TestDb) {
 
 crate::conformance!(
     cancelled_calls_leave_the_store_whole,
+    an_update_writes_every_changed_column,
     insert_then_get_round_trips_every_field,
     unknown_ids_are_not_found,
     slugs_are_unique,

@@ -64,6 +64,47 @@ pub struct SqliteStore {
     readers: Arc<ConnPool>,
     /// Dropping this stops the checkpoint thread.
     _checkpointer: Option<std::sync::mpsc::Sender<()>>,
+    keys: KeyCache,
+}
+
+/// Active API keys by hash. Every request looks its key up, so this saves a read each time.
+/// Exact, not a time-based cache: a SQLite database has one serving process, and keys are
+/// revoked only through it, so revocation clears the cache before it answers. The generation
+/// stops a look-up that raced a revocation from putting back what was just revoked.
+#[derive(Default)]
+struct KeyCache(Mutex<KeyCacheInner>);
+
+#[derive(Default)]
+struct KeyCacheInner {
+    generation: u64,
+    keys: std::collections::HashMap<String, ApiKey>,
+}
+
+const KEY_CACHE_MAX: usize = 10_000;
+
+impl KeyCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeyCacheInner> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn get(&self, hash: &str) -> (Option<ApiKey>, u64) {
+        let c = self.lock();
+        (c.keys.get(hash).cloned(), c.generation)
+    }
+    fn put(&self, key: &ApiKey, generation: u64) {
+        let mut c = self.lock();
+        if c.generation != generation || !key.is_active() {
+            return;
+        }
+        if c.keys.len() >= KEY_CACHE_MAX {
+            c.keys.clear();
+        }
+        c.keys.insert(key.hash.as_str().to_owned(), key.clone());
+    }
+    fn invalidate(&self) {
+        let mut c = self.lock();
+        c.generation += 1;
+        c.keys.clear();
+    }
 }
 
 struct ConnPool {
@@ -99,6 +140,11 @@ fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // 32 MiB of page cache per connection, and reads through a memory map instead of a read
+    // call per page.
+    conn.pragma_update(None, "cache_size", -32 * 1024)?;
+    conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -181,6 +227,7 @@ impl SqliteStore {
             writer,
             readers,
             _checkpointer,
+            keys: KeyCache::default(),
         })
     }
 
@@ -795,15 +842,24 @@ impl ApiKeyStore for SqliteStore {
     }
 
     async fn find_api_key(&self, hash: &SecretHash) -> StoreResult<Option<ApiKey>> {
+        let (cached, generation) = self.keys.get(hash.as_str());
+        if cached.is_some() {
+            return Ok(cached);
+        }
         let hash = hash.as_str().to_owned();
-        self.read_now(move |conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?1"
-            ))
-            .and_then(|mut s| s.query_row([hash], key_from_row).optional())
-            .map_err(map_err)
-        })
-        .await
+        let found = self
+            .read_now(move |conn| {
+                conn.prepare_cached(&format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?1"
+                ))
+                .and_then(|mut s| s.query_row([hash], key_from_row).optional())
+                .map_err(map_err)
+            })
+            .await?;
+        if let Some(k) = &found {
+            self.keys.put(k, generation);
+        }
+        Ok(found)
     }
 
     async fn get_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
@@ -842,7 +898,7 @@ impl ApiKeyStore for SqliteStore {
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> StoreResult<ApiKey> {
-        self.write(move |conn| {
+        let revoked = self.write(move |conn| {
             let key = conn
                 .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))
                 .and_then(|mut s| s.query_row([id.to_string()], key_from_row))
@@ -872,7 +928,10 @@ impl ApiKeyStore for SqliteStore {
                 ..key
             })
         })
-        .await
+        .await;
+        // Cleared after the commit and before the answer: from then on, the key is refused.
+        self.keys.invalidate();
+        revoked
     }
 }
 

@@ -33,10 +33,11 @@ CREATE TABLE organizations (
     version                 BIGINT NOT NULL
 );
 CREATE INDEX organizations_status_idx ON organizations (status, id);
-CREATE INDEX organizations_deleted_idx ON organizations (deleted_at, id);
+CREATE INDEX organizations_deleted_idx ON organizations (deleted_at, id) WHERE deleted_at IS NOT NULL;
 CREATE INDEX organizations_type_idx ON organizations (org_type, id);
-CREATE INDEX organizations_parent_idx ON organizations (parent_id, id);
-CREATE INDEX organizations_external_account_idx ON organizations (external_account_id, id);
+CREATE INDEX organizations_parent_idx ON organizations (parent_id, id) WHERE parent_id IS NOT NULL;
+CREATE INDEX organizations_external_account_idx ON organizations (external_account_id, id)
+    WHERE external_account_id IS NOT NULL;
 CREATE INDEX organizations_name_trgm_idx ON organizations USING gin (name gin_trgm_ops);
 CREATE INDEX organizations_slug_trgm_idx ON organizations USING gin (slug gin_trgm_ops);
 

@@ -35,10 +35,12 @@ CREATE TABLE organizations (
 CREATE UNIQUE INDEX organizations_slug_key ON organizations (slug);
 -- One index per list filter, each ending in id so the newest-first cursor walks it in order.
 CREATE INDEX organizations_status_idx ON organizations (status, id);
-CREATE INDEX organizations_deleted_idx ON organizations (deleted_at, id);
+-- Mostly-NULL columns get partial indexes: no entry (and no write) for the common NULL.
+CREATE INDEX organizations_deleted_idx ON organizations (deleted_at, id) WHERE deleted_at IS NOT NULL;
 CREATE INDEX organizations_type_idx ON organizations (org_type, id);
-CREATE INDEX organizations_parent_idx ON organizations (parent_id, id);
-CREATE INDEX organizations_external_account_idx ON organizations (external_account_id, id);
+CREATE INDEX organizations_parent_idx ON organizations (parent_id, id) WHERE parent_id IS NOT NULL;
+CREATE INDEX organizations_external_account_idx ON organizations (external_account_id, id)
+    WHERE external_account_id IS NOT NULL;
 
 -- Metadata, one row per key, so that `?metadata[key]=value` is an index look-up.
 CREATE TABLE organization_metadata (
@@ -51,7 +53,8 @@ CREATE INDEX organization_metadata_kv_idx ON organization_metadata (key, value, 
 
 -- Substring search on name and slug (`?q=`), kept in step by triggers.
 CREATE VIRTUAL TABLE organizations_search USING fts5 (
-    name, slug, content = 'organizations', content_rowid = 'seq', tokenize = 'trigram'
+    name, slug, content = 'organizations', content_rowid = 'seq', tokenize = 'trigram',
+    columnsize = 0, detail = 'full'
 );
 CREATE TRIGGER organizations_search_ai AFTER INSERT ON organizations BEGIN
     INSERT INTO organizations_search (rowid, name, slug) VALUES (new.seq, new.name, new.slug);

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_search;
 pub mod testing;
 
 /// What went wrong in storage, in terms a service can act on.

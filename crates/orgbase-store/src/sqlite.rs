@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::sqlite_search as search;
 use crate::{
     ApiKeyStore, KeyQuery, OrganizationQuery, OrganizationStore, StatusFilter, Store, StoreError,
     StoreResult,
@@ -65,6 +66,8 @@ pub struct SqliteStore {
     /// Dropping this stops the checkpoint thread.
     _checkpointer: Option<std::sync::mpsc::Sender<()>>,
     keys: KeyCache,
+    /// Wakes the search indexer (pool mode; the writer thread holds its own).
+    search_wake: std::sync::mpsc::SyncSender<()>,
 }
 
 /// Active API keys by hash. Every request looks its key up, so this saves a read each time.
@@ -180,6 +183,7 @@ impl SqliteStore {
             }
             let mut conn = open_conn(&p, false)?;
             migrate(&mut conn)?;
+            search::prepare(&conn, &p)?;
             Ok(conn)
         })
         .await
@@ -190,8 +194,16 @@ impl SqliteStore {
         // In pool mode every connection writes; in group-commit mode readers are read-only.
         let read_only = mode == WriteMode::GroupCommit;
         for _ in 0..READERS {
-            conns.push(open_conn(&path, read_only).map_err(StoreError::other)?);
+            let conn = open_conn(&path, read_only).map_err(StoreError::other)?;
+            search::attach(&conn, &path).map_err(StoreError::other)?;
+            conns.push(conn);
         }
+        let indexer = search::Indexer::open(&path).map_err(StoreError::other)?;
+        let (search_wake, wake_rx) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("sqlite-search".into())
+            .spawn(move || search::run(indexer, wake_rx))
+            .map_err(StoreError::other)?;
         let readers = Arc::new(ConnPool {
             conns: Mutex::new(conns),
             permits: Arc::new(Semaphore::new(READERS)),
@@ -212,9 +224,10 @@ impl SqliteStore {
                     .spawn(move || checkpoint_loop(checkpoint_conn, stop_rx))
                     .map_err(StoreError::other)?;
                 let (tx, rx) = mpsc::unbounded_channel();
+                let wake = search_wake.clone();
                 std::thread::Builder::new()
                     .name("sqlite-writer".into())
-                    .spawn(move || writer_loop(writer_conn, rx))
+                    .spawn(move || writer_loop(writer_conn, rx, wake))
                     .map_err(StoreError::other)?;
                 _checkpointer = Some(stop_tx);
                 Some(tx)
@@ -228,11 +241,24 @@ impl SqliteStore {
             readers,
             _checkpointer,
             keys: KeyCache::default(),
+            search_wake,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Brings the search index up to date now (what the indexer thread does continually);
+    /// answers how many queued changes it applied. For tests and tools.
+    pub async fn drain_search_index(&self) -> StoreResult<usize> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            search::Indexer::open(&path).and_then(|mut ix| ix.drain())
+        })
+        .await
+        .map_err(StoreError::other)?
+        .map_err(StoreError::other)
     }
 
     pub fn write_mode(&self) -> WriteMode {
@@ -328,11 +354,15 @@ impl SqliteStore {
                     .map_err(|_| StoreError::msg("the SQLite writer dropped a write"))?
             }
             None => {
+                let wake = self.search_wake.clone();
                 self.read(move |conn| {
                     conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
                     match f(conn) {
                         Ok(v) => match conn.execute_batch("COMMIT") {
-                            Ok(()) => Ok(v),
+                            Ok(()) => {
+                                let _ = wake.try_send(());
+                                Ok(v)
+                            }
                             Err(e) => {
                                 let _ = conn.execute_batch("ROLLBACK");
                                 Err(map_err(e))
@@ -350,7 +380,11 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
+fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    search_wake: std::sync::mpsc::SyncSender<()>,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
@@ -411,7 +445,10 @@ fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
             })
         };
         match outcome {
-            Ok(()) => finishes.into_iter().for_each(|f| f(None)),
+            Ok(()) => {
+                finishes.into_iter().for_each(|f| f(None));
+                let _ = search_wake.try_send(());
+            }
             Err(e) => {
                 let msg = e.to_string();
                 for f in finishes {
@@ -733,13 +770,9 @@ impl OrganizationStore for SqliteStore {
             }
             if let Some(text) = &q.q {
                 // A quoted FTS5 phrase: with the trigram tokenizer, a case-insensitive substring.
-                let phrase = format!("\"{}\"", text.replace('"', "\"\""));
-                arg(
-                    &mut sql,
-                    " AND o.seq IN (SELECT rowid FROM organizations_search \
-                     WHERE organizations_search MATCH ?)",
-                    SqlValue::Text(phrase),
-                );
+                args.push(SqlValue::Text(format!("\"{}\"", text.replace('"', "\"\""))));
+                args.push(SqlValue::Text(format!("%{}%", crate::like_escape(text))));
+                sql.push_str(&search::condition(args.len() - 1, args.len()));
             }
             for (k, v) in &q.metadata {
                 args.push(SqlValue::Text(k.clone()));
@@ -898,37 +931,38 @@ impl ApiKeyStore for SqliteStore {
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> StoreResult<ApiKey> {
-        let revoked = self.write(move |conn| {
-            let key = conn
-                .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))
-                .and_then(|mut s| s.query_row([id.to_string()], key_from_row))
-                .map_err(map_err)?;
-            if key.revoked_at.is_some() {
-                return Ok(key);
-            }
-            if key.kind == KeyKind::Platform {
-                let others: i64 = conn
-                    .prepare_cached(
-                        "SELECT count(*) FROM api_keys WHERE kind = 'platform' \
-                         AND revoked_at IS NULL AND id <> ?1",
-                    )
-                    .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)))
+        let revoked = self
+            .write(move |conn| {
+                let key = conn
+                    .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))
+                    .and_then(|mut s| s.query_row([id.to_string()], key_from_row))
                     .map_err(map_err)?;
-                if others == 0 {
-                    return Err(StoreError::Conflict {
-                        constraint: "last_platform_key",
-                    });
+                if key.revoked_at.is_some() {
+                    return Ok(key);
                 }
-            }
-            conn.prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1")
-                .and_then(|mut s| s.execute(params![id.to_string(), ts(&at)]))
-                .map_err(map_err)?;
-            Ok(ApiKey {
-                revoked_at: Some(at),
-                ..key
+                if key.kind == KeyKind::Platform {
+                    let others: i64 = conn
+                        .prepare_cached(
+                            "SELECT count(*) FROM api_keys WHERE kind = 'platform' \
+                         AND revoked_at IS NULL AND id <> ?1",
+                        )
+                        .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)))
+                        .map_err(map_err)?;
+                    if others == 0 {
+                        return Err(StoreError::Conflict {
+                            constraint: "last_platform_key",
+                        });
+                    }
+                }
+                conn.prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1")
+                    .and_then(|mut s| s.execute(params![id.to_string(), ts(&at)]))
+                    .map_err(map_err)?;
+                Ok(ApiKey {
+                    revoked_at: Some(at),
+                    ..key
+                })
             })
-        })
-        .await;
+            .await;
         // Cleared after the commit and before the answer: from then on, the key is refused.
         self.keys.invalidate();
         revoked

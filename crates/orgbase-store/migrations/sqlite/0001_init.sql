@@ -51,23 +51,23 @@ CREATE TABLE organization_metadata (
 ) WITHOUT ROWID;
 CREATE INDEX organization_metadata_kv_idx ON organization_metadata (key, value, organization_id);
 
--- Substring search on name and slug (`?q=`), kept in step by triggers.
-CREATE VIRTUAL TABLE organizations_search USING fts5 (
-    name, slug, content = 'organizations', content_rowid = 'seq', tokenize = 'trigram',
-    columnsize = 0, detail = 'full'
+-- Substring search on name and slug (`?q=`) uses a trigram index kept in a database file of its
+-- own (see sqlite.rs), maintained off the writer's path. Each change to a name or slug is queued
+-- here, in the same transaction as the change; the indexer empties the queue.
+CREATE TABLE search_outbox (
+    seq     INTEGER PRIMARY KEY,
+    org_seq INTEGER NOT NULL
 );
+CREATE INDEX search_outbox_org_idx ON search_outbox (org_seq);
 CREATE TRIGGER organizations_search_ai AFTER INSERT ON organizations BEGIN
-    INSERT INTO organizations_search (rowid, name, slug) VALUES (new.seq, new.name, new.slug);
+    INSERT INTO search_outbox (org_seq) VALUES (new.seq);
 END;
 CREATE TRIGGER organizations_search_au AFTER UPDATE OF name, slug ON organizations
 WHEN old.name IS NOT new.name OR old.slug IS NOT new.slug BEGIN
-    INSERT INTO organizations_search (organizations_search, rowid, name, slug)
-        VALUES ('delete', old.seq, old.name, old.slug);
-    INSERT INTO organizations_search (rowid, name, slug) VALUES (new.seq, new.name, new.slug);
+    INSERT INTO search_outbox (org_seq) VALUES (new.seq);
 END;
 CREATE TRIGGER organizations_search_ad AFTER DELETE ON organizations BEGIN
-    INSERT INTO organizations_search (organizations_search, rowid, name, slug)
-        VALUES ('delete', old.seq, old.name, old.slug);
+    INSERT INTO search_outbox (org_seq) VALUES (old.seq);
 END;
 
 -- API keys: only the SHA-256 of the secret is kept.

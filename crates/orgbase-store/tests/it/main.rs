@@ -3,6 +3,7 @@
 
 mod keys;
 mod organizations;
+mod sqlite_search;
 
 use orgbase_store::sqlite::WriteMode;
 use orgbase_store::testing::{self, TestDb};

@@ -1,0 +1,155 @@
+//! The SQLite store's substring search (`?q=`): a trigram index in a database file of its own,
+//! next to the main one, kept up to date by an indexer thread.
+//!
+//! Why apart: maintaining a trigram index is about 40% of the work of writing an organization,
+//! and SQLite has one writer per database. In its own file the index has its own writer, on the
+//! other core, and the main writer's commits no longer wait for it.
+//!
+//! Why still exact: every change of a name or slug queues the organization in `search_outbox`,
+//! in the same transaction as the change. The indexer applies the queue to the index, commits
+//! it, and only then removes what it applied. A query takes index matches for organizations not
+//! in the queue, and checks the queued ones (a handful) against their current name and slug.
+//! A crash in between only means applying a queued change again, which changes nothing.
+use rusqlite::{params, Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+const SCHEMA: &str = "CREATE VIRTUAL TABLE IF NOT EXISTS org_search USING fts5(\
+    name, slug, content = '', contentless_delete = 1, tokenize = 'trigram')";
+/// Queue entries applied per index transaction.
+const CHUNK: i64 = 512;
+
+/// `orgbase.db` → `orgbase.db.search`.
+pub(crate) fn search_path(main: &Path) -> PathBuf {
+    let mut s = main.as_os_str().to_owned();
+    s.push(".search");
+    PathBuf::from(s)
+}
+
+fn open_search(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+/// Creates the search database if it is missing. When it is new (first start, or deleted to be
+/// rebuilt), every organization is queued, through `main`, a read-write connection.
+pub(crate) fn prepare(main: &Connection, main_path: &Path) -> rusqlite::Result<()> {
+    let conn = open_search(&search_path(main_path))?;
+    let exists: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'org_search'",
+        [],
+        |r| r.get(0),
+    )?;
+    conn.execute_batch(SCHEMA)?;
+    if exists == 0 {
+        main.execute_batch(
+            "BEGIN IMMEDIATE;
+             DELETE FROM search_outbox;
+             INSERT INTO search_outbox (org_seq) SELECT seq FROM organizations;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}
+
+/// Makes the search database readable from `conn` as `search`.
+pub(crate) fn attach(conn: &Connection, main_path: &Path) -> rusqlite::Result<()> {
+    let path = search_path(main_path);
+    conn.execute("ATTACH DATABASE ?1 AS search", [path.to_string_lossy()])?;
+    Ok(())
+}
+
+/// The `?q=` condition on `organizations o`: `?{fts}` is an FTS5 phrase, `?{like}` a LIKE
+/// pattern (escaped with `\`) of the same text.
+pub(crate) fn condition(fts: usize, like: usize) -> String {
+    format!(
+        " AND ((o.seq IN (SELECT rowid FROM search.org_search WHERE org_search MATCH ?{fts}) \
+           AND o.seq NOT IN (SELECT org_seq FROM search_outbox)) \
+         OR (o.seq IN (SELECT org_seq FROM search_outbox) \
+           AND (o.name LIKE ?{like} ESCAPE '\\' OR o.slug LIKE ?{like} ESCAPE '\\')))"
+    )
+}
+
+/// Applies the queue to the index.
+pub(crate) struct Indexer {
+    main: Connection,
+    search: Connection,
+}
+
+impl Indexer {
+    pub(crate) fn open(main_path: &Path) -> rusqlite::Result<Self> {
+        let main = Connection::open_with_flags(
+            main_path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        main.busy_timeout(Duration::from_secs(5))?;
+        // Removing applied entries need not wait for the disk: if that is lost, they are
+        // applied again, to the same effect.
+        main.pragma_update(None, "synchronous", "NORMAL")?;
+        let search = open_search(&search_path(main_path))?;
+        Ok(Self { main, search })
+    }
+
+    /// Applies everything queued; answers how many entries it applied.
+    pub(crate) fn drain(&mut self) -> rusqlite::Result<usize> {
+        let mut total = 0;
+        loop {
+            let rows: Vec<(i64, i64, Option<String>, Option<String>)> = {
+                let mut st = self.main.prepare_cached(
+                    "SELECT q.seq, q.org_seq, o.name, o.slug FROM search_outbox q \
+                     LEFT JOIN organizations o ON o.seq = q.org_seq ORDER BY q.seq LIMIT ?1",
+                )?;
+                let rows = st.query_map([CHUNK], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let Some(&(last, ..)) = rows.last() else {
+                break;
+            };
+            let tx = self.search.transaction()?;
+            {
+                let mut del = tx.prepare_cached("DELETE FROM org_search WHERE rowid = ?1")?;
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO org_search (rowid, name, slug) VALUES (?1, ?2, ?3)",
+                )?;
+                for (_, org_seq, name, slug) in &rows {
+                    del.execute([org_seq])?;
+                    if let (Some(name), Some(slug)) = (name, slug) {
+                        ins.execute(params![org_seq, name, slug])?;
+                    }
+                }
+            }
+            tx.commit()?;
+            self.main
+                .execute("DELETE FROM search_outbox WHERE seq <= ?1", [last])?;
+            total += rows.len();
+        }
+        Ok(total)
+    }
+}
+
+/// The indexer thread: drains on every wake-up (the writer sends one after each commit), and
+/// every so often regardless; ends when every sender is gone.
+pub(crate) fn run(mut indexer: Indexer, wake: Receiver<()>) {
+    loop {
+        match wake.recv_timeout(Duration::from_millis(200)) {
+            Ok(()) => while wake.try_recv().is_ok() {},
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Err(e) = indexer.drain() {
+            tracing::warn!(error = %e, "search indexer");
+        }
+    }
+    let _ = indexer.drain();
+}

@@ -1,0 +1,83 @@
+//! The SQLite store's search index lives in a file of its own, filled by an indexer thread:
+//! search answers the same before and after the indexer has caught up, and the index is rebuilt
+//! when its file is missing.
+use crate::organizations::new_org;
+use orgbase_domain::{now, OrgName, OrganizationPatch};
+use orgbase_store::sqlite::{SqliteStore, WriteMode};
+use orgbase_store::{OrganizationQuery, OrganizationStore};
+
+fn q(text: &str) -> OrganizationQuery {
+    OrganizationQuery {
+        limit: 50,
+        q: Some(text.into()),
+        ..Default::default()
+    }
+}
+
+async fn names(s: &SqliteStore, text: &str) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .list_organizations(&q(text))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    v.sort();
+    v
+}
+
+async fn search_is_exact_whether_or_not_the_index_caught_up(mode: WriteMode) {
+    let dir = std::env::temp_dir().join(format!("orgbase-search-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("o.db");
+    let path = path.to_str().unwrap();
+    let s = SqliteStore::open(path, mode).await.unwrap();
+    let a = new_org("Alpha Works", "alpha-works");
+    s.insert_organization(&a).await.unwrap();
+    s.insert_organization(&new_org("Beta Labs", "beta-labs"))
+        .await
+        .unwrap();
+    // Whatever the indexer has done by now, the answer is the same.
+    assert_eq!(names(&s, "works").await, ["Alpha Works"]);
+    s.drain_search_index().await.unwrap();
+    assert_eq!(names(&s, "works").await, ["Alpha Works"]);
+    assert_eq!(
+        names(&s, "A-WO").await,
+        ["Alpha Works"],
+        "slugs are searched too"
+    );
+    // A rename, before and after the index has it.
+    let a2 = OrganizationPatch {
+        name: Some(OrgName::parse("name", "Gamma Works").unwrap()),
+        ..Default::default()
+    }
+    .apply(&a, now())
+    .unwrap();
+    s.update_organization(&a2, &a).await.unwrap();
+    assert_eq!(names(&s, "gamma").await, ["Gamma Works"]);
+    assert!(names(&s, "alpha w").await.is_empty());
+    assert!(s.drain_search_index().await.unwrap() <= 1);
+    assert_eq!(names(&s, "gamma").await, ["Gamma Works"]);
+    assert!(names(&s, "alpha w").await.is_empty());
+    drop(s);
+    // A missing index is rebuilt from the organizations.
+    std::fs::remove_file(format!("{path}.search")).unwrap();
+    let _ = std::fs::remove_file(format!("{path}.search-wal"));
+    let _ = std::fs::remove_file(format!("{path}.search-shm"));
+    let s = SqliteStore::open(path, mode).await.unwrap();
+    s.drain_search_index().await.unwrap();
+    assert_eq!(names(&s, "labs").await, ["Beta Labs"]);
+    assert_eq!(names(&s, "gamma").await, ["Gamma Works"]);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit() {
+    search_is_exact_whether_or_not_the_index_caught_up(WriteMode::GroupCommit).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_writers() {
+    search_is_exact_whether_or_not_the_index_caught_up(WriteMode::Pool).await;
+}

@@ -65,9 +65,25 @@ pub struct SqliteStore {
     readers: Arc<ConnPool>,
     /// Dropping this stops the checkpoint thread.
     _checkpointer: Option<std::sync::mpsc::Sender<()>>,
-    keys: KeyCache,
+    keys: Arc<KeyCache>,
+    orgs: Arc<OrgCache>,
     /// Wakes the search indexer (pool mode; the writer thread holds its own).
-    search_wake: std::sync::mpsc::SyncSender<()>,
+    search_wake: Option<std::sync::mpsc::SyncSender<()>>,
+    /// The writer, checkpoint and search threads, joined on drop.
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SqliteStore {
+    /// Closes the channels the background threads wait on (the writer first finishes what is
+    /// queued), then waits for them, so that nothing holds the files once the store is gone.
+    fn drop(&mut self) {
+        self.writer.take();
+        self.search_wake.take();
+        self._checkpointer.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Active API keys by hash. Every request looks its key up, so this saves a read each time.
@@ -84,6 +100,48 @@ struct KeyCacheInner {
 }
 
 const KEY_CACHE_MAX: usize = 10_000;
+
+/// Organizations by id, for the look-up every organization route starts with. Exact, for the
+/// same reason as the key cache: this process is the only writer. A committed write removes its
+/// organization (on the writer's thread, at commit); a read may put what it read in only if no
+/// write committed since the read began, so nothing older than the database is ever served.
+#[derive(Default)]
+struct OrgCache(Mutex<OrgCacheInner>);
+
+#[derive(Default)]
+struct OrgCacheInner {
+    /// Writes committed so far (only compared, never interpreted).
+    writes: u64,
+    orgs: std::collections::HashMap<OrganizationId, Organization>,
+}
+
+const ORG_CACHE_MAX: usize = 20_000;
+
+impl OrgCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OrgCacheInner> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// The cached organization, or the write count to hand back to `offer` after reading it.
+    fn get(&self, id: OrganizationId) -> Result<Organization, u64> {
+        let c = self.lock();
+        c.orgs.get(&id).cloned().ok_or(c.writes)
+    }
+    fn offer(&self, org: &Organization, writes_before_read: u64) {
+        let mut c = self.lock();
+        if c.writes != writes_before_read {
+            return;
+        }
+        if c.orgs.len() >= ORG_CACHE_MAX {
+            c.orgs.clear();
+        }
+        c.orgs.insert(org.id, org.clone());
+    }
+    fn written(&self, id: OrganizationId) {
+        let mut c = self.lock();
+        c.writes += 1;
+        c.orgs.remove(&id);
+    }
+}
 
 impl KeyCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, KeyCacheInner> {
@@ -198,18 +256,15 @@ impl SqliteStore {
             search::attach(&conn, &path).map_err(StoreError::other)?;
             conns.push(conn);
         }
-        let indexer = search::Indexer::open(&path).map_err(StoreError::other)?;
         let (search_wake, wake_rx) = std::sync::mpsc::sync_channel::<()>(1);
-        std::thread::Builder::new()
-            .name("sqlite-search".into())
-            .spawn(move || search::run(indexer, wake_rx))
-            .map_err(StoreError::other)?;
+        let mut threads = Vec::new();
         let readers = Arc::new(ConnPool {
             conns: Mutex::new(conns),
             permits: Arc::new(Semaphore::new(READERS)),
         });
 
         let mut _checkpointer = None;
+        let mut indexer_ack = None;
         let writer = match mode {
             WriteMode::GroupCommit => {
                 // Checkpoints run on a thread of their own, so that copying the WAL back into
@@ -219,29 +274,57 @@ impl SqliteStore {
                     .map_err(StoreError::other)?;
                 let checkpoint_conn = open_conn(&path, false).map_err(StoreError::other)?;
                 let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-                std::thread::Builder::new()
-                    .name("sqlite-checkpoint".into())
-                    .spawn(move || checkpoint_loop(checkpoint_conn, stop_rx))
-                    .map_err(StoreError::other)?;
+                threads.push(
+                    std::thread::Builder::new()
+                        .name("sqlite-checkpoint".into())
+                        .spawn(move || checkpoint_loop(checkpoint_conn, stop_rx))
+                        .map_err(StoreError::other)?,
+                );
                 let (tx, rx) = mpsc::unbounded_channel();
                 let wake = search_wake.clone();
-                std::thread::Builder::new()
-                    .name("sqlite-writer".into())
-                    .spawn(move || writer_loop(writer_conn, rx, wake))
-                    .map_err(StoreError::other)?;
+                // Weak, so that the writer (and with it the indexer) stops with the store.
+                let to_writer = tx.downgrade();
+                let ack: search::Ack = Box::new(move |last| {
+                    let job: Job = Box::new(move |conn| {
+                        let ok = conn.is_some_and(|c| {
+                            c.execute("DELETE FROM search_outbox WHERE seq <= ?1", [last])
+                                .is_ok()
+                        });
+                        (ok, Box::new(|_| {}))
+                    });
+                    if let Some(writer) = to_writer.upgrade() {
+                        let _ = writer.send(job);
+                    }
+                });
+                indexer_ack = Some(ack);
+                threads.push(
+                    std::thread::Builder::new()
+                        .name("sqlite-writer".into())
+                        .spawn(move || writer_loop(writer_conn, rx, wake))
+                        .map_err(StoreError::other)?,
+                );
                 _checkpointer = Some(stop_tx);
                 Some(tx)
             }
             WriteMode::Pool => None,
         };
+        let indexer = search::Indexer::open(&path, indexer_ack).map_err(StoreError::other)?;
+        threads.push(
+            std::thread::Builder::new()
+                .name("sqlite-search".into())
+                .spawn(move || search::run(indexer, wake_rx))
+                .map_err(StoreError::other)?,
+        );
         Ok(Self {
             path,
             mode,
             writer,
             readers,
             _checkpointer,
-            keys: KeyCache::default(),
-            search_wake,
+            keys: Arc::default(),
+            orgs: Arc::default(),
+            search_wake: Some(search_wake),
+            threads,
         })
     }
 
@@ -254,7 +337,7 @@ impl SqliteStore {
     pub async fn drain_search_index(&self) -> StoreResult<usize> {
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
-            search::Indexer::open(&path).and_then(|mut ix| ix.drain())
+            search::Indexer::open(&path, None).and_then(|mut ix| ix.drain())
         })
         .await
         .map_err(StoreError::other)?
@@ -329,6 +412,17 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        self.write_then(f, |_| {}).await
+    }
+
+    /// `write`, with `on_commit` run once the write is durable, on the thread that committed it:
+    /// it runs even if the caller has gone away meanwhile (cache upkeep must not be skipped).
+    async fn write_then<T, F, C>(&self, f: F, on_commit: C) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        C: FnOnce(&T) + Send + 'static,
+    {
         match &self.writer {
             Some(writer) => {
                 let (tx, rx) = oneshot::channel::<StoreResult<T>>();
@@ -340,10 +434,14 @@ impl SqliteStore {
                     };
                     let ok = out.is_ok();
                     let finish: Finish = Box::new(move |commit_err| {
-                        let _ = tx.send(match commit_err {
+                        let result = match commit_err {
                             Some(e) => Err(e),
                             None => out,
-                        });
+                        };
+                        if let Ok(v) = &result {
+                            on_commit(v);
+                        }
+                        let _ = tx.send(result);
                     });
                     (ok, finish)
                 });
@@ -354,12 +452,13 @@ impl SqliteStore {
                     .map_err(|_| StoreError::msg("the SQLite writer dropped a write"))?
             }
             None => {
-                let wake = self.search_wake.clone();
+                let wake = self.search_wake.clone().expect("set until drop");
                 self.read(move |conn| {
                     conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
                     match f(conn) {
                         Ok(v) => match conn.execute_batch("COMMIT") {
                             Ok(()) => {
+                                on_commit(&v);
                                 let _ = wake.try_send(());
                                 Ok(v)
                             }
@@ -666,14 +765,21 @@ impl OrganizationStore for SqliteStore {
     }
 
     async fn get_organization(&self, id: OrganizationId) -> StoreResult<Organization> {
-        self.read_now(move |conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {ORG_COLUMNS} FROM organizations WHERE id = ?1"
-            ))
-            .and_then(|mut s| s.query_row([id.to_string()], org_from_row))
-            .map_err(map_err)
-        })
-        .await
+        let writes = match self.orgs.get(id) {
+            Ok(org) => return Ok(org),
+            Err(writes) => writes,
+        };
+        let org = self
+            .read_now(move |conn| {
+                conn.prepare_cached(&format!(
+                    "SELECT {ORG_COLUMNS} FROM organizations WHERE id = ?1"
+                ))
+                .and_then(|mut s| s.query_row([id.to_string()], org_from_row))
+                .map_err(map_err)
+            })
+            .await?;
+        self.orgs.offer(&org, writes);
+        Ok(org)
     }
 
     async fn update_organization(
@@ -686,41 +792,48 @@ impl OrganizationStore for SqliteStore {
         let old = org_values(previous)?;
         let expected_version = previous.version;
         let metadata_changed = org.metadata != previous.metadata;
-        self.write(move |conn| {
-            // The id (column 0) never changes; the rest is written only where it differs.
-            let mut sets = Vec::new();
-            let mut args = vec![new[0].clone()];
-            for (i, col) in ORG_COLUMNS.split(',').map(str::trim).enumerate().skip(1) {
-                if new[i] != old[i] {
-                    args.push(new[i].clone());
-                    sets.push(format!("{col} = ?{}", args.len()));
+        let cache = self.orgs.clone();
+        let id = org.id;
+        self.write_then(
+            move |conn| {
+                // The id (column 0) never changes; the rest is written only where it differs.
+                let mut sets = Vec::new();
+                let mut args = vec![new[0].clone()];
+                for (i, col) in ORG_COLUMNS.split(',').map(str::trim).enumerate().skip(1) {
+                    if new[i] != old[i] {
+                        args.push(new[i].clone());
+                        sets.push(format!("{col} = ?{}", args.len()));
+                    }
                 }
-            }
-            args.push(SqlValue::Integer(expected_version));
-            let sql = format!(
-                "UPDATE organizations SET {} WHERE id = ?1 AND version = ?{}",
-                sets.join(", "),
-                args.len()
-            );
-            let changed = conn
-                .prepare_cached(&sql)
-                .and_then(|mut s| s.execute(rusqlite::params_from_iter(args)))
-                .map_err(map_err)?;
-            if changed == 0 {
-                let exists: Option<i64> = conn
-                    .prepare_cached("SELECT version FROM organizations WHERE id = ?1")
-                    .and_then(|mut s| s.query_row([org.id.to_string()], |r| r.get(0)).optional())
+                args.push(SqlValue::Integer(expected_version));
+                let sql = format!(
+                    "UPDATE organizations SET {} WHERE id = ?1 AND version = ?{}",
+                    sets.join(", "),
+                    args.len()
+                );
+                let changed = conn
+                    .prepare_cached(&sql)
+                    .and_then(|mut s| s.execute(rusqlite::params_from_iter(args)))
                     .map_err(map_err)?;
-                return Err(match exists {
-                    Some(_) => StoreError::VersionMismatch,
-                    None => StoreError::NotFound,
-                });
-            }
-            if metadata_changed {
-                write_metadata(conn, &org).map_err(map_err)?;
-            }
-            Ok(())
-        })
+                if changed == 0 {
+                    let exists: Option<i64> = conn
+                        .prepare_cached("SELECT version FROM organizations WHERE id = ?1")
+                        .and_then(|mut s| {
+                            s.query_row([org.id.to_string()], |r| r.get(0)).optional()
+                        })
+                        .map_err(map_err)?;
+                    return Err(match exists {
+                        Some(_) => StoreError::VersionMismatch,
+                        None => StoreError::NotFound,
+                    });
+                }
+                if metadata_changed {
+                    write_metadata(conn, &org).map_err(map_err)?;
+                }
+                Ok(())
+            },
+            move |_| cache.written(id),
+        )
         .await
     }
 
@@ -931,8 +1044,11 @@ impl ApiKeyStore for SqliteStore {
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> StoreResult<ApiKey> {
-        let revoked = self
-            .write(move |conn| {
+        // Cleared on the writer's thread at commit, before the answer goes out, and even if
+        // the caller has gone away: from then on the key is refused.
+        let cache = self.keys.clone();
+        self.write_then(
+            move |conn| {
                 let key = conn
                     .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))
                     .and_then(|mut s| s.query_row([id.to_string()], key_from_row))
@@ -961,11 +1077,10 @@ impl ApiKeyStore for SqliteStore {
                     revoked_at: Some(at),
                     ..key
                 })
-            })
-            .await;
-        // Cleared after the commit and before the answer: from then on, the key is refused.
-        self.keys.invalidate();
-        revoked
+            },
+            move |_| cache.invalidate(),
+        )
+        .await
     }
 }
 

@@ -79,14 +79,22 @@ pub(crate) fn condition(fts: usize, like: usize) -> String {
     )
 }
 
+/// Removes applied entries (up to and including a queue sequence number) from the queue. The
+/// group-commit store hands this to its writer thread, which holds the main database's write
+/// lock almost all the time under load and would otherwise starve a second writer.
+pub(crate) type Ack = Box<dyn Fn(i64) + Send>;
+
 /// Applies the queue to the index.
 pub(crate) struct Indexer {
     main: Connection,
     search: Connection,
+    /// Queue entries up to here are in the index (their removal may still be on its way).
+    applied: i64,
+    ack: Option<Ack>,
 }
 
 impl Indexer {
-    pub(crate) fn open(main_path: &Path) -> rusqlite::Result<Self> {
+    pub(crate) fn open(main_path: &Path, ack: Option<Ack>) -> rusqlite::Result<Self> {
         let main = Connection::open_with_flags(
             main_path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -96,7 +104,12 @@ impl Indexer {
         // applied again, to the same effect.
         main.pragma_update(None, "synchronous", "NORMAL")?;
         let search = open_search(&search_path(main_path))?;
-        Ok(Self { main, search })
+        Ok(Self {
+            main,
+            search,
+            applied: 0,
+            ack,
+        })
     }
 
     /// Applies everything queued; answers how many entries it applied.
@@ -106,9 +119,10 @@ impl Indexer {
             let rows: Vec<(i64, i64, Option<String>, Option<String>)> = {
                 let mut st = self.main.prepare_cached(
                     "SELECT q.seq, q.org_seq, o.name, o.slug FROM search_outbox q \
-                     LEFT JOIN organizations o ON o.seq = q.org_seq ORDER BY q.seq LIMIT ?1",
+                     LEFT JOIN organizations o ON o.seq = q.org_seq WHERE q.seq > ?1 \
+                     ORDER BY q.seq LIMIT ?2",
                 )?;
-                let rows = st.query_map([CHUNK], |r| {
+                let rows = st.query_map([self.applied, CHUNK], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })?;
                 rows.collect::<rusqlite::Result<_>>()?
@@ -116,7 +130,9 @@ impl Indexer {
             let Some(&(last, ..)) = rows.last() else {
                 break;
             };
-            let tx = self.search.transaction()?;
+            let tx = self
+                .search
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
                 let mut del = tx.prepare_cached("DELETE FROM org_search WHERE rowid = ?1")?;
                 let mut ins = tx.prepare_cached(
@@ -130,8 +146,14 @@ impl Indexer {
                 }
             }
             tx.commit()?;
-            self.main
-                .execute("DELETE FROM search_outbox WHERE seq <= ?1", [last])?;
+            self.applied = last;
+            match &self.ack {
+                Some(ack) => ack(last),
+                None => {
+                    self.main
+                        .execute("DELETE FROM search_outbox WHERE seq <= ?1", [last])?;
+                }
+            }
             total += rows.len();
         }
         Ok(total)

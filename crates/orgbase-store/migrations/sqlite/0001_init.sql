@@ -54,8 +54,10 @@ CREATE INDEX organization_metadata_kv_idx ON organization_metadata (key, value, 
 -- Substring search on name and slug (`?q=`) uses a trigram index kept in a database file of its
 -- own (see sqlite.rs), maintained off the writer's path. Each change to a name or slug is queued
 -- here, in the same transaction as the change; the indexer empties the queue.
+-- AUTOINCREMENT: numbers are never reused once the queue empties, so the indexer's "applied up
+-- to" mark can never cover an entry it has not seen.
 CREATE TABLE search_outbox (
-    seq     INTEGER PRIMARY KEY,
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
     org_seq INTEGER NOT NULL
 );
 CREATE INDEX search_outbox_org_idx ON search_outbox (org_seq);

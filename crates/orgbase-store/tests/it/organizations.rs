@@ -485,7 +485,85 @@ async fn cancelled_calls_leave_the_store_whole(db: TestDb) {
     assert_eq!(after.len(), 32);
 }
 
+/// Reads racing writes, and writes whose callers went away after sending them, never leave a
+/// reader with an organization older than the database's (`list` always reads the database;
+/// `get` may be served from memory).
+async fn reads_never_lag_behind_writes(db: TestDb) {
+    let s = db.store.clone();
+    let mut orgs = Vec::new();
+    for i in 0..3 {
+        let o = new_org(&format!("Race {i}"), &format!("race-{i}"));
+        s.insert_organization(&o).await.unwrap();
+        orgs.push(o);
+    }
+    let ids: Vec<_> = orgs.iter().map(|o| o.id).collect();
+    let mut readers = Vec::new();
+    for r in 0..4 {
+        let s = s.clone();
+        let ids = ids.clone();
+        readers.push(tokio::spawn(async move {
+            for n in 0..300 {
+                let _ = s.get_organization(ids[(n + r) % ids.len()]).await.unwrap();
+            }
+        }));
+    }
+    for round in 0..40u64 {
+        for o in orgs.iter_mut() {
+            let current = s.get_organization(o.id).await.unwrap();
+            let next = OrganizationPatch {
+                name: Some(OrgName::parse("name", &format!("Race {round} {}", o.slug)).unwrap()),
+                ..Default::default()
+            }
+            .apply(&current, now())
+            .unwrap();
+            let s2 = s.clone();
+            let (n2, c2) = (next.clone(), current.clone());
+            let task = tokio::spawn(async move { s2.update_organization(&n2, &c2).await });
+            if round % 3 == 0 {
+                // The caller goes away; the write may or may not have happened, but if it did,
+                // nobody may see the version before it.
+                task.abort();
+                let _ = task.await;
+            } else {
+                // An earlier abandoned write may land after `current` was read: then this one
+                // loses the race, as it should.
+                match task.await.unwrap() {
+                    Ok(()) | Err(StoreError::VersionMismatch) => {}
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+        }
+    }
+    for r in readers {
+        r.await.unwrap();
+    }
+    // A last write that lands for each: an abandoned one still on its way can then no longer
+    // land after it (its expected version is gone).
+    for o in &orgs {
+        loop {
+            let current = s.get_organization(o.id).await.unwrap();
+            let next = OrganizationPatch {
+                name: Some(OrgName::parse("name", "Final").unwrap()),
+                ..Default::default()
+            }
+            .apply(&current, now())
+            .unwrap();
+            match s.update_organization(&next, &current).await {
+                Ok(()) => break,
+                Err(StoreError::VersionMismatch) => continue,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    }
+    let listed = s.list_organizations(&q(10)).await.unwrap();
+    for id in ids {
+        let from_db = listed.iter().find(|o| o.id == id).unwrap();
+        assert_eq!(&s.get_organization(id).await.unwrap(), from_db);
+    }
+}
+
 crate::conformance!(
+    reads_never_lag_behind_writes,
     cancelled_calls_leave_the_store_whole,
     an_update_writes_every_changed_column,
     insert_then_get_round_trips_every_field,

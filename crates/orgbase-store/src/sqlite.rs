@@ -197,7 +197,9 @@ fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     if !read_only {
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        // The WAL is reused in place, never truncated: truncating a large WAL happens inside the
+        // first commit after a checkpoint and stalled it for ~300 ms on this machine's disk.
+        conn.pragma_update(None, "journal_size_limit", -1)?;
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -493,6 +495,8 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
+        let batch_started = std::time::Instant::now();
+        let batch_len = batch.len();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "sqlite writer could not begin a transaction");
             for job in batch {
@@ -533,6 +537,7 @@ fn writer_loop(
                 aborted = true;
             }
         }
+        let ran = batch_started.elapsed();
         let outcome = if aborted {
             let _ = conn.execute_batch("ROLLBACK");
             Err(StoreError::msg("the transaction was rolled back"))
@@ -543,6 +548,15 @@ fn writer_loop(
                 map_err(e)
             })
         };
+        let took = batch_started.elapsed();
+        if took > SLOW_COMMIT {
+            tracing::warn!(
+                writes = batch_len,
+                statements_ms = ran.as_millis() as u64,
+                total_ms = took.as_millis() as u64,
+                "slow sqlite group commit"
+            );
+        }
         match outcome {
             Ok(()) => {
                 finishes.into_iter().for_each(|f| f(None));
@@ -558,15 +572,31 @@ fn writer_loop(
     }
 }
 
+/// A group commit slower than this is logged (a stall is worth knowing about).
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How often committed WAL frames are copied back. Rarely enough that a page changed many times
+/// in between is copied once (random updates otherwise double the disk writes), often enough
+/// that the WAL stays small (a few tens of MB at the write rates this machine reaches).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(1000);
+
 /// Copies committed WAL frames back into the database every so often, without blocking the
 /// writer (PASSIVE), until the store is dropped.
 fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
     use std::sync::mpsc::RecvTimeoutError;
-    while let Err(RecvTimeoutError::Timeout) =
-        stop.recv_timeout(std::time::Duration::from_millis(250))
-    {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "sqlite checkpoint failed");
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        let started = std::time::Instant::now();
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        }) {
+            Ok((wal_frames, copied)) if started.elapsed() > SLOW_COMMIT => tracing::warn!(
+                wal_frames,
+                copied,
+                ms = started.elapsed().as_millis() as u64,
+                "slow sqlite checkpoint"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sqlite checkpoint failed"),
         }
     }
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));

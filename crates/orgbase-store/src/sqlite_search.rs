@@ -18,7 +18,9 @@ use std::time::Duration;
 const SCHEMA: &str = "CREATE VIRTUAL TABLE IF NOT EXISTS org_search USING fts5(\
     name, slug, content = '', contentless_delete = 1, tokenize = 'trigram')";
 /// Queue entries applied per index transaction.
-const CHUNK: i64 = 512;
+const CHUNK: i64 = 2048;
+/// How long the indexer lets changes gather once woken.
+const GATHER: Duration = Duration::from_millis(100);
 
 /// `orgbase.db` → `orgbase.db.search`.
 pub(crate) fn search_path(main: &Path) -> PathBuf {
@@ -165,7 +167,13 @@ impl Indexer {
 pub(crate) fn run(mut indexer: Indexer, wake: Receiver<()>) {
     loop {
         match wake.recv_timeout(Duration::from_millis(200)) {
-            Ok(()) => while wake.try_recv().is_ok() {},
+            Ok(()) => {
+                // Gather a while before applying: a few large index commits cost far less
+                // (fsyncs, segments to merge later) than one per writer commit. Queries check
+                // queued changes directly, so the wait shows nowhere.
+                std::thread::sleep(GATHER);
+                while wake.try_recv().is_ok() {}
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }

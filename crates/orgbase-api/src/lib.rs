@@ -14,7 +14,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use orgbase_domain::{now, ApiKey, ApiKeyId, KeyKind, NewSecret};
+use orgbase_domain::{ApiKey, KeyKind, NewSecret};
 use orgbase_store::{DynStore, KeyQuery};
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -231,17 +231,7 @@ pub async fn ensure_platform_key(
         Some(k) => NewSecret::from_plain(k.to_owned()),
         None => NewSecret::generate(orgbase_domain::credential::API_KEY_PREFIX),
     };
-    let key = ApiKey {
-        id: ApiKeyId::new(),
-        name: "bootstrap".into(),
-        kind: KeyKind::Platform,
-        organization_id: None,
-        roles: Vec::new(),
-        prefix: secret.prefix.clone(),
-        hash: secret.hash.clone(),
-        created_at: now(),
-        revoked_at: None,
-    };
+    let key = ApiKey::new_platform("bootstrap".into(), &secret);
     if !store.insert_bootstrap_key(&key).await? {
         return Ok(Bootstrap::Existing);
     }

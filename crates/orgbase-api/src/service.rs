@@ -159,49 +159,17 @@ pub async fn update(
     patch: OrganizationPatch,
     if_match: Option<IfMatch>,
 ) -> Result<Organization, ApiError> {
-    for attempt in 0..UPDATE_ATTEMPTS {
-        if attempt > 0 {
-            backoff(attempt).await;
-        }
-        let access = load(state, who, id).await?;
-        let current = access.org;
+    let change = |current: &Organization| {
         if current.is_deleted() {
             return Err(ApiError::Conflict {
                 code: "organization_deleted",
                 detail: "a deleted organization cannot be changed; restore it first".into(),
             });
         }
-        if let Some(m) = &if_match {
-            if !m.matches(current.version) {
-                return Err(ApiError::PreconditionFailed);
-            }
-        }
-        let next = patch.clone().apply(&current, now())?;
-        if next == current {
-            return Ok(current);
-        }
-        let mut errors = ValidationErrors::new();
-        check_hierarchy(state, Some(&current), &next, &mut errors).await?;
-        errors.into_result()?;
-        match state.store.update_organization(&next, &current).await {
-            Ok(()) => return Ok(next),
-            Err(StoreError::VersionMismatch) if if_match.is_none() => continue,
-            Err(StoreError::Conflict {
-                constraint: "foreign_key",
-            }) => {
-                return Err(ApiError::field(
-                    "parentId",
-                    "invalid_parent",
-                    "no such organization",
-                ))
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Conflict {
-        code: "concurrent_update",
-        detail: "the organization kept changing under this request; try again".into(),
-    })
+        let next = patch.clone().apply(current, now())?;
+        Ok((next != *current).then_some(next))
+    };
+    modify(state, who, id, if_match, change, true).await
 }
 
 /// Soft delete: the organization disappears for everyone but the platform, restorable.
@@ -233,6 +201,32 @@ async fn set_deleted(
     if_match: Option<IfMatch>,
     deleted: bool,
 ) -> Result<Organization, ApiError> {
+    let change = |current: &Organization| {
+        if current.is_deleted() == deleted {
+            return Ok(None);
+        }
+        let t = now();
+        Ok(Some(Organization {
+            deleted_at: deleted.then_some(t),
+            updated_at: t,
+            version: current.version + 1,
+            ..current.clone()
+        }))
+    };
+    modify(state, who, id, if_match, change, false).await
+}
+
+/// Reads the organization, asks `change` for its next state (`None`: nothing to change), and
+/// writes it if nobody changed the organization meanwhile. Otherwise it reads again and retries,
+/// after a short random pause, unless the caller pinned a version with If-Match.
+async fn modify(
+    state: &AppState,
+    who: &Principal,
+    id: OrganizationId,
+    if_match: Option<IfMatch>,
+    change: impl Fn(&Organization) -> Result<Option<Organization>, ApiError>,
+    check_parent: bool,
+) -> Result<Organization, ApiError> {
     for attempt in 0..UPDATE_ATTEMPTS {
         if attempt > 0 {
             backoff(attempt).await;
@@ -243,19 +237,26 @@ async fn set_deleted(
                 return Err(ApiError::PreconditionFailed);
             }
         }
-        if current.is_deleted() == deleted {
+        let Some(next) = change(&current)? else {
             return Ok(current);
-        }
-        let t = now();
-        let next = Organization {
-            deleted_at: deleted.then_some(t),
-            updated_at: t,
-            version: current.version + 1,
-            ..current.clone()
         };
+        if check_parent {
+            let mut errors = ValidationErrors::new();
+            check_hierarchy(state, Some(&current), &next, &mut errors).await?;
+            errors.into_result()?;
+        }
         match state.store.update_organization(&next, &current).await {
             Ok(()) => return Ok(next),
             Err(StoreError::VersionMismatch) if if_match.is_none() => continue,
+            Err(StoreError::Conflict {
+                constraint: "foreign_key",
+            }) => {
+                return Err(ApiError::field(
+                    "parentId",
+                    "invalid_parent",
+                    "no such organization",
+                ))
+            }
             Err(e) => return Err(e.into()),
         }
     }

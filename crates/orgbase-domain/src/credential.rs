@@ -138,6 +138,21 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
+    /// A new platform key for `secret` (only its hash and prefix are kept).
+    pub fn new_platform(name: String, secret: &NewSecret) -> Self {
+        Self {
+            id: ApiKeyId::new(),
+            name,
+            kind: KeyKind::Platform,
+            organization_id: None,
+            roles: Vec::new(),
+            prefix: secret.prefix.clone(),
+            hash: secret.hash.clone(),
+            created_at: crate::now(),
+            revoked_at: None,
+        }
+    }
+
     pub fn is_active(&self) -> bool {
         self.revoked_at.is_none()
     }

@@ -99,18 +99,7 @@ pub async fn create_platform_key(
 /// A new platform key and its secret, not yet stored.
 pub fn new_platform_key(name: String) -> (ApiKey, String) {
     let secret = NewSecret::generate(API_KEY_PREFIX);
-    let key = ApiKey {
-        id: ApiKeyId::new(),
-        name,
-        kind: KeyKind::Platform,
-        organization_id: None,
-        roles: Vec::new(),
-        prefix: secret.prefix.clone(),
-        hash: secret.hash.clone(),
-        created_at: now(),
-        revoked_at: None,
-    };
-    (key, secret.plain)
+    (ApiKey::new_platform(name, &secret), secret.plain)
 }
 
 /// Create an API key (platform only).

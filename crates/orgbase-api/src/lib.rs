@@ -200,6 +200,45 @@ pub async fn serve(
         .await
 }
 
+/// Removes for good the organizations soft-deleted more than `retention` ago (in batches);
+/// answers how many.
+pub async fn purge_deleted(
+    store: &DynStore,
+    retention: chrono::Duration,
+) -> Result<usize, orgbase_store::StoreError> {
+    let before = orgbase_domain::now() - retention;
+    let mut total = 0;
+    loop {
+        let ids = store.purge_deleted(before, 500).await?;
+        total += ids.len();
+        for id in &ids {
+            tracing::info!(organization_id = %id, "deleted organization purged after its retention");
+        }
+        if ids.len() < 500 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Purges at start and then every hour until `shutdown`.
+pub async fn purge_periodically(
+    store: DynStore,
+    retention: chrono::Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                if let Err(e) = purge_deleted(&store, retention).await {
+                    tracing::warn!(error = %e, "purging deleted organizations failed; will retry");
+                }
+            }
+        }
+    }
+}
+
 /// What the first start did about the platform key.
 #[derive(Debug)]
 pub enum Bootstrap {

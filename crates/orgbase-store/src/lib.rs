@@ -96,6 +96,14 @@ pub trait OrganizationStore: Send + Sync {
     async fn list_organizations(&self, q: &OrganizationQuery) -> StoreResult<Vec<Organization>>;
     /// How many organizations (deleted ones included) name this one as their parent.
     async fn count_children(&self, id: OrganizationId) -> StoreResult<u64>;
+    /// Removes for good up to `limit` organizations soft-deleted before `before`, with their
+    /// metadata and keys; a partner that still has children (deleted or not) is kept until they
+    /// are gone. Answers the ids removed.
+    async fn purge_deleted(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<OrganizationId>>;
 }
 
 #[async_trait]

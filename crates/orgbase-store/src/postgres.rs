@@ -358,6 +358,41 @@ impl OrganizationStore for PgStore {
             .map_err(map_err)?;
         Ok(n as u64)
     }
+
+    async fn purge_deleted(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<OrganizationId>> {
+        let pool = self.pool.clone();
+        detached(async move {
+            let mut tx = pool.begin().await.map_err(map_err)?;
+            let ids: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT o.id FROM organizations o WHERE o.deleted_at IS NOT NULL \
+                 AND o.deleted_at < $1 AND NOT EXISTS \
+                 (SELECT 1 FROM organizations c WHERE c.parent_id = o.id) \
+                 ORDER BY o.deleted_at LIMIT $2 FOR UPDATE OF o SKIP LOCKED",
+            )
+            .bind(before)
+            .bind(limit as i64)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            sqlx::query("DELETE FROM api_keys WHERE organization_id = ANY($1)")
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            sqlx::query("DELETE FROM organizations WHERE id = ANY($1)")
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(ids.into_iter().map(OrganizationId).collect())
+        })
+        .await
+    }
 }
 
 async fn update_org(pool: &PgPool, org: &Organization, previous: &Organization) -> StoreResult<()> {

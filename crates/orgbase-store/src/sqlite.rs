@@ -958,6 +958,45 @@ impl OrganizationStore for SqliteStore {
         })
         .await
     }
+
+    async fn purge_deleted(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<OrganizationId>> {
+        let cache = self.orgs.clone();
+        self.write_then(
+            move |conn| {
+                let ids: Vec<String> = conn
+                    .prepare_cached(
+                        "SELECT o.id FROM organizations o WHERE o.deleted_at IS NOT NULL \
+                         AND o.deleted_at < ?1 AND NOT EXISTS \
+                         (SELECT 1 FROM organizations c WHERE c.parent_id = o.id) \
+                         ORDER BY o.deleted_at LIMIT ?2",
+                    )
+                    .and_then(|mut st| {
+                        st.query_map(params![ts(&before), limit], |r| r.get(0))?
+                            .collect::<rusqlite::Result<Vec<String>>>()
+                    })
+                    .map_err(map_err)?;
+                for id in &ids {
+                    for sql in [
+                        "DELETE FROM api_keys WHERE organization_id = ?1",
+                        "DELETE FROM organizations WHERE id = ?1",
+                    ] {
+                        conn.prepare_cached(sql)
+                            .and_then(|mut st| st.execute([id]))
+                            .map_err(map_err)?;
+                    }
+                }
+                ids.iter()
+                    .map(|id| parse_uuid(id).map(OrganizationId).map_err(map_err))
+                    .collect()
+            },
+            move |ids: &Vec<OrganizationId>| ids.iter().for_each(|id| cache.written(*id)),
+        )
+        .await
+    }
 }
 
 const KEY_COLUMNS: &str =

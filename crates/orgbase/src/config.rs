@@ -22,6 +22,8 @@ pub struct Settings {
     /// `group` (one writer, group commit) or `pool` (a pool of writers; for comparison).
     pub sqlite_write_mode: String,
     pub pg_max_connections: u32,
+    /// Days a soft-deleted organization stays restorable before it is removed for good.
+    pub deleted_retention_days: u32,
 }
 
 impl Default for Settings {
@@ -35,6 +37,7 @@ impl Default for Settings {
             body_limit: 1024 * 1024,
             sqlite_write_mode: "group".into(),
             pg_max_connections: 16,
+            deleted_retention_days: 30,
         }
     }
 }
@@ -58,6 +61,7 @@ const KNOWN: &[&str] = &[
     "body_limit",
     "sqlite_write_mode",
     "pg_max_connections",
+    "deleted_retention_days",
 ];
 
 /// The checked configuration.
@@ -73,6 +77,7 @@ pub struct Config {
     pub body_limit: usize,
     pub sqlite_write_mode: orgbase_store::sqlite::WriteMode,
     pub pg_max_connections: u32,
+    pub deleted_retention: chrono::Duration,
 }
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String> {
@@ -196,6 +201,10 @@ fn check(s: Settings) -> Result<Config, String> {
         ));
         Default::default()
     });
+    if !(1..=3650).contains(&s.deleted_retention_days) {
+        errors
+            .push("deleted_retention_days (ORGBASE_DELETED_RETENTION_DAYS): must be 1–3650".into());
+    }
     if !(1..=1000).contains(&s.pg_max_connections) {
         errors.push("pg_max_connections (ORGBASE_PG_MAX_CONNECTIONS): must be 1–1000".into());
     }
@@ -216,6 +225,7 @@ fn check(s: Settings) -> Result<Config, String> {
         body_limit: s.body_limit as usize,
         sqlite_write_mode: mode,
         pg_max_connections: s.pg_max_connections,
+        deleted_retention: chrono::Duration::days(s.deleted_retention_days as i64),
     })
 }
 
@@ -253,6 +263,7 @@ mod tests {
             body_limit: 1,
             sqlite_write_mode: "many".into(),
             pg_max_connections: 0,
+            deleted_retention_days: 0,
         };
         let e = check(s).unwrap_err();
         for name in [
@@ -264,6 +275,7 @@ mod tests {
             "ORGBASE_BODY_LIMIT",
             "ORGBASE_SQLITE_WRITE_MODE",
             "ORGBASE_PG_MAX_CONNECTIONS",
+            "ORGBASE_DELETED_RETENTION_DAYS",
         ] {
             assert!(e.contains(name), "{name} missing from:\n{e}");
         }

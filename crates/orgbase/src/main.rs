@@ -199,6 +199,12 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         public_url = %config.public_url,
         "orgbase is serving"
     );
+    // Soft-deleted organizations are restorable for the retention period, then removed.
+    tokio::spawn(orgbase_api::purge_periodically(
+        store.clone(),
+        config.deleted_retention,
+        shutdown.clone(),
+    ));
     let state = AppState::new(
         store,
         ApiConfig {

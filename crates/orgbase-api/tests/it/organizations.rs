@@ -522,6 +522,33 @@ async fn delete_is_soft_and_restore_brings_it_back(app: App) {
     unknown.assert_problem(404, "not_found");
 }
 
+async fn deleted_organizations_are_purged_after_the_retention(app: App) {
+    let o = app
+        .org(json!({"name": "Short Lived", "countryCode": "US"}))
+        .await;
+    let path = format!("/api/organizations/{}", o["id"].as_str().unwrap());
+    assert_eq!(app.delete(&path).await.status, StatusCode::NO_CONTENT);
+    // Within the retention it stays, restorable.
+    let n = orgbase_api::purge_deleted(&app.db.store, chrono::Duration::days(30))
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(app.get(&path).await.body["status"], "deleted");
+    // Past it, it is gone for everyone, the platform included.
+    let n = orgbase_api::purge_deleted(&app.db.store, chrono::Duration::zero())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    app.get(&path).await.assert_problem(404, "not_found");
+    let restore = format!(
+        "/api/admin/organizations/{}/restore",
+        o["id"].as_str().unwrap()
+    );
+    app.post(&restore, json!({}))
+        .await
+        .assert_problem(404, "not_found");
+}
+
 async fn list_pages_with_a_cursor(app: App) {
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -708,6 +735,7 @@ crate::api_tests!(
     list_filters,
     list_rejects_bad_parameters,
     concurrent_patches_all_land,
+    deleted_organizations_are_purged_after_the_retention,
     field_limits_over_http,
     writes_on_unknown_or_malformed_ids_are_404,
     a_status_filter_never_returns_deleted_ones,

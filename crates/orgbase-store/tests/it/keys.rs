@@ -113,3 +113,83 @@ crate::conformance!(
     bootstrap_happens_once,
     revoking_keeps_the_last_platform_key
 );
+
+/// Soft-deleted organizations past the retention are removed for good, with their metadata and
+/// keys; recent ones, live ones, and partners that still have children stay.
+mod purge {
+    use crate::organizations::new_org;
+    use chrono::Duration;
+    use orgbase_domain::{now, ApiKey, ApiKeyId, KeyKind, NewSecret, OrgType, SecretHash};
+    use orgbase_store::testing::TestDb;
+    use orgbase_store::{OrganizationQuery, StoreError};
+    use serde_json::Value;
+
+    async fn purge_removes_only_long_deleted_childless_orgs(db: TestDb) {
+        let s = &db.store;
+        let long_ago = now() - Duration::days(40);
+        let mut old = new_org("Old", "old-gone");
+        old.created_at = long_ago - Duration::days(1);
+        old.deleted_at = Some(long_ago);
+        old.metadata.0.insert("tier".into(), Value::from("gold"));
+        s.insert_organization(&old).await.unwrap();
+        let secret = NewSecret::generate("obk_");
+        let key = ApiKey {
+            id: ApiKeyId::new(),
+            name: "k".into(),
+            kind: KeyKind::Organization,
+            organization_id: Some(old.id),
+            roles: vec![],
+            prefix: secret.prefix.clone(),
+            hash: secret.hash.clone(),
+            created_at: long_ago,
+            revoked_at: None,
+        };
+        s.insert_api_key(&key).await.unwrap();
+        let mut recent = new_org("Recent", "recent-gone");
+        recent.deleted_at = Some(now() - Duration::days(1));
+        s.insert_organization(&recent).await.unwrap();
+        let live = new_org("Live", "live-one");
+        s.insert_organization(&live).await.unwrap();
+        let mut partner = new_org("Partner", "old-partner");
+        partner.org_type = OrgType::Partner;
+        partner.deleted_at = Some(long_ago);
+        s.insert_organization(&partner).await.unwrap();
+        let mut child = new_org("Child", "its-child");
+        child.parent_id = Some(partner.id);
+        s.insert_organization(&child).await.unwrap();
+        // Read once, so that a cached copy would show if the purge left one behind.
+        s.get_organization(old.id).await.unwrap();
+
+        let purged = s
+            .purge_deleted(now() - Duration::days(30), 100)
+            .await
+            .unwrap();
+        assert_eq!(purged, vec![old.id]);
+        assert!(matches!(
+            s.get_organization(old.id).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(s
+            .find_api_key(&SecretHash::of(&secret.plain))
+            .await
+            .unwrap()
+            .is_none());
+        let gold = OrganizationQuery {
+            limit: 10,
+            include_deleted: true,
+            metadata: vec![("tier".into(), "gold".into())],
+            ..Default::default()
+        };
+        assert!(s.list_organizations(&gold).await.unwrap().is_empty());
+        for kept in [&recent, &live, &partner, &child] {
+            assert_eq!(s.get_organization(kept.id).await.unwrap().id, kept.id);
+        }
+        assert!(s
+            .purge_deleted(now() - Duration::days(30), 100)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    crate::conformance!(purge_removes_only_long_deleted_childless_orgs);
+}

@@ -1,9 +1,15 @@
-//! Who is calling. The extractor turns the `Authorization: Bearer` credential into a
-//! [`Principal`]; handlers then ask the principal for the access they need, and the services
-//! take those access values, so an unchecked call does not compile.
+//! Who is calling, and what they may do. The extractor turns the `Authorization: Bearer`
+//! credential into a [`Principal`]; services then ask for an [`OrgAccess`] (which carries the
+//! caller's permissions on that organization) or a [`PlatformAdmin`], so an unchecked call does
+//! not compile.
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
-use orgbase_domain::{ApiKeyId, KeyKind, Organization, SecretHash};
+use orgbase_domain::people::{system_role, FIRST_CUSTOM_ROLE_ID, SESSION_PREFIX};
+use orgbase_domain::{
+    now, ApiKeyId, KeyKind, Member, Organization, OrganizationId, Permission, Permissions,
+    SecretHash, UserId,
+};
+use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -13,8 +19,18 @@ use crate::AppState;
 pub enum Principal {
     /// The operator, by a platform key: everything.
     Platform { key_id: ApiKeyId },
-    // Partner keys, organization keys and user sessions slot in here, each with the rules of
-    // what it may reach in `can_reach` and its permissions in the services.
+    /// An integration of one organization, by an organization key, within its roles.
+    OrgKey {
+        key_id: ApiKeyId,
+        organization_id: OrganizationId,
+        roles: Vec<i64>,
+    },
+    /// A person, by a session token: each organization they are a member of, within their roles.
+    User {
+        user_id: UserId,
+        session_id: Uuid,
+        session_expires_at: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 /// Proof that the caller is the platform operator, needed by `/api/admin/…` services.
@@ -23,16 +39,58 @@ pub struct PlatformAdmin {
     pub key_id: ApiKeyId,
 }
 
-/// Proof that the caller may act on one organization.
+/// Proof that the caller may reach one organization, with what they may do there.
 #[derive(Debug)]
 pub struct OrgAccess<'a> {
     pub principal: &'a Principal,
     pub org: Organization,
+    pub permissions: Permissions,
+    /// The caller's membership, when the caller is a person.
+    pub member: Option<Member>,
+}
+
+impl OrgAccess<'_> {
+    /// 403 unless the caller holds `p` here.
+    pub fn require(&self, p: Permission) -> Result<(), ApiError> {
+        if self.permissions.has(p) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this needs the {p} permission on the organization"
+            )))
+        }
+    }
+
+    pub fn is_platform(&self) -> bool {
+        matches!(self.principal, Principal::Platform { .. })
+    }
+
+    /// The owner (or the platform, which may do what the owner may).
+    pub fn is_owner_or_platform(&self) -> bool {
+        self.is_platform() || self.member.as_ref().is_some_and(Member::is_owner)
+    }
+
+    /// 403 unless every permission of `granted` is the caller's own: nobody grants what they
+    /// lack.
+    pub fn may_grant(&self, granted: Permissions, field: &str) -> Result<(), ApiError> {
+        let missing = self.permissions.missing(granted);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden(format!(
+            "{field} would grant permissions you do not hold: {}",
+            missing
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
 }
 
 const MISSING: ApiError = ApiError::Unauthorized {
     code: "missing_credentials",
-    detail: "send a key as `Authorization: Bearer <key>`",
+    detail: "send a key or session token as `Authorization: Bearer <token>`",
 };
 const INVALID: ApiError = ApiError::Unauthorized {
     code: "invalid_credentials",
@@ -41,6 +99,10 @@ const INVALID: ApiError = ApiError::Unauthorized {
 const REVOKED: ApiError = ApiError::Unauthorized {
     code: "revoked_credentials",
     detail: "the credential has been revoked",
+};
+const EXPIRED: ApiError = ApiError::Unauthorized {
+    code: "expired_credentials",
+    detail: "the session has expired; log in again",
 };
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -59,34 +121,72 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
-        let key = state
-            .store
-            .find_api_key(&SecretHash::of(token))
-            .await?
-            .ok_or(INVALID)?;
-        if !key.is_active() {
+        authenticate(state, token).await
+    }
+}
+
+/// The caller a token stands for: a session (`obs_…`) or a key.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let hash = SecretHash::of(token);
+    if token.starts_with(SESSION_PREFIX) {
+        let (session, _) = state.store.find_session(&hash).await?.ok_or(INVALID)?;
+        if session.revoked_at.is_some() {
             return Err(REVOKED);
         }
-        match key.kind {
-            KeyKind::Platform => Ok(Principal::Platform { key_id: key.id }),
-            // No route issues these yet; until their rules exist they open nothing.
-            KeyKind::Partner | KeyKind::Organization => Err(INVALID),
+        if !session.is_valid_at(now()) {
+            return Err(EXPIRED);
+        }
+        return Ok(Principal::User {
+            user_id: session.user_id,
+            session_id: session.id,
+            session_expires_at: session.expires_at,
+        });
+    }
+    let key = state.store.find_api_key(&hash).await?.ok_or(INVALID)?;
+    if !key.is_active() {
+        return Err(REVOKED);
+    }
+    match (key.kind, key.organization_id) {
+        (KeyKind::Platform, _) => Ok(Principal::Platform { key_id: key.id }),
+        (KeyKind::Organization, Some(org)) => Ok(Principal::OrgKey {
+            key_id: key.id,
+            organization_id: org,
+            roles: key.roles,
+        }),
+        // Partner keys open nothing until partners are built; an organization key without an
+        // organization cannot exist.
+        _ => Err(INVALID),
+    }
+}
+
+/// The permissions a set of roles gives on an organization: system roles from the code, custom
+/// roles from the organization's own (a role of another organization gives nothing).
+pub async fn role_permissions(
+    state: &AppState,
+    org: OrganizationId,
+    roles: &[i64],
+) -> Result<Permissions, ApiError> {
+    let mut ps = Permissions::NONE;
+    for r in roles.iter().filter(|r| **r < FIRST_CUSTOM_ROLE_ID) {
+        if let Some(role) = system_role(*r) {
+            ps = ps.union(role.permissions);
         }
     }
+    if roles.iter().any(|r| *r >= FIRST_CUSTOM_ROLE_ID) {
+        for role in state.store.list_roles(org).await? {
+            if roles.contains(&role.id) {
+                ps = ps.union(role.permissions);
+            }
+        }
+    }
+    Ok(ps)
 }
 
 impl Principal {
     pub fn platform(&self) -> Result<PlatformAdmin, ApiError> {
         match self {
             Principal::Platform { key_id } => Ok(PlatformAdmin { key_id: *key_id }),
-        }
-    }
-
-    /// Whether the organization is within this caller's reach at all. Outside it, the answer is
-    /// 404, never 403, so that nothing learns what exists beyond its reach.
-    fn can_reach(&self, _org: &Organization) -> bool {
-        match self {
-            Principal::Platform { .. } => true,
+            _ => Err(ApiError::Forbidden("this needs a platform key".to_owned())),
         }
     }
 
@@ -95,21 +195,58 @@ impl Principal {
         matches!(self, Principal::Platform { .. })
     }
 
-    /// Access to an organization the caller may reach, or 404.
-    pub fn access(&self, org: Organization) -> Result<OrgAccess<'_>, ApiError> {
-        if !self.can_reach(&org) || (org.is_deleted() && !self.sees_deleted()) {
+    /// Access to an organization the caller may reach, with its permissions there; 404 outside
+    /// its reach, never 403, so that nothing learns what exists beyond it.
+    pub async fn access(
+        &self,
+        state: &AppState,
+        org: Organization,
+    ) -> Result<OrgAccess<'_>, ApiError> {
+        if org.is_deleted() && !self.sees_deleted() {
             return Err(ApiError::NotFound);
         }
+        let (permissions, member) = match self {
+            Principal::Platform { .. } => (Permissions::all(), None),
+            Principal::OrgKey {
+                organization_id,
+                roles,
+                ..
+            } => {
+                if *organization_id != org.id {
+                    return Err(ApiError::NotFound);
+                }
+                (role_permissions(state, org.id, roles).await?, None)
+            }
+            Principal::User { user_id, .. } => {
+                let Some(m) = state.store.find_member(org.id, *user_id).await? else {
+                    return Err(ApiError::NotFound);
+                };
+                (role_permissions(state, org.id, &m.roles).await?, Some(m))
+            }
+        };
         Ok(OrgAccess {
             principal: self,
             org,
+            permissions,
+            member,
         })
     }
 
-    /// A label for logs: which key acted.
+    /// The person behind the call, if it is a person.
+    pub fn user_id(&self) -> Option<UserId> {
+        match self {
+            Principal::User { user_id, .. } => Some(*user_id),
+            _ => None,
+        }
+    }
+
+    /// A label for logs and records: who acted.
     pub fn actor(&self) -> String {
         match self {
-            Principal::Platform { key_id } => format!("key:{key_id}"),
+            Principal::Platform { key_id } | Principal::OrgKey { key_id, .. } => {
+                format!("key:{key_id}")
+            }
+            Principal::User { user_id, .. } => format!("user:{user_id}"),
         }
     }
 }

@@ -26,7 +26,13 @@ pub enum ApiError {
         detail: &'static str,
     },
     #[error("forbidden")]
-    Forbidden(&'static str),
+    Forbidden(String),
+    /// Too many attempts: try again after `retry_after` seconds.
+    #[error("too many requests")]
+    TooManyRequests { retry_after: u64, detail: String },
+    /// The resource existed but is used up (an expired or revoked invitation).
+    #[error("gone: {code}")]
+    Gone { code: &'static str, detail: String },
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -37,6 +43,9 @@ pub enum ApiError {
     PreconditionFailed,
     #[error("service unavailable")]
     Unavailable,
+    /// A service we depend on (the mail server, a billing provider) failed.
+    #[error("upstream failure: {code}")]
+    Upstream { code: &'static str, detail: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -95,7 +104,13 @@ impl ApiError {
                 format!("the body is larger than the limit of {limit} bytes"),
             ),
             Unauthorized { code, detail } => (StatusCode::UNAUTHORIZED, code, (*detail).into()),
-            Forbidden(d) => (StatusCode::FORBIDDEN, "forbidden", (*d).into()),
+            Forbidden(d) => (StatusCode::FORBIDDEN, "forbidden", d.clone()),
+            TooManyRequests { detail, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                detail.clone(),
+            ),
+            Gone { code, detail } => (StatusCode::GONE, code, detail.clone()),
             NotFound => (
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -117,6 +132,7 @@ impl ApiError {
                 "unavailable",
                 "the service cannot answer right now; try again".into(),
             ),
+            Upstream { code, detail } => (StatusCode::BAD_GATEWAY, code, detail.clone()),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -149,6 +165,44 @@ impl From<StoreError> for ApiError {
                 code: "last_platform_key",
                 detail: "this is the last active platform key; create another one first".into(),
             },
+            StoreError::Conflict { constraint } => {
+                let (code, detail) = match constraint {
+                    "user_email" => ("email_taken", "another person already uses this e-mail"),
+                    "role_name" => (
+                        "role_name_taken",
+                        "the organization has a role of this name",
+                    ),
+                    "workspace_name" => (
+                        "workspace_name_taken",
+                        "the organization has a workspace of this name",
+                    ),
+                    "invitation_pending" => (
+                        "invitation_pending",
+                        "a pending invitation for this e-mail exists; resend it instead",
+                    ),
+                    "member_exists" => (
+                        "already_member",
+                        "the person with this e-mail is a member already",
+                    ),
+                    "owner_role" => (
+                        "owner_protected",
+                        "the owner cannot be removed or demoted; transfer ownership first",
+                    ),
+                    "role_in_use" => (
+                        "role_in_use",
+                        "the role is held by a member, a key or a pending invitation",
+                    ),
+                    "invitation_not_pending" => (
+                        "invitation_not_pending",
+                        "the invitation was accepted or revoked already",
+                    ),
+                    other => return Self::Internal(format!("unexpected conflict on {other}")),
+                };
+                Self::Conflict {
+                    code,
+                    detail: detail.into(),
+                }
+            }
             other => Self::Internal(other.to_string()),
         }
     }
@@ -188,11 +242,16 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable => tracing::warn!("unavailable"),
             _ => {}
         }
-        let errors = match self {
-            ApiError::Validation(e) => e.0,
+        let errors = match &self {
+            ApiError::Validation(e) => e.0.clone(),
             _ => Vec::new(),
         };
         let mut res = problem_response(status, code, detail, errors);
+        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

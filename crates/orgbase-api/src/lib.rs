@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod native;
+pub mod password;
 pub mod service;
 
 use axum::extract::Request;
@@ -15,8 +16,12 @@ use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use orgbase_domain::{ApiKey, KeyKind, NewSecret};
+use orgbase_mail::Mailer;
 use orgbase_store::{DynStore, KeyQuery};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -30,19 +35,38 @@ use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::native::{api_keys, ops, organizations};
+use crate::native::{
+    api_keys, invitations, members, ops, org_keys, organizations, roles, sessions, workspaces,
+};
+use crate::password::{FailureThrottle, Passwords};
 
 /// What the HTTP layer needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// The base of links in e-mails (`{public_url}/invite/{token}`).
+    pub public_url: String,
+    /// How long a session token stays valid.
+    pub session_ttl: chrono::Duration,
+    /// How long an invitation can be accepted.
+    pub invitation_ttl: chrono::Duration,
+    /// `smtp://…` or `smtps://…`; unset: mail goes to `mail_outbox`.
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    pub mail_outbox: PathBuf,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             body_limit: 1024 * 1024,
+            public_url: "http://127.0.0.1:8080".into(),
+            session_ttl: chrono::Duration::hours(24),
+            invitation_ttl: orgbase_domain::people::default_invitation_ttl(),
+            smtp_url: None,
+            mail_from: "Orgbase <no-reply@localhost>".into(),
+            mail_outbox: PathBuf::from("mail-outbox"),
         }
     }
 }
@@ -53,16 +77,32 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     pub metrics: Arc<Metrics>,
     pub openapi_json: Arc<String>,
+    pub mailer: Arc<dyn Mailer>,
+    pub passwords: Arc<Passwords>,
+    /// Failed logins per account (e-mail) and per client address.
+    pub login_by_account: Arc<FailureThrottle>,
+    pub login_by_address: Arc<FailureThrottle>,
 }
 
 impl AppState {
-    pub fn new(store: DynStore, config: ApiConfig) -> Self {
-        Self {
+    /// The state for `config`, with the mailer it names (SMTP, or the outbox folder).
+    pub fn new(store: DynStore, config: ApiConfig) -> Result<Self, orgbase_mail::MailError> {
+        let mailer = orgbase_mail::from_config(
+            config.smtp_url.as_deref(),
+            &config.mail_from,
+            &config.mail_outbox,
+        )?;
+        Ok(Self {
             store,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             openapi_json: Arc::new(openapi_json()),
-        }
+            mailer,
+            passwords: Arc::new(Passwords::new()),
+            // 5 failures per account, then one per 3 minutes; 20 per address, then one per 3 s.
+            login_by_account: Arc::new(FailureThrottle::new(5, Duration::from_secs(15 * 60))),
+            login_by_address: Arc::new(FailureThrottle::new(20, Duration::from_secs(60))),
+        })
     }
 }
 
@@ -78,6 +118,12 @@ impl AppState {
     modifiers(&BearerAuth),
     tags(
         (name = "Organizations", description = "Organizations, natively"),
+        (name = "People", description = "Log in and out, who am I"),
+        (name = "Members", description = "Members of an organization, their roles and workspaces"),
+        (name = "Roles", description = "System roles and an organization's custom roles"),
+        (name = "Workspaces", description = "Workspaces of an organization"),
+        (name = "Invitations", description = "Inviting people, and accepting an invitation"),
+        (name = "Keys", description = "An organization's own API keys"),
         (name = "Admin", description = "Platform-only routes"),
         (name = "Operations", description = "Health, readiness, metrics"),
     )
@@ -107,6 +153,28 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(organizations::restore))
         .routes(routes!(api_keys::create, api_keys::list))
         .routes(routes!(api_keys::revoke))
+        .routes(routes!(sessions::login))
+        .routes(routes!(sessions::logout))
+        .routes(routes!(sessions::me))
+        .routes(routes!(members::list))
+        .routes(routes!(members::get, members::update, members::remove))
+        .routes(routes!(members::me))
+        .routes(routes!(members::transfer_ownership))
+        .routes(routes!(roles::list, roles::create))
+        .routes(routes!(roles::get, roles::update, roles::delete))
+        .routes(routes!(workspaces::list, workspaces::create))
+        .routes(routes!(
+            workspaces::get,
+            workspaces::update,
+            workspaces::delete
+        ))
+        .routes(routes!(invitations::invite))
+        .routes(routes!(invitations::list))
+        .routes(routes!(invitations::revoke))
+        .routes(routes!(invitations::resend))
+        .routes(routes!(invitations::accept))
+        .routes(routes!(org_keys::create, org_keys::list))
+        .routes(routes!(org_keys::revoke))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
@@ -195,9 +263,12 @@ pub async fn serve(
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
 }
 
 /// Removes for good the organizations soft-deleted more than `retention` ago (in batches);

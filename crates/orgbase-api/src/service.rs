@@ -1,8 +1,8 @@
 //! The organization services, shared by every API surface. They take proofs of access from
 //! [`crate::auth`], apply the domain's rules and talk to storage.
 use orgbase_domain::{
-    now, NewOrganization, OrgType, Organization, OrganizationId, OrganizationPatch, Slug,
-    ValidationErrors,
+    now, Member, NewOrganization, OrgType, Organization, OrganizationId, OrganizationPatch,
+    Permission, Slug, User, UserId, ValidationErrors,
 };
 use orgbase_store::{OrganizationQuery, StoreError};
 use rand::Rng;
@@ -32,14 +32,35 @@ fn random_suffix() -> String {
         .collect()
 }
 
-/// Loads an organization the caller may reach; 404 otherwise.
+/// Loads an organization the caller may reach, with the caller's permissions there; 404
+/// otherwise.
 pub async fn load<'p>(
     state: &AppState,
     who: &'p Principal,
     id: OrganizationId,
 ) -> Result<OrgAccess<'p>, ApiError> {
     let org = state.store.get_organization(id).await?;
-    who.access(org)
+    who.access(state, org).await
+}
+
+/// Loads an organization and requires a permission there (404 outside reach, then 403).
+pub async fn load_with<'p>(
+    state: &AppState,
+    who: &'p Principal,
+    id: OrganizationId,
+    p: Permission,
+) -> Result<OrgAccess<'p>, ApiError> {
+    let access = load(state, who, id).await?;
+    access.require(p)?;
+    Ok(access)
+}
+
+/// Who creates an organization, and so who owns it.
+pub enum Creator {
+    /// The platform; the owner, if named, is found or made by e-mail.
+    Platform(PlatformAdmin, Option<User>),
+    /// A person, who becomes the owner.
+    Person(UserId),
 }
 
 /// A parent must be a live partner organization that is not itself a child.
@@ -104,10 +125,14 @@ async fn check_hierarchy(
 
 pub async fn create(
     state: &AppState,
-    _admin: &PlatformAdmin,
+    creator: Creator,
     new: NewOrganization,
     mut errors: ValidationErrors,
-) -> Result<Organization, ApiError> {
+) -> Result<(Organization, Option<Member>), ApiError> {
+    let owner = match creator {
+        Creator::Platform(_, owner) => owner,
+        Creator::Person(id) => Some(state.store.get_user(id).await?),
+    };
     let given_slug = new.slug.clone();
     let name = new.name.as_str().to_owned();
     let first_slug = given_slug
@@ -126,8 +151,20 @@ pub async fn create(
     errors.clone().into_result()?;
     let mut org = org.expect("validated");
     for attempt in 0..SLUG_ATTEMPTS {
-        match state.store.insert_organization(&org).await {
-            Ok(()) => return Ok(org),
+        let inserted = match &owner {
+            Some(u) => state
+                .store
+                .insert_organization_with_owner(&org, u)
+                .await
+                .map(|(o, m)| (o, Some(m))),
+            None => state
+                .store
+                .insert_organization(&org)
+                .await
+                .map(|()| (org.clone(), None)),
+        };
+        match inserted {
+            Ok(done) => return Ok(done),
             Err(StoreError::Conflict {
                 constraint: "organization_slug",
             }) if given_slug.is_none() && attempt + 1 < SLUG_ATTEMPTS => {
@@ -151,7 +188,28 @@ pub async fn create(
     Err(ApiError::Internal("no free slug found".into()))
 }
 
+/// What only the platform may change on an organization: its standing (status and reason), its
+/// place in the partner hierarchy, and what the platform decides for it.
+fn platform_only_fields(p: &OrganizationPatch) -> Vec<&'static str> {
+    let mut f = Vec::new();
+    let mut check = |given: bool, name| {
+        if given {
+            f.push(name)
+        }
+    };
+    check(p.status.is_some(), "status");
+    check(p.status_reason.is_some(), "statusReason");
+    check(p.org_type.is_some(), "type");
+    check(p.parent_id.is_some(), "parentId");
+    check(p.kyc_level.is_some(), "kycLevel");
+    check(p.placement_group.is_some(), "placementGroup");
+    check(p.rate_limit.is_some(), "rateLimit");
+    check(p.entitlements.is_some(), "entitlements");
+    f
+}
+
 /// Applies a change, retrying on a concurrent write unless the caller pinned a version.
+/// Needs `org:update`; the platform-only fields need the platform.
 pub async fn update(
     state: &AppState,
     who: &Principal,
@@ -159,6 +217,17 @@ pub async fn update(
     patch: OrganizationPatch,
     if_match: Option<IfMatch>,
 ) -> Result<Organization, ApiError> {
+    let reserved = platform_only_fields(&patch);
+    let authorize = |a: &OrgAccess<'_>| {
+        a.require(Permission::OrgUpdate)?;
+        if !a.is_platform() && !reserved.is_empty() {
+            return Err(ApiError::Forbidden(format!(
+                "only the platform may change {}",
+                reserved.join(", ")
+            )));
+        }
+        Ok(())
+    };
     let change = |current: &Organization| {
         if current.is_deleted() {
             return Err(ApiError::Conflict {
@@ -169,10 +238,11 @@ pub async fn update(
         let next = patch.clone().apply(current, now())?;
         Ok((next != *current).then_some(next))
     };
-    modify(state, who, id, if_match, change, true).await
+    modify(state, who, id, if_match, authorize, change, true).await
 }
 
-/// Soft delete: the organization disappears for everyone but the platform, restorable.
+/// Soft delete: the organization disappears for everyone but the platform, restorable. Only
+/// its owner and the platform may delete it.
 pub async fn delete(
     state: &AppState,
     who: &Principal,
@@ -201,6 +271,16 @@ async fn set_deleted(
     if_match: Option<IfMatch>,
     deleted: bool,
 ) -> Result<Organization, ApiError> {
+    let authorize = |a: &OrgAccess<'_>| {
+        if a.is_owner_or_platform() {
+            Ok(())
+        } else {
+            a.require(Permission::OrgRead)?;
+            Err(ApiError::Forbidden(
+                "only the owner or the platform may delete an organization".into(),
+            ))
+        }
+    };
     let change = |current: &Organization| {
         if current.is_deleted() == deleted {
             return Ok(None);
@@ -213,7 +293,7 @@ async fn set_deleted(
             ..current.clone()
         }))
     };
-    modify(state, who, id, if_match, change, false).await
+    modify(state, who, id, if_match, authorize, change, false).await
 }
 
 /// Reads the organization, asks `change` for its next state (`None`: nothing to change), and
@@ -224,6 +304,7 @@ async fn modify(
     who: &Principal,
     id: OrganizationId,
     if_match: Option<IfMatch>,
+    authorize: impl Fn(&OrgAccess<'_>) -> Result<(), ApiError>,
     change: impl Fn(&Organization) -> Result<Option<Organization>, ApiError>,
     check_parent: bool,
 ) -> Result<Organization, ApiError> {
@@ -231,7 +312,9 @@ async fn modify(
         if attempt > 0 {
             backoff(attempt).await;
         }
-        let current = load(state, who, id).await?.org;
+        let access = load(state, who, id).await?;
+        authorize(&access)?;
+        let current = access.org;
         if let Some(m) = &if_match {
             if !m.matches(current.version) {
                 return Err(ApiError::PreconditionFailed);
@@ -266,13 +349,27 @@ async fn modify(
     })
 }
 
+/// The platform lists every organization; a person those they are a member of; an
+/// organization key its own.
 pub async fn list(
     state: &AppState,
     who: &Principal,
     mut q: OrganizationQuery,
 ) -> Result<Vec<Organization>, ApiError> {
-    let admin = who.platform()?;
-    let _ = admin;
+    match who {
+        Principal::Platform { .. } => {}
+        Principal::User { user_id, .. } => q.member = Some(*user_id),
+        Principal::OrgKey {
+            organization_id, ..
+        } => q.only = Some(*organization_id),
+    }
+    if !matches!(who, Principal::Platform { .. })
+        && (q.include_deleted || q.status == Some(orgbase_store::StatusFilter::Deleted))
+    {
+        return Err(ApiError::Forbidden(
+            "only the platform sees deleted organizations".into(),
+        ));
+    }
     q.limit = q.limit.clamp(1, 101);
     Ok(state.store.list_organizations(&q).await?)
 }

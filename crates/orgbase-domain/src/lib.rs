@@ -5,11 +5,16 @@
 pub mod credential;
 pub mod ids;
 pub mod organization;
+pub mod people;
 pub mod validation;
 
 pub use credential::{ApiKey, KeyKind, NewSecret, SecretHash};
 pub use ids::{ApiKeyId, OrganizationId, UserId};
 pub use organization::*;
+pub use people::{
+    Email, Invitation, InvitationState, Member, Permission, Permissions, Role, Session, User,
+    Workspace,
+};
 pub use validation::{FieldError, ValidationErrors};
 
 /// The current time, at the microsecond precision both databases keep, so that what is stored

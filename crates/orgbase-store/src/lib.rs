@@ -9,9 +9,11 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orgbase_domain::{
-    ApiKey, ApiKeyId, KeyKind, OrgStatus, OrgType, Organization, OrganizationId, SecretHash,
+    ApiKey, ApiKeyId, Email, Invitation, KeyKind, Member, OrgStatus, OrgType, Organization,
+    OrganizationId, Permissions, Role, SecretHash, Session, User, UserId, Workspace,
 };
 use std::sync::Arc;
+use uuid::Uuid;
 
 pub mod postgres;
 pub mod sqlite;
@@ -62,6 +64,10 @@ pub struct OrganizationQuery {
     pub external_account_id: Option<String>,
     /// `metadata[key]=value` pairs, all of which must match.
     pub metadata: Vec<(String, String)>,
+    /// Only organizations this person is a member of.
+    pub member: Option<UserId>,
+    /// Only this organization (an organization key lists itself).
+    pub only: Option<OrganizationId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,9 +127,158 @@ pub trait ApiKeyStore: Send + Sync {
     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> StoreResult<ApiKey>;
 }
 
+/// Which members to list: a page by offset, as the source API pages them.
+#[derive(Debug, Clone)]
+pub struct MemberQuery {
+    pub organization_id: OrganizationId,
+    pub offset: u64,
+    pub limit: u32,
+    pub role: Option<i64>,
+    pub workspace: Option<Uuid>,
+    /// Case-insensitive substring of the name or the e-mail.
+    pub q: Option<String>,
+}
+
+/// A page of members and how many match in all.
+#[derive(Debug, Clone)]
+pub struct MemberPage {
+    pub members: Vec<Member>,
+    pub total: u64,
+}
+
+/// A custom role to create.
+#[derive(Debug, Clone)]
+pub struct NewRole {
+    pub organization_id: OrganizationId,
+    pub name: String,
+    pub description: Option<String>,
+    pub permissions: Permissions,
+    pub at: DateTime<Utc>,
+}
+
+/// What accepting an invitation does about the person's account.
+#[derive(Debug, Clone)]
+pub enum Acceptance {
+    /// The person has an account with a password: it stays as it is.
+    ExistingAccount,
+    /// Set this password hash: on a new account (made from `user`), or on an account that has
+    /// none yet (an owner named by the platform).
+    SetPassword { user: User },
+}
+
+/// People: users and sessions, members, roles, workspaces, invitations. Every method is one
+/// atomic unit of work; conflicts come back as `Conflict` with a stable constraint name.
+#[async_trait]
+pub trait PeopleStore: Send + Sync {
+    /// `Conflict { constraint: "user_email" }` when the address is taken.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn get_user(&self, id: UserId) -> StoreResult<User>;
+    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+
+    async fn insert_session(&self, session: &Session) -> StoreResult<()>;
+    /// The session with this token hash and its user, expired or revoked ones included.
+    async fn find_session(&self, hash: &SecretHash) -> StoreResult<Option<(Session, User)>>;
+    async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Inserts the organization and makes `owner` its owner (member with role 1), in one
+    /// transaction. `owner` is used as given when nobody has its e-mail yet; otherwise the
+    /// existing person becomes the owner. Answers the organization (its `owner` set to the
+    /// person's id) and the owner's membership.
+    async fn insert_organization_with_owner(
+        &self,
+        org: &Organization,
+        owner: &User,
+    ) -> StoreResult<(Organization, Member)>;
+    /// Hands ownership to `to_member`: it gets role 1 (and keeps its others); the previous owner
+    /// loses role 1 and becomes an admin; the organization's `owner` and `version` change.
+    /// `Conflict { constraint: "version" }`-free: it always applies to the latest version.
+    async fn transfer_ownership(
+        &self,
+        org_id: OrganizationId,
+        to_member: i64,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Organization>;
+
+    async fn get_member(&self, org: OrganizationId, id: i64) -> StoreResult<Member>;
+    async fn find_member(&self, org: OrganizationId, user: UserId) -> StoreResult<Option<Member>>;
+    async fn list_members(&self, q: &MemberQuery) -> StoreResult<MemberPage>;
+    /// Replaces a member's roles and workspaces. A workspace that is not the organization's is
+    /// `Conflict { constraint: "foreign_key" }`. Refuses (`Conflict { constraint: "owner_role" }`)
+    /// to add or remove role 1, which only an ownership transfer moves.
+    async fn update_member(
+        &self,
+        org: OrganizationId,
+        id: i64,
+        roles: &[i64],
+        workspaces: &[Uuid],
+        at: DateTime<Utc>,
+    ) -> StoreResult<Member>;
+    /// Removes a member; the owner cannot be removed (`Conflict { constraint: "owner_role" }`).
+    async fn remove_member(&self, org: OrganizationId, id: i64) -> StoreResult<Member>;
+
+    /// The organization's custom roles (system roles are not stored).
+    async fn list_roles(&self, org: OrganizationId) -> StoreResult<Vec<Role>>;
+    async fn get_role(&self, org: OrganizationId, id: i64) -> StoreResult<Role>;
+    /// `Conflict { constraint: "role_name" }` when the organization has a role of that name.
+    async fn insert_role(&self, role: &NewRole) -> StoreResult<Role>;
+    async fn update_role(&self, role: &Role) -> StoreResult<()>;
+    /// Deletes a custom role nobody holds (`Conflict { constraint: "role_in_use" }` otherwise:
+    /// a member, an active key or a pending invitation).
+    async fn delete_role(&self, org: OrganizationId, id: i64) -> StoreResult<()>;
+
+    async fn list_workspaces(&self, org: OrganizationId) -> StoreResult<Vec<Workspace>>;
+    async fn get_workspace(&self, org: OrganizationId, id: Uuid) -> StoreResult<Workspace>;
+    /// `Conflict { constraint: "workspace_name" }` when the name is taken in the organization.
+    async fn insert_workspace(&self, ws: &Workspace) -> StoreResult<()>;
+    async fn update_workspace(&self, ws: &Workspace) -> StoreResult<()>;
+    /// Deletes a workspace and takes it off every member.
+    async fn delete_workspace(&self, org: OrganizationId, id: Uuid) -> StoreResult<()>;
+
+    /// Inserts an invitation. A person with that e-mail who is a member already is
+    /// `Conflict { constraint: "member_exists" }` (unless `owner_setup`: the invitation of an
+    /// owner named by the platform to set a password); a pending invitation for the address is
+    /// `Conflict { constraint: "invitation_pending" }`. Expired ones do not count.
+    async fn insert_invitation(&self, inv: &Invitation, owner_setup: bool) -> StoreResult<()>;
+    /// Newest first; pending only unless `all`.
+    async fn list_invitations(
+        &self,
+        org: OrganizationId,
+        all: bool,
+    ) -> StoreResult<Vec<Invitation>>;
+    async fn get_invitation(&self, org: OrganizationId, id: Uuid) -> StoreResult<Invitation>;
+    async fn find_invitation(&self, hash: &SecretHash) -> StoreResult<Option<Invitation>>;
+    /// `Conflict { constraint: "invitation_not_pending" }` unless it is pending (or expired).
+    async fn revoke_invitation(
+        &self,
+        org: OrganizationId,
+        id: Uuid,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Invitation>;
+    /// A new token and expiry for an invitation that is neither accepted nor revoked; the old
+    /// token stops working at once.
+    async fn reissue_invitation(
+        &self,
+        org: OrganizationId,
+        id: Uuid,
+        hash: &SecretHash,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<Invitation>;
+    /// Consumes the invitation and makes the person a member, atomically: of two simultaneous
+    /// accepts one wins, the other is `Conflict { constraint: "invitation_not_pending" }`. An
+    /// invitation past its expiry is `Conflict { constraint: "invitation_expired" }`.
+    /// `ExistingAccount` on a person without a password is
+    /// `Conflict { constraint: "password_required" }`.
+    async fn accept_invitation(
+        &self,
+        id: Uuid,
+        at: DateTime<Utc>,
+        acceptance: &Acceptance,
+    ) -> StoreResult<Member>;
+}
+
 /// Everything Orgbase stores.
 #[async_trait]
-pub trait Store: OrganizationStore + ApiKeyStore + Send + Sync + 'static {
+pub trait Store: OrganizationStore + ApiKeyStore + PeopleStore + Send + Sync + 'static {
     /// Checks that the database answers (readiness).
     async fn ping(&self) -> StoreResult<()>;
     /// Which database this is, for logs and metrics.

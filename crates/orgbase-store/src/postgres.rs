@@ -16,6 +16,9 @@ use crate::{
     StoreError, StoreResult,
 };
 
+#[path = "postgres_people.rs"]
+mod people;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub struct PgStore {
@@ -31,6 +34,11 @@ fn map_err(e: sqlx::Error) -> StoreError {
                 Some("organizations_slug_key") => "organization_slug",
                 Some("api_keys_secret_hash_key") => "api_key_hash",
                 Some("api_keys_bootstrap_key") => "bootstrap_key",
+                Some("users_email_key") => "user_email",
+                Some("roles_org_name_key") => "role_name",
+                Some("workspaces_org_name_key") => "workspace_name",
+                Some("invitations_pending_key") => "invitation_pending",
+                Some("members_org_user_key") => "member_exists",
                 Some(_) if db.code().as_deref() == Some("23503") => "foreign_key",
                 _ => return StoreError::other(e),
             };
@@ -337,6 +345,14 @@ impl OrganizationStore for PgStore {
                 .push(" AND value = ")
                 .push_bind(v.clone())
                 .push(")");
+        }
+        if let Some(u) = q.member {
+            b.push(" AND o.id IN (SELECT organization_id FROM members WHERE user_id = ")
+                .push_bind(u.0)
+                .push(")");
+        }
+        if let Some(only) = q.only {
+            b.push(" AND o.id = ").push_bind(only.0);
         }
         if let Some(before) = q.before {
             b.push(" AND o.id < ").push_bind(before.0);

@@ -28,7 +28,13 @@ use crate::{
     StoreResult,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_people.sql"),
+];
+
+#[path = "sqlite_people.rs"]
+mod people;
 const READERS: usize = 4;
 /// Upper bound on the writes one transaction takes, so one fsync never waits on an endless queue.
 const MAX_BATCH: usize = 512;
@@ -631,6 +637,16 @@ fn map_err(e: rusqlite::Error) -> StoreError {
                 "api_key_hash"
             } else if msg.contains("api_keys.bootstrap") {
                 "bootstrap_key"
+            } else if msg.contains("users.email") {
+                "user_email"
+            } else if msg.contains("roles.organization_id, roles.name") {
+                "role_name"
+            } else if msg.contains("workspaces.organization_id, workspaces.name") {
+                "workspace_name"
+            } else if msg.contains("invitations.organization_id, invitations.email") {
+                "invitation_pending"
+            } else if msg.contains("members.organization_id, members.user_id") {
+                "member_exists"
             } else if msg.contains("FOREIGN KEY") {
                 "foreign_key"
             } else {
@@ -933,6 +949,17 @@ impl OrganizationStore for SqliteStore {
                     args.len() - 1,
                     args.len()
                 ));
+            }
+            if let Some(u) = q.member {
+                args.push(SqlValue::Text(u.to_string()));
+                sql.push_str(&format!(
+                    " AND o.id IN (SELECT organization_id FROM members WHERE user_id = ?{})",
+                    args.len()
+                ));
+            }
+            if let Some(only) = q.only {
+                args.push(SqlValue::Text(only.to_string()));
+                sql.push_str(&format!(" AND o.id = ?{}", args.len()));
             }
             if let Some(b) = q.before {
                 args.push(SqlValue::Text(b.to_string()));

@@ -24,6 +24,13 @@ pub struct Settings {
     pub pg_max_connections: u32,
     /// Days a soft-deleted organization stays restorable before it is removed for good.
     pub deleted_retention_days: u32,
+    /// `smtp://host:port` or `smtps://…`; unset: mail goes to `mail_outbox`.
+    #[serde(skip_serializing)]
+    pub smtp_url: Option<SecretString>,
+    pub mail_from: String,
+    pub mail_outbox: String,
+    pub session_ttl_hours: u32,
+    pub invitation_ttl_days: u32,
 }
 
 impl Default for Settings {
@@ -38,6 +45,11 @@ impl Default for Settings {
             sqlite_write_mode: "group".into(),
             pg_max_connections: 16,
             deleted_retention_days: 30,
+            smtp_url: None,
+            mail_from: "Orgbase <no-reply@localhost>".into(),
+            mail_outbox: "mail-outbox".into(),
+            session_ttl_hours: 24,
+            invitation_ttl_days: 7,
         }
     }
 }
@@ -62,6 +74,11 @@ const KNOWN: &[&str] = &[
     "sqlite_write_mode",
     "pg_max_connections",
     "deleted_retention_days",
+    "smtp_url",
+    "mail_from",
+    "mail_outbox",
+    "session_ttl_hours",
+    "invitation_ttl_days",
 ];
 
 /// The checked configuration.
@@ -78,6 +95,11 @@ pub struct Config {
     pub sqlite_write_mode: orgbase_store::sqlite::WriteMode,
     pub pg_max_connections: u32,
     pub deleted_retention: chrono::Duration,
+    pub smtp_url: Option<SecretString>,
+    pub mail_from: String,
+    pub mail_outbox: std::path::PathBuf,
+    pub session_ttl: chrono::Duration,
+    pub invitation_ttl: chrono::Duration,
 }
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String> {
@@ -103,7 +125,7 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String>
     }
     // The bootstrap key is read as it is: figment would take an all-digit one for a number,
     // refuse it, and print it in the error.
-    let env = Env::prefixed("ORGBASE_").ignore(&["config", "bootstrap_key"]);
+    let env = Env::prefixed("ORGBASE_").ignore(&["config", "bootstrap_key", "smtp_url"]);
     let mut settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
         .merge(Toml::file(file))
         .merge(env)
@@ -120,6 +142,10 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String>
     }
     if let Ok(k) = std::env::var("ORGBASE_BOOTSTRAP_KEY") {
         settings.bootstrap_key = Some(SecretString::from(k));
+    }
+    // The SMTP URL may carry a password: read as it is, and never echoed.
+    if let Ok(u) = std::env::var("ORGBASE_SMTP_URL") {
+        settings.smtp_url = Some(SecretString::from(u)).filter(|u| !u.expose_secret().is_empty());
     }
     let warnings = std::env::vars()
         .filter_map(|(k, _)| k.strip_prefix("ORGBASE_").map(str::to_ascii_lowercase))
@@ -205,6 +231,27 @@ fn check(s: Settings) -> Result<Config, String> {
         errors
             .push("deleted_retention_days (ORGBASE_DELETED_RETENTION_DAYS): must be 1–3650".into());
     }
+    if let Some(u) = &s.smtp_url {
+        let ok = url::Url::parse(u.expose_secret())
+            .is_ok_and(|p| matches!(p.scheme(), "smtp" | "smtps") && p.host_str().is_some());
+        if !ok {
+            errors.push(
+                "smtp_url (ORGBASE_SMTP_URL): must be smtp://host:port or smtps://host:port".into(),
+            );
+        }
+    }
+    if s.mail_from.trim().is_empty() {
+        errors.push("mail_from (ORGBASE_MAIL_FROM): must be an address such as Orgbase <no-reply@example.com>".into());
+    }
+    if s.mail_outbox.trim().is_empty() {
+        errors.push("mail_outbox (ORGBASE_MAIL_OUTBOX): must be a folder".into());
+    }
+    if !(1..=24 * 90).contains(&s.session_ttl_hours) {
+        errors.push("session_ttl_hours (ORGBASE_SESSION_TTL_HOURS): must be 1–2160".into());
+    }
+    if !(1..=90).contains(&s.invitation_ttl_days) {
+        errors.push("invitation_ttl_days (ORGBASE_INVITATION_TTL_DAYS): must be 1–90".into());
+    }
     if !(1..=1000).contains(&s.pg_max_connections) {
         errors.push("pg_max_connections (ORGBASE_PG_MAX_CONNECTIONS): must be 1–1000".into());
     }
@@ -226,6 +273,11 @@ fn check(s: Settings) -> Result<Config, String> {
         sqlite_write_mode: mode,
         pg_max_connections: s.pg_max_connections,
         deleted_retention: chrono::Duration::days(s.deleted_retention_days as i64),
+        smtp_url: s.smtp_url,
+        mail_from: s.mail_from,
+        mail_outbox: s.mail_outbox.into(),
+        session_ttl: chrono::Duration::hours(s.session_ttl_hours as i64),
+        invitation_ttl: chrono::Duration::days(s.invitation_ttl_days as i64),
     })
 }
 
@@ -264,6 +316,11 @@ mod tests {
             sqlite_write_mode: "many".into(),
             pg_max_connections: 0,
             deleted_retention_days: 0,
+            smtp_url: Some(SecretString::from("http://user:hunter2@x")),
+            mail_from: " ".into(),
+            mail_outbox: "".into(),
+            session_ttl_hours: 0,
+            invitation_ttl_days: 0,
         };
         let e = check(s).unwrap_err();
         for name in [
@@ -276,10 +333,16 @@ mod tests {
             "ORGBASE_SQLITE_WRITE_MODE",
             "ORGBASE_PG_MAX_CONNECTIONS",
             "ORGBASE_DELETED_RETENTION_DAYS",
+            "ORGBASE_SMTP_URL",
+            "ORGBASE_MAIL_FROM",
+            "ORGBASE_MAIL_OUTBOX",
+            "ORGBASE_SESSION_TTL_HOURS",
+            "ORGBASE_INVITATION_TTL_DAYS",
         ] {
             assert!(e.contains(name), "{name} missing from:\n{e}");
         }
         assert!(!e.contains("short"), "a secret leaked into:\n{e}");
+        assert!(!e.contains("hunter2"), "a secret leaked into:\n{e}");
     }
 
     #[test]

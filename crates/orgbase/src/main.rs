@@ -209,8 +209,19 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         store,
         ApiConfig {
             body_limit: config.body_limit,
+            public_url: config.public_url.clone(),
+            session_ttl: config.session_ttl,
+            invitation_ttl: config.invitation_ttl,
+            smtp_url: config
+                .smtp_url
+                .as_ref()
+                .map(|u| secrecy::ExposeSecret::expose_secret(u).to_owned()),
+            mail_from: config.mail_from.clone(),
+            mail_outbox: config.mail_outbox.clone(),
         },
-    );
+    )
+    .context("setting up mail")?;
+    tracing::info!(mail = %state.mailer.describe(), "mail");
     orgbase_api::serve(listener, state, shutdown)
         .await
         .context("serving")?;

@@ -19,11 +19,14 @@ use std::collections::BTreeMap;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Principal;
+use crate::auth::{PlatformAdmin, Principal};
 use crate::error::{ApiError, Problem};
 use crate::extract::{nested, Field, JsonBody};
-use crate::service::{self, etag, parse_etag, IfMatch};
+use crate::native::invitations;
+use crate::service::{self, etag, parse_etag, Creator, IfMatch};
 use crate::AppState;
+use orgbase_domain::people::parse_person_name;
+use orgbase_domain::{Email, Permission, User, UserId};
 
 pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
@@ -189,6 +192,14 @@ pub struct OrganizationInput {
     /// `[A-Za-z0-9_.-]{1,64}`, values string, number or boolean, 8 KiB in all.
     #[schema(value_type = Option<Object>)]
     pub metadata: Field<Value>,
+    /// On create by the platform: the owner's e-mail. A person without an account is invited to
+    /// set a password. (With a session, the caller becomes the owner.) Ownership changes later
+    /// only by a transfer.
+    #[schema(value_type = Option<String>, example = "owner@example.com")]
+    pub owner_email: Field<String>,
+    /// On create, with `ownerEmail`: the owner's name for a new account.
+    #[schema(value_type = Option<String>, example = "Ann Owner")]
+    pub owner_name: Field<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -394,7 +405,44 @@ pub async fn create(
     who: Principal,
     JsonBody(body, mut errors): JsonBody<OrganizationInput>,
 ) -> Result<Response, ApiError> {
-    let admin = who.platform()?;
+    let owner_email = body.owner_email.clone().optional("ownerEmail", &mut errors);
+    let owner_name = body.owner_name.clone().optional("ownerName", &mut errors);
+    let creator = match &who {
+        Principal::Platform { key_id } => {
+            let owner = owner_email
+                .and_then(|e| errors.check(Email::parse("ownerEmail", &e)))
+                .map(|email| {
+                    let name = owner_name
+                        .and_then(|n| errors.check(parse_person_name("ownerName", &n)))
+                        .unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("").into());
+                    let t = orgbase_domain::now();
+                    User {
+                        id: UserId::new(),
+                        email,
+                        name,
+                        password_hash: None,
+                        created_at: t,
+                        updated_at: t,
+                    }
+                });
+            Creator::Platform(PlatformAdmin { key_id: *key_id }, owner)
+        }
+        Principal::User { user_id, .. } => {
+            if owner_email.is_some() || owner_name.is_some() {
+                errors.add(
+                    "ownerEmail",
+                    "not_allowed",
+                    "you become the owner of what you create; transfer ownership later",
+                );
+            }
+            Creator::Person(*user_id)
+        }
+        Principal::OrgKey { .. } => {
+            return Err(ApiError::Forbidden(
+                "an organization key cannot create organizations".into(),
+            ))
+        }
+    };
     let name = body.name.clone().required("name", &mut errors);
     let country = body
         .country_code
@@ -404,6 +452,8 @@ pub async fn create(
     let body = OrganizationInput {
         name: Field::Absent,
         country_code: Field::Absent,
+        owner_email: Field::Absent,
+        owner_name: Field::Absent,
         ..body
     };
     let (rest, org_type) = body.into_patch(&mut errors);
@@ -421,8 +471,14 @@ pub async fn create(
         owner: None,
         rest,
     };
-    let org = service::create(&state, &admin, new, errors).await?;
+    let (org, owner) = service::create(&state, creator, new, errors).await?;
     tracing::info!(organization_id = %org.id, actor = %who.actor(), "organization created");
+    if let (Some(owner), Principal::Platform { .. }) = (owner, &who) {
+        let user = state.store.get_user(owner.user_id).await?;
+        if user.password_hash.is_none() {
+            invitations::invite_owner(&state, &org, &user, who.actor()).await?;
+        }
+    }
     Ok(org_response(StatusCode::CREATED, org, true))
 }
 
@@ -444,7 +500,9 @@ pub async fn get(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = service::load(&state, &who, org_id(&id)?).await?.org;
+    let org = service::load_with(&state, &who, org_id(&id)?, Permission::OrgRead)
+        .await?
+        .org;
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -491,6 +549,18 @@ pub async fn update(
     JsonBody(body, mut errors): JsonBody<OrganizationInput>,
 ) -> Result<Response, ApiError> {
     let id = org_id(&id)?;
+    for (given, field) in [
+        (!matches!(body.owner_email, Field::Absent), "ownerEmail"),
+        (!matches!(body.owner_name, Field::Absent), "ownerName"),
+    ] {
+        if given {
+            errors.add(
+                field,
+                "unknown_field",
+                "is taken only on create; ownership moves by a transfer",
+            );
+        }
+    }
     let (patch, _) = body.into_patch(&mut errors);
     if !errors.is_empty() {
         // Reach first: a credential from elsewhere learns nothing from validation errors.

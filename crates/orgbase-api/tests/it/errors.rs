@@ -81,7 +81,14 @@ async fn a_body_that_is_not_an_object_is_422(app: App) {
 }
 
 async fn oversized_bodies_are_413_and_change_nothing(db: orgbase_store::testing::TestDb) {
-    let app = App::start_with(db, ApiConfig { body_limit: 2048 }).await;
+    let app = App::start_with(
+        db,
+        ApiConfig {
+            body_limit: 2048,
+            ..ApiConfig::default()
+        },
+    )
+    .await;
     let big = json!({"name": "A", "countryCode": "US", "metadata": {"k": "x".repeat(4000)}});
     let a = app.post("/api/organizations", big).await;
     a.assert_problem(413, "payload_too_large");
@@ -195,7 +202,15 @@ mod panics {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panic_is_a_500_problem_without_internals() {
         let db = orgbase_store::testing::sqlite().await;
-        let state = AppState::new(db.store.clone(), ApiConfig::default());
+        let outbox = tempfile::tempdir().unwrap();
+        let state = AppState::new(
+            db.store.clone(),
+            ApiConfig {
+                mail_outbox: outbox.path().to_owned(),
+                ..ApiConfig::default()
+            },
+        )
+        .unwrap();
         let routes = axum::Router::new().route(
             "/boom",
             axum::routing::get(|| async {

@@ -4,8 +4,10 @@
 mod api_keys;
 mod auth;
 mod errors;
+mod matrix;
 mod ops;
 mod organizations;
+mod people;
 
 use orgbase_api::{ApiConfig, AppState, Bootstrap};
 use orgbase_store::testing::{self, TestDb};
@@ -48,6 +50,8 @@ pub struct App {
     pub key: String,
     pub http: reqwest::Client,
     pub db: TestDb,
+    /// Where invitation mail goes (unless the config names an SMTP server).
+    pub outbox: tempfile::TempDir,
     shutdown: CancellationToken,
 }
 
@@ -112,7 +116,9 @@ impl App {
         Self::start_with(db, ApiConfig::default()).await
     }
 
-    pub async fn start_with(db: TestDb, config: ApiConfig) -> App {
+    pub async fn start_with(db: TestDb, mut config: ApiConfig) -> App {
+        let outbox = tempfile::tempdir().unwrap();
+        config.mail_outbox = outbox.path().to_owned();
         let key = match orgbase_api::ensure_platform_key(&db.store, None)
             .await
             .unwrap()
@@ -123,13 +129,14 @@ impl App {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let state = AppState::new(db.store.clone(), config);
+        let state = AppState::new(db.store.clone(), config).unwrap();
         tokio::spawn(orgbase_api::serve(listener, state, shutdown.clone()));
         App {
             base,
             key,
             http: reqwest::Client::new(),
             db,
+            outbox,
             shutdown,
         }
     }
@@ -202,6 +209,93 @@ impl App {
             .await
     }
 
+    /// A call with another credential (`None`: no credential at all).
+    pub async fn as_(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        self.call(method, path, token, body.as_ref(), &[]).await
+    }
+
+    /// Every invitation token mailed so far (read from the outbox), oldest first.
+    pub fn mailed_tokens(&self) -> Vec<String> {
+        orgbase_mail::testing::outbox_files(self.outbox.path())
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap())
+            .filter_map(|m| invite_token(&orgbase_mail::testing::body_text(&m)))
+            .collect()
+    }
+
+    /// The newest invitation token mailed.
+    pub fn last_token(&self) -> String {
+        self.mailed_tokens()
+            .pop()
+            .expect("an invitation was mailed")
+    }
+
+    /// Logs in; answers the session token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let a = self
+            .as_(
+                None,
+                Method::POST,
+                "/api/auth/login",
+                Some(serde_json::json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        a.body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A new person in `org` with `roles`, through the real invitation flow: invited by the
+    /// platform, accepted with a password, logged in. Answers (session token, member id).
+    pub async fn person(&self, org: &str, email: &str, roles: &[i64]) -> (String, i64) {
+        let a = self
+            .post(
+                &format!("/api/organizations/{org}/invite"),
+                serde_json::json!({"email": email, "name": "Test Person", "roles": roles}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        let token = self.last_token();
+        let a = self
+            .as_(
+                None,
+                Method::POST,
+                &format!("/api/organizations/invite/{token}/accept"),
+                Some(serde_json::json!({"password": "password123", "password_confirmation": "password123"})),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        let member = a.body["data"]["memberId"].as_i64().unwrap();
+        (self.login(email, "password123").await, member)
+    }
+
+    /// An organization whose owner is a person with a password: answers (org id, owner's
+    /// session token). The owner creates it with a session, as a person would.
+    pub async fn owned_org(&self, owner_email: &str) -> (String, String) {
+        // The person first needs an account: a throwaway organization invites them.
+        let scratch = self
+            .org(serde_json::json!({"name": "Scratch", "countryCode": "US"}))
+            .await;
+        let (token, _) = self
+            .person(scratch["id"].as_str().unwrap(), owner_email, &[3])
+            .await;
+        let a = self
+            .as_(
+                Some(&token),
+                Method::POST,
+                "/api/organizations",
+                Some(serde_json::json!({"name": "Owned", "countryCode": "DE"})),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        (a.body["id"].as_str().unwrap().to_owned(), token)
+    }
+
     /// Creates an organization and answers its JSON.
     pub async fn org(&self, body: Value) -> Value {
         let a = self.post("/api/organizations", body).await;
@@ -214,6 +308,16 @@ impl Drop for App {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// The token in an invitation e-mail's `/invite/{token}` link.
+pub fn invite_token(body: &str) -> Option<String> {
+    let start = body.find("/invite/")? + "/invite/".len();
+    let token: String = body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    (!token.is_empty()).then_some(token)
 }
 
 /// Keeps `testing` in use for helpers that want a bare store.

@@ -3,6 +3,7 @@
 
 mod keys;
 mod organizations;
+mod people;
 mod sqlite_search;
 
 use orgbase_store::sqlite::WriteMode;

@@ -1,0 +1,545 @@
+//! Invitations: the seed's `POST …/invite` and `POST /api/organizations/invite/{token}/accept`,
+//! and the list, revoke and resend a user of them needs next.
+//!
+//! The token (256 random bits, `obi_…`) travels only by e-mail, as a link ending in
+//! `/invite/{token}`; only its hash is stored, and no API answer ever carries it. Accepting
+//! consumes it in the same transaction that adds the member, so two accepts cannot both win.
+use axum::extract::{Path, RawQuery, State};
+use axum::Json;
+use orgbase_domain::people::{
+    check_password, parse_person_name, INVITE_PREFIX, ROLE_MEMBER, ROLE_OWNER,
+};
+use orgbase_domain::{
+    now, Email, Invitation, InvitationState, NewSecret, Organization, Permission, SecretHash, User,
+    UserId, ValidationErrors,
+};
+use orgbase_mail::Mail;
+use orgbase_store::{Acceptance, StoreError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::{role_permissions, Principal};
+use crate::error::{ApiError, Problem};
+use crate::extract::{Field, JsonBody};
+use crate::native::members::{checked_roles, Done, Envelope};
+use crate::native::organizations::{org_id, rfc3339};
+use crate::service;
+use crate::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationView {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub roles: Vec<i64>,
+    /// pending, accepted, revoked or expired.
+    pub status: String,
+    pub invited_by: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub accepted_at: Option<String>,
+    pub revoked_at: Option<String>,
+    /// How many times it was sent.
+    pub sends: i32,
+}
+
+impl From<Invitation> for InvitationView {
+    fn from(i: Invitation) -> Self {
+        Self {
+            status: i.state_at(now()).as_str().to_owned(),
+            id: i.id,
+            organization_id: i.organization_id.0,
+            email: i.email.as_str().to_owned(),
+            name: i.name,
+            roles: i.roles,
+            invited_by: i.invited_by,
+            created_at: rfc3339(&i.created_at),
+            expires_at: rfc3339(&i.expires_at),
+            accepted_at: i.accepted_at.as_ref().map(rfc3339),
+            revoked_at: i.revoked_at.as_ref().map(rfc3339),
+            sends: i.sends,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationList {
+    pub data: Vec<InvitationView>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct InviteInput {
+    /// Required: where the invitation goes.
+    #[schema(value_type = String, example = "john@example.com")]
+    pub email: Field<String>,
+    #[schema(value_type = Option<String>, example = "John Doe")]
+    pub name: Field<String>,
+    /// Role ids the person will have (default `[3]`, member). Not the owner role.
+    #[schema(value_type = Option<Vec<i64>>, example = json!([3]))]
+    pub roles: Field<Vec<i64>>,
+}
+
+/// The link an invitation e-mail carries.
+pub fn invite_link(state: &AppState, token: &str) -> String {
+    format!(
+        "{}/invite/{token}",
+        state.config.public_url.trim_end_matches('/')
+    )
+}
+
+async fn send_invitation(
+    state: &AppState,
+    org: &Organization,
+    inv: &Invitation,
+    token: &str,
+    owner_setup: bool,
+) -> Result<(), ApiError> {
+    let link = invite_link(state, token);
+    let days = (inv.expires_at - inv.created_at).num_days().max(1);
+    let (subject, intro) = if owner_setup {
+        (
+            format!("Set your password for {}", org.name),
+            format!(
+                "You are the owner of {} on Orgbase. Set your password to sign in:",
+                org.name
+            ),
+        )
+    } else {
+        (
+            format!("You are invited to join {}", org.name),
+            format!(
+                "You are invited to join {} on Orgbase. Accept here:",
+                org.name
+            ),
+        )
+    };
+    let text = format!(
+        "Hello{},\n\n{intro}\n\n{link}\n\nThe link works once and expires in {days} day(s). \
+         If you did not expect this e-mail, ignore it.\n",
+        inv.name
+            .as_deref()
+            .map(|n| format!(" {n}"))
+            .unwrap_or_default()
+    );
+    let mail = Mail {
+        to: inv.email.as_str().to_owned(),
+        to_name: inv.name.clone(),
+        subject,
+        text,
+    };
+    state.mailer.send(&mail).await.map_err(|e| {
+        tracing::error!(invitation_id = %inv.id, error = %e, "sending an invitation failed");
+        ApiError::Upstream {
+            code: "mail_failed",
+            detail: "the invitation is saved but its e-mail could not be sent; resend it later"
+                .into(),
+        }
+    })
+}
+
+fn new_invitation(
+    state: &AppState,
+    org: &Organization,
+    email: Email,
+    name: Option<String>,
+    roles: Vec<i64>,
+    invited_by: String,
+) -> (Invitation, String) {
+    let secret = NewSecret::generate(INVITE_PREFIX);
+    let t = now();
+    let inv = Invitation {
+        id: Uuid::now_v7(),
+        organization_id: org.id,
+        email,
+        name,
+        roles,
+        hash: secret.hash,
+        invited_by,
+        created_at: t,
+        expires_at: t + state.config.invitation_ttl,
+        accepted_at: None,
+        revoked_at: None,
+        sends: 1,
+    };
+    (inv, secret.plain)
+}
+
+/// Invites the owner the platform named, who has no password yet, to set one.
+pub async fn invite_owner(
+    state: &AppState,
+    org: &Organization,
+    owner: &User,
+    actor: String,
+) -> Result<(), ApiError> {
+    let (inv, token) = new_invitation(
+        state,
+        org,
+        owner.email.clone(),
+        Some(owner.name.clone()),
+        vec![ROLE_OWNER],
+        actor,
+    );
+    match state.store.insert_invitation(&inv, true).await {
+        Ok(()) => {}
+        // Already invited to set a password (by another organization's creation, say).
+        Err(StoreError::Conflict {
+            constraint: "invitation_pending",
+        }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    send_invitation(state, org, &inv, &token, true).await
+}
+
+/// Invite a new user to the organization.
+#[utoipa::path(
+    post, path = "/api/organizations/{organizationId}/invite", tag = "Invitations",
+    params(("organizationId" = Uuid, Path, description = "ID of the organization to invite the user to")),
+    request_body = InviteInput,
+    responses(
+        (status = 200, description = "Invitation sent successfully.", body = Envelope<InvitationView>),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks invitations:manage, or would grant more than the caller holds", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already a member, or a pending invitation exists", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Saved, but the e-mail could not be sent", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn invite(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonBody(body, mut errors): JsonBody<InviteInput>,
+) -> Result<Json<Envelope<InvitationView>>, ApiError> {
+    let access =
+        service::load_with(&state, &who, org_id(&id)?, Permission::InvitationsManage).await?;
+    let org = access.org.clone();
+    let e = &mut errors;
+    let email = body
+        .email
+        .required("email", e)
+        .and_then(|v| e.check(Email::parse("email", &v)));
+    let name = body
+        .name
+        .nullable("name", e)
+        .flatten()
+        .and_then(|n| e.check(parse_person_name("name", &n)));
+    let roles = body.roles.optional("roles", e);
+    let given = roles.is_some();
+    let roles = checked_roles(
+        &state,
+        org.id,
+        "roles",
+        Some(roles.unwrap_or_else(|| vec![ROLE_MEMBER])),
+        false,
+        e,
+    )
+    .await?;
+    errors.clone().into_result()?;
+    let (Some(email), Some(roles)) = (email, roles) else {
+        return Err(errors.into());
+    };
+    if given {
+        access.may_grant(role_permissions(&state, org.id, &roles).await?, "roles")?;
+    }
+    let (inv, token) = new_invitation(&state, &org, email, name, roles, who.actor());
+    state.store.insert_invitation(&inv, false).await?;
+    tracing::info!(organization_id = %org.id, invitation_id = %inv.id, actor = %who.actor(), "invitation created");
+    send_invitation(&state, &org, &inv, &token, false).await?;
+    Ok(Envelope::ok("Invitation sent successfully.", inv.into()))
+}
+
+/// List an organization's invitations: pending ones, or all with `status=all`.
+#[utoipa::path(
+    get, path = "/api/organizations/{organizationId}/invitations", tag = "Invitations",
+    params(
+        ("organizationId" = Uuid, Path),
+        ("status" = Option<String>, Query, description = "`pending` (default) or `all`"),
+    ),
+    responses(
+        (status = 200, description = "The invitations, newest first (never their tokens)", body = InvitationList),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks invitations:manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid parameters", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<InvitationList>, ApiError> {
+    let access =
+        service::load_with(&state, &who, org_id(&id)?, Permission::InvitationsManage).await?;
+    let mut all = false;
+    let mut e = ValidationErrors::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match (k.as_ref(), v.as_ref()) {
+            ("status", "all") => all = true,
+            ("status", "pending") => all = false,
+            ("status", _) => e.add("status", "invalid_value", "must be pending or all"),
+            (other, _) => e.add(
+                other,
+                "unknown_parameter",
+                "is not a parameter of this list",
+            ),
+        }
+    }
+    e.into_result()?;
+    let list = state.store.list_invitations(access.org.id, all).await?;
+    let t = now();
+    Ok(Json(InvitationList {
+        data: list
+            .into_iter()
+            .filter(|i| all || i.state_at(t) == InvitationState::Pending)
+            .map(InvitationView::from)
+            .collect(),
+    }))
+}
+
+fn invitation_id(raw: &str) -> Result<Uuid, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound)
+}
+
+/// Revoke an invitation: its link stops working at once.
+#[utoipa::path(
+    delete, path = "/api/organizations/{organizationId}/invitations/{invitationId}", tag = "Invitations",
+    params(("organizationId" = Uuid, Path), ("invitationId" = Uuid, Path)),
+    responses(
+        (status = 200, description = "Revoked", body = Done),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks invitations:manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such invitation within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Accepted or revoked already", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn revoke(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, inv)): Path<(String, String)>,
+) -> Result<Json<Done>, ApiError> {
+    let access =
+        service::load_with(&state, &who, org_id(&id)?, Permission::InvitationsManage).await?;
+    let inv = state
+        .store
+        .revoke_invitation(access.org.id, invitation_id(&inv)?, now())
+        .await?;
+    tracing::info!(organization_id = %access.org.id, invitation_id = %inv.id, actor = %who.actor(), "invitation revoked");
+    Ok(Done::ok("Invitation revoked"))
+}
+
+/// Send an invitation again, with a new link; the previous link stops working.
+#[utoipa::path(
+    post, path = "/api/organizations/{organizationId}/invitations/{invitationId}/resend", tag = "Invitations",
+    params(("organizationId" = Uuid, Path), ("invitationId" = Uuid, Path)),
+    responses(
+        (status = 200, description = "Sent again", body = Envelope<InvitationView>),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks invitations:manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such invitation within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Accepted or revoked already", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The e-mail could not be sent", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn resend(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, inv)): Path<(String, String)>,
+) -> Result<Json<Envelope<InvitationView>>, ApiError> {
+    let access =
+        service::load_with(&state, &who, org_id(&id)?, Permission::InvitationsManage).await?;
+    let secret = NewSecret::generate(INVITE_PREFIX);
+    let expires = now() + state.config.invitation_ttl;
+    let inv = state
+        .store
+        .reissue_invitation(access.org.id, invitation_id(&inv)?, &secret.hash, expires)
+        .await?;
+    let owner_setup = inv.roles.contains(&ROLE_OWNER);
+    send_invitation(&state, &access.org, &inv, &secret.plain, owner_setup).await?;
+    tracing::info!(organization_id = %access.org.id, invitation_id = %inv.id, actor = %who.actor(), "invitation resent");
+    Ok(Envelope::ok("Invitation sent successfully.", inv.into()))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct AcceptInput {
+    /// 8–128 characters: required for a person without an account, ignored otherwise.
+    #[schema(value_type = Option<String>, example = "password123")]
+    pub password: Field<String>,
+    /// Must equal `password`.
+    #[schema(value_type = Option<String>, example = "password123")]
+    pub password_confirmation: Field<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    pub organization_id: Uuid,
+    pub member_id: i64,
+    pub user_id: Uuid,
+}
+
+fn gone(code: &'static str, detail: &str) -> ApiError {
+    ApiError::Gone {
+        code,
+        detail: detail.into(),
+    }
+}
+
+/// Accept the invitation and set the password.
+///
+/// A new person sets a password (8–128 characters, confirmed). A person who already has an
+/// account joins without it changing.
+#[utoipa::path(
+    post, path = "/api/organizations/invite/{inviteToken}/accept", tag = "Invitations",
+    params(("inviteToken" = String, Path, description = "Invite token sent to the user")),
+    request_body = AcceptInput,
+    responses(
+        (status = 200, description = "Password set successfully.", body = Envelope<Accepted>),
+        (status = 404, description = "No such invitation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Accepted already", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Expired or revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Password missing, too short or long, or not confirmed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn accept(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    JsonBody(body, mut errors): JsonBody<AcceptInput>,
+) -> Result<Json<Envelope<Accepted>>, ApiError> {
+    let not_found = ApiError::NotFound;
+    if !token.starts_with(INVITE_PREFIX) || token.len() > 128 {
+        return Err(not_found);
+    }
+    let inv = state
+        .store
+        .find_invitation(&SecretHash::of(&token))
+        .await?
+        .ok_or(not_found)?;
+    let t = now();
+    match inv.state_at(t) {
+        InvitationState::Pending => {}
+        InvitationState::Accepted => {
+            return Err(ApiError::Conflict {
+                code: "invitation_used",
+                detail: "this invitation was accepted already".into(),
+            })
+        }
+        InvitationState::Revoked => {
+            return Err(gone("invitation_revoked", "this invitation was revoked"))
+        }
+        InvitationState::Expired => {
+            return Err(gone(
+                "invitation_expired",
+                "this invitation has expired; ask for a new one",
+            ))
+        }
+    }
+    let org = state.store.get_organization(inv.organization_id).await?;
+    if org.is_deleted() {
+        return Err(gone(
+            "organization_deleted",
+            "the organization of this invitation no longer exists",
+        ));
+    }
+    let existing = state.store.find_user_by_email(&inv.email).await?;
+    let has_account = existing.as_ref().is_some_and(|u| u.password_hash.is_some());
+    let password = body.password.optional("password", &mut errors);
+    let confirmation = body
+        .password_confirmation
+        .optional("password_confirmation", &mut errors);
+    let acceptance = if has_account {
+        errors.into_result()?;
+        Acceptance::ExistingAccount
+    } else {
+        match &password {
+            None => errors.add("password", "required", "is required to create the account"),
+            Some(p) => {
+                errors.check(check_password("password", p));
+                if confirmation.as_deref() != Some(p.as_str()) {
+                    errors.add("password_confirmation", "mismatch", "must equal password");
+                }
+            }
+        }
+        errors.into_result()?;
+        let hash = state.passwords.hash(password.expect("validated")).await?;
+        let name = inv
+            .name
+            .clone()
+            .or_else(|| existing.as_ref().map(|u| u.name.clone()))
+            .unwrap_or_else(|| {
+                inv.email
+                    .as_str()
+                    .split('@')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            });
+        Acceptance::SetPassword {
+            user: User {
+                id: UserId::new(),
+                email: inv.email.clone(),
+                name,
+                password_hash: Some(hash),
+                created_at: t,
+                updated_at: t,
+            },
+        }
+    };
+    let member = match state
+        .store
+        .accept_invitation(inv.id, now(), &acceptance)
+        .await
+    {
+        Ok(m) => m,
+        Err(StoreError::Conflict {
+            constraint: "invitation_not_pending",
+        }) => {
+            return Err(ApiError::Conflict {
+                code: "invitation_used",
+                detail: "this invitation was accepted or revoked already".into(),
+            })
+        }
+        Err(StoreError::Conflict {
+            constraint: "invitation_expired",
+        }) => {
+            return Err(gone(
+                "invitation_expired",
+                "this invitation has expired; ask for a new one",
+            ))
+        }
+        Err(StoreError::Conflict {
+            constraint: "password_required",
+        }) => {
+            return Err(ApiError::field(
+                "password",
+                "required",
+                "is required to create the account",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(organization_id = %member.organization_id, member_id = member.id, invitation_id = %inv.id, "invitation accepted");
+    let message = if has_account {
+        "Invitation accepted."
+    } else {
+        "Password set successfully."
+    };
+    Ok(Envelope::ok(
+        message,
+        Accepted {
+            organization_id: member.organization_id.0,
+            member_id: member.id,
+            user_id: member.user_id.0,
+        },
+    ))
+}

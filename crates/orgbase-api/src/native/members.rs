@@ -1,0 +1,566 @@
+//! `/api/organizations/{organizationId}/members…` in the seed's shapes (`{success, message,
+//! data}`, the members list as a page-numbered paginator), plus `…/me` and the ownership
+//! transfer.
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use orgbase_domain::people::{FIRST_CUSTOM_ROLE_ID, ROLE_OWNER};
+use orgbase_domain::{now, Member, OrganizationId, Permission, ValidationErrors};
+use orgbase_store::MemberQuery;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::{role_permissions, OrgAccess, Principal};
+use crate::error::{ApiError, Problem};
+use crate::extract::{Field, JsonBody};
+use crate::native::organizations::{org_id, rfc3339, OrganizationView};
+use crate::service;
+use crate::AppState;
+
+pub const DEFAULT_PER_PAGE: u32 = 15;
+pub const MAX_PER_PAGE: u32 = 100;
+
+/// The seed's answer envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T> {
+    pub success: bool,
+    pub message: String,
+    pub data: T,
+}
+
+impl<T> Envelope<T> {
+    pub fn ok(message: &str, data: T) -> Json<Self> {
+        Json(Self {
+            success: true,
+            message: message.to_owned(),
+            data,
+        })
+    }
+}
+
+/// The seed's answer to a deletion: `{success, message}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Done {
+    pub success: bool,
+    pub message: String,
+}
+
+impl Done {
+    pub fn ok(message: &str) -> Json<Self> {
+        Json(Self {
+            success: true,
+            message: message.to_owned(),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    /// The member id (an integer, as in the source API).
+    pub id: i64,
+    pub user_id: Uuid,
+    pub organization_id: Uuid,
+    pub name: String,
+    pub email: String,
+    /// Role ids: 1 owner, 2 admin, 3 member, 4 billing, 5 viewer, 100+ custom.
+    pub roles: Vec<i64>,
+    pub workspaces: Vec<Uuid>,
+    pub is_owner: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Member> for MemberView {
+    fn from(m: Member) -> Self {
+        Self {
+            is_owner: m.is_owner(),
+            id: m.id,
+            user_id: m.user_id.0,
+            organization_id: m.organization_id.0,
+            name: m.name,
+            email: m.email.as_str().to_owned(),
+            roles: m.roles,
+            workspaces: m.workspaces,
+            created_at: rfc3339(&m.created_at),
+            updated_at: rfc3339(&m.updated_at),
+        }
+    }
+}
+
+/// A page of members, as the source API's paginator.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberPageView {
+    pub current_page: u64,
+    pub data: Vec<MemberView>,
+    pub per_page: u32,
+    pub total: u64,
+    pub last_page: u64,
+    /// Position of the first member on this page (1-based); null on an empty page.
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+}
+
+fn parse_member_query(org: OrganizationId, raw: Option<&str>) -> Result<MemberQuery, ApiError> {
+    let mut page: u64 = 1;
+    let mut per_page = DEFAULT_PER_PAGE;
+    let mut q = MemberQuery {
+        organization_id: org,
+        offset: 0,
+        limit: per_page,
+        role: None,
+        workspace: None,
+        q: None,
+    };
+    let mut e = ValidationErrors::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "page" => match v.parse::<u64>() {
+                Ok(n) if (1..=1_000_000_000).contains(&n) => page = n,
+                _ => e.add("page", "out_of_range", "must be an integer of 1 or more"),
+            },
+            "per_page" => match v.parse::<u32>() {
+                Ok(n) if (1..=MAX_PER_PAGE).contains(&n) => per_page = n,
+                _ => e.add(
+                    "per_page",
+                    "out_of_range",
+                    format!("must be an integer from 1 to {MAX_PER_PAGE}"),
+                ),
+            },
+            "role" => match v.parse::<i64>() {
+                Ok(n) if n > 0 => q.role = Some(n),
+                _ => e.add("role", "invalid_value", "must be a role id"),
+            },
+            "workspace" => match v.parse::<Uuid>() {
+                Ok(w) => q.workspace = Some(w),
+                Err(_) => e.add(
+                    "workspace",
+                    "invalid_value",
+                    "must be a workspace id (UUID)",
+                ),
+            },
+            "q" => {
+                let t = v.trim();
+                if t.is_empty() || t.chars().count() > 100 || t.contains('\0') {
+                    e.add("q", "invalid_length", "must be 1–100 characters");
+                } else {
+                    q.q = Some(t.to_owned());
+                }
+            }
+            other => e.add(
+                other,
+                "unknown_parameter",
+                "is not a parameter of this list",
+            ),
+        }
+    }
+    e.into_result()?;
+    q.limit = per_page;
+    q.offset = (page - 1).saturating_mul(per_page as u64);
+    Ok(q)
+}
+
+/// List the members of an organization, a page at a time.
+#[utoipa::path(
+    get, path = "/api/organizations/{organizationId}/members", tag = "Members",
+    params(
+        ("organizationId" = Uuid, Path, description = "ID of the organization"),
+        ("page" = Option<u64>, Query, description = "Page number, from 1 (default 1)"),
+        ("per_page" = Option<u32>, Query, description = "Members per page, 1–100 (default 15)"),
+        ("role" = Option<i64>, Query, description = "Only members holding this role"),
+        ("workspace" = Option<Uuid>, Query, description = "Only members of this workspace"),
+        ("q" = Option<String>, Query, description = "Case-insensitive substring of the name or e-mail"),
+    ),
+    responses(
+        (status = 200, description = "List of organization members", body = Envelope<MemberPageView>),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks members:read", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid parameters, each named", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Envelope<MemberPageView>>, ApiError> {
+    let access = service::load_with(&state, &who, org_id(&id)?, Permission::MembersRead).await?;
+    let q = parse_member_query(access.org.id, raw.as_deref())?;
+    let page = state.store.list_members(&q).await?;
+    let per_page = q.limit;
+    let current_page = q.offset / per_page as u64 + 1;
+    let n = page.members.len() as u64;
+    Ok(Envelope::ok(
+        "All Organization Members",
+        MemberPageView {
+            current_page,
+            per_page,
+            total: page.total,
+            last_page: page.total.div_ceil(per_page as u64).max(1),
+            from: (n > 0).then_some(q.offset + 1),
+            to: (n > 0).then_some(q.offset + n),
+            data: page.members.into_iter().map(MemberView::from).collect(),
+        },
+    ))
+}
+
+fn member_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or(ApiError::NotFound)
+}
+
+/// Get one member.
+#[utoipa::path(
+    get, path = "/api/organizations/{organizationId}/members/{memberId}", tag = "Members",
+    params(("organizationId" = Uuid, Path), ("memberId" = i64, Path)),
+    responses(
+        (status = 200, description = "The member", body = Envelope<MemberView>),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks members:read", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization or member within reach", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, member)): Path<(String, String)>,
+) -> Result<Json<Envelope<MemberView>>, ApiError> {
+    let access = service::load_with(&state, &who, org_id(&id)?, Permission::MembersRead).await?;
+    let m = state
+        .store
+        .get_member(access.org.id, member_id(&member)?)
+        .await?;
+    Ok(Envelope::ok("Member", m.into()))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct UpdateMember {
+    /// Array of workspace IDs (this organization's).
+    #[schema(value_type = Vec<Uuid>)]
+    pub workspaces: Field<Vec<String>>,
+    /// Array of IAM role IDs (system 2–5 or this organization's custom roles; at least one).
+    #[schema(value_type = Vec<i64>)]
+    pub roles: Field<Vec<i64>>,
+}
+
+/// Checks role ids against this organization: system roles, or its own custom roles. Answers
+/// the unknown ones.
+pub async fn unknown_roles(
+    state: &AppState,
+    org: OrganizationId,
+    roles: &[i64],
+) -> Result<Vec<i64>, ApiError> {
+    let custom: Vec<i64> = if roles.iter().any(|r| *r >= FIRST_CUSTOM_ROLE_ID) {
+        state
+            .store
+            .list_roles(org)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(roles
+        .iter()
+        .copied()
+        .filter(|r| !((1..=5).contains(r) || custom.contains(r)))
+        .collect())
+}
+
+/// Parses, dedupes and checks role ids given in `field`: known here, and not the owner role
+/// (ownership moves only by transfer).
+pub async fn checked_roles(
+    state: &AppState,
+    org: OrganizationId,
+    field: &str,
+    roles: Option<Vec<i64>>,
+    keep_owner: bool,
+    errors: &mut ValidationErrors,
+) -> Result<Option<Vec<i64>>, ApiError> {
+    let Some(mut roles) = roles else {
+        return Ok(None);
+    };
+    roles.sort_unstable();
+    roles.dedup();
+    if roles.is_empty() {
+        errors.add(field, "required", "must name at least one role");
+        return Ok(None);
+    }
+    if roles.contains(&ROLE_OWNER) && !keep_owner {
+        errors.add(
+            field,
+            "owner_role",
+            "the owner role (1) moves only by an ownership transfer",
+        );
+        return Ok(None);
+    }
+    let unknown = unknown_roles(state, org, &roles).await?;
+    if !unknown.is_empty() {
+        errors.add(
+            field,
+            "unknown_role",
+            format!(
+                "no such role in this organization: {}",
+                unknown
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        return Ok(None);
+    }
+    Ok(Some(roles))
+}
+
+/// The caller may act on `target` only if it holds every permission the target holds: nobody
+/// changes someone more powerful than themselves.
+async fn may_act_on(
+    state: &AppState,
+    access: &OrgAccess<'_>,
+    target: &Member,
+) -> Result<(), ApiError> {
+    let theirs = role_permissions(state, access.org.id, &target.roles).await?;
+    access.may_grant(theirs, "this change")
+}
+
+/// Update a member's roles and workspaces in an organization.
+#[utoipa::path(
+    put, path = "/api/organizations/{organizationId}/members/{memberId}", tag = "Members",
+    params(
+        ("organizationId" = Uuid, Path, description = "ID of the organization"),
+        ("memberId" = i64, Path, description = "ID of the member to be updated"),
+    ),
+    request_body = UpdateMember,
+    responses(
+        (status = 200, description = "Member updated successfully", body = Envelope<MemberView>),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks members:manage, or would grant more than the caller holds", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization or member within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The owner cannot be demoted", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields; unknown workspace or role ids named", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, member)): Path<(String, String)>,
+    JsonBody(body, mut errors): JsonBody<UpdateMember>,
+) -> Result<Json<Envelope<MemberView>>, ApiError> {
+    let access = service::load_with(&state, &who, org_id(&id)?, Permission::MembersManage).await?;
+    let org = access.org.id;
+    let target = state.store.get_member(org, member_id(&member)?).await?;
+    let roles = body.roles.required("roles", &mut errors);
+    let workspaces = body.workspaces.required("workspaces", &mut errors);
+    let roles = checked_roles(&state, org, "roles", roles, target.is_owner(), &mut errors).await?;
+    if let Some(r) = &roles {
+        if target.is_owner() && !r.contains(&ROLE_OWNER) {
+            return Err(ApiError::Conflict {
+                code: "owner_protected",
+                detail: "the owner cannot be demoted; transfer ownership first".into(),
+            });
+        }
+    }
+    let workspaces = match workspaces {
+        Some(ws) => {
+            let mut ids = Vec::with_capacity(ws.len());
+            let mut bad = Vec::new();
+            for w in ws {
+                match w.parse::<Uuid>() {
+                    Ok(u) => ids.push(u),
+                    Err(_) => bad.push(w),
+                }
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            let known: Vec<Uuid> = state
+                .store
+                .list_workspaces(org)
+                .await?
+                .into_iter()
+                .map(|w| w.id)
+                .collect();
+            bad.extend(
+                ids.iter()
+                    .filter(|u| !known.contains(u))
+                    .map(|u| u.to_string()),
+            );
+            if bad.is_empty() {
+                Some(ids)
+            } else {
+                errors.add(
+                    "workspaces",
+                    "unknown_workspace",
+                    format!("no such workspace in this organization: {}", bad.join(", ")),
+                );
+                None
+            }
+        }
+        None => None,
+    };
+    errors.clone().into_result()?;
+    let (Some(roles), Some(workspaces)) = (roles, workspaces) else {
+        return Err(errors.into());
+    };
+    may_act_on(&state, &access, &target).await?;
+    let granted = role_permissions(&state, org, &roles).await?;
+    access.may_grant(granted, "roles")?;
+    let m = match state
+        .store
+        .update_member(org, target.id, &roles, &workspaces, now())
+        .await
+    {
+        Err(orgbase_store::StoreError::Conflict {
+            constraint: "foreign_key",
+        }) => {
+            return Err(ApiError::field(
+                "workspaces",
+                "unknown_workspace",
+                "a workspace was deleted meanwhile",
+            ))
+        }
+        other => other?,
+    };
+    tracing::info!(organization_id = %org, member_id = m.id, actor = %who.actor(), "member updated");
+    Ok(Envelope::ok("Member update", m.into()))
+}
+
+/// Delete a member from an organization. The owner cannot be removed.
+#[utoipa::path(
+    delete, path = "/api/organizations/{organizationId}/members/{memberId}", tag = "Members",
+    params(
+        ("organizationId" = Uuid, Path, description = "ID of the organization"),
+        ("memberId" = i64, Path, description = "ID of the member to be deleted"),
+    ),
+    responses(
+        (status = 200, description = "Member deleted successfully", body = Done),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks members:manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization or member within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The owner cannot be removed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn remove(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, member)): Path<(String, String)>,
+) -> Result<Json<Done>, ApiError> {
+    let access = service::load_with(&state, &who, org_id(&id)?, Permission::MembersManage).await?;
+    let org = access.org.id;
+    let target = state.store.get_member(org, member_id(&member)?).await?;
+    if target.is_owner() {
+        return Err(ApiError::Conflict {
+            code: "owner_protected",
+            detail: "the owner cannot be removed; transfer ownership first".into(),
+        });
+    }
+    may_act_on(&state, &access, &target).await?;
+    state.store.remove_member(org, target.id).await?;
+    tracing::info!(organization_id = %org, member_id = target.id, actor = %who.actor(), "member removed");
+    Ok(Done::ok("Member deleted successfully"))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeView {
+    #[serde(flatten)]
+    pub member: MemberView,
+    /// What the caller may do in this organization.
+    pub permissions: Vec<&'static str>,
+}
+
+/// The caller's own membership of an organization, with what it may do there.
+#[utoipa::path(
+    get, path = "/api/organizations/{organizationId}/me", tag = "Members",
+    params(("organizationId" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The caller's membership", body = Envelope<MeView>),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A key, not a person", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not a member of this organization", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn me(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Envelope<MeView>>, ApiError> {
+    let access = service::load(&state, &who, org_id(&id)?).await?;
+    let Some(member) = access.member else {
+        return Err(ApiError::Forbidden(
+            "this answers for a person's membership, not for a key".into(),
+        ));
+    };
+    Ok(Envelope::ok(
+        "Member",
+        MeView {
+            member: member.into(),
+            permissions: access.permissions.names(),
+        },
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TransferOwnership {
+    /// The member who becomes the owner. The previous owner stays, as an admin.
+    #[schema(value_type = i64)]
+    pub member_id: Field<i64>,
+}
+
+/// Hand the organization to another member (the owner or the platform).
+#[utoipa::path(
+    post, path = "/api/organizations/{organizationId}/transfer-ownership", tag = "Members",
+    params(("organizationId" = Uuid, Path)),
+    request_body = TransferOwnership,
+    responses(
+        (status = 200, description = "The organization, with its new owner", body = OrganizationView),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No such member", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn transfer_ownership(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonBody(body, mut errors): JsonBody<TransferOwnership>,
+) -> Result<Response, ApiError> {
+    let access = service::load(&state, &who, org_id(&id)?).await?;
+    if !access.is_owner_or_platform() {
+        access.require(Permission::OrgRead)?;
+        return Err(ApiError::Forbidden(
+            "only the owner or the platform may transfer ownership".into(),
+        ));
+    }
+    let to = body.member_id.required("memberId", &mut errors);
+    errors.clone().into_result()?;
+    let to = to.expect("validated");
+    let org = access.org.id;
+    match state.store.get_member(org, to).await {
+        Ok(_) => {}
+        Err(orgbase_store::StoreError::NotFound) => {
+            return Err(ApiError::field(
+                "memberId",
+                "unknown_member",
+                "no such member of this organization",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let updated = state.store.transfer_ownership(org, to, now()).await?;
+    tracing::info!(organization_id = %org, to_member = to, actor = %who.actor(), "ownership transferred");
+    Ok(Json(OrganizationView::from(updated)).into_response())
+}

@@ -1,0 +1,299 @@
+//! `/api/organizations/{organizationId}/roles…`: the system roles (1–5, read-only) and the
+//! organization's custom roles, made from the permission catalogue. Nobody grants a permission
+//! they do not hold.
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use orgbase_domain::people::{
+    parse_description, parse_permissions, parse_role_name, system_role, system_roles,
+    FIRST_CUSTOM_ROLE_ID,
+};
+use orgbase_domain::{now, Permission, Role};
+use orgbase_store::NewRole;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, Problem};
+use crate::extract::{Field, JsonBody};
+use crate::native::organizations::{org_id, rfc3339};
+use crate::service;
+use crate::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleView {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    /// Names from the permission catalogue.
+    pub permissions: Vec<&'static str>,
+    /// System roles are the same everywhere and cannot be changed.
+    pub system: bool,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+impl From<Role> for RoleView {
+    fn from(r: Role) -> Self {
+        Self {
+            system: r.is_system(),
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            permissions: r.permissions.names(),
+            created_at: r.created_at.as_ref().map(rfc3339),
+            updated_at: r.updated_at.as_ref().map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleList {
+    pub data: Vec<RoleView>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct RoleInput {
+    /// 1–50 characters, unique in the organization.
+    #[schema(value_type = Option<String>, example = "support")]
+    pub name: Field<String>,
+    /// Up to 500 characters.
+    #[schema(value_type = Option<String>)]
+    pub description: Field<String>,
+    /// Permission names from the catalogue: org:read, org:update, members:read, members:manage,
+    /// invitations:manage, workspaces:manage, roles:manage, wallet:read, billing:manage,
+    /// keys:manage, webhooks:manage, audit:read.
+    #[schema(value_type = Option<Vec<String>>, example = json!(["org:read", "members:read"]))]
+    pub permissions: Field<Vec<String>>,
+}
+
+fn role_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or(ApiError::NotFound)
+}
+
+/// List the roles usable in an organization: the system roles, then its own.
+#[utoipa::path(
+    get, path = "/api/organizations/{organizationId}/roles", tag = "Roles",
+    params(("organizationId" = uuid::Uuid, Path)),
+    responses(
+        (status = 200, description = "The roles", body = RoleList),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks org:read", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization within reach", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<RoleList>, ApiError> {
+    let access = service::load_with(&state, &who, org_id(&id)?, Permission::OrgRead).await?;
+    let mut roles = system_roles();
+    roles.extend(state.store.list_roles(access.org.id).await?);
+    Ok(Json(RoleList {
+        data: roles.into_iter().map(RoleView::from).collect(),
+    }))
+}
+
+/// Create a custom role.
+#[utoipa::path(
+    post, path = "/api/organizations/{organizationId}/roles", tag = "Roles",
+    params(("organizationId" = uuid::Uuid, Path)),
+    request_body = RoleInput,
+    responses(
+        (status = 201, description = "Created", body = RoleView),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks roles:manage, or would grant a permission the caller lacks", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonBody(body, mut errors): JsonBody<RoleInput>,
+) -> Result<(StatusCode, Json<RoleView>), ApiError> {
+    let access = service::load_with(&state, &who, org_id(&id)?, Permission::RolesManage).await?;
+    let e = &mut errors;
+    let name = body
+        .name
+        .required("name", e)
+        .and_then(|n| e.check(parse_role_name("name", &n)));
+    let description = body
+        .description
+        .nullable("description", e)
+        .flatten()
+        .and_then(|d| e.check(parse_description("description", &d)))
+        .filter(|d| !d.is_empty());
+    let permissions = body
+        .permissions
+        .required("permissions", e)
+        .and_then(|p| e.check(parse_permissions("permissions", &p)));
+    if let Some(n) = &name {
+        if system_roles()
+            .iter()
+            .any(|r| r.name.eq_ignore_ascii_case(n))
+        {
+            e.add("name", "reserved", "is the name of a system role");
+        }
+    }
+    errors.clone().into_result()?;
+    let (Some(name), Some(permissions)) = (name, permissions) else {
+        return Err(errors.into());
+    };
+    access.may_grant(permissions, "permissions")?;
+    let role = state
+        .store
+        .insert_role(&NewRole {
+            organization_id: access.org.id,
+            name,
+            description,
+            permissions,
+            at: now(),
+        })
+        .await?;
+    tracing::info!(organization_id = %access.org.id, role_id = role.id, actor = %who.actor(), "role created");
+    Ok((StatusCode::CREATED, Json(role.into())))
+}
+
+async fn find(
+    state: &AppState,
+    org: orgbase_domain::OrganizationId,
+    id: i64,
+) -> Result<Role, ApiError> {
+    if id < FIRST_CUSTOM_ROLE_ID {
+        return system_role(id).ok_or(ApiError::NotFound);
+    }
+    Ok(state.store.get_role(org, id).await?)
+}
+
+/// Get a role.
+#[utoipa::path(
+    get, path = "/api/organizations/{organizationId}/roles/{roleId}", tag = "Roles",
+    params(("organizationId" = uuid::Uuid, Path), ("roleId" = i64, Path)),
+    responses(
+        (status = 200, description = "The role", body = RoleView),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks org:read", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such role within reach", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, role)): Path<(String, String)>,
+) -> Result<Json<RoleView>, ApiError> {
+    let access = service::load_with(&state, &who, org_id(&id)?, Permission::OrgRead).await?;
+    Ok(Json(
+        find(&state, access.org.id, role_id(&role)?).await?.into(),
+    ))
+}
+
+/// Change a custom role: its name, description or permissions. System roles cannot change.
+#[utoipa::path(
+    patch, path = "/api/organizations/{organizationId}/roles/{roleId}", tag = "Roles",
+    params(("organizationId" = uuid::Uuid, Path), ("roleId" = i64, Path)),
+    request_body = RoleInput,
+    responses(
+        (status = 200, description = "The role", body = RoleView),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks roles:manage, a system role, or a permission the caller lacks", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such role within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, role)): Path<(String, String)>,
+    JsonBody(body, mut errors): JsonBody<RoleInput>,
+) -> Result<Json<RoleView>, ApiError> {
+    let access = service::load_with(&state, &who, org_id(&id)?, Permission::RolesManage).await?;
+    let current = find(&state, access.org.id, role_id(&role)?).await?;
+    if current.is_system() {
+        return Err(ApiError::Forbidden("system roles cannot be changed".into()));
+    }
+    let e = &mut errors;
+    let name = body
+        .name
+        .optional("name", e)
+        .and_then(|n| e.check(parse_role_name("name", &n)));
+    let description = body
+        .description
+        .nullable("description", e)
+        .map(|d| d.and_then(|d| e.check(parse_description("description", &d))));
+    let permissions = body
+        .permissions
+        .optional("permissions", e)
+        .and_then(|p| e.check(parse_permissions("permissions", &p)));
+    if let Some(n) = &name {
+        if system_roles()
+            .iter()
+            .any(|r| r.name.eq_ignore_ascii_case(n))
+        {
+            e.add("name", "reserved", "is the name of a system role");
+        }
+    }
+    errors.into_result()?;
+    // Changing a role changes what its holders may do: the caller must hold what it had and
+    // what it will have.
+    access.may_grant(current.permissions, "this role")?;
+    let mut next = current.clone();
+    if let Some(n) = name {
+        next.name = n;
+    }
+    if let Some(d) = description {
+        next.description = d.filter(|d| !d.is_empty());
+    }
+    if let Some(p) = permissions {
+        access.may_grant(p, "permissions")?;
+        next.permissions = p;
+    }
+    if next != current {
+        next.updated_at = Some(now());
+        state.store.update_role(&next).await?;
+        tracing::info!(organization_id = %access.org.id, role_id = next.id, actor = %who.actor(), "role updated");
+    }
+    Ok(Json(next.into()))
+}
+
+/// Delete a custom role that nobody holds.
+#[utoipa::path(
+    delete, path = "/api/organizations/{organizationId}/roles/{roleId}", tag = "Roles",
+    params(("organizationId" = uuid::Uuid, Path), ("roleId" = i64, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks roles:manage, or a system role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such role within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Held by a member, a key or a pending invitation", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, role)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let access = service::load_with(&state, &who, org_id(&id)?, Permission::RolesManage).await?;
+    let current = find(&state, access.org.id, role_id(&role)?).await?;
+    if current.is_system() {
+        return Err(ApiError::Forbidden("system roles cannot be deleted".into()));
+    }
+    access.may_grant(current.permissions, "this role")?;
+    state.store.delete_role(access.org.id, current.id).await?;
+    tracing::info!(organization_id = %access.org.id, role_id = current.id, actor = %who.actor(), "role deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,196 @@
+//! `/api/auth/…`: a person logs in with e-mail and password, gets a session token, and logs out.
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::Extension;
+use axum::Json;
+use orgbase_domain::people::SESSION_PREFIX;
+use orgbase_domain::{now, Email, NewSecret, Session};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, Problem};
+use crate::extract::{Field, JsonBody};
+use crate::native::organizations::rfc3339;
+use crate::AppState;
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct LoginInput {
+    #[schema(value_type = String, example = "ann@example.com")]
+    pub email: Field<String>,
+    #[schema(value_type = String, example = "correct horse battery staple")]
+    pub password: Field<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginAnswer {
+    /// The session token (`obs_…`): send it as `Authorization: Bearer <token>`. Shown once.
+    pub token: String,
+    pub expires_at: String,
+    pub user: UserView,
+}
+
+const WRONG: ApiError = ApiError::Unauthorized {
+    code: "invalid_login",
+    detail: "the e-mail or the password is wrong",
+};
+
+fn throttled(wait: std::time::Duration) -> ApiError {
+    ApiError::TooManyRequests {
+        retry_after: wait.as_secs().max(1),
+        detail: "too many failed logins; wait before trying again".into(),
+    }
+}
+
+/// Log in with e-mail and password.
+///
+/// A wrong e-mail and a wrong password answer the same 401 in about the same time. Failed logins
+/// are throttled per account and per client address (429 with `Retry-After`).
+#[utoipa::path(
+    post, path = "/api/auth/login", tag = "People",
+    request_body = LoginInput,
+    responses(
+        (status = 200, description = "Logged in; `token` is shown this once", body = LoginAnswer),
+        (status = 401, description = "Wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    // Absent when the app is not served over TCP (in-process tests).
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    JsonBody(body, mut errors): JsonBody<LoginInput>,
+) -> Result<Json<LoginAnswer>, ApiError> {
+    let email = body.email.required("email", &mut errors);
+    let password = body.password.required("password", &mut errors);
+    if let Some(p) = &password {
+        if p.is_empty() || p.chars().count() > orgbase_domain::people::PASSWORD_MAX {
+            errors.add("password", "invalid_length", "must be 1–128 characters");
+        }
+    }
+    errors.clone().into_result()?;
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(errors.into());
+    };
+    // A malformed address cannot belong to anyone: the same answer as an unknown one.
+    let email = Email::parse("email", &email).ok();
+    let account_key = email
+        .as_ref()
+        .map(|e| e.as_str().to_owned())
+        .unwrap_or_default();
+    let address_key = peer.map(|Extension(ConnectInfo(a))| a.ip().to_string());
+    state
+        .login_by_account
+        .check(&account_key)
+        .map_err(throttled)?;
+    if let Some(a) = &address_key {
+        state.login_by_address.check(a).map_err(throttled)?;
+    }
+    let user = match &email {
+        Some(e) => state.store.find_user_by_email(e).await?,
+        None => None,
+    };
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let ok = state.passwords.verify(password, stored).await?;
+    let Some(user) = user.filter(|_| ok) else {
+        state.login_by_account.failed(&account_key);
+        if let Some(a) = &address_key {
+            state.login_by_address.failed(a);
+        }
+        tracing::info!("login failed");
+        return Err(WRONG);
+    };
+    state.login_by_account.forget(&account_key);
+    let secret = NewSecret::generate(SESSION_PREFIX);
+    let created = now();
+    let session = Session {
+        id: Uuid::now_v7(),
+        user_id: user.id,
+        hash: secret.hash.clone(),
+        created_at: created,
+        expires_at: created + state.config.session_ttl,
+        revoked_at: None,
+    };
+    state.store.insert_session(&session).await?;
+    tracing::info!(user_id = %user.id, session_id = %session.id, "logged in");
+    Ok(Json(LoginAnswer {
+        token: secret.plain,
+        expires_at: rfc3339(&session.expires_at),
+        user: UserView {
+            id: user.id.0,
+            email: user.email.as_str().to_owned(),
+            name: user.name,
+        },
+    }))
+}
+
+/// Log out: the session token stops working at once.
+#[utoipa::path(
+    post, path = "/api/auth/logout", tag = "People",
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "No valid session", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a session (a key)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn logout(State(state): State<AppState>, who: Principal) -> Result<StatusCode, ApiError> {
+    let Principal::User { session_id, .. } = who else {
+        return Err(ApiError::Forbidden(
+            "logout ends a session; a key is revoked instead".into(),
+        ));
+    };
+    state.store.revoke_session(session_id, now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeAnswer {
+    pub user: UserView,
+    pub session_expires_at: String,
+}
+
+/// Who the session belongs to.
+#[utoipa::path(
+    get, path = "/api/auth/me", tag = "People",
+    responses(
+        (status = 200, description = "The person behind the session", body = MeAnswer),
+        (status = 401, description = "No valid session", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a session (a key)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn me(State(state): State<AppState>, who: Principal) -> Result<Json<MeAnswer>, ApiError> {
+    let Principal::User {
+        user_id,
+        session_expires_at,
+        ..
+    } = who
+    else {
+        return Err(ApiError::Forbidden(
+            "this answers for a person's session, not for a key".into(),
+        ));
+    };
+    let user = state.store.get_user(user_id).await?;
+    Ok(Json(MeAnswer {
+        user: UserView {
+            id: user.id.0,
+            email: user.email.as_str().to_owned(),
+            name: user.name,
+        },
+        session_expires_at: rfc3339(&session_expires_at),
+    }))
+}

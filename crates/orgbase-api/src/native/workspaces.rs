@@ -1,0 +1,216 @@
+//! `/api/organizations/{organizationId}/workspaces…`: groups an organization places its members
+//! in. Deleting one takes it off every member.
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use orgbase_domain::people::parse_role_name;
+use orgbase_domain::{now, OrganizationId, Permission, Workspace};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, Problem};
+use crate::extract::{Field, JsonBody};
+use crate::native::organizations::{org_id, rfc3339};
+use crate::service;
+use crate::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceView {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub name: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Workspace> for WorkspaceView {
+    fn from(w: Workspace) -> Self {
+        Self {
+            id: w.id,
+            organization_id: w.organization_id.0,
+            name: w.name,
+            created_at: rfc3339(&w.created_at),
+            updated_at: rfc3339(&w.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceList {
+    pub data: Vec<WorkspaceView>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct WorkspaceInput {
+    /// 1–50 characters, unique in the organization.
+    #[schema(value_type = String, example = "Support")]
+    pub name: Field<String>,
+}
+
+fn workspace_id(raw: &str) -> Result<Uuid, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound)
+}
+
+fn parse_name(
+    body: WorkspaceInput,
+    errors: &mut orgbase_domain::ValidationErrors,
+) -> Option<String> {
+    body.name
+        .required("name", errors)
+        .and_then(|n| errors.check(parse_role_name("name", &n)))
+}
+
+/// List an organization's workspaces.
+#[utoipa::path(
+    get, path = "/api/organizations/{organizationId}/workspaces", tag = "Workspaces",
+    params(("organizationId" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The workspaces", body = WorkspaceList),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks org:read", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization within reach", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<WorkspaceList>, ApiError> {
+    let access = service::load_with(&state, &who, org_id(&id)?, Permission::OrgRead).await?;
+    let ws = state.store.list_workspaces(access.org.id).await?;
+    Ok(Json(WorkspaceList {
+        data: ws.into_iter().map(WorkspaceView::from).collect(),
+    }))
+}
+
+/// Create a workspace.
+#[utoipa::path(
+    post, path = "/api/organizations/{organizationId}/workspaces", tag = "Workspaces",
+    params(("organizationId" = Uuid, Path)),
+    request_body = WorkspaceInput,
+    responses(
+        (status = 201, description = "Created", body = WorkspaceView),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks workspaces:manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonBody(body, mut errors): JsonBody<WorkspaceInput>,
+) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
+    let access =
+        service::load_with(&state, &who, org_id(&id)?, Permission::WorkspacesManage).await?;
+    let name = parse_name(body, &mut errors);
+    errors.into_result()?;
+    let t = now();
+    let ws = Workspace {
+        id: Uuid::now_v7(),
+        organization_id: access.org.id,
+        name: name.expect("validated"),
+        created_at: t,
+        updated_at: t,
+    };
+    state.store.insert_workspace(&ws).await?;
+    tracing::info!(organization_id = %ws.organization_id, workspace_id = %ws.id, actor = %who.actor(), "workspace created");
+    Ok((StatusCode::CREATED, Json(ws.into())))
+}
+
+async fn find(state: &AppState, org: OrganizationId, raw: &str) -> Result<Workspace, ApiError> {
+    Ok(state.store.get_workspace(org, workspace_id(raw)?).await?)
+}
+
+/// Get a workspace.
+#[utoipa::path(
+    get, path = "/api/organizations/{organizationId}/workspaces/{workspaceId}", tag = "Workspaces",
+    params(("organizationId" = Uuid, Path), ("workspaceId" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The workspace", body = WorkspaceView),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks org:read", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workspace within reach", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, ws)): Path<(String, String)>,
+) -> Result<Json<WorkspaceView>, ApiError> {
+    let access = service::load_with(&state, &who, org_id(&id)?, Permission::OrgRead).await?;
+    Ok(Json(find(&state, access.org.id, &ws).await?.into()))
+}
+
+/// Rename a workspace.
+#[utoipa::path(
+    patch, path = "/api/organizations/{organizationId}/workspaces/{workspaceId}", tag = "Workspaces",
+    params(("organizationId" = Uuid, Path), ("workspaceId" = Uuid, Path)),
+    request_body = WorkspaceInput,
+    responses(
+        (status = 200, description = "The workspace", body = WorkspaceView),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks workspaces:manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workspace within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, ws)): Path<(String, String)>,
+    JsonBody(body, mut errors): JsonBody<WorkspaceInput>,
+) -> Result<Json<WorkspaceView>, ApiError> {
+    let access =
+        service::load_with(&state, &who, org_id(&id)?, Permission::WorkspacesManage).await?;
+    let current = find(&state, access.org.id, &ws).await?;
+    let name = parse_name(body, &mut errors);
+    errors.into_result()?;
+    let name = name.expect("validated");
+    if name == current.name {
+        return Ok(Json(current.into()));
+    }
+    let next = Workspace {
+        name,
+        updated_at: now(),
+        ..current
+    };
+    state.store.update_workspace(&next).await?;
+    Ok(Json(next.into()))
+}
+
+/// Delete a workspace; its members stay, without it.
+#[utoipa::path(
+    delete, path = "/api/organizations/{organizationId}/workspaces/{workspaceId}", tag = "Workspaces",
+    params(("organizationId" = Uuid, Path), ("workspaceId" = Uuid, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks workspaces:manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workspace within reach", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, ws)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let access =
+        service::load_with(&state, &who, org_id(&id)?, Permission::WorkspacesManage).await?;
+    let w = workspace_id(&ws)?;
+    state.store.delete_workspace(access.org.id, w).await?;
+    tracing::info!(organization_id = %access.org.id, workspace_id = %w, actor = %who.actor(), "workspace deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,489 @@
+//! Authorization everywhere: every route of the API × every kind of caller, each answer checked.
+//! The table must name every operation of the OpenAPI document (which is generated from the
+//! routes), so a route added without a row fails this test.
+use orgbase_domain::people::ROLE_VIEWER;
+use orgbase_domain::{now, Email, Invitation, SecretHash, User, UserId};
+use orgbase_store::Acceptance;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::App;
+
+crate::api_tests!(every_route_answers_only_to_those_allowed);
+
+/// The callers, in the order of each row's expected statuses.
+const CALLERS: [&str; 7] = [
+    "no credential",
+    "revoked key",
+    "another organization's owner",
+    "member without the permission",
+    "viewer",
+    "owner",
+    "platform key",
+];
+
+struct Row {
+    method: Method,
+    /// `{org}` and the placeholders `fresh` fills in.
+    path: &'static str,
+    body: Option<Value>,
+    expect: [u16; 7],
+}
+
+fn row(method: Method, path: &'static str, body: Option<Value>, expect: [u16; 7]) -> Row {
+    Row {
+        method,
+        path,
+        body,
+        expect,
+    }
+}
+
+/// Statuses for a route inside an organization: 401, 401, 404 (another tenant), then the
+/// member without the permission, the viewer, the owner and the platform.
+fn org_route(noperm: u16, viewer: u16, owner: u16, platform: u16) -> [u16; 7] {
+    [401, 401, 404, noperm, viewer, owner, platform]
+}
+
+fn table() -> Vec<Row> {
+    use Method as M;
+    let read = org_route(403, 200, 200, 200);
+    vec![
+        row(M::GET, "/healthz", None, [200; 7]),
+        row(M::GET, "/readyz", None, [200; 7]),
+        row(M::GET, "/metrics", None, [200; 7]),
+        row(
+            M::POST,
+            "/api/auth/login",
+            Some(json!({"email": "owner@matrix.test", "password": "password123"})),
+            [200; 7],
+        ),
+        row(
+            M::GET,
+            "/api/auth/me",
+            None,
+            [401, 401, 200, 200, 200, 200, 403],
+        ),
+        row(
+            M::POST,
+            "/api/organizations",
+            Some(json!({"name": "Made", "countryCode": "US"})),
+            [401, 401, 201, 201, 201, 201, 201],
+        ),
+        row(
+            M::GET,
+            "/api/organizations",
+            None,
+            [401, 401, 200, 200, 200, 200, 200],
+        ),
+        row(M::GET, "/api/organizations/{org}", None, read),
+        row(
+            M::PATCH,
+            "/api/organizations/{org}",
+            Some(json!({"name": "Renamed {n}"})),
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::GET,
+            "/api/organizations/{org}/me",
+            None,
+            org_route(200, 200, 200, 403),
+        ),
+        row(M::GET, "/api/organizations/{org}/members", None, read),
+        row(
+            M::GET,
+            "/api/organizations/{org}/members/{viewer}",
+            None,
+            read,
+        ),
+        row(
+            M::PUT,
+            "/api/organizations/{org}/members/{member}",
+            Some(json!({"roles": [3], "workspaces": []})),
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::DELETE,
+            "/api/organizations/{org}/members/{member}",
+            None,
+            org_route(403, 403, 200, 200),
+        ),
+        row(M::GET, "/api/organizations/{org}/roles", None, read),
+        row(
+            M::POST,
+            "/api/organizations/{org}/roles",
+            Some(json!({"name": "role {n}", "permissions": ["org:read"]})),
+            org_route(403, 403, 201, 201),
+        ),
+        row(M::GET, "/api/organizations/{org}/roles/{role}", None, read),
+        row(
+            M::PATCH,
+            "/api/organizations/{org}/roles/{role}",
+            Some(json!({"description": "changed {n}"})),
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::DELETE,
+            "/api/organizations/{org}/roles/{role}",
+            None,
+            org_route(403, 403, 204, 204),
+        ),
+        row(M::GET, "/api/organizations/{org}/workspaces", None, read),
+        row(
+            M::POST,
+            "/api/organizations/{org}/workspaces",
+            Some(json!({"name": "ws {n}"})),
+            org_route(403, 403, 201, 201),
+        ),
+        row(
+            M::GET,
+            "/api/organizations/{org}/workspaces/{workspace}",
+            None,
+            read,
+        ),
+        row(
+            M::PATCH,
+            "/api/organizations/{org}/workspaces/{workspace}",
+            Some(json!({"name": "ws renamed {n}"})),
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::DELETE,
+            "/api/organizations/{org}/workspaces/{workspace}",
+            None,
+            org_route(403, 403, 204, 204),
+        ),
+        row(
+            M::POST,
+            "/api/organizations/{org}/invite",
+            Some(json!({"email": "invitee{n}@matrix.test"})),
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::GET,
+            "/api/organizations/{org}/invitations",
+            None,
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::DELETE,
+            "/api/organizations/{org}/invitations/{invitation}",
+            None,
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::POST,
+            "/api/organizations/{org}/invitations/{invitation}/resend",
+            None,
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::POST,
+            "/api/organizations/invite/{token}/accept",
+            Some(json!({"password": "password123", "password_confirmation": "password123"})),
+            [200; 7],
+        ),
+        row(
+            M::POST,
+            "/api/organizations/{org}/api-keys",
+            Some(json!({"name": "key {n}", "roles": [5]})),
+            org_route(403, 403, 201, 201),
+        ),
+        row(
+            M::GET,
+            "/api/organizations/{org}/api-keys",
+            None,
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::DELETE,
+            "/api/organizations/{org}/api-keys/{key}",
+            None,
+            org_route(403, 403, 204, 204),
+        ),
+        row(
+            M::POST,
+            "/api/admin/api-keys",
+            Some(json!({"name": "admin {n}", "kind": "platform"})),
+            [401, 401, 403, 403, 403, 403, 201],
+        ),
+        row(
+            M::GET,
+            "/api/admin/api-keys",
+            None,
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
+        row(
+            M::DELETE,
+            "/api/admin/api-keys/{admin_key}",
+            None,
+            [401, 401, 403, 403, 403, 403, 204],
+        ),
+        // From here on the rows change who is who; they run last, in this order.
+        row(
+            M::DELETE,
+            "/api/organizations/{org}",
+            None,
+            org_route(403, 403, 204, 204),
+        ),
+        row(
+            M::POST,
+            "/api/admin/organizations/{org}/restore",
+            None,
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
+        row(
+            M::POST,
+            "/api/organizations/{org}/transfer-ownership",
+            Some(json!({"memberId": "{member}"})),
+            // The owner hands over first; the platform then hands over to another member.
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::POST,
+            "/api/auth/logout",
+            None,
+            [401, 401, 204, 204, 204, 204, 403],
+        ),
+    ]
+}
+
+/// Makes what a call needs afresh (a member to remove, a role to delete, …), so that each
+/// caller's call has its own target and no call depends on another's effect.
+struct Fixture<'a> {
+    app: &'a App,
+    org: String,
+    viewer_member: i64,
+    n: AtomicUsize,
+}
+
+impl Fixture<'_> {
+    fn next(&self) -> usize {
+        self.n.fetch_add(1, Ordering::Relaxed)
+    }
+
+    async fn member(&self) -> i64 {
+        let n = self.next();
+        let org: orgbase_domain::OrganizationId = self.org.parse().unwrap();
+        let t = now();
+        let email = Email::parse("email", &format!("member{n}@matrix.test")).unwrap();
+        let inv = Invitation {
+            id: uuid::Uuid::now_v7(),
+            organization_id: org,
+            email: email.clone(),
+            name: None,
+            roles: vec![3],
+            hash: SecretHash::of(&format!("obi_matrix_{n}_{}", uuid::Uuid::new_v4())),
+            invited_by: "test".into(),
+            created_at: t,
+            expires_at: t + chrono::Duration::days(1),
+            accepted_at: None,
+            revoked_at: None,
+            sends: 1,
+        };
+        let store = &self.app.db.store;
+        store.insert_invitation(&inv, false).await.unwrap();
+        let user = User {
+            id: UserId::new(),
+            email,
+            name: "M".into(),
+            // Never logs in: any stored value will do.
+            password_hash: Some("$argon2id$unused".into()),
+            created_at: t,
+            updated_at: t,
+        };
+        store
+            .accept_invitation(inv.id, t, &Acceptance::SetPassword { user })
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn fill(&self, template: &str) -> String {
+        let app = self.app;
+        let org = &self.org;
+        let mut s = template
+            .replace("{org}", org)
+            .replace("{viewer}", &self.viewer_member.to_string())
+            .replace("{n}", &self.next().to_string());
+        if s.contains("{member}") {
+            s = s.replace("{member}", &self.member().await.to_string());
+        }
+        let made = |a: crate::Answer| {
+            assert!(a.status.is_success(), "fixture: {}", a.text);
+            a
+        };
+        if s.contains("{role}") {
+            let r = made(
+                app.post(
+                    &format!("/api/organizations/{org}/roles"),
+                    json!({"name": format!("fixture {}", self.next()), "permissions": ["org:read"]}),
+                )
+                .await,
+            );
+            s = s.replace("{role}", &r.body["id"].to_string());
+        }
+        if s.contains("{workspace}") {
+            let w = made(
+                app.post(
+                    &format!("/api/organizations/{org}/workspaces"),
+                    json!({"name": format!("fixture {}", self.next())}),
+                )
+                .await,
+            );
+            s = s.replace("{workspace}", w.body["id"].as_str().unwrap());
+        }
+        if s.contains("{invitation}") || s.contains("{token}") {
+            let i = made(
+                app.post(
+                    &format!("/api/organizations/{org}/invite"),
+                    json!({"email": format!("fixture{}@matrix.test", self.next())}),
+                )
+                .await,
+            );
+            s = s
+                .replace("{invitation}", i.body["data"]["id"].as_str().unwrap())
+                .replace("{token}", &app.last_token());
+        }
+        if s.contains("{key}") {
+            let k = made(
+                app.post(
+                    &format!("/api/organizations/{org}/api-keys"),
+                    json!({"name": "fixture", "roles": [5]}),
+                )
+                .await,
+            );
+            s = s.replace("{key}", k.body["id"].as_str().unwrap());
+        }
+        if s.contains("{admin_key}") {
+            let k = made(
+                app.post(
+                    "/api/admin/api-keys",
+                    json!({"name": "fixture", "kind": "platform"}),
+                )
+                .await,
+            );
+            s = s.replace("{admin_key}", k.body["id"].as_str().unwrap());
+        }
+        s
+    }
+}
+
+/// Every operation of the OpenAPI document, as `METHOD /path/{param}`.
+fn documented_operations() -> BTreeSet<String> {
+    let doc = serde_json::to_value(orgbase_api::openapi()).unwrap();
+    let mut ops = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, _) in item.as_object().unwrap() {
+            if ["get", "put", "post", "patch", "delete"].contains(&method.as_str()) {
+                ops.insert(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    ops
+}
+
+/// A table path in the OpenAPI spelling, to compare the two.
+fn documented_spelling(path: &str) -> String {
+    path.replace("{org}", "{organizationId}")
+        .replace("{viewer}", "{memberId}")
+        .replace("{member}", "{memberId}")
+        .replace("{role}", "{roleId}")
+        .replace("{workspace}", "{workspaceId}")
+        .replace("{invitation}", "{invitationId}")
+        .replace("{token}", "{inviteToken}")
+        .replace("{admin_key}", "{keyId}")
+        .replace("{key}", "{keyId}")
+}
+
+async fn every_route_answers_only_to_those_allowed(app: App) {
+    let rows = table();
+    let covered: BTreeSet<String> = rows
+        .iter()
+        .map(|r| format!("{} {}", r.method, documented_spelling(r.path)))
+        .collect();
+    let documented = documented_operations();
+    let missing: Vec<_> = documented.difference(&covered).collect();
+    let stale: Vec<_> = covered.difference(&documented).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "routes without a row: {missing:?}; rows without a route: {stale:?}"
+    );
+
+    // The callers.
+    let (org, owner) = app.owned_org("owner@matrix.test").await;
+    let (_, other_owner) = app.owned_org("other@matrix.test").await;
+    let none_role = app
+        .post(
+            &format!("/api/organizations/{org}/roles"),
+            json!({"name": "nothing", "permissions": []}),
+        )
+        .await;
+    let none_role = none_role.body["id"].as_i64().unwrap();
+    let (noperm, _) = app.person(&org, "noperm@matrix.test", &[none_role]).await;
+    let (viewer, viewer_member) = app.person(&org, "viewer@matrix.test", &[ROLE_VIEWER]).await;
+    let revoked = app
+        .post(
+            "/api/admin/api-keys",
+            json!({"name": "to revoke", "kind": "platform"}),
+        )
+        .await;
+    let revoked_key = revoked.body["key"].as_str().unwrap().to_owned();
+    let a = app
+        .delete(&format!(
+            "/api/admin/api-keys/{}",
+            revoked.body["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let tokens: [Option<String>; 7] = [
+        None,
+        Some(revoked_key),
+        Some(other_owner),
+        Some(noperm),
+        Some(viewer),
+        Some(owner),
+        Some(app.key.clone()),
+    ];
+    let fixture = Fixture {
+        app: &app,
+        org,
+        viewer_member,
+        n: AtomicUsize::new(0),
+    };
+    let mut failures = Vec::new();
+    for r in &rows {
+        for (i, token) in tokens.iter().enumerate() {
+            let path = fixture.fill(r.path).await;
+            let body = match &r.body {
+                Some(b) => {
+                    let filled = fixture.fill(&b.to_string()).await;
+                    let mut v: Value = serde_json::from_str(&filled).unwrap();
+                    // A filled-in member id is a number, not a string.
+                    if let Some(m) = v.get("memberId").and_then(|m| m.as_str()) {
+                        v["memberId"] = json!(m.parse::<i64>().unwrap());
+                    }
+                    Some(v)
+                }
+                None => None,
+            };
+            let a = app
+                .as_(token.as_deref(), r.method.clone(), &path, body)
+                .await;
+            if a.status.as_u16() != r.expect[i] {
+                failures.push(format!(
+                    "{} {} as {}: expected {}, got {} {}",
+                    r.method,
+                    r.path,
+                    CALLERS[i],
+                    r.expect[i],
+                    a.status.as_u16(),
+                    a.text.chars().take(200).collect::<String>()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

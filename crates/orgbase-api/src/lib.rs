@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod context;
+pub mod directory;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -33,6 +34,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::directory::MemberDirectory;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::native::{
@@ -55,6 +57,9 @@ pub struct ApiConfig {
     pub smtp_url: Option<String>,
     pub mail_from: String,
     pub mail_outbox: PathBuf,
+    /// Organizations with at least this many members have their member pages served from the
+    /// member directory (see `directory.rs`).
+    pub member_directory_min: u64,
 }
 
 impl Default for ApiConfig {
@@ -67,6 +72,7 @@ impl Default for ApiConfig {
             smtp_url: None,
             mail_from: "Orgbase <no-reply@localhost>".into(),
             mail_outbox: PathBuf::from("mail-outbox"),
+            member_directory_min: 1000,
         }
     }
 }
@@ -82,6 +88,7 @@ pub struct AppState {
     /// Failed logins per account (e-mail) and per client address.
     pub login_by_account: Arc<FailureThrottle>,
     pub login_by_address: Arc<FailureThrottle>,
+    pub members: Arc<MemberDirectory>,
 }
 
 impl AppState {
@@ -102,6 +109,7 @@ impl AppState {
             // 5 failures per account, then one per 3 minutes; 20 per address, then one per 3 s.
             login_by_account: Arc::new(FailureThrottle::new(5, Duration::from_secs(15 * 60))),
             login_by_address: Arc::new(FailureThrottle::new(20, Duration::from_secs(60))),
+            members: Arc::new(MemberDirectory::default()),
         })
     }
 }

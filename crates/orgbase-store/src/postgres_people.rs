@@ -17,7 +17,8 @@ use super::{
     bad, detached, map_err, org_from_row, push_org_values, write_metadata, PgStore, ORG_COLUMNS,
 };
 use crate::{
-    like_escape, Acceptance, MemberPage, MemberQuery, NewRole, PeopleStore, StoreError, StoreResult,
+    like_escape, Acceptance, MemberPage, MemberQuery, MemberStats, NewRole, PeopleStore,
+    StoreError, StoreResult,
 };
 
 fn conflict<T>(constraint: &'static str) -> StoreResult<T> {
@@ -586,6 +587,47 @@ impl PeopleStore for PgStore {
             members,
             total: total as u64,
         })
+    }
+
+    async fn member_stats(&self, org: OrganizationId) -> StoreResult<MemberStats> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT members, version FROM member_stats WHERE organization_id = $1")
+                .bind(org.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(row
+            .map(|(members, version)| MemberStats {
+                members: members as u64,
+                version: version as u64,
+            })
+            .unwrap_or_default())
+    }
+
+    async fn member_ids(&self, org: OrganizationId) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar("SELECT id FROM members WHERE organization_id = $1 ORDER BY id")
+            .bind(org.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn members_by_ids(&self, org: OrganizationId, ids: &[i64]) -> StoreResult<Vec<Member>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&format!(
+            "{MEMBER_SELECT} WHERE m.organization_id = $1 AND m.id = ANY($2) ORDER BY m.id"
+        ))
+        .bind(org.0)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(member_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(map_err)
     }
 
     async fn update_member(

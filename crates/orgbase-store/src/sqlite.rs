@@ -31,6 +31,7 @@ use crate::{
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_people.sql"),
+    include_str!("../migrations/sqlite/0003_member_stats.sql"),
 ];
 
 #[path = "sqlite_people.rs"]

@@ -14,7 +14,9 @@ use super::{
     map_err, org_from_row, org_values, parse_json, parse_ts, parse_uuid, ts, write_metadata,
     SqliteStore, ORG_COLUMNS,
 };
-use crate::{Acceptance, MemberPage, MemberQuery, NewRole, PeopleStore, StoreError, StoreResult};
+use crate::{
+    Acceptance, MemberPage, MemberQuery, MemberStats, NewRole, PeopleStore, StoreError, StoreResult,
+};
 
 const USER_COLUMNS: &str = "id, email, name, password_hash, created_at, updated_at";
 
@@ -555,6 +557,59 @@ impl PeopleStore for SqliteStore {
                 members,
                 total: total as u64,
             })
+        })
+        .await
+    }
+
+    async fn member_stats(&self, org: OrganizationId) -> StoreResult<MemberStats> {
+        self.read_now(move |conn| {
+            conn.prepare_cached(
+                "SELECT members, version FROM member_stats WHERE organization_id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([org.to_string()], |r| {
+                    Ok(MemberStats {
+                        members: r.get::<_, i64>(0)? as u64,
+                        version: r.get::<_, i64>(1)? as u64,
+                    })
+                })
+                .optional()
+            })
+            .map(Option::unwrap_or_default)
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn member_ids(&self, org: OrganizationId) -> StoreResult<Vec<i64>> {
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT id FROM members WHERE organization_id = ?1 ORDER BY id")
+                .and_then(|mut s| {
+                    s.query_map([org.to_string()], |r| r.get(0))?
+                        .collect::<rusqlite::Result<Vec<i64>>>()
+                })
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn members_by_ids(&self, org: OrganizationId, ids: &[i64]) -> StoreResult<Vec<Member>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = ids.to_vec();
+        self.read_now(move |conn| {
+            // A JSON array parameter keeps the statement the same (and cached) for any count.
+            let list = serde_json::to_string(&ids).map_err(StoreError::other)?;
+            conn.prepare_cached(&format!(
+                "{MEMBER_SELECT} WHERE m.organization_id = ?1 \
+                 AND m.id IN (SELECT value FROM json_each(?2)) ORDER BY m.id"
+            ))
+            .and_then(|mut s| {
+                s.query_map(params![org.to_string(), list], member_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(map_err)
         })
         .await
     }

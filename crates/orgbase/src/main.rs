@@ -218,6 +218,7 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
                 .map(|u| secrecy::ExposeSecret::expose_secret(u).to_owned()),
             mail_from: config.mail_from.clone(),
             mail_outbox: config.mail_outbox.clone(),
+            ..ApiConfig::default()
         },
     )
     .context("setting up mail")?;

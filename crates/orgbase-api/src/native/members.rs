@@ -189,7 +189,25 @@ pub async fn list(
 ) -> Result<Json<Envelope<MemberPageView>>, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::MembersRead).await?;
     let q = parse_member_query(access.org.id, raw.as_deref())?;
-    let page = state.store.list_members(&q).await?;
+    let unfiltered = q.role.is_none() && q.workspace.is_none() && q.q.is_none();
+    let directory = if unfiltered {
+        state
+            .members
+            .page(
+                &state.store,
+                q.organization_id,
+                q.offset,
+                q.limit,
+                state.config.member_directory_min,
+            )
+            .await?
+    } else {
+        None
+    };
+    let page = match directory {
+        Some(p) => p,
+        None => state.store.list_members(&q).await?,
+    };
     let per_page = q.limit;
     let current_page = q.offset / per_page as u64 + 1;
     let n = page.members.len() as u64;

@@ -1078,3 +1078,66 @@ async fn an_expired_invitation_is_gone() {
         .await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
 }
+
+/// With the member directory on for every organization, pages answer exactly as the plain query
+/// does, and follow joins and leaves at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_member_directory_pages_like_the_query() {
+    for db in [
+        Some(orgbase_store::testing::sqlite().await),
+        orgbase_store::testing::postgres().await,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let direct = App::start_with(
+            db,
+            orgbase_api::ApiConfig {
+                member_directory_min: 0,
+                ..Default::default()
+            },
+        )
+        .await;
+        let org = new_org(&direct).await;
+        let mut members = Vec::new();
+        for i in 0..5 {
+            members.push(
+                direct
+                    .person(&org, &format!("d{i}@example.com"), &[3])
+                    .await
+                    .1,
+            );
+        }
+        let first = pages(&direct, &org, "page=2&per_page=2").await;
+        assert_eq!(first["data"]["total"], 5);
+        let got: Vec<i64> = first["data"]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(got, members[2..4].to_vec());
+        assert_eq!(first["data"]["from"], 3);
+        assert_eq!(first["data"]["to"], 4);
+        assert_eq!(
+            pages(&direct, &org, "page=4&per_page=2").await["data"]["data"],
+            json!([])
+        );
+        // A leave shows at once.
+        direct
+            .delete(&path(&org, &format!("/members/{}", members[2])))
+            .await;
+        let again = pages(&direct, &org, "page=2&per_page=2").await;
+        assert_eq!(again["data"]["total"], 4);
+        assert_eq!(again["data"]["data"][0]["id"], members[3]);
+        // A join too.
+        let late = direct.person(&org, "late@example.com", &[3]).await.1;
+        let last = pages(&direct, &org, "page=1&per_page=100").await;
+        assert_eq!(last["data"]["total"], 5);
+        assert_eq!(last["data"]["data"][4]["id"], late);
+    }
+}
+
+async fn pages(app: &App, org: &str, q: &str) -> Value {
+    app.get(&path(org, &format!("/members?{q}"))).await.body
+}

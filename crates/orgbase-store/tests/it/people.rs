@@ -1115,7 +1115,50 @@ async fn a_purged_organization_takes_its_people_data_along(db: TestDb) {
     assert_eq!(again_owner.user_id, owner.user_id);
 }
 
+/// The member directory's inputs: the count and version move with every join and leave (and
+/// only then), the ids come in order, and a look-up by ids stays inside the organization.
+async fn member_stats_follow_joins_and_leaves(db: TestDb) {
+    let s = &db.store;
+    let (org, owner) = org_with_owner(s, "acme").await;
+    let (other, other_owner) = org_with_owner(s, "other").await;
+    let before = s.member_stats(org.id).await.unwrap();
+    assert_eq!(before.members, 1);
+    let a = join(s, org.id, "a@example.com", "A", &[3]).await;
+    let b = join(s, org.id, "b@example.com", "B", &[3]).await;
+    let after = s.member_stats(org.id).await.unwrap();
+    assert_eq!(after.members, 3);
+    assert!(after.version > before.version);
+    // A change of roles is not a join or a leave.
+    s.update_member(org.id, a.id, &[5], &[], now())
+        .await
+        .unwrap();
+    assert_eq!(s.member_stats(org.id).await.unwrap(), after);
+    assert_eq!(
+        s.member_ids(org.id).await.unwrap(),
+        vec![owner.id, a.id, b.id]
+    );
+    let got = s
+        .members_by_ids(org.id, &[b.id, other_owner.id, a.id, 999_999])
+        .await
+        .unwrap();
+    assert_eq!(ids(&got), vec![a.id, b.id]);
+    assert_eq!(got[0].roles, vec![5]);
+    assert!(s.members_by_ids(org.id, &[]).await.unwrap().is_empty());
+    s.remove_member(org.id, a.id).await.unwrap();
+    let left = s.member_stats(org.id).await.unwrap();
+    assert_eq!(left.members, 2);
+    assert!(left.version > after.version);
+    assert_eq!(s.member_stats(other.id).await.unwrap().members, 1);
+    assert_eq!(
+        s.member_stats(orgbase_domain::OrganizationId::new())
+            .await
+            .unwrap(),
+        orgbase_store::MemberStats::default()
+    );
+}
+
 crate::conformance!(
+    member_stats_follow_joins_and_leaves,
     users_have_unique_emails,
     sessions_are_found_by_hash_with_their_user,
     a_new_owner_is_created_with_the_organization,

@@ -299,7 +299,8 @@ pub async fn purge_deleted(
     }
 }
 
-/// Purges at start and then every hour until `shutdown`.
+/// Purges (deleted organizations past their retention, expired and revoked sessions) at start
+/// and then every hour until `shutdown`.
 pub async fn purge_periodically(
     store: DynStore,
     retention: chrono::Duration,
@@ -312,6 +313,11 @@ pub async fn purge_periodically(
             _ = tick.tick() => {
                 if let Err(e) = purge_deleted(&store, retention).await {
                     tracing::warn!(error = %e, "purging deleted organizations failed; will retry");
+                }
+                match store.purge_sessions(orgbase_domain::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(sessions = n, "expired and revoked sessions removed"),
+                    Err(e) => tracing::warn!(error = %e, "purging sessions failed; will retry"),
                 }
             }
         }

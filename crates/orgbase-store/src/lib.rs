@@ -185,6 +185,8 @@ pub trait PeopleStore: Send + Sync {
     /// The session with this token hash and its user, expired or revoked ones included.
     async fn find_session(&self, hash: &SecretHash) -> StoreResult<Option<(Session, User)>>;
     async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Removes sessions that expired or were revoked before `before`; answers how many.
+    async fn purge_sessions(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Inserts the organization and makes `owner` its owner (member with role 1), in one
     /// transaction. `owner` is used as given when nobody has its e-mail yet; otherwise the

@@ -426,6 +426,15 @@ impl PeopleStore for PgStore {
         Ok(())
     }
 
+    async fn purge_sessions(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        sqlx::query("DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err)
+    }
+
     async fn insert_organization_with_owner(
         &self,
         org: &Organization,

@@ -364,6 +364,16 @@ impl PeopleStore for SqliteStore {
         .await
     }
 
+    async fn purge_sessions(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.write(move |conn| {
+            conn.prepare_cached("DELETE FROM sessions WHERE expires_at < ?1 OR revoked_at < ?1")
+                .and_then(|mut s| s.execute([ts(&before)]))
+                .map(|n| n as u64)
+                .map_err(map_err)
+        })
+        .await
+    }
+
     async fn insert_organization_with_owner(
         &self,
         org: &Organization,

@@ -215,6 +215,36 @@ async fn sessions_are_found_by_hash_with_their_user(db: TestDb) {
     assert_conflict(s.insert_session(&orphan).await, "foreign_key");
 }
 
+/// Expired and revoked sessions are removed by the purge; live ones stay.
+async fn old_sessions_are_purged(db: TestDb) {
+    let s = &db.store;
+    let u = user("ann@example.com", "Ann", Some("h"));
+    s.insert_user(&u).await.unwrap();
+    let t = now();
+    let make = |expires: chrono::DateTime<chrono::Utc>| Session {
+        id: Uuid::now_v7(),
+        user_id: u.id,
+        hash: NewSecret::generate(SESSION_PREFIX).hash,
+        created_at: t - Duration::hours(2),
+        expires_at: expires,
+        revoked_at: None,
+    };
+    let expired = make(t - Duration::hours(1));
+    let revoked = make(t + Duration::hours(1));
+    let live = make(t + Duration::hours(1));
+    for x in [&expired, &revoked, &live] {
+        s.insert_session(x).await.unwrap();
+    }
+    s.revoke_session(revoked.id, t - Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(s.purge_sessions(t).await.unwrap(), 2);
+    assert!(s.find_session(&expired.hash).await.unwrap().is_none());
+    assert!(s.find_session(&revoked.hash).await.unwrap().is_none());
+    assert!(s.find_session(&live.hash).await.unwrap().is_some());
+    assert_eq!(s.purge_sessions(t).await.unwrap(), 0);
+}
+
 async fn a_new_owner_is_created_with_the_organization(db: TestDb) {
     let s = &db.store;
     let owner = user("founder@example.com", "Founder", Some("founder-hash"));
@@ -1158,6 +1188,7 @@ async fn member_stats_follow_joins_and_leaves(db: TestDb) {
 }
 
 crate::conformance!(
+    old_sessions_are_purged,
     member_stats_follow_joins_and_leaves,
     users_have_unique_emails,
     sessions_are_found_by_hash_with_their_user,

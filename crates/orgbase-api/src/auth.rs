@@ -19,6 +19,11 @@ use crate::AppState;
 pub enum Principal {
     /// The operator, by a platform key: everything.
     Platform { key_id: ApiKeyId },
+    /// A reseller, by a partner key: its partner organization and that partner's children.
+    Partner {
+        key_id: ApiKeyId,
+        partner_id: OrganizationId,
+    },
     /// An integration of one organization, by an organization key, within its roles.
     OrgKey {
         key_id: ApiKeyId,
@@ -65,9 +70,17 @@ impl OrgAccess<'_> {
         matches!(self.principal, Principal::Platform { .. })
     }
 
-    /// The owner (or the platform, which may do what the owner may).
+    /// The partner acting on one of its children (not on itself).
+    pub fn is_parent_partner(&self) -> bool {
+        matches!(self.principal, Principal::Partner { partner_id, .. }
+            if self.org.parent_id == Some(*partner_id))
+    }
+
+    /// The owner, or those who stand above the owner: the platform, and the partner of a child.
     pub fn is_owner_or_platform(&self) -> bool {
-        self.is_platform() || self.member.as_ref().is_some_and(Member::is_owner)
+        self.is_platform()
+            || self.is_parent_partner()
+            || self.member.as_ref().is_some_and(Member::is_owner)
     }
 
     /// 403 unless every permission of `granted` is the caller's own: nobody grants what they
@@ -148,13 +161,16 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
     }
     match (key.kind, key.organization_id) {
         (KeyKind::Platform, _) => Ok(Principal::Platform { key_id: key.id }),
+        (KeyKind::Partner, Some(partner)) => Ok(Principal::Partner {
+            key_id: key.id,
+            partner_id: partner,
+        }),
         (KeyKind::Organization, Some(org)) => Ok(Principal::OrgKey {
             key_id: key.id,
             organization_id: org,
             roles: key.roles,
         }),
-        // Partner keys open nothing until partners are built; an organization key without an
-        // organization cannot exist.
+        // A partner or organization key without its organization cannot exist.
         _ => Err(INVALID),
     }
 }
@@ -207,6 +223,12 @@ impl Principal {
         }
         let (permissions, member) = match self {
             Principal::Platform { .. } => (Permissions::all(), None),
+            Principal::Partner { partner_id, .. } => {
+                if org.id != *partner_id && org.parent_id != Some(*partner_id) {
+                    return Err(ApiError::NotFound);
+                }
+                (Permissions::all(), None)
+            }
             Principal::OrgKey {
                 organization_id,
                 roles,
@@ -243,9 +265,9 @@ impl Principal {
     /// A label for logs and records: who acted.
     pub fn actor(&self) -> String {
         match self {
-            Principal::Platform { key_id } | Principal::OrgKey { key_id, .. } => {
-                format!("key:{key_id}")
-            }
+            Principal::Platform { key_id }
+            | Principal::Partner { key_id, .. }
+            | Principal::OrgKey { key_id, .. } => format!("key:{key_id}"),
             Principal::User { user_id, .. } => format!("user:{user_id}"),
         }
     }

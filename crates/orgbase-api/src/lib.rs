@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod billing;
+pub mod compat;
 pub mod context;
 pub mod directory;
 pub mod error;
@@ -34,11 +36,13 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::billing::Billing;
 use crate::directory::MemberDirectory;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::native::{
-    api_keys, invitations, members, ops, org_keys, organizations, roles, sessions, workspaces,
+    api_keys, invitations, members, ops, org_keys, organizations, plans, roles, sessions,
+    workspaces,
 };
 use crate::password::{FailureThrottle, Passwords};
 
@@ -89,6 +93,8 @@ pub struct AppState {
     pub login_by_account: Arc<FailureThrottle>,
     pub login_by_address: Arc<FailureThrottle>,
     pub members: Arc<MemberDirectory>,
+    /// The billing providers configured (none by default).
+    pub billing: Billing,
 }
 
 impl AppState {
@@ -110,6 +116,7 @@ impl AppState {
             login_by_account: Arc::new(FailureThrottle::new(5, Duration::from_secs(15 * 60))),
             login_by_address: Arc::new(FailureThrottle::new(20, Duration::from_secs(60))),
             members: Arc::new(MemberDirectory::default()),
+            billing: Billing::default(),
         })
     }
 }
@@ -132,6 +139,9 @@ impl AppState {
         (name = "Workspaces", description = "Workspaces of an organization"),
         (name = "Invitations", description = "Inviting people, and accepting an invitation"),
         (name = "Keys", description = "An organization's own API keys"),
+        (name = "Plans", description = "The public product plans"),
+        (name = "Partner settings", description = "POST /api/v2/updateOrganization, as the partner settings document specifies"),
+        (name = "Properties", description = "PATCH /v1/orgs/{org_id}/properties, as the properties document specifies"),
         (name = "Admin", description = "Platform-only routes"),
         (name = "Operations", description = "Health, readiness, metrics"),
     )
@@ -183,6 +193,11 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(invitations::accept))
         .routes(routes!(org_keys::create, org_keys::list))
         .routes(routes!(org_keys::revoke))
+        .routes(routes!(plans::create, plans::list_all))
+        .routes(routes!(plans::get, plans::update, plans::delete))
+        .routes(routes!(plans::list_public))
+        .routes(routes!(compat::partner_settings::update_organization))
+        .routes(routes!(compat::properties::update_properties))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

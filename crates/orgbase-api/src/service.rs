@@ -1,8 +1,8 @@
 //! The organization services, shared by every API surface. They take proofs of access from
 //! [`crate::auth`], apply the domain's rules and talk to storage.
 use orgbase_domain::{
-    now, Member, NewOrganization, OrgType, Organization, OrganizationId, OrganizationPatch,
-    Permission, Slug, User, UserId, ValidationErrors,
+    now, Member, NewOrganization, OrgStatus, OrgType, Organization, OrganizationId,
+    OrganizationPatch, Permission, Slug, User, UserId, ValidationErrors,
 };
 use orgbase_store::{OrganizationQuery, StoreError};
 use rand::Rng;
@@ -59,6 +59,8 @@ pub async fn load_with<'p>(
 pub enum Creator {
     /// The platform; the owner, if named, is found or made by e-mail.
     Platform(PlatformAdmin, Option<User>),
+    /// A partner, creating one of its children; the owner as for the platform.
+    Partner(OrganizationId, Option<User>),
     /// A person, who becomes the owner.
     Person(UserId),
 }
@@ -130,7 +132,7 @@ pub async fn create(
     mut errors: ValidationErrors,
 ) -> Result<(Organization, Option<Member>), ApiError> {
     let owner = match creator {
-        Creator::Platform(_, owner) => owner,
+        Creator::Platform(_, owner) | Creator::Partner(_, owner) => owner,
         Creator::Person(id) => Some(state.store.get_user(id).await?),
     };
     let given_slug = new.slug.clone();
@@ -220,14 +222,27 @@ pub async fn update(
     let reserved = platform_only_fields(&patch);
     let authorize = |a: &OrgAccess<'_>| {
         a.require(Permission::OrgUpdate)?;
-        if !a.is_platform() && !reserved.is_empty() {
+        // A partner switches its children on and off (`status` active/inactive); the rest of
+        // what the platform decides stays the platform's.
+        let allowed: &[&str] = if a.is_parent_partner() {
+            &["status", "statusReason"]
+        } else {
+            &[]
+        };
+        let refused: Vec<&str> = reserved
+            .iter()
+            .copied()
+            .filter(|f| !allowed.contains(f))
+            .collect();
+        if !a.is_platform() && !refused.is_empty() {
             return Err(ApiError::Forbidden(format!(
                 "only the platform may change {}",
-                reserved.join(", ")
+                refused.join(", ")
             )));
         }
         Ok(())
     };
+    let is_platform = matches!(who, Principal::Platform { .. });
     let change = |current: &Organization| {
         if current.is_deleted() {
             return Err(ApiError::Conflict {
@@ -236,6 +251,13 @@ pub async fn update(
             });
         }
         let next = patch.clone().apply(current, now())?;
+        let suspension_touched = next.status != current.status
+            && (next.status == OrgStatus::Suspended || current.status == OrgStatus::Suspended);
+        if suspension_touched && !is_platform {
+            return Err(ApiError::Forbidden(
+                "only the platform suspends an organization or lifts a suspension".into(),
+            ));
+        }
         Ok((next != *current).then_some(next))
     };
     modify(state, who, id, if_match, authorize, change, true).await
@@ -362,6 +384,7 @@ pub async fn list(
         Principal::OrgKey {
             organization_id, ..
         } => q.only = Some(*organization_id),
+        Principal::Partner { partner_id, .. } => q.partner = Some(*partner_id),
     }
     if !matches!(who, Principal::Platform { .. })
         && (q.include_deleted || q.status == Some(orgbase_store::StatusFilter::Deleted))

@@ -6,6 +6,7 @@ pub mod credential;
 pub mod ids;
 pub mod organization;
 pub mod people;
+pub mod plan;
 pub mod validation;
 
 pub use credential::{ApiKey, KeyKind, NewSecret, SecretHash};
@@ -15,6 +16,7 @@ pub use people::{
     Email, Invitation, InvitationState, Member, Permission, Permissions, Role, Session, User,
     Workspace,
 };
+pub use plan::{BillingProvider, Plan, PlanInterval, Subscription};
 pub use validation::{FieldError, ValidationErrors};
 
 /// The current time, at the microsecond precision both databases keep, so that what is stored

@@ -450,6 +450,8 @@ pub struct Organization {
     pub entitlements: Vec<String>,
     pub preferences: Preferences,
     pub metadata: Metadata,
+    /// The subscription with the billing provider, once there is one.
+    pub subscription: Option<crate::plan::Subscription>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
@@ -507,6 +509,7 @@ impl NewOrganization {
             entitlements: Vec::new(),
             preferences: Preferences::default(),
             metadata: Metadata::default(),
+            subscription: None,
             created_at: now,
             updated_at: now,
             deleted_at: None,

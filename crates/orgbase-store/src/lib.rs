@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orgbase_domain::{
     ApiKey, ApiKeyId, Email, Invitation, KeyKind, Member, OrgStatus, OrgType, Organization,
-    OrganizationId, Permissions, Role, SecretHash, Session, User, UserId, Workspace,
+    OrganizationId, Permissions, Plan, Role, SecretHash, Session, User, UserId, Workspace,
 };
 use std::sync::Arc;
 use uuid::Uuid;
@@ -68,6 +68,8 @@ pub struct OrganizationQuery {
     pub member: Option<UserId>,
     /// Only this organization (an organization key lists itself).
     pub only: Option<OrganizationId>,
+    /// Only this partner and its children (a partner key's reach).
+    pub partner: Option<OrganizationId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +100,15 @@ pub trait OrganizationStore: Send + Sync {
         &self,
         org: &Organization,
         previous: &Organization,
+    ) -> StoreResult<()>;
+    /// `update_organization`, and in the same transaction the owner's e-mail (the partner
+    /// settings API changes both at once). A taken address is
+    /// `Conflict { constraint: "user_email" }`, and then nothing is written.
+    async fn update_organization_and_owner_email(
+        &self,
+        org: &Organization,
+        previous: &Organization,
+        owner_email: Option<(UserId, Email)>,
     ) -> StoreResult<()>;
     async fn list_organizations(&self, q: &OrganizationQuery) -> StoreResult<Vec<Organization>>;
     /// How many organizations (deleted ones included) name this one as their parent.
@@ -291,9 +302,25 @@ pub trait PeopleStore: Send + Sync {
     ) -> StoreResult<Member>;
 }
 
+/// Product plans.
+#[async_trait]
+pub trait PlanStore: Send + Sync {
+    /// `Conflict { constraint: "plan_id" }` when the id is taken.
+    async fn insert_plan(&self, plan: &Plan) -> StoreResult<()>;
+    async fn get_plan(&self, id: &str) -> StoreResult<Plan>;
+    /// Ordered by price, then id.
+    async fn list_plans(&self, public_only: bool) -> StoreResult<Vec<Plan>>;
+    async fn update_plan(&self, plan: &Plan) -> StoreResult<()>;
+    /// `Conflict { constraint: "plan_in_use" }` while any organization (deleted ones included)
+    /// is on it or has it offered.
+    async fn delete_plan(&self, id: &str) -> StoreResult<()>;
+}
+
 /// Everything Orgbase stores.
 #[async_trait]
-pub trait Store: OrganizationStore + ApiKeyStore + PeopleStore + Send + Sync + 'static {
+pub trait Store:
+    OrganizationStore + ApiKeyStore + PeopleStore + PlanStore + Send + Sync + 'static
+{
     /// Checks that the database answers (readiness).
     async fn ping(&self) -> StoreResult<()>;
     /// Which database this is, for logs and metrics.

@@ -2,8 +2,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orgbase_domain::{
-    ApiKey, ApiKeyId, KeyKind, Metadata, OrgStatus, OrgType, Organization, OrganizationId,
-    SecretHash, Sms, UserId,
+    ApiKey, ApiKeyId, Email, KeyKind, Metadata, OrgStatus, OrgType, Organization, OrganizationId,
+    SecretHash, Sms, Subscription, UserId,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
@@ -18,6 +18,8 @@ use crate::{
 
 #[path = "postgres_people.rs"]
 mod people;
+#[path = "postgres_plans.rs"]
+mod plans;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -35,6 +37,10 @@ fn map_err(e: sqlx::Error) -> StoreError {
                 Some("api_keys_secret_hash_key") => "api_key_hash",
                 Some("api_keys_bootstrap_key") => "bootstrap_key",
                 Some("users_email_key") => "user_email",
+                Some("organizations_plan_fkey") | Some("organizations_offered_plan_fkey") => {
+                    "organization_plan"
+                }
+                Some("plans_pkey") => "plan_id",
                 Some("roles_org_name_key") => "role_name",
                 Some("workspaces_org_name_key") => "workspace_name",
                 Some("invitations_pending_key") => "invitation_pending",
@@ -87,7 +93,7 @@ const ORG_COLUMNS: &str = "id, name, slug, country_code, avatar_url, status, sta
     org_type, parent_id, owner_id, product_plan_id, offered_product_plan_id, sms_enabled, \
     sms_brand_id, sms_campaign_id, premium, external_account_id, external_billing_id, kyc_level, \
     placement_group, billing_overdue, rate_limit, entitlements, preferences, metadata, \
-    created_at, updated_at, deleted_at, version";
+    created_at, updated_at, deleted_at, version, subscription";
 
 fn bad(what: &str, v: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("unexpected {what} {v:?}").into())
@@ -130,6 +136,9 @@ fn org_from_row(r: &PgRow) -> Result<Organization, sqlx::Error> {
         updated_at: r.try_get("updated_at")?,
         deleted_at: r.try_get("deleted_at")?,
         version: r.try_get("version")?,
+        subscription: r
+            .try_get::<Option<Json<Subscription>>, _>("subscription")?
+            .map(|j| j.0),
     })
 }
 
@@ -164,7 +173,8 @@ fn push_org_values<'a>(b: &mut QueryBuilder<'a, Postgres>, o: &'a Organization) 
         .push_bind(o.created_at)
         .push_bind(o.updated_at)
         .push_bind(o.deleted_at)
-        .push_bind(o.version);
+        .push_bind(o.version)
+        .push_bind(o.subscription.as_ref().map(Json));
 }
 
 /// Binds column `i` (in `ORG_COLUMNS` order) of `o`, right after the text already pushed.
@@ -202,6 +212,7 @@ fn push_column<'a>(
         26 => s.push_bind_unseparated(o.updated_at),
         27 => s.push_bind_unseparated(o.deleted_at),
         28 => s.push_bind_unseparated(o.version),
+        29 => s.push_bind_unseparated(o.subscription.as_ref().map(Json)),
         _ => unreachable!("column {i} is the id or beyond ORG_COLUMNS"),
     };
 }
@@ -237,6 +248,7 @@ fn column_differs(a: &Organization, b: &Organization, i: usize) -> bool {
         26 => a.updated_at != b.updated_at,
         27 => a.deleted_at != b.deleted_at,
         28 => a.version != b.version,
+        29 => a.subscription != b.subscription,
         _ => unreachable!("column {i} is the id or beyond ORG_COLUMNS"),
     }
 }
@@ -303,7 +315,17 @@ impl OrganizationStore for PgStore {
         previous: &Organization,
     ) -> StoreResult<()> {
         let (pool, org, previous) = (self.pool.clone(), org.clone(), previous.clone());
-        detached(async move { update_org(&pool, &org, &previous).await }).await
+        detached(async move { update_org(&pool, &org, &previous, None).await }).await
+    }
+
+    async fn update_organization_and_owner_email(
+        &self,
+        org: &Organization,
+        previous: &Organization,
+        owner_email: Option<(UserId, Email)>,
+    ) -> StoreResult<()> {
+        let (pool, org, previous) = (self.pool.clone(), org.clone(), previous.clone());
+        detached(async move { update_org(&pool, &org, &previous, owner_email).await }).await
     }
 
     async fn list_organizations(&self, q: &OrganizationQuery) -> StoreResult<Vec<Organization>> {
@@ -353,6 +375,13 @@ impl OrganizationStore for PgStore {
         }
         if let Some(only) = q.only {
             b.push(" AND o.id = ").push_bind(only.0);
+        }
+        if let Some(p) = q.partner {
+            b.push(" AND (o.id = ")
+                .push_bind(p.0)
+                .push(" OR o.parent_id = ")
+                .push_bind(p.0)
+                .push(")");
         }
         if let Some(before) = q.before {
             b.push(" AND o.id < ").push_bind(before.0);
@@ -411,7 +440,12 @@ impl OrganizationStore for PgStore {
     }
 }
 
-async fn update_org(pool: &PgPool, org: &Organization, previous: &Organization) -> StoreResult<()> {
+async fn update_org(
+    pool: &PgPool,
+    org: &Organization,
+    previous: &Organization,
+    owner_email: Option<(UserId, Email)>,
+) -> StoreResult<()> {
     let mut tx = pool.begin().await.map_err(map_err)?;
     // Only the columns that differ: an update that touches no indexed column stays in place (HOT).
     let mut b = QueryBuilder::new("UPDATE organizations SET ");
@@ -441,6 +475,15 @@ async fn update_org(pool: &PgPool, org: &Organization, previous: &Organization) 
     }
     if org.metadata != previous.metadata {
         write_metadata(&mut tx, org, true).await.map_err(map_err)?;
+    }
+    if let Some((user, email)) = owner_email {
+        sqlx::query("UPDATE users SET email = $2, updated_at = $3 WHERE id = $1")
+            .bind(user.0)
+            .bind(email.as_str())
+            .bind(org.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
     }
     tx.commit().await.map_err(map_err)
 }

@@ -12,7 +12,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use orgbase_domain::{
-    ApiKey, ApiKeyId, KeyKind, Metadata, OrgStatus, OrgType, Organization, OrganizationId,
+    ApiKey, ApiKeyId, Email, KeyKind, Metadata, OrgStatus, OrgType, Organization, OrganizationId,
     Preferences, SecretHash, Sms, UserId,
 };
 use rusqlite::types::Value as SqlValue;
@@ -32,10 +32,13 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_people.sql"),
     include_str!("../migrations/sqlite/0003_member_stats.sql"),
+    include_str!("../migrations/sqlite/0004_plans.sql"),
 ];
 
 #[path = "sqlite_people.rs"]
 mod people;
+#[path = "sqlite_plans.rs"]
+mod plans;
 const READERS: usize = 4;
 /// Upper bound on the writes one transaction takes, so one fsync never waits on an endless queue.
 const MAX_BATCH: usize = 512;
@@ -648,6 +651,10 @@ fn map_err(e: rusqlite::Error) -> StoreError {
                 "invitation_pending"
             } else if msg.contains("members.organization_id, members.user_id") {
                 "member_exists"
+            } else if msg.contains("organization plan") {
+                "organization_plan"
+            } else if msg.contains("plans.id") {
+                "plan_id"
             } else if msg.contains("FOREIGN KEY") {
                 "foreign_key"
             } else {
@@ -695,7 +702,7 @@ const ORG_COLUMNS: &str = "id, name, slug, country_code, avatar_url, status, sta
     org_type, parent_id, owner_id, product_plan_id, offered_product_plan_id, sms_enabled, \
     sms_brand_id, sms_campaign_id, premium, external_account_id, external_billing_id, kyc_level, \
     placement_group, billing_overdue, rate_limit, entitlements, preferences, metadata, \
-    created_at, updated_at, deleted_at, version";
+    created_at, updated_at, deleted_at, version, subscription";
 
 fn org_from_row(r: &Row<'_>) -> rusqlite::Result<Organization> {
     let status: String = r.get(5)?;
@@ -739,6 +746,11 @@ fn org_from_row(r: &Row<'_>) -> rusqlite::Result<Organization> {
         updated_at: parse_ts(&r.get::<_, String>(26)?)?,
         deleted_at: deleted.as_deref().map(parse_ts).transpose()?,
         version: r.get(28)?,
+        subscription: r
+            .get::<_, Option<String>>(29)?
+            .as_deref()
+            .map(parse_json)
+            .transpose()?,
     })
 }
 
@@ -775,11 +787,53 @@ fn org_values(o: &Organization) -> StoreResult<Vec<SqlValue>> {
         SqlValue::Text(ts(&o.updated_at)),
         opt(&o.deleted_at.as_ref().map(ts)),
         SqlValue::Integer(o.version),
+        opt(&o.subscription.as_ref().map(to_json).transpose()?),
     ])
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
     serde_json::to_string(v).map_err(StoreError::other)
+}
+
+/// Writes the columns of `new` that differ from `old`, if the stored version is still
+/// `expected_version`; otherwise `VersionMismatch` (or `NotFound`).
+fn update_org_row(
+    conn: &Connection,
+    org: &Organization,
+    new: &[SqlValue],
+    old: &[SqlValue],
+    expected_version: i64,
+) -> StoreResult<()> {
+    // The id (column 0) never changes; the rest is written only where it differs.
+    let mut sets = Vec::new();
+    let mut args = vec![new[0].clone()];
+    for (i, col) in ORG_COLUMNS.split(',').map(str::trim).enumerate().skip(1) {
+        if new[i] != old[i] {
+            args.push(new[i].clone());
+            sets.push(format!("{col} = ?{}", args.len()));
+        }
+    }
+    args.push(SqlValue::Integer(expected_version));
+    let sql = format!(
+        "UPDATE organizations SET {} WHERE id = ?1 AND version = ?{}",
+        sets.join(", "),
+        args.len()
+    );
+    let changed = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.execute(rusqlite::params_from_iter(args)))
+        .map_err(map_err)?;
+    if changed == 0 {
+        let exists: Option<i64> = conn
+            .prepare_cached("SELECT version FROM organizations WHERE id = ?1")
+            .and_then(|mut s| s.query_row([org.id.to_string()], |r| r.get(0)).optional())
+            .map_err(map_err)?;
+        return Err(match exists {
+            Some(_) => StoreError::VersionMismatch,
+            None => StoreError::NotFound,
+        });
+    }
+    Ok(())
 }
 
 fn write_metadata(conn: &Connection, o: &Organization) -> rusqlite::Result<()> {
@@ -841,6 +895,16 @@ impl OrganizationStore for SqliteStore {
         org: &Organization,
         previous: &Organization,
     ) -> StoreResult<()> {
+        self.update_organization_and_owner_email(org, previous, None)
+            .await
+    }
+
+    async fn update_organization_and_owner_email(
+        &self,
+        org: &Organization,
+        previous: &Organization,
+        owner_email: Option<(UserId, Email)>,
+    ) -> StoreResult<()> {
         let org = org.clone();
         let new = org_values(&org)?;
         let old = org_values(previous)?;
@@ -850,39 +914,22 @@ impl OrganizationStore for SqliteStore {
         let id = org.id;
         self.write_then(
             move |conn| {
-                // The id (column 0) never changes; the rest is written only where it differs.
-                let mut sets = Vec::new();
-                let mut args = vec![new[0].clone()];
-                for (i, col) in ORG_COLUMNS.split(',').map(str::trim).enumerate().skip(1) {
-                    if new[i] != old[i] {
-                        args.push(new[i].clone());
-                        sets.push(format!("{col} = ?{}", args.len()));
-                    }
-                }
-                args.push(SqlValue::Integer(expected_version));
-                let sql = format!(
-                    "UPDATE organizations SET {} WHERE id = ?1 AND version = ?{}",
-                    sets.join(", "),
-                    args.len()
-                );
-                let changed = conn
-                    .prepare_cached(&sql)
-                    .and_then(|mut s| s.execute(rusqlite::params_from_iter(args)))
-                    .map_err(map_err)?;
-                if changed == 0 {
-                    let exists: Option<i64> = conn
-                        .prepare_cached("SELECT version FROM organizations WHERE id = ?1")
-                        .and_then(|mut s| {
-                            s.query_row([org.id.to_string()], |r| r.get(0)).optional()
-                        })
-                        .map_err(map_err)?;
-                    return Err(match exists {
-                        Some(_) => StoreError::VersionMismatch,
-                        None => StoreError::NotFound,
-                    });
-                }
+                update_org_row(conn, &org, &new, &old, expected_version)?;
                 if metadata_changed {
                     write_metadata(conn, &org).map_err(map_err)?;
+                }
+                if let Some((user, email)) = &owner_email {
+                    conn.prepare_cached(
+                        "UPDATE users SET email = ?2, updated_at = ?3 WHERE id = ?1",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            user.to_string(),
+                            email.as_str(),
+                            ts(&org.updated_at)
+                        ])
+                    })
+                    .map_err(map_err)?;
                 }
                 Ok(())
             },
@@ -961,6 +1008,13 @@ impl OrganizationStore for SqliteStore {
             if let Some(only) = q.only {
                 args.push(SqlValue::Text(only.to_string()));
                 sql.push_str(&format!(" AND o.id = ?{}", args.len()));
+            }
+            if let Some(p) = q.partner {
+                args.push(SqlValue::Text(p.to_string()));
+                sql.push_str(&format!(
+                    " AND (o.id = ?{n} OR o.parent_id = ?{n})",
+                    n = args.len()
+                ));
             }
             if let Some(b) = q.before {
                 args.push(SqlValue::Text(b.to_string()));

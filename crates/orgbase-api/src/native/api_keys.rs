@@ -4,7 +4,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use orgbase_domain::credential::{parse_key_name, API_KEY_PREFIX};
-use orgbase_domain::{now, ApiKey, ApiKeyId, KeyKind, NewSecret, ValidationErrors};
+use orgbase_domain::{
+    now, ApiKey, ApiKeyId, KeyKind, NewSecret, OrgType, OrganizationId, ValidationErrors,
+};
 use orgbase_store::KeyQuery;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -22,7 +24,7 @@ pub struct CreateApiKey {
     /// 1–100 characters, for people to tell keys apart.
     #[schema(value_type = String, example = "billing sync")]
     pub name: Field<String>,
-    /// `platform` (partner keys come with partner organizations).
+    /// `platform`, or `partner` with the partner organization's id.
     #[schema(value_type = String, example = "platform")]
     pub kind: Field<String>,
     /// The partner organization, for a partner key.
@@ -102,7 +104,8 @@ pub fn new_platform_key(name: String) -> (ApiKey, String) {
     (ApiKey::new_platform(name, &secret), secret.plain)
 }
 
-/// Create an API key (platform only).
+/// Create an API key (platform only): a platform key, or a partner key for an organization of
+/// type partner (it acts on that partner and its children).
 #[utoipa::path(
     post, path = "/api/admin/api-keys", tag = "Admin",
     request_body = CreateApiKey,
@@ -124,26 +127,84 @@ pub async fn create(
         .name
         .required("name", &mut errors)
         .and_then(|n| errors.check(parse_key_name("name", &n)));
-    match body.kind.required("kind", &mut errors).as_deref() {
-        Some("platform") | None => {}
-        Some("partner") => errors.add(
-            "kind",
-            "unsupported_value",
-            "partner keys are not available yet: create a platform key",
-        ),
-        Some(_) => errors.add("kind", "invalid_value", "must be platform or partner"),
-    }
-    if let Some(Some(_)) = body.organization_id.nullable("organizationId", &mut errors) {
-        errors.add(
-            "organizationId",
-            "invalid_value",
-            "a platform key belongs to no organization",
-        );
-    }
+    let kind = match body.kind.required("kind", &mut errors).as_deref() {
+        Some("platform") => Some(KeyKind::Platform),
+        Some("partner") => Some(KeyKind::Partner),
+        None => None,
+        Some(_) => {
+            errors.add("kind", "invalid_value", "must be platform or partner");
+            None
+        }
+    };
+    let org = body
+        .organization_id
+        .nullable("organizationId", &mut errors)
+        .flatten();
+    let partner = match (kind, org) {
+        (Some(KeyKind::Platform), Some(_)) => {
+            errors.add(
+                "organizationId",
+                "invalid_value",
+                "a platform key belongs to no organization",
+            );
+            None
+        }
+        (Some(KeyKind::Partner), None) => {
+            errors.add(
+                "organizationId",
+                "required",
+                "a partner key needs its partner organization",
+            );
+            None
+        }
+        (Some(KeyKind::Partner), Some(id)) => match id.parse::<OrganizationId>() {
+            Ok(id) => match state.store.get_organization(id).await {
+                Ok(o) if !o.is_deleted() && o.org_type == OrgType::Partner => Some(o.id),
+                Ok(o) if !o.is_deleted() => {
+                    errors.add(
+                        "organizationId",
+                        "invalid_value",
+                        "the organization is not of type partner",
+                    );
+                    None
+                }
+                Ok(_) | Err(orgbase_store::StoreError::NotFound) => {
+                    errors.add("organizationId", "invalid_value", "no such organization");
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            },
+            Err(_) => {
+                errors.add("organizationId", "invalid_value", "must be a UUID");
+                None
+            }
+        },
+        _ => None,
+    };
     errors.into_result()?;
     let name = name.expect("validated");
-    let created = create_platform_key(&state, &admin, name).await?;
-    tracing::info!(key_id = %created.id, actor = %who.actor(), "platform key created");
+    let created = match partner {
+        None => create_platform_key(&state, &admin, name).await?,
+        Some(org) => {
+            let secret = NewSecret::generate(API_KEY_PREFIX);
+            let key = ApiKey {
+                kind: KeyKind::Partner,
+                organization_id: Some(org),
+                ..ApiKey::new_platform(name, &secret)
+            };
+            state.store.insert_api_key(&key).await?;
+            CreatedApiKey {
+                id: key.id.0,
+                name: key.name,
+                kind: key.kind,
+                organization_id: Some(org.0),
+                prefix: key.prefix,
+                key: secret.plain,
+                created_at: rfc3339(&key.created_at),
+            }
+        }
+    };
+    tracing::info!(key_id = %created.id, kind = created.kind.as_str(), actor = %who.actor(), "key created");
     Ok((StatusCode::CREATED, Json(created)))
 }
 

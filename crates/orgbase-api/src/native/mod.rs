@@ -5,6 +5,7 @@ pub mod members;
 pub mod ops;
 pub mod org_keys;
 pub mod organizations;
+pub mod plans;
 pub mod roles;
 pub mod sessions;
 pub mod workspaces;

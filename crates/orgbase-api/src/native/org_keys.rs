@@ -30,7 +30,8 @@ pub struct CreateOrgKey {
     /// Role ids the key acts with (at least one; not the owner role).
     #[schema(value_type = Vec<i64>, example = json!([5]))]
     pub roles: Field<Vec<i64>>,
-    /// `organization` (default). `partner` is for partner organizations' keys.
+    /// `organization` (default), or `partner` on an organization of type partner: the key then
+    /// acts for the partner on itself and its children (its roles are not used).
     #[schema(value_type = Option<String>, example = "organization")]
     pub scope: Field<String>,
 }
@@ -112,6 +113,7 @@ pub async fn create(
         .and_then(|n| e.check(parse_key_name("name", &n)));
     let roles = body.roles.required("roles", e);
     let roles = checked_roles(&state, org, "roles", roles, false, e).await?;
+    let mut kind = KeyKind::Organization;
     match body.scope.optional("scope", e).as_deref() {
         None | Some("organization") => {}
         Some("partner") if access.org.org_type != OrgType::Partner => e.add(
@@ -119,11 +121,7 @@ pub async fn create(
             "invalid_value",
             "partner scope is only for organizations of type partner",
         ),
-        Some("partner") => e.add(
-            "scope",
-            "unsupported_value",
-            "partner-scoped keys are not available yet; use scope organization",
-        ),
+        Some("partner") => kind = KeyKind::Partner,
         Some(_) => e.add("scope", "invalid_value", "must be organization or partner"),
     }
     errors.clone().into_result()?;
@@ -131,11 +129,16 @@ pub async fn create(
         return Err(errors.into());
     };
     access.may_grant(role_permissions(&state, org, &roles).await?, "roles")?;
+    if kind == KeyKind::Partner {
+        // A partner key acts on the partner and every child with every permission: only who
+        // holds every permission here may make one.
+        access.may_grant(orgbase_domain::Permissions::all(), "scope partner")?;
+    }
     let secret = NewSecret::generate(API_KEY_PREFIX);
     let key = ApiKey {
         id: ApiKeyId::new(),
         name,
-        kind: KeyKind::Organization,
+        kind,
         organization_id: Some(org),
         roles,
         prefix: secret.prefix.clone(),

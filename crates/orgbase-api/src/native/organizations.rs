@@ -48,7 +48,8 @@ pub struct OrganizationView {
     #[serde(rename = "type")]
     pub org_type: OrgType,
     pub parent_id: Option<Uuid>,
-    /// The owning user's id (set once people exist; null for organizations made by a key).
+    /// The owning person's id (null for an organization made by a key without `ownerEmail`,
+    /// until the platform transfers ownership to a member).
     pub owner: Option<Uuid>,
     pub product_plan_id: String,
     pub offered_product_plan_id: Option<String>,
@@ -60,10 +61,13 @@ pub struct OrganizationView {
     pub placement_group: String,
     pub billing_overdue: bool,
     pub rate_limit: i32,
+    /// The organization's own grants (its plan's come on top).
     pub entitlements: Vec<String>,
     pub preferences: PreferencesView,
     #[schema(value_type = Object)]
     pub metadata: BTreeMap<String, Value>,
+    /// The subscription with the billing provider, once there is one.
+    pub subscription: Option<SubscriptionView>,
     pub created_at: String,
     pub updated_at: String,
     pub deleted_at: Option<String>,
@@ -85,6 +89,14 @@ pub struct PreferencesView {
     pub use_platform_url: bool,
     /// 1–1825, or -1 for no limit; null when never set.
     pub recording_lifespan_days: Option<i32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionView {
+    pub provider: orgbase_domain::BillingProvider,
+    pub id: String,
+    /// The provider's status: active, trialing, past_due, canceled, …
+    pub status: String,
 }
 
 pub fn rfc3339(t: &DateTime<Utc>) -> String {
@@ -128,6 +140,11 @@ impl From<Organization> for OrganizationView {
                 recording_lifespan_days: o.preferences.recording_lifespan_days,
             },
             metadata: o.metadata.0,
+            subscription: o.subscription.map(|s| SubscriptionView {
+                provider: s.provider,
+                id: s.id,
+                status: s.status,
+            }),
             created_at: rfc3339(&o.created_at),
             updated_at: rfc3339(&o.updated_at),
             deleted_at: o.deleted_at.as_ref().map(rfc3339),
@@ -407,25 +424,44 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let owner_email = body.owner_email.clone().optional("ownerEmail", &mut errors);
     let owner_name = body.owner_name.clone().optional("ownerName", &mut errors);
+    let named_owner = |errors: &mut ValidationErrors| {
+        owner_email
+            .clone()
+            .and_then(|e| errors.check(Email::parse("ownerEmail", &e)))
+            .map(|email| {
+                let name = owner_name
+                    .clone()
+                    .and_then(|n| errors.check(parse_person_name("ownerName", &n)))
+                    .unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("").into());
+                let t = orgbase_domain::now();
+                User {
+                    id: UserId::new(),
+                    email,
+                    name,
+                    password_hash: None,
+                    created_at: t,
+                    updated_at: t,
+                }
+            })
+    };
+    let mut body = body;
     let creator = match &who {
         Principal::Platform { key_id } => {
-            let owner = owner_email
-                .and_then(|e| errors.check(Email::parse("ownerEmail", &e)))
-                .map(|email| {
-                    let name = owner_name
-                        .and_then(|n| errors.check(parse_person_name("ownerName", &n)))
-                        .unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("").into());
-                    let t = orgbase_domain::now();
-                    User {
-                        id: UserId::new(),
-                        email,
-                        name,
-                        password_hash: None,
-                        created_at: t,
-                        updated_at: t,
-                    }
-                });
-            Creator::Platform(PlatformAdmin { key_id: *key_id }, owner)
+            Creator::Platform(PlatformAdmin { key_id: *key_id }, named_owner(&mut errors))
+        }
+        Principal::Partner { partner_id, .. } => {
+            // A partner creates its own children: the parent is the partner, whatever is given.
+            match body.parent_id.clone().nullable("parentId", &mut errors) {
+                Some(Some(p)) if p.parse::<OrganizationId>().ok() != Some(*partner_id) => errors
+                    .add(
+                        "parentId",
+                        "invalid_parent",
+                        "a partner creates its own children only",
+                    ),
+                _ => {}
+            }
+            body.parent_id = Field::Value(partner_id.to_string());
+            Creator::Partner(*partner_id, named_owner(&mut errors))
         }
         Principal::User { user_id, .. } => {
             if owner_email.is_some() || owner_name.is_some() {
@@ -473,7 +509,7 @@ pub async fn create(
     };
     let (org, owner) = service::create(&state, creator, new, errors).await?;
     tracing::info!(organization_id = %org.id, actor = %who.actor(), "organization created");
-    if let (Some(owner), Principal::Platform { .. }) = (owner, &who) {
+    if let (Some(owner), Principal::Platform { .. } | Principal::Partner { .. }) = (owner, &who) {
         let user = state.store.get_user(owner.user_id).await?;
         if user.password_hash.is_none() {
             invitations::invite_owner(&state, &org, &user, who.actor()).await?;

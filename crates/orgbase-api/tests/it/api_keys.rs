@@ -164,7 +164,7 @@ async fn invalid_key_requests_name_every_problem(app: App) {
         .await;
     assert_eq!(
         a.field_errors(),
-        [("kind".into(), "unsupported_value".into())]
+        [("organizationId".into(), "required".into())]
     );
     let a = app
         .post("/api/admin/api-keys", json!({"name": "p", "kind": "platform", "organizationId": "0190a3c1-0000-7000-8000-000000000000"}))

@@ -137,37 +137,3 @@ crate::api_tests!(
     a_revoked_key_is_refused_at_once,
     the_bearer_scheme_is_case_insensitive,
 );
-
-/// Partner keys open nothing until partners are built; an organization key reaches only its own
-/// organization.
-mod other_kinds {
-    use crate::App;
-    use orgbase_domain::{now, ApiKey, ApiKeyId, KeyKind, NewSecret};
-    use reqwest::Method;
-
-    async fn partner_keys_are_refused(app: App) {
-        let o = app
-            .org(serde_json::json!({"name": "Acme", "countryCode": "US", "type": "partner"}))
-            .await;
-        let secret = NewSecret::generate("obk_");
-        let key = ApiKey {
-            id: ApiKeyId::new(),
-            name: "k".into(),
-            kind: KeyKind::Partner,
-            organization_id: Some(o["id"].as_str().unwrap().parse().unwrap()),
-            roles: vec![],
-            prefix: secret.prefix.clone(),
-            hash: secret.hash.clone(),
-            created_at: now(),
-            revoked_at: None,
-        };
-        app.db.store.insert_api_key(&key).await.unwrap();
-        let path = format!("/api/organizations/{}", o["id"].as_str().unwrap());
-        let a = app
-            .call(Method::GET, &path, Some(&secret.plain), None, &[])
-            .await;
-        a.assert_problem(401, "invalid_credentials");
-    }
-
-    crate::api_tests!(partner_keys_are_refused);
-}

@@ -4,9 +4,11 @@
 mod api_keys;
 mod auth;
 mod errors;
+mod golden;
 mod matrix;
 mod ops;
 mod organizations;
+mod partners;
 mod people;
 
 use orgbase_api::{ApiConfig, AppState, Bootstrap};

@@ -4,6 +4,7 @@
 mod keys;
 mod organizations;
 mod people;
+mod plans;
 mod sqlite_search;
 
 use orgbase_store::sqlite::WriteMode;

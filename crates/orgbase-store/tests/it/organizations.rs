@@ -33,8 +33,32 @@ fn q(limit: u32) -> OrganizationQuery {
     }
 }
 
+/// Plans with these ids, for organizations to be on.
+pub async fn plans(s: &orgbase_store::DynStore, ids: &[&str]) {
+    for id in ids {
+        let t = now();
+        s.insert_plan(&orgbase_domain::Plan {
+            id: (*id).into(),
+            name: id.to_uppercase(),
+            price: 100,
+            currency: "USD".into(),
+            interval: orgbase_domain::PlanInterval::Month,
+            entitlements: vec!["sms".into()],
+            rate_limit: 10,
+            public: true,
+            provider: None,
+            provider_price_id: None,
+            created_at: t,
+            updated_at: t,
+        })
+        .await
+        .unwrap();
+    }
+}
+
 async fn insert_then_get_round_trips_every_field(db: TestDb) {
     let s = &db.store;
+    plans(s, &["pro"]).await;
     let mut o = new_org("Acme", "acme");
     o.avatar_url = Some("https://example.com/a.png".into());
     o.status = OrgStatus::Suspended;
@@ -57,6 +81,11 @@ async fn insert_then_get_round_trips_every_field(db: TestDb) {
     o.metadata.0.insert("vip".into(), Value::from(true));
     o.offered_product_plan_id = Some("pro".into());
     o.owner = Some(orgbase_domain::UserId::new());
+    o.subscription = Some(orgbase_domain::Subscription {
+        provider: orgbase_domain::BillingProvider::Stripe,
+        id: "sub_1".into(),
+        status: "active".into(),
+    });
     s.insert_organization(&o).await.unwrap();
     let back = s.get_organization(o.id).await.unwrap();
     assert_eq!(back, o);
@@ -66,6 +95,7 @@ async fn insert_then_get_round_trips_every_field(db: TestDb) {
 /// ones stay.
 async fn an_update_writes_every_changed_column(db: TestDb) {
     let s = &db.store;
+    plans(s, &["pro", "max"]).await;
     let o = new_org("Before", "before");
     s.insert_organization(&o).await.unwrap();
     let mut n = o.clone();
@@ -93,6 +123,11 @@ async fn an_update_writes_every_changed_column(db: TestDb) {
     n.preferences.use_platform_url = true;
     n.preferences.recording_lifespan_days = Some(7);
     n.metadata.0.insert("k".into(), Value::from("v"));
+    n.subscription = Some(orgbase_domain::Subscription {
+        provider: orgbase_domain::BillingProvider::Chargebee,
+        id: "cb_1".into(),
+        status: "trialing".into(),
+    });
     n.updated_at = now() + Duration::seconds(5);
     n.deleted_at = Some(now());
     n.version = 2;

@@ -523,3 +523,93 @@ fn json_logs_carry_the_request_id() {
         "a query string reached the log:\n{text}"
     );
 }
+
+/// The partner settings API takes its token in the query string: it never reaches a log line
+/// (at debug level, in both formats) or a metric label, whether the call succeeds or fails.
+#[test]
+fn the_query_string_token_never_reaches_logs_or_metrics() {
+    for format in ["json", "text"] {
+        let dir = TempDir::new();
+        let log = dir.0.join("server.log");
+        let port = free_port();
+        let key = "a-bootstrap-key-of-at-least-32-characters!";
+        let mut child = orgbase(&dir.0)
+            .env("ORGBASE_LOG_FORMAT", format)
+            .env("RUST_LOG", "debug")
+            .env("ORGBASE_BOOTSTRAP_KEY", key)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let base = format!("http://127.0.0.1:{port}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let metrics = rt.block_on(async {
+            let http = reqwest::Client::new();
+            let org: serde_json::Value = http
+                .post(format!("{base}/api/organizations"))
+                .bearer_auth(key)
+                .json(&serde_json::json!({"name": "Logged", "countryCode": "US"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let id = org["id"].as_str().unwrap();
+            for (token, body) in [
+                (key, serde_json::json!({"orgName": "Renamed"})),
+                (key, serde_json::json!({"nothing": true})),
+                (
+                    "wrong-token-that-is-secret",
+                    serde_json::json!({"orgName": "X"}),
+                ),
+            ] {
+                let status = http
+                    .post(format!(
+                        "{base}/api/v2/updateOrganization?token={token}&targetOrganizationId={id}"
+                    ))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert!(status.as_u16() < 500, "{status}");
+            }
+            http.get(format!("{base}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        });
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains("updateOrganization"),
+            "the calls were not logged at all ({format}):\n{text}"
+        );
+        for secret in [key, "wrong-token-that-is-secret"] {
+            // The bootstrap key is printed nowhere either: it was given, not generated.
+            assert!(
+                !text.contains(secret),
+                "a token reached the {format} log:\n{text}"
+            );
+            assert!(!metrics.contains(secret), "a token reached a metric");
+        }
+        assert!(metrics.contains("/api/v2/updateOrganization"));
+    }
+}

@@ -1,0 +1,287 @@
+//! Partners: partner keys reach the partner and its children, nothing else; plans.
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::App;
+
+crate::api_tests!(
+    a_partner_key_reaches_its_partner_and_children_only,
+    partner_keys_are_made_for_partner_organizations_only,
+    an_organization_key_with_partner_scope_acts_as_the_partner,
+    plans_are_managed_by_the_platform,
+);
+
+/// A partner organization and a partner key for it (made by the platform).
+pub async fn partner(app: &App, name: &str) -> (String, String) {
+    let p = app
+        .org(json!({"name": name, "countryCode": "US", "type": "partner"}))
+        .await;
+    let id = p["id"].as_str().unwrap().to_owned();
+    let k = app
+        .post(
+            "/api/admin/api-keys",
+            json!({"name": format!("{name} key"), "kind": "partner", "organizationId": id}),
+        )
+        .await;
+    assert_eq!(k.status, StatusCode::CREATED, "{}", k.text);
+    assert_eq!(k.body["kind"], "partner");
+    (id, k.body["key"].as_str().unwrap().to_owned())
+}
+
+/// A child created by the partner itself.
+pub async fn child(app: &App, partner_key: &str, name: &str) -> Value {
+    let a = app
+        .as_(
+            Some(partner_key),
+            Method::POST,
+            "/api/organizations",
+            Some(json!({"name": name, "countryCode": "US"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    a.body
+}
+
+async fn a_partner_key_reaches_its_partner_and_children_only(app: App) {
+    let (p, pk) = partner(&app, "Reseller").await;
+    let (q, qk) = partner(&app, "Rival").await;
+    let c = child(&app, &pk, "Child").await;
+    let c_id = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(c["parentId"], p.as_str());
+    let d = child(&app, &qk, "Other child").await;
+    let d_id = d["id"].as_str().unwrap();
+    let loose = app.org(json!({"name": "Loose", "countryCode": "US"})).await;
+    let get = |key: &str, id: &str| {
+        let (key, p) = (key.to_owned(), format!("/api/organizations/{id}"));
+        let app = &app;
+        async move { app.as_(Some(&key), Method::GET, &p, None).await.status }
+    };
+    assert_eq!(get(&pk, &p).await, StatusCode::OK);
+    assert_eq!(get(&pk, &c_id).await, StatusCode::OK);
+    assert_eq!(get(&pk, d_id).await, StatusCode::NOT_FOUND);
+    assert_eq!(get(&pk, &q).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&pk, loose["id"].as_str().unwrap()).await,
+        StatusCode::NOT_FOUND
+    );
+    // Its list: itself and its children.
+    let list = app
+        .as_(Some(&pk), Method::GET, "/api/organizations", None)
+        .await;
+    let mut ids: Vec<&str> = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut want = vec![p.as_str(), c_id.as_str()];
+    want.sort();
+    assert_eq!(ids, want);
+    // It may not create a child of another partner.
+    app.as_(
+        Some(&pk),
+        Method::POST,
+        "/api/organizations",
+        Some(json!({"name": "Sneaky", "countryCode": "US", "parentId": q})),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    // It switches a child off and on, but does not suspend it or move it.
+    let path = format!("/api/organizations/{c_id}");
+    let patch = |body: Value| {
+        let (pk, path) = (pk.clone(), path.clone());
+        let app = &app;
+        async move { app.as_(Some(&pk), Method::PATCH, &path, Some(body)).await }
+    };
+    let a = patch(json!({"name": "Renamed child", "status": "inactive"})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["status"], "inactive");
+    patch(json!({"status": "suspended", "statusReason": "no"}))
+        .await
+        .assert_problem(403, "forbidden");
+    patch(json!({"parentId": q}))
+        .await
+        .assert_problem(403, "forbidden");
+    patch(json!({"rateLimit": 99}))
+        .await
+        .assert_problem(403, "forbidden");
+    // Nor switch itself off.
+    app.as_(
+        Some(&pk),
+        Method::PATCH,
+        &format!("/api/organizations/{p}"),
+        Some(json!({"status": "inactive"})),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    // Only the platform moves a child to another partner; then it is out of reach.
+    let moved = app.patch(&path, json!({"parentId": q})).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
+    assert_eq!(get(&pk, &c_id).await, StatusCode::NOT_FOUND);
+    assert_eq!(get(&qk, &c_id).await, StatusCode::OK);
+    // The platform-only admin routes stay closed to a partner.
+    app.as_(Some(&pk), Method::GET, "/api/admin/api-keys", None)
+        .await
+        .assert_problem(403, "forbidden");
+}
+
+async fn partner_keys_are_made_for_partner_organizations_only(app: App) {
+    let normal = app
+        .org(json!({"name": "Normal", "countryCode": "US"}))
+        .await;
+    for (body, field) in [
+        (json!({"name": "k", "kind": "partner"}), "organizationId"),
+        (
+            json!({"name": "k", "kind": "partner", "organizationId": normal["id"]}),
+            "organizationId",
+        ),
+        (
+            json!({"name": "k", "kind": "partner", "organizationId": uuid::Uuid::now_v7()}),
+            "organizationId",
+        ),
+        (
+            json!({"name": "k", "kind": "partner", "organizationId": "nope"}),
+            "organizationId",
+        ),
+        (
+            json!({"name": "k", "kind": "platform", "organizationId": normal["id"]}),
+            "organizationId",
+        ),
+    ] {
+        let a = app.post("/api/admin/api-keys", body.clone()).await;
+        a.assert_problem(422, "validation_failed");
+        assert_eq!(a.field_errors()[0].0, field, "{body}");
+    }
+}
+
+async fn an_organization_key_with_partner_scope_acts_as_the_partner(app: App) {
+    let (p, _) = partner(&app, "Scoped").await;
+    let k = app
+        .post(
+            &format!("/api/organizations/{p}/api-keys"),
+            json!({"name": "partner scope", "roles": [2], "scope": "partner"}),
+        )
+        .await;
+    assert_eq!(k.status, StatusCode::CREATED, "{}", k.text);
+    assert_eq!(k.body["kind"], "partner");
+    let key = k.body["key"].as_str().unwrap().to_owned();
+    let c = child(&app, &key, "Scoped child").await;
+    assert_eq!(c["parentId"], p.as_str());
+    // On a normal organization, the scope does not exist.
+    let n = app.org(json!({"name": "N", "countryCode": "US"})).await;
+    app.post(
+        &format!("/api/organizations/{}/api-keys", n["id"].as_str().unwrap()),
+        json!({"name": "x", "roles": [2], "scope": "partner"}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+}
+
+async fn plans_are_managed_by_the_platform(app: App) {
+    let public = app.as_(None, Method::GET, "/api/plans", None).await;
+    assert_eq!(public.status, StatusCode::OK);
+    assert_eq!(public.body["data"][0]["id"], "starter");
+    for (body, field) in [
+        (json!({"name": "X", "price": 1}), "id"),
+        (json!({"id": "bad id", "name": "X", "price": 1}), "id"),
+        (json!({"id": "x", "price": 1}), "name"),
+        (json!({"id": "x", "name": "X"}), "price"),
+        (json!({"id": "x", "name": "X", "price": -1}), "price"),
+        (
+            json!({"id": "x", "name": "X", "price": 1, "currency": "EURO"}),
+            "currency",
+        ),
+        (
+            json!({"id": "x", "name": "X", "price": 1, "interval": "week"}),
+            "interval",
+        ),
+        (
+            json!({"id": "x", "name": "X", "price": 1, "provider": "stripe"}),
+            "providerPriceId",
+        ),
+        (
+            json!({"id": "x", "name": "X", "price": 1, "provider": "paypal", "providerPriceId": "p"}),
+            "provider",
+        ),
+        (
+            json!({"id": "x", "name": "X", "price": 1, "tier": 3}),
+            "tier",
+        ),
+    ] {
+        let a = app.post("/api/admin/plans", body.clone()).await;
+        a.assert_problem(422, "validation_failed");
+        assert!(
+            a.field_errors().iter().any(|(f, _)| f == field),
+            "{body}: {}",
+            a.text
+        );
+    }
+    let pro = app
+        .post(
+            "/api/admin/plans",
+            json!({"id": "pro", "name": "Pro", "price": 4900, "currency": "eur", "interval": "year",
+                   "entitlements": ["sms"], "rateLimit": 20, "public": false,
+                   "provider": "stripe", "providerPriceId": "price_123"}),
+        )
+        .await;
+    assert_eq!(pro.status, StatusCode::CREATED, "{}", pro.text);
+    assert_eq!(pro.body["currency"], "EUR");
+    assert_eq!(pro.body["provider"], "stripe");
+    app.post(
+        "/api/admin/plans",
+        json!({"id": "pro", "name": "Again", "price": 1}),
+    )
+    .await
+    .assert_problem(409, "plan_exists");
+    // Private: not in the public list.
+    let public = app.as_(None, Method::GET, "/api/plans", None).await;
+    assert_eq!(public.body["data"].as_array().unwrap().len(), 1);
+    let all = app.get("/api/admin/plans").await;
+    assert_eq!(all.body["data"].as_array().unwrap().len(), 2);
+    let p = app
+        .patch("/api/admin/plans/pro", json!({"public": true, "id": "x"}))
+        .await;
+    p.assert_problem(422, "validation_failed");
+    let p = app
+        .patch("/api/admin/plans/pro", json!({"public": true}))
+        .await;
+    assert_eq!(p.body["public"], true);
+    // In use (offered to an organization): not deleted.
+    let o = app
+        .org(json!({"name": "Offered", "countryCode": "US"}))
+        .await;
+    let a = app
+        .post(
+            &format!(
+                "/api/v2/updateOrganization?token={}&targetOrganizationId={}",
+                app.key,
+                o["id"].as_str().unwrap()
+            ),
+            json!({"offeredProductPlanId": "pro"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    app.delete("/api/admin/plans/pro")
+        .await
+        .assert_problem(409, "plan_in_use");
+    app.delete("/api/admin/plans/starter")
+        .await
+        .assert_problem(409, "default_plan");
+    let a = app
+        .post(
+            &format!(
+                "/api/v2/updateOrganization?token={}&targetOrganizationId={}",
+                app.key,
+                o["id"].as_str().unwrap()
+            ),
+            json!({"offeredProductPlanId": null}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let d = app.delete("/api/admin/plans/pro").await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT);
+    app.get("/api/admin/plans/pro")
+        .await
+        .assert_problem(404, "not_found");
+}

@@ -101,7 +101,10 @@ async fn a_plan_in_use_stays(db: TestDb) {
     s.delete_plan("pro").await.unwrap();
     s.delete_plan("offer").await.unwrap();
     assert!(matches!(s.get_plan("pro").await, Err(StoreError::NotFound)));
-    assert!(matches!(s.delete_plan("pro").await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        s.delete_plan("pro").await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 /// The partner settings API changes an organization and its owner's e-mail in one transaction:

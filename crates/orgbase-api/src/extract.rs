@@ -172,6 +172,30 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// A JSON object body that may also be left out entirely (no bytes at all, whatever the
+/// content type): then `T::default()`. For routes whose every field is optional, so that a
+/// client sending nothing is served.
+pub struct OptionalJsonBody<T>(pub T, pub ValidationErrors);
+
+impl<T: DeserializeOwned + Default + Send> FromRequest<AppState> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let empty = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0")
+            || (req.headers().get(header::CONTENT_LENGTH).is_none()
+                && req.headers().get(header::TRANSFER_ENCODING).is_none());
+        if empty {
+            return Ok(Self(T::default(), ValidationErrors::new()));
+        }
+        let JsonBody(t, e) = JsonBody::<T>::from_request(req, state).await?;
+        Ok(Self(t, e))
+    }
+}
+
 /// Parses a body that must be a JSON object into `T`, noting its unknown fields.
 pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError> {
     let value: Value =

@@ -46,8 +46,9 @@ use crate::native::{
 };
 use crate::password::{FailureThrottle, Passwords};
 
-/// What the HTTP layer needs from the configuration.
-#[derive(Debug, Clone)]
+/// What the HTTP layer needs from the configuration. (`Debug` leaves out the SMTP URL, which
+/// may carry credentials.)
+#[derive(Clone)]
 pub struct ApiConfig {
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
@@ -64,6 +65,19 @@ pub struct ApiConfig {
     /// Organizations with at least this many members have their member pages served from the
     /// member directory (see `directory.rs`).
     pub member_directory_min: u64,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("body_limit", &self.body_limit)
+            .field("public_url", &self.public_url)
+            .field("session_ttl", &self.session_ttl)
+            .field("invitation_ttl", &self.invitation_ttl)
+            .field("smtp", &self.smtp_url.as_ref().map(|_| "(set)"))
+            .field("mail_outbox", &self.mail_outbox)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ApiConfig {
@@ -260,7 +274,8 @@ pub fn with_layers(router: Router<AppState>, state: AppState) -> Router {
                         .get("x-request-id")
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default();
-                    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                    let path = loggable_path(req.uri().path());
+                    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %path)
                 })
                 .on_request(())
                 .on_response(
@@ -277,6 +292,29 @@ pub fn with_layers(router: Router<AppState>, state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// The request path for a log line: the query string is left out (it may carry a token), and so
+/// is any path segment that is a secret of ours (an invitation token travels in the accept
+/// route's path).
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let secret = |seg: &str| {
+        [
+            orgbase_domain::credential::API_KEY_PREFIX,
+            orgbase_domain::people::SESSION_PREFIX,
+            orgbase_domain::people::INVITE_PREFIX,
+        ]
+        .iter()
+        .any(|p| seg.starts_with(p))
+    };
+    if !path.split('/').any(secret) {
+        return path.into();
+    }
+    path.split('/')
+        .map(|seg| if secret(seg) { "{redacted}" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
+        .into()
 }
 
 /// Serves the app on an already-bound listener until `shutdown` is cancelled, then lets the
@@ -378,4 +416,23 @@ pub async fn ensure_platform_key(
         Some(_) => Bootstrap::FromConfig,
         None => Bootstrap::Generated(secret.plain),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_in_a_path_are_not_logged() {
+        assert_eq!(
+            super::loggable_path("/api/organizations/invite/obi_abc-DEF_1/accept"),
+            "/api/organizations/invite/{redacted}/accept"
+        );
+        assert_eq!(
+            super::loggable_path("/api/organizations/123/members"),
+            "/api/organizations/123/members"
+        );
+        assert_eq!(
+            super::loggable_path("/x/obk_1/obs_2"),
+            "/x/{redacted}/{redacted}"
+        );
+    }
 }

@@ -145,29 +145,31 @@ impl FailureThrottle {
         self.tats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `Err(wait)` while the key is throttled.
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
-        let now = Instant::now();
-        let tats = self.lock();
-        let Some(tat) = tats.get(key) else {
-            return Ok(());
-        };
-        let allowed_until = now + self.interval * (self.burst - 1);
-        if *tat > allowed_until {
-            Err(*tat - allowed_until)
-        } else {
-            Ok(())
-        }
-    }
-
-    pub fn failed(&self, key: &str) {
+    /// Counts an attempt as a failure, unless the key is throttled (`Err(wait)`). Checking and
+    /// counting are one step, so parallel attempts cannot all pass; an attempt that turns out
+    /// to succeed is refunded with `succeeded`.
+    pub fn attempt(&self, key: &str) -> Result<(), Duration> {
         let now = Instant::now();
         let mut tats = self.lock();
+        let tat = tats.get(key).copied().unwrap_or(now).max(now);
+        let allowed_until = now + self.interval * (self.burst - 1);
+        if tat > allowed_until {
+            return Err(tat - allowed_until);
+        }
         if tats.len() >= THROTTLE_MAX_KEYS {
             tats.retain(|_, t| *t > now);
         }
-        let tat = tats.get(key).copied().unwrap_or(now).max(now) + self.interval;
-        tats.insert(key.to_owned(), tat);
+        tats.insert(key.to_owned(), tat + self.interval);
+        Ok(())
+    }
+
+    /// Gives back the failure `attempt` counted.
+    pub fn succeeded(&self, key: &str) {
+        let now = Instant::now();
+        let mut tats = self.lock();
+        if let Some(t) = tats.get_mut(key) {
+            *t = (*t - self.interval).max(now);
+        }
     }
 
     pub fn forget(&self, key: &str) {
@@ -183,14 +185,25 @@ mod tests {
     fn the_throttle_allows_a_burst_then_refuses() {
         let t = FailureThrottle::new(3, Duration::from_secs(300));
         for _ in 0..3 {
-            assert!(t.check("a").is_ok());
-            t.failed("a");
+            assert!(t.attempt("a").is_ok());
         }
-        let wait = t.check("a").unwrap_err();
+        let wait = t.attempt("a").unwrap_err();
         assert!(wait > Duration::from_secs(90) && wait <= Duration::from_secs(100));
-        assert!(t.check("b").is_ok());
+        assert!(t.attempt("b").is_ok());
         t.forget("a");
-        assert!(t.check("a").is_ok());
+        assert!(t.attempt("a").is_ok());
+    }
+
+    #[test]
+    fn successes_are_refunded() {
+        let t = FailureThrottle::new(2, Duration::from_secs(60));
+        for _ in 0..10 {
+            assert!(t.attempt("a").is_ok());
+            t.succeeded("a");
+        }
+        assert!(t.attempt("a").is_ok());
+        assert!(t.attempt("a").is_ok());
+        assert!(t.attempt("a").is_err());
     }
 
     #[tokio::test]

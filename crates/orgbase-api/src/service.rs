@@ -192,7 +192,7 @@ pub async fn create(
 
 /// What only the platform may change on an organization: its standing (status and reason), its
 /// place in the partner hierarchy, and what the platform decides for it.
-fn platform_only_fields(p: &OrganizationPatch) -> Vec<&'static str> {
+pub fn platform_only_fields(p: &OrganizationPatch) -> Vec<&'static str> {
     let mut f = Vec::new();
     let mut check = |given: bool, name| {
         if given {

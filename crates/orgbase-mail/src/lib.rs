@@ -19,8 +19,9 @@ pub mod testing;
 pub use outbox::OutboxMailer;
 pub use smtp::SmtpMailer;
 
-/// One plain-text message to one recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One plain-text message to one recipient. Its `Debug` leaves out the text, which may hold a
+/// secret link (an invitation).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Mail {
     /// The bare address, `ada@example.com`.
     pub to: String,
@@ -29,6 +30,15 @@ pub struct Mail {
     pub subject: String,
     /// The body, plain UTF-8 text.
     pub text: String,
+}
+
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail")
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

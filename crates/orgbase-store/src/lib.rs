@@ -293,7 +293,10 @@ pub trait PeopleStore: Send + Sync {
     /// accepts one wins, the other is `Conflict { constraint: "invitation_not_pending" }`. An
     /// invitation past its expiry is `Conflict { constraint: "invitation_expired" }`.
     /// `ExistingAccount` on a person without a password is
-    /// `Conflict { constraint: "password_required" }`.
+    /// `Conflict { constraint: "password_required" }`. The owner role is never granted this way:
+    /// an invitation holding only it (an owner named by the platform, who is a member from the
+    /// start) adds nobody, and is `Conflict { constraint: "membership_ended" }` once that person
+    /// is no longer a member.
     async fn accept_invitation(
         &self,
         id: Uuid,

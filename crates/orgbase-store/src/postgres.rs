@@ -45,6 +45,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
                 Some("workspaces_org_name_key") => "workspace_name",
                 Some("invitations_pending_key") => "invitation_pending",
                 Some("members_org_user_key") => "member_exists",
+                Some("member_roles_one_owner") => "owner_role",
                 Some(_) if db.code().as_deref() == Some("23503") => "foreign_key",
                 _ => return StoreError::other(e),
             };

@@ -1115,7 +1115,19 @@ impl PeopleStore for PgStore {
             let member = match member_by_user(&mut *tx, org, user_id).await? {
                 Some(m) => m,
                 None => {
-                    let mid = insert_member(&mut tx, org, user_id, &inv.roles, at).await?;
+                    // The owner role is never granted by an invitation: an owner named by the
+                    // platform is a member from the start, and their invitation only sets a
+                    // password. If they are no longer a member, it grants nothing.
+                    let roles: Vec<i64> = inv
+                        .roles
+                        .iter()
+                        .copied()
+                        .filter(|r| *r != ROLE_OWNER)
+                        .collect();
+                    if roles.is_empty() {
+                        return conflict("membership_ended");
+                    }
+                    let mid = insert_member(&mut tx, org, user_id, &roles, at).await?;
                     member_by_id(&mut *tx, org, mid).await?
                 }
             };

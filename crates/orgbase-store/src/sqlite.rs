@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_people.sql"),
     include_str!("../migrations/sqlite/0003_member_stats.sql"),
     include_str!("../migrations/sqlite/0004_plans.sql"),
+    include_str!("../migrations/sqlite/0005_one_owner.sql"),
 ];
 
 #[path = "sqlite_people.rs"]
@@ -649,6 +650,8 @@ fn map_err(e: rusqlite::Error) -> StoreError {
                 "workspace_name"
             } else if msg.contains("invitations.organization_id, invitations.email") {
                 "invitation_pending"
+            } else if msg.ends_with("member_roles.organization_id") {
+                "owner_role"
             } else if msg.contains("members.organization_id, members.user_id") {
                 "member_exists"
             } else if msg.contains("organization plan") {

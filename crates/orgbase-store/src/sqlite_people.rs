@@ -1091,7 +1091,21 @@ impl PeopleStore for SqliteStore {
             match member_by_user(conn, org, user.id)? {
                 Some(m) => Ok(m),
                 None => {
-                    let mid = insert_member(conn, org, user.id, &inv.roles, at)?;
+                    // The owner role is never granted by an invitation: an owner named by the
+                    // platform is a member from the start, and their invitation only sets a
+                    // password. If they are no longer a member, it grants nothing.
+                    let roles: Vec<i64> = inv
+                        .roles
+                        .iter()
+                        .copied()
+                        .filter(|r| *r != ROLE_OWNER)
+                        .collect();
+                    if roles.is_empty() {
+                        return Err(StoreError::Conflict {
+                            constraint: "membership_ended",
+                        });
+                    }
+                    let mid = insert_member(conn, org, user.id, &roles, at)?;
                     member_by_id(conn, org, mid)
                 }
             }

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::auth::{role_permissions, Principal};
 use crate::error::{ApiError, Problem};
-use crate::extract::{Field, JsonBody};
+use crate::extract::{Field, JsonBody, OptionalJsonBody};
 use crate::native::members::{checked_roles, Done, Envelope};
 use crate::native::organizations::{org_id, rfc3339};
 use crate::service;
@@ -230,7 +230,6 @@ pub async fn invite(
         .flatten()
         .and_then(|n| e.check(parse_person_name("name", &n)));
     let roles = body.roles.optional("roles", e);
-    let given = roles.is_some();
     let roles = checked_roles(
         &state,
         org.id,
@@ -244,9 +243,7 @@ pub async fn invite(
     let (Some(email), Some(roles)) = (email, roles) else {
         return Err(errors.into());
     };
-    if given {
-        access.may_grant(role_permissions(&state, org.id, &roles).await?, "roles")?;
-    }
+    access.may_grant(role_permissions(&state, org.id, &roles).await?, "roles")?;
     let (inv, token) = new_invitation(&state, &org, email, name, roles, who.actor());
     state.store.insert_invitation(&inv, false).await?;
     tracing::info!(organization_id = %org.id, invitation_id = %inv.id, actor = %who.actor(), "invitation created");
@@ -304,6 +301,22 @@ pub async fn list(
     }))
 }
 
+/// The invitation of an owner named by the platform (to set a password) is the owner's and the
+/// platform's business: an admin may not revoke or resend it.
+async fn owner_setup_guard(
+    state: &AppState,
+    access: &crate::auth::OrgAccess<'_>,
+    id: Uuid,
+) -> Result<(), ApiError> {
+    let inv = state.store.get_invitation(access.org.id, id).await?;
+    if inv.roles.contains(&ROLE_OWNER) && !access.is_owner_or_platform() {
+        return Err(ApiError::Forbidden(
+            "the owner's own invitation is handled by the owner or the platform".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn invitation_id(raw: &str) -> Result<Uuid, ApiError> {
     raw.parse().map_err(|_| ApiError::NotFound)
 }
@@ -328,9 +341,11 @@ pub async fn revoke(
 ) -> Result<Json<Done>, ApiError> {
     let access =
         service::load_with(&state, &who, org_id(&id)?, Permission::InvitationsManage).await?;
+    let inv_id = invitation_id(&inv)?;
+    owner_setup_guard(&state, &access, inv_id).await?;
     let inv = state
         .store
-        .revoke_invitation(access.org.id, invitation_id(&inv)?, now())
+        .revoke_invitation(access.org.id, inv_id, now())
         .await?;
     tracing::info!(organization_id = %access.org.id, invitation_id = %inv.id, actor = %who.actor(), "invitation revoked");
     Ok(Done::ok("Invitation revoked"))
@@ -357,11 +372,13 @@ pub async fn resend(
 ) -> Result<Json<Envelope<InvitationView>>, ApiError> {
     let access =
         service::load_with(&state, &who, org_id(&id)?, Permission::InvitationsManage).await?;
+    let inv_id = invitation_id(&inv)?;
+    owner_setup_guard(&state, &access, inv_id).await?;
     let secret = NewSecret::generate(INVITE_PREFIX);
     let expires = now() + state.config.invitation_ttl;
     let inv = state
         .store
-        .reissue_invitation(access.org.id, invitation_id(&inv)?, &secret.hash, expires)
+        .reissue_invitation(access.org.id, inv_id, &secret.hash, expires)
         .await?;
     let owner_setup = inv.roles.contains(&ROLE_OWNER);
     send_invitation(&state, &access.org, &inv, &secret.plain, owner_setup).await?;
@@ -386,6 +403,9 @@ pub struct Accepted {
     pub organization_id: Uuid,
     pub member_id: i64,
     pub user_id: Uuid,
+    /// A session, when this request set the password (a person who had an account logs in as
+    /// usual: the link alone never opens an existing account).
+    pub session: Option<crate::native::sessions::NewSession>,
 }
 
 fn gone(code: &'static str, detail: &str) -> ApiError {
@@ -414,7 +434,7 @@ fn gone(code: &'static str, detail: &str) -> ApiError {
 pub async fn accept(
     State(state): State<AppState>,
     Path(token): Path<String>,
-    JsonBody(body, mut errors): JsonBody<AcceptInput>,
+    OptionalJsonBody(body, mut errors): OptionalJsonBody<AcceptInput>,
 ) -> Result<Json<Envelope<Accepted>>, ApiError> {
     let not_found = ApiError::NotFound;
     if !token.starts_with(INVITE_PREFIX) || token.len() > 128 {
@@ -518,6 +538,14 @@ pub async fn accept(
             ))
         }
         Err(StoreError::Conflict {
+            constraint: "membership_ended",
+        }) => {
+            return Err(gone(
+                "invitation_void",
+                "this invitation was for a membership that has ended",
+            ))
+        }
+        Err(StoreError::Conflict {
             constraint: "password_required",
         }) => {
             return Err(ApiError::field(
@@ -529,10 +557,11 @@ pub async fn accept(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(organization_id = %member.organization_id, member_id = member.id, invitation_id = %inv.id, "invitation accepted");
-    let message = if has_account {
-        "Invitation accepted."
+    let (message, session) = if has_account {
+        ("Invitation accepted.", None)
     } else {
-        "Password set successfully."
+        let s = crate::native::sessions::start_session(&state, member.user_id).await?;
+        ("Password set successfully.", Some(s))
     };
     Ok(Envelope::ok(
         message,
@@ -540,6 +569,7 @@ pub async fn accept(
             organization_id: member.organization_id.0,
             member_id: member.id,
             user_id: member.user_id.0,
+            session,
         },
     ))
 }

@@ -493,6 +493,27 @@ pub async fn create(
         ..body
     };
     let (rest, org_type) = body.into_patch(&mut errors);
+    // What only the platform decides is not set at creation by anyone else either. A partner
+    // may create a child switched off (status inactive), but not suspended, nor of another type.
+    let mut reserved = service::platform_only_fields(&rest);
+    if let Principal::Partner { .. } = &who {
+        reserved.retain(|f| !matches!(*f, "status" | "statusReason" | "parentId"));
+        if rest.status == Some(OrgStatus::Suspended) {
+            reserved.push("status");
+        }
+    }
+    if org_type.is_some()
+        && !matches!(who, Principal::Platform { .. })
+        && !reserved.contains(&"type")
+    {
+        reserved.push("type");
+    }
+    if !matches!(who, Principal::Platform { .. }) && !reserved.is_empty() {
+        return Err(ApiError::Forbidden(format!(
+            "only the platform may set {}",
+            reserved.join(", ")
+        )));
+    }
     let name = name.and_then(|n| errors.check(OrgName::parse("name", &n)));
     let country = country.and_then(|c| errors.check(CountryCode::parse("countryCode", &c)));
     let (Some(name), Some(country_code)) = (name, country) else {
@@ -512,7 +533,12 @@ pub async fn create(
     if let (Some(owner), Principal::Platform { .. } | Principal::Partner { .. }) = (owner, &who) {
         let user = state.store.get_user(owner.user_id).await?;
         if user.password_hash.is_none() {
-            invitations::invite_owner(&state, &org, &user, who.actor()).await?;
+            // The organization exists now: a mail failure must not turn its creation into an
+            // error (a retry would make another). The invitation is kept; it can be resent.
+            if let Err(e) = invitations::invite_owner(&state, &org, &user, who.actor()).await {
+                tracing::warn!(organization_id = %org.id, error = %e,
+                    "the owner's invitation was not sent; resend it from the invitations list");
+            }
         }
     }
     Ok(org_response(StatusCode::CREATED, org, true))

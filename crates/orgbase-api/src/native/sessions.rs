@@ -41,6 +41,37 @@ pub struct LoginAnswer {
     pub user: UserView,
 }
 
+/// A session just started: the token is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NewSession {
+    /// `obs_…`, for `Authorization: Bearer`.
+    pub token: String,
+    pub expires_at: String,
+}
+
+/// Starts a session for a person; answers its token, shown once.
+pub async fn start_session(
+    state: &AppState,
+    user: orgbase_domain::UserId,
+) -> Result<NewSession, ApiError> {
+    let secret = NewSecret::generate(SESSION_PREFIX);
+    let created = now();
+    let session = Session {
+        id: Uuid::now_v7(),
+        user_id: user,
+        hash: secret.hash.clone(),
+        created_at: created,
+        expires_at: created + state.config.session_ttl,
+        revoked_at: None,
+    };
+    state.store.insert_session(&session).await?;
+    Ok(NewSession {
+        token: secret.plain,
+        expires_at: rfc3339(&session.expires_at),
+    })
+}
+
 const WRONG: ApiError = ApiError::Unauthorized {
     code: "invalid_login",
     detail: "the e-mail or the password is wrong",
@@ -91,12 +122,17 @@ pub async fn login(
         .map(|e| e.as_str().to_owned())
         .unwrap_or_default();
     let address_key = peer.map(|Extension(ConnectInfo(a))| a.ip().to_string());
+    // A failure is counted before the (slow) password check and refunded on success, so that
+    // a burst of parallel guesses cannot all slip past the limit while being checked.
     state
         .login_by_account
-        .check(&account_key)
+        .attempt(&account_key)
         .map_err(throttled)?;
     if let Some(a) = &address_key {
-        state.login_by_address.check(a).map_err(throttled)?;
+        if let Err(wait) = state.login_by_address.attempt(a) {
+            state.login_by_account.succeeded(&account_key);
+            return Err(throttled(wait));
+        }
     }
     let user = match &email {
         Some(e) => state.store.find_user_by_email(e).await?,
@@ -105,29 +141,19 @@ pub async fn login(
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let ok = state.passwords.verify(password, stored).await?;
     let Some(user) = user.filter(|_| ok) else {
-        state.login_by_account.failed(&account_key);
-        if let Some(a) = &address_key {
-            state.login_by_address.failed(a);
-        }
+        // The attempt stays counted as a failure.
         tracing::info!("login failed");
         return Err(WRONG);
     };
     state.login_by_account.forget(&account_key);
-    let secret = NewSecret::generate(SESSION_PREFIX);
-    let created = now();
-    let session = Session {
-        id: Uuid::now_v7(),
-        user_id: user.id,
-        hash: secret.hash.clone(),
-        created_at: created,
-        expires_at: created + state.config.session_ttl,
-        revoked_at: None,
-    };
-    state.store.insert_session(&session).await?;
-    tracing::info!(user_id = %user.id, session_id = %session.id, "logged in");
+    if let Some(a) = &address_key {
+        state.login_by_address.succeeded(a);
+    }
+    let session = start_session(&state, user.id).await?;
+    tracing::info!(user_id = %user.id, "logged in");
     Ok(Json(LoginAnswer {
-        token: secret.plain,
-        expires_at: rfc3339(&session.expires_at),
+        token: session.token,
+        expires_at: session.expires_at,
         user: UserView {
             id: user.id.0,
             email: user.email.as_str().to_owned(),

@@ -25,6 +25,12 @@ crate::api_tests!(
     organization_keys_act_within_their_roles,
     another_organizations_credentials_get_404,
     a_person_lists_only_their_organizations,
+    creating_sets_no_platform_only_field,
+    an_owner_invitation_never_makes_a_second_owner,
+    inviting_with_default_roles_still_checks_the_grant,
+    parallel_guesses_do_not_slip_past_the_throttle,
+    accepting_without_a_body_and_getting_a_session,
+    another_tenants_ids_under_ones_own_organization_are_404,
 );
 
 fn path(org: &str, rest: &str) -> String {
@@ -1140,4 +1146,275 @@ async fn the_member_directory_pages_like_the_query() {
 
 async fn pages(app: &App, org: &str, q: &str) -> Value {
     app.get(&path(org, &format!("/members?{q}"))).await.body
+}
+
+async fn creating_sets_no_platform_only_field(app: App) {
+    let (_, owner) = app.owned_org("maker@example.com").await;
+    let partner = app
+        .org(json!({"name": "P", "countryCode": "US", "type": "partner"}))
+        .await;
+    for body in [
+        json!({"name": "X", "countryCode": "US", "type": "partner"}),
+        json!({"name": "X", "countryCode": "US", "parentId": partner["id"]}),
+        json!({"name": "X", "countryCode": "US", "rateLimit": 1000}),
+        json!({"name": "X", "countryCode": "US", "entitlements": ["all"]}),
+        json!({"name": "X", "countryCode": "US", "kycLevel": 3}),
+        json!({"name": "X", "countryCode": "US", "status": "suspended", "statusReason": "x"}),
+    ] {
+        app.as_(
+            Some(&owner),
+            Method::POST,
+            "/api/organizations",
+            Some(body.clone()),
+        )
+        .await
+        .assert_problem(403, "forbidden");
+    }
+    // A partner may create a child switched off, but not suspended.
+    let k = app
+        .post(
+            "/api/admin/api-keys",
+            json!({"name": "p", "kind": "partner", "organizationId": partner["id"]}),
+        )
+        .await;
+    let pk = k.body["key"].as_str().unwrap().to_owned();
+    let off = app
+        .as_(
+            Some(&pk),
+            Method::POST,
+            "/api/organizations",
+            Some(json!({"name": "Off", "countryCode": "US", "status": "inactive"})),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::CREATED, "{}", off.text);
+    assert_eq!(off.body["status"], "inactive");
+    app.as_(
+        Some(&pk),
+        Method::POST,
+        "/api/organizations",
+        Some(json!({"name": "S", "countryCode": "US", "status": "suspended", "statusReason": "x"})),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+}
+
+/// The platform names an owner (invited to set a password), ownership moves on, the former owner
+/// is removed: their old invitation must not bring them back, let alone as a second owner.
+async fn an_owner_invitation_never_makes_a_second_owner(app: App) {
+    let a = app
+        .post(
+            "/api/organizations",
+            json!({"name": "Handed Over", "countryCode": "US", "ownerEmail": "first@example.com"}),
+        )
+        .await;
+    let org = a.body["id"].as_str().unwrap().to_owned();
+    let first_token = app.last_token();
+    let (_, second) = app.person(&org, "second@example.com", &[3]).await;
+    let t = app
+        .post(
+            &path(&org, "/transfer-ownership"),
+            json!({"memberId": second}),
+        )
+        .await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.text);
+    let members = app.get(&path(&org, "/members")).await;
+    let first = members.body["data"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "first@example.com")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let d = app.delete(&path(&org, &format!("/members/{first}"))).await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.text);
+    accept(
+        &app,
+        &first_token,
+        json!({"password": "password123", "password_confirmation": "password123"}),
+    )
+    .await
+    .assert_problem(410, "invitation_void");
+    let members = app.get(&path(&org, "/members")).await;
+    assert_eq!(members.body["data"]["total"], 1, "{}", members.text);
+    assert_eq!(members.body["data"]["data"][0]["roles"], json!([1, 3]));
+}
+
+async fn inviting_with_default_roles_still_checks_the_grant(app: App) {
+    let org = new_org(&app).await;
+    let role = app
+        .post(
+            &path(&org, "/roles"),
+            json!({"name": "inviter", "permissions": ["invitations:manage"]}),
+        )
+        .await;
+    let (inviter, _) = app
+        .person(
+            &org,
+            "inviter@example.com",
+            &[role.body["id"].as_i64().unwrap()],
+        )
+        .await;
+    // The default role (member) carries org:read and members:read, which the inviter lacks.
+    app.as_(
+        Some(&inviter),
+        Method::POST,
+        &path(&org, "/invite"),
+        Some(json!({"email": "friend@example.com"})),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+}
+
+async fn parallel_guesses_do_not_slip_past_the_throttle(app: App) {
+    let org = new_org(&app).await;
+    app.person(&org, "target@example.com", &[3]).await;
+    let guesses = (0..20).map(|_| login_login(&app, "target@example.com", "wrong-guess"));
+    let answers = futures::future::join_all(guesses).await;
+    let wrong = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((wrong, throttled), (5, 15), "{answers:?}");
+}
+
+async fn accepting_without_a_body_and_getting_a_session(app: App) {
+    let a = new_org(&app).await;
+    let b = new_org(&app).await;
+    app.person(&a, "nobody-body@example.com", &[3]).await;
+    app.post(
+        &path(&b, "/invite"),
+        json!({"email": "nobody-body@example.com"}),
+    )
+    .await;
+    let token = app.last_token();
+    // A person with an account sends nothing at all, as the document allows.
+    let res = app
+        .http
+        .post(format!(
+            "{}/api/organizations/invite/{token}/accept",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["data"]["session"], Value::Null);
+    // A new person who sets a password gets a session.
+    app.post(&path(&b, "/invite"), json!({"email": "fresh@example.com"}))
+        .await;
+    let ok = accept(
+        &app,
+        &app.last_token(),
+        json!({"password": "password123", "password_confirmation": "password123"}),
+    )
+    .await;
+    let session = ok.body["data"]["session"]["token"].as_str().unwrap();
+    let me = app
+        .as_(Some(session), Method::GET, "/api/auth/me", None)
+        .await;
+    assert_eq!(me.body["user"]["email"], "fresh@example.com");
+}
+
+/// Ids of another organization's members, roles, workspaces, invitations and keys, under the
+/// caller's own organization: 404, never 403 or a success.
+async fn another_tenants_ids_under_ones_own_organization_are_404(app: App) {
+    let (mine, owner) = app.owned_org("mine@example.com").await;
+    let theirs = new_org(&app).await;
+    let (_, their_member) = app.person(&theirs, "theirs@example.com", &[3]).await;
+    let role = app
+        .post(
+            &path(&theirs, "/roles"),
+            json!({"name": "r", "permissions": []}),
+        )
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let ws = app
+        .post(&path(&theirs, "/workspaces"), json!({"name": "w"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let inv = app
+        .post(
+            &path(&theirs, "/invite"),
+            json!({"email": "inv@example.com"}),
+        )
+        .await
+        .body["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = app
+        .post(
+            &path(&theirs, "/api-keys"),
+            json!({"name": "k", "roles": [5]}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (m, p, body) in [
+        (Method::GET, format!("/members/{their_member}"), None),
+        (
+            Method::PUT,
+            format!("/members/{their_member}"),
+            Some(json!({"roles": [3], "workspaces": []})),
+        ),
+        (Method::DELETE, format!("/members/{their_member}"), None),
+        (Method::GET, format!("/roles/{role}"), None),
+        (
+            Method::PATCH,
+            format!("/roles/{role}"),
+            Some(json!({"name": "x"})),
+        ),
+        (Method::DELETE, format!("/roles/{role}"), None),
+        (Method::GET, format!("/workspaces/{ws}"), None),
+        (
+            Method::PATCH,
+            format!("/workspaces/{ws}"),
+            Some(json!({"name": "x"})),
+        ),
+        (Method::DELETE, format!("/workspaces/{ws}"), None),
+        (Method::DELETE, format!("/invitations/{inv}"), None),
+        (Method::POST, format!("/invitations/{inv}/resend"), None),
+        (Method::DELETE, format!("/api-keys/{key}"), None),
+        (
+            Method::POST,
+            "/transfer-ownership".to_string(),
+            Some(json!({"memberId": their_member})),
+        ),
+    ] {
+        let a = app
+            .as_(Some(&owner), m.clone(), &path(&mine, &p), body)
+            .await;
+        assert!(
+            a.status == StatusCode::NOT_FOUND
+                || (a.status == StatusCode::UNPROCESSABLE_ENTITY && p == "/transfer-ownership"),
+            "{m} {p}: {} {}",
+            a.status,
+            a.text
+        );
+    }
+    // And nothing of theirs changed.
+    let still = app
+        .get(&path(&theirs, &format!("/members/{their_member}")))
+        .await;
+    assert_eq!(still.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&path(&theirs, "/workspaces")).await.body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }

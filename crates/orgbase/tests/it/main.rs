@@ -524,10 +524,11 @@ fn json_logs_carry_the_request_id() {
     );
 }
 
-/// The partner settings API takes its token in the query string: it never reaches a log line
-/// (at debug level, in both formats) or a metric label, whether the call succeeds or fails.
+/// The partner settings API takes its token in the query string, and an invitation's accept
+/// route its token in the path: neither reaches a log line (at debug level, in both formats) or
+/// a metric label, whether the call succeeds or fails.
 #[test]
-fn the_query_string_token_never_reaches_logs_or_metrics() {
+fn tokens_in_urls_never_reach_logs_or_metrics() {
     for format in ["json", "text"] {
         let dir = TempDir::new();
         let log = dir.0.join("server.log");
@@ -552,6 +553,7 @@ fn the_query_string_token_never_reaches_logs_or_metrics() {
             .enable_all()
             .build()
             .unwrap();
+        let mut secrets: Vec<String> = vec![key.into(), "wrong-token-that-is-secret".into()];
         let metrics = rt.block_on(async {
             let http = reqwest::Client::new();
             let org: serde_json::Value = http
@@ -565,6 +567,34 @@ fn the_query_string_token_never_reaches_logs_or_metrics() {
                 .await
                 .unwrap();
             let id = org["id"].as_str().unwrap();
+            // An invitation token travels in the accept route's path: a failed and a good
+            // accept must not log it either.
+            let invited = http
+                .post(format!("{base}/api/organizations/{id}/invite"))
+                .bearer_auth(key)
+                .json(&serde_json::json!({"email": "logged@example.com"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(invited.status(), 200);
+            let outbox = orgbase_mail::testing::outbox_files(&dir.0.join("mail-outbox"));
+            let mail = std::fs::read_to_string(&outbox[0]).unwrap();
+            let text = orgbase_mail::testing::body_text(&mail);
+            let start = text.find("/invite/").unwrap() + "/invite/".len();
+            let invite: String = text[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                .collect();
+            for password in ["short", "long-enough-password"] {
+                http.post(format!(
+                    "{base}/api/organizations/invite/{invite}/accept"
+                ))
+                .json(&serde_json::json!({"password": password, "password_confirmation": password}))
+                .send()
+                .await
+                .unwrap();
+            }
+            secrets.push(invite);
             for (token, body) in [
                 (key, serde_json::json!({"orgName": "Renamed"})),
                 (key, serde_json::json!({"nothing": true})),
@@ -602,13 +632,18 @@ fn the_query_string_token_never_reaches_logs_or_metrics() {
             text.contains("updateOrganization"),
             "the calls were not logged at all ({format}):\n{text}"
         );
-        for secret in [key, "wrong-token-that-is-secret"] {
+        assert!(secrets.len() == 3 && secrets[2].starts_with("obi_"));
+        assert!(text.contains("/invite/{redacted}/accept"), "{text}");
+        for secret in &secrets {
             // The bootstrap key is printed nowhere either: it was given, not generated.
             assert!(
-                !text.contains(secret),
+                !text.contains(secret.as_str()),
                 "a token reached the {format} log:\n{text}"
             );
-            assert!(!metrics.contains(secret), "a token reached a metric");
+            assert!(
+                !metrics.contains(secret.as_str()),
+                "a token reached a metric"
+            );
         }
         assert!(metrics.contains("/api/v2/updateOrganization"));
     }

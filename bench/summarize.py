@@ -1,13 +1,23 @@
 #!/usr/bin/env python3
 """Summarize the RESULT lines written by the wrk scripts (bench/lua/common.lua).
 
-    python3 bench/summarize.py RESULTS_FILE [--db DB] [--gate sqlite]
+    python3 bench/summarize.py RESULTS_FILE [--db DB] [--gate sqlite] [--people-gate sqlite
+        --people-gate postgres] [--overall]
 
 For each database (or only --db): the median req/s, p50 and p99 over the runs of each
-endpoint, the summed non-2xx responses and socket errors, the GET-org / healthz ratio, and
-PASS/FAIL against the targets. The targets decide the verdict only for the --gate database(s)
-(default: sqlite); for the others they are informational. Exit status: 1 if a gated database
-fails, else 0.
+endpoint, the summed non-2xx responses and socket errors, and PASS/FAIL against the targets:
+
+- organizations (the orgs scenario): the GET-org / healthz ratio, PATCH and POST req/s and p99,
+  no non-2xx, no socket errors. They decide the verdict only for the --gate database(s)
+  (default: sqlite); for the others they are informational.
+- member pages (the people scenario): p99 of GET .../members?page=1 and ?page=5000
+  (per_page=15) under 10 ms, no non-2xx, no socket errors. They decide the verdict for the
+  --people-gate database(s) (default: sqlite and postgres).
+- login (the people scenario) has no target: req/s, p50, p99 and non-2xx are reported, with what
+  a login costs.
+
+With --overall, a last OVERALL line sums up every gating check. Exit status: 1 if a gating
+check fails, else 0.
 """
 import argparse
 import statistics
@@ -19,10 +29,21 @@ ENDPOINTS = [
     ("patch_org", "PATCH /api/organizations/{id}"),
     ("post_org", "POST /api/organizations"),
 ]
+MEMBER_ENDPOINTS = [
+    ("members_p1", "GET …/members?page=1&per_page=15"),
+    ("members_p5000", "GET …/members?page=5000&per_page=15"),
+]
+LOGIN_ENDPOINTS = [
+    ("login_low", "POST /api/auth/login"),
+    ("login", "POST /api/auth/login"),
+]
 # Targets.
 GET_RATIO_MIN = 0.5  # GET org rps >= 0.5 x healthz rps
 WRITE_RPS_MIN = 4000.0  # PATCH and POST, each
 WRITE_P99_MAX_MS = 20.0  # PATCH and POST, each
+MEMBERS_P99_MAX_MS = 10.0  # each member page
+# The server's argon2id parameters (for the login cost line).
+ARGON2_MIB = 19
 
 
 def parse(path):
@@ -49,40 +70,50 @@ def merge_statuses(values):
     return [f"{c}:{n}" for c, n in sorted(total.items())]
 
 
-def summarize(db, rows, gated):
-    out = []
-    agg = {}
-    for ep, _ in ENDPOINTS:
-        rs = [r for r in rows if r.get("endpoint") == ep]
-        if not rs:
-            continue
-        agg[ep] = {
-            "runs": len(rs),
-            "rps": statistics.median(float(r["rps"]) for r in rs),
-            "p50": statistics.median(float(r["p50_ms"]) for r in rs),
-            "p99": statistics.median(float(r["p99_ms"]) for r in rs),
-            "rps_all": [float(r["rps"]) for r in rs],
-            # The Lua count (every status outside 2xx) and wrk's own (status > 399): take the larger.
-            "non2xx": sum(max(int(r["non2xx"]), int(r.get("wrk_non2xx3xx", 0))) for r in rs),
-            "errors": sum(int(r["errors"]) for r in rs),
-            "statuses": merge_statuses(r.get("statuses", "-") for r in rs),
-        }
-    label = "targets (gating)" if gated else "targets (informational only)"
-    out.append(f"=== {db} ===")
-    out.append(
-        f"{'endpoint':<32} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'sock err':>8}  runs (req/s each)"
-    )
-    for ep, title in ENDPOINTS:
-        a = agg.get(ep)
-        if a is None:
-            out.append(f"{title:<32} {'(no result)':>10}")
-            continue
-        each = ", ".join(f"{x:.0f}" for x in a["rps_all"])
-        extra = f"  statuses {' '.join(a['statuses'])}" if a["statuses"] else ""
-        out.append(
-            f"{title:<32} {a['rps']:>10.1f} {a['p50']:>8.2f} {a['p99']:>8.2f} {a['non2xx']:>8d} {a['errors']:>8d}  {a['runs']} ({each}){extra}"
-        )
+def aggregate(rows, ep):
+    rs = [r for r in rows if r.get("endpoint") == ep]
+    if not rs:
+        return None
+    return {
+        "runs": len(rs),
+        "rps": statistics.median(float(r["rps"]) for r in rs),
+        "p50": statistics.median(float(r["p50_ms"]) for r in rs),
+        "p99": statistics.median(float(r["p99_ms"]) for r in rs),
+        "rps_all": [float(r["rps"]) for r in rs],
+        # The Lua count (every status outside 2xx) and wrk's own (status > 399): take the larger.
+        "non2xx": sum(max(int(r["non2xx"]), int(r.get("wrk_non2xx3xx", 0))) for r in rs),
+        "errors": sum(int(r["errors"]) for r in rs),
+        "statuses": merge_statuses(r.get("statuses", "-") for r in rs),
+        # Answers per second that were 2xx (for login, where fast 429s/503s inflate req/s).
+        "ok_rps": statistics.median(ok_rps(r) for r in rs),
+        "connections": rs[-1].get("connections"),
+        "members": rs[-1].get("members"),
+        "cores": rs[-1].get("cores"),
+    }
 
+
+def ok_rps(r):
+    n = int(r.get("requests", 0) or 0)
+    bad = max(int(r["non2xx"]), int(r.get("wrk_non2xx3xx", 0)))
+    return float(r["rps"]) * (n - bad) / n if n > 0 else 0.0
+
+
+def table_row(title, a, width):
+    if a is None:
+        return f"{title:<{width}} {'(no result)':>10}"
+    each = ", ".join(f"{x:.0f}" for x in a["rps_all"])
+    extra = f"  statuses {' '.join(a['statuses'])}" if a["statuses"] else ""
+    return (
+        f"{title:<{width}} {a['rps']:>10.1f} {a['p50']:>8.2f} {a['p99']:>8.2f} {a['non2xx']:>8d} {a['errors']:>8d}"
+        f"  {a['runs']} ({each}){extra}"
+    )
+
+
+def table_header(width):
+    return f"{'endpoint':<{width}} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'sock err':>8}  runs (req/s each)"
+
+
+def org_checks(agg, out):
     checks = []
 
     def tainted(*eps):
@@ -107,26 +138,159 @@ def summarize(db, rows, gated):
         why = tainted(ep)
         checks.append((f"{name} >= {WRITE_RPS_MIN:.0f} req/s ({a['rps']:.0f}{why})", a["rps"] >= WRITE_RPS_MIN and not why))
         checks.append((f"{name} p99 < {WRITE_P99_MAX_MS:.0f} ms ({a['p99']:.2f}{why})", a["p99"] < WRITE_P99_MAX_MS and not why))
-    non = sum(a["non2xx"] for a in agg.values())
-    err = sum(a["errors"] for a in agg.values())
+    eps = [ep for ep, _ in ENDPOINTS if ep in agg]
+    non = sum(agg[e]["non2xx"] for e in eps)
+    err = sum(agg[e]["errors"] for e in eps)
     checks.append((f"no non-2xx responses ({non})", non == 0))
     checks.append((f"no socket errors ({err})", err == 0))
-    ok = all(p for _, p in checks)
-    out.append(f"{label}:")
-    for text, passed in checks:
-        out.append(f"  [{'PASS' if passed else 'FAIL'}] {text}")
-    verdict = "PASS" if ok else "FAIL"
-    out.append(f"{db}: {verdict}" + ("" if gated else " (informational)"))
-    return ok, out
+    return checks
+
+
+def member_checks(agg):
+    checks = []
+    for ep, title in MEMBER_ENDPOINTS:
+        a = agg.get(ep)
+        page = ep.removeprefix("members_p")
+        if a is None:
+            checks.append((f"page {page} results present", False))
+            continue
+        why = f"; not meaningful: {a['non2xx']} non-2xx" if a["non2xx"] else ""
+        conns = f", {a['connections']} connections" if a["connections"] else ""
+        checks.append(
+            (f"page {page} p99 < {MEMBERS_P99_MAX_MS:.0f} ms ({a['p99']:.2f}{conns}{why})", a["p99"] < MEMBERS_P99_MAX_MS and not why)
+        )
+    eps = [ep for ep, _ in MEMBER_ENDPOINTS if ep in agg]
+    non = sum(agg[e]["non2xx"] for e in eps)
+    err = sum(agg[e]["errors"] for e in eps)
+    checks.append((f"no non-2xx responses ({non})", non == 0))
+    checks.append((f"no socket errors ({err})", err == 0))
+    return checks
+
+
+def login_lines(agg, width):
+    """Login: no target. The table rows, and what a login costs."""
+    out = [table_header(width)]
+    for ep, title in LOGIN_ENDPOINTS:
+        a = agg.get(ep)
+        if a is None:
+            continue
+        c = f" ({a['connections']} conns)" if a["connections"] else ""
+        out.append(table_row(title + c, a, width))
+    for ep, _ in LOGIN_ENDPOINTS:
+        a = agg.get(ep)
+        if a is None:
+            continue
+        c = f"{a['connections']} connections" if a["connections"] else ep
+        if a["non2xx"]:
+            out.append(
+                f"  {c}: {a['non2xx']} non-2xx ({' '.join(a['statuses']) or 'status > 399'}), so only "
+                f"{a['ok_rps']:.1f} successful logins/s of the {a['rps']:.1f} req/s; "
+                "503 = the hashing queue was full, 429 = the login throttle (per account, per client address); "
+                "its p50 and p99 include these answers"
+            )
+        if a["errors"]:
+            out.append(f"  {c}: {a['errors']} socket errors (timeouts after 5 s count here)")
+    # Hashing is the bound: at most max(1, cores - 1) hashes run at once, so with the queue never
+    # empty, each login holds one hashing slot for slots / (logins per second).
+    # Only from runs with nothing but 2xx: answering a flood of fast 429s or 503s takes CPU too.
+    best = max(
+        (agg[ep] for ep, _ in LOGIN_ENDPOINTS if ep in agg and not agg[ep]["non2xx"]), key=lambda a: a["ok_rps"], default=None
+    )
+    if best is None:
+        out.append("  cost: n/a (no login run answered only 2xx; the lower connection count, BENCH_LOGIN_LOW_CONNECTIONS, should)")
+    elif best["ok_rps"] > 0:
+        try:
+            cores = int(best["cores"])
+        except (TypeError, ValueError):
+            cores = None
+        if cores:
+            slots = max(1, cores - 1)
+            ms = slots * 1000.0 / best["ok_rps"]
+            out.append(
+                f"  cost: about {ms:.0f} ms of one core per login (argon2id m={ARGON2_MIB} MiB t=2 p=1, plus the "
+                f"session write), from {best['ok_rps']:.1f} successful logins/s with {slots} hashing slot(s) of {cores} cores busy; "
+                f"{ARGON2_MIB} MiB of memory per login while it hashes"
+            )
+        else:
+            out.append(f"  cost: {1000.0 / best['ok_rps']:.0f} ms of server time per login at {best['ok_rps']:.1f} successful logins/s")
+        out.append("  latency grows with the connections: each waits for the logins queued ahead of it")
+    return out
+
+
+def summarize(db, rows, gated, people_gated):
+    """(ok, lines, sections): sections is [(name, gating, ok)]; ok covers the gating ones."""
+    out = []
+    agg = {}
+    for ep, _ in ENDPOINTS + MEMBER_ENDPOINTS + LOGIN_ENDPOINTS:
+        a = aggregate(rows, ep)
+        if a is not None:
+            agg[ep] = a
+    has_orgs = any(ep in agg for ep, _ in ENDPOINTS)
+    has_members = any(ep in agg for ep, _ in MEMBER_ENDPOINTS)
+    has_login = any(ep in agg for ep, _ in LOGIN_ENDPOINTS)
+    has_people = has_members or has_login
+    if not has_orgs and not has_people:
+        has_orgs = True  # no known endpoint at all: fail the organization checks, as before
+
+    titles = ([t for _, t in ENDPOINTS] if has_orgs else []) + ([t for _, t in MEMBER_ENDPOINTS] if has_people else [])
+    width = max([32] + [len(t) + 1 for t in titles if len(t) >= 32])
+    out.append(f"=== {db} ===")
+    out.append(table_header(width))
+    if has_orgs:
+        for ep, title in ENDPOINTS:
+            out.append(table_row(title, agg.get(ep), width))
+    if has_people:
+        for ep, title in MEMBER_ENDPOINTS:
+            out.append(table_row(title, agg.get(ep), width))
+
+    sections = []  # (name, gating, checks)
+    if has_orgs:
+        sections.append(("organization targets", gated, org_checks(agg, out)))
+    if has_people:
+        members = next((agg[ep]["members"] for ep, _ in MEMBER_ENDPOINTS if ep in agg and agg[ep]["members"]), None)
+        name = "member-page targets" + (f", {int(members):,} members" if members else "")
+        sections.append((name, people_gated, member_checks(agg)))
+
+    results = []
+    for name, gating, checks in sections:
+        ok = all(p for _, p in checks)
+        if len(sections) == 1 and name == "organization targets":
+            label = "targets (gating)" if gating else "targets (informational only)"  # as before
+        else:
+            label = f"{name} ({'gating' if gating else 'informational only'})"
+        out.append(f"{label}:")
+        for text, passed in checks:
+            out.append(f"  [{'PASS' if passed else 'FAIL'}] {text}")
+        results.append((name.split(",")[0], gating, ok))
+
+    if has_login:
+        out.append("login, argon2-bound (no target; reported only):")
+        out.extend("  " + line if not line.startswith("  ") else line for line in login_lines(agg, width))
+
+    gating = [r for r in results if r[1]]
+    ok = all(r[2] for r in gating)
+    if not gating:
+        ok_all = all(r[2] for r in results)
+        out.append(f"{db}: {'PASS' if ok_all else 'FAIL'} (informational)")
+    else:
+        info = [f"{n} {'PASS' if k else 'FAIL'}" for n, g, k in results if not g]
+        out.append(f"{db}: {'PASS' if ok else 'FAIL'}" + (f" (informational: {'; '.join(info)})" if info else ""))
+    return ok, out, results
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results")
     p.add_argument("--db", action="append", help="only this database (repeatable)")
-    p.add_argument("--gate", action="append", help="databases whose targets decide the exit status (default: sqlite)")
+    p.add_argument("--gate", action="append", help="databases whose organization targets decide the exit status (default: sqlite)")
+    p.add_argument(
+        "--people-gate", action="append",
+        help="databases whose member-page targets decide the exit status (default: sqlite and postgres)",
+    )
+    p.add_argument("--overall", action="store_true", help="end with an OVERALL line over every gating check")
     args = p.parse_args()
     gates = set(args.gate or ["sqlite"])
+    people_gates = set(args.people_gate or ["sqlite", "postgres"])
     rows = parse(args.results)
     dbs = []
     for r in rows:
@@ -138,14 +302,32 @@ def main():
         print("summarize: no RESULT lines" + (f" for {', '.join(args.db)}" if args.db else ""), file=sys.stderr)
         return 1
     failed = False
+    gated_results = []  # (db, section, ok)
     for i, db in enumerate(dbs):
-        gated = db in gates
-        ok, lines = summarize(db, [r for r in rows if r.get("db") == db], gated)
+        ok, lines, results = summarize(db, [r for r in rows if r.get("db") == db], db in gates, db in people_gates)
         if i:
             print()
         print("\n".join(lines))
-        if gated and not ok:
+        gated_results += [(db, name, k) for name, g, k in results if g]
+        if not ok:
             failed = True
+    if args.overall:
+        print()
+        if not gated_results:
+            print(
+                "OVERALL: n/a (no gating target was measured: organization targets gate "
+                f"{', '.join(sorted(gates))}; member-page targets gate {', '.join(sorted(people_gates))})"
+            )
+        else:
+            by_section = {}
+            for db, name, k in gated_results:
+                by_section.setdefault(name, []).append((db, k))
+            if not failed:
+                parts = [f"{', '.join(d for d, _ in v)} meet{'s' if len(v) == 1 else ''} the {n}" for n, v in by_section.items()]
+                print(f"OVERALL: PASS ({'; '.join(parts)})")
+            else:
+                missed = [f"{n} on {', '.join(d for d, k in v if not k)}" for n, v in by_section.items() if not all(k for _, k in v)]
+                print(f"OVERALL: FAIL (missed: {'; '.join(missed)}; see above)")
     return 1 if failed else 0
 
 

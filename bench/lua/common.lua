@@ -7,8 +7,11 @@
 --   BENCH_KEY        API key sent as "Authorization: Bearer ..."
 --   BENCH_IDS_FILE   file with one organization id per line (get_org, patch_org)
 --   BENCH_DB         label for the RESULT line (sqlite, sqlite-pool, postgres)
---   BENCH_ENDPOINT   label for the RESULT line (healthz, get_org, patch_org, post_org)
+--   BENCH_ENDPOINT   label for the RESULT line (healthz, get_org, patch_org, post_org,
+--                    members_p1, members_p5000, login, login_low)
 --   BENCH_RUN_TAG    unique per wrk invocation; makes POSTed names unique across runs
+--   BENCH_MEMBERS_ORG, BENCH_MEMBERS_PAGE, BENCH_MEMBERS_PER_PAGE   members.lua
+--   BENCH_LOGIN_EMAIL, BENCH_LOGIN_PASSWORD                          login.lua
 
 bench = {}
 

@@ -163,6 +163,30 @@ impl FailureThrottle {
         Ok(())
     }
 
+    /// `Err(wait)` while the key is throttled; counts nothing (see `failed`).
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let tats = self.lock();
+        let tat = tats.get(key).copied().unwrap_or(now).max(now);
+        let allowed_until = now + self.interval * (self.burst - 1);
+        if tat > allowed_until {
+            Err(tat - allowed_until)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Counts a failure after the fact.
+    pub fn failed(&self, key: &str) {
+        let now = Instant::now();
+        let mut tats = self.lock();
+        if tats.len() >= THROTTLE_MAX_KEYS {
+            tats.retain(|_, t| *t > now);
+        }
+        let tat = tats.get(key).copied().unwrap_or(now).max(now) + self.interval;
+        tats.insert(key.to_owned(), tat);
+    }
+
     /// Gives back the failure `attempt` counted.
     pub fn succeeded(&self, key: &str) {
         let now = Instant::now();

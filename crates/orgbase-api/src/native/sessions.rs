@@ -122,18 +122,17 @@ pub async fn login(
         .map(|e| e.as_str().to_owned())
         .unwrap_or_default();
     let address_key = peer.map(|Extension(ConnectInfo(a))| a.ip().to_string());
-    // A failure is counted before the (slow) password check and refunded on success, so that
-    // a burst of parallel guesses cannot all slip past the limit while being checked.
+    // Per account, an attempt counts as a failure from before the (slow) password check until
+    // it succeeds, so a burst of parallel guesses cannot all slip past the limit while being
+    // checked (more than 5 logins in flight on one account are refused, right or wrong). Per
+    // address, only failures count: many people may log in at once from one network.
+    if let Some(a) = &address_key {
+        state.login_by_address.check(a).map_err(throttled)?;
+    }
     state
         .login_by_account
         .attempt(&account_key)
         .map_err(throttled)?;
-    if let Some(a) = &address_key {
-        if let Err(wait) = state.login_by_address.attempt(a) {
-            state.login_by_account.succeeded(&account_key);
-            return Err(throttled(wait));
-        }
-    }
     let user = match &email {
         Some(e) => state.store.find_user_by_email(e).await?,
         None => None,
@@ -141,14 +140,14 @@ pub async fn login(
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let ok = state.passwords.verify(password, stored).await?;
     let Some(user) = user.filter(|_| ok) else {
-        // The attempt stays counted as a failure.
+        // The account's attempt stays counted as a failure; the address gets one too.
+        if let Some(a) = &address_key {
+            state.login_by_address.failed(a);
+        }
         tracing::info!("login failed");
         return Err(WRONG);
     };
     state.login_by_account.forget(&account_key);
-    if let Some(a) = &address_key {
-        state.login_by_address.succeeded(a);
-    }
     let session = start_session(&state, user.id).await?;
     tracing::info!(user_id = %user.id, "logged in");
     Ok(Json(LoginAnswer {

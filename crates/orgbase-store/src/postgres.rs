@@ -9,6 +9,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder, Row};
 use std::str::FromStr;
+use std::sync::Arc;
+
+use cache::PgCache;
 use uuid::Uuid;
 
 use crate::{
@@ -16,6 +19,8 @@ use crate::{
     StoreError, StoreResult,
 };
 
+#[path = "postgres_cache.rs"]
+mod cache;
 #[path = "postgres_people.rs"]
 mod people;
 #[path = "postgres_plans.rs"]
@@ -25,6 +30,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 pub struct PgStore {
     pool: PgPool,
+    cache: Arc<PgCache>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
 }
 
 /// Maps PostgreSQL's errors onto ours, naming constraint violations in one place.
@@ -76,7 +89,13 @@ impl PgStore {
             .connect_with(opts)
             .await
             .map_err(StoreError::other)?;
-        Ok(Self { pool })
+        let cache = Arc::new(PgCache::default());
+        let listener = tokio::spawn(cache::listen(pool.clone(), cache.clone()));
+        Ok(Self {
+            pool,
+            cache,
+            listener,
+        })
     }
 
     /// Applies the migrations not yet applied. Safe to run from several nodes at once: sqlx takes
@@ -300,6 +319,10 @@ impl OrganizationStore for PgStore {
     }
 
     async fn get_organization(&self, id: OrganizationId) -> StoreResult<Organization> {
+        if let Some(org) = self.cache.org(id) {
+            return Ok(org);
+        }
+        let generation = self.cache.generation();
         let row = sqlx::query(&format!(
             "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"
         ))
@@ -307,7 +330,11 @@ impl OrganizationStore for PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
-        org_from_row(&row).map_err(StoreError::other)
+        let org = org_from_row(&row).map_err(StoreError::other)?;
+        if let Some(g) = generation {
+            self.cache.offer_org(&org, g);
+        }
+        Ok(org)
     }
 
     async fn update_organization(
@@ -316,7 +343,10 @@ impl OrganizationStore for PgStore {
         previous: &Organization,
     ) -> StoreResult<()> {
         let (pool, org, previous) = (self.pool.clone(), org.clone(), previous.clone());
-        detached(async move { update_org(&pool, &org, &previous, None).await }).await
+        let id = org.id;
+        detached(async move { update_org(&pool, &org, &previous, None).await }).await?;
+        self.cache.notice(&format!("org:{id}"));
+        Ok(())
     }
 
     async fn update_organization_and_owner_email(
@@ -326,7 +356,10 @@ impl OrganizationStore for PgStore {
         owner_email: Option<(UserId, Email)>,
     ) -> StoreResult<()> {
         let (pool, org, previous) = (self.pool.clone(), org.clone(), previous.clone());
-        detached(async move { update_org(&pool, &org, &previous, owner_email).await }).await
+        let id = org.id;
+        detached(async move { update_org(&pool, &org, &previous, owner_email).await }).await?;
+        self.cache.notice(&format!("org:{id}"));
+        Ok(())
     }
 
     async fn list_organizations(&self, q: &OrganizationQuery) -> StoreResult<Vec<Organization>> {
@@ -411,6 +444,7 @@ impl OrganizationStore for PgStore {
         limit: u32,
     ) -> StoreResult<Vec<OrganizationId>> {
         let pool = self.pool.clone();
+        let cache = self.cache.clone();
         detached(async move {
             let mut tx = pool.begin().await.map_err(map_err)?;
             let ids: Vec<Uuid> = sqlx::query_scalar(
@@ -434,10 +468,26 @@ impl OrganizationStore for PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+            for id in &ids {
+                cache::notify(&mut tx, &format!("org:{id}"))
+                    .await
+                    .map_err(map_err)?;
+            }
+            if !ids.is_empty() {
+                cache::notify(&mut tx, "key").await.map_err(map_err)?;
+            }
             tx.commit().await.map_err(map_err)?;
-            Ok(ids.into_iter().map(OrganizationId).collect())
+            Ok(ids.into_iter().map(OrganizationId).collect::<Vec<_>>())
         })
         .await
+        .inspect(|ids| {
+            for id in ids {
+                cache.notice(&format!("org:{id}"));
+            }
+            if !ids.is_empty() {
+                cache.notice("key");
+            }
+        })
     }
 }
 
@@ -477,6 +527,9 @@ async fn update_org(
     if org.metadata != previous.metadata {
         write_metadata(&mut tx, org, true).await.map_err(map_err)?;
     }
+    cache::notify(&mut tx, &format!("org:{}", org.id))
+        .await
+        .map_err(map_err)?;
     if let Some((user, email)) = owner_email {
         sqlx::query("UPDATE users SET email = $2, updated_at = $3 WHERE id = $1")
             .bind(user.0)
@@ -547,6 +600,10 @@ impl ApiKeyStore for PgStore {
     }
 
     async fn find_api_key(&self, hash: &SecretHash) -> StoreResult<Option<ApiKey>> {
+        if let Some(key) = self.cache.key(hash.as_str()) {
+            return Ok(Some(key));
+        }
+        let generation = self.cache.generation();
         let row = sqlx::query(&format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = $1"
         ))
@@ -554,10 +611,15 @@ impl ApiKeyStore for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_err)?;
-        row.as_ref()
+        let key = row
+            .as_ref()
             .map(key_from_row)
             .transpose()
-            .map_err(StoreError::other)
+            .map_err(StoreError::other)?;
+        if let (Some(k), Some(g)) = (&key, generation) {
+            self.cache.offer_key(k, g);
+        }
+        Ok(key)
     }
 
     async fn get_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
@@ -590,7 +652,10 @@ impl ApiKeyStore for PgStore {
 
     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> StoreResult<ApiKey> {
         let pool = self.pool.clone();
-        detached(async move { revoke_key(&pool, id, at).await }).await
+        let key = detached(async move { revoke_key(&pool, id, at).await }).await?;
+        // This node at once; the others when the notice sent at commit arrives.
+        self.cache.notice("key");
+        Ok(key)
     }
 }
 
@@ -634,6 +699,7 @@ async fn revoke_key(pool: &PgPool, id: ApiKeyId, at: DateTime<Utc>) -> StoreResu
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+    cache::notify(&mut tx, "key").await.map_err(map_err)?;
     tx.commit().await.map_err(map_err)?;
     Ok(ApiKey {
         revoked_at: Some(at),

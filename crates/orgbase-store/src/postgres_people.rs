@@ -473,6 +473,7 @@ impl PeopleStore for PgStore {
         at: DateTime<Utc>,
     ) -> StoreResult<Organization> {
         let pool = self.pool.clone();
+        let cache = self.cache.clone();
         detached(async move {
             let mut tx = pool.begin().await.map_err(map_err)?;
             // Transfers of one organization take turns on its row.
@@ -550,10 +551,14 @@ impl PeopleStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+            super::cache::notify(&mut tx, &format!("org:{org_id}"))
+                .await
+                .map_err(map_err)?;
             tx.commit().await.map_err(map_err)?;
             Ok(next)
         })
         .await
+        .inspect(|o| cache.notice(&format!("org:{}", o.id)))
     }
 
     async fn get_member(&self, org: OrganizationId, id: i64) -> StoreResult<Member> {

@@ -4,6 +4,7 @@
 mod keys;
 mod organizations;
 mod people;
+mod pg_cache;
 mod plans;
 mod sqlite_search;
 

@@ -1,0 +1,78 @@
+//! PostgreSQL nodes cache keys and organizations; a change made through one node reaches the
+//! others' caches by NOTIFY. Two stores on one database stand for two nodes.
+use orgbase_domain::credential::API_KEY_PREFIX;
+use orgbase_domain::{now, ApiKey, NewSecret, SecretHash};
+use std::time::{Duration, Instant};
+
+use crate::organizations::new_org;
+
+/// Polls `f` until it holds, for at most two seconds.
+async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !f().await {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_one_node_reaches_the_others_cache() {
+    let Some(db) = orgbase_store::testing::postgres().await else {
+        eprintln!("skipped: TEST_DATABASE_URL is not set");
+        return;
+    };
+    let a = db.store.clone();
+    let b = orgbase_store::open(&db.url, &Default::default())
+        .await
+        .unwrap();
+    // Let both listeners come up (the cache is bypassed until their first ping returns).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let org = new_org("Acme", "acme");
+    a.insert_organization(&org).await.unwrap();
+    let secret = NewSecret::generate(API_KEY_PREFIX);
+    let key = ApiKey::new_platform("k".into(), &secret);
+    a.insert_api_key(&key).await.unwrap();
+    let other = ApiKey::new_platform("other".into(), &NewSecret::generate(API_KEY_PREFIX));
+    a.insert_api_key(&other).await.unwrap();
+    // Node A reads (and caches) both.
+    assert_eq!(a.get_organization(org.id).await.unwrap().version, 1);
+    assert!(a.find_api_key(&secret.hash).await.unwrap().is_some());
+
+    // Node B changes the organization and revokes the key.
+    let mut next = b.get_organization(org.id).await.unwrap();
+    next.name = "Renamed".into();
+    next.version = 2;
+    b.update_organization(&next, &org).await.unwrap();
+    b.revoke_api_key(key.id, now()).await.unwrap();
+    // B sees its own writes at once.
+    assert_eq!(b.get_organization(org.id).await.unwrap().name, "Renamed");
+    assert!(!b
+        .find_api_key(&secret.hash)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_active());
+
+    // A sees them as soon as the notices arrive.
+    let started = Instant::now();
+    eventually("the renamed organization on node A", async || {
+        a.get_organization(org.id).await.unwrap().name == "Renamed"
+    })
+    .await;
+    eventually("the revocation on node A", async || {
+        !a.find_api_key(&SecretHash::of(&secret.plain))
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    })
+    .await;
+    eprintln!(
+        "notices reached the other node within {:?}",
+        started.elapsed()
+    );
+}

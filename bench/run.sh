@@ -3,12 +3,16 @@
 #
 # For each database (BENCH_DBS, default "sqlite sqlite-pool postgres"): start a release build of
 # `orgbase serve` on a free 127.0.0.1 port in a fresh temp dir, then, per scenario
-# (BENCH_SCENARIOS, default "orgs people"):
+# (BENCH_SCENARIOS, default "orgs people compat"):
 #   orgs:   seed BENCH_SEED_COUNT organizations (bench/seed.py); drive GET /healthz,
 #           GET/PATCH /api/organizations/{id} and POST /api/organizations.
 #   people: fill one organization with BENCH_MEMBERS members by SQL and make one person who can
 #           log in (bench/people.py); drive GET .../members?page=1 and ?page=5000 (per_page=15),
 #           and POST /api/auth/login at BENCH_CONNECTIONS and at BENCH_LOGIN_LOW_CONNECTIONS.
+#   compat: through the API, a partner organization, a partner key and BENCH_CHILDREN children
+#           made with that key (bench/compat.py); drive POST /api/v2/updateOrganization (three
+#           settings, the partner key as token) and PATCH /v1/orgs/{id}/properties (authorization
+#           without Bearer), each request on the next child.
 # wrk runs BENCH_CONNECTIONS connections, BENCH_THREADS threads, BENCH_DURATION seconds,
 # BENCH_RUNS runs per endpoint; bench/summarize.py reports medians against the targets.
 # Everything printed also goes to bench/results/latest.txt.
@@ -20,9 +24,10 @@
 #   BENCH_WARMUP=2        seconds of unrecorded warm-up per endpoint per database (0 = none)
 #   BENCH_SEED_COUNT=10000, BENCH_SEED_THREADS=8
 #   BENCH_CONNECTIONS=32, BENCH_THREADS=2
-#   BENCH_SCENARIOS="orgs people"   which scenarios (space or comma separated)
+#   BENCH_SCENARIOS="orgs people compat"   which scenarios (space or comma separated)
 #   BENCH_MEMBERS=100000  members of the people scenario's organization
 #   BENCH_LOGIN_LOW_CONNECTIONS=4   connections of the second login run, login_low (0 = skip it)
+#   BENCH_CHILDREN=1000   the compat scenario's partner's children (the requests take turns on them)
 #   BENCH_BIN=PATH        use this orgbase binary instead of `cargo build --release -p orgbase`
 #   BENCH_STRICT=1        exit 1 when a gating target fails (default: report only, exit 0)
 set -euo pipefail
@@ -54,10 +59,11 @@ SEED_THREADS=${BENCH_SEED_THREADS:-8}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 STRICT=${BENCH_STRICT:-0}
-SCENARIOS=${BENCH_SCENARIOS:-orgs people}
+SCENARIOS=${BENCH_SCENARIOS:-orgs people compat}
 SCENARIOS=${SCENARIOS//,/ }
 MEMBERS=${BENCH_MEMBERS:-100000}
 LOGIN_LOW_CONNECTIONS=${BENCH_LOGIN_LOW_CONNECTIONS:-4}
+CHILDREN=${BENCH_CHILDREN:-1000}
 READY_TIMEOUT=20
 PG_PSQL=(psql -h 127.0.0.1 -U postgres -X -q -v ON_ERROR_STOP=1)
 
@@ -85,21 +91,24 @@ done
 is_uint "$MEMBERS" && ((MEMBERS >= 1)) || die "BENCH_MEMBERS must be >= 1 (got '$MEMBERS')"
 is_uint "$LOGIN_LOW_CONNECTIONS" ||
     die "BENCH_LOGIN_LOW_CONNECTIONS must be a whole number (got '$LOGIN_LOW_CONNECTIONS'; 0 = skip login_low)"
-ORGS=0 PEOPLE=0
+is_uint "$CHILDREN" && ((CHILDREN >= 2)) || die "BENCH_CHILDREN must be >= 2 (got '$CHILDREN')"
+ORGS=0 PEOPLE=0 COMPAT=0
 for sc in $SCENARIOS; do
     case $sc in
         orgs) ORGS=1 ;;
         people) PEOPLE=1 ;;
-        *) die "BENCH_SCENARIOS: unknown scenario '$sc' (use orgs, people)" ;;
+        compat) COMPAT=1 ;;
+        *) die "BENCH_SCENARIOS: unknown scenario '$sc' (use orgs, people, compat)" ;;
     esac
 done
-((ORGS + PEOPLE > 0)) || die "BENCH_SCENARIOS selects no scenario"
+((ORGS + PEOPLE + COMPAT > 0)) || die "BENCH_SCENARIOS selects no scenario"
 # The endpoints, in the order each run takes them. Login comes last: it is CPU-bound (argon2),
 # and each login run is followed by a drain (see drain_logins).
 ENDPOINTS=()
 if ((ORGS)); then ENDPOINTS+=(healthz get_org patch_org post_org); fi
+if ((PEOPLE)); then ENDPOINTS+=(members_p1 members_p5000); fi
+if ((COMPAT)); then ENDPOINTS+=(v2_update_org v1_properties); fi
 if ((PEOPLE)); then
-    ENDPOINTS+=(members_p1 members_p5000)
     if ((LOGIN_LOW_CONNECTIONS > 0)); then ENDPOINTS+=(login_low); fi
     ENDPOINTS+=(login)
 fi
@@ -305,19 +314,21 @@ ep_connections() {
 }
 
 run_wrk() { # db endpoint tag seconds record(0|1)
-    local db=$1 ep=$2 tag=$3 secs=$4 record=$5 out rc=0 line wrk_non conns threads page=""
+    local db=$1 ep=$2 tag=$3 secs=$4 record=$5 out rc=0 line wrk_non conns threads page="" ids=$WORKDIR/ids.txt
     conns=$(ep_connections "$ep")
     threads=$((THREADS < conns ? THREADS : conns))
     case $ep in
         members_p1) page=1 ;;
         members_p5000) page=5000 ;;
+        v2_update_org | v1_properties) ids=$WORKDIR/children.txt ;;
     esac
     # In the background plus `wait`, so that Ctrl-C runs the INT trap at once (bash defers
     # traps while a foreground command runs, and skips them if that command exits normally).
     BENCH_DB=$db BENCH_ENDPOINT=$ep BENCH_RUN_TAG=$tag BENCH_KEY=$KEY \
-        BENCH_IDS_FILE=$WORKDIR/ids.txt BENCH_LUA_DIR=$ROOT/bench/lua \
+        BENCH_IDS_FILE=$ids BENCH_LUA_DIR=$ROOT/bench/lua BENCH_WRK_THREADS=$threads \
         BENCH_MEMBERS_ORG=$P_ORG BENCH_MEMBERS_PAGE=$page BENCH_MEMBERS_PER_PAGE=15 \
         BENCH_LOGIN_EMAIL=$P_EMAIL BENCH_LOGIN_PASSWORD=$P_PASSWORD \
+        BENCH_COMPAT_TOKEN=$C_TOKEN BENCH_COMPAT_PKEY=$C_PKEY \
         timeout --foreground --signal=INT --kill-after=10 $((secs + 30)) \
         wrk --threads "$threads" --connections "$conns" --duration "${secs}s" \
         --timeout 5s --latency --script "$ROOT/bench/lua/$(ep_script "$ep").lua" "http://127.0.0.1:$PORT" \
@@ -342,9 +353,10 @@ run_wrk() { # db endpoint tag seconds record(0|1)
     # wrk's own count (status > 399), as a cross-check of the Lua count.
     wrk_non=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9][0-9]*\).*/\1/p' <<<"$out" | tail -n1)
     line="$line wrk_non2xx3xx=${wrk_non:-0} tag=$tag"
-    # The people endpoints' lines also say under what load and on what they ran.
+    # The people and compat endpoints' lines also say under what load and on what they ran.
     case $ep in
         members_*) line="$line connections=$conns members=$P_TOTAL page=$page" ;;
+        v2_update_org | v1_properties) line="$line connections=$conns children=$C_CHILDREN" ;;
         login*) line="$line connections=$conns cores=$(nproc)" ;;
     esac
     if ((record)); then
@@ -395,6 +407,32 @@ setup_people() { # db
         die "[$db] bench/people.py wrote an incomplete $WORKDIR/people.env"
 }
 
+# The compat scenario's set-up (bench/compat.py), through the API: a partner organization, a
+# partner key, CHILDREN children made with it (ids in children.txt), one checked answer of each
+# endpoint. Sets C_TOKEN (the key, percent-encoded for a query string), C_PKEY, C_CHILDREN.
+setup_compat() { # db
+    local db=$1 rc=0 k v
+    echo "bench: [$db] compat: a partner organization, a partner key and $CHILDREN children (API)"
+    python3 "$ROOT/bench/compat.py" --url "http://127.0.0.1:$PORT" --key "$KEY" --children "$CHILDREN" \
+        --threads "$SEED_THREADS" --ids "$WORKDIR/children.txt" --out "$WORKDIR/compat.env" &
+    CHILD_PID=$!
+    wait "$CHILD_PID" || rc=$?
+    CHILD_PID=""
+    if ((rc != 0)); then
+        server_tail
+        die "[$db] the compat set-up failed (status $rc)"
+    fi
+    while IFS='=' read -r k v; do
+        case $k in
+            TOKEN) C_TOKEN=$v ;;
+            PKEY) C_PKEY=$v ;;
+            CHILDREN) C_CHILDREN=$v ;;
+        esac
+    done <"$WORKDIR/compat.env"
+    [[ -n "$C_TOKEN" && -n "$C_PKEY" && -n "$C_CHILDREN" && -s "$WORKDIR/children.txt" ]] ||
+        die "[$db] bench/compat.py wrote an incomplete $WORKDIR/compat.env or no children.txt"
+}
+
 bench_db() { # db
     local db=$1
     echo
@@ -419,6 +457,8 @@ bench_db() { # db
     fi
     P_ORG="" P_EMAIL="" P_PASSWORD="" P_TOTAL=""
     if ((PEOPLE)); then setup_people "$db"; fi
+    C_TOKEN="" C_PKEY="" C_CHILDREN=""
+    if ((COMPAT)); then setup_compat "$db"; fi
 
     local ep run
     if ((WARMUP > 0)); then
@@ -469,6 +509,7 @@ echo "wrk:      $(wrk --version 2>&1 | head -n1 || true)"
 settings="databases=[$DBS] scenarios=[$SCENARIOS] duration=${DURATION}s runs=$RUNS warmup=${WARMUP}s connections=$CONNECTIONS threads=$THREADS"
 if ((ORGS)); then settings+=" seed=$SEED_COUNT"; fi
 if ((PEOPLE)); then settings+=" members=$MEMBERS login_low_connections=$LOGIN_LOW_CONNECTIONS"; fi
+if ((COMPAT)); then settings+=" children=$CHILDREN"; fi
 echo "settings: $settings"
 
 RAN=()
@@ -487,11 +528,12 @@ done
 
 echo
 echo "=============================================================================="
-echo "SUMMARY (median of $RUNS run(s) of ${DURATION} s each; organization targets gate sqlite, member-page targets gate sqlite and postgres)"
+echo "SUMMARY (median of $RUNS run(s) of ${DURATION} s each; organization targets gate sqlite, member-page and compatible-API targets gate sqlite and postgres)"
 echo "=============================================================================="
 ((${#RAN[@]} > 0)) || die "no database was benchmarked"
 rc=0
-python3 "$ROOT/bench/summarize.py" "$RAW" --gate sqlite --people-gate sqlite --people-gate postgres --overall || rc=$?
+python3 "$ROOT/bench/summarize.py" "$RAW" --gate sqlite --people-gate sqlite --people-gate postgres \
+    --compat-gate sqlite --compat-gate postgres --overall || rc=$?
 echo "full output: $RESULTS_DIR/latest.txt"
 if ((rc != 0)) && [[ "$STRICT" == 1 ]]; then
     exit 1

@@ -2,7 +2,7 @@
 """Summarize the RESULT lines written by the wrk scripts (bench/lua/common.lua).
 
     python3 bench/summarize.py RESULTS_FILE [--db DB] [--gate sqlite] [--people-gate sqlite
-        --people-gate postgres] [--overall]
+        --people-gate postgres] [--compat-gate sqlite --compat-gate postgres] [--overall]
 
 For each database (or only --db): the median req/s, p50 and p99 over the runs of each
 endpoint, the summed non-2xx responses and socket errors, and PASS/FAIL against the targets:
@@ -13,6 +13,10 @@ endpoint, the summed non-2xx responses and socket errors, and PASS/FAIL against 
 - member pages (the people scenario): p99 of GET .../members?page=1 and ?page=5000
   (per_page=15) under 10 ms, no non-2xx, no socket errors. They decide the verdict for the
   --people-gate database(s) (default: sqlite and postgres).
+- compatible APIs (the compat scenario, issue 4): p99 of POST /api/v2/updateOrganization (three
+  settings) and of PATCH /v1/orgs/{id}/properties under 10 ms, no non-2xx, no socket errors, and
+  every 2xx answer a full success (the Lua scripts count the others as "unexpected"). They decide
+  the verdict for the --compat-gate database(s) (default: sqlite and postgres).
 - login (the people scenario) has no target: req/s, p50, p99 and non-2xx are reported, with what
   a login costs.
 
@@ -33,6 +37,10 @@ MEMBER_ENDPOINTS = [
     ("members_p1", "GET …/members?page=1&per_page=15"),
     ("members_p5000", "GET …/members?page=5000&per_page=15"),
 ]
+COMPAT_ENDPOINTS = [
+    ("v2_update_org", "POST /api/v2/updateOrganization"),
+    ("v1_properties", "PATCH /v1/orgs/{id}/properties"),
+]
 LOGIN_ENDPOINTS = [
     ("login_low", "POST /api/auth/login"),
     ("login", "POST /api/auth/login"),
@@ -42,6 +50,7 @@ GET_RATIO_MIN = 0.5  # GET org rps >= 0.5 x healthz rps
 WRITE_RPS_MIN = 4000.0  # PATCH and POST, each
 WRITE_P99_MAX_MS = 20.0  # PATCH and POST, each
 MEMBERS_P99_MAX_MS = 10.0  # each member page
+COMPAT_P99_MAX_MS = 10.0  # each compatible-API endpoint
 # The server's argon2id parameters (for the login cost line).
 ARGON2_MIB = 19
 
@@ -83,11 +92,14 @@ def aggregate(rows, ep):
         # The Lua count (every status outside 2xx) and wrk's own (status > 399): take the larger.
         "non2xx": sum(max(int(r["non2xx"]), int(r.get("wrk_non2xx3xx", 0))) for r in rs),
         "errors": sum(int(r["errors"]) for r in rs),
+        # 2xx answers whose body lacked what the script expects (e.g. a setting that failed).
+        "unexpected": sum(int(r.get("unexpected", 0) or 0) for r in rs),
         "statuses": merge_statuses(r.get("statuses", "-") for r in rs),
         # Answers per second that were 2xx (for login, where fast 429s/503s inflate req/s).
         "ok_rps": statistics.median(ok_rps(r) for r in rs),
         "connections": rs[-1].get("connections"),
         "members": rs[-1].get("members"),
+        "children": rs[-1].get("children"),
         "cores": rs[-1].get("cores"),
     }
 
@@ -103,6 +115,8 @@ def table_row(title, a, width):
         return f"{title:<{width}} {'(no result)':>10}"
     each = ", ".join(f"{x:.0f}" for x in a["rps_all"])
     extra = f"  statuses {' '.join(a['statuses'])}" if a["statuses"] else ""
+    if a["unexpected"]:
+        extra += f"  unexpected 2xx bodies {a['unexpected']}"
     return (
         f"{title:<{width}} {a['rps']:>10.1f} {a['p50']:>8.2f} {a['p99']:>8.2f} {a['non2xx']:>8d} {a['errors']:>8d}"
         f"  {a['runs']} ({each}){extra}"
@@ -167,6 +181,34 @@ def member_checks(agg):
     return checks
 
 
+def compat_checks(agg):
+    checks = []
+    for ep, title in COMPAT_ENDPOINTS:
+        a = agg.get(ep)
+        name = title
+        if a is None:
+            checks.append((f"{name} results present", False))
+            continue
+        bad = []
+        if a["non2xx"]:
+            bad.append(f"{a['non2xx']} non-2xx")
+        if a["unexpected"]:
+            bad.append(f"{a['unexpected']} unexpected 2xx bodies")
+        why = f"; not meaningful: {', '.join(bad)}" if bad else ""
+        conns = f", {a['connections']} connections" if a["connections"] else ""
+        checks.append(
+            (f"{name} p99 < {COMPAT_P99_MAX_MS:.0f} ms ({a['p99']:.2f}{conns}{why})", a["p99"] < COMPAT_P99_MAX_MS and not why)
+        )
+    eps = [ep for ep, _ in COMPAT_ENDPOINTS if ep in agg]
+    non = sum(agg[e]["non2xx"] for e in eps)
+    odd = sum(agg[e]["unexpected"] for e in eps)
+    err = sum(agg[e]["errors"] for e in eps)
+    checks.append((f"no non-2xx responses ({non})", non == 0))
+    checks.append((f"every 2xx a full success: all settings updated, errors null ({odd} not)", odd == 0))
+    checks.append((f"no socket errors ({err})", err == 0))
+    return checks
+
+
 def login_lines(agg, width):
     """Login: no target. The table rows, and what a login costs."""
     out = [table_header(width)]
@@ -217,11 +259,11 @@ def login_lines(agg, width):
     return out
 
 
-def summarize(db, rows, gated, people_gated):
+def summarize(db, rows, gated, people_gated, compat_gated=False):
     """(ok, lines, sections): sections is [(name, gating, ok)]; ok covers the gating ones."""
     out = []
     agg = {}
-    for ep, _ in ENDPOINTS + MEMBER_ENDPOINTS + LOGIN_ENDPOINTS:
+    for ep, _ in ENDPOINTS + MEMBER_ENDPOINTS + COMPAT_ENDPOINTS + LOGIN_ENDPOINTS:
         a = aggregate(rows, ep)
         if a is not None:
             agg[ep] = a
@@ -229,10 +271,15 @@ def summarize(db, rows, gated, people_gated):
     has_members = any(ep in agg for ep, _ in MEMBER_ENDPOINTS)
     has_login = any(ep in agg for ep, _ in LOGIN_ENDPOINTS)
     has_people = has_members or has_login
-    if not has_orgs and not has_people:
+    has_compat = any(ep in agg for ep, _ in COMPAT_ENDPOINTS)
+    if not has_orgs and not has_people and not has_compat:
         has_orgs = True  # no known endpoint at all: fail the organization checks, as before
 
-    titles = ([t for _, t in ENDPOINTS] if has_orgs else []) + ([t for _, t in MEMBER_ENDPOINTS] if has_people else [])
+    titles = (
+        ([t for _, t in ENDPOINTS] if has_orgs else [])
+        + ([t for _, t in MEMBER_ENDPOINTS] if has_people else [])
+        + ([t for _, t in COMPAT_ENDPOINTS] if has_compat else [])
+    )
     width = max([32] + [len(t) + 1 for t in titles if len(t) >= 32])
     out.append(f"=== {db} ===")
     out.append(table_header(width))
@@ -242,6 +289,9 @@ def summarize(db, rows, gated, people_gated):
     if has_people:
         for ep, title in MEMBER_ENDPOINTS:
             out.append(table_row(title, agg.get(ep), width))
+    if has_compat:
+        for ep, title in COMPAT_ENDPOINTS:
+            out.append(table_row(title, agg.get(ep), width))
 
     sections = []  # (name, gating, checks)
     if has_orgs:
@@ -250,6 +300,10 @@ def summarize(db, rows, gated, people_gated):
         members = next((agg[ep]["members"] for ep, _ in MEMBER_ENDPOINTS if ep in agg and agg[ep]["members"]), None)
         name = "member-page targets" + (f", {int(members):,} members" if members else "")
         sections.append((name, people_gated, member_checks(agg)))
+    if has_compat:
+        children = next((agg[ep]["children"] for ep, _ in COMPAT_ENDPOINTS if ep in agg and agg[ep]["children"]), None)
+        name = "compatible-API targets" + (f", {int(children):,} children of one partner" if children else "")
+        sections.append((name, compat_gated, compat_checks(agg)))
 
     results = []
     for name, gating, checks in sections:
@@ -287,10 +341,15 @@ def main():
         "--people-gate", action="append",
         help="databases whose member-page targets decide the exit status (default: sqlite and postgres)",
     )
+    p.add_argument(
+        "--compat-gate", action="append",
+        help="databases whose compatible-API targets decide the exit status (default: sqlite and postgres)",
+    )
     p.add_argument("--overall", action="store_true", help="end with an OVERALL line over every gating check")
     args = p.parse_args()
     gates = set(args.gate or ["sqlite"])
     people_gates = set(args.people_gate or ["sqlite", "postgres"])
+    compat_gates = set(args.compat_gate or ["sqlite", "postgres"])
     rows = parse(args.results)
     dbs = []
     for r in rows:
@@ -304,7 +363,9 @@ def main():
     failed = False
     gated_results = []  # (db, section, ok)
     for i, db in enumerate(dbs):
-        ok, lines, results = summarize(db, [r for r in rows if r.get("db") == db], db in gates, db in people_gates)
+        ok, lines, results = summarize(
+            db, [r for r in rows if r.get("db") == db], db in gates, db in people_gates, db in compat_gates
+        )
         if i:
             print()
         print("\n".join(lines))
@@ -316,7 +377,8 @@ def main():
         if not gated_results:
             print(
                 "OVERALL: n/a (no gating target was measured: organization targets gate "
-                f"{', '.join(sorted(gates))}; member-page targets gate {', '.join(sorted(people_gates))})"
+                f"{', '.join(sorted(gates))}; member-page targets gate {', '.join(sorted(people_gates))}; "
+                f"compatible-API targets gate {', '.join(sorted(compat_gates))})"
             )
         else:
             by_section = {}

@@ -5,13 +5,18 @@
 --
 -- Environment (set by bench/run.sh):
 --   BENCH_KEY        API key sent as "Authorization: Bearer ..."
---   BENCH_IDS_FILE   file with one organization id per line (get_org, patch_org)
+--   BENCH_IDS_FILE   file with one organization id per line (get_org, patch_org; the compat
+--                    scripts: the partner's children)
 --   BENCH_DB         label for the RESULT line (sqlite, sqlite-pool, postgres)
 --   BENCH_ENDPOINT   label for the RESULT line (healthz, get_org, patch_org, post_org,
---                    members_p1, members_p5000, login, login_low)
+--                    members_p1, members_p5000, v2_update_org, v1_properties, login, login_low)
 --   BENCH_RUN_TAG    unique per wrk invocation; makes POSTed names unique across runs
 --   BENCH_MEMBERS_ORG, BENCH_MEMBERS_PAGE, BENCH_MEMBERS_PER_PAGE   members.lua
 --   BENCH_LOGIN_EMAIL, BENCH_LOGIN_PASSWORD                          login.lua
+--   BENCH_COMPAT_TOKEN, BENCH_COMPAT_PKEY, BENCH_WRK_THREADS         v2_update_org.lua, v1_properties.lua
+--
+-- A script may set bench.expect_body (in init) to a literal every 2xx answer must contain: a 2xx
+-- answer without it counts as "unexpected" (e.g. a 200 whose settings partly failed).
 
 bench = {}
 
@@ -41,6 +46,7 @@ end
 function bench.init_thread(opts)
    opts = opts or {}
    non2xx = 0
+   unexpected = 0
    statuses = {}
    tid = tid or 0
    math.randomseed(os.time() * 1000 + tid * 7919 + math.floor((os.clock() * 1e6) % 1e6))
@@ -74,14 +80,18 @@ function response(status, headers, body)
       non2xx = non2xx + 1
       local s = tostring(status)
       statuses[s] = (statuses[s] or 0) + 1
+   elseif bench.expect_body ~= nil and (body == nil or not string.find(body, bench.expect_body, 1, true)) then
+      unexpected = unexpected + 1
    end
 end
 
 function done(summary, latency, requests)
    local non = 0
+   local odd = 0
    local by_status = {}
    for _, t in ipairs(threads) do
       non = non + (t:get("non2xx") or 0)
+      odd = odd + (t:get("unexpected") or 0)
       -- statuses is a table; thread:get copies tables of strings/numbers.
       local st = t:get("statuses")
       if type(st) == "table" then
@@ -102,9 +112,9 @@ function done(summary, latency, requests)
    if #codes > 0 then codes_s = table.concat(codes, ",") end
    io.write(string.format(
       "RESULT db=%s endpoint=%s rps=%.1f p50_ms=%.3f p99_ms=%.3f non2xx=%d errors=%d requests=%d "
-         .. "connect=%d read=%d write=%d timeout=%d statuses=%s\n",
+         .. "connect=%d read=%d write=%d timeout=%d statuses=%s unexpected=%d\n",
       bench.env("BENCH_DB", "unknown"), bench.env("BENCH_ENDPOINT", "unknown"),
       rps, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
       non, socket_errors, summary.requests,
-      e.connect, e.read, e.write, e.timeout, codes_s))
+      e.connect, e.read, e.write, e.timeout, codes_s, odd))
 end

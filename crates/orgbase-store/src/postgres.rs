@@ -491,12 +491,53 @@ impl OrganizationStore for PgStore {
     }
 }
 
+/// The common change, the organization's row alone, as one statement (one round trip, its own
+/// transaction): the update, and the cache notice only if a row was updated.
+async fn update_org_row(
+    pool: &PgPool,
+    org: &Organization,
+    previous: &Organization,
+) -> StoreResult<()> {
+    let mut b = QueryBuilder::new("WITH u AS (UPDATE organizations SET ");
+    {
+        let mut sets = b.separated(", ");
+        for (i, col) in ORG_COLUMNS.split(',').map(str::trim).enumerate().skip(1) {
+            if column_differs(org, previous, i) {
+                sets.push(format!("{col} = "));
+                push_column(&mut sets, org, i);
+            }
+        }
+    }
+    b.push(" WHERE id = ").push_bind(org.id.0);
+    b.push(" AND version = ").push_bind(previous.version);
+    b.push(" RETURNING id) SELECT pg_notify(")
+        .push_bind(cache::CHANNEL)
+        .push(", 'org:' || id::text) FROM u");
+    let rows = b.build().fetch_all(pool).await.map_err(map_err)?;
+    if rows.is_empty() {
+        let exists = sqlx::query("SELECT 1 FROM organizations WHERE id = $1")
+            .bind(org.id.0)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_err)?;
+        return Err(if exists.is_some() {
+            StoreError::VersionMismatch
+        } else {
+            StoreError::NotFound
+        });
+    }
+    Ok(())
+}
+
 async fn update_org(
     pool: &PgPool,
     org: &Organization,
     previous: &Organization,
     owner_email: Option<(UserId, Email)>,
 ) -> StoreResult<()> {
+    if org.metadata == previous.metadata && owner_email.is_none() {
+        return update_org_row(pool, org, previous).await;
+    }
     let mut tx = pool.begin().await.map_err(map_err)?;
     // Only the columns that differ: an update that touches no indexed column stays in place (HOT).
     let mut b = QueryBuilder::new("UPDATE organizations SET ");

@@ -8,6 +8,7 @@ pub mod organization;
 pub mod people;
 pub mod plan;
 pub mod validation;
+pub mod wallet;
 
 pub use credential::{ApiKey, KeyKind, NewSecret, SecretHash};
 pub use ids::{ApiKeyId, OrganizationId, UserId};

@@ -319,10 +319,38 @@ pub trait PlanStore: Send + Sync {
     async fn delete_plan(&self, id: &str) -> StoreResult<()>;
 }
 
+/// What appending a ledger entry came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Appended {
+    New(orgbase_domain::wallet::Entry),
+    /// An entry with the same Idempotency-Key exists for the organization: that one, unchanged.
+    Existing(orgbase_domain::wallet::Entry),
+}
+
+/// The wallet's ledger.
+#[async_trait]
+pub trait WalletStore: Send + Sync {
+    /// The organization's balances; `None` before its first entry.
+    async fn get_wallet(
+        &self,
+        org: OrganizationId,
+    ) -> StoreResult<Option<orgbase_domain::wallet::Wallet>>;
+    /// Appends the entry and moves the balances, in one transaction. A charge the balance does
+    /// not cover is `Conflict { constraint: "insufficient_funds" }`, and nothing is written.
+    async fn append_entry(&self, e: &orgbase_domain::wallet::NewEntry) -> StoreResult<Appended>;
+    /// Newest first, those older than `before` when given.
+    async fn list_entries(
+        &self,
+        org: OrganizationId,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<orgbase_domain::wallet::Entry>>;
+}
+
 /// Everything Orgbase stores.
 #[async_trait]
 pub trait Store:
-    OrganizationStore + ApiKeyStore + PeopleStore + PlanStore + Send + Sync + 'static
+    OrganizationStore + ApiKeyStore + PeopleStore + PlanStore + WalletStore + Send + Sync + 'static
 {
     /// Checks that the database answers (readiness).
     async fn ping(&self) -> StoreResult<()>;

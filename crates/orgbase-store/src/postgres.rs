@@ -25,6 +25,8 @@ mod cache;
 mod people;
 #[path = "postgres_plans.rs"]
 mod plans;
+#[path = "postgres_wallet.rs"]
+mod wallet;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

@@ -34,12 +34,15 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_member_stats.sql"),
     include_str!("../migrations/sqlite/0004_plans.sql"),
     include_str!("../migrations/sqlite/0005_one_owner.sql"),
+    include_str!("../migrations/sqlite/0006_wallet.sql"),
 ];
 
 #[path = "sqlite_people.rs"]
 mod people;
 #[path = "sqlite_plans.rs"]
 mod plans;
+#[path = "sqlite_wallet.rs"]
+mod wallet;
 const READERS: usize = 4;
 /// Upper bound on the writes one transaction takes, so one fsync never waits on an endless queue.
 const MAX_BATCH: usize = 512;

@@ -7,6 +7,7 @@ mod people;
 mod pg_cache;
 mod plans;
 mod sqlite_search;
+mod wallet;
 
 use orgbase_store::sqlite::WriteMode;
 use orgbase_store::testing::{self, TestDb};

@@ -27,6 +27,9 @@ pub enum ApiError {
     },
     #[error("forbidden")]
     Forbidden(String),
+    /// 402: the wallet does not cover the charge.
+    #[error("payment required: {code}")]
+    PaymentRequired { code: &'static str, detail: String },
     /// Too many attempts: try again after `retry_after` seconds.
     #[error("too many requests")]
     TooManyRequests { retry_after: u64, detail: String },
@@ -105,6 +108,9 @@ impl ApiError {
             ),
             Unauthorized { code, detail } => (StatusCode::UNAUTHORIZED, code, (*detail).into()),
             Forbidden(d) => (StatusCode::FORBIDDEN, "forbidden", d.clone()),
+            PaymentRequired { code, detail } => {
+                (StatusCode::PAYMENT_REQUIRED, code, detail.clone())
+            }
             TooManyRequests { detail, .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",

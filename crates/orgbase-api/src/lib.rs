@@ -41,7 +41,7 @@ use crate::directory::MemberDirectory;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::native::{
-    api_keys, invitations, members, ops, org_keys, organizations, plans, roles, sessions,
+    api_keys, invitations, members, ops, org_keys, organizations, plans, roles, sessions, wallet,
     workspaces,
 };
 use crate::password::{FailureThrottle, Passwords};
@@ -154,6 +154,7 @@ impl AppState {
         (name = "Invitations", description = "Inviting people, and accepting an invitation"),
         (name = "Keys", description = "An organization's own API keys"),
         (name = "Plans", description = "The public product plans"),
+        (name = "Wallet", description = "Balances, charges, top-ups and the ledger"),
         (name = "Partner settings", description = "POST /api/v2/updateOrganization, as the partner settings document specifies"),
         (name = "Properties", description = "PATCH /v1/orgs/{org_id}/properties, as the properties document specifies"),
         (name = "Admin", description = "Platform-only routes"),
@@ -210,6 +211,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(plans::create, plans::list_all))
         .routes(routes!(plans::get, plans::update, plans::delete))
         .routes(routes!(plans::list_public))
+        .routes(routes!(wallet::charge))
+        .routes(routes!(wallet::credit))
+        .routes(routes!(wallet::get))
+        .routes(routes!(wallet::transactions))
         .routes(routes!(compat::partner_settings::update_organization))
         .routes(routes!(compat::properties::update_properties))
         .routes(routes!(ops::healthz))

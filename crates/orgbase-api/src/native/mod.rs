@@ -8,4 +8,5 @@ pub mod organizations;
 pub mod plans;
 pub mod roles;
 pub mod sessions;
+pub mod wallet;
 pub mod workspaces;

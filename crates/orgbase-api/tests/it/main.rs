@@ -10,6 +10,7 @@ mod ops;
 mod organizations;
 mod partners;
 mod people;
+mod wallet;
 
 use orgbase_api::{ApiConfig, AppState, Bootstrap};
 use orgbase_store::testing::{self, TestDb};
@@ -209,6 +210,26 @@ impl App {
     pub async fn delete(&self, path: &str) -> Answer {
         self.call(Method::DELETE, path, Some(&self.key), None, &[])
             .await
+    }
+
+    /// Another server on the same database (another node), serving until the app stops.
+    /// Answers its base URL.
+    pub async fn another_node(&self) -> String {
+        let store = orgbase_store::open(&self.db.url, &Default::default())
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState::new(
+            store,
+            ApiConfig {
+                mail_outbox: self.outbox.path().to_owned(),
+                ..ApiConfig::default()
+            },
+        )
+        .unwrap();
+        tokio::spawn(orgbase_api::serve(listener, state, self.shutdown.clone()));
+        base
     }
 
     /// A call with another credential (`None`: no credential at all).

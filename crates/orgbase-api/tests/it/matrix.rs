@@ -221,6 +221,30 @@ fn table() -> Vec<Row> {
             None,
             [401, 401, 403, 403, 403, 403, 204],
         ),
+        row(
+            M::POST,
+            "/api/admin/organizations/{org}/credit",
+            Some(json!({"amount": 1000})),
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
+        row(
+            M::POST,
+            "/api/admin/organizations/{org}/charge",
+            Some(json!({"amount": 1, "service": "voice"})),
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
+        row(
+            M::GET,
+            "/api/organizations/{org}/wallet",
+            None,
+            org_route(403, 200, 200, 200),
+        ),
+        row(
+            M::GET,
+            "/api/organizations/{org}/wallet/transactions",
+            None,
+            org_route(403, 200, 200, 200),
+        ),
         row(M::GET, "/api/plans", None, [200; 7]),
         row(
             M::POST,
@@ -442,6 +466,10 @@ fn documented_operations() -> BTreeSet<String> {
 /// A table path in the OpenAPI spelling, to compare the two.
 fn documented_spelling(path: &str) -> String {
     let path = path.split('?').next().unwrap_or(path);
+    if path.starts_with("/api/admin/organizations/{org}/c") {
+        // The seed's spelling of the wallet's admin routes.
+        return path.replace("{org}", "{organization}");
+    }
     if path.starts_with("/v1/orgs/") {
         return path.replace("{org}", "{org_id}");
     }

@@ -9,6 +9,7 @@ pub mod context;
 pub mod directory;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod metrics;
 pub mod native;
 pub mod password;
@@ -269,6 +270,11 @@ pub fn with_layers(router: Router<AppState>, state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit))
         // Innermost first: a panic becomes a problem answer, then metrics, then the log line.
         .layer(CatchPanicLayer::custom(panic_response))
+        // Outside the panic catcher: a request that panicked (a 500) releases its key.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(
             TraceLayer::new_for_http()
@@ -371,6 +377,14 @@ pub async fn purge_periodically(
             _ = tick.tick() => {
                 if let Err(e) = purge_deleted(&store, retention).await {
                     tracing::warn!(error = %e, "purging deleted organizations failed; will retry");
+                }
+                match store
+                    .purge_idempotency_keys(orgbase_domain::now() - idempotency::retention())
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(keys = n, "idempotency keys past 24 hours removed"),
+                    Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed; will retry"),
                 }
                 match store.purge_sessions(orgbase_domain::now()).await {
                     Ok(0) => {}

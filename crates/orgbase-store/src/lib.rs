@@ -347,10 +347,67 @@ pub trait WalletStore: Send + Sync {
     ) -> StoreResult<Vec<orgbase_domain::wallet::Entry>>;
 }
 
+/// An answer kept for replay under an Idempotency-Key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAnswer {
+    pub status: u16,
+    /// The headers worth replaying (content type, location, ETag), as name/value pairs.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What claiming an Idempotency-Key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is new (or its earlier use was abandoned): this request goes ahead.
+    Claimed,
+    /// A request with this key is still running.
+    InFlight { request_hash: String },
+    /// A request with this key finished: replay its answer if it is the same request.
+    Done {
+        request_hash: String,
+        answer: StoredAnswer,
+    },
+}
+
+/// Idempotency keys of POST requests.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `(scope, key)` for a request. A claim still in flight that was made before
+    /// `abandoned_before` (its request crashed) is taken over.
+    async fn claim_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &str,
+        at: DateTime<Utc>,
+        abandoned_before: DateTime<Utc>,
+    ) -> StoreResult<Claim>;
+    /// Stores the answer of a claimed key.
+    async fn complete_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        answer: &StoredAnswer,
+    ) -> StoreResult<()>;
+    /// Lets a claimed key go unanswered (its request failed on our side: it may be retried).
+    async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()>;
+    /// Removes keys claimed before `before`; answers how many.
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+}
+
 /// Everything Orgbase stores.
 #[async_trait]
 pub trait Store:
-    OrganizationStore + ApiKeyStore + PeopleStore + PlanStore + WalletStore + Send + Sync + 'static
+    OrganizationStore
+    + ApiKeyStore
+    + PeopleStore
+    + PlanStore
+    + WalletStore
+    + IdempotencyStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Checks that the database answers (readiness).
     async fn ping(&self) -> StoreResult<()>;

@@ -21,6 +21,8 @@ use crate::{
 
 #[path = "postgres_cache.rs"]
 mod cache;
+#[path = "postgres_idempotency.rs"]
+mod idempotency;
 #[path = "postgres_people.rs"]
 mod people;
 #[path = "postgres_plans.rs"]

@@ -35,8 +35,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_plans.sql"),
     include_str!("../migrations/sqlite/0005_one_owner.sql"),
     include_str!("../migrations/sqlite/0006_wallet.sql"),
+    include_str!("../migrations/sqlite/0007_idempotency.sql"),
 ];
 
+#[path = "sqlite_idempotency.rs"]
+mod idempotency;
 #[path = "sqlite_people.rs"]
 mod people;
 #[path = "sqlite_plans.rs"]

@@ -5,6 +5,7 @@ mod api_keys;
 mod auth;
 mod errors;
 mod golden;
+mod idempotency;
 mod matrix;
 mod ops;
 mod organizations;

@@ -1,0 +1,214 @@
+//! `Idempotency-Key` on every POST: the same key and request (method, path, query, body) from
+//! the same credential replays the first answer without acting again; the same key with another
+//! request is 422; a second request while the first is still running is 409. Keys live in the
+//! database (so they hold across nodes) for 24 hours.
+//!
+//! The scope is the credential (a hash of it): one client's keys never meet another's. A request
+//! without a credential has no scope, and its key is not used. A first request that fails on our
+//! side (5xx) releases its key, so the client may retry it; one that crashed the node mid-way is
+//! taken over after five minutes.
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use orgbase_domain::{now, SecretHash};
+use orgbase_store::{Claim, StoredAnswer};
+use sha2::{Digest, Sha256};
+
+use crate::error::{problem_response, ApiError};
+use crate::AppState;
+
+pub const HEADER: &str = "idempotency-key";
+/// Keys are kept this long.
+pub fn retention() -> chrono::Duration {
+    chrono::Duration::hours(24)
+}
+/// A claim still unanswered after this long belonged to a request that died.
+fn abandoned_after() -> chrono::Duration {
+    chrono::Duration::minutes(5)
+}
+/// Answers larger than this are not kept (and their key is released).
+const MAX_ANSWER: usize = 1024 * 1024;
+/// Headers worth replaying.
+const REPLAYED_HEADERS: [HeaderName; 3] = [header::CONTENT_TYPE, header::LOCATION, header::ETAG];
+
+/// The credential a request carries: the bearer token (or the properties API's bare
+/// `authorization` value), or the partner settings API's `token` query parameter.
+fn credential(req: &Request) -> Option<String> {
+    if let Some(v) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        let token = match v.split_once(' ') {
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+            _ => v,
+        };
+        if !token.is_empty() {
+            return Some(token.to_owned());
+        }
+    }
+    url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// What makes two requests the same request: method, path, query (without a token) and body.
+pub fn request_hash(method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_str());
+    h.update(b"\n");
+    h.update(path);
+    h.update(b"\n");
+    // The query without the token (which is the scope already).
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .filter(|(k, _)| k != "token")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    for (k, v) in query {
+        h.update(k.as_bytes());
+        h.update(b"=");
+        h.update(v.as_bytes());
+        h.update(b"&");
+    }
+    h.update(b"\n");
+    h.update(body);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
+    problem_response(status, code, detail.to_owned(), Vec::new())
+}
+
+fn replay(answer: StoredAnswer) -> Response {
+    let mut res = Response::new(Body::from(answer.body));
+    *res.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    for (k, v) in answer.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
+            res.headers_mut().insert(k, v);
+        }
+    }
+    res.headers_mut()
+        .insert("idempotency-replayed", HeaderValue::from_static("true"));
+    res
+}
+
+pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let Some(raw_key) = req.headers().get(HEADER) else {
+        return next.run(req).await;
+    };
+    let key = match raw_key.to_str() {
+        Ok(k)
+            if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..=0x7e).contains(&b)) =>
+        {
+            k.to_owned()
+        }
+        _ => {
+            return ApiError::field(
+                "Idempotency-Key",
+                "invalid_value",
+                "must be 1–255 visible ASCII characters",
+            )
+            .into_response()
+        }
+    };
+    let Some(credential) = credential(&req) else {
+        // No credential, no scope: the request goes ahead as if without a key (it will be
+        // refused anyway where a credential is needed).
+        return next.run(req).await;
+    };
+    let scope = SecretHash::of(&credential).as_str().to_owned();
+    let (parts, body) = req.into_parts();
+    let limit = state.config.body_limit;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => return ApiError::PayloadTooLarge { limit }.into_response(),
+    };
+    let req = Request::from_parts(parts, Body::from(bytes.clone()));
+    let hash = request_hash(req.method(), req.uri().path(), req.uri().query(), &bytes);
+    let t = now();
+    let claim = state
+        .store
+        .claim_idempotency_key(&scope, &key, &hash, t, t - abandoned_after())
+        .await;
+    match claim {
+        Err(e) => return ApiError::from(e).into_response(),
+        Ok(Claim::Done {
+            request_hash,
+            answer,
+        }) => {
+            return if request_hash == hash {
+                replay(answer)
+            } else {
+                problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for another request; use a new key",
+                )
+            };
+        }
+        Ok(Claim::InFlight { request_hash }) => {
+            return if request_hash == hash {
+                problem(
+                    StatusCode::CONFLICT,
+                    "idempotency_key_in_flight",
+                    "a request with this Idempotency-Key is still running; retry it shortly",
+                )
+            } else {
+                problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for another request; use a new key",
+                )
+            };
+        }
+        Ok(Claim::Claimed) => {}
+    }
+    let res = next.run(req).await;
+    let status = res.status();
+    let (parts, body) = res.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_ANSWER).await {
+        Ok(b) => b,
+        Err(_) => {
+            let _ = state.store.release_idempotency_key(&scope, &key).await;
+            return ApiError::Internal(
+                "an answer too large to keep for its Idempotency-Key".into(),
+            )
+            .into_response();
+        }
+    };
+    if status.is_server_error() {
+        if let Err(e) = state.store.release_idempotency_key(&scope, &key).await {
+            tracing::warn!(error = %e, "releasing an idempotency key failed");
+        }
+    } else {
+        let answer = StoredAnswer {
+            status: status.as_u16(),
+            headers: REPLAYED_HEADERS
+                .iter()
+                .filter_map(|h| {
+                    parts
+                        .headers
+                        .get(h)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| (h.as_str().to_owned(), v.to_owned()))
+                })
+                .collect(),
+            body: body.to_vec(),
+        };
+        if let Err(e) = state
+            .store
+            .complete_idempotency_key(&scope, &key, &answer)
+            .await
+        {
+            tracing::warn!(error = %e, "storing an idempotency answer failed");
+        }
+    }
+    Response::from_parts(parts, Body::from(body))
+}

@@ -1,0 +1,123 @@
+//! Idempotency keys on PostgreSQL: a claim is one statement (insert, or take over an abandoned
+//! claim), so two requests with one key on any two nodes cannot both claim it.
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::Row;
+
+use super::{map_err, PgStore};
+use crate::{Claim, IdempotencyStore, StoreResult, StoredAnswer};
+
+#[async_trait]
+impl IdempotencyStore for PgStore {
+    async fn claim_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &str,
+        at: DateTime<Utc>,
+        abandoned_before: DateTime<Utc>,
+    ) -> StoreResult<Claim> {
+        // Claimed when the row is new, or an unfinished claim older than `abandoned_before`.
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, done, created_at) \
+             VALUES ($1, $2, $3, FALSE, $4) ON CONFLICT (scope, key) DO UPDATE \
+             SET request_hash = EXCLUDED.request_hash, created_at = EXCLUDED.created_at \
+             WHERE NOT idempotency_keys.done AND idempotency_keys.created_at < $5 \
+             RETURNING 1",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(request_hash)
+        .bind(at)
+        .bind(abandoned_before)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if claimed.is_some() {
+            return Ok(Claim::Claimed);
+        }
+        let row = sqlx::query(
+            "SELECT request_hash, done, status, headers, body FROM idempotency_keys \
+             WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let Some(r) = row else {
+            // Released meanwhile: try once more.
+            return Box::pin(self.claim_idempotency_key(
+                scope,
+                key,
+                request_hash,
+                at,
+                abandoned_before,
+            ))
+            .await;
+        };
+        let hash: String = r.try_get("request_hash").map_err(map_err)?;
+        if !r.try_get::<bool, _>("done").map_err(map_err)? {
+            return Ok(Claim::InFlight { request_hash: hash });
+        }
+        Ok(Claim::Done {
+            request_hash: hash,
+            answer: StoredAnswer {
+                status: r
+                    .try_get::<Option<i32>, _>("status")
+                    .map_err(map_err)?
+                    .unwrap_or(200) as u16,
+                headers: r
+                    .try_get::<Option<Json<Vec<(String, String)>>>, _>("headers")
+                    .map_err(map_err)?
+                    .map(|j| j.0)
+                    .unwrap_or_default(),
+                body: r
+                    .try_get::<Option<Vec<u8>>, _>("body")
+                    .map_err(map_err)?
+                    .unwrap_or_default(),
+            },
+        })
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        answer: &StoredAnswer,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET done = TRUE, status = $3, headers = $4, body = $5 \
+             WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(answer.status as i32)
+        .bind(Json(&answer.headers))
+        .bind(&answer.body)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND NOT done")
+            .bind(scope)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err)
+    }
+}

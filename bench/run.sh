@@ -3,7 +3,7 @@
 #
 # For each database (BENCH_DBS, default "sqlite sqlite-pool postgres"): start a release build of
 # `orgbase serve` on a free 127.0.0.1 port in a fresh temp dir, then, per scenario
-# (BENCH_SCENARIOS, default "orgs people compat"):
+# (BENCH_SCENARIOS, default "orgs people compat wallet"):
 #   orgs:   seed BENCH_SEED_COUNT organizations (bench/seed.py); drive GET /healthz,
 #           GET/PATCH /api/organizations/{id} and POST /api/organizations.
 #   people: fill one organization with BENCH_MEMBERS members by SQL and make one person who can
@@ -13,6 +13,11 @@
 #           made with that key (bench/compat.py); drive POST /api/v2/updateOrganization (three
 #           settings, the partner key as token) and PATCH /v1/orgs/{id}/properties (authorization
 #           without Bearer), each request on the next child.
+#   wallet: through the API, one organization topped up enough for the whole run, one checked
+#           charge (bench/wallet.py setup); drive POST /api/admin/organizations/{id}/charge (1 minor
+#           unit, each request its own Idempotency-Key) on that one organization, and after each
+#           wrk run check that the balance equals the ledger's sum and the ledger holds a charge for
+#           each 2xx answer (bench/wallet.py check).
 # wrk runs BENCH_CONNECTIONS connections, BENCH_THREADS threads, BENCH_DURATION seconds,
 # BENCH_RUNS runs per endpoint; bench/summarize.py reports medians against the targets.
 # Everything printed also goes to bench/results/latest.txt.
@@ -24,10 +29,12 @@
 #   BENCH_WARMUP=2        seconds of unrecorded warm-up per endpoint per database (0 = none)
 #   BENCH_SEED_COUNT=10000, BENCH_SEED_THREADS=8
 #   BENCH_CONNECTIONS=32, BENCH_THREADS=2
-#   BENCH_SCENARIOS="orgs people compat"   which scenarios (space or comma separated)
+#   BENCH_SCENARIOS="orgs people compat wallet"   which scenarios (space or comma separated)
 #   BENCH_MEMBERS=100000  members of the people scenario's organization
 #   BENCH_LOGIN_LOW_CONNECTIONS=4   connections of the second login run, login_low (0 = skip it)
 #   BENCH_CHILDREN=1000   the compat scenario's partner's children (the requests take turns on them)
+#   BENCH_WALLET_LEDGER=sql   how the wallet check reads the ledger: sql (the server's database) or
+#                         api (GET .../wallet/transactions, 100 entries a request: slow)
 #   BENCH_BIN=PATH        use this orgbase binary instead of `cargo build --release -p orgbase`
 #   BENCH_STRICT=1        exit 1 when a gating target fails (default: report only, exit 0)
 set -euo pipefail
@@ -59,11 +66,12 @@ SEED_THREADS=${BENCH_SEED_THREADS:-8}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 STRICT=${BENCH_STRICT:-0}
-SCENARIOS=${BENCH_SCENARIOS:-orgs people compat}
+SCENARIOS=${BENCH_SCENARIOS:-orgs people compat wallet}
 SCENARIOS=${SCENARIOS//,/ }
 MEMBERS=${BENCH_MEMBERS:-100000}
 LOGIN_LOW_CONNECTIONS=${BENCH_LOGIN_LOW_CONNECTIONS:-4}
 CHILDREN=${BENCH_CHILDREN:-1000}
+WALLET_LEDGER=${BENCH_WALLET_LEDGER:-sql}
 READY_TIMEOUT=20
 PG_PSQL=(psql -h 127.0.0.1 -U postgres -X -q -v ON_ERROR_STOP=1)
 
@@ -92,22 +100,25 @@ is_uint "$MEMBERS" && ((MEMBERS >= 1)) || die "BENCH_MEMBERS must be >= 1 (got '
 is_uint "$LOGIN_LOW_CONNECTIONS" ||
     die "BENCH_LOGIN_LOW_CONNECTIONS must be a whole number (got '$LOGIN_LOW_CONNECTIONS'; 0 = skip login_low)"
 is_uint "$CHILDREN" && ((CHILDREN >= 2)) || die "BENCH_CHILDREN must be >= 2 (got '$CHILDREN')"
-ORGS=0 PEOPLE=0 COMPAT=0
+[[ $WALLET_LEDGER == sql || $WALLET_LEDGER == api ]] || die "BENCH_WALLET_LEDGER must be sql or api (got '$WALLET_LEDGER')"
+ORGS=0 PEOPLE=0 COMPAT=0 WALLET=0
 for sc in $SCENARIOS; do
     case $sc in
         orgs) ORGS=1 ;;
         people) PEOPLE=1 ;;
         compat) COMPAT=1 ;;
-        *) die "BENCH_SCENARIOS: unknown scenario '$sc' (use orgs, people, compat)" ;;
+        wallet) WALLET=1 ;;
+        *) die "BENCH_SCENARIOS: unknown scenario '$sc' (use orgs, people, compat, wallet)" ;;
     esac
 done
-((ORGS + PEOPLE + COMPAT > 0)) || die "BENCH_SCENARIOS selects no scenario"
+((ORGS + PEOPLE + COMPAT + WALLET > 0)) || die "BENCH_SCENARIOS selects no scenario"
 # The endpoints, in the order each run takes them. Login comes last: it is CPU-bound (argon2),
 # and each login run is followed by a drain (see drain_logins).
 ENDPOINTS=()
 if ((ORGS)); then ENDPOINTS+=(healthz get_org patch_org post_org); fi
 if ((PEOPLE)); then ENDPOINTS+=(members_p1 members_p5000); fi
 if ((COMPAT)); then ENDPOINTS+=(v2_update_org v1_properties); fi
+if ((WALLET)); then ENDPOINTS+=(charge); fi
 if ((PEOPLE)); then
     if ((LOGIN_LOW_CONNECTIONS > 0)); then ENDPOINTS+=(login_low); fi
     ENDPOINTS+=(login)
@@ -315,6 +326,7 @@ ep_connections() {
 
 run_wrk() { # db endpoint tag seconds record(0|1)
     local db=$1 ep=$2 tag=$3 secs=$4 record=$5 out rc=0 line wrk_non conns threads page="" ids=$WORKDIR/ids.txt
+    W_SEQ=$((W_SEQ + 1))
     conns=$(ep_connections "$ep")
     threads=$((THREADS < conns ? THREADS : conns))
     case $ep in
@@ -329,6 +341,7 @@ run_wrk() { # db endpoint tag seconds record(0|1)
         BENCH_MEMBERS_ORG=$P_ORG BENCH_MEMBERS_PAGE=$page BENCH_MEMBERS_PER_PAGE=15 \
         BENCH_LOGIN_EMAIL=$P_EMAIL BENCH_LOGIN_PASSWORD=$P_PASSWORD \
         BENCH_COMPAT_TOKEN=$C_TOKEN BENCH_COMPAT_PKEY=$C_PKEY \
+        BENCH_WALLET_ORG=$W_ORG BENCH_WALLET_SEQ=$W_SEQ \
         timeout --foreground --signal=INT --kill-after=10 $((secs + 30)) \
         wrk --threads "$threads" --connections "$conns" --duration "${secs}s" \
         --timeout 5s --latency --script "$ROOT/bench/lua/$(ep_script "$ep").lua" "http://127.0.0.1:$PORT" \
@@ -358,6 +371,10 @@ run_wrk() { # db endpoint tag seconds record(0|1)
         members_*) line="$line connections=$conns members=$P_TOTAL page=$page" ;;
         v2_update_org | v1_properties) line="$line connections=$conns children=$C_CHILDREN" ;;
         login*) line="$line connections=$conns cores=$(nproc)" ;;
+        charge)
+            check_wallet "$db" "$line" "$record"
+            line="$line connections=$conns topups=$W_TOPUPS $W_FIELDS"
+            ;;
     esac
     if ((record)); then
         echo "$line" >>"$RAW"
@@ -433,6 +450,68 @@ setup_compat() { # db
         die "[$db] bench/compat.py wrote an incomplete $WORKDIR/compat.env or no children.txt"
 }
 
+# The wallet scenario's set-up (bench/wallet.py setup), through the API: one organization, topped
+# up for the most charges the runs could make (100,000/s over the warm-up and every run), one
+# checked charge (and its replay), the ledger read through the API and with SQL. Sets W_ORG,
+# W_TOPUPS; the ledger's charge count goes to wallet.state, the baseline of check_wallet.
+setup_wallet() { # db
+    local db=$1 kind=sqlite rc=0 k v
+    [[ $db == postgres ]] && kind=postgres
+    echo "bench: [$db] wallet: one organization, topped up through the API, one checked charge"
+    python3 "$ROOT/bench/wallet.py" setup --url "http://127.0.0.1:$PORT" --key "$KEY" \
+        --db "$kind" --sqlite-path "$WORKDIR/orgbase.db" --pg-db "${PG_DB:-none}" --psql "${PG_PSQL[*]}" \
+        --seconds $((WARMUP + RUNS * DURATION)) --state "$WORKDIR/wallet.state" --out "$WORKDIR/wallet.env" &
+    CHILD_PID=$!
+    wait "$CHILD_PID" || rc=$?
+    CHILD_PID=""
+    if ((rc != 0)); then
+        server_tail
+        die "[$db] the wallet set-up failed (status $rc)"
+    fi
+    while IFS='=' read -r k v; do
+        case $k in
+            ORG) W_ORG=$v ;;
+            TOPUPS) W_TOPUPS=$v ;;
+        esac
+    done <"$WORKDIR/wallet.env"
+    [[ -n "$W_ORG" && -n "$W_TOPUPS" && -s "$WORKDIR/wallet.state" ]] ||
+        die "[$db] bench/wallet.py wrote an incomplete $WORKDIR/wallet.env or no wallet.state"
+}
+
+# After each wrk run on the charge endpoint (warm-up too, so each check covers one run): the
+# balance against the ledger's sum, and the charge entries the run added against the 2xx answers
+# wrk saw (plus at most the requests it left in flight). Sets W_FIELDS for the RESULT line.
+check_wallet() { # db result-line record(0|1)
+    local db=$1 line=$2 record=$3 requests non2xx sent rc=0 out
+    [[ $line =~ \ requests=([0-9]+) ]] && requests=${BASH_REMATCH[1]} || die "[$db] no requests= in: $line"
+    [[ $line =~ \ non2xx=([0-9]+) ]] && non2xx=${BASH_REMATCH[1]} || die "[$db] no non2xx= in: $line"
+    [[ $line =~ \ sent=([0-9]+) ]] && sent=${BASH_REMATCH[1]} || die "[$db] no sent= in: $line (bench/lua/charge.lua)"
+    local kind=sqlite
+    [[ $db == postgres ]] && kind=postgres
+    python3 "$ROOT/bench/wallet.py" check --url "http://127.0.0.1:$PORT" --key "$KEY" --org "$W_ORG" \
+        --db "$kind" --sqlite-path "$WORKDIR/orgbase.db" --pg-db "${PG_DB:-none}" --psql "${PG_PSQL[*]}" \
+        --state "$WORKDIR/wallet.state" --ledger "$WALLET_LEDGER" \
+        --ok2xx $((requests - non2xx)) --in-flight $((sent > requests ? sent - requests : 0)) \
+        >"$WORKDIR/wallet.check" &
+    CHILD_PID=$!
+    wait "$CHILD_PID" || rc=$?
+    CHILD_PID=""
+    out=$(<"$WORKDIR/wallet.check")
+    if ((rc != 0)); then
+        [[ -z "$out" ]] || sed 's/^/    | /' <<<"$out"
+        server_tail
+        die "[$db] the wallet ledger check failed to run (status $rc)"
+    fi
+    W_FIELDS=$(sed -n 's/^LEDGER //p' <<<"$out" | tail -n1)
+    [[ -n "$W_FIELDS" ]] || die "[$db] bench/wallet.py check printed no LEDGER line"
+    local what=ledger
+    ((record)) || what="warm-up ledger"
+    grep -v '^LEDGER ' <<<"$out" | sed "s/^/    $what: /" || true
+    if [[ $W_FIELDS != *ledger=pass* ]]; then
+        echo "bench: [$db] WARNING: the wallet $what check failed (see above)" >&2
+    fi
+}
+
 bench_db() { # db
     local db=$1
     echo
@@ -459,6 +538,8 @@ bench_db() { # db
     if ((PEOPLE)); then setup_people "$db"; fi
     C_TOKEN="" C_PKEY="" C_CHILDREN=""
     if ((COMPAT)); then setup_compat "$db"; fi
+    W_ORG="" W_TOPUPS="" W_FIELDS="" W_SEQ=0
+    if ((WALLET)); then setup_wallet "$db"; fi
 
     local ep run
     if ((WARMUP > 0)); then
@@ -510,6 +591,7 @@ settings="databases=[$DBS] scenarios=[$SCENARIOS] duration=${DURATION}s runs=$RU
 if ((ORGS)); then settings+=" seed=$SEED_COUNT"; fi
 if ((PEOPLE)); then settings+=" members=$MEMBERS login_low_connections=$LOGIN_LOW_CONNECTIONS"; fi
 if ((COMPAT)); then settings+=" children=$CHILDREN"; fi
+if ((WALLET)); then settings+=" wallet_ledger=$WALLET_LEDGER"; fi
 echo "settings: $settings"
 
 RAN=()
@@ -528,12 +610,12 @@ done
 
 echo
 echo "=============================================================================="
-echo "SUMMARY (median of $RUNS run(s) of ${DURATION} s each; organization targets gate sqlite, member-page and compatible-API targets gate sqlite and postgres)"
+echo "SUMMARY (median of $RUNS run(s) of ${DURATION} s each; organization and wallet targets gate sqlite, member-page and compatible-API targets gate sqlite and postgres, the wallet ledger check every database)"
 echo "=============================================================================="
 ((${#RAN[@]} > 0)) || die "no database was benchmarked"
 rc=0
 python3 "$ROOT/bench/summarize.py" "$RAW" --gate sqlite --people-gate sqlite --people-gate postgres \
-    --compat-gate sqlite --compat-gate postgres --overall || rc=$?
+    --compat-gate sqlite --compat-gate postgres --wallet-gate sqlite --overall || rc=$?
 echo "full output: $RESULTS_DIR/latest.txt"
 if ((rc != 0)) && [[ "$STRICT" == 1 ]]; then
     exit 1

@@ -2,7 +2,8 @@
 """Summarize the RESULT lines written by the wrk scripts (bench/lua/common.lua).
 
     python3 bench/summarize.py RESULTS_FILE [--db DB] [--gate sqlite] [--people-gate sqlite
-        --people-gate postgres] [--compat-gate sqlite --compat-gate postgres] [--overall]
+        --people-gate postgres] [--compat-gate sqlite --compat-gate postgres] [--wallet-gate sqlite]
+        [--overall]
 
 For each database (or only --db): the median req/s, p50 and p99 over the runs of each
 endpoint, the summed non-2xx responses and socket errors, and PASS/FAIL against the targets:
@@ -17,6 +18,14 @@ endpoint, the summed non-2xx responses and socket errors, and PASS/FAIL against 
   settings) and of PATCH /v1/orgs/{id}/properties under 10 ms, no non-2xx, no socket errors, and
   every 2xx answer a full success (the Lua scripts count the others as "unexpected"). They decide
   the verdict for the --compat-gate database(s) (default: sqlite and postgres).
+- wallet (the wallet scenario, issue 5): charges against one organization, each with its own
+  Idempotency-Key: at least 3,000 req/s with p99 under 20 ms, no non-2xx, no socket errors, every
+  2xx a success. They decide the verdict for the --wallet-gate database(s) (default: sqlite).
+- wallet ledger (the wallet scenario): after every run the balance equals the ledger's sum
+  (credits - charges; and the SMS points), and the ledger gained one charge of 1 per 2xx answer
+  (plus at most the requests wrk left in flight when it stopped). bench/wallet.py check decides
+  it per run (ledger=pass|fail on the RESULT line). Gating on every database: a mismatch is lost
+  or invented money, not a slow machine.
 - login (the people scenario) has no target: req/s, p50, p99 and non-2xx are reported, with what
   a login costs.
 
@@ -41,6 +50,9 @@ COMPAT_ENDPOINTS = [
     ("v2_update_org", "POST /api/v2/updateOrganization"),
     ("v1_properties", "PATCH /v1/orgs/{id}/properties"),
 ]
+WALLET_ENDPOINTS = [
+    ("charge", "POST /api/admin/organizations/{id}/charge"),
+]
 LOGIN_ENDPOINTS = [
     ("login_low", "POST /api/auth/login"),
     ("login", "POST /api/auth/login"),
@@ -51,6 +63,8 @@ WRITE_RPS_MIN = 4000.0  # PATCH and POST, each
 WRITE_P99_MAX_MS = 20.0  # PATCH and POST, each
 MEMBERS_P99_MAX_MS = 10.0  # each member page
 COMPAT_P99_MAX_MS = 10.0  # each compatible-API endpoint
+WALLET_RPS_MIN = 3000.0  # charges against one organization
+WALLET_P99_MAX_MS = 20.0
 # The server's argon2id parameters (for the login cost line).
 ARGON2_MIB = 19
 
@@ -101,6 +115,9 @@ def aggregate(rows, ep):
         "members": rs[-1].get("members"),
         "children": rs[-1].get("children"),
         "cores": rs[-1].get("cores"),
+        "topups": rs[-1].get("topups"),
+        # The wallet ledger check of each run (bench/wallet.py check), in run order.
+        "ledger": [r for r in rs if "ledger" in r],
     }
 
 
@@ -209,6 +226,71 @@ def compat_checks(agg):
     return checks
 
 
+def wallet_checks(agg):
+    checks = []
+    for ep, title in WALLET_ENDPOINTS:
+        a = agg.get(ep)
+        if a is None:
+            checks.append((f"{title} results present", False))
+            continue
+        bad = []
+        if a["non2xx"]:
+            bad.append(f"{a['non2xx']} non-2xx")
+        if a["unexpected"]:
+            bad.append(f"{a['unexpected']} 2xx without success true")
+        why = f"; not meaningful: {', '.join(bad)}" if bad else ""
+        conns = f", {a['connections']} connections" if a["connections"] else ""
+        checks.append((f"charges >= {WALLET_RPS_MIN:.0f} req/s ({a['rps']:.0f}{conns}{why})", a["rps"] >= WALLET_RPS_MIN and not why))
+        checks.append((f"charge p99 < {WALLET_P99_MAX_MS:.0f} ms ({a['p99']:.2f}{why})", a["p99"] < WALLET_P99_MAX_MS and not why))
+    eps = [ep for ep, _ in WALLET_ENDPOINTS if ep in agg]
+    non = sum(agg[e]["non2xx"] for e in eps)
+    odd = sum(agg[e]["unexpected"] for e in eps)
+    err = sum(agg[e]["errors"] for e in eps)
+    statuses = sorted(set(s for e in eps for s in agg[e]["statuses"]))
+    st = f": {' '.join(statuses)}; 402 = the balance ran out" if any(x.startswith("402:") for x in statuses) else (
+        f": {' '.join(statuses)}" if statuses else "")
+    checks.append((f"no non-2xx responses ({non}{st})", non == 0))
+    checks.append((f"every 2xx a success (success true; {odd} not)", odd == 0))
+    checks.append((f"no socket errors ({err})", err == 0))
+    return checks
+
+
+def ledger_checks(agg):
+    """One check per recorded run: bench/wallet.py's verdict, with its figures."""
+    checks = []
+    for ep, _ in WALLET_ENDPOINTS:
+        a = agg.get(ep)
+        if a is None:
+            continue
+        if len(a["ledger"]) < a["runs"]:
+            checks.append((f"a ledger check after every run ({len(a['ledger'])} of {a['runs']})", False))
+        for i, r in enumerate(a["ledger"], 1):
+            try:
+                bal, led = int(r["balance"]), int(r["ledger_balance"])
+                new, ok2xx, fly = int(r["new_entries"]), int(r["ok2xx"]), int(r["in_flight"])
+                sms, led_sms = int(r["sms"]), int(r["ledger_sms"])
+                amount = int(r["new_amount"])
+            except (KeyError, ValueError):
+                checks.append((f"run {i}: incomplete ledger fields", False))
+                continue
+            ok = r.get("ledger") == "pass"
+            late = new - ok2xx
+            if late == 0:
+                extra = "exactly"
+            elif 0 < late <= fly:
+                extra = f"{late} of the at most {fly} left in flight committed after wrk stopped"
+            else:
+                extra = f"MISMATCH: {late:+d}, with at most {fly} in flight"
+            checks.append((
+                f"run {i}: balance {bal:,} (API) vs ledger {int(r['credits']):,} - {int(r['charges']):,} = {led:,} "
+                f"({r.get('via', '?')}): {'equal' if bal == led else 'NOT EQUAL'}; SMS points {sms:,} vs {led_sms:,}"
+                f"{'' if sms == led_sms else ' NOT EQUAL'}; charge entries +{new:,} for {ok2xx:,} 2xx answers ({extra}), "
+                f"{amount:,} charged{'' if amount == new else ' NOT 1 EACH'}",
+                ok,
+            ))
+    return checks
+
+
 def login_lines(agg, width):
     """Login: no target. The table rows, and what a login costs."""
     out = [table_header(width)]
@@ -259,11 +341,11 @@ def login_lines(agg, width):
     return out
 
 
-def summarize(db, rows, gated, people_gated, compat_gated=False):
+def summarize(db, rows, gated, people_gated, compat_gated=False, wallet_gated=False):
     """(ok, lines, sections): sections is [(name, gating, ok)]; ok covers the gating ones."""
     out = []
     agg = {}
-    for ep, _ in ENDPOINTS + MEMBER_ENDPOINTS + COMPAT_ENDPOINTS + LOGIN_ENDPOINTS:
+    for ep, _ in ENDPOINTS + MEMBER_ENDPOINTS + COMPAT_ENDPOINTS + WALLET_ENDPOINTS + LOGIN_ENDPOINTS:
         a = aggregate(rows, ep)
         if a is not None:
             agg[ep] = a
@@ -272,13 +354,15 @@ def summarize(db, rows, gated, people_gated, compat_gated=False):
     has_login = any(ep in agg for ep, _ in LOGIN_ENDPOINTS)
     has_people = has_members or has_login
     has_compat = any(ep in agg for ep, _ in COMPAT_ENDPOINTS)
-    if not has_orgs and not has_people and not has_compat:
+    has_wallet = any(ep in agg for ep, _ in WALLET_ENDPOINTS)
+    if not has_orgs and not has_people and not has_compat and not has_wallet:
         has_orgs = True  # no known endpoint at all: fail the organization checks, as before
 
     titles = (
         ([t for _, t in ENDPOINTS] if has_orgs else [])
         + ([t for _, t in MEMBER_ENDPOINTS] if has_people else [])
         + ([t for _, t in COMPAT_ENDPOINTS] if has_compat else [])
+        + ([t for _, t in WALLET_ENDPOINTS] if has_wallet else [])
     )
     width = max([32] + [len(t) + 1 for t in titles if len(t) >= 32])
     out.append(f"=== {db} ===")
@@ -292,6 +376,9 @@ def summarize(db, rows, gated, people_gated, compat_gated=False):
     if has_compat:
         for ep, title in COMPAT_ENDPOINTS:
             out.append(table_row(title, agg.get(ep), width))
+    if has_wallet:
+        for ep, title in WALLET_ENDPOINTS:
+            out.append(table_row(title, agg.get(ep), width))
 
     sections = []  # (name, gating, checks)
     if has_orgs:
@@ -304,6 +391,11 @@ def summarize(db, rows, gated, people_gated, compat_gated=False):
         children = next((agg[ep]["children"] for ep, _ in COMPAT_ENDPOINTS if ep in agg and agg[ep]["children"]), None)
         name = "compatible-API targets" + (f", {int(children):,} children of one partner" if children else "")
         sections.append((name, compat_gated, compat_checks(agg)))
+    if has_wallet:
+        topups = next((agg[ep]["topups"] for ep, _ in WALLET_ENDPOINTS if ep in agg and agg[ep]["topups"]), None)
+        name = "wallet targets, one organization" + (f" topped up {int(topups)} x 100,000,000" if topups else "")
+        sections.append((name, wallet_gated, wallet_checks(agg)))
+        sections.append(("wallet ledger, balance = ledger sum after each run", True, ledger_checks(agg)))
 
     results = []
     for name, gating, checks in sections:
@@ -345,11 +437,16 @@ def main():
         "--compat-gate", action="append",
         help="databases whose compatible-API targets decide the exit status (default: sqlite and postgres)",
     )
+    p.add_argument(
+        "--wallet-gate", action="append",
+        help="databases whose wallet targets decide the exit status (default: sqlite; the ledger check gates every database)",
+    )
     p.add_argument("--overall", action="store_true", help="end with an OVERALL line over every gating check")
     args = p.parse_args()
     gates = set(args.gate or ["sqlite"])
     people_gates = set(args.people_gate or ["sqlite", "postgres"])
     compat_gates = set(args.compat_gate or ["sqlite", "postgres"])
+    wallet_gates = set(args.wallet_gate or ["sqlite"])
     rows = parse(args.results)
     dbs = []
     for r in rows:
@@ -364,7 +461,8 @@ def main():
     gated_results = []  # (db, section, ok)
     for i, db in enumerate(dbs):
         ok, lines, results = summarize(
-            db, [r for r in rows if r.get("db") == db], db in gates, db in people_gates, db in compat_gates
+            db, [r for r in rows if r.get("db") == db], db in gates, db in people_gates, db in compat_gates,
+            db in wallet_gates,
         )
         if i:
             print()
@@ -378,7 +476,8 @@ def main():
             print(
                 "OVERALL: n/a (no gating target was measured: organization targets gate "
                 f"{', '.join(sorted(gates))}; member-page targets gate {', '.join(sorted(people_gates))}; "
-                f"compatible-API targets gate {', '.join(sorted(compat_gates))})"
+                f"compatible-API targets gate {', '.join(sorted(compat_gates))}; "
+                f"wallet targets gate {', '.join(sorted(wallet_gates))})"
             )
         else:
             by_section = {}

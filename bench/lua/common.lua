@@ -9,14 +9,19 @@
 --                    scripts: the partner's children)
 --   BENCH_DB         label for the RESULT line (sqlite, sqlite-pool, postgres)
 --   BENCH_ENDPOINT   label for the RESULT line (healthz, get_org, patch_org, post_org,
---                    members_p1, members_p5000, v2_update_org, v1_properties, login, login_low)
+--                    members_p1, members_p5000, v2_update_org, v1_properties, charge, login,
+--                    login_low)
 --   BENCH_RUN_TAG    unique per wrk invocation; makes POSTed names unique across runs
 --   BENCH_MEMBERS_ORG, BENCH_MEMBERS_PAGE, BENCH_MEMBERS_PER_PAGE   members.lua
 --   BENCH_LOGIN_EMAIL, BENCH_LOGIN_PASSWORD                          login.lua
 --   BENCH_COMPAT_TOKEN, BENCH_COMPAT_PKEY, BENCH_WRK_THREADS         v2_update_org.lua, v1_properties.lua
+--   BENCH_WALLET_ORG, BENCH_WALLET_SEQ                               charge.lua
 --
 -- A script may set bench.expect_body (in init) to a literal every 2xx answer must contain: a 2xx
 -- answer without it counts as "unexpected" (e.g. a 200 whose settings partly failed).
+--
+-- A script may also count, in the per-thread global `sent`, the requests it generated: done() then
+-- adds their sum to the RESULT line as sent=N (charge.lua, for the ledger check).
 
 bench = {}
 
@@ -88,10 +93,13 @@ end
 function done(summary, latency, requests)
    local non = 0
    local odd = 0
+   local sent = nil
    local by_status = {}
    for _, t in ipairs(threads) do
       non = non + (t:get("non2xx") or 0)
       odd = odd + (t:get("unexpected") or 0)
+      local s = t:get("sent")
+      if s ~= nil then sent = (sent or 0) + s end
       -- statuses is a table; thread:get copies tables of strings/numbers.
       local st = t:get("statuses")
       if type(st) == "table" then
@@ -110,11 +118,13 @@ function done(summary, latency, requests)
    table.sort(codes)
    local codes_s = "-"
    if #codes > 0 then codes_s = table.concat(codes, ",") end
+   local sent_s = ""
+   if sent ~= nil then sent_s = string.format(" sent=%d", sent) end
    io.write(string.format(
       "RESULT db=%s endpoint=%s rps=%.1f p50_ms=%.3f p99_ms=%.3f non2xx=%d errors=%d requests=%d "
-         .. "connect=%d read=%d write=%d timeout=%d statuses=%s unexpected=%d\n",
+         .. "connect=%d read=%d write=%d timeout=%d statuses=%s unexpected=%d%s\n",
       bench.env("BENCH_DB", "unknown"), bench.env("BENCH_ENDPOINT", "unknown"),
       rps, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
       non, socket_errors, summary.requests,
-      e.connect, e.read, e.write, e.timeout, codes_s, odd))
+      e.connect, e.read, e.write, e.timeout, codes_s, odd, sent_s))
 end

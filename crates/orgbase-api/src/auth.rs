@@ -161,10 +161,17 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
     }
     match (key.kind, key.organization_id) {
         (KeyKind::Platform, _) => Ok(Principal::Platform { key_id: key.id }),
-        (KeyKind::Partner, Some(partner)) => Ok(Principal::Partner {
-            key_id: key.id,
-            partner_id: partner,
-        }),
+        (KeyKind::Partner, Some(partner)) => {
+            // A partner that was deleted acts for nobody, its children included.
+            match state.store.get_organization(partner).await {
+                Ok(p) if !p.is_deleted() => Ok(Principal::Partner {
+                    key_id: key.id,
+                    partner_id: partner,
+                }),
+                Ok(_) | Err(orgbase_store::StoreError::NotFound) => Err(INVALID),
+                Err(e) => Err(e.into()),
+            }
+        }
         (KeyKind::Organization, Some(org)) => Ok(Principal::OrgKey {
             key_id: key.id,
             organization_id: org,

@@ -9,7 +9,30 @@ crate::api_tests!(
     partner_keys_are_made_for_partner_organizations_only,
     an_organization_key_with_partner_scope_acts_as_the_partner,
     plans_are_managed_by_the_platform,
+    a_deleted_partners_key_acts_for_nobody,
 );
+
+async fn a_deleted_partners_key_acts_for_nobody(app: App) {
+    let (p, pk) = partner(&app, "Gone Partner").await;
+    let c = child(&app, &pk, "Orphan").await;
+    let path = format!("/api/organizations/{}", c["id"].as_str().unwrap());
+    assert_eq!(
+        app.as_(Some(&pk), Method::GET, &path, None).await.status,
+        StatusCode::OK
+    );
+    let d = app.delete(&format!("/api/organizations/{p}")).await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT);
+    app.as_(Some(&pk), Method::GET, &path, None)
+        .await
+        .assert_problem(401, "invalid_credentials");
+    // Restored, it acts again.
+    app.post(&format!("/api/admin/organizations/{p}/restore"), json!({}))
+        .await;
+    assert_eq!(
+        app.as_(Some(&pk), Method::GET, &path, None).await.status,
+        StatusCode::OK
+    );
+}
 
 /// A partner organization and a partner key for it (made by the platform).
 pub async fn partner(app: &App, name: &str) -> (String, String) {

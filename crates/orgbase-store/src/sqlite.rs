@@ -226,6 +226,15 @@ fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(64);
+    // Unicode case folding for searches (SQLite's own lower() folds ASCII only), the same as
+    // PostgreSQL's ILIKE does.
+    conn.create_scalar_function(
+        "orgbase_fold",
+        1,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8
+            | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(ctx.get::<Option<String>>(0)?.map(|s| s.to_lowercase())),
+    )?;
     Ok(conn)
 }
 

@@ -534,7 +534,8 @@ impl PeopleStore for SqliteStore {
                     crate::like_escape(&text.to_lowercase())
                 )));
                 filter.push_str(&format!(
-                    " AND (lower(u.name) LIKE ?{n} ESCAPE '\\' OR u.email LIKE ?{n} ESCAPE '\\')",
+                    " AND (orgbase_fold(u.name) LIKE ?{n} ESCAPE '\\' \
+                     OR u.email LIKE ?{n} ESCAPE '\\')",
                     n = args.len()
                 ));
             }

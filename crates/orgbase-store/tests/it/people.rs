@@ -1187,7 +1187,25 @@ async fn member_stats_follow_joins_and_leaves(db: TestDb) {
     );
 }
 
+/// `q` folds case beyond ASCII, the same on both databases.
+async fn member_search_folds_unicode_case(db: TestDb) {
+    let s = &db.store;
+    let (org, _) = org_with_owner(s, "unicode").await;
+    let emile = join(s, org.id, "ez@example.com", "ÉMILE Zola", &[3]).await;
+    for q in ["émile", "ÉMILE", "Émile", "mile z"] {
+        let page = s
+            .list_members(&MemberQuery {
+                q: Some(q.into()),
+                ..page(org.id, 0, 10)
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids(&page.members), vec![emile.id], "{q}");
+    }
+}
+
 crate::conformance!(
+    member_search_folds_unicode_case,
     old_sessions_are_purged,
     member_stats_follow_joins_and_leaves,
     users_have_unique_emails,

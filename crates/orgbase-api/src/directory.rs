@@ -35,6 +35,12 @@ impl MemberDirectory {
             .map(|(_, ids)| ids.clone())
     }
 
+    /// The cached list of any version.
+    fn latest(&self, org: OrganizationId) -> Option<Listing> {
+        let lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        lists.get(&org).cloned()
+    }
+
     fn keep(&self, org: OrganizationId, version: u64, ids: Arc<Vec<i64>>) {
         let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
         let held: usize = lists
@@ -60,6 +66,20 @@ impl MemberDirectory {
         limit: u32,
         min_members: u64,
     ) -> StoreResult<Option<MemberPage>> {
+        // The common case, one round trip: slice the cached list, and read the rows together
+        // with the current version; if the version is still the list's, that is the page.
+        if let Some((version, ids)) = self.latest(org) {
+            let (start, end) = bounds(ids.len(), offset, limit);
+            let (stats, members) = store
+                .members_by_ids_with_stats(org, &ids[start..end])
+                .await?;
+            if stats.version == version && stats.members >= min_members {
+                return Ok(Some(MemberPage {
+                    members,
+                    total: ids.len() as u64,
+                }));
+            }
+        }
         let stats = store.member_stats(org).await?;
         if stats.members < min_members {
             return Ok(None);
@@ -82,12 +102,19 @@ impl MemberDirectory {
             }
         };
         let len = ids.len() as u64;
-        let start = offset.min(len) as usize;
-        let end = offset.saturating_add(limit as u64).min(len) as usize;
+        let (start, end) = bounds(ids.len(), offset, limit);
         let members = store.members_by_ids(org, &ids[start..end]).await?;
         Ok(Some(MemberPage {
             members,
             total: len,
         }))
     }
+}
+
+/// The slice `[offset, offset + limit)` of a list of `len`, clamped.
+fn bounds(len: usize, offset: u64, limit: u32) -> (usize, usize) {
+    let len = len as u64;
+    let start = offset.min(len) as usize;
+    let end = offset.saturating_add(limit as u64).min(len) as usize;
+    (start, end)
 }

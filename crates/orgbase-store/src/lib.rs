@@ -228,6 +228,13 @@ pub trait PeopleStore: Send + Sync {
     async fn member_ids(&self, org: OrganizationId) -> StoreResult<Vec<i64>>;
     /// These members of the organization (ids of others, or gone, are left out), ascending.
     async fn members_by_ids(&self, org: OrganizationId, ids: &[i64]) -> StoreResult<Vec<Member>>;
+    /// `member_stats` and `members_by_ids` read together (one round trip where the database
+    /// allows), so a page can be served from a cached id list checked against the version.
+    async fn members_by_ids_with_stats(
+        &self,
+        org: OrganizationId,
+        ids: &[i64],
+    ) -> StoreResult<(MemberStats, Vec<Member>)>;
     /// Replaces a member's roles and workspaces. A workspace that is not the organization's is
     /// `Conflict { constraint: "foreign_key" }`. Refuses (`Conflict { constraint: "owner_role" }`)
     /// to add or remove role 1, which only an ownership transfer moves.

@@ -644,6 +644,42 @@ impl PeopleStore for PgStore {
             .map_err(map_err)
     }
 
+    async fn members_by_ids_with_stats(
+        &self,
+        org: OrganizationId,
+        ids: &[i64],
+    ) -> StoreResult<(MemberStats, Vec<Member>)> {
+        // One round trip: the stats row, and the members joined to it (none: one row of NULLs).
+        let rows = sqlx::query(&format!(
+            "SELECT s.members AS stat_members, s.version AS stat_version, x.* \
+             FROM (SELECT members, version FROM member_stats WHERE organization_id = $1) s \
+             LEFT JOIN LATERAL ({MEMBER_SELECT} WHERE m.organization_id = $1 AND m.id = ANY($2)) x \
+             ON TRUE ORDER BY x.id"
+        ))
+        .bind(org.0)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let Some(first) = rows.first() else {
+            return Ok((MemberStats::default(), Vec::new()));
+        };
+        let stats = MemberStats {
+            members: first.try_get::<i64, _>("stat_members").map_err(map_err)? as u64,
+            version: first.try_get::<i64, _>("stat_version").map_err(map_err)? as u64,
+        };
+        let mut members = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if r.try_get::<Option<i64>, _>("id")
+                .map_err(map_err)?
+                .is_some()
+            {
+                members.push(member_from_row(r).map_err(map_err)?);
+            }
+        }
+        Ok((stats, members))
+    }
+
     async fn update_member(
         &self,
         org: OrganizationId,

@@ -1174,6 +1174,19 @@ async fn member_stats_follow_joins_and_leaves(db: TestDb) {
     assert_eq!(ids(&got), vec![a.id, b.id]);
     assert_eq!(got[0].roles, vec![5]);
     assert!(s.members_by_ids(org.id, &[]).await.unwrap().is_empty());
+    let (st, got) = s
+        .members_by_ids_with_stats(org.id, &[b.id, other_owner.id, a.id])
+        .await
+        .unwrap();
+    assert_eq!(st, after);
+    assert_eq!(ids(&got), vec![a.id, b.id]);
+    let (st, none) = s.members_by_ids_with_stats(org.id, &[]).await.unwrap();
+    assert_eq!((st, none.len()), (after, 0));
+    let (st, none) = s
+        .members_by_ids_with_stats(orgbase_domain::OrganizationId::new(), &[a.id])
+        .await
+        .unwrap();
+    assert_eq!((st, none.len()), (orgbase_store::MemberStats::default(), 0));
     s.remove_member(org.id, a.id).await.unwrap();
     let left = s.member_stats(org.id).await.unwrap();
     assert_eq!(left.members, 2);

@@ -22,3 +22,11 @@ pub async fn scope(req: Request, next: Next) -> Response {
         .to_owned();
     REQUEST_ID.scope(id, next.run(req)).await
 }
+
+/// Runs `fut` with this request id (for work moved to another task).
+pub async fn with_request_id<F: std::future::Future>(id: Option<String>, fut: F) -> F::Output {
+    match id {
+        Some(id) => REQUEST_ID.scope(id, fut).await,
+        None => fut.await,
+    }
+}

@@ -28,37 +28,54 @@ pub fn retention() -> chrono::Duration {
 fn abandoned_after() -> chrono::Duration {
     chrono::Duration::minutes(5)
 }
-/// Answers larger than this are not kept (and their key is released).
-const MAX_ANSWER: usize = 1024 * 1024;
+/// Answers are read whole to be kept; none of ours comes near this.
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
 /// Headers worth replaying.
 const REPLAYED_HEADERS: [HeaderName; 3] = [header::CONTENT_TYPE, header::LOCATION, header::ETAG];
 
-/// The credential a request carries: the bearer token (or the properties API's bare
-/// `authorization` value), or the partner settings API's `token` query parameter.
+/// Marks an answer that carries a secret shown once (a new key, a session token): it is not
+/// kept, so a replay cannot show the secret again. Handlers set it; the layer strips it.
+pub const SECRET_ANSWER: &str = "x-orgbase-secret-answer";
+
+/// The route whose credential travels in the query string.
+const QUERY_TOKEN_ROUTE: &str = "/api/v2/updateOrganization";
+
+/// The credential a request carries, as the route reads it: the `token` query parameter on the
+/// partner settings API (its last value, as the handler takes it), the `Authorization` header
+/// (with or without `Bearer `) everywhere else.
 fn credential(req: &Request) -> Option<String> {
-    if let Some(v) = req
+    if req.uri().path() == QUERY_TOKEN_ROUTE {
+        return url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .filter(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+            .last()
+            .filter(|t| !t.is_empty());
+    }
+    let v = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let v = v.trim();
-        let token = match v.split_once(' ') {
-            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
-            _ => v,
-        };
-        if !token.is_empty() {
-            return Some(token.to_owned());
-        }
-    }
-    url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.into_owned())
-        .filter(|t| !t.is_empty())
+        .and_then(|v| v.to_str().ok())?
+        .trim();
+    let token = match v.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+        _ => v,
+    };
+    (!token.is_empty()).then(|| token.to_owned())
 }
 
-/// What makes two requests the same request: method, path, query (without a token) and body.
-pub fn request_hash(method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> String {
+/// What makes two requests the same request: method, path, query (without a token) and body,
+/// hashed with the credential as a key, so that a stored hash says nothing about a body (a
+/// password, say) to whoever does not hold the credential.
+pub fn request_hash(
+    credential: &str,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    body: &[u8],
+) -> String {
     let mut h = Sha256::new();
+    h.update(Sha256::digest(credential.as_bytes()));
+    h.update(credential.as_bytes());
     h.update(method.as_str());
     h.update(b"\n");
     h.update(path);
@@ -98,10 +115,10 @@ fn replay(answer: StoredAnswer) -> Response {
 
 pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {
-        return next.run(req).await;
+        return strip(next.run(req).await);
     }
     let Some(raw_key) = req.headers().get(HEADER) else {
-        return next.run(req).await;
+        return strip(next.run(req).await);
     };
     let key = match raw_key.to_str() {
         Ok(k)
@@ -121,8 +138,16 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(credential) = credential(&req) else {
         // No credential, no scope: the request goes ahead as if without a key (it will be
         // refused anyway where a credential is needed).
-        return next.run(req).await;
+        return strip(next.run(req).await);
     };
+    // Only a valid credential gets a scope: a revoked one must not be replayed an old answer,
+    // and junk must not cost a write.
+    if crate::auth::authenticate(&state, &credential)
+        .await
+        .is_err()
+    {
+        return strip(next.run(req).await);
+    }
     let scope = SecretHash::of(&credential).as_str().to_owned();
     let (parts, body) = req.into_parts();
     let limit = state.config.body_limit;
@@ -131,7 +156,13 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         Err(_) => return ApiError::PayloadTooLarge { limit }.into_response(),
     };
     let req = Request::from_parts(parts, Body::from(bytes.clone()));
-    let hash = request_hash(req.method(), req.uri().path(), req.uri().query(), &bytes);
+    let hash = request_hash(
+        &credential,
+        req.method(),
+        req.uri().path(),
+        req.uri().query(),
+        &bytes,
+    );
     let t = now();
     let claim = state
         .store
@@ -143,14 +174,17 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             request_hash,
             answer,
         }) => {
-            return if request_hash == hash {
-                replay(answer)
-            } else {
+            return if request_hash != hash {
+                reused()
+            } else if answer.status == WITHHELD {
                 problem(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was used for another request; use a new key",
+                    StatusCode::CONFLICT,
+                    "idempotency_answer_withheld",
+                    "this request was done; its answer held a secret shown only once, so it is \
+                     not kept to be shown again",
                 )
+            } else {
+                replay(answer)
             };
         }
         Ok(Claim::InFlight { request_hash }) => {
@@ -161,54 +195,105 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
                     "a request with this Idempotency-Key is still running; retry it shortly",
                 )
             } else {
-                problem(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was used for another request; use a new key",
-                )
+                reused()
             };
         }
         Ok(Claim::Claimed) => {}
     }
-    let res = next.run(req).await;
+    // The request and its bookkeeping run to their end on a task of their own: a client that
+    // hangs up must not leave the key claimed with the work half done.
+    let request_id = crate::context::request_id();
+    let span = tracing::Span::current();
+    let work = tokio::spawn(tracing::Instrument::instrument(
+        crate::context::with_request_id(request_id, async move {
+            let res = next.run(req).await;
+            finish(&state, &scope, &key, res).await
+        }),
+        span,
+    ));
+    match work.await {
+        Ok(res) => res,
+        Err(e) => ApiError::Internal(format!("request task failed: {e}")).into_response(),
+    }
+}
+
+/// Takes the secret-answer mark off an answer that passes by.
+fn strip(mut res: Response) -> Response {
+    res.headers_mut().remove(SECRET_ANSWER);
+    res
+}
+
+fn reused() -> Response {
+    problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+        "this Idempotency-Key was used for another request; use a new key",
+    )
+}
+
+/// The status stored for an answer that is not kept (it held a secret).
+const WITHHELD: u16 = 0;
+
+/// Keeps the answer for replays, or frees the key when the request may be tried again: an
+/// error on our side, a conflict of the moment, a throttle, or a refused credential.
+async fn finish(state: &AppState, scope: &str, key: &str, res: Response) -> Response {
     let status = res.status();
-    let (parts, body) = res.into_parts();
+    let (mut parts, body) = res.into_parts();
+    let secret = parts.headers.remove(SECRET_ANSWER).is_some();
     let body = match axum::body::to_bytes(body, MAX_ANSWER).await {
         Ok(b) => b,
         Err(_) => {
-            let _ = state.store.release_idempotency_key(&scope, &key).await;
-            return ApiError::Internal(
-                "an answer too large to keep for its Idempotency-Key".into(),
-            )
-            .into_response();
+            tracing::error!("an answer too large to keep for its Idempotency-Key");
+            return ApiError::Internal("answer too large".into()).into_response();
         }
     };
-    if status.is_server_error() {
-        if let Err(e) = state.store.release_idempotency_key(&scope, &key).await {
-            tracing::warn!(error = %e, "releasing an idempotency key failed");
-        }
+    let retryable = status.is_server_error()
+        || status == StatusCode::CONFLICT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::UNAUTHORIZED;
+    let outcome = if retryable {
+        state.store.release_idempotency_key(scope, key).await
     } else {
-        let answer = StoredAnswer {
-            status: status.as_u16(),
-            headers: REPLAYED_HEADERS
-                .iter()
-                .filter_map(|h| {
-                    parts
-                        .headers
-                        .get(h)
-                        .and_then(|v| v.to_str().ok())
-                        .map(|v| (h.as_str().to_owned(), v.to_owned()))
-                })
-                .collect(),
-            body: body.to_vec(),
+        let answer = if secret {
+            StoredAnswer {
+                status: WITHHELD,
+                headers: Vec::new(),
+                body: Vec::new(),
+            }
+        } else {
+            StoredAnswer {
+                status: status.as_u16(),
+                headers: REPLAYED_HEADERS
+                    .iter()
+                    .filter_map(|h| {
+                        parts
+                            .headers
+                            .get(h)
+                            .and_then(|v| v.to_str().ok())
+                            .map(|v| (h.as_str().to_owned(), v.to_owned()))
+                    })
+                    .collect(),
+                body: body.to_vec(),
+            }
         };
-        if let Err(e) = state
+        let mut done = state
             .store
-            .complete_idempotency_key(&scope, &key, &answer)
-            .await
-        {
-            tracing::warn!(error = %e, "storing an idempotency answer failed");
+            .complete_idempotency_key(scope, key, &answer)
+            .await;
+        for _ in 0..2 {
+            if done.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            done = state
+                .store
+                .complete_idempotency_key(scope, key, &answer)
+                .await;
         }
+        done
+    };
+    if let Err(e) = outcome {
+        tracing::warn!(error = %e, "recording an idempotency key's outcome failed");
     }
     Response::from_parts(parts, Body::from(body))
 }

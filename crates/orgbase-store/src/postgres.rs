@@ -348,9 +348,10 @@ impl OrganizationStore for PgStore {
     ) -> StoreResult<()> {
         let (pool, org, previous) = (self.pool.clone(), org.clone(), previous.clone());
         let id = org.id;
-        detached(async move { update_org(&pool, &org, &previous, None).await }).await?;
+        let done = detached(async move { update_org(&pool, &org, &previous, None).await }).await;
+        // Written, or found changed by someone else: either way the cached copy is stale.
         self.cache.notice(&format!("org:{id}"));
-        Ok(())
+        done
     }
 
     async fn update_organization_and_owner_email(
@@ -361,9 +362,10 @@ impl OrganizationStore for PgStore {
     ) -> StoreResult<()> {
         let (pool, org, previous) = (self.pool.clone(), org.clone(), previous.clone());
         let id = org.id;
-        detached(async move { update_org(&pool, &org, &previous, owner_email).await }).await?;
+        let done =
+            detached(async move { update_org(&pool, &org, &previous, owner_email).await }).await;
         self.cache.notice(&format!("org:{id}"));
-        Ok(())
+        done
     }
 
     async fn list_organizations(&self, q: &OrganizationQuery) -> StoreResult<Vec<Organization>> {

@@ -113,6 +113,12 @@ impl IdempotencyStore for PgStore {
     }
 
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        // The wallet's keys go with the rest: after that a key is free again.
+        sqlx::query("DELETE FROM wallet_idempotency WHERE created_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
         sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
             .bind(before)
             .execute(&self.pool)

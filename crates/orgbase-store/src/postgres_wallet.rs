@@ -38,12 +38,23 @@ fn entry_from_row(r: &PgRow) -> Result<Entry, sqlx::Error> {
 }
 
 impl PgStore {
-    async fn entry_by_key(&self, org: OrganizationId, key: &str) -> StoreResult<Option<Entry>> {
+    async fn entry_by_key(
+        &self,
+        org: OrganizationId,
+        actor: &str,
+        key: &str,
+    ) -> StoreResult<Option<Entry>> {
+        let cols = ENTRY_COLUMNS
+            .split(", ")
+            .map(|c| format!("e.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let row = sqlx::query(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM wallet_entries \
-             WHERE organization_id = $1 AND idempotency_key = $2"
+            "SELECT {cols} FROM wallet_idempotency i JOIN wallet_entries e ON e.id = i.entry_id \
+             WHERE i.organization_id = $1 AND i.actor = $2 AND i.key = $3"
         ))
         .bind(org.0)
+        .bind(actor)
         .bind(key)
         .fetch_optional(&self.pool)
         .await
@@ -81,7 +92,7 @@ impl WalletStore for PgStore {
 
     async fn append_entry(&self, e: &NewEntry) -> StoreResult<Appended> {
         if let Some(key) = &e.idempotency_key {
-            if let Some(found) = self.entry_by_key(e.organization_id, key).await? {
+            if let Some(found) = self.entry_by_key(e.organization_id, &e.actor, key).await? {
                 return Ok(Appended::Existing(found));
             }
         }
@@ -91,10 +102,14 @@ impl WalletStore for PgStore {
                 "WITH w AS (UPDATE wallets SET balance = balance + $3, \
                  sms_points = sms_points + $6, updated_at = $10 \
                  WHERE organization_id = $2 AND balance + $3 >= 0 \
-                 RETURNING balance, sms_points) \
-                 INSERT INTO wallet_entries ({ENTRY_COLUMNS}) \
+                 RETURNING balance, sms_points), \
+                 e AS (INSERT INTO wallet_entries ({ENTRY_COLUMNS}) \
                  SELECT $1, $2, $4, $5, $11, $6, w.balance, w.sms_points, $7, $8, $9, $10 FROM w \
-                 RETURNING {ENTRY_COLUMNS}"
+                 RETURNING {ENTRY_COLUMNS}), \
+                 i AS (INSERT INTO wallet_idempotency (organization_id, actor, key, entry_id, \
+                 created_at) SELECT organization_id, actor, idempotency_key, id, created_at \
+                 FROM e WHERE idempotency_key IS NOT NULL) \
+                 SELECT * FROM e"
             ))
             .bind(e.id)
             .bind(e.organization_id.0)
@@ -130,11 +145,11 @@ impl WalletStore for PgStore {
                     }
                 }
                 Err(sqlx::Error::Database(db))
-                    if db.constraint() == Some("wallet_entries_idempotency_key") =>
+                    if db.constraint() == Some("wallet_idempotency_pkey") =>
                 {
                     // The same key, committed meanwhile by a concurrent request.
                     let key = e.idempotency_key.as_deref().unwrap_or_default();
-                    return match self.entry_by_key(e.organization_id, key).await? {
+                    return match self.entry_by_key(e.organization_id, &e.actor, key).await? {
                         Some(found) => Ok(Appended::Existing(found)),
                         None => Err(StoreError::msg("idempotency key vanished")),
                     };

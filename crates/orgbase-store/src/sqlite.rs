@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0005_one_owner.sql"),
     include_str!("../migrations/sqlite/0006_wallet.sql"),
     include_str!("../migrations/sqlite/0007_idempotency.sql"),
+    include_str!("../migrations/sqlite/0008_wallet_idempotency.sql"),
 ];
 
 #[path = "sqlite_idempotency.rs"]

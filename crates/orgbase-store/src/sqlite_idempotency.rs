@@ -127,6 +127,10 @@ impl IdempotencyStore for SqliteStore {
 
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         self.write(move |conn| {
+            // The wallet's keys go with the rest: after that a key is free again.
+            conn.prepare_cached("DELETE FROM wallet_idempotency WHERE created_at < ?1")
+                .and_then(|mut s| s.execute([ts(&before)]))
+                .map_err(map_err)?;
             conn.prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")
                 .and_then(|mut s| s.execute([ts(&before)]))
                 .map(|n| n as u64)

@@ -34,13 +34,23 @@ fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<Entry> {
     })
 }
 
-fn existing(conn: &Connection, org: OrganizationId, key: &str) -> StoreResult<Option<Entry>> {
+fn existing(
+    conn: &Connection,
+    org: OrganizationId,
+    actor: &str,
+    key: &str,
+) -> StoreResult<Option<Entry>> {
+    let cols = ENTRY_COLUMNS
+        .split(", ")
+        .map(|c| format!("e.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     conn.prepare_cached(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM wallet_entries \
-         WHERE organization_id = ?1 AND idempotency_key = ?2"
+        "SELECT {cols} FROM wallet_idempotency i JOIN wallet_entries e ON e.id = i.entry_id \
+         WHERE i.organization_id = ?1 AND i.actor = ?2 AND i.key = ?3"
     ))
     .and_then(|mut s| {
-        s.query_row(params![org.to_string(), key], entry_from_row)
+        s.query_row(params![org.to_string(), actor, key], entry_from_row)
             .optional()
     })
     .map_err(map_err)
@@ -76,7 +86,7 @@ impl WalletStore for SqliteStore {
         self.write(move |conn| {
             let org = e.organization_id.to_string();
             if let Some(key) = &e.idempotency_key {
-                if let Some(found) = existing(conn, e.organization_id, key)? {
+                if let Some(found) = existing(conn, e.organization_id, &e.actor, key)? {
                     return Ok(Appended::Existing(found));
                 }
             }
@@ -148,6 +158,22 @@ impl WalletStore for SqliteStore {
                 ])
             })
             .map_err(map_err)?;
+            if let Some(key) = &entry.idempotency_key {
+                conn.prepare_cached(
+                    "INSERT INTO wallet_idempotency (organization_id, actor, key, entry_id, \
+                     created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        org,
+                        entry.actor,
+                        key,
+                        entry.id.to_string(),
+                        ts(&entry.created_at)
+                    ])
+                })
+                .map_err(map_err)?;
+            }
             Ok(Appended::New(entry))
         })
         .await

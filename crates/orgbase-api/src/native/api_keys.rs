@@ -121,7 +121,7 @@ pub async fn create(
     State(state): State<AppState>,
     who: Principal,
     JsonBody(body, mut errors): JsonBody<CreateApiKey>,
-) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let admin = who.platform()?;
     let name = body
         .name
@@ -205,7 +205,10 @@ pub async fn create(
         }
     };
     tracing::info!(key_id = %created.id, kind = created.kind.as_str(), actor = %who.actor(), "key created");
-    Ok((StatusCode::CREATED, Json(created)))
+    Ok(crate::native::secret_answer(
+        StatusCode::CREATED,
+        Json(created),
+    ))
 }
 
 /// List API keys (platform only), without their secrets.

@@ -435,7 +435,7 @@ pub async fn accept(
     State(state): State<AppState>,
     Path(token): Path<String>,
     OptionalJsonBody(body, mut errors): OptionalJsonBody<AcceptInput>,
-) -> Result<Json<Envelope<Accepted>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let not_found = ApiError::NotFound;
     if !token.starts_with(INVITE_PREFIX) || token.len() > 128 {
         return Err(not_found);
@@ -563,13 +563,16 @@ pub async fn accept(
         let s = crate::native::sessions::start_session(&state, member.user_id).await?;
         ("Password set successfully.", Some(s))
     };
-    Ok(Envelope::ok(
-        message,
-        Accepted {
-            organization_id: member.organization_id.0,
-            member_id: member.id,
-            user_id: member.user_id.0,
-            session,
-        },
+    Ok(crate::native::secret_answer(
+        axum::http::StatusCode::OK,
+        Envelope::ok(
+            message,
+            Accepted {
+                organization_id: member.organization_id.0,
+                member_id: member.id,
+                user_id: member.user_id.0,
+                session,
+            },
+        ),
     ))
 }

@@ -10,3 +10,21 @@ pub mod roles;
 pub mod sessions;
 pub mod wallet;
 pub mod workspaces;
+
+/// An answer that carries a secret shown once: marked so that an Idempotency-Key does not keep
+/// it (see `crate::idempotency`).
+pub fn secret_answer(
+    status: axum::http::StatusCode,
+    body: impl axum::response::IntoResponse,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        status,
+        [(
+            axum::http::HeaderName::from_static(crate::idempotency::SECRET_ANSWER),
+            "1",
+        )],
+        body,
+    )
+        .into_response()
+}

@@ -103,7 +103,7 @@ pub async fn create(
     who: Principal,
     Path(id): Path<String>,
     JsonBody(body, mut errors): JsonBody<CreateOrgKey>,
-) -> Result<(StatusCode, Json<CreatedOrgKey>), ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::KeysManage).await?;
     let org = access.org.id;
     let e = &mut errors;
@@ -148,7 +148,7 @@ pub async fn create(
     };
     state.store.insert_api_key(&key).await?;
     tracing::info!(organization_id = %org, key_id = %key.id, actor = %who.actor(), "organization key created");
-    Ok((
+    Ok(crate::native::secret_answer(
         StatusCode::CREATED,
         Json(CreatedOrgKey {
             id: key.id.0,

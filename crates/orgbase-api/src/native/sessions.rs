@@ -103,7 +103,7 @@ pub async fn login(
     // Absent when the app is not served over TCP (in-process tests).
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     JsonBody(body, mut errors): JsonBody<LoginInput>,
-) -> Result<Json<LoginAnswer>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let email = body.email.required("email", &mut errors);
     let password = body.password.required("password", &mut errors);
     if let Some(p) = &password {
@@ -150,15 +150,18 @@ pub async fn login(
     state.login_by_account.forget(&account_key);
     let session = start_session(&state, user.id).await?;
     tracing::info!(user_id = %user.id, "logged in");
-    Ok(Json(LoginAnswer {
-        token: session.token,
-        expires_at: session.expires_at,
-        user: UserView {
-            id: user.id.0,
-            email: user.email.as_str().to_owned(),
-            name: user.name,
-        },
-    }))
+    Ok(crate::native::secret_answer(
+        StatusCode::OK,
+        Json(LoginAnswer {
+            token: session.token,
+            expires_at: session.expires_at,
+            user: UserView {
+                id: user.id.0,
+                email: user.email.as_str().to_owned(),
+                name: user.name,
+            },
+        }),
+    ))
 }
 
 /// Log out: the session token stops working at once.

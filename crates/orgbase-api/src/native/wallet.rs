@@ -226,14 +226,7 @@ pub async fn charge(
             0
         }
         (Some(Service::Sms), Some(p)) => p,
-        (Some(_), Some(_)) => {
-            e.add(
-                "sms_point",
-                "not_allowed",
-                "is only taken when service is sms",
-            );
-            0
-        }
+        // Optional in the source API, and meaningful for sms only: otherwise it is ignored.
         _ => 0,
     };
     let reason = body

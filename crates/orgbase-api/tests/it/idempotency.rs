@@ -10,7 +10,59 @@ crate::api_tests!(
     keys_belong_to_their_credential,
     a_request_still_running_is_409,
     bad_keys_are_refused,
+    answers_holding_a_secret_are_not_kept,
+    a_revoked_credential_gets_no_replay,
 );
+
+async fn answers_holding_a_secret_are_not_kept(app: App) {
+    let body = json!({"name": "once", "kind": "platform"});
+    let first = post(
+        &app,
+        &app.key,
+        "/api/admin/api-keys",
+        body.clone(),
+        "mint-1",
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert!(first
+        .header(orgbase_api::idempotency::SECRET_ANSWER)
+        .is_none());
+    let secret = first.body["key"].as_str().unwrap().to_owned();
+    let again = post(&app, &app.key, "/api/admin/api-keys", body, "mint-1").await;
+    again.assert_problem(409, "idempotency_answer_withheld");
+    assert!(!again.text.contains(&secret));
+    // Acted once: one key of that name.
+    let keys = app.get("/api/admin/api-keys").await;
+    let named = keys.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["name"] == "once")
+        .count();
+    assert_eq!(named, 1);
+}
+
+async fn a_revoked_credential_gets_no_replay(app: App) {
+    let k = app
+        .post(
+            "/api/admin/api-keys",
+            json!({"name": "short-lived", "kind": "platform"}),
+        )
+        .await;
+    let key = k.body["key"].as_str().unwrap().to_owned();
+    let body = json!({"name": "Before Revocation", "countryCode": "US"});
+    let a = post(&app, &key, "/api/organizations", body.clone(), "r-1").await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    app.delete(&format!(
+        "/api/admin/api-keys/{}",
+        k.body["id"].as_str().unwrap()
+    ))
+    .await;
+    post(&app, &key, "/api/organizations", body, "r-1")
+        .await
+        .assert_problem(401, "revoked_credentials");
+}
 
 async fn post(
     app: &App,
@@ -138,6 +190,7 @@ async fn a_request_still_running_is_409(app: App) {
     let body = json!({"name": "In Flight", "countryCode": "US"});
     // A request under this key is running (claimed, not answered).
     let hash = orgbase_api::idempotency::request_hash(
+        &app.key,
         &axum::http::Method::POST,
         "/api/organizations",
         None,

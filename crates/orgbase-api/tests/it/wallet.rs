@@ -155,10 +155,6 @@ async fn invalid_charges_name_every_field_and_change_nothing(app: App) {
             vec!["sms_point"],
         ),
         (
-            json!({"amount": 10, "service": "voice", "sms_point": 5}),
-            vec!["sms_point"],
-        ),
-        (
             json!({"amount": 10, "service": "voice", "reason": "x".repeat(501)}),
             vec!["reason"],
         ),

@@ -105,6 +105,30 @@ async fn an_idempotency_key_makes_one_entry(db: TestDb) {
         Appended::New(_)
     ));
     assert_eq!(s.get_wallet(o).await.unwrap().unwrap().balance, 500);
+    // Another credential's key of the same name is its own.
+    let other_actor = NewEntry {
+        id: Uuid::now_v7(),
+        actor: "key:other".into(),
+        ..entry(o, EntryKind::Credit, 500, Some("k-1"))
+    };
+    assert!(matches!(
+        s.append_entry(&other_actor).await.unwrap(),
+        Appended::New(_)
+    ));
+    // Once keys are purged (after 24 hours), the key is free again.
+    assert!(s
+        .purge_idempotency_keys(now() + chrono::Duration::seconds(1))
+        .await
+        .is_ok());
+    let later = NewEntry {
+        id: Uuid::now_v7(),
+        ..entry(o, EntryKind::Credit, 500, Some("k-1"))
+    };
+    assert!(matches!(
+        s.append_entry(&later).await.unwrap(),
+        Appended::New(_)
+    ));
+    assert_eq!(s.get_wallet(o).await.unwrap().unwrap().balance, 1500);
 }
 
 /// Many entries at once, some repeated under one key: the balance is the sum of the entries,

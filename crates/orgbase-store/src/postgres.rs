@@ -108,6 +108,11 @@ impl PgStore {
         MIGRATOR.run(&self.pool).await.map_err(StoreError::other)
     }
 
+    /// How many keys and organizations this node holds in its cache.
+    pub fn cached_counts(&self) -> (usize, usize) {
+        self.cache.counts()
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }

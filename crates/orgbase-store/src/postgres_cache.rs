@@ -35,6 +35,14 @@ const MAX_ORGS: usize = 20_000;
 #[derive(Default)]
 pub(crate) struct PgCache(Mutex<Inner>);
 
+impl Inner {
+    /// Live, and heard from recently: checked on every read, so a listener that stalls (its
+    /// task starved, its connection half-open) stops the cache by itself.
+    fn usable(&self) -> bool {
+        self.live && self.last_ping.is_some_and(|t| t.elapsed() <= DEAF_AFTER)
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     /// Whether notices are known to arrive; the cache is bypassed otherwise.
@@ -54,22 +62,22 @@ impl PgCache {
     /// The generation to hand back to `offer_*`, or `None` when the cache is not to be used.
     pub(crate) fn generation(&self) -> Option<u64> {
         let c = self.lock();
-        c.live.then_some(c.generation)
+        c.usable().then_some(c.generation)
     }
 
     pub(crate) fn key(&self, hash: &str) -> Option<ApiKey> {
         let c = self.lock();
-        c.live.then(|| c.keys.get(hash).cloned()).flatten()
+        c.usable().then(|| c.keys.get(hash).cloned()).flatten()
     }
 
     pub(crate) fn org(&self, id: OrganizationId) -> Option<Organization> {
         let c = self.lock();
-        c.live.then(|| c.orgs.get(&id).cloned()).flatten()
+        c.usable().then(|| c.orgs.get(&id).cloned()).flatten()
     }
 
     pub(crate) fn offer_key(&self, key: &ApiKey, generation: u64) {
         let mut c = self.lock();
-        if !c.live || c.generation != generation || !key.is_active() {
+        if !c.usable() || c.generation != generation || !key.is_active() {
             return;
         }
         if c.keys.len() >= MAX_KEYS {
@@ -80,7 +88,7 @@ impl PgCache {
 
     pub(crate) fn offer_org(&self, org: &Organization, generation: u64) {
         let mut c = self.lock();
-        if !c.live || c.generation != generation {
+        if !c.usable() || c.generation != generation {
             return;
         }
         if c.orgs.len() >= MAX_ORGS {
@@ -124,14 +132,43 @@ impl PgCache {
         c.orgs.clear();
     }
 
+    /// How many keys and organizations are held (for tests and diagnostics).
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let c = self.lock();
+        (c.keys.len(), c.orgs.len())
+    }
+
     fn ping_overdue(&self) -> bool {
         let c = self.lock();
         c.live && c.last_ping.is_some_and(|t| t.elapsed() > DEAF_AFTER)
     }
 }
 
-/// Listens for notices until the task is aborted. Pings itself through `pool` every second.
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Listens for notices until the task is aborted. A task of its own pings through `pool` every
+/// second, so a slow pool cannot hold up the listening; pings that stop arriving take the cache
+/// out of use (see `usable`) and make the listener connect again.
 pub(crate) async fn listen(pool: PgPool, cache: Arc<PgCache>) {
+    let pinger = pool.clone();
+    let _pings = AbortOnDrop(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PING_EVERY);
+        loop {
+            tick.tick().await;
+            let _ = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(PING)
+                .execute(&pinger)
+                .await;
+        }
+    }));
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
@@ -148,7 +185,7 @@ pub(crate) async fn listen(pool: PgPool, cache: Arc<PgCache>) {
             tokio::time::sleep(PING_EVERY).await;
             continue;
         }
-        let mut tick = tokio::time::interval(PING_EVERY);
+        let mut check = tokio::time::interval(PING_EVERY);
         loop {
             tokio::select! {
                 received = listener.try_recv() => match received {
@@ -159,16 +196,12 @@ pub(crate) async fn listen(pool: PgPool, cache: Arc<PgCache>) {
                         break;
                     }
                 },
-                _ = tick.tick() => {
+                _ = check.tick() => {
                     if cache.ping_overdue() {
-                        tracing::warn!("cache pings stopped arriving; the cache is off until they do");
+                        tracing::warn!("cache pings stopped arriving; listening again");
                         cache.deaf();
+                        break;
                     }
-                    let _ = sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(CHANNEL)
-                        .bind(PING)
-                        .execute(&pool)
-                        .await;
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! others' caches by NOTIFY. Two stores on one database stand for two nodes.
 use orgbase_domain::credential::API_KEY_PREFIX;
 use orgbase_domain::{now, ApiKey, NewSecret, SecretHash};
+use orgbase_store::{ApiKeyStore, OrganizationStore};
 use std::time::{Duration, Instant};
 
 use crate::organizations::new_org;
@@ -24,7 +25,10 @@ async fn a_change_on_one_node_reaches_the_others_cache() {
         eprintln!("skipped: TEST_DATABASE_URL is not set");
         return;
     };
-    let a = db.store.clone();
+    // Node A concrete, to look into its cache; node B as any node.
+    let a = orgbase_store::postgres::PgStore::connect(&db.url, 4)
+        .await
+        .unwrap();
     let b = orgbase_store::open(&db.url, &Default::default())
         .await
         .unwrap();
@@ -41,6 +45,11 @@ async fn a_change_on_one_node_reaches_the_others_cache() {
     // Node A reads (and caches) both.
     assert_eq!(a.get_organization(org.id).await.unwrap().version, 1);
     assert!(a.find_api_key(&secret.hash).await.unwrap().is_some());
+    assert_eq!(
+        a.cached_counts(),
+        (1, 1),
+        "node A serves them from its cache now"
+    );
 
     // Node B changes the organization and revokes the key.
     let mut next = b.get_organization(org.id).await.unwrap();

@@ -1,4 +1,4 @@
-//! A cache of API keys and organizations for a node on PostgreSQL, kept exact across nodes by
+//! A cache of API keys, organizations and plans for a node on PostgreSQL, kept exact across nodes by
 //! `LISTEN`/`NOTIFY`.
 //!
 //! Every transaction that revokes a key or changes an organization also sends
@@ -19,7 +19,7 @@
 //! So a revocation or change made on one node is seen by the others within the time a notice
 //! takes to arrive (well under a millisecond on one host), and never later than the ping
 //! timeout, after which a node that cannot hear reads the database directly.
-use orgbase_domain::{ApiKey, Organization, OrganizationId};
+use orgbase_domain::{ApiKey, Organization, OrganizationId, Plan};
 use sqlx::postgres::{PgListener, PgPool};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,7 @@ const PING_EVERY: Duration = Duration::from_secs(1);
 const DEAF_AFTER: Duration = Duration::from_secs(3);
 const MAX_KEYS: usize = 10_000;
 const MAX_ORGS: usize = 20_000;
+const MAX_PLANS: usize = 1_000;
 
 #[derive(Default)]
 pub(crate) struct PgCache(Mutex<Inner>);
@@ -52,6 +53,7 @@ struct Inner {
     generation: u64,
     keys: HashMap<String, ApiKey>,
     orgs: HashMap<OrganizationId, Organization>,
+    plans: HashMap<String, Plan>,
 }
 
 impl PgCache {
@@ -73,6 +75,22 @@ impl PgCache {
     pub(crate) fn org(&self, id: OrganizationId) -> Option<Organization> {
         let c = self.lock();
         c.usable().then(|| c.orgs.get(&id).cloned()).flatten()
+    }
+
+    pub(crate) fn plan(&self, id: &str) -> Option<Plan> {
+        let c = self.lock();
+        c.usable().then(|| c.plans.get(id).cloned()).flatten()
+    }
+
+    pub(crate) fn offer_plan(&self, plan: &Plan, generation: u64) {
+        let mut c = self.lock();
+        if !c.usable() || c.generation != generation {
+            return;
+        }
+        if c.plans.len() >= MAX_PLANS {
+            c.plans.clear();
+        }
+        c.plans.insert(plan.id.clone(), plan.clone());
     }
 
     pub(crate) fn offer_key(&self, key: &ApiKey, generation: u64) {
@@ -111,6 +129,8 @@ impl PgCache {
         c.generation += 1;
         if payload == "key" {
             c.keys.clear();
+        } else if payload == "plan" {
+            c.plans.clear();
         } else if let Some(id) = payload
             .strip_prefix("org:")
             .and_then(|s| s.parse::<OrganizationId>().ok())
@@ -119,6 +139,7 @@ impl PgCache {
         } else {
             c.keys.clear();
             c.orgs.clear();
+            c.plans.clear();
         }
     }
 
@@ -130,6 +151,7 @@ impl PgCache {
         c.generation += 1;
         c.keys.clear();
         c.orgs.clear();
+        c.plans.clear();
     }
 
     /// How many keys and organizations are held (for tests and diagnostics).

@@ -59,12 +59,20 @@ impl PlanStore for PgStore {
     }
 
     async fn get_plan(&self, id: &str) -> StoreResult<Plan> {
+        if let Some(p) = self.cache.plan(id) {
+            return Ok(p);
+        }
+        let generation = self.cache.generation();
         let row = sqlx::query(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1"))
             .bind(id)
             .fetch_one(self.pool())
             .await
             .map_err(map_err)?;
-        plan_from_row(&row).map_err(map_err)
+        let plan = plan_from_row(&row).map_err(map_err)?;
+        if let Some(g) = generation {
+            self.cache.offer_plan(&plan, g);
+        }
+        Ok(plan)
     }
 
     async fn list_plans(&self, public_only: bool) -> StoreResult<Vec<Plan>> {
@@ -82,10 +90,12 @@ impl PlanStore for PgStore {
     }
 
     async fn update_plan(&self, p: &Plan) -> StoreResult<()> {
+        // The change and its cache notice in one statement.
         let done = sqlx::query(
-            "UPDATE plans SET name = $2, price = $3, currency = $4, billing_interval = $5, \
-             entitlements = $6, rate_limit = $7, public = $8, provider = $9, \
-             provider_price_id = $10, updated_at = $11 WHERE id = $1",
+            "WITH u AS (UPDATE plans SET name = $2, price = $3, currency = $4, \
+             billing_interval = $5, entitlements = $6, rate_limit = $7, public = $8, \
+             provider = $9, provider_price_id = $10, updated_at = $11 WHERE id = $1 RETURNING id) \
+             SELECT pg_notify('orgbase_cache', 'plan') FROM u",
         )
         .bind(&p.id)
         .bind(&p.name)
@@ -98,10 +108,11 @@ impl PlanStore for PgStore {
         .bind(p.provider.map(BillingProvider::as_str))
         .bind(&p.provider_price_id)
         .bind(p.updated_at)
-        .execute(self.pool())
+        .fetch_all(self.pool())
         .await
         .map_err(map_err)?;
-        if done.rows_affected() == 0 {
+        self.cache.notice("plan");
+        if done.is_empty() {
             return Err(StoreError::NotFound);
         }
         Ok(())
@@ -109,19 +120,23 @@ impl PlanStore for PgStore {
 
     async fn delete_plan(&self, id: &str) -> StoreResult<()> {
         // The foreign keys refuse to delete a plan an organization is on or has offered.
-        let done = sqlx::query("DELETE FROM plans WHERE id = $1")
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map_err(|e| match map_err(e) {
-                StoreError::Conflict {
-                    constraint: "organization_plan",
-                } => StoreError::Conflict {
-                    constraint: "plan_in_use",
-                },
-                other => other,
-            })?;
-        if done.rows_affected() == 0 {
+        let done = sqlx::query(
+            "WITH d AS (DELETE FROM plans WHERE id = $1 RETURNING id) \
+             SELECT pg_notify('orgbase_cache', 'plan') FROM d",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| match map_err(e) {
+            StoreError::Conflict {
+                constraint: "organization_plan",
+            } => StoreError::Conflict {
+                constraint: "plan_in_use",
+            },
+            other => other,
+        })?;
+        self.cache.notice("plan");
+        if done.is_empty() {
             return Err(StoreError::NotFound);
         }
         Ok(())

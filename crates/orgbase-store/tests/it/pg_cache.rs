@@ -2,7 +2,7 @@
 //! others' caches by NOTIFY. Two stores on one database stand for two nodes.
 use orgbase_domain::credential::API_KEY_PREFIX;
 use orgbase_domain::{now, ApiKey, NewSecret, SecretHash};
-use orgbase_store::{ApiKeyStore, OrganizationStore};
+use orgbase_store::{ApiKeyStore, OrganizationStore, PlanStore};
 use std::time::{Duration, Instant};
 
 use crate::organizations::new_org;
@@ -84,4 +84,14 @@ async fn a_change_on_one_node_reaches_the_others_cache() {
         "notices reached the other node within {:?}",
         started.elapsed()
     );
+
+    // Plans too: node A caches starter; node B changes its price.
+    let starter = a.get_plan("starter").await.unwrap();
+    let mut dearer = b.get_plan("starter").await.unwrap();
+    dearer.price = starter.price + 100;
+    b.update_plan(&dearer).await.unwrap();
+    eventually("the new price on node A", async || {
+        a.get_plan("starter").await.unwrap().price == starter.price + 100
+    })
+    .await;
 }

@@ -96,8 +96,45 @@ pub fn request_hash(
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
-    problem_response(status, code, detail.to_owned(), Vec::new())
+/// Which API a request belongs to: each answers a refusal in its own document's shape.
+#[derive(Clone, Copy)]
+enum Surface {
+    Native,
+    /// `{success: false, message}`, as the partner settings document answers.
+    PartnerSettings,
+    /// `{data: null, errors: [{error, message}]}`, as the properties document answers.
+    Properties,
+}
+
+impl Surface {
+    fn of(path: &str) -> Self {
+        if path == QUERY_TOKEN_ROUTE {
+            Surface::PartnerSettings
+        } else if path.starts_with("/v1/orgs/") {
+            Surface::Properties
+        } else {
+            Surface::Native
+        }
+    }
+}
+
+fn problem(surface: Surface, status: StatusCode, code: &str, detail: &str) -> Response {
+    match surface {
+        Surface::Native => problem_response(status, code, detail.to_owned(), Vec::new()),
+        Surface::PartnerSettings => (
+            status,
+            axum::Json(serde_json::json!({"success": false, "message": detail, "code": code})),
+        )
+            .into_response(),
+        Surface::Properties => (
+            status,
+            axum::Json(serde_json::json!({
+                "data": null,
+                "errors": [{"error": code.to_ascii_uppercase(), "message": detail}],
+            })),
+        )
+            .into_response(),
+    }
 }
 
 fn replay(answer: StoredAnswer) -> Response {
@@ -120,6 +157,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(raw_key) = req.headers().get(HEADER) else {
         return strip(next.run(req).await);
     };
+    let surface = Surface::of(req.uri().path());
     let key = match raw_key.to_str() {
         Ok(k)
             if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..=0x7e).contains(&b)) =>
@@ -127,12 +165,20 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             k.to_owned()
         }
         _ => {
-            return ApiError::field(
-                "Idempotency-Key",
-                "invalid_value",
-                "must be 1–255 visible ASCII characters",
-            )
-            .into_response()
+            return match surface {
+                Surface::Native => ApiError::field(
+                    "Idempotency-Key",
+                    "invalid_value",
+                    "must be 1–255 visible ASCII characters",
+                )
+                .into_response(),
+                _ => problem(
+                    surface,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_idempotency_key",
+                    "Idempotency-Key must be 1–255 visible ASCII characters",
+                ),
+            }
         }
     };
     let Some(credential) = credential(&req) else {
@@ -153,7 +199,14 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let limit = state.config.body_limit;
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
-        Err(_) => return ApiError::PayloadTooLarge { limit }.into_response(),
+        Err(_) => {
+            return problem(
+                surface,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                &format!("the body is larger than the limit of {limit} bytes"),
+            )
+        }
     };
     let req = Request::from_parts(parts, Body::from(bytes.clone()));
     let hash = request_hash(
@@ -169,15 +222,24 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         .claim_idempotency_key(&scope, &key, &hash, t, t - abandoned_after())
         .await;
     match claim {
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "claiming an idempotency key failed");
+            return problem(
+                surface,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the service cannot answer right now; try again",
+            );
+        }
         Ok(Claim::Done {
             request_hash,
             answer,
         }) => {
             return if request_hash != hash {
-                reused()
+                reused(surface)
             } else if answer.status == WITHHELD {
                 problem(
+                    surface,
                     StatusCode::CONFLICT,
                     "idempotency_answer_withheld",
                     "this request was done; its answer held a secret shown only once, so it is \
@@ -190,12 +252,13 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         Ok(Claim::InFlight { request_hash }) => {
             return if request_hash == hash {
                 problem(
+                    surface,
                     StatusCode::CONFLICT,
                     "idempotency_key_in_flight",
                     "a request with this Idempotency-Key is still running; retry it shortly",
                 )
             } else {
-                reused()
+                reused(surface)
             };
         }
         Ok(Claim::Claimed) => {}
@@ -223,8 +286,9 @@ fn strip(mut res: Response) -> Response {
     res
 }
 
-fn reused() -> Response {
+fn reused(surface: Surface) -> Response {
     problem(
+        surface,
         StatusCode::UNPROCESSABLE_ENTITY,
         "idempotency_key_reused",
         "this Idempotency-Key was used for another request; use a new key",

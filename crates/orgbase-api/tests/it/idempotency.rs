@@ -12,7 +12,54 @@ crate::api_tests!(
     bad_keys_are_refused,
     answers_holding_a_secret_are_not_kept,
     a_revoked_credential_gets_no_replay,
+    the_compatible_apis_refuse_in_their_own_shape,
 );
+
+async fn the_compatible_apis_refuse_in_their_own_shape(app: App) {
+    let o = app
+        .org(json!({"name": "Shapes", "countryCode": "US"}))
+        .await;
+    let id = o["id"].as_str().unwrap();
+    let v2 = format!(
+        "{}/api/v2/updateOrganization?token={}&targetOrganizationId={id}",
+        app.base, app.key
+    );
+    let send = |body: serde_json::Value| {
+        let (http, v2) = (app.http.clone(), v2.clone());
+        async move {
+            http.post(v2)
+                .header("idempotency-key", "v2-1")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first = send(json!({"orgName": "Shaped"})).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let replay = send(json!({"orgName": "Shaped"})).await;
+    assert_eq!(replay.status(), StatusCode::OK);
+    assert_eq!(replay.headers()["idempotency-replayed"], "true");
+    let other = send(json!({"orgName": "Other"})).await;
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: serde_json::Value = other.json().await.unwrap();
+    assert_eq!(body["success"], false);
+    assert_eq!(body["code"], "idempotency_key_reused");
+    // The properties API is a PATCH: the key plays no part, and both changes apply.
+    let props = format!("{}/v1/orgs/{id}/properties", app.base);
+    for name in ["Prop One", "Prop Two"] {
+        let r = app
+            .http
+            .patch(&props)
+            .header("authorization", &app.key)
+            .header("idempotency-key", "v1-1")
+            .json(&json!({"updates": {"org_display_name": name}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{name}");
+    }
+}
 
 async fn answers_holding_a_secret_are_not_kept(app: App) {
     let body = json!({"name": "once", "kind": "platform"});

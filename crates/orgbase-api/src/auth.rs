@@ -118,6 +118,11 @@ const EXPIRED: ApiError = ApiError::Unauthorized {
     detail: "the session has expired; log in again",
 };
 
+/// A credential already authenticated earlier in the request (by the idempotency layer), with
+/// whom it stands for, so that it is looked up once.
+#[derive(Clone)]
+pub struct Authenticated(pub String, pub Principal);
+
 /// The token of an `Authorization: Bearer <token>` header.
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts.headers.get(header::AUTHORIZATION).ok_or(MISSING)?;
@@ -134,6 +139,11 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
+        if let Some(Authenticated(t, p)) = parts.extensions.get::<Authenticated>() {
+            if t == token {
+                return Ok(p.clone());
+            }
+        }
         authenticate(state, token).await
     }
 }

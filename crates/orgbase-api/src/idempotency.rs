@@ -188,12 +188,9 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     // Only a valid credential gets a scope: a revoked one must not be replayed an old answer,
     // and junk must not cost a write.
-    if crate::auth::authenticate(&state, &credential)
-        .await
-        .is_err()
-    {
+    let Ok(principal) = crate::auth::authenticate(&state, &credential).await else {
         return strip(next.run(req).await);
-    }
+    };
     let scope = SecretHash::of(&credential).as_str().to_owned();
     let (parts, body) = req.into_parts();
     let limit = state.config.body_limit;
@@ -208,7 +205,10 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             )
         }
     };
-    let req = Request::from_parts(parts, Body::from(bytes.clone()));
+    let mut req = Request::from_parts(parts, Body::from(bytes.clone()));
+    // The handler's extractor takes it from here instead of looking the credential up again.
+    req.extensions_mut()
+        .insert(crate::auth::Authenticated(credential.clone(), principal));
     let hash = request_hash(
         &credential,
         req.method(),

@@ -127,6 +127,40 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(s.to_owned()))
 }
 
+/// An optional reason: trimmed, checked, empty taken as none.
+fn optional_reason(field: Field<String>, e: &mut ValidationErrors) -> Option<String> {
+    field
+        .nullable("reason", e)
+        .flatten()
+        .and_then(|r| e.check(parse_reason("reason", &r)))
+        .filter(|r| !r.is_empty())
+}
+
+/// A ledger entry made by `who` now, without service or SMS points.
+fn new_entry(
+    who: &Principal,
+    org: &Organization,
+    kind: EntryKind,
+    amount: i64,
+    reason: Option<String>,
+    idempotency_key: Option<String>,
+    currency: String,
+) -> NewEntry {
+    NewEntry {
+        id: Uuid::now_v7(),
+        organization_id: org.id,
+        kind,
+        service: None,
+        amount,
+        sms_points: 0,
+        reason,
+        actor: who.actor(),
+        idempotency_key,
+        currency,
+        created_at: now(),
+    }
+}
+
 /// The currency of a wallet made now: its plan's.
 async fn currency_for(state: &AppState, org: &Organization) -> Result<String, ApiError> {
     match state.store.get_plan(&org.product_plan_id).await {
@@ -229,28 +263,16 @@ pub async fn charge(
         // Optional in the source API, and meaningful for sms only: otherwise it is ignored.
         _ => 0,
     };
-    let reason = body
-        .reason
-        .nullable("reason", e)
-        .flatten()
-        .and_then(|r| e.check(parse_reason("reason", &r)))
-        .filter(|r| !r.is_empty());
+    let reason = optional_reason(body.reason, e);
     errors.clone().into_result()?;
     let (Some(amount), Some(service)) = (amount, service) else {
         return Err(errors.into());
     };
+    let currency = currency_for(&state, &org).await?;
     let entry = NewEntry {
-        id: Uuid::now_v7(),
-        organization_id: org.id,
-        kind: EntryKind::Charge,
         service: Some(service),
-        amount,
         sms_points,
-        reason,
-        actor: who.actor(),
-        idempotency_key: key,
-        currency: currency_for(&state, &org).await?,
-        created_at: now(),
+        ..new_entry(&who, &org, EntryKind::Charge, amount, reason, key, currency)
     };
     let done = append(&state, entry).await?;
     tracing::info!(organization_id = %org.id, entry_id = %done.id, amount, actor = %who.actor(), "wallet charged");
@@ -293,27 +315,19 @@ pub async fn credit(
         .amount
         .required("amount", e)
         .and_then(|v| e.check(parse_amount("amount", v)));
-    let reason = body
-        .reason
-        .nullable("reason", e)
-        .flatten()
-        .and_then(|r| e.check(parse_reason("reason", &r)))
-        .filter(|r| !r.is_empty());
+    let reason = optional_reason(body.reason, e);
     errors.into_result()?;
     let currency = currency_for(&state, &org).await?;
-    let entry = NewEntry {
-        id: Uuid::now_v7(),
-        organization_id: org.id,
-        kind: EntryKind::Credit,
-        service: None,
-        amount: amount.expect("validated"),
-        sms_points: 0,
+    let amount = amount.expect("validated");
+    let entry = new_entry(
+        &who,
+        &org,
+        EntryKind::Credit,
+        amount,
         reason,
-        actor: who.actor(),
-        idempotency_key: key,
-        currency: currency.clone(),
-        created_at: now(),
-    };
+        key,
+        currency.clone(),
+    );
     let done = append(&state, entry).await?;
     tracing::info!(organization_id = %org.id, entry_id = %done.id, amount = done.amount, actor = %who.actor(), "wallet credited");
     Ok(Json(WalletView {

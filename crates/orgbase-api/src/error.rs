@@ -16,8 +16,14 @@ pub enum ApiError {
     MalformedJson(String),
     #[error("invalid body: {0}")]
     InvalidBody(String),
+    /// 400 for a body that cannot be read as its declared type (multipart, say).
+    #[error("malformed body: {0}")]
+    Malformed(String),
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// 415 for a body of a type this route does not take (the detail says which it takes).
+    #[error("unsupported media type: {0}")]
+    Unsupported(String),
     #[error("payload too large")]
     PayloadTooLarge { limit: usize },
     #[error("unauthorized: {code}")]
@@ -96,10 +102,16 @@ impl ApiError {
                 format!("the body is not valid JSON: {m}"),
             ),
             InvalidBody(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", m.clone()),
+            Malformed(m) => (StatusCode::BAD_REQUEST, "malformed_body", m.clone()),
             UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "send the body as JSON with `Content-Type: application/json`".into(),
+            ),
+            Unsupported(d) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                d.clone(),
             ),
             PayloadTooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -193,7 +193,11 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     let scope = SecretHash::of(&credential).as_str().to_owned();
     let (parts, body) = req.into_parts();
-    let limit = state.config.body_limit;
+    let limit = if parts.uri.path().ends_with("/upload-avatar") {
+        state.avatars.request_limit()
+    } else {
+        state.config.body_limit
+    };
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {

@@ -41,9 +41,10 @@ use crate::billing::Billing;
 use crate::directory::MemberDirectory;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::native::avatars::{AvatarConfig, Avatars};
 use crate::native::{
-    api_keys, invitations, members, ops, org_keys, organizations, plans, roles, sessions, wallet,
-    workspaces,
+    api_keys, avatars, invitations, members, ops, org_keys, organizations, plans, roles, sessions,
+    wallet, workspaces,
 };
 use crate::password::{FailureThrottle, Passwords};
 
@@ -66,6 +67,8 @@ pub struct ApiConfig {
     /// Organizations with at least this many members have their member pages served from the
     /// member directory (see `directory.rs`).
     pub member_directory_min: u64,
+    /// Avatar storage and upload limits.
+    pub avatars: AvatarConfig,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -77,6 +80,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("invitation_ttl", &self.invitation_ttl)
             .field("smtp", &self.smtp_url.as_ref().map(|_| "(set)"))
             .field("mail_outbox", &self.mail_outbox)
+            .field("avatars", &self.avatars)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +96,7 @@ impl Default for ApiConfig {
             mail_from: "Orgbase <no-reply@localhost>".into(),
             mail_outbox: PathBuf::from("mail-outbox"),
             member_directory_min: 1000,
+            avatars: AvatarConfig::default(),
         }
     }
 }
@@ -110,16 +115,22 @@ pub struct AppState {
     pub members: Arc<MemberDirectory>,
     /// The billing providers configured (none by default).
     pub billing: Billing,
+    pub avatars: Arc<Avatars>,
 }
 
 impl AppState {
-    /// The state for `config`, with the mailer it names (SMTP, or the outbox folder).
-    pub fn new(store: DynStore, config: ApiConfig) -> Result<Self, orgbase_mail::MailError> {
+    /// The state for `config`, with the mailer it names (SMTP, or the outbox folder) and the
+    /// avatar storage (disk, or S3).
+    pub fn new(
+        store: DynStore,
+        config: ApiConfig,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let mailer = orgbase_mail::from_config(
             config.smtp_url.as_deref(),
             &config.mail_from,
             &config.mail_outbox,
         )?;
+        let avatars = Arc::new(Avatars::new(&config.avatars, &config.public_url)?);
         Ok(Self {
             store,
             config: Arc::new(config),
@@ -132,6 +143,7 @@ impl AppState {
             login_by_address: Arc::new(FailureThrottle::new(20, Duration::from_secs(60))),
             members: Arc::new(MemberDirectory::default()),
             billing: Billing::default(),
+            avatars,
         })
     }
 }
@@ -185,6 +197,9 @@ fn api_router() -> OpenApiRouter<AppState> {
             organizations::delete
         ))
         .routes(routes!(organizations::restore))
+        .routes(routes!(avatars::upload))
+        .routes(routes!(avatars::remove))
+        .routes(routes!(avatars::serve))
         .routes(routes!(api_keys::create, api_keys::list))
         .routes(routes!(api_keys::revoke))
         .routes(routes!(sessions::login))

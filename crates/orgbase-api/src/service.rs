@@ -218,7 +218,7 @@ pub async fn update(
     id: OrganizationId,
     patch: OrganizationPatch,
     if_match: Option<IfMatch>,
-) -> Result<Organization, ApiError> {
+) -> Result<(Organization, Organization), ApiError> {
     let reserved = platform_only_fields(&patch);
     let authorize = |a: &OrgAccess<'_>| {
         a.require(Permission::OrgUpdate)?;
@@ -261,6 +261,36 @@ pub async fn update(
         Ok((next != *current).then_some(next))
     };
     modify(state, who, id, if_match, authorize, change, true).await
+}
+
+/// Sets or clears the organization's avatar URL (an upload, or its removal): whoever may update
+/// the organization. Answers the organization before and after.
+pub async fn set_avatar(
+    state: &AppState,
+    who: &Principal,
+    id: OrganizationId,
+    url: Option<String>,
+) -> Result<(Organization, Organization), ApiError> {
+    let authorize = |a: &OrgAccess<'_>| a.require(Permission::OrgUpdate);
+    let change = |current: &Organization| {
+        if current.is_deleted() {
+            return Err(ApiError::Conflict {
+                code: "organization_deleted",
+                detail: "a deleted organization cannot be changed; restore it first".into(),
+            });
+        }
+        if current.avatar_url == url {
+            return Ok(None);
+        }
+        let t = now();
+        Ok(Some(Organization {
+            avatar_url: url.clone(),
+            updated_at: t,
+            version: current.version + 1,
+            ..current.clone()
+        }))
+    };
+    modify(state, who, id, None, authorize, change, false).await
 }
 
 /// Soft delete: the organization disappears for everyone but the platform, restorable. Only
@@ -315,7 +345,9 @@ async fn set_deleted(
             ..current.clone()
         }))
     };
-    modify(state, who, id, if_match, authorize, change, false).await
+    modify(state, who, id, if_match, authorize, change, false)
+        .await
+        .map(|(_, next)| next)
 }
 
 /// Reads the organization, asks `change` for its next state (`None`: nothing to change), and
@@ -329,7 +361,7 @@ async fn modify(
     authorize: impl Fn(&OrgAccess<'_>) -> Result<(), ApiError>,
     change: impl Fn(&Organization) -> Result<Option<Organization>, ApiError>,
     check_parent: bool,
-) -> Result<Organization, ApiError> {
+) -> Result<(Organization, Organization), ApiError> {
     for attempt in 0..UPDATE_ATTEMPTS {
         if attempt > 0 {
             backoff(attempt).await;
@@ -343,7 +375,7 @@ async fn modify(
             }
         }
         let Some(next) = change(&current)? else {
-            return Ok(current);
+            return Ok((current.clone(), current));
         };
         if check_parent {
             let mut errors = ValidationErrors::new();
@@ -351,7 +383,7 @@ async fn modify(
             errors.into_result()?;
         }
         match state.store.update_organization(&next, &current).await {
-            Ok(()) => return Ok(next),
+            Ok(()) => return Ok((current, next)),
             Err(StoreError::VersionMismatch) if if_match.is_none() => continue,
             Err(StoreError::Conflict {
                 constraint: "foreign_key",

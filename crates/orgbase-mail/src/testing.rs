@@ -30,6 +30,7 @@ impl SmtpServer {
     /// When it is not answering within 10 s, with what it printed; when aiosmtpd is missing, with
     /// how to install it.
     pub fn start() -> Self {
+        orgbase_testkit::ensure_python_module("aiosmtpd", "aiosmtpd");
         let dir = tempfile::tempdir().expect("a temporary folder for the SMTP server");
         let maildir = dir.path().join("maildir");
         let mut last_failure = String::new();

@@ -31,6 +31,23 @@ pub struct Settings {
     pub mail_outbox: String,
     pub session_ttl_hours: u32,
     pub invitation_ttl_days: u32,
+    /// Avatars on local disk, served by Orgbase (unless `s3_bucket` is set).
+    pub avatar_dir: String,
+    /// Largest avatar file, in bytes.
+    pub avatar_max_bytes: u64,
+    /// Largest avatar width and height, each, in pixels.
+    pub avatar_max_dimension: u32,
+    /// Most memory one avatar decode may take, in bytes.
+    pub avatar_max_decoded_bytes: u64,
+    /// Set: avatars go to this S3-compatible bucket.
+    pub s3_bucket: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    pub s3_access_key_id: Option<String>,
+    #[serde(skip_serializing)]
+    pub s3_secret_access_key: Option<SecretString>,
+    /// What avatar URLs start with when they are in S3 (a CDN, or the bucket's address).
+    pub s3_public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -50,6 +67,16 @@ impl Default for Settings {
             mail_outbox: "mail-outbox".into(),
             session_ttl_hours: 24,
             invitation_ttl_days: 7,
+            avatar_dir: "avatars".into(),
+            avatar_max_bytes: 5 * 1024 * 1024,
+            avatar_max_dimension: 4096,
+            avatar_max_decoded_bytes: 64 * 1024 * 1024,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_public_url: None,
         }
     }
 }
@@ -79,6 +106,16 @@ const KNOWN: &[&str] = &[
     "mail_outbox",
     "session_ttl_hours",
     "invitation_ttl_days",
+    "avatar_dir",
+    "avatar_max_bytes",
+    "avatar_max_dimension",
+    "avatar_max_decoded_bytes",
+    "s3_bucket",
+    "s3_endpoint",
+    "s3_region",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "s3_public_url",
 ];
 
 /// The checked configuration.
@@ -100,6 +137,7 @@ pub struct Config {
     pub mail_outbox: std::path::PathBuf,
     pub session_ttl: chrono::Duration,
     pub invitation_ttl: chrono::Duration,
+    pub avatars: orgbase_api::native::avatars::AvatarConfig,
 }
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String> {
@@ -125,7 +163,12 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String>
     }
     // The bootstrap key is read as it is: figment would take an all-digit one for a number,
     // refuse it, and print it in the error.
-    let env = Env::prefixed("ORGBASE_").ignore(&["config", "bootstrap_key", "smtp_url"]);
+    let env = Env::prefixed("ORGBASE_").ignore(&[
+        "config",
+        "bootstrap_key",
+        "smtp_url",
+        "s3_secret_access_key",
+    ]);
     let mut settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
         .merge(Toml::file(file))
         .merge(env)
@@ -146,6 +189,9 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String>
     // The SMTP URL may carry a password: read as it is, and never echoed.
     if let Ok(u) = std::env::var("ORGBASE_SMTP_URL") {
         settings.smtp_url = Some(SecretString::from(u)).filter(|u| !u.expose_secret().is_empty());
+    }
+    if let Ok(k) = std::env::var("ORGBASE_S3_SECRET_ACCESS_KEY") {
+        settings.s3_secret_access_key = Some(SecretString::from(k));
     }
     let warnings = std::env::vars()
         .filter_map(|(k, _)| k.strip_prefix("ORGBASE_").map(str::to_ascii_lowercase))
@@ -255,6 +301,7 @@ fn check(s: Settings) -> Result<Config, String> {
     if !(1..=1000).contains(&s.pg_max_connections) {
         errors.push("pg_max_connections (ORGBASE_PG_MAX_CONNECTIONS): must be 1–1000".into());
     }
+    let avatars = check_avatars(&s, &mut errors);
     if !errors.is_empty() {
         return Err(errors
             .into_iter()
@@ -278,7 +325,80 @@ fn check(s: Settings) -> Result<Config, String> {
         mail_outbox: s.mail_outbox.into(),
         session_ttl: chrono::Duration::hours(s.session_ttl_hours as i64),
         invitation_ttl: chrono::Duration::days(s.invitation_ttl_days as i64),
+        avatars,
     })
+}
+
+fn check_avatars(
+    s: &Settings,
+    errors: &mut Vec<String>,
+) -> orgbase_api::native::avatars::AvatarConfig {
+    if !(1024..=64 * 1024 * 1024).contains(&s.avatar_max_bytes) {
+        errors.push(
+            "avatar_max_bytes (ORGBASE_AVATAR_MAX_BYTES): must be between 1024 and 67108864 bytes"
+                .into(),
+        );
+    }
+    if !(128..=16384).contains(&s.avatar_max_dimension) {
+        errors
+            .push("avatar_max_dimension (ORGBASE_AVATAR_MAX_DIMENSION): must be 128–16384".into());
+    }
+    if !(1024 * 1024..=1024 * 1024 * 1024).contains(&s.avatar_max_decoded_bytes) {
+        errors.push(
+            "avatar_max_decoded_bytes (ORGBASE_AVATAR_MAX_DECODED_BYTES): must be 1 MiB–1 GiB"
+                .into(),
+        );
+    }
+    if s.avatar_dir.trim().is_empty() {
+        errors.push("avatar_dir (ORGBASE_AVATAR_DIR): must be a folder".into());
+    }
+    let http_url = |name: &str, env: &str, u: &str, errors: &mut Vec<String>| {
+        if !url::Url::parse(u)
+            .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host_str().is_some())
+        {
+            errors.push(format!("{name} ({env}): {u:?} is not an http(s) URL"));
+        }
+    };
+    let s3 = s.s3_bucket.as_ref().filter(|b| !b.trim().is_empty()).map(|bucket| {
+        if let Some(e) = &s.s3_endpoint {
+            http_url("s3_endpoint", "ORGBASE_S3_ENDPOINT", e, errors);
+        }
+        let public_url = match &s.s3_public_url {
+            Some(u) => {
+                http_url("s3_public_url", "ORGBASE_S3_PUBLIC_URL", u, errors);
+                u.clone()
+            }
+            None => {
+                errors.push(
+                    "s3_public_url (ORGBASE_S3_PUBLIC_URL): must be set with ORGBASE_S3_BUCKET: it is what avatar URLs start with".into(),
+                );
+                String::new()
+            }
+        };
+        if s.s3_access_key_id.is_some() != s.s3_secret_access_key.is_some() {
+            errors.push("s3_access_key_id and s3_secret_access_key (ORGBASE_S3_ACCESS_KEY_ID, ORGBASE_S3_SECRET_ACCESS_KEY): give both or neither".into());
+        }
+        orgbase_avatar::S3Settings {
+            bucket: bucket.clone(),
+            endpoint: s.s3_endpoint.clone(),
+            region: s.s3_region.clone(),
+            access_key_id: s.s3_access_key_id.clone(),
+            secret_access_key: s
+                .s3_secret_access_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_owned()),
+            public_url,
+        }
+    });
+    orgbase_api::native::avatars::AvatarConfig {
+        dir: s.avatar_dir.clone().into(),
+        s3,
+        limits: orgbase_avatar::Limits {
+            max_bytes: s.avatar_max_bytes as usize,
+            max_dimension: s.avatar_max_dimension,
+            max_decoded_bytes: s.avatar_max_decoded_bytes,
+        },
+    }
 }
 
 /// A database URL without its password, for messages.
@@ -321,6 +441,9 @@ mod tests {
             mail_outbox: "".into(),
             session_ttl_hours: 0,
             invitation_ttl_days: 0,
+            avatar_max_bytes: 1,
+            s3_bucket: Some("b".into()),
+            ..Settings::default()
         };
         let e = check(s).unwrap_err();
         for name in [
@@ -338,6 +461,8 @@ mod tests {
             "ORGBASE_MAIL_OUTBOX",
             "ORGBASE_SESSION_TTL_HOURS",
             "ORGBASE_INVITATION_TTL_DAYS",
+            "ORGBASE_AVATAR_MAX_BYTES",
+            "ORGBASE_S3_PUBLIC_URL",
         ] {
             assert!(e.contains(name), "{name} missing from:\n{e}");
         }

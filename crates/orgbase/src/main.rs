@@ -218,10 +218,12 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
                 .map(|u| secrecy::ExposeSecret::expose_secret(u).to_owned()),
             mail_from: config.mail_from.clone(),
             mail_outbox: config.mail_outbox.clone(),
+            avatars: config.avatars.clone(),
             ..ApiConfig::default()
         },
     )
-    .context("setting up mail")?;
+    .map_err(|e| anyhow::anyhow!(e))
+    .context("setting up mail and avatar storage")?;
     tracing::info!(mail = %state.mailer.describe(), "mail");
     orgbase_api::serve(listener, state, shutdown)
         .await

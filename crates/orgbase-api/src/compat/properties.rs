@@ -299,7 +299,7 @@ async fn apply(
         Err(errors) => return Ok(fail(StatusCode::BAD_REQUEST, errors)),
     };
     drop(access);
-    let org = service::update(state, who, id, patch, None).await?;
+    let (_, org) = service::update(state, who, id, patch, None).await?;
     let data = properties_of(state, org).await?;
     Ok((
         StatusCode::OK,

@@ -1,5 +1,6 @@
 //! The native API under `/api/…`.
 pub mod api_keys;
+pub mod avatars;
 pub mod invitations;
 pub mod members;
 pub mod ops;

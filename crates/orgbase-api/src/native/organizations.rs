@@ -629,7 +629,13 @@ pub async fn update(
         service::load(&state, &who, id).await?;
         return Err(errors.into());
     }
-    let org = service::update(&state, &who, id, patch, if_match(&headers)).await?;
+    let (before, org) = service::update(&state, &who, id, patch, if_match(&headers)).await?;
+    // An uploaded avatar replaced by a URL of the caller's: its files go.
+    crate::native::avatars::forget_replaced(
+        &state,
+        before.avatar_url.as_deref(),
+        org.avatar_url.as_deref(),
+    );
     Ok(org_response(StatusCode::OK, org, false))
 }
 

@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod auth;
+mod avatars;
 mod errors;
 mod golden;
 mod idempotency;
@@ -56,6 +57,8 @@ pub struct App {
     pub db: TestDb,
     /// Where invitation mail goes (unless the config names an SMTP server).
     pub outbox: tempfile::TempDir,
+    /// Where avatars go (unless the config names another folder or a bucket).
+    pub avatar_dir: tempfile::TempDir,
     shutdown: CancellationToken,
 }
 
@@ -123,6 +126,10 @@ impl App {
     pub async fn start_with(db: TestDb, mut config: ApiConfig) -> App {
         let outbox = tempfile::tempdir().unwrap();
         config.mail_outbox = outbox.path().to_owned();
+        let avatar_dir = tempfile::tempdir().unwrap();
+        if config.avatars.dir == ApiConfig::default().avatars.dir {
+            config.avatars.dir = avatar_dir.path().to_owned();
+        }
         let key = match orgbase_api::ensure_platform_key(&db.store, None)
             .await
             .unwrap()
@@ -132,6 +139,9 @@ impl App {
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        if config.public_url == ApiConfig::default().public_url {
+            config.public_url = base.clone();
+        }
         let shutdown = CancellationToken::new();
         let state = AppState::new(db.store.clone(), config).unwrap();
         tokio::spawn(orgbase_api::serve(listener, state, shutdown.clone()));
@@ -141,6 +151,7 @@ impl App {
             http: reqwest::Client::new(),
             db,
             outbox,
+            avatar_dir,
             shutdown,
         }
     }
@@ -225,6 +236,10 @@ impl App {
             store,
             ApiConfig {
                 mail_outbox: self.outbox.path().to_owned(),
+                avatars: orgbase_api::native::avatars::AvatarConfig {
+                    dir: self.avatar_dir.path().to_owned(),
+                    ..Default::default()
+                },
                 ..ApiConfig::default()
             },
         )

@@ -1,0 +1,341 @@
+//! Sniff, decode under limits, crop, resize, re-encode.
+use std::io::Cursor;
+
+use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader};
+use sha2::{Digest, Sha256};
+
+/// The sizes stored, largest first: the large one is the organization's `avatarUrl`.
+pub const SIZES: [u32; 2] = [512, 128];
+
+/// What an upload may be and cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest file taken, in bytes.
+    pub max_bytes: usize,
+    /// Largest width and height, each, in pixels.
+    pub max_dimension: u32,
+    /// Most memory the decoder may allocate, in bytes.
+    pub max_decoded_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 5 * 1024 * 1024,
+            max_dimension: 4096,
+            // A 4096 × 4096 RGBA image, 8 bits a channel.
+            max_decoded_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// The formats taken, as the bytes say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    Png,
+    Jpeg,
+    WebP,
+    Gif,
+}
+
+impl SourceFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Jpeg => "jpeg",
+            Self::WebP => "webp",
+            Self::Gif => "gif",
+        }
+    }
+
+    fn image_format(self) -> ImageFormat {
+        match self {
+            Self::Png => ImageFormat::Png,
+            Self::Jpeg => ImageFormat::Jpeg,
+            Self::WebP => ImageFormat::WebP,
+            Self::Gif => ImageFormat::Gif,
+        }
+    }
+}
+
+/// Why an upload is refused. Each maps to one HTTP status (see the API).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AvatarError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("the file is larger than {max} bytes")]
+    TooLarge { max: usize },
+    /// Not PNG, JPEG, WebP or GIF, by its bytes (SVG, HTML, PDF, text, …).
+    #[error("the file is not a PNG, JPEG, WebP or GIF image")]
+    UnsupportedType,
+    #[error("the image is {width} × {height} pixels; at most {max} × {max} are taken")]
+    TooManyPixels { width: u32, height: u32, max: u32 },
+    /// Corrupt, truncated, or beyond the decoder's memory limit.
+    #[error("the image cannot be used: {0}")]
+    Undecodable(String),
+}
+
+/// An upload, re-encoded.
+#[derive(Clone)]
+pub struct Processed {
+    /// Hex SHA-256 (first 128 bits) of the large file: the name of every size.
+    pub hash: String,
+    /// One encoded PNG per entry of [`SIZES`], in that order.
+    pub files: Vec<(u32, Vec<u8>)>,
+    pub source_format: SourceFormat,
+    pub source_width: u32,
+    pub source_height: u32,
+}
+
+/// The type, from the first bytes only; the declared content type and file name play no part.
+pub fn sniff(bytes: &[u8]) -> Result<SourceFormat, AvatarError> {
+    if bytes.is_empty() {
+        return Err(AvatarError::Empty);
+    }
+    // `guess_format` reads magic numbers; the formats this crate was not built with (BMP, TIFF,
+    // AVIF, …) are refused here as a type, before any decoder sees them.
+    match image::guess_format(bytes) {
+        Ok(ImageFormat::Png) => Ok(SourceFormat::Png),
+        Ok(ImageFormat::Jpeg) => Ok(SourceFormat::Jpeg),
+        Ok(ImageFormat::WebP) => Ok(SourceFormat::WebP),
+        Ok(ImageFormat::Gif) => Ok(SourceFormat::Gif),
+        _ => Err(AvatarError::UnsupportedType),
+    }
+}
+
+/// The whole path from untrusted bytes to the files to store. CPU-bound: run it off the async
+/// threads.
+pub fn process(bytes: &[u8], limits: &Limits) -> Result<Processed, AvatarError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(AvatarError::TooLarge {
+            max: limits.max_bytes,
+        });
+    }
+    let format = sniff(bytes)?;
+    let (image, width, height) = decode(bytes, format, limits)?;
+    let square = crop_square(image);
+
+    let mut files = Vec::with_capacity(SIZES.len());
+    let mut previous = square;
+    for size in SIZES {
+        let resized = shrink(&previous, size);
+        files.push((size, encode_png(&resized)?));
+        previous = resized;
+    }
+    let digest = Sha256::digest(&files[0].1);
+    let hash = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Processed {
+        hash,
+        files,
+        source_format: format,
+        source_width: width,
+        source_height: height,
+    })
+}
+
+impl std::fmt::Debug for Processed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sizes: Vec<(u32, usize)> = self.files.iter().map(|(s, b)| (*s, b.len())).collect();
+        f.debug_struct("Processed")
+            .field("hash", &self.hash)
+            .field("files", &sizes)
+            .field("source_format", &self.source_format)
+            .field("source", &(self.source_width, self.source_height))
+            .finish()
+    }
+}
+
+fn decode(
+    bytes: &[u8],
+    format: SourceFormat,
+    limits: &Limits,
+) -> Result<(DynamicImage, u32, u32), AvatarError> {
+    let mut reader = ImageReader::new(Cursor::new(bytes));
+    reader.set_format(format.image_format());
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_image_width = Some(limits.max_dimension);
+    decoder_limits.max_image_height = Some(limits.max_dimension);
+    decoder_limits.max_alloc = Some(limits.max_decoded_bytes);
+    reader.limits(decoder_limits);
+
+    // The header is read and the limits are applied here, before a pixel buffer exists.
+    let mut decoder = reader.into_decoder().map_err(|e| refusal(e, limits))?;
+    let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 {
+        return Err(AvatarError::Undecodable("the image has no pixels".into()));
+    }
+    if width > limits.max_dimension || height > limits.max_dimension {
+        return Err(AvatarError::TooManyPixels {
+            width,
+            height,
+            max: limits.max_dimension,
+        });
+    }
+    // `into_decoder` applies the dimension limits but leaves the pixel buffer to the caller:
+    // its size is known from the header, so it is checked here, before it is allocated.
+    if decoder.total_bytes() > limits.max_decoded_bytes {
+        return Err(too_much_memory(limits));
+    }
+    if format == SourceFormat::Jpeg && !jpeg_is_complete(bytes) {
+        // zune-jpeg fills a cut-off scan with grey rather than failing.
+        return Err(AvatarError::Undecodable(
+            "the JPEG data is truncated".into(),
+        ));
+    }
+    // Phone photos are stored sideways with an EXIF orientation; the metadata goes, so its
+    // turn is applied to the pixels.
+    let orientation = decoder.orientation().ok();
+    // For an animated GIF or WebP this is the first frame.
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| refusal(e, limits))?;
+    if let Some(o) = orientation {
+        image.apply_orientation(o);
+    }
+    Ok((image, width, height))
+}
+
+fn refusal(e: image::ImageError, limits: &Limits) -> AvatarError {
+    use image::error::{ImageError, LimitErrorKind};
+    match e {
+        ImageError::Limits(l) => match l.kind() {
+            LimitErrorKind::DimensionError => AvatarError::TooManyPixels {
+                width: 0,
+                height: 0,
+                max: limits.max_dimension,
+            },
+            _ => too_much_memory(limits),
+        },
+        ImageError::Unsupported(_) => AvatarError::UnsupportedType,
+        // The decoder's own words: about the file, never about us.
+        other => AvatarError::Undecodable(other.to_string()),
+    }
+}
+
+fn too_much_memory(limits: &Limits) -> AvatarError {
+    AvatarError::Undecodable(format!(
+        "decoding it would take more than {} MiB",
+        limits.max_decoded_bytes / (1024 * 1024)
+    ))
+}
+
+/// Whether a JPEG's segments lead to a scan that ends in an end-of-image marker. Walks the
+/// marker segments by their lengths (so an EXIF thumbnail's own end marker does not count),
+/// then the entropy-coded data, where `FF` is always followed by `00` (stuffing) or a restart
+/// marker until the scan ends.
+fn jpeg_is_complete(b: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    loop {
+        // Markers may be padded with extra FF bytes.
+        while b.get(i) == Some(&0xFF) && b.get(i + 1) == Some(&0xFF) {
+            i += 1;
+        }
+        let (Some(&0xFF), Some(&marker)) = (b.get(i), b.get(i + 1)) else {
+            return false;
+        };
+        i += 2;
+        match marker {
+            0xD9 => return true,
+            0xD0..=0xD7 | 0x01 => continue,
+            _ => {}
+        }
+        let Some(len) = b
+            .get(i..i + 2)
+            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+        else {
+            return false;
+        };
+        if len < 2 {
+            return false;
+        }
+        i += len;
+        if marker == 0xDA {
+            // Entropy-coded data up to the next marker that is not stuffing or a restart.
+            loop {
+                let Some(at) = b
+                    .get(i..)
+                    .and_then(|rest| rest.iter().position(|&x| x == 0xFF))
+                else {
+                    return false;
+                };
+                i += at;
+                match b.get(i + 1) {
+                    None => return false,
+                    Some(0x00) | Some(0xD0..=0xD7) | Some(0xFF) => i += 1,
+                    Some(_) => break,
+                }
+            }
+        }
+    }
+}
+
+fn crop_square(image: DynamicImage) -> DynamicImage {
+    let (w, h) = (image.width(), image.height());
+    if w == h {
+        return image;
+    }
+    let side = w.min(h);
+    image.crop_imm((w - side) / 2, (h - side) / 2, side, side)
+}
+
+/// Square to `size` × `size`. A large source is first reduced by area averaging (fast) to twice
+/// the target, so the Lanczos pass that gives the final quality stays cheap.
+fn shrink(square: &DynamicImage, size: u32) -> DynamicImage {
+    let side = square.width();
+    if side == size {
+        return square.clone();
+    }
+    if side > size * 2 {
+        let reduced = square.thumbnail_exact(size * 2, size * 2);
+        return reduced.resize_exact(size, size, FilterType::Lanczos3);
+    }
+    square.resize_exact(size, size, FilterType::Lanczos3)
+}
+
+/// PNG keeps transparency (logos) and is lossless; the encoder writes pixels and nothing else.
+/// An image without alpha is stored as RGB, a quarter smaller.
+fn encode_png(image: &DynamicImage) -> Result<Vec<u8>, AvatarError> {
+    let (w, h) = (image.width(), image.height());
+    if image.color().has_alpha() {
+        encode_raw(
+            image.to_rgba8().as_raw(),
+            w,
+            h,
+            image::ExtendedColorType::Rgba8,
+        )
+    } else {
+        encode_raw(
+            image.to_rgb8().as_raw(),
+            w,
+            h,
+            image::ExtendedColorType::Rgb8,
+        )
+    }
+}
+
+fn encode_raw(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    color: image::ExtendedColorType,
+) -> Result<Vec<u8>, AvatarError> {
+    let mut out = Vec::with_capacity(bytes.len() / 2);
+    PngEncoder::new_with_quality(&mut out, CompressionType::Fast, PngFilter::Adaptive)
+        .write_image(bytes, width, height, color)
+        .map_err(|e| AvatarError::Undecodable(format!("re-encoding failed: {e}")))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing_ignores_everything_but_the_bytes() {
+        assert_eq!(sniff(b""), Err(AvatarError::Empty));
+        assert_eq!(sniff(b"<svg xmlns="), Err(AvatarError::UnsupportedType));
+        assert_eq!(sniff(b"%PDF-1.7"), Err(AvatarError::UnsupportedType));
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n"), Ok(SourceFormat::Png));
+        assert_eq!(sniff(b"GIF89a"), Ok(SourceFormat::Gif));
+    }
+}

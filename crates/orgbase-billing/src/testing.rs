@@ -1,0 +1,318 @@
+//! For tests: a local Stripe that keeps real state, and helpers to set it up.
+//!
+//! [`LocalStripe`] runs Python's localstripe (`python3 -m pip install localstripe`), which keeps
+//! customers, plans, subscriptions and invoices in memory, answers Stripe's form-encoded API and
+//! sends signed webhooks. It has no checkout sessions; a wiremock stand-in covers those.
+//!
+//! localstripe 1.15 is started through a short shim ([`SHIM`]) that changes three things:
+//! - it binds `127.0.0.1` only (localstripe itself binds `::`, which fails where IPv6 is off);
+//! - it keeps its state in memory only (localstripe pickles every change into one fixed file,
+//!   `/tmp/localstripe.pickle`, which tests running in parallel would share);
+//! - it accepts a subscription item's `price`, as today's Stripe API names it, where
+//!   localstripe predates Prices and knows only the older `plan` (a Plan's id is a valid price
+//!   id at Stripe too), and accepts `proration_behavior` on an update, which it answers with a
+//!   500 otherwise. Its answers still name the price `plan` only, which real Stripe also sends
+//!   for recurring prices, so the client reads either.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde_json::Value;
+
+use crate::StripeConfig;
+
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What tests authenticate with: localstripe takes any `sk_…` key.
+pub const SECRET_KEY: &str = "sk_test_localstripe_0123456789";
+
+/// The webhook signing secret [`LocalStripe::config`] sets.
+pub const WEBHOOK_SECRET: &str = "whsec_localstripe_test";
+
+/// The Python that starts localstripe; the port is its first argument. See the module's
+/// documentation for why each change.
+pub const SHIM: &str = r#"
+import sys
+from aiohttp import web
+import localstripe.resources as r
+from localstripe.errors import UserError
+from localstripe.server import app
+
+r.Store.dump_to_disk = lambda self: None
+
+def prices_as_plans(items):
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict) and 'price' in item:
+                if 'plan' in item:
+                    raise UserError(400, 'You may only specify one of these parameters: plan, price.')
+                item['plan'] = item.pop('price')
+
+create = r.Subscription.__init__
+def subscription_init(self, *args, items=None, **kwargs):
+    prices_as_plans(items)
+    create(self, *args, items=items, **kwargs)
+r.Subscription.__init__ = subscription_init
+
+update = r.Subscription._update
+def subscription_update(self, items=None, proration_behavior=None, **kwargs):
+    if proration_behavior not in (None, 'create_prorations', 'none', 'always_invoice'):
+        raise UserError(400, 'Invalid proration_behavior')
+    prices_as_plans(items)
+    return update(self, items=items, **kwargs)
+r.Subscription._update = subscription_update
+
+web.run_app(app, host='127.0.0.1', port=int(sys.argv[1]), access_log=None, print=None)
+"#;
+
+/// localstripe on `127.0.0.1` and a free port. Killed on drop.
+pub struct LocalStripe {
+    child: Child,
+    port: u16,
+    http: reqwest::Client,
+    // Last, so the log goes after the process that writes it.
+    _dir: tempfile::TempDir,
+}
+
+impl LocalStripe {
+    /// Starts localstripe and waits until it accepts connections.
+    ///
+    /// # Panics
+    /// When it is not answering within 15 s, with what it printed; when localstripe is missing,
+    /// with how to install it.
+    pub fn start() -> Self {
+        orgbase_testkit::ensure_python_module("localstripe", "localstripe");
+        let dir = tempfile::tempdir().expect("a temporary folder for localstripe");
+        let mut last_failure = String::new();
+        // A port that was free a moment ago can be taken before localstripe binds it: then it
+        // exits, and another port is tried.
+        for attempt in 0..3 {
+            let port = free_port();
+            let log = dir.path().join(format!("localstripe-{attempt}.log"));
+            match launch(port, &log) {
+                Ok(child) => {
+                    return Self {
+                        child,
+                        port,
+                        http: reqwest::Client::new(),
+                        _dir: dir,
+                    }
+                }
+                Err(failure) => {
+                    let port_taken = failure.contains("already in use");
+                    last_failure = failure;
+                    if !port_taken {
+                        break;
+                    }
+                }
+            }
+        }
+        panic!("{last_failure}");
+    }
+
+    /// The API base to configure a client with.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A Stripe configuration that talks to this server, with [`WEBHOOK_SECRET`], a 5 s timeout
+    /// and short retry delays.
+    pub fn config(&self) -> StripeConfig {
+        let mut config = StripeConfig::new(SecretString::from(SECRET_KEY));
+        config.webhook_secret = Some(SecretString::from(WEBHOOK_SECRET));
+        config.api_base = self.url();
+        config.timeout = Duration::from_secs(5);
+        config.retry_base_delay = Duration::from_millis(10);
+        config
+    }
+
+    /// A form-encoded request straight to localstripe, as set-up for a test; panics on a
+    /// refusal, with localstripe's answer.
+    pub async fn call(&self, method: reqwest::Method, path: &str, form: &[(&str, &str)]) -> Value {
+        let response = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.url()))
+            .bearer_auth(SECRET_KEY)
+            .form(form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} to localstripe: {e}"));
+        let status = response.status();
+        let body: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} to localstripe answered no JSON: {e}"));
+        assert!(
+            status.is_success(),
+            "{method} {path} to localstripe: {status} {body}"
+        );
+        body
+    }
+
+    /// A monthly price (a Plan, to localstripe) with the given id, and a product for it.
+    pub async fn create_price(&self, id: &str, amount: i64, currency: &str) -> String {
+        let amount = amount.to_string();
+        let plan = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/plans",
+                &[
+                    ("id", id),
+                    ("amount", &amount),
+                    ("currency", currency),
+                    ("interval", "month"),
+                    ("product[name]", id),
+                ],
+            )
+            .await;
+        string(&plan, "id")
+    }
+
+    /// A customer with a working test card as default payment method, so a subscription's first
+    /// invoice is paid and it starts `active`.
+    pub async fn create_paying_customer(&self, name: &str) -> String {
+        let method = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/payment_methods",
+                &[
+                    ("type", "card"),
+                    ("card[number]", "4242424242424242"),
+                    ("card[exp_month]", "12"),
+                    ("card[exp_year]", "2040"),
+                    ("card[cvc]", "123"),
+                ],
+            )
+            .await;
+        let method = string(&method, "id");
+        let customer = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/customers",
+                &[
+                    ("name", name),
+                    ("payment_method", &method),
+                    ("invoice_settings[default_payment_method]", &method),
+                ],
+            )
+            .await;
+        string(&customer, "id")
+    }
+
+    /// A subscription of `customer` to `price`, with `metadata`, as a completed checkout would
+    /// have made it. Answers localstripe's JSON.
+    pub async fn create_subscription(
+        &self,
+        customer: &str,
+        price: &str,
+        metadata: &[(&str, &str)],
+    ) -> Value {
+        let keys: Vec<String> = metadata
+            .iter()
+            .map(|(k, _)| format!("metadata[{k}]"))
+            .collect();
+        let mut form = vec![("customer", customer), ("items[0][price]", price)];
+        form.extend(
+            keys.iter()
+                .map(String::as_str)
+                .zip(metadata.iter().map(|(_, v)| *v)),
+        );
+        self.call(reqwest::Method::POST, "/v1/subscriptions", &form)
+            .await
+    }
+
+    /// Makes localstripe deliver its events (`None`: all of them) to `url`, signed with
+    /// `secret`. It sends each about a second after the change that caused it.
+    pub async fn register_webhook(&self, url: &str, secret: &str, events: Option<&[&str]>) {
+        let mut form = vec![("url", url), ("secret", secret)];
+        for event in events.unwrap_or_default() {
+            form.push(("events[]", event));
+        }
+        let response = self
+            .http
+            .post(format!("{}/_config/webhooks/orgbase", self.url()))
+            .form(&form)
+            .send()
+            .await
+            .expect("registering a webhook with localstripe");
+        assert!(
+            response.status().is_success(),
+            "registering a webhook with localstripe: {}",
+            response.status()
+        );
+    }
+}
+
+impl Drop for LocalStripe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn string(object: &Value, key: &str) -> String {
+    object[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("localstripe answered no `{key}`: {object}"))
+        .to_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
+/// The running server, or why it is not running (the process is gone by then).
+fn launch(port: u16, log: &Path) -> Result<Child, String> {
+    let output = std::fs::File::create(log).expect("a log file for localstripe");
+    let errors = output.try_clone().expect("a log file for localstripe");
+    let mut child = Command::new("python3")
+        .args(["-c", SHIM])
+        .arg(port.to_string())
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(output)
+        .stderr(errors)
+        .spawn()
+        .map_err(|e| {
+            format!("cannot run python3 for localstripe ({e}); it needs python3 with localstripe: python3 -m pip install localstripe")
+        })?;
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let printed = std::fs::read_to_string(log).unwrap_or_default();
+            let hint = if printed.contains("No module named 'localstripe'") {
+                "localstripe is not installed: python3 -m pip install localstripe\n"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "{hint}localstripe (on port {port}) exited with {status}:\n{printed}"
+            ));
+        }
+        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            return Ok(child);
+        }
+        if started.elapsed() > START_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            let printed = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(format!(
+                "localstripe (on port {port}) did not accept connections within {} s; it needs \
+                 python3 -m pip install localstripe. It printed:\n{printed}",
+                START_TIMEOUT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

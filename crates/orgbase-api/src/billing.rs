@@ -1,34 +1,24 @@
-//! Billing providers (Stripe first, Chargebee shaped to slot in): what the services ask of one.
-//! The plan change of the partner settings API goes through here when the plan is tied to a
-//! provider; checkout and webhooks join with the billing issue.
-use async_trait::async_trait;
-use orgbase_domain::{BillingProvider, Plan, Subscription};
+//! Billing: the configured providers, and what their webhook events do to an organization.
+//!
+//! Providers are reached through [`orgbase_billing::BillingClient`] only, so Chargebee is one
+//! more client in [`Billing`] and no caller changes. The provider is the source of truth for a
+//! subscription; its signed webhooks move the organization's plan, `premium` and
+//! `billingOverdue`. Deliveries come more than once and out of order: each event id is applied
+//! once, and a state older than the one applied never replaces it.
 use std::collections::HashMap;
 use std::sync::Arc;
 
-#[derive(Debug, thiserror::Error)]
-pub enum BillingError {
-    /// No client for this provider is configured (`ORGBASE_STRIPE_SECRET_KEY` unset, say).
-    #[error("{0} is not configured")]
-    NotConfigured(&'static str),
-    /// The provider refused or failed; the message is safe to show (no secrets).
-    #[error("{0}")]
-    Provider(String),
-}
+use chrono::{DateTime, Utc};
+use orgbase_billing::{BillingClient, SubscriptionState, WebhookEvent, WebhookEventKind};
+use orgbase_domain::{
+    now, BillingProvider, Organization, OrganizationId, Plan, Subscription, DEFAULT_PLAN,
+};
+use orgbase_store::{BillingAccount, BillingChange, BillingEventRecord, StoreError};
 
-/// One billing provider's API.
-#[async_trait]
-pub trait BillingClient: Send + Sync + 'static {
-    fn provider(&self) -> BillingProvider;
-    /// Moves a live subscription to `plan`'s price. `idempotency_key` names this change, so a
-    /// retry cannot apply it twice.
-    async fn change_plan(
-        &self,
-        subscription: &Subscription,
-        plan: &Plan,
-        idempotency_key: &str,
-    ) -> Result<(), BillingError>;
-}
+use crate::error::ApiError;
+use crate::AppState;
+
+pub use orgbase_billing::BillingError;
 
 /// The configured providers.
 #[derive(Clone, Default)]
@@ -45,6 +35,308 @@ impl Billing {
     pub fn client(&self, p: BillingProvider) -> Result<&Arc<dyn BillingClient>, BillingError> {
         self.clients
             .get(&p)
-            .ok_or(BillingError::NotConfigured(p.as_str()))
+            .ok_or_else(|| BillingError::NotConfigured(p.as_str().to_owned()))
+    }
+}
+
+/// Moves a live subscription to `plan`'s price at its provider, before the change is committed
+/// here. The reason, when it fails, is safe to show.
+pub async fn change_plan(
+    state: &AppState,
+    org: &Organization,
+    sub: &Subscription,
+    plan: &Plan,
+) -> Result<(), String> {
+    let client = state
+        .billing
+        .client(sub.provider)
+        .map_err(|e| e.to_string())?;
+    let Some(price) = plan.provider_price_id.as_deref() else {
+        return Err("the plan has no price at its billing provider".into());
+    };
+    // Names this change: a retry (after a lost answer, or a concurrent write) cannot apply it
+    // twice.
+    let key = orgbase_billing::idempotency_key(&[
+        "change-plan",
+        &org.id.to_string(),
+        &sub.id,
+        price,
+        &org.version.to_string(),
+    ]);
+    client
+        .change_plan(&sub.id, price, &key)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("the billing provider refused the change: {e}"))
+}
+
+/// How often an event is re-applied when the organization changed under it.
+const APPLY_ATTEMPTS: usize = 16;
+
+/// What applying a webhook event came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Recorded and applied (possibly changing nothing, when it was older than what is known).
+    Applied,
+    /// This event was applied before.
+    Duplicate,
+    /// No organization of ours: recorded, nothing to change.
+    NoOrganization,
+}
+
+/// Applies a verified event once.
+pub async fn apply_event(
+    state: &AppState,
+    provider: BillingProvider,
+    event: &WebhookEvent,
+) -> Result<Outcome, ApiError> {
+    if state.store.billing_event_seen(provider, &event.id).await? {
+        return Ok(Outcome::Duplicate);
+    }
+    let found = organization_of(state, provider, event).await?;
+    let mut record = BillingEventRecord {
+        provider,
+        event_id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        organization_id: found.as_ref().map(|(id, _)| *id),
+        received_at: now(),
+    };
+    let Some((org_id, customer)) = found else {
+        if !matches!(event.kind, WebhookEventKind::Other { .. }) {
+            tracing::warn!(event = %event.id, kind = %event.event_type, "a billing event names no organization of ours");
+        }
+        return Ok(
+            match state.store.apply_billing_event(&record, None).await? {
+                true => Outcome::NoOrganization,
+                false => Outcome::Duplicate,
+            },
+        );
+    };
+    let plan = plan_of(state, provider, event).await?;
+    for _ in 0..APPLY_ATTEMPTS {
+        let org = state.store.get_organization(org_id).await?;
+        let account = match state.store.get_billing_account(org_id).await? {
+            Some(a) => a,
+            None => BillingAccount {
+                organization_id: org_id,
+                provider,
+                customer_id: customer.clone().unwrap_or_default(),
+                subscription_as_of: None,
+                invoice_as_of: None,
+                current_period_end: None,
+                price_id: None,
+            },
+        };
+        let change =
+            decide(&org, &account, provider, event, plan.as_ref()).map(|(next, account)| {
+                BillingChange {
+                    next,
+                    previous: org.clone(),
+                    account,
+                }
+            });
+        record.received_at = now();
+        match state
+            .store
+            .apply_billing_event(&record, change.as_ref())
+            .await
+        {
+            Ok(true) => return Ok(Outcome::Applied),
+            Ok(false) => return Ok(Outcome::Duplicate),
+            Err(StoreError::VersionMismatch) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Unavailable)
+}
+
+/// The organization an event is about, and the provider's customer id it names.
+async fn organization_of(
+    state: &AppState,
+    provider: BillingProvider,
+    event: &WebhookEvent,
+) -> Result<Option<(OrganizationId, Option<String>)>, ApiError> {
+    let (named, customer) = match &event.kind {
+        WebhookEventKind::CheckoutCompleted(c) => (c.organization_id, c.customer_id.clone()),
+        WebhookEventKind::SubscriptionCreated(s)
+        | WebhookEventKind::SubscriptionUpdated(s)
+        | WebhookEventKind::SubscriptionDeleted(s) => {
+            (s.organization_id, Some(s.customer_id.clone()))
+        }
+        WebhookEventKind::InvoicePaid(i) | WebhookEventKind::InvoicePaymentFailed(i) => {
+            (i.organization_id, i.customer_id.clone())
+        }
+        WebhookEventKind::Other { .. } => return Ok(None),
+    };
+    // The customer is ours once checkout made it: it names the organization for certain. The
+    // metadata is the fallback (a subscription made in the provider's dashboard, say).
+    if let Some(c) = customer.as_deref().filter(|c| !c.is_empty()) {
+        if let Some(a) = state.store.find_billing_account(provider, c).await? {
+            return Ok(Some((a.organization_id, customer)));
+        }
+    }
+    let Some(id) = named else { return Ok(None) };
+    match state.store.get_organization(id).await {
+        Ok(_) => Ok(Some((id, customer))),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The plan an event subscribes to: by the price, or the plan the checkout named.
+async fn plan_of(
+    state: &AppState,
+    provider: BillingProvider,
+    event: &WebhookEvent,
+) -> Result<Option<Plan>, ApiError> {
+    let by_id = |id: String| async move {
+        match state.store.get_plan(&id).await {
+            Ok(p) => Ok(Some(p)),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(ApiError::from(e)),
+        }
+    };
+    match &event.kind {
+        WebhookEventKind::CheckoutCompleted(c) => match c.plan_id.clone() {
+            Some(id) => by_id(id).await,
+            None => Ok(None),
+        },
+        WebhookEventKind::SubscriptionCreated(s) | WebhookEventKind::SubscriptionUpdated(s) => {
+            match s.price_id.as_deref() {
+                Some(price) => Ok(state.store.find_plan_by_price(provider, price).await?),
+                None => Ok(None),
+            }
+        }
+        WebhookEventKind::SubscriptionDeleted(_) => by_id(DEFAULT_PLAN.to_owned()).await,
+        _ => Ok(None),
+    }
+}
+
+fn ended(status: &str) -> bool {
+    matches!(status, "canceled" | "incomplete_expired" | "unpaid")
+}
+
+fn live(status: &str) -> bool {
+    matches!(status, "active" | "trialing" | "past_due")
+}
+
+/// The organization and account after `event`, or `None` when it changes nothing. Pure: the
+/// rules of billing state, apart from storage.
+pub fn decide(
+    org: &Organization,
+    account: &BillingAccount,
+    provider: BillingProvider,
+    event: &WebhookEvent,
+    plan: Option<&Plan>,
+) -> Option<(Organization, BillingAccount)> {
+    let mut next = org.clone();
+    let mut acct = account.clone();
+    let at = event.created;
+    match &event.kind {
+        WebhookEventKind::CheckoutCompleted(c) => {
+            if let Some(customer) = c.customer_id.clone().filter(|c| !c.is_empty()) {
+                if acct.customer_id.is_empty() {
+                    acct.customer_id = customer;
+                }
+            }
+            if let Some(sub) = &c.subscription_id {
+                let state = SubscriptionView {
+                    id: sub,
+                    status: "active",
+                    price_id: plan.and_then(|p| p.provider_price_id.as_deref()),
+                    current_period_end: None,
+                };
+                apply_subscription(&mut next, &mut acct, provider, at, &state, plan);
+            }
+        }
+        WebhookEventKind::SubscriptionCreated(s)
+        | WebhookEventKind::SubscriptionUpdated(s)
+        | WebhookEventKind::SubscriptionDeleted(s) => {
+            let deleted = matches!(event.kind, WebhookEventKind::SubscriptionDeleted(_));
+            let state = view(s, deleted);
+            apply_subscription(&mut next, &mut acct, provider, at, &state, plan);
+        }
+        WebhookEventKind::InvoicePaid(_) | WebhookEventKind::InvoicePaymentFailed(_) => {
+            let newer = acct.invoice_as_of.is_none_or(|t| at >= t);
+            if newer {
+                next.billing_overdue =
+                    matches!(event.kind, WebhookEventKind::InvoicePaymentFailed(_));
+                acct.invoice_as_of = Some(at);
+            }
+        }
+        WebhookEventKind::Other { .. } => {}
+    }
+    if next == *org && acct == *account {
+        return None;
+    }
+    // Every change bumps the version, the account's clocks included: that is what serializes
+    // two deliveries racing for one organization.
+    next.version = org.version + 1;
+    next.updated_at = now();
+    Some((next, acct))
+}
+
+struct SubscriptionView<'a> {
+    id: &'a str,
+    status: &'a str,
+    price_id: Option<&'a str>,
+    current_period_end: Option<DateTime<Utc>>,
+}
+
+fn view(s: &SubscriptionState, deleted: bool) -> SubscriptionView<'_> {
+    SubscriptionView {
+        id: &s.id,
+        // A deletion is final whatever status the object shows.
+        status: if deleted && !ended(&s.status) {
+            "canceled"
+        } else {
+            &s.status
+        },
+        price_id: s.price_id.as_deref(),
+        current_period_end: s.current_period_end,
+    }
+}
+
+fn apply_subscription(
+    org: &mut Organization,
+    acct: &mut BillingAccount,
+    provider: BillingProvider,
+    at: DateTime<Utc>,
+    s: &SubscriptionView<'_>,
+    plan: Option<&Plan>,
+) {
+    // Older than what was applied: it would roll the organization back.
+    if acct.subscription_as_of.is_some_and(|t| at < t) {
+        return;
+    }
+    let current = org.subscription.as_ref();
+    let same = current.is_some_and(|c| c.id == s.id);
+    // Nothing brings an ended subscription back.
+    if same && current.is_some_and(|c| ended(&c.status)) && !ended(s.status) {
+        return;
+    }
+    // The end of a subscription that is no longer the organization's changes nothing.
+    if ended(s.status) && current.is_some_and(|c| !same && live(&c.status)) {
+        return;
+    }
+    acct.subscription_as_of = Some(at);
+    acct.current_period_end = s.current_period_end.or(acct.current_period_end);
+    if let Some(price) = s.price_id {
+        acct.price_id = Some(price.to_owned());
+    }
+    org.subscription = Some(Subscription {
+        provider,
+        id: s.id.to_owned(),
+        status: s.status.to_owned(),
+    });
+    if live(s.status) {
+        if let Some(plan) = plan {
+            org.product_plan_id = plan.id.clone();
+            org.offered_product_plan_id = None;
+            org.premium = plan.price > 0;
+        }
+    } else if ended(s.status) {
+        org.product_plan_id = DEFAULT_PLAN.to_owned();
+        org.premium = false;
     }
 }

@@ -16,9 +16,10 @@ pub enum ApiError {
     MalformedJson(String),
     #[error("invalid body: {0}")]
     InvalidBody(String),
-    /// 400 for a body that cannot be read as its declared type (multipart, say).
-    #[error("malformed body: {0}")]
-    Malformed(String),
+    /// 400 for a body that cannot be read as its declared type (multipart, say), or a request
+    /// refused as a whole (a webhook with a bad signature).
+    #[error("bad request: {detail}")]
+    BadRequest { code: &'static str, detail: String },
     #[error("unsupported media type")]
     UnsupportedMediaType,
     /// 415 for a body of a type this route does not take (the detail says which it takes).
@@ -102,7 +103,7 @@ impl ApiError {
                 format!("the body is not valid JSON: {m}"),
             ),
             InvalidBody(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", m.clone()),
-            Malformed(m) => (StatusCode::BAD_REQUEST, "malformed_body", m.clone()),
+            BadRequest { code, detail } => (StatusCode::BAD_REQUEST, code, detail.clone()),
             UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

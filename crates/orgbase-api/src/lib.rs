@@ -43,8 +43,8 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::native::avatars::{AvatarConfig, Avatars};
 use crate::native::{
-    api_keys, avatars, invitations, members, ops, org_keys, organizations, plans, roles, sessions,
-    wallet, workspaces,
+    api_keys, avatars, billing as billing_routes, invitations, members, ops, org_keys,
+    organizations, plans, roles, sessions, wallet, workspaces,
 };
 use crate::password::{FailureThrottle, Passwords};
 
@@ -168,6 +168,7 @@ impl AppState {
         (name = "Keys", description = "An organization's own API keys"),
         (name = "Plans", description = "The public product plans"),
         (name = "Wallet", description = "Balances, charges, top-ups and the ledger"),
+        (name = "Billing", description = "Checkout with the billing provider, billing state, and the provider's signed webhooks"),
         (name = "Partner settings", description = "POST /api/v2/updateOrganization, as the partner settings document specifies"),
         (name = "Properties", description = "PATCH /v1/orgs/{org_id}/properties, as the properties document specifies"),
         (name = "Admin", description = "Platform-only routes"),
@@ -200,6 +201,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(avatars::upload))
         .routes(routes!(avatars::remove))
         .routes(routes!(avatars::serve))
+        .routes(routes!(billing_routes::checkout))
+        .routes(routes!(billing_routes::get))
+        .routes(routes!(billing_routes::stripe_webhook))
         .routes(routes!(api_keys::create, api_keys::list))
         .routes(routes!(api_keys::revoke))
         .routes(routes!(sessions::login))

@@ -65,6 +65,44 @@ def subscription_update(self, items=None, proration_behavior=None, **kwargs):
     return update(self, items=items, **kwargs)
 r.Subscription._update = subscription_update
 
+# Checkout sessions, which localstripe lacks: recorded as sent, answered as Stripe does, the same
+# session again for the same Idempotency-Key; listed at /_test/checkout_sessions.
+import secrets
+checkout_sessions = []
+by_key = {}
+
+@web.middleware
+async def checkout(request, handler):
+    if request.method == 'POST' and request.path == '/v1/checkout/sessions':
+        key = request.headers.get('Idempotency-Key')
+        if key in by_key:
+            return web.json_response(by_key[key])
+        form = await request.post()
+        sid = 'cs_test_' + secrets.token_hex(12)
+        session = {
+            'id': sid, 'object': 'checkout.session', 'livemode': False,
+            'url': 'https://checkout.stripe.test/c/pay/' + sid,
+            'mode': form.get('mode'), 'customer': form.get('customer'),
+            'client_reference_id': form.get('client_reference_id'),
+            'success_url': form.get('success_url'), 'cancel_url': form.get('cancel_url'),
+            'metadata': {k[len('metadata['):-1]: v for k, v in form.items()
+                         if k.startswith('metadata[')},
+            'price': form.get('line_items[0][price]'),
+            'subscription_metadata': {k[len('subscription_data[metadata]['):-1]: v
+                                      for k, v in form.items()
+                                      if k.startswith('subscription_data[metadata][')},
+            'idempotency_key': key,
+        }
+        checkout_sessions.append(session)
+        if key:
+            by_key[key] = session
+        return web.json_response(session)
+    if request.method == 'GET' and request.path == '/_test/checkout_sessions':
+        return web.json_response(checkout_sessions)
+    return await handler(request)
+
+app.middlewares.insert(0, checkout)
+
 web.run_app(app, host='127.0.0.1', port=int(sys.argv[1]), access_log=None, print=None)
 "#;
 
@@ -154,6 +192,52 @@ impl LocalStripe {
             "{method} {path} to localstripe: {status} {body}"
         );
         body
+    }
+
+    /// Every checkout session created so far, as the shim recorded it (the form it received,
+    /// and the session it answered).
+    pub async fn checkout_sessions(&self) -> Vec<Value> {
+        let response = self
+            .http
+            .get(format!("{}/_test/checkout_sessions", self.url()))
+            .send()
+            .await
+            .expect("listing checkout sessions");
+        response
+            .json::<Vec<Value>>()
+            .await
+            .expect("checkout sessions as JSON")
+    }
+
+    /// Gives `customer` a working test card as default payment method, as completing a
+    /// checkout does, so a subscription's first invoice is paid.
+    pub async fn add_card(&self, customer: &str) {
+        let method = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/payment_methods",
+                &[
+                    ("type", "card"),
+                    ("card[number]", "4242424242424242"),
+                    ("card[exp_month]", "12"),
+                    ("card[exp_year]", "2040"),
+                    ("card[cvc]", "123"),
+                ],
+            )
+            .await;
+        let method = string(&method, "id");
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/payment_methods/{method}/attach"),
+            &[("customer", customer)],
+        )
+        .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/customers/{customer}"),
+            &[("invoice_settings[default_payment_method]", &method)],
+        )
+        .await;
     }
 
     /// A monthly price (a Plan, to localstripe) with the given id, and a product for it.

@@ -403,6 +403,84 @@ pub trait IdempotencyStore: Send + Sync {
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
 
+/// An organization's account with a billing provider, and the clocks that keep webhook
+/// deliveries (which arrive out of order) from rolling its state back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingAccount {
+    pub organization_id: OrganizationId,
+    pub provider: orgbase_domain::BillingProvider,
+    /// The provider's customer: created once per organization, then reused.
+    pub customer_id: String,
+    /// The provider's time of the subscription state last applied.
+    pub subscription_as_of: Option<DateTime<Utc>>,
+    /// The provider's time of the invoice event last applied (overdue or paid).
+    pub invoice_as_of: Option<DateTime<Utc>>,
+    pub current_period_end: Option<DateTime<Utc>>,
+    /// The subscription's price at the provider, as last applied.
+    pub price_id: Option<String>,
+}
+
+/// A verified webhook event, recorded so that it is processed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingEventRecord {
+    pub provider: orgbase_domain::BillingProvider,
+    pub event_id: String,
+    pub event_type: String,
+    /// The organization it was about, when one was found.
+    pub organization_id: Option<OrganizationId>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What an event changes: the organization (`next` replaces `previous`, which must still be
+/// the stored version) and its billing account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BillingChange {
+    pub next: Organization,
+    pub previous: Organization,
+    pub account: BillingAccount,
+}
+
+/// Billing accounts and the webhook events applied to them.
+#[async_trait]
+pub trait BillingStore: Send + Sync {
+    async fn get_billing_account(&self, org: OrganizationId)
+        -> StoreResult<Option<BillingAccount>>;
+    /// The account of a provider's customer.
+    async fn find_billing_account(
+        &self,
+        provider: orgbase_domain::BillingProvider,
+        customer_id: &str,
+    ) -> StoreResult<Option<BillingAccount>>;
+    /// Records the organization's customer at `provider` unless it has an account already;
+    /// answers the account as stored (the earlier customer wins a race).
+    async fn attach_billing_customer(
+        &self,
+        org: OrganizationId,
+        provider: orgbase_domain::BillingProvider,
+        customer_id: &str,
+    ) -> StoreResult<BillingAccount>;
+    /// The plan billed at `provider` with `price_id`, if any.
+    async fn find_plan_by_price(
+        &self,
+        provider: orgbase_domain::BillingProvider,
+        price_id: &str,
+    ) -> StoreResult<Option<Plan>>;
+    /// In one transaction: records the event, and applies `change` if given. An event recorded
+    /// before answers `Ok(false)` and changes nothing. When `change.previous` is no longer the
+    /// stored version: `VersionMismatch`, and nothing is recorded (read again and retry).
+    async fn apply_billing_event(
+        &self,
+        event: &BillingEventRecord,
+        change: Option<&BillingChange>,
+    ) -> StoreResult<bool>;
+    /// Whether the event was recorded (for a quick answer to a redelivery).
+    async fn billing_event_seen(
+        &self,
+        provider: orgbase_domain::BillingProvider,
+        event_id: &str,
+    ) -> StoreResult<bool>;
+}
+
 /// Everything Orgbase stores.
 #[async_trait]
 pub trait Store:
@@ -412,6 +490,7 @@ pub trait Store:
     + PlanStore
     + WalletStore
     + IdempotencyStore
+    + BillingStore
     + Send
     + Sync
     + 'static

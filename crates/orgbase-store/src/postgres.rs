@@ -19,6 +19,8 @@ use crate::{
     StoreError, StoreResult,
 };
 
+#[path = "postgres_billing.rs"]
+mod billing;
 #[path = "postgres_cache.rs"]
 mod cache;
 #[path = "postgres_idempotency.rs"]
@@ -58,6 +60,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
                     "organization_plan"
                 }
                 Some("plans_pkey") => "plan_id",
+                Some("billing_accounts_customer_key") => "billing_customer",
                 Some("roles_org_name_key") => "role_name",
                 Some("workspaces_org_name_key") => "workspace_name",
                 Some("invitations_pending_key") => "invitation_pending",
@@ -550,6 +553,27 @@ async fn update_org(
         return update_org_row(pool, org, previous).await;
     }
     let mut tx = pool.begin().await.map_err(map_err)?;
+    update_org_in_tx(&mut tx, org, previous).await?;
+    if let Some((user, email)) = owner_email {
+        sqlx::query("UPDATE users SET email = $2, updated_at = $3 WHERE id = $1")
+            .bind(user.0)
+            .bind(email.as_str())
+            .bind(org.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
+    tx.commit().await.map_err(map_err)
+}
+
+/// `update_organization` inside the caller's transaction: the row (if the stored version is
+/// still `previous.version`, else `VersionMismatch` or `NotFound`), its metadata, and the cache
+/// notice (delivered at commit). The caller commits, and then calls `PgCache::notice` itself.
+async fn update_org_in_tx(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    org: &Organization,
+    previous: &Organization,
+) -> StoreResult<()> {
     // Only the columns that differ: an update that touches no indexed column stays in place (HOT).
     let mut b = QueryBuilder::new("UPDATE organizations SET ");
     {
@@ -563,11 +587,11 @@ async fn update_org(
     }
     b.push(" WHERE id = ").push_bind(org.id.0);
     b.push(" AND version = ").push_bind(previous.version);
-    let done = b.build().execute(&mut *tx).await.map_err(map_err)?;
+    let done = b.build().execute(&mut **tx).await.map_err(map_err)?;
     if done.rows_affected() == 0 {
         let exists = sqlx::query("SELECT 1 FROM organizations WHERE id = $1")
             .bind(org.id.0)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await
             .map_err(map_err)?;
         return Err(if exists.is_some() {
@@ -577,21 +601,11 @@ async fn update_org(
         });
     }
     if org.metadata != previous.metadata {
-        write_metadata(&mut tx, org, true).await.map_err(map_err)?;
+        write_metadata(tx, org, true).await.map_err(map_err)?;
     }
-    cache::notify(&mut tx, &format!("org:{}", org.id))
+    cache::notify(tx, &format!("org:{}", org.id))
         .await
-        .map_err(map_err)?;
-    if let Some((user, email)) = owner_email {
-        sqlx::query("UPDATE users SET email = $2, updated_at = $3 WHERE id = $1")
-            .bind(user.0)
-            .bind(email.as_str())
-            .bind(org.updated_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-    }
-    tx.commit().await.map_err(map_err)
+        .map_err(map_err)
 }
 
 const KEY_COLUMNS: &str =

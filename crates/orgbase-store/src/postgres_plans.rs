@@ -8,10 +8,10 @@ use sqlx::Row;
 use super::{bad, map_err, PgStore};
 use crate::{PlanStore, StoreError, StoreResult};
 
-const PLAN_COLUMNS: &str = "id, name, price, currency, billing_interval, entitlements, \
+pub(super) const PLAN_COLUMNS: &str = "id, name, price, currency, billing_interval, entitlements, \
     rate_limit, public, provider, provider_price_id, created_at, updated_at";
 
-fn plan_from_row(r: &PgRow) -> Result<Plan, sqlx::Error> {
+pub(super) fn plan_from_row(r: &PgRow) -> Result<Plan, sqlx::Error> {
     let interval: String = r.try_get("billing_interval")?;
     let provider: Option<String> = r.try_get("provider")?;
     Ok(Plan {

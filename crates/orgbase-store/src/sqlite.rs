@@ -37,8 +37,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0006_wallet.sql"),
     include_str!("../migrations/sqlite/0007_idempotency.sql"),
     include_str!("../migrations/sqlite/0008_wallet_idempotency.sql"),
+    include_str!("../migrations/sqlite/0009_billing.sql"),
 ];
 
+#[path = "sqlite_billing.rs"]
+mod billing;
 #[path = "sqlite_idempotency.rs"]
 mod idempotency;
 #[path = "sqlite_people.rs"]
@@ -674,6 +677,8 @@ fn map_err(e: rusqlite::Error) -> StoreError {
                 "organization_plan"
             } else if msg.contains("plans.id") {
                 "plan_id"
+            } else if msg.contains("billing_accounts.provider, billing_accounts.customer_id") {
+                "billing_customer"
             } else if msg.contains("FOREIGN KEY") {
                 "foreign_key"
             } else {

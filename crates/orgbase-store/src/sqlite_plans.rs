@@ -6,10 +6,10 @@ use rusqlite::{params, Connection, Row};
 use super::{bad_value, map_err, parse_json, parse_ts, ts, SqliteStore};
 use crate::{PlanStore, StoreError, StoreResult};
 
-const PLAN_COLUMNS: &str = "id, name, price, currency, billing_interval, entitlements, \
+pub(super) const PLAN_COLUMNS: &str = "id, name, price, currency, billing_interval, entitlements, \
     rate_limit, public, provider, provider_price_id, created_at, updated_at";
 
-fn plan_from_row(r: &Row<'_>) -> rusqlite::Result<Plan> {
+pub(super) fn plan_from_row(r: &Row<'_>) -> rusqlite::Result<Plan> {
     let interval: String = r.get(4)?;
     let provider: Option<String> = r.get(8)?;
     Ok(Plan {

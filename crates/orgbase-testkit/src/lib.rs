@@ -28,7 +28,13 @@ pub fn ensure_python_module(module: &str, package: &str) {
     }
     let install = |extra: &[&str]| {
         Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args(extra)
             .arg(package)
             .stdin(Stdio::null())

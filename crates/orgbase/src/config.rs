@@ -48,6 +48,12 @@ pub struct Settings {
     pub s3_secret_access_key: Option<SecretString>,
     /// What avatar URLs start with when they are in S3 (a CDN, or the bucket's address).
     pub s3_public_url: Option<String>,
+    /// Set: Stripe is the billing provider of plans tied to it.
+    #[serde(skip_serializing)]
+    pub stripe_secret_key: Option<SecretString>,
+    #[serde(skip_serializing)]
+    pub stripe_webhook_secret: Option<SecretString>,
+    pub stripe_api_base: String,
 }
 
 impl Default for Settings {
@@ -77,6 +83,9 @@ impl Default for Settings {
             s3_access_key_id: None,
             s3_secret_access_key: None,
             s3_public_url: None,
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            stripe_api_base: "https://api.stripe.com".into(),
         }
     }
 }
@@ -116,6 +125,9 @@ const KNOWN: &[&str] = &[
     "s3_access_key_id",
     "s3_secret_access_key",
     "s3_public_url",
+    "stripe_secret_key",
+    "stripe_webhook_secret",
+    "stripe_api_base",
 ];
 
 /// The checked configuration.
@@ -138,6 +150,8 @@ pub struct Config {
     pub session_ttl: chrono::Duration,
     pub invitation_ttl: chrono::Duration,
     pub avatars: orgbase_api::native::avatars::AvatarConfig,
+    /// Stripe, when a secret key is set.
+    pub stripe: Option<orgbase_billing::StripeConfig>,
 }
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String> {
@@ -168,6 +182,8 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String>
         "bootstrap_key",
         "smtp_url",
         "s3_secret_access_key",
+        "stripe_secret_key",
+        "stripe_webhook_secret",
     ]);
     let mut settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
         .merge(Toml::file(file))
@@ -190,8 +206,21 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String>
     if let Ok(u) = std::env::var("ORGBASE_SMTP_URL") {
         settings.smtp_url = Some(SecretString::from(u)).filter(|u| !u.expose_secret().is_empty());
     }
-    if let Ok(k) = std::env::var("ORGBASE_S3_SECRET_ACCESS_KEY") {
-        settings.s3_secret_access_key = Some(SecretString::from(k));
+    // Secrets are read as they are (figment could take one for a number and print it).
+    let secret = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(SecretString::from)
+    };
+    if let Some(k) = secret("ORGBASE_S3_SECRET_ACCESS_KEY") {
+        settings.s3_secret_access_key = Some(k);
+    }
+    if let Some(k) = secret("ORGBASE_STRIPE_SECRET_KEY") {
+        settings.stripe_secret_key = Some(k);
+    }
+    if let Some(k) = secret("ORGBASE_STRIPE_WEBHOOK_SECRET") {
+        settings.stripe_webhook_secret = Some(k);
     }
     let warnings = std::env::vars()
         .filter_map(|(k, _)| k.strip_prefix("ORGBASE_").map(str::to_ascii_lowercase))
@@ -302,6 +331,7 @@ fn check(s: Settings) -> Result<Config, String> {
         errors.push("pg_max_connections (ORGBASE_PG_MAX_CONNECTIONS): must be 1–1000".into());
     }
     let avatars = check_avatars(&s, &mut errors);
+    let stripe = check_stripe(&s, &mut errors);
     if !errors.is_empty() {
         return Err(errors
             .into_iter()
@@ -326,7 +356,35 @@ fn check(s: Settings) -> Result<Config, String> {
         session_ttl: chrono::Duration::hours(s.session_ttl_hours as i64),
         invitation_ttl: chrono::Duration::days(s.invitation_ttl_days as i64),
         avatars,
+        stripe,
     })
+}
+
+fn check_stripe(s: &Settings, errors: &mut Vec<String>) -> Option<orgbase_billing::StripeConfig> {
+    let key = s.stripe_secret_key.clone()?;
+    let k = key.expose_secret();
+    if !(k.starts_with("sk_") || k.starts_with("rk_")) {
+        errors.push(
+            "stripe_secret_key (ORGBASE_STRIPE_SECRET_KEY): must be a Stripe secret or restricted key (sk_… or rk_…)".into(),
+        );
+    }
+    if s.stripe_webhook_secret.is_none() {
+        errors.push(
+            "stripe_webhook_secret (ORGBASE_STRIPE_WEBHOOK_SECRET): must be set with ORGBASE_STRIPE_SECRET_KEY: without it no webhook can be verified".into(),
+        );
+    }
+    if !url::Url::parse(&s.stripe_api_base)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+    {
+        errors.push(format!(
+            "stripe_api_base (ORGBASE_STRIPE_API_BASE): {:?} is not an http(s) URL",
+            s.stripe_api_base
+        ));
+    }
+    let mut c = orgbase_billing::StripeConfig::new(key);
+    c.webhook_secret = s.stripe_webhook_secret.clone();
+    c.api_base = s.stripe_api_base.trim_end_matches('/').to_owned();
+    Some(c)
 }
 
 fn check_avatars(
@@ -443,6 +501,7 @@ mod tests {
             invitation_ttl_days: 0,
             avatar_max_bytes: 1,
             s3_bucket: Some("b".into()),
+            stripe_secret_key: Some(SecretString::from("pk_live_oops")),
             ..Settings::default()
         };
         let e = check(s).unwrap_err();
@@ -463,11 +522,14 @@ mod tests {
             "ORGBASE_INVITATION_TTL_DAYS",
             "ORGBASE_AVATAR_MAX_BYTES",
             "ORGBASE_S3_PUBLIC_URL",
+            "ORGBASE_STRIPE_SECRET_KEY",
+            "ORGBASE_STRIPE_WEBHOOK_SECRET",
         ] {
             assert!(e.contains(name), "{name} missing from:\n{e}");
         }
         assert!(!e.contains("short"), "a secret leaked into:\n{e}");
         assert!(!e.contains("hunter2"), "a secret leaked into:\n{e}");
+        assert!(!e.contains("pk_live_oops"), "a secret leaked into:\n{e}");
     }
 
     #[test]

@@ -224,6 +224,13 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
     )
     .map_err(|e| anyhow::anyhow!(e))
     .context("setting up mail and avatar storage")?;
+    let mut state = state;
+    if let Some(stripe) = config.stripe.clone() {
+        let client = orgbase_billing::StripeClient::new(stripe)
+            .map_err(|e| anyhow::anyhow!("setting up Stripe: {e}"))?;
+        state.billing = state.billing.with(std::sync::Arc::new(client));
+        tracing::info!(billing = "stripe", "billing provider configured");
+    }
     tracing::info!(mail = %state.mailer.describe(), "mail");
     orgbase_api::serve(listener, state, shutdown)
         .await

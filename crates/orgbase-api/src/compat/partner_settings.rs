@@ -354,17 +354,7 @@ async fn change_plan(
             provider.as_str()
         ));
     };
-    let client = state.billing.client(provider).map_err(|e| e.to_string())?;
-    // Names this change: a retry (after a lost answer, or a concurrent write) cannot apply it
-    // twice.
-    let key = format!(
-        "orgbase-plan-{}-{}-{}-v{}",
-        org.id, sub.id, plan.id, org.version
-    );
-    client
-        .change_plan(sub, plan, &key)
-        .await
-        .map_err(|e| format!("the billing provider refused the change: {e}"))
+    crate::billing::change_plan(state, org, sub, plan).await
 }
 
 /// Update Organization Settings.

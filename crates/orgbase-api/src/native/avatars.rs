@@ -424,7 +424,10 @@ fn multipart_error(e: multer::Error, max_file: usize) -> ApiError {
         multer::Error::StreamSizeExceeded { limit } => ApiError::PayloadTooLarge {
             limit: limit as usize,
         },
-        other => ApiError::Malformed(format!("the multipart body is malformed: {other}")),
+        other => ApiError::BadRequest {
+            code: "malformed_body",
+            detail: format!("the multipart body is malformed: {other}"),
+        },
     }
 }
 

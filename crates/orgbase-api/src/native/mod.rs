@@ -1,6 +1,7 @@
 //! The native API under `/api/…`.
 pub mod api_keys;
 pub mod avatars;
+pub mod billing;
 pub mod invitations;
 pub mod members;
 pub mod ops;

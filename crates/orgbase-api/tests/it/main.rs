@@ -4,6 +4,7 @@
 mod api_keys;
 mod auth;
 mod avatars;
+mod billing;
 mod errors;
 mod golden;
 mod idempotency;
@@ -123,7 +124,16 @@ impl App {
         Self::start_with(db, ApiConfig::default()).await
     }
 
-    pub async fn start_with(db: TestDb, mut config: ApiConfig) -> App {
+    pub async fn start_with(db: TestDb, config: ApiConfig) -> App {
+        Self::start_with_billing(db, config, Default::default()).await
+    }
+
+    /// With billing providers (a Stripe client pointed at a local stand-in, say).
+    pub async fn start_with_billing(
+        db: TestDb,
+        mut config: ApiConfig,
+        billing: orgbase_api::billing::Billing,
+    ) -> App {
         let outbox = tempfile::tempdir().unwrap();
         config.mail_outbox = outbox.path().to_owned();
         let avatar_dir = tempfile::tempdir().unwrap();
@@ -143,7 +153,8 @@ impl App {
             config.public_url = base.clone();
         }
         let shutdown = CancellationToken::new();
-        let state = AppState::new(db.store.clone(), config).unwrap();
+        let mut state = AppState::new(db.store.clone(), config).unwrap();
+        state.billing = billing;
         tokio::spawn(orgbase_api::serve(listener, state, shutdown.clone()));
         App {
             base,

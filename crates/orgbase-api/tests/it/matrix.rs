@@ -105,6 +105,22 @@ fn table() -> Vec<Row> {
             [404; 7],
         ),
         row(
+            M::POST,
+            "/api/organizations/{org}/billing/checkout",
+            Some(
+                json!({"planId": "starter", "successUrl": "https://a.example/ok", "cancelUrl": "https://a.example/no"}),
+            ),
+            org_route(403, 403, 422, 422),
+        ),
+        row(
+            M::GET,
+            "/api/organizations/{org}/billing",
+            None,
+            org_route(403, 403, 200, 200),
+        ),
+        // Authenticated by Stripe's signature, not a credential; Stripe is not configured here.
+        row(M::POST, "/api/billing/webhooks/stripe", None, [404; 7]),
+        row(
             M::GET,
             "/api/organizations/{org}/me",
             None,

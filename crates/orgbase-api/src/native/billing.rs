@@ -1,0 +1,299 @@
+//! Billing routes: checkout for a plan, the organization's billing state, and the provider's
+//! signed webhooks.
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use orgbase_billing::{idempotency_key, CheckoutRequest, CustomerRef, WebhookError};
+use orgbase_domain::{now, BillingProvider, Permission, ValidationErrors};
+use orgbase_store::StoreError;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Principal;
+use crate::billing::{apply_event, Outcome};
+use crate::error::{ApiError, Problem};
+use crate::extract::{Field, JsonBody};
+use crate::native::organizations::{org_id, rfc3339};
+use crate::{service, AppState};
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default, rename_all = "camelCase")]
+pub struct CheckoutInput {
+    /// A public plan, or the plan offered to this organization, billed through a provider.
+    #[schema(value_type = String, example = "pro")]
+    pub plan_id: Field<String>,
+    /// Where the customer's browser goes after paying (`https`, or `http` for local use).
+    #[schema(value_type = String, example = "https://app.example.com/billing/done")]
+    pub success_url: Field<String>,
+    /// Where it goes when the customer gives up.
+    #[schema(value_type = String, example = "https://app.example.com/billing")]
+    pub cancel_url: Field<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckoutAnswer {
+    /// The provider's checkout session.
+    pub session_id: String,
+    /// Send the customer's browser here.
+    pub url: String,
+}
+
+/// An organization's billing state.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingView {
+    pub plan_id: String,
+    pub offered_plan_id: Option<String>,
+    /// `stripe` or `chargebee`, once there is a subscription or a customer.
+    pub provider: Option<String>,
+    pub subscription_id: Option<String>,
+    /// The provider's status (`active`, `trialing`, `past_due`, `canceled`, …).
+    pub status: Option<String>,
+    /// RFC 3339.
+    pub current_period_end: Option<String>,
+    pub overdue: bool,
+    pub premium: bool,
+}
+
+fn url_field(name: &str, f: Field<String>, errors: &mut ValidationErrors) -> Option<String> {
+    let raw = f.required(name, errors)?;
+    let ok = raw.len() <= 2048
+        && url::Url::parse(&raw)
+            .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some());
+    if !ok {
+        errors.add(
+            name,
+            "invalid_url",
+            "must be an http(s) URL of at most 2048 characters",
+        );
+        return None;
+    }
+    Some(raw)
+}
+
+/// Open a checkout for a plan.
+///
+/// For a public plan or the plan offered to this organization, billed through a provider. The
+/// organization's customer at the provider is made once and reused. The organization changes
+/// when the provider's webhook says the checkout completed.
+#[utoipa::path(
+    post, path = "/api/organizations/{organizationId}/billing/checkout", tag = "Billing",
+    params(("organizationId" = uuid::Uuid, Path, description = "The organization ID")),
+    request_body = CheckoutInput,
+    responses(
+        (status = 201, description = "A checkout to send the customer to", body = CheckoutAnswer),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs billing:manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization within reach", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or a plan this organization cannot check out", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The billing provider failed; nothing changed here", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn checkout(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonBody(body, mut errors): JsonBody<CheckoutInput>,
+) -> Result<Response, ApiError> {
+    let access = service::load_with(&state, &who, org_id(&id)?, Permission::BillingManage).await?;
+    let org = access.org;
+    let plan_id = body.plan_id.required("planId", &mut errors);
+    let success_url = url_field("successUrl", body.success_url, &mut errors);
+    let cancel_url = url_field("cancelUrl", body.cancel_url, &mut errors);
+    let plan = match plan_id {
+        Some(pid) => match state.store.get_plan(&pid).await {
+            Ok(p) => Some(p),
+            Err(StoreError::NotFound) => {
+                errors.add("planId", "unknown_plan", "no such plan");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let mut billed = None;
+    if let Some(plan) = &plan {
+        let offered = org.offered_product_plan_id.as_deref() == Some(plan.id.as_str());
+        if !plan.public && !offered {
+            errors.add(
+                "planId",
+                "plan_not_offered",
+                "a private plan is checked out only once it is offered to this organization",
+            );
+        } else {
+            match (plan.provider, plan.provider_price_id.as_deref()) {
+                (Some(provider), Some(price)) => match state.billing.client(provider) {
+                    Ok(client) => billed = Some((client.clone(), price.to_owned())),
+                    Err(e) => errors.add("planId", "provider_not_configured", e.to_string()),
+                },
+                _ => errors.add(
+                    "planId",
+                    "plan_not_billed",
+                    "this plan is not billed through a provider: there is nothing to check out",
+                ),
+            }
+        }
+    }
+    errors.into_result()?;
+    let (Some(plan), Some((client, price_id)), Some(success_url), Some(cancel_url)) =
+        (plan, billed, success_url, cancel_url)
+    else {
+        return Err(ApiError::internal("checkout input checked"));
+    };
+    let provider = client.provider();
+    let upstream = |e: orgbase_billing::BillingError| ApiError::Upstream {
+        code: "billing_provider_error",
+        detail: format!("the billing provider failed: {e}"),
+    };
+
+    // The customer: made once per organization (the key makes a retried creation the same one).
+    let customer_id = match state.store.get_billing_account(org.id).await? {
+        Some(a) if a.provider == provider && !a.customer_id.is_empty() => a.customer_id,
+        _ => {
+            let made = client
+                .ensure_customer(
+                    &CustomerRef {
+                        organization_id: org.id,
+                        name: org.name.clone(),
+                        email: None,
+                        existing_customer_id: None,
+                    },
+                    &idempotency_key(&["customer", provider.as_str(), &org.id.to_string()]),
+                )
+                .await
+                .map_err(upstream)?;
+            state
+                .store
+                .attach_billing_customer(org.id, provider, &made)
+                .await?
+                .customer_id
+        }
+    };
+    let request = CheckoutRequest {
+        customer_id,
+        price_id,
+        organization_id: org.id,
+        plan_id: plan.id.clone(),
+        success_url,
+        cancel_url,
+    };
+    // The same checkout asked for again (a retry) is the same session.
+    let key = idempotency_key(&[
+        "checkout",
+        &org.id.to_string(),
+        &plan.id,
+        &request.price_id,
+        &request.customer_id,
+        &request.success_url,
+        &request.cancel_url,
+        &org.version.to_string(),
+    ]);
+    let session = client
+        .create_checkout(&request, &key)
+        .await
+        .map_err(upstream)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CheckoutAnswer {
+            session_id: session.id,
+            url: session.url,
+        }),
+    )
+        .into_response())
+}
+
+/// An organization's billing state.
+#[utoipa::path(
+    get, path = "/api/organizations/{organizationId}/billing", tag = "Billing",
+    params(("organizationId" = uuid::Uuid, Path, description = "The organization ID")),
+    responses(
+        (status = 200, description = "Plan, offered plan, subscription and overdue state", body = BillingView),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs billing:manage", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization within reach", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<BillingView>, ApiError> {
+    let org = service::load_with(&state, &who, org_id(&id)?, Permission::BillingManage)
+        .await?
+        .org;
+    let account = state.store.get_billing_account(org.id).await?;
+    let sub = org.subscription.as_ref();
+    Ok(Json(BillingView {
+        plan_id: org.product_plan_id.clone(),
+        offered_plan_id: org.offered_product_plan_id.clone(),
+        provider: sub
+            .map(|s| s.provider)
+            .or(account.as_ref().map(|a| a.provider))
+            .map(|p| p.as_str().to_owned()),
+        subscription_id: sub.map(|s| s.id.clone()),
+        status: sub.map(|s| s.status.clone()),
+        current_period_end: account
+            .as_ref()
+            .and_then(|a| a.current_period_end)
+            .map(|t| rfc3339(&t)),
+        overdue: org.billing_overdue,
+        premium: org.premium,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookAnswer {
+    pub received: bool,
+    /// True when this event was applied before (a redelivery): nothing was done now.
+    pub duplicate: bool,
+}
+
+/// Stripe's webhook deliveries.
+///
+/// Give Stripe `{ORGBASE_PUBLIC_URL}/api/billing/webhooks/stripe`. The `Stripe-Signature`
+/// header authenticates a delivery (HMAC-SHA256 with the endpoint's signing secret, at most
+/// 5 minutes old); each event id is applied once.
+#[utoipa::path(
+    post, path = "/api/billing/webhooks/stripe", tag = "Billing",
+    params(("Stripe-Signature" = String, Header, description = "t=…,v1=…")),
+    request_body(content = Object, description = "A Stripe event"),
+    responses(
+        (status = 200, description = "Received (applied now, or before)", body = WebhookAnswer),
+        (status = 400, description = "A missing, bad or stale signature, or not an event; nothing changed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Stripe is not configured here", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn stripe_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<WebhookAnswer>, ApiError> {
+    let provider = BillingProvider::Stripe;
+    let client = state
+        .billing
+        .client(provider)
+        .map_err(|_| ApiError::NotFound)?;
+    let signature = headers
+        .get(client.webhook_signature_header())
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let event = client
+        .parse_webhook(&body, signature, now())
+        .map_err(|e| match e {
+            WebhookError::NotConfigured => ApiError::NotFound,
+            e => ApiError::BadRequest {
+                code: "invalid_webhook",
+                detail: format!("the webhook was refused: {e}"),
+            },
+        })?;
+    let outcome = apply_event(&state, provider, &event).await?;
+    Ok(Json(WebhookAnswer {
+        received: true,
+        duplicate: outcome == Outcome::Duplicate,
+    }))
+}

@@ -207,6 +207,8 @@ pub fn platform_only_fields(p: &OrganizationPatch) -> Vec<&'static str> {
     check(p.placement_group.is_some(), "placementGroup");
     check(p.rate_limit.is_some(), "rateLimit");
     check(p.entitlements.is_some(), "entitlements");
+    check(p.product_plan_id.is_some(), "productPlanId");
+    check(p.offered_product_plan_id.is_some(), "offeredProductPlanId");
     f
 }
 
@@ -225,7 +227,12 @@ pub async fn update(
         // A partner switches its children on and off (`status` active/inactive); the rest of
         // what the platform decides stays the platform's.
         let allowed: &[&str] = if a.is_parent_partner() {
-            &["status", "statusReason"]
+            &[
+                "status",
+                "statusReason",
+                "productPlanId",
+                "offeredProductPlanId",
+            ]
         } else {
             &[]
         };
@@ -242,6 +249,9 @@ pub async fn update(
         }
         Ok(())
     };
+    if patch.product_plan_id.is_some() || patch.offered_product_plan_id.is_some() {
+        check_plans(state, who, id, &patch, &authorize).await?;
+    }
     let is_platform = matches!(who, Principal::Platform { .. });
     let change = |current: &Organization| {
         if current.is_deleted() {
@@ -261,6 +271,76 @@ pub async fn update(
         Ok((next != *current).then_some(next))
     };
     modify(state, who, id, if_match, authorize, change, true).await
+}
+
+/// The plans a patch names must exist; a new plan billed through a provider is set only on a
+/// subscribed organization, and changes at the provider first (nothing is committed here if the
+/// provider refuses).
+async fn check_plans(
+    state: &AppState,
+    who: &Principal,
+    id: OrganizationId,
+    patch: &OrganizationPatch,
+    authorize: &impl Fn(&OrgAccess<'_>) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
+    // Who may, before anything is looked up or sent to a provider.
+    let access = load(state, who, id).await?;
+    authorize(&access)?;
+    let current = access.org;
+    let mut errors = ValidationErrors::new();
+    let get = |pid: String| async move {
+        match state.store.get_plan(&pid).await {
+            Ok(p) => Ok(Some(p)),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(ApiError::from(e)),
+        }
+    };
+    if let Some(Some(offered)) = &patch.offered_product_plan_id {
+        if get(offered.clone()).await?.is_none() {
+            errors.add("offeredProductPlanId", "unknown_plan", "no such plan");
+        }
+    }
+    let Some(pid) = &patch.product_plan_id else {
+        return errors.into_result().map_err(Into::into);
+    };
+    let Some(plan) = get(pid.clone()).await? else {
+        errors.add("productPlanId", "unknown_plan", "no such plan");
+        return Err(errors.into());
+    };
+    errors.into_result()?;
+    let Some(provider) = plan.provider else {
+        return Ok(());
+    };
+    if current.product_plan_id == plan.id {
+        return Ok(());
+    }
+    let live = current
+        .subscription
+        .as_ref()
+        .filter(|s| s.is_live() && s.provider == provider);
+    let Some(sub) = live else {
+        return Err(ApiError::field(
+            "productPlanId",
+            "not_subscribed",
+            format!(
+                "the plan is billed through {}, and the organization has not subscribed: offer                  it with offeredProductPlanId, and the customer completes checkout",
+                provider.as_str()
+            ),
+        ));
+    };
+    if let Err(e) = state.billing.client(provider) {
+        return Err(ApiError::field(
+            "productPlanId",
+            "provider_not_configured",
+            e.to_string(),
+        ));
+    }
+    crate::billing::change_plan(state, &current, sub, &plan)
+        .await
+        .map_err(|detail| ApiError::Upstream {
+            code: "billing_provider_error",
+            detail,
+        })
 }
 
 /// Sets or clears the organization's avatar URL (an upload, or its removal): whoever may update

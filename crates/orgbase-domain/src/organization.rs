@@ -545,6 +545,9 @@ pub struct OrganizationPatch {
     pub entitlements: Option<Vec<String>>,
     pub use_platform_url: Option<bool>,
     pub recording_lifespan_days: Option<Option<i32>>,
+    /// The plan; one billed through a provider changes there first (the caller's job).
+    pub product_plan_id: Option<String>,
+    pub offered_product_plan_id: Option<Option<String>>,
     /// Merged into the stored metadata; `None` removes a key.
     pub metadata: Option<BTreeMap<String, Option<Value>>>,
 }
@@ -624,6 +627,16 @@ impl OrganizationPatch {
         }
         if let Some(v) = self.external_account_id {
             o.external_account_id = v;
+        }
+        if let Some(v) = self.product_plan_id {
+            if o.offered_product_plan_id.as_deref() == Some(v.as_str()) {
+                // The offer is taken up.
+                o.offered_product_plan_id = None;
+            }
+            o.product_plan_id = v;
+        }
+        if let Some(v) = self.offered_product_plan_id {
+            o.offered_product_plan_id = v;
         }
         if let Some(v) = self.external_billing_id {
             o.external_billing_id = v;

@@ -209,6 +209,14 @@ pub struct OrganizationInput {
     /// `[A-Za-z0-9_.-]{1,64}`, values string, number or boolean, 8 KiB in all.
     #[schema(value_type = Option<Object>)]
     pub metadata: Field<Value>,
+    /// The plan (platform or the organization's partner; after creation). A plan billed
+    /// through a provider is set only on a subscribed organization, and changes at the
+    /// provider first.
+    #[schema(value_type = Option<String>, example = "starter")]
+    pub product_plan_id: Field<String>,
+    /// A plan offered before checkout, or null (platform or the organization's partner).
+    #[schema(value_type = Option<String>, example = "pro")]
+    pub offered_product_plan_id: Field<String>,
     /// On create by the platform: the owner's e-mail. A person without an account is invited to
     /// set a password. (With a session, the caller becomes the owner.) Ownership changes later
     /// only by a transfer.
@@ -328,6 +336,17 @@ impl OrganizationInput {
             entitlements: parse_with(self.entitlements.optional("entitlements", e), e, |v| {
                 parse_entitlements("entitlements", v)
             }),
+            product_plan_id: parse_with(
+                self.product_plan_id.optional("productPlanId", e),
+                e,
+                |v| orgbase_domain::plan::parse_plan_id("productPlanId", &v),
+            ),
+            offered_product_plan_id: parse_nullable(
+                self.offered_product_plan_id
+                    .nullable("offeredProductPlanId", e),
+                e,
+                |v| orgbase_domain::plan::parse_plan_id("offeredProductPlanId", &v),
+            ),
             ..Default::default()
         };
         if let Some(Some(sms)) = nested::<SmsInput>(self.sms, "sms", e, false) {
@@ -479,6 +498,24 @@ pub async fn create(
             ))
         }
     };
+    for (given, field) in [
+        (
+            !matches!(body.product_plan_id, Field::Absent),
+            "productPlanId",
+        ),
+        (
+            !matches!(body.offered_product_plan_id, Field::Absent),
+            "offeredProductPlanId",
+        ),
+    ] {
+        if given {
+            errors.add(
+                field,
+                "not_allowed",
+                "an organization starts on starter; set or offer a plan with PATCH",
+            );
+        }
+    }
     let name = body.name.clone().required("name", &mut errors);
     let country = body
         .country_code
@@ -490,6 +527,8 @@ pub async fn create(
         country_code: Field::Absent,
         owner_email: Field::Absent,
         owner_name: Field::Absent,
+        product_plan_id: Field::Absent,
+        offered_product_plan_id: Field::Absent,
         ..body
     };
     let (rest, org_type) = body.into_patch(&mut errors);

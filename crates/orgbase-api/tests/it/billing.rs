@@ -299,11 +299,45 @@ async fn offer_checkout_webhooks_and_a_plan_change(db: TestDb) {
     let price = item["price"]["id"].as_str().or(item["plan"]["id"].as_str());
     assert_eq!(price, Some("team_monthly"), "{at_stripe}");
 
+    // The native PATCH does the same (platform or partner): Stripe first, then here.
+    let a = app
+        .patch(
+            &format!("/api/organizations/{id}"),
+            json!({"productPlanId": "pro"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["productPlanId"], "pro");
+    let at_stripe = stripe
+        .call(Method::GET, &format!("/v1/subscriptions/{sub_id}"), &[])
+        .await;
+    let item = &at_stripe["items"]["data"][0];
+    let price = item["price"]["id"].as_str().or(item["plan"]["id"].as_str());
+    assert_eq!(price, Some("pro_monthly"), "{at_stripe}");
+    let a = app
+        .patch(
+            &format!("/api/organizations/{id}"),
+            json!({"productPlanId": "nope"}),
+        )
+        .await;
+    a.assert_problem(422, "validation_failed");
+    let a = settings(&app, &partner_key, &id, json!({"productPlanId": "team"})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+
     // Stripe refuses a price it does not know: that setting fails, nothing changes here.
     plan(&app, "ghost", 100, true, "no_such_price").await;
     let a = settings(&app, &partner_key, &id, json!({"productPlanId": "ghost"})).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
     assert_eq!(org(&app, &id).await["productPlanId"], "team");
+    let before = org(&app, &id).await;
+    let a = app
+        .patch(
+            &format!("/api/organizations/{id}"),
+            json!({"productPlanId": "ghost"}),
+        )
+        .await;
+    a.assert_problem(502, "billing_provider_error");
+    assert_eq!(org(&app, &id).await, before);
 
     // The subscription ends: back to starter, and an update after the end revives nothing.
     let deleted = event(
@@ -483,6 +517,45 @@ async fn checkout_takes_only_plans_this_organization_may_buy(db: TestDb) {
         )
         .await;
     a.assert_problem(403, "forbidden");
+
+    // The plan itself: not the owner's to set; a Stripe plan needs a subscription first.
+    let org_path = format!("/api/organizations/{id}");
+    let a = app
+        .as_(
+            Some(&owner),
+            Method::PATCH,
+            &org_path,
+            Some(json!({"productPlanId": "team"})),
+        )
+        .await;
+    a.assert_problem(403, "forbidden");
+    let a = app.patch(&org_path, json!({"productPlanId": "team"})).await;
+    a.assert_problem(422, "validation_failed");
+    assert_eq!(
+        a.field_errors(),
+        [("productPlanId".to_owned(), "not_subscribed".to_owned())]
+    );
+    let a = app
+        .patch(&org_path, json!({"offeredProductPlanId": "pro"}))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["offeredProductPlanId"], "pro");
+    let a = app
+        .as_(Some(&owner), Method::POST, &path, Some(with("pro")))
+        .await;
+    assert_eq!(
+        a.status,
+        StatusCode::CREATED,
+        "an offered plan is checked out: {}",
+        a.text
+    );
+    let a = app
+        .post(
+            "/api/organizations",
+            json!({"name": "Planned", "countryCode": "US", "productPlanId": "team"}),
+        )
+        .await;
+    a.assert_problem(422, "validation_failed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

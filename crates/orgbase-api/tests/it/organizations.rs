@@ -194,8 +194,10 @@ async fn server_owned_fields_cannot_be_written(app: App) {
         ("deletedAt", json!(null)),
         ("billingOverdue", json!(true)),
         ("premium", json!(true)),
-        ("productPlanId", json!("enterprise")),
-        ("offeredProductPlanId", json!("enterprise")),
+        (
+            "subscription",
+            json!({"provider": "stripe", "id": "sub_1", "status": "active"}),
+        ),
     ] {
         let body = json!({ field: value, "name": "Changed" });
         let a = app

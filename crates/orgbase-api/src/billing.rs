@@ -51,6 +51,13 @@ pub async fn change_plan(
         .billing
         .client(sub.provider)
         .map_err(|e| e.to_string())?;
+    if plan.provider != Some(sub.provider) {
+        return Err(format!(
+            "the organization is subscribed through {}; a plan not billed there would leave the \
+             subscription charging for the old one: cancel it at the provider first",
+            sub.provider.as_str()
+        ));
+    }
     let Some(price) = plan.provider_price_id.as_deref() else {
         return Err("the plan has no price at its billing provider".into());
     };
@@ -212,8 +219,10 @@ async fn plan_of(
     }
 }
 
+/// Final: the provider never brings such a subscription back. (`unpaid` and `paused` are not
+/// final: paying the invoice, or resuming, makes them active again.)
 fn ended(status: &str) -> bool {
-    matches!(status, "canceled" | "incomplete_expired" | "unpaid")
+    matches!(status, "canceled" | "incomplete_expired")
 }
 
 fn live(status: &str) -> bool {
@@ -240,9 +249,15 @@ pub fn decide(
                 }
             }
             if let Some(sub) = &c.subscription_id {
+                // A checkout paid by a delayed method completes unpaid: the subscription is not
+                // live until the provider says so.
+                let paid = matches!(
+                    c.payment_status.as_deref(),
+                    None | Some("paid") | Some("no_payment_required")
+                );
                 let state = SubscriptionView {
                     id: sub,
-                    status: "active",
+                    status: if paid { "active" } else { "incomplete" },
                     price_id: plan.and_then(|p| p.provider_price_id.as_deref()),
                     current_period_end: None,
                 };
@@ -337,6 +352,9 @@ fn apply_subscription(
         }
     } else if ended(s.status) {
         org.product_plan_id = DEFAULT_PLAN.to_owned();
+        org.premium = false;
+    } else {
+        // Unpaid, paused, incomplete: the plan stays, its paid state does not.
         org.premium = false;
     }
 }

@@ -157,6 +157,12 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(raw_key) = req.headers().get(HEADER) else {
         return strip(next.run(req).await);
     };
+    if req.uri().path().ends_with("/upload-avatar") {
+        // An upload is idempotent by nature (the same image is the same files and URL), and
+        // buffering its body here would hold up to the upload limit in memory per request
+        // before the route's own gates: the key is not used.
+        return strip(next.run(req).await);
+    }
     let surface = Surface::of(req.uri().path());
     let key = match raw_key.to_str() {
         Ok(k)
@@ -193,11 +199,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     let scope = SecretHash::of(&credential).as_str().to_owned();
     let (parts, body) = req.into_parts();
-    let limit = if parts.uri.path().ends_with("/upload-avatar") {
-        state.avatars.request_limit()
-    } else {
-        state.config.body_limit
-    };
+    let limit = state.config.body_limit;
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {

@@ -250,7 +250,7 @@ pub async fn update(
         Ok(())
     };
     if patch.product_plan_id.is_some() || patch.offered_product_plan_id.is_some() {
-        check_plans(state, who, id, &patch, &authorize).await?;
+        check_plans(state, who, id, &patch, if_match.as_ref(), &authorize).await?;
     }
     let is_platform = matches!(who, Principal::Platform { .. });
     let change = |current: &Organization| {
@@ -281,6 +281,7 @@ async fn check_plans(
     who: &Principal,
     id: OrganizationId,
     patch: &OrganizationPatch,
+    if_match: Option<&IfMatch>,
     authorize: &impl Fn(&OrgAccess<'_>) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
     // Who may, before anything is looked up or sent to a provider.
@@ -308,22 +309,36 @@ async fn check_plans(
         return Err(errors.into());
     };
     errors.into_result()?;
-    let Some(provider) = plan.provider else {
-        return Ok(());
-    };
     if current.product_plan_id == plan.id {
         return Ok(());
     }
-    let live = current
-        .subscription
-        .as_ref()
-        .filter(|s| s.is_live() && s.provider == provider);
+    // What would refuse the change here is checked before the provider is asked.
+    if current.is_deleted() {
+        return Err(ApiError::Conflict {
+            code: "organization_deleted",
+            detail: "a deleted organization cannot be changed; restore it first".into(),
+        });
+    }
+    if if_match.is_some_and(|m| !m.matches(current.version)) {
+        return Err(ApiError::PreconditionFailed);
+    }
+    let subscribed = current.subscription.as_ref().filter(|s| s.is_live());
+    let Some(provider) = plan.provider else {
+        return match subscribed {
+            None => Ok(()),
+            Some(sub) => crate::billing::change_plan(state, &current, sub, &plan)
+                .await
+                .map_err(|detail| ApiError::field("productPlanId", "subscribed_elsewhere", detail)),
+        };
+    };
+    let live = subscribed.filter(|s| s.provider == provider);
     let Some(sub) = live else {
         return Err(ApiError::field(
             "productPlanId",
             "not_subscribed",
             format!(
-                "the plan is billed through {}, and the organization has not subscribed: offer                  it with offeredProductPlanId, and the customer completes checkout",
+                "the plan is billed through {}, and the organization has not subscribed: offer \
+                 it with offeredProductPlanId, and the customer completes checkout",
                 provider.as_str()
             ),
         ));

@@ -15,7 +15,9 @@ mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use pipeline::{process, sniff, AvatarError, Limits, Processed, SourceFormat, SIZES};
+pub use pipeline::{
+    peak_memory, probe, process, sniff, AvatarError, Limits, Processed, SourceFormat, SIZES,
+};
 pub use storage::{
     file_name_is_ours, AvatarFiles, AvatarStorage, DiskStorage, S3Settings, S3Storage,
     StorageError, CACHE_CONTROL, CONTENT_TYPE,

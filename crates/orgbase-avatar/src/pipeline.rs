@@ -114,13 +114,22 @@ pub fn process(bytes: &[u8], limits: &Limits) -> Result<Processed, AvatarError> 
         });
     }
     let format = sniff(bytes)?;
-    let (image, width, height) = decode(bytes, format, limits)?;
+    let (image, orientation, width, height) = decode(bytes, format, limits)?;
     let square = crop_square(image);
 
     let mut files = Vec::with_capacity(SIZES.len());
     let mut previous = square;
-    for size in SIZES {
-        let resized = shrink(&previous, size);
+    for (i, size) in SIZES.into_iter().enumerate() {
+        let mut resized = shrink(&previous, size);
+        if i == 0 {
+            // Phone photos are stored sideways with an EXIF orientation; the metadata goes, so
+            // its turn is applied to the pixels. A centred square crop commutes with every
+            // orientation (turns and mirrors), so it is applied to the small square, not to a
+            // full-size copy.
+            if let Some(o) = orientation {
+                resized.apply_orientation(o);
+            }
+        }
         files.push((size, encode_png(&resized)?));
         previous = resized;
     }
@@ -147,22 +156,38 @@ impl std::fmt::Debug for Processed {
     }
 }
 
-fn decode(
-    bytes: &[u8],
-    format: SourceFormat,
-    limits: &Limits,
-) -> Result<(DynamicImage, u32, u32), AvatarError> {
-    let mut reader = ImageReader::new(Cursor::new(bytes));
-    reader.set_format(format.image_format());
-    let mut decoder_limits = image::Limits::default();
-    decoder_limits.max_image_width = Some(limits.max_dimension);
-    decoder_limits.max_image_height = Some(limits.max_dimension);
-    decoder_limits.max_alloc = Some(limits.max_decoded_bytes);
-    reader.limits(decoder_limits);
-
-    // The header is read and the limits are applied here, before a pixel buffer exists.
-    let mut decoder = reader.into_decoder().map_err(|e| refusal(e, limits))?;
+/// The type and size of an upload, from its header alone (no pixel is decoded): what
+/// [`peak_memory`] needs to admit a decode before it starts.
+pub fn probe(bytes: &[u8], limits: &Limits) -> Result<(SourceFormat, u32, u32), AvatarError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(AvatarError::TooLarge {
+            max: limits.max_bytes,
+        });
+    }
+    let format = sniff(bytes)?;
+    let decoder = decoder(bytes, format, limits)?;
     let (width, height) = decoder.dimensions();
+    check_dimensions(width, height, limits)?;
+    Ok((format, width, height))
+}
+
+/// A bound on what decoding and resizing a `width` × `height` image takes at its peak, in bytes:
+/// the pixels (up to 4 bytes each), the decoder's own working buffers (a progressive JPEG keeps
+/// 16-bit coefficients for three components; WebP a canvas and a frame), and the square crop.
+/// image's memory limit reaches only the final buffer, not the decoders' working memory, so
+/// the API admits decodes against a budget of this estimate.
+pub fn peak_memory(format: SourceFormat, width: u32, height: u32) -> u64 {
+    let px = u64::from(width) * u64::from(height);
+    let working = match format {
+        SourceFormat::Jpeg => 6 * px,
+        SourceFormat::WebP => 8 * px,
+        SourceFormat::Png | SourceFormat::Gif => px,
+    };
+    // Pixels, the crop's copy, the working buffers, and the resize's intermediate rows.
+    4 * px + 4 * px + working + 16 * 1024 * u64::from(width.max(height))
+}
+
+fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), AvatarError> {
     if width == 0 || height == 0 {
         return Err(AvatarError::Undecodable("the image has no pixels".into()));
     }
@@ -173,6 +198,31 @@ fn decode(
             max: limits.max_dimension,
         });
     }
+    Ok(())
+}
+
+fn decoder<'a>(
+    bytes: &'a [u8],
+    format: SourceFormat,
+    limits: &Limits,
+) -> Result<impl ImageDecoder + 'a, AvatarError> {
+    let mut reader = ImageReader::new(Cursor::new(bytes));
+    reader.set_format(format.image_format());
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_image_width = Some(limits.max_dimension);
+    decoder_limits.max_image_height = Some(limits.max_dimension);
+    decoder_limits.max_alloc = Some(limits.max_decoded_bytes);
+    reader.limits(decoder_limits);
+    // The header is read and the limits are applied here, before a pixel buffer exists.
+    reader.into_decoder().map_err(|e| refusal(e, limits))
+}
+
+type Decoded = (DynamicImage, Option<image::metadata::Orientation>, u32, u32);
+
+fn decode(bytes: &[u8], format: SourceFormat, limits: &Limits) -> Result<Decoded, AvatarError> {
+    let mut decoder = decoder(bytes, format, limits)?;
+    let (width, height) = decoder.dimensions();
+    check_dimensions(width, height, limits)?;
     // `into_decoder` applies the dimension limits but leaves the pixel buffer to the caller:
     // its size is known from the header, so it is checked here, before it is allocated.
     if decoder.total_bytes() > limits.max_decoded_bytes {
@@ -184,15 +234,10 @@ fn decode(
             "the JPEG data is truncated".into(),
         ));
     }
-    // Phone photos are stored sideways with an EXIF orientation; the metadata goes, so its
-    // turn is applied to the pixels.
     let orientation = decoder.orientation().ok();
     // For an animated GIF or WebP this is the first frame.
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| refusal(e, limits))?;
-    if let Some(o) = orientation {
-        image.apply_orientation(o);
-    }
-    Ok((image, width, height))
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| refusal(e, limits))?;
+    Ok((image, orientation, width, height))
 }
 
 fn refusal(e: image::ImageError, limits: &Limits) -> AvatarError {

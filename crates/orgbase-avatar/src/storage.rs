@@ -90,7 +90,8 @@ pub trait AvatarStorage: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// What public URLs start with (no trailing slash).
     fn public_base(&self) -> &str;
-    /// Stores `bytes` under `key` (replacing what is there: same key, same bytes).
+    /// Stores `bytes` under `key` (replacing what is there: same key, same bytes), always
+    /// writing, so a file being removed concurrently is put back.
     async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StorageError>;
     /// Removes `key`; a missing one is not an error.
     async fn delete(&self, key: &str) -> Result<(), StorageError>;
@@ -184,10 +185,8 @@ fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .parent()
         .ok_or_else(|| std::io::Error::other("no parent folder"))?;
     std::fs::create_dir_all(dir)?;
-    if std::fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64) {
-        // Named by its content: the same file is already there.
-        return Ok(());
-    }
+    // Written even when a file of this name exists: it may be on its way out (a replaced
+    // avatar being removed), and writing the same bytes again is harmless.
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;

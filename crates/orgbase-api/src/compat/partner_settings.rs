@@ -337,16 +337,18 @@ async fn change_plan(
     org: &Organization,
     plan: &orgbase_domain::Plan,
 ) -> Result<(), String> {
-    let Some(provider) = plan.provider else {
-        return Ok(());
-    };
     if org.product_plan_id == plan.id {
         return Ok(());
     }
-    let live = org
-        .subscription
-        .as_ref()
-        .filter(|s| s.is_live() && s.provider == provider);
+    let current = org.subscription.as_ref().filter(|s| s.is_live());
+    let Some(provider) = plan.provider else {
+        // A free or manually billed plan while a subscription still charges: refused.
+        return match current {
+            Some(sub) => crate::billing::change_plan(state, org, sub, plan).await,
+            None => Ok(()),
+        };
+    };
+    let live = current.filter(|s| s.provider == provider);
     let Some(sub) = live else {
         return Err(format!(
             "the plan is billed through {}, and the organization has not subscribed: offer it \

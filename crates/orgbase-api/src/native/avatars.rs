@@ -22,6 +22,8 @@ use tokio::sync::Semaphore;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use orgbase_domain::OrganizationId;
+
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::native::organizations::org_id;
@@ -66,9 +68,20 @@ pub struct Avatars {
     request_limit: usize,
     /// Uploads holding a body in memory at once.
     uploads: Semaphore,
-    /// Decodes at once: one a core.
-    decodes: Semaphore,
+    /// Decodes at once: one a core. Owned permits move into the blocking task, so a client that
+    /// hangs up does not free a slot while its decode still runs.
+    decodes: Arc<Semaphore>,
+    /// The memory decodes may take together, in MiB, admitted by each image's peak estimate
+    /// (the decoders' working memory is beyond image's own limit).
+    memory: Arc<Semaphore>,
+    memory_mib: u32,
+    /// Avatar changes of one organization are serialized (striped by id), so a removal of
+    /// replaced files never races an upload of the same picture.
+    org_locks: Vec<tokio::sync::Mutex<()>>,
 }
+
+/// The decode memory budget: room for one image at the largest default size, or several small.
+const DECODE_MEMORY_MIB: u32 = 256;
 
 impl Avatars {
     /// Disk under `config.dir` with URLs under `public_url`, or S3 when configured.
@@ -87,7 +100,10 @@ impl Avatars {
             limits: config.limits,
             request_limit: config.request_limit(),
             uploads: Semaphore::new(cores * 8),
-            decodes: Semaphore::new(cores),
+            decodes: Arc::new(Semaphore::new(cores)),
+            memory: Arc::new(Semaphore::new(DECODE_MEMORY_MIB as usize)),
+            memory_mib: DECODE_MEMORY_MIB,
+            org_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
         })
     }
 
@@ -95,8 +111,30 @@ impl Avatars {
         self.request_limit
     }
 
-    fn files_of(&self, url: Option<&str>) -> Option<AvatarFiles> {
+    /// The files behind `url` when they are `org`'s own upload: never another organization's
+    /// (whose public URL anyone may PATCH in as their own avatarUrl).
+    fn files_of(&self, org: OrganizationId, url: Option<&str>) -> Option<AvatarFiles> {
         AvatarFiles::from_url(self.storage.public_base(), url?)
+            .filter(|f| f.organization == org.as_uuid())
+    }
+
+    fn lock_of(&self, org: OrganizationId) -> &tokio::sync::Mutex<()> {
+        let b = org.as_uuid().as_u128();
+        &self.org_locks[(b % self.org_locks.len() as u128) as usize]
+    }
+
+    /// Removes `files` unless the organization points at them again (holding its lock).
+    async fn remove_unused(&self, state: &AppState, org: OrganizationId, files: &AvatarFiles) {
+        let url = self.storage.url(&files.key(SIZES[0]));
+        match state.store.get_organization(org).await {
+            Ok(o) if o.avatar_url.as_deref() == Some(url.as_str()) => return,
+            Ok(_) | Err(orgbase_store::StoreError::NotFound) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "an avatar's files were kept: the organization could not be read");
+                return;
+            }
+        }
+        self.remove(files).await;
     }
 
     /// Removes every size of `files`; failures are logged (an orphan file costs only space).
@@ -109,17 +147,27 @@ impl Avatars {
     }
 }
 
-/// After a committed change from `before` to `after`: if `before` was one of our uploads and is
-/// no longer used, its files go (in the background: the answer does not wait on storage).
-pub fn forget_replaced(state: &AppState, before: Option<&str>, after: Option<&str>) {
+/// After a committed change of `org`'s avatar from `before` to `after`: if `before` was its own
+/// upload and is no longer used, its files go (in the background: the answer does not wait on
+/// storage).
+pub fn forget_replaced(
+    state: &AppState,
+    org: OrganizationId,
+    before: Option<&str>,
+    after: Option<&str>,
+) {
     if before == after {
         return;
     }
-    let Some(files) = state.avatars.files_of(before) else {
+    let Some(files) = state.avatars.files_of(org, before) else {
         return;
     };
-    let avatars = state.avatars.clone();
-    tokio::spawn(async move { avatars.remove(&files).await });
+    let state = state.clone();
+    tokio::spawn(async move {
+        let avatars = state.avatars.clone();
+        let _serial = avatars.lock_of(org).lock().await;
+        avatars.remove_unused(&state, org, &files).await;
+    });
 }
 
 /// The answer to an upload.
@@ -212,33 +260,55 @@ pub async fn upload(
     )
     .await?;
 
-    let processed = {
-        let _decode = avatars
-            .decodes
-            .acquire()
-            .await
-            .map_err(ApiError::internal)?;
-        let limits = avatars.limits;
-        tokio::task::spawn_blocking(move || orgbase_avatar::process(&file, &limits))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(refusal)?
-    };
+    // The header first: admitted against the memory budget by what decoding it will take.
+    let (format, width, height) = orgbase_avatar::probe(&file, &avatars.limits).map_err(refusal)?;
+    let mib = orgbase_avatar::peak_memory(format, width, height).div_ceil(1024 * 1024);
+    let mib = u32::try_from(mib)
+        .unwrap_or(u32::MAX)
+        .clamp(1, avatars.memory_mib);
+    let memory = avatars
+        .memory
+        .clone()
+        .acquire_many_owned(mib)
+        .await
+        .map_err(ApiError::internal)?;
+    let decode = avatars
+        .decodes
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(ApiError::internal)?;
+    let limits = avatars.limits;
+    let processed = tokio::task::spawn_blocking(move || {
+        let _held = (memory, decode);
+        orgbase_avatar::process(&file, &limits)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(refusal)?;
 
     let files = AvatarFiles::new(id.as_uuid(), processed.hash.clone());
     let url = avatars.storage.url(&files.key(SIZES[0]));
-    let already_ours = before.avatar_url.as_deref() == Some(url.as_str());
-    if !already_ours {
-        for (size, bytes) in processed.files {
-            if let Err(e) = avatars
-                .storage
-                .put(&files.key(size), Bytes::from(bytes))
-                .await
-            {
-                tracing::error!(error = %e, "storing an avatar failed");
+    let _serial = avatars.lock_of(id).lock().await;
+    // Under the organization's lock: what it points at now.
+    let already_ours = state
+        .store
+        .get_organization(id)
+        .await?
+        .avatar_url
+        .as_deref()
+        == Some(url.as_str());
+    for (size, bytes) in processed.files {
+        if let Err(e) = avatars
+            .storage
+            .put(&files.key(size), Bytes::from(bytes))
+            .await
+        {
+            tracing::error!(error = %e, "storing an avatar failed");
+            if !already_ours {
                 avatars.remove(&files).await;
-                return Err(ApiError::Unavailable);
             }
+            return Err(ApiError::Unavailable);
         }
     }
     let (before, after) = match service::set_avatar(&state, &who, id, Some(url.clone())).await {
@@ -251,11 +321,11 @@ pub async fn upload(
             return Err(e);
         }
     };
-    forget_replaced(
-        &state,
-        before.avatar_url.as_deref(),
-        after.avatar_url.as_deref(),
-    );
+    if before.avatar_url != after.avatar_url {
+        if let Some(old) = avatars.files_of(id, before.avatar_url.as_deref()) {
+            avatars.remove_unused(&state, id, &old).await;
+        }
+    }
     let sizes = SIZES
         .iter()
         .map(|s| AvatarSize {
@@ -296,9 +366,11 @@ pub async fn remove(
     who: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (before, after) = service::set_avatar(&state, &who, org_id(&id)?, None).await?;
+    let id = org_id(&id)?;
+    let (before, after) = service::set_avatar(&state, &who, id, None).await?;
     forget_replaced(
         &state,
+        id,
         before.avatar_url.as_deref(),
         after.avatar_url.as_deref(),
     );

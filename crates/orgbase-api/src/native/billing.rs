@@ -101,6 +101,17 @@ pub async fn checkout(
 ) -> Result<Response, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::BillingManage).await?;
     let org = access.org;
+    if let Some(sub) = org.subscription.as_ref().filter(|s| s.is_live()) {
+        // A second checkout would make a second subscription billing beside the first.
+        return Err(ApiError::Conflict {
+            code: "already_subscribed",
+            detail: format!(
+                "the organization has a live {} subscription: change its plan instead \
+                 (productPlanId)",
+                sub.provider.as_str()
+            ),
+        });
+    }
     let plan_id = body.plan_id.required("planId", &mut errors);
     let success_url = url_field("successUrl", body.success_url, &mut errors);
     let cancel_url = url_field("cancelUrl", body.cancel_url, &mut errors);

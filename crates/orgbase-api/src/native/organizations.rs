@@ -672,6 +672,7 @@ pub async fn update(
     // An uploaded avatar replaced by a URL of the caller's: its files go.
     crate::native::avatars::forget_replaced(
         &state,
+        id,
         before.avatar_url.as_deref(),
         org.avatar_url.as_deref(),
     );

@@ -542,6 +542,32 @@ async fn replacing_and_removing_remove_the_old_files(t: Avatars) {
         .fetch(same.body["data"]["avatarUrl"].as_str().unwrap())
         .await
         .is_some());
+    // Pointing at another organization's avatar and then dropping it never removes that
+    // organization's files (an https base only: a PATCHed avatarUrl must be https).
+    let theirs = same.body["data"]["avatarUrl"].as_str().unwrap().to_owned();
+    if theirs.starts_with("https://") {
+        let a = app
+            .patch(
+                &format!("/api/organizations/{org}"),
+                json!({"avatarUrl": theirs}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        let a = app
+            .as_(
+                Some(&owner),
+                Method::DELETE,
+                &format!("/api/organizations/{org}/avatar"),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            t.fetch(&theirs).await.is_some(),
+            "another organization's avatar was removed"
+        );
+    }
     // Removing again: nothing to remove, still 204.
     let a = app
         .as_(

@@ -229,6 +229,19 @@ async fn offer_checkout_webhooks_and_a_plan_change(db: TestDb) {
     assert_eq!(o["offeredProductPlanId"], Value::Null);
     assert_eq!(o["premium"], true);
     let version = o["version"].clone();
+    // A second checkout would make a second subscription: refused while one is live.
+    let a = app
+        .as_(
+            Some(&partner_key),
+            Method::POST,
+            &path,
+            Some(
+                json!({"planId": "team", "successUrl": "https://a.example/ok",
+                        "cancelUrl": "https://a.example/no"}),
+            ),
+        )
+        .await;
+    a.assert_problem(409, "already_subscribed");
     // A redelivery does nothing.
     let a = deliver(&app, &completed).await;
     assert_eq!(a.status, StatusCode::OK);
@@ -298,6 +311,18 @@ async fn offer_checkout_webhooks_and_a_plan_change(db: TestDb) {
     let item = &at_stripe["items"]["data"][0];
     let price = item["price"]["id"].as_str().or(item["plan"]["id"].as_str());
     assert_eq!(price, Some("team_monthly"), "{at_stripe}");
+
+    // A plan not billed through Stripe would leave the subscription charging: refused.
+    let a = settings(&app, &partner_key, &id, json!({"productPlanId": "starter"})).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    let a = app
+        .patch(
+            &format!("/api/organizations/{id}"),
+            json!({"productPlanId": "starter"}),
+        )
+        .await;
+    a.assert_problem(422, "validation_failed");
+    assert_eq!(org(&app, &id).await["productPlanId"], "team");
 
     // The native PATCH does the same (platform or partner): Stripe first, then here.
     let a = app
@@ -438,6 +463,29 @@ async fn webhooks_with_bad_signatures_change_nothing(db: TestDb) {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["duplicate"], false);
     assert_eq!(org(&app, &id).await["billingOverdue"], true);
+
+    // One event delivered eight times at once is applied once.
+    let paid = event(
+        "evt_many",
+        "invoice.paid",
+        unix_now() + 1,
+        json!({"id": "in_2", "object": "invoice", "customer": "cus_1", "subscription": "sub_1",
+               "metadata": {"organization_id": id}}),
+    );
+    let before = org(&app, &id).await["version"].as_i64().unwrap();
+    let answers = futures::future::join_all((0..8).map(|_| deliver(&app, &paid))).await;
+    let fresh = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::OK && a.body["duplicate"] == false)
+        .count();
+    assert!(
+        answers.iter().all(|a| a.status == StatusCode::OK),
+        "{answers:?}"
+    );
+    assert_eq!(fresh, 1, "{answers:?}");
+    let after = org(&app, &id).await;
+    assert_eq!(after["version"].as_i64().unwrap(), before + 1);
+    assert_eq!(after["billingOverdue"], false);
 }
 
 async fn checkout_takes_only_plans_this_organization_may_buy(db: TestDb) {

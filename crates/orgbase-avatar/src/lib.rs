@@ -2,7 +2,7 @@
 //!
 //! [`process`] decides the type from the bytes alone, decodes under the decoder's own limits
 //! (dimensions and memory, checked from the header before any pixel buffer is allocated), crops
-//! to a centred square, and re-encodes at fixed sizes as PNG. Nothing of the upload survives but
+//! to a centred square, and re-encodes at fixed sizes as JPEG. Nothing of the upload survives but
 //! its pixels: no EXIF, GPS, ICC profile or comment is written back. The result is named by a
 //! hash of what was encoded, so the same image uploaded twice is stored once and its URLs can be
 //! cached forever.

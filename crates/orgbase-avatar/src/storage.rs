@@ -1,6 +1,6 @@
 //! Where encoded avatars live: local disk (served by Orgbase) or S3-compatible object storage.
 //!
-//! Every file has a key `avatars/{organizationId}/{hash}-{size}.png`, and its public URL is the
+//! Every file has a key `avatars/{organizationId}/{hash}-{size}.jpg`, and its public URL is the
 //! storage's base followed by that key. Keys are per organization: the same picture uploaded
 //! twice by one organization is one set of files, and removing an organization's old avatar can
 //! never remove a file another organization still shows.
@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::pipeline::SIZES;
 
 /// What every stored file is.
-pub const CONTENT_TYPE: &str = "image/png";
+pub const CONTENT_TYPE: &str = "image/jpeg";
 /// Names are content hashes: a URL's bytes never change.
 pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 const PREFIX: &str = "avatars";
@@ -45,7 +45,7 @@ impl AvatarFiles {
 
     /// The key of one size.
     pub fn key(&self, size: u32) -> String {
-        format!("{PREFIX}/{}/{}-{size}.png", self.organization, self.hash)
+        format!("{PREFIX}/{}/{}-{size}.jpg", self.organization, self.hash)
     }
 
     /// Every size's key, largest first.
@@ -65,12 +65,12 @@ impl AvatarFiles {
         if organization.to_string() != org {
             return None;
         }
-        let stem = file.strip_suffix(&format!("-{}.png", SIZES[0]))?;
+        let stem = file.strip_suffix(&format!("-{}.jpg", SIZES[0]))?;
         file_name_is_ours(file).then(|| Self::new(organization, stem))
     }
 }
 
-/// `{32 lowercase hex}-{a stored size}.png`, and nothing else: the only names the disk route
+/// `{32 lowercase hex}-{a stored size}.jpg`, and nothing else: the only names the disk route
 /// serves, so no path (`..`, `/`, an encoded byte) can reach the file system.
 pub fn file_name_is_ours(name: &str) -> bool {
     let Some((hash, rest)) = name.split_once('-') else {
@@ -80,7 +80,7 @@ pub fn file_name_is_ours(name: &str) -> bool {
         && hash
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    hash_ok && SIZES.iter().any(|s| rest == format!("{s}.png"))
+    hash_ok && SIZES.iter().any(|s| rest == format!("{s}.jpg"))
 }
 
 /// Where avatars are kept.
@@ -187,7 +187,10 @@ fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     // Written even when a file of this name exists: it may be on its way out (a replaced
     // avatar being removed), and writing the same bytes again is harmless.
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    // Readable by others (a web server in front may serve the folder), like any published file.
+    let mut tmp = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -324,14 +327,14 @@ mod tests {
     #[test]
     fn only_our_names_are_taken() {
         let hash = "0123456789abcdef0123456789abcdef";
-        assert!(file_name_is_ours(&format!("{hash}-512.png")));
-        assert!(file_name_is_ours(&format!("{hash}-128.png")));
+        assert!(file_name_is_ours(&format!("{hash}-512.jpg")));
+        assert!(file_name_is_ours(&format!("{hash}-128.jpg")));
         for bad in [
-            format!("{hash}-64.png"),
-            format!("{hash}-512.png.bak"),
-            format!("../{hash}-512.png"),
-            format!("{}-512.png", hash.to_uppercase()),
-            "..%2f-512.png".into(),
+            format!("{hash}-64.jpg"),
+            format!("{hash}-512.jpg.bak"),
+            format!("../{hash}-512.jpg"),
+            format!("{}-512.jpg", hash.to_uppercase()),
+            "..%2f-512.jpg".into(),
             String::new(),
         ] {
             assert!(!file_name_is_ours(&bad), "{bad}");

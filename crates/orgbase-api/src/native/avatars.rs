@@ -68,9 +68,10 @@ pub struct Avatars {
     request_limit: usize,
     /// Uploads holding a body in memory at once.
     uploads: Semaphore,
-    /// Decodes at once: one a core. Owned permits move into the blocking task, so a client that
-    /// hangs up does not free a slot while its decode still runs.
-    decodes: Arc<Semaphore>,
+    /// Decodes run on these threads only, one a core: a client that hangs up cannot start
+    /// another before its decode ends, and the decoders' memory is reused by a few threads
+    /// instead of being retained by whichever of the runtime's many blocking threads ran one.
+    decodes: DecodePool,
     /// The memory decodes may take together, in MiB, admitted by each image's peak estimate
     /// (the decoders' working memory is beyond image's own limit).
     memory: Arc<Semaphore>,
@@ -100,7 +101,7 @@ impl Avatars {
             limits: config.limits,
             request_limit: config.request_limit(),
             uploads: Semaphore::new(cores * 8),
-            decodes: Arc::new(Semaphore::new(cores)),
+            decodes: DecodePool::new(cores),
             memory: Arc::new(Semaphore::new(DECODE_MEMORY_MIB as usize)),
             memory_mib: DECODE_MEMORY_MIB,
             org_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
@@ -144,6 +145,57 @@ impl Avatars {
                 tracing::warn!(error = %e, key, "an avatar file could not be removed");
             }
         }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A few threads of their own for decoding, fed in order.
+struct DecodePool {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl DecodePool {
+    fn new(threads: usize) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for i in 0..threads {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("avatar-decode-{i}"))
+                .spawn(move || loop {
+                    let job = match queue.lock() {
+                        Ok(q) => q.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        // A panic in a decoder is caught: the thread goes on with the next.
+                        Ok(job) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        }
+                        Err(_) => return,
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "an avatar decoding thread could not start");
+            }
+        }
+        Self { jobs }
+    }
+
+    /// Runs `f` on the pool; its answer, or a 500 when it panicked.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .map_err(|_| ApiError::internal("the avatar decoding threads are gone"))?;
+        rx.await
+            .map_err(|_| ApiError::internal("an avatar decode panicked"))
     }
 }
 
@@ -208,7 +260,7 @@ pub struct AvatarUpload {
 
 /// Upload an organization's avatar.
 ///
-/// The image is cropped to a centred square and stored as PNG at 512 and 128 pixels, without
+/// The image is cropped to a centred square and stored as JPEG at 512 and 128 pixels, without
 /// its metadata; `avatarUrl` becomes the 512-pixel one. The type is read from the bytes.
 #[utoipa::path(
     post, path = "/api/organizations/{organization}/upload-avatar", tag = "Organizations",
@@ -272,20 +324,15 @@ pub async fn upload(
         .acquire_many_owned(mib)
         .await
         .map_err(ApiError::internal)?;
-    let decode = avatars
-        .decodes
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(ApiError::internal)?;
     let limits = avatars.limits;
-    let processed = tokio::task::spawn_blocking(move || {
-        let _held = (memory, decode);
-        orgbase_avatar::process(&file, &limits)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(refusal)?;
+    let processed = avatars
+        .decodes
+        .run(move || {
+            let _held = memory;
+            orgbase_avatar::process(&file, &limits)
+        })
+        .await?
+        .map_err(refusal)?;
 
     let files = AvatarFiles::new(id.as_uuid(), processed.hash.clone());
     let url = avatars.storage.url(&files.key(SIZES[0]));
@@ -383,10 +430,10 @@ pub async fn remove(
     get, path = "/avatars/{organizationId}/{file}", tag = "Organizations",
     params(
         ("organizationId" = Uuid, Path, description = "The organization ID"),
-        ("file" = String, Path, description = "`{hash}-{size}.png`"),
+        ("file" = String, Path, description = "`{hash}-{size}.jpg`"),
     ),
     responses(
-        (status = 200, description = "The image", content_type = "image/png"),
+        (status = 200, description = "The image", content_type = "image/jpeg"),
         (status = 304, description = "Unchanged (If-None-Match)"),
         (status = 404, description = "No such avatar", body = Problem, content_type = "application/problem+json"),
     )
@@ -401,7 +448,7 @@ pub async fn serve(
     if !orgbase_avatar::file_name_is_ours(&file) {
         return Err(ApiError::NotFound);
     }
-    let etag = format!("\"{}\"", file.trim_end_matches(".png"));
+    let etag = format!("\"{}\"", file.trim_end_matches(".jpg"));
     let mut res = if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())

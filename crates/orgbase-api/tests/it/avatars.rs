@@ -211,7 +211,7 @@ async fn an_upload_becomes_the_avatar_everywhere(t: Avatars) {
     assert_eq!(a.body["success"], true);
     assert_eq!(a.body["message"], "File uploaded successfully");
     let url = a.body["data"]["avatarUrl"].as_str().unwrap().to_owned();
-    assert!(url.ends_with("-512.png"), "{url}");
+    assert!(url.ends_with("-512.jpg"), "{url}");
     if t.s3.is_some() {
         assert!(url.starts_with(CDN), "{url}");
     } else {
@@ -240,7 +240,7 @@ async fn an_upload_becomes_the_avatar_everywhere(t: Avatars) {
     let p: Value = p.json().await.unwrap();
     assert_eq!(p["data"]["org_image_url"], url);
 
-    // Two sizes stored, each a square PNG.
+    // Two sizes stored, each a square JPEG.
     let stored = t.stored().await;
     assert_eq!(stored.len(), 2, "{stored:?}");
     for size in [512u32, 128] {
@@ -254,8 +254,8 @@ async fn an_upload_becomes_the_avatar_everywhere(t: Avatars) {
             .unwrap()
             .to_owned();
         let (bytes, content_type) = t.fetch(&u).await.expect("the stored file");
-        assert_eq!(content_type, "image/png");
-        let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png).unwrap();
+        assert_eq!(content_type, "image/jpeg");
+        let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).unwrap();
         assert_eq!((img.width(), img.height()), (size, size));
     }
 
@@ -657,7 +657,7 @@ async fn disk_avatars_are_served_safely(app: App) {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let h = res.headers().clone();
-    assert_eq!(h["content-type"], "image/png");
+    assert_eq!(h["content-type"], "image/jpeg");
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
     let etag = h["etag"].to_str().unwrap().to_owned();

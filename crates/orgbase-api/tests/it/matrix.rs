@@ -100,7 +100,7 @@ fn table() -> Vec<Row> {
         // Public: avatars on disk are images for anyone's browser.
         row(
             M::GET,
-            "/avatars/{org}/0123456789abcdef0123456789abcdef-512.png",
+            "/avatars/{org}/0123456789abcdef0123456789abcdef-512.jpg",
             None,
             [404; 7],
         ),

@@ -2,23 +2,28 @@ use orgbase_avatar::testing::images;
 use orgbase_avatar::{process, AvatarError, Limits, SourceFormat, SIZES};
 
 fn decoded(bytes: &[u8]) -> image::DynamicImage {
-    image::load_from_memory_with_format(bytes, image::ImageFormat::Png).expect("a PNG we made")
+    image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg).expect("a JPEG we made")
 }
 
-/// The chunk types of a PNG, in order.
-fn chunks(png: &[u8]) -> Vec<String> {
-    let mut at = 8;
+/// The marker segments of a JPEG up to its scan, in order (APP0 is FFE0, APP1 EXIF FFE1,
+/// APP2 ICC FFE2, COM FFFE).
+fn segments(jpeg: &[u8]) -> Vec<u8> {
+    let mut at = 2;
     let mut kinds = Vec::new();
-    while at + 8 <= png.len() {
-        let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
-        kinds.push(String::from_utf8_lossy(&png[at + 4..at + 8]).into_owned());
-        at += 12 + len;
+    while at + 4 <= jpeg.len() && jpeg[at] == 0xFF {
+        let kind = jpeg[at + 1];
+        kinds.push(kind);
+        if kind == 0xDA {
+            break;
+        }
+        let len = u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]) as usize;
+        at += 2 + len;
     }
     kinds
 }
 
 #[test]
-fn each_format_becomes_square_pngs_of_every_size() {
+fn each_format_becomes_square_jpegs_of_every_size() {
     for (bytes, format) in [
         (images::jpeg(1200, 800), SourceFormat::Jpeg),
         (images::png(300, 700), SourceFormat::Png),
@@ -53,12 +58,17 @@ fn the_first_frame_of_an_animation_is_used() {
 }
 
 #[test]
-fn transparency_survives() {
+fn transparency_is_composited_onto_white() {
     // Left half opaque, right half transparent; the crop keeps the centre.
     let p = process(&images::png(512, 512), &Limits::default()).unwrap();
-    let img = decoded(&p.files[0].1).to_rgba8();
-    assert_eq!(img.get_pixel(10, 256).0[3], 255);
-    assert_eq!(img.get_pixel(500, 256).0[3], 0);
+    let img = decoded(&p.files[0].1).to_rgb8();
+    let px = img.get_pixel(500, 256).0;
+    assert!(
+        px.iter().all(|c| *c > 245),
+        "transparent became white, got {px:?}"
+    );
+    let opaque = img.get_pixel(10, 256).0;
+    assert!(opaque[2] < 160, "opaque kept its colour, got {opaque:?}");
 }
 
 #[test]
@@ -67,12 +77,13 @@ fn metadata_is_gone_from_what_is_stored() {
     let bytes = images::jpeg_with_metadata(400, 400, marker);
     assert!(bytes.windows(marker.len()).any(|w| w == marker.as_bytes()));
     let p = process(&bytes, &Limits::default()).unwrap();
-    for (_, png) in &p.files {
-        assert!(!png.windows(marker.len()).any(|w| w == marker.as_bytes()));
-        assert_eq!(
-            chunks(png),
-            ["IHDR", "IDAT", "IEND"],
-            "pixels and nothing else"
+    for (_, jpeg) in &p.files {
+        assert!(!jpeg.windows(marker.len()).any(|w| w == marker.as_bytes()));
+        let kinds = segments(jpeg);
+        assert_eq!(kinds.first(), Some(&0xE0), "a JFIF header: {kinds:x?}");
+        assert!(
+            kinds.iter().all(|k| !matches!(k, 0xE1..=0xEF | 0xFE)),
+            "no EXIF, ICC, other application segment or comment: {kinds:x?}"
         );
     }
 }

@@ -21,7 +21,7 @@ async fn disk_writes_whole_files_reads_them_back_and_deletes_them() {
         .await
         .unwrap();
     assert_eq!(
-        disk.read(f.organization, &format!("{}-512.png", f.hash))
+        disk.read(f.organization, &format!("{}-512.jpg", f.hash))
             .await
             .as_deref(),
         Some(&b"png bytes"[..])
@@ -39,7 +39,7 @@ async fn disk_writes_whole_files_reads_them_back_and_deletes_them() {
     disk.delete(&key).await.unwrap();
     disk.delete(&key).await.unwrap();
     assert!(disk
-        .read(f.organization, &format!("{}-512.png", f.hash))
+        .read(f.organization, &format!("{}-512.jpg", f.hash))
         .await
         .is_none());
 }
@@ -49,7 +49,7 @@ async fn disk_refuses_keys_and_names_that_are_not_ours() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret.txt"), "no").unwrap();
     let disk = DiskStorage::new(dir.path(), "http://x");
-    for key in ["avatars/../secret.txt", "secret.txt", "avatars/x/y-512.png"] {
+    for key in ["avatars/../secret.txt", "secret.txt", "avatars/x/y-512.jpg"] {
         assert!(
             disk.put(key, Bytes::from_static(b"x")).await.is_err(),
             "{key}"
@@ -70,7 +70,7 @@ async fn s3_stores_with_type_and_cache_headers_and_deletes() {
         .unwrap();
     let (body, content_type) = s3.fetch(&key).await.unwrap().expect("the object");
     assert_eq!(&body[..], b"png bytes");
-    assert_eq!(content_type, "image/png");
+    assert_eq!(content_type, "image/jpeg");
     assert_eq!(s3.url(&key), format!("https://cdn.example.com/{key}"));
     s3.delete(&key).await.unwrap();
     s3.delete(&key).await.unwrap();

@@ -18,6 +18,13 @@
 #           unit, each request its own Idempotency-Key) on that one organization, and after each
 #           wrk run check that the balance equals the ledger's sum and the ledger holds a charge for
 #           each 2xx answer (bench/wallet.py check).
+#   avatars: fixtures and one organization, through the API (bench/avatars.py setup): a 1200 x 850
+#           JPEG and a PNG decompression bomb (50000 x 50000 declared), each a prebuilt multipart
+#           body, one checked upload of each and one checked GET of the stored avatar; drive
+#           POST /api/organizations/{id}/upload-avatar with the JPEG (avatar_upload) and with the
+#           bomb (avatar_bomb: every answer must be a 422, else the run fails loudly), and
+#           GET /avatars/{org}/{hash}-512.jpg from disk (avatar_get). The server's VmRSS is
+#           sampled every 100 ms during each run on an avatar endpoint (bench/avatars.py rss).
 # wrk runs BENCH_CONNECTIONS connections, BENCH_THREADS threads, BENCH_DURATION seconds,
 # BENCH_RUNS runs per endpoint; bench/summarize.py reports medians against the targets.
 # Everything printed also goes to bench/results/latest.txt.
@@ -29,7 +36,8 @@
 #   BENCH_WARMUP=2        seconds of unrecorded warm-up per endpoint per database (0 = none)
 #   BENCH_SEED_COUNT=10000, BENCH_SEED_THREADS=8
 #   BENCH_CONNECTIONS=32, BENCH_THREADS=2
-#   BENCH_SCENARIOS="orgs people compat wallet"   which scenarios (space or comma separated)
+#   BENCH_SCENARIOS="orgs people compat wallet"   which scenarios (space or comma separated; also
+#                         avatars, not in the default set)
 #   BENCH_MEMBERS=100000  members of the people scenario's organization
 #   BENCH_LOGIN_LOW_CONNECTIONS=4   connections of the second login run, login_low (0 = skip it)
 #   BENCH_CHILDREN=1000   the compat scenario's partner's children (the requests take turns on them)
@@ -101,17 +109,18 @@ is_uint "$LOGIN_LOW_CONNECTIONS" ||
     die "BENCH_LOGIN_LOW_CONNECTIONS must be a whole number (got '$LOGIN_LOW_CONNECTIONS'; 0 = skip login_low)"
 is_uint "$CHILDREN" && ((CHILDREN >= 2)) || die "BENCH_CHILDREN must be >= 2 (got '$CHILDREN')"
 [[ $WALLET_LEDGER == sql || $WALLET_LEDGER == api ]] || die "BENCH_WALLET_LEDGER must be sql or api (got '$WALLET_LEDGER')"
-ORGS=0 PEOPLE=0 COMPAT=0 WALLET=0
+ORGS=0 PEOPLE=0 COMPAT=0 WALLET=0 AVATARS=0
 for sc in $SCENARIOS; do
     case $sc in
         orgs) ORGS=1 ;;
         people) PEOPLE=1 ;;
         compat) COMPAT=1 ;;
         wallet) WALLET=1 ;;
-        *) die "BENCH_SCENARIOS: unknown scenario '$sc' (use orgs, people, compat, wallet)" ;;
+        avatars) AVATARS=1 ;;
+        *) die "BENCH_SCENARIOS: unknown scenario '$sc' (use orgs, people, compat, wallet, avatars)" ;;
     esac
 done
-((ORGS + PEOPLE + COMPAT + WALLET > 0)) || die "BENCH_SCENARIOS selects no scenario"
+((ORGS + PEOPLE + COMPAT + WALLET + AVATARS > 0)) || die "BENCH_SCENARIOS selects no scenario"
 # The endpoints, in the order each run takes them. Login comes last: it is CPU-bound (argon2),
 # and each login run is followed by a drain (see drain_logins).
 ENDPOINTS=()
@@ -119,6 +128,8 @@ if ((ORGS)); then ENDPOINTS+=(healthz get_org patch_org post_org); fi
 if ((PEOPLE)); then ENDPOINTS+=(members_p1 members_p5000); fi
 if ((COMPAT)); then ENDPOINTS+=(v2_update_org v1_properties); fi
 if ((WALLET)); then ENDPOINTS+=(charge); fi
+# The bomb first: its run's RSS then starts from what the previous run's uploads left.
+if ((AVATARS)); then ENDPOINTS+=(avatar_bomb avatar_upload avatar_get); fi
 if ((PEOPLE)); then
     if ((LOGIN_LOW_CONNECTIONS > 0)); then ENDPOINTS+=(login_low); fi
     ENDPOINTS+=(login)
@@ -135,6 +146,7 @@ command -v curl >/dev/null || die "curl is required"
 
 SERVER_PID=""
 CHILD_PID=""
+RSS_PID=""
 WORKDIR=""
 PG_DB=""
 TMPDIRS=()
@@ -172,6 +184,10 @@ cleanup() {
     if [[ -n "$CHILD_PID" ]]; then
         kill -TERM "$CHILD_PID" 2>/dev/null
         wait "$CHILD_PID" 2>/dev/null
+    fi
+    if [[ -n "$RSS_PID" ]]; then
+        kill -TERM "$RSS_PID" 2>/dev/null
+        wait "$RSS_PID" 2>/dev/null
     fi
     stop_server
     drop_pg_db
@@ -323,9 +339,31 @@ ep_connections() {
         *) echo "$CONNECTIONS" ;;
     esac
 }
+# wrk's per-request timeout. An upload waits its turn for a decode slot (one a core) behind the
+# other connections' uploads: at tens of uploads a second, 32 connections queue for about a second.
+ep_timeout() {
+    case $1 in
+        avatar_upload | avatar_bomb) echo 30s ;;
+        *) echo 5s ;;
+    esac
+}
+
+# The server's VmRSS, sampled every 100 ms while an avatar endpoint runs (bench/avatars.py rss).
+rss_start() {
+    python3 "$ROOT/bench/avatars.py" rss --pid "$SERVER_PID" --out "$WORKDIR/rss.out" &
+    RSS_PID=$!
+    sleep 0.3 # its first sample before the load starts
+}
+rss_stop() { # sets RSS_FIELDS
+    kill -TERM "$RSS_PID" 2>/dev/null || true
+    wait "$RSS_PID" 2>/dev/null || true
+    RSS_PID=""
+    RSS_FIELDS=$(sed -n 's/^RSS //p' "$WORKDIR/rss.out" 2>/dev/null | tail -n1)
+}
 
 run_wrk() { # db endpoint tag seconds record(0|1)
     local db=$1 ep=$2 tag=$3 secs=$4 record=$5 out rc=0 line wrk_non conns threads page="" ids=$WORKDIR/ids.txt
+    local avatar_body=""
     W_SEQ=$((W_SEQ + 1))
     conns=$(ep_connections "$ep")
     threads=$((THREADS < conns ? THREADS : conns))
@@ -333,7 +371,11 @@ run_wrk() { # db endpoint tag seconds record(0|1)
         members_p1) page=1 ;;
         members_p5000) page=5000 ;;
         v2_update_org | v1_properties) ids=$WORKDIR/children.txt ;;
+        avatar_upload) avatar_body=$A_PHOTO_BODY ;;
+        avatar_bomb) avatar_body=$A_BOMB_BODY ;;
     esac
+    RSS_FIELDS=""
+    [[ $ep != avatar_* ]] || rss_start
     # In the background plus `wait`, so that Ctrl-C runs the INT trap at once (bash defers
     # traps while a foreground command runs, and skips them if that command exits normally).
     BENCH_DB=$db BENCH_ENDPOINT=$ep BENCH_RUN_TAG=$tag BENCH_KEY=$KEY \
@@ -342,13 +384,16 @@ run_wrk() { # db endpoint tag seconds record(0|1)
         BENCH_LOGIN_EMAIL=$P_EMAIL BENCH_LOGIN_PASSWORD=$P_PASSWORD \
         BENCH_COMPAT_TOKEN=$C_TOKEN BENCH_COMPAT_PKEY=$C_PKEY \
         BENCH_WALLET_ORG=$W_ORG BENCH_WALLET_SEQ=$W_SEQ \
-        timeout --foreground --signal=INT --kill-after=10 $((secs + 30)) \
+        BENCH_AVATAR_ORG=$A_ORG BENCH_AVATAR_BOUNDARY=$A_BOUNDARY BENCH_AVATAR_BODY=$avatar_body \
+        BENCH_AVATAR_PATH=$A_PATH \
+        timeout --foreground --signal=INT --kill-after=10 $((secs + 60)) \
         wrk --threads "$threads" --connections "$conns" --duration "${secs}s" \
-        --timeout 5s --latency --script "$ROOT/bench/lua/$(ep_script "$ep").lua" "http://127.0.0.1:$PORT" \
+        --timeout "$(ep_timeout "$ep")" --latency --script "$ROOT/bench/lua/$(ep_script "$ep").lua" "http://127.0.0.1:$PORT" \
         >"$WORKDIR/wrk.out" 2>&1 &
     CHILD_PID=$!
     wait "$CHILD_PID" || rc=$?
     CHILD_PID=""
+    [[ -z "$RSS_PID" ]] || rss_stop
     out=$(<"$WORKDIR/wrk.out")
     if ((record)); then
         grep -v '^RESULT ' <<<"$out" | sed 's/^/    | /' || true
@@ -375,6 +420,12 @@ run_wrk() { # db endpoint tag seconds record(0|1)
             check_wallet "$db" "$line" "$record"
             line="$line connections=$conns topups=$W_TOPUPS $W_FIELDS"
             ;;
+        avatar_upload) line="$line connections=$conns photo_bytes=$A_PHOTO_BYTES $RSS_FIELDS" ;;
+        avatar_bomb)
+            line="$line connections=$conns bomb_bytes=$A_BOMB_BYTES $RSS_FIELDS"
+            check_bomb "$db" "$line" "$record"
+            ;;
+        avatar_get) line="$line connections=$conns body_bytes=$A_AVATAR_BYTES $RSS_FIELDS" ;;
     esac
     if ((record)); then
         echo "$line" >>"$RAW"
@@ -394,6 +445,56 @@ drain_logins() { # db
         --data "$(python3 -c 'import json, sys; print(json.dumps({"email": sys.argv[1].split(",")[0], "password": sys.argv[2]}))' "$P_EMAIL" "$P_PASSWORD")" \
         "http://127.0.0.1:$PORT/api/auth/login" || true)
     [[ "$code" == 200 ]] || echo "bench: [$1] warning: the login after the login run answered ${code:-nothing} (expected 200)" >&2
+}
+
+# Every answer to the bomb must be a 422 naming image_too_large (avatar_bomb.lua counts the
+# others as non422). Anything else is a safety failure, not a slow machine: say so at once, in
+# capitals, and make the whole benchmark exit 1 at the end (BENCH_STRICT or not).
+check_bomb() { # db result-line record(0|1)
+    local db=$1 line=$2 record=$3 non422
+    [[ $line =~ \ non422=([0-9]+) ]] && non422=${BASH_REMATCH[1]} || die "[$db] no non422= in: $line (bench/lua/avatar_bomb.lua)"
+    if ((non422 > 0)); then
+        AVATAR_BOMB_FAILED=1
+        local st
+        st=$(sed -n 's/.* statuses=\([^ ]*\).*/\1/p' <<<"$line")
+        echo "bench: [$db] !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+        echo "bench: [$db] FAIL: $non422 answer(s) to the decompression bomb were not a 422 image_too_large" >&2
+        echo "bench: [$db]       (statuses outside 2xx: ${st:--}; the rest were 2xx or a 422 for another reason)" >&2
+        echo "bench: [$db] !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+        server_tail
+    fi
+}
+
+# The avatars scenario's set-up (bench/avatars.py setup): the fixtures (a 1200 x 850 JPEG, a PNG
+# bomb, each as a multipart body with a fixed boundary), one organization, one checked upload of
+# each and one checked GET of the stored avatar. Sets A_ORG, A_BOUNDARY, A_PHOTO_BODY, A_BOMB_BODY,
+# A_PATH (the 512-pixel avatar's path), A_PHOTO_BYTES, A_BOMB_BYTES, A_AVATAR_BYTES.
+setup_avatars() { # db
+    local db=$1 rc=0 k v
+    echo "bench: [$db] avatars: a 1-megapixel JPEG and a PNG bomb, one organization, one checked upload of each"
+    python3 "$ROOT/bench/avatars.py" setup --url "http://127.0.0.1:$PORT" --key "$KEY" \
+        --dir "$WORKDIR/avatar-fixtures" --out "$WORKDIR/avatars.env" &
+    CHILD_PID=$!
+    wait "$CHILD_PID" || rc=$?
+    CHILD_PID=""
+    if ((rc != 0)); then
+        server_tail
+        die "[$db] the avatars set-up failed (status $rc)"
+    fi
+    while IFS='=' read -r k v; do
+        case $k in
+            ORG) A_ORG=$v ;;
+            BOUNDARY) A_BOUNDARY=$v ;;
+            PHOTO_BODY) A_PHOTO_BODY=$v ;;
+            BOMB_BODY) A_BOMB_BODY=$v ;;
+            AVATAR_PATH) A_PATH=$v ;;
+            PHOTO_BYTES) A_PHOTO_BYTES=$v ;;
+            BOMB_BYTES) A_BOMB_BYTES=$v ;;
+            AVATAR_BYTES) A_AVATAR_BYTES=$v ;;
+        esac
+    done <"$WORKDIR/avatars.env"
+    [[ -n "$A_ORG" && -n "$A_BOUNDARY" && -s "$A_PHOTO_BODY" && -s "$A_BOMB_BODY" && -n "$A_PATH" ]] ||
+        die "[$db] bench/avatars.py wrote an incomplete $WORKDIR/avatars.env"
 }
 
 # The people scenario's set-up (bench/people.py): one organization with MEMBERS members by SQL,
@@ -540,6 +641,8 @@ bench_db() { # db
     if ((COMPAT)); then setup_compat "$db"; fi
     W_ORG="" W_TOPUPS="" W_FIELDS="" W_SEQ=0
     if ((WALLET)); then setup_wallet "$db"; fi
+    A_ORG="" A_BOUNDARY="" A_PHOTO_BODY="" A_BOMB_BODY="" A_PATH="" A_PHOTO_BYTES="" A_BOMB_BYTES="" A_AVATAR_BYTES=""
+    if ((AVATARS)); then setup_avatars "$db"; fi
 
     local ep run
     if ((WARMUP > 0)); then
@@ -592,9 +695,11 @@ if ((ORGS)); then settings+=" seed=$SEED_COUNT"; fi
 if ((PEOPLE)); then settings+=" members=$MEMBERS login_low_connections=$LOGIN_LOW_CONNECTIONS"; fi
 if ((COMPAT)); then settings+=" children=$CHILDREN"; fi
 if ((WALLET)); then settings+=" wallet_ledger=$WALLET_LEDGER"; fi
+if ((AVATARS)); then settings+=" avatar_rss_interval=100ms"; fi
 echo "settings: $settings"
 
 RAN=()
+AVATAR_BOMB_FAILED=0
 for db in $DBS; do
     if [[ "$db" == postgres ]]; then
         if ! command -v psql >/dev/null ||
@@ -610,13 +715,17 @@ done
 
 echo
 echo "=============================================================================="
-echo "SUMMARY (median of $RUNS run(s) of ${DURATION} s each; organization and wallet targets gate sqlite, member-page and compatible-API targets gate sqlite and postgres, the wallet ledger check every database)"
+echo "SUMMARY (median of $RUNS run(s) of ${DURATION} s each; organization, wallet and avatar targets gate sqlite, member-page and compatible-API targets gate sqlite and postgres, the wallet ledger check and the bomb's refusals every database)"
 echo "=============================================================================="
 ((${#RAN[@]} > 0)) || die "no database was benchmarked"
 rc=0
 python3 "$ROOT/bench/summarize.py" "$RAW" --gate sqlite --people-gate sqlite --people-gate postgres \
-    --compat-gate sqlite --compat-gate postgres --wallet-gate sqlite --overall || rc=$?
+    --compat-gate sqlite --compat-gate postgres --wallet-gate sqlite --avatar-gate sqlite --overall || rc=$?
 echo "full output: $RESULTS_DIR/latest.txt"
+if ((AVATAR_BOMB_FAILED)); then
+    echo "bench: FAIL: the decompression bomb was not refused with 422 every time (see above)" >&2
+    exit 1
+fi
 if ((rc != 0)) && [[ "$STRICT" == 1 ]]; then
     exit 1
 fi

@@ -3,7 +3,7 @@
 
     python3 bench/summarize.py RESULTS_FILE [--db DB] [--gate sqlite] [--people-gate sqlite
         --people-gate postgres] [--compat-gate sqlite --compat-gate postgres] [--wallet-gate sqlite]
-        [--overall]
+        [--avatar-gate sqlite] [--overall]
 
 For each database (or only --db): the median req/s, p50 and p99 over the runs of each
 endpoint, the summed non-2xx responses and socket errors, and PASS/FAIL against the targets:
@@ -26,6 +26,15 @@ endpoint, the summed non-2xx responses and socket errors, and PASS/FAIL against 
   (plus at most the requests wrk left in flight when it stopped). bench/wallet.py check decides
   it per run (ledger=pass|fail on the RESULT line). Gating on every database: a mismatch is lost
   or invented money, not a slow machine.
+- avatars (the avatars scenario, issue 8): uploads of a 1-megapixel JPEG (32 connections):
+  uploads/s, p50, p99 reported, the server's peak RSS (sampled every 100 ms during each run; the
+  highest run counts) under 200 MB, no non-2xx, no socket errors, every 2xx a success; uploads of
+  a PNG decompression bomb: peak RSS under 200 MB and flat (growing by less than 16 MB during a
+  run); a GET of the stored 512-pixel avatar from disk at least 10,000 req/s, no non-2xx, no
+  socket errors. They decide the verdict for the --avatar-gate database(s) (default: sqlite).
+- the bomb's refusals (the avatars scenario): every answer to the bomb a 422 naming
+  image_too_large (avatar_bomb.lua counts the others as non422). Gating on every database: a bomb
+  that gets through is a hole, not a slow machine.
 - login (the people scenario) has no target: req/s, p50, p99 and non-2xx are reported, with what
   a login costs.
 
@@ -53,6 +62,11 @@ COMPAT_ENDPOINTS = [
 WALLET_ENDPOINTS = [
     ("charge", "POST /api/admin/organizations/{id}/charge"),
 ]
+AVATAR_ENDPOINTS = [
+    ("avatar_upload", "POST …/upload-avatar (1 MP JPEG)"),
+    ("avatar_bomb", "POST …/upload-avatar (PNG bomb)"),
+    ("avatar_get", "GET /avatars/{org}/{hash}-512.*"),
+]
 LOGIN_ENDPOINTS = [
     ("login_low", "POST /api/auth/login"),
     ("login", "POST /api/auth/login"),
@@ -65,6 +79,9 @@ MEMBERS_P99_MAX_MS = 10.0  # each member page
 COMPAT_P99_MAX_MS = 10.0  # each compatible-API endpoint
 WALLET_RPS_MIN = 3000.0  # charges against one organization
 WALLET_P99_MAX_MS = 20.0
+AVATAR_RSS_MAX_MB = 200.0  # peak RSS during an upload run, JPEG or bomb
+AVATAR_BOMB_RSS_GROWTH_MAX_MB = 16.0  # "flat": peak - start of a bomb run
+AVATAR_GET_RPS_MIN = 10000.0  # GET of a stored avatar from disk
 # The server's argon2id parameters (for the login cost line).
 ARGON2_MIB = 19
 
@@ -118,6 +135,16 @@ def aggregate(rows, ep):
         "topups": rs[-1].get("topups"),
         # The wallet ledger check of each run (bench/wallet.py check), in run order.
         "ledger": [r for r in rs if "ledger" in r],
+        # The avatar endpoints: the server's RSS during each run (bench/avatars.py rss), MiB.
+        "rss_peak": [float(r["rss_peak_mb"]) for r in rs if "rss_peak_mb" in r],
+        "rss_start": [float(r["rss_start_mb"]) for r in rs if "rss_start_mb" in r],
+        "threads_peak": [int(r["threads_peak"]) for r in rs if "threads_peak" in r],
+        # avatar_bomb.lua: answers that were not a 422 image_too_large (None: not counted).
+        "non422": sum(int(r["non422"]) for r in rs if "non422" in r) if any("non422" in r for r in rs) else None,
+        "requests": sum(int(r.get("requests", 0) or 0) for r in rs),
+        "body_bytes": rs[-1].get("body_bytes"),
+        "photo_bytes": rs[-1].get("photo_bytes"),
+        "bomb_bytes": rs[-1].get("bomb_bytes"),
     }
 
 
@@ -291,6 +318,132 @@ def ledger_checks(agg):
     return checks
 
 
+def avatar_lines(agg, width):
+    """The avatar table: the bomb's column is its non-422 count, and each row has its RSS."""
+    out = [
+        f"{'endpoint':<{width}} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'bad':>8} {'sock err':>8} "
+        f"{'RSS MB':>15}  runs (req/s each)"
+    ]
+    for ep, title in AVATAR_ENDPOINTS:
+        a = agg.get(ep)
+        if a is None:
+            out.append(f"{title:<{width}} {'(no result)':>10}")
+            continue
+        bad = a["non422"] if ep == "avatar_bomb" else a["non2xx"]
+        bad_s = "-" if bad is None else str(bad)
+        if a["rss_peak"]:
+            rss = f"{statistics.median(a['rss_start']):.0f} -> {statistics.median(a['rss_peak']):.0f}"
+        else:
+            rss = "-"
+        each = ", ".join(f"{x:.0f}" for x in a["rps_all"])
+        extra = f"  statuses {' '.join(a['statuses'])}" if a["statuses"] else ""
+        if a["unexpected"]:
+            extra += f"  unexpected 2xx bodies {a['unexpected']}"
+        out.append(
+            f"{title:<{width}} {a['rps']:>10.1f} {a['p50']:>8.2f} {a['p99']:>8.2f} {bad_s:>8} {a['errors']:>8d} {rss:>15}"
+            f"  {a['runs']} ({each}){extra}"
+        )
+    out.append("  bad: non-2xx, and for the bomb every answer that was not a 422 image_too_large; "
+               "RSS: the server's VmRSS at the start of a run -> its peak during the run (MiB, median of the runs)")
+    sizes = []
+    up, bomb, get = agg.get("avatar_upload"), agg.get("avatar_bomb"), agg.get("avatar_get")
+    if up and up["photo_bytes"]:
+        sizes.append(f"JPEG {int(up['photo_bytes']):,} bytes")
+    if bomb and bomb["bomb_bytes"]:
+        sizes.append(f"bomb {int(bomb['bomb_bytes']):,} bytes")
+    if get and get["body_bytes"]:
+        b = int(get["body_bytes"])
+        sizes.append(f"the 512-pixel file served {b:,} bytes ({b * get['rps'] / 1e6:,.0f} MB/s at the median req/s)")
+    if sizes:
+        out.append("  " + "; ".join(sizes))
+    short = {"avatar_upload": "JPEG uploads", "avatar_bomb": "bomb uploads", "avatar_get": "GET"}
+    threads = [f"{short[ep]} {max(agg[ep]['threads_peak'])}" for ep, _ in AVATAR_ENDPOINTS if ep in agg and agg[ep]["threads_peak"]]
+    if threads:
+        out.append("  the server's threads at most (its blocking pool included): " + "; ".join(threads))
+    return out
+
+
+def avatar_checks(agg):
+    checks = []
+
+    def why(a, with_status=True):
+        bad = []
+        if with_status and a["non2xx"]:
+            bad.append(f"{a['non2xx']} non-2xx")
+        if a["unexpected"]:
+            bad.append(f"{a['unexpected']} 2xx without success true")
+        if a["errors"]:
+            bad.append(f"{a['errors']} socket errors")
+        return f"; not meaningful: {', '.join(bad)}" if bad else ""
+
+    up = agg.get("avatar_upload")
+    if up is None:
+        checks.append(("JPEG upload results present", False))
+    else:
+        w = why(up)
+        peak = max(up["rss_peak"], default=None)
+        checks.append((
+            f"JPEG uploads: {up['rps']:.1f} uploads/s, p50 {up['p50']:.0f} ms, p99 {up['p99']:.0f} ms "
+            f"({up['connections']} connections; reported, no target){w}",
+            not w,
+        ))
+        if peak is None:
+            checks.append(("JPEG uploads: peak RSS measured", False))
+        else:
+            checks.append((
+                f"JPEG uploads: peak RSS < {AVATAR_RSS_MAX_MB:.0f} MB (highest run {peak:.1f}, median "
+                f"{statistics.median(up['rss_peak']):.1f})",
+                peak < AVATAR_RSS_MAX_MB,
+            ))
+    bomb = agg.get("avatar_bomb")
+    if bomb is None:
+        checks.append(("bomb upload results present", False))
+    else:
+        peak = max(bomb["rss_peak"], default=None)
+        if peak is None:
+            checks.append(("bomb uploads: peak RSS measured", False))
+        else:
+            growth = max((p - s for p, s in zip(bomb["rss_peak"], bomb["rss_start"])), default=0.0)
+            checks.append((
+                f"bomb uploads: peak RSS < {AVATAR_RSS_MAX_MB:.0f} MB (highest run {peak:.1f})",
+                peak < AVATAR_RSS_MAX_MB,
+            ))
+            checks.append((
+                f"bomb uploads: RSS flat, growing < {AVATAR_BOMB_RSS_GROWTH_MAX_MB:.0f} MB during a run "
+                f"(at most {growth:+.1f})",
+                growth < AVATAR_BOMB_RSS_GROWTH_MAX_MB,
+            ))
+        checks.append((
+            f"bomb uploads: {bomb['rps']:.1f} req/s, p99 {bomb['p99']:.1f} ms; no socket errors ({bomb['errors']})",
+            bomb["errors"] == 0,
+        ))
+    get = agg.get("avatar_get")
+    if get is None:
+        checks.append(("avatar GET results present", False))
+    else:
+        w = why(get)
+        checks.append((
+            f"avatar GET >= {AVATAR_GET_RPS_MIN:,.0f} req/s ({get['rps']:,.0f}, p50 {get['p50']:.2f} ms, "
+            f"p99 {get['p99']:.2f} ms{w})",
+            get["rps"] >= AVATAR_GET_RPS_MIN and not w,
+        ))
+    return checks
+
+
+def bomb_checks(agg):
+    bomb = agg.get("avatar_bomb")
+    if bomb is None:
+        return []
+    if bomb["non422"] is None:
+        return [("every answer to the bomb a 422 (not counted: no non422 on the RESULT lines)", False)]
+    st = f"; statuses outside 2xx: {' '.join(bomb['statuses'])}" if bomb["statuses"] else ""
+    return [(
+        f"every answer to the bomb a 422 image_too_large ({bomb['requests'] - bomb['non422']:,} of "
+        f"{bomb['requests']:,}; {bomb['non422']} not{st})",
+        bomb["non422"] == 0 and bomb["requests"] > 0,
+    )]
+
+
 def login_lines(agg, width):
     """Login: no target. The table rows, and what a login costs."""
     out = [table_header(width)]
@@ -341,11 +494,11 @@ def login_lines(agg, width):
     return out
 
 
-def summarize(db, rows, gated, people_gated, compat_gated=False, wallet_gated=False):
+def summarize(db, rows, gated, people_gated, compat_gated=False, wallet_gated=False, avatar_gated=False):
     """(ok, lines, sections): sections is [(name, gating, ok)]; ok covers the gating ones."""
     out = []
     agg = {}
-    for ep, _ in ENDPOINTS + MEMBER_ENDPOINTS + COMPAT_ENDPOINTS + WALLET_ENDPOINTS + LOGIN_ENDPOINTS:
+    for ep, _ in ENDPOINTS + MEMBER_ENDPOINTS + COMPAT_ENDPOINTS + WALLET_ENDPOINTS + AVATAR_ENDPOINTS + LOGIN_ENDPOINTS:
         a = aggregate(rows, ep)
         if a is not None:
             agg[ep] = a
@@ -355,7 +508,8 @@ def summarize(db, rows, gated, people_gated, compat_gated=False, wallet_gated=Fa
     has_people = has_members or has_login
     has_compat = any(ep in agg for ep, _ in COMPAT_ENDPOINTS)
     has_wallet = any(ep in agg for ep, _ in WALLET_ENDPOINTS)
-    if not has_orgs and not has_people and not has_compat and not has_wallet:
+    has_avatars = any(ep in agg for ep, _ in AVATAR_ENDPOINTS)
+    if not has_orgs and not has_people and not has_compat and not has_wallet and not has_avatars:
         has_orgs = True  # no known endpoint at all: fail the organization checks, as before
 
     titles = (
@@ -363,10 +517,12 @@ def summarize(db, rows, gated, people_gated, compat_gated=False, wallet_gated=Fa
         + ([t for _, t in MEMBER_ENDPOINTS] if has_people else [])
         + ([t for _, t in COMPAT_ENDPOINTS] if has_compat else [])
         + ([t for _, t in WALLET_ENDPOINTS] if has_wallet else [])
+        + ([t for _, t in AVATAR_ENDPOINTS] if has_avatars else [])
     )
     width = max([32] + [len(t) + 1 for t in titles if len(t) >= 32])
     out.append(f"=== {db} ===")
-    out.append(table_header(width))
+    if has_orgs or has_people or has_compat or has_wallet:
+        out.append(table_header(width))
     if has_orgs:
         for ep, title in ENDPOINTS:
             out.append(table_row(title, agg.get(ep), width))
@@ -379,6 +535,8 @@ def summarize(db, rows, gated, people_gated, compat_gated=False, wallet_gated=Fa
     if has_wallet:
         for ep, title in WALLET_ENDPOINTS:
             out.append(table_row(title, agg.get(ep), width))
+    if has_avatars:
+        out.extend(avatar_lines(agg, width))
 
     sections = []  # (name, gating, checks)
     if has_orgs:
@@ -396,6 +554,10 @@ def summarize(db, rows, gated, people_gated, compat_gated=False, wallet_gated=Fa
         name = "wallet targets, one organization" + (f" topped up {int(topups)} x 100,000,000" if topups else "")
         sections.append((name, wallet_gated, wallet_checks(agg)))
         sections.append(("wallet ledger, balance = ledger sum after each run", True, ledger_checks(agg)))
+    if has_avatars:
+        sections.append(("avatar targets", avatar_gated, avatar_checks(agg)))
+        if "avatar_bomb" in agg:
+            sections.append(("bomb refusals, every answer a 422", True, bomb_checks(agg)))
 
     results = []
     for name, gating, checks in sections:
@@ -441,12 +603,17 @@ def main():
         "--wallet-gate", action="append",
         help="databases whose wallet targets decide the exit status (default: sqlite; the ledger check gates every database)",
     )
+    p.add_argument(
+        "--avatar-gate", action="append",
+        help="databases whose avatar targets decide the exit status (default: sqlite; the bomb's refusals gate every database)",
+    )
     p.add_argument("--overall", action="store_true", help="end with an OVERALL line over every gating check")
     args = p.parse_args()
     gates = set(args.gate or ["sqlite"])
     people_gates = set(args.people_gate or ["sqlite", "postgres"])
     compat_gates = set(args.compat_gate or ["sqlite", "postgres"])
     wallet_gates = set(args.wallet_gate or ["sqlite"])
+    avatar_gates = set(args.avatar_gate or ["sqlite"])
     rows = parse(args.results)
     dbs = []
     for r in rows:
@@ -462,7 +629,7 @@ def main():
     for i, db in enumerate(dbs):
         ok, lines, results = summarize(
             db, [r for r in rows if r.get("db") == db], db in gates, db in people_gates, db in compat_gates,
-            db in wallet_gates,
+            db in wallet_gates, db in avatar_gates,
         )
         if i:
             print()
@@ -477,7 +644,8 @@ def main():
                 "OVERALL: n/a (no gating target was measured: organization targets gate "
                 f"{', '.join(sorted(gates))}; member-page targets gate {', '.join(sorted(people_gates))}; "
                 f"compatible-API targets gate {', '.join(sorted(compat_gates))}; "
-                f"wallet targets gate {', '.join(sorted(wallet_gates))})"
+                f"wallet targets gate {', '.join(sorted(wallet_gates))}; "
+                f"avatar targets gate {', '.join(sorted(avatar_gates))})"
             )
         else:
             by_section = {}

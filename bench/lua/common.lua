@@ -22,11 +22,15 @@
 --
 -- A script may also count, in the per-thread global `sent`, the requests it generated: done() then
 -- adds their sum to the RESULT line as sent=N (charge.lua, for the ledger check).
+--
+-- A script may define bench.result_extra() (called in the main state by done(); the threads are
+-- in bench.threads) to return more " key=value" fields for the RESULT line (avatar_bomb.lua).
 
 bench = {}
 
 local threads = {}
 local next_tid = 1
+bench.threads = threads
 
 function bench.env(name, default)
    local v = os.getenv(name)
@@ -61,6 +65,17 @@ function bench.init_thread(opts)
    if opts.auth ~= false and key ~= "" then
       wrk.headers["Authorization"] = "Bearer " .. key
    end
+end
+
+-- The whole of a (binary) file, e.g. a prebuilt request body.
+function bench.read_file(path)
+   local f = assert(io.open(path, "rb"), "cannot open " .. path)
+   local data = f:read("*a")
+   f:close()
+   if data == nil or #data == 0 then
+      error(path .. " is empty")
+   end
+   return data
 end
 
 function bench.load_ids()
@@ -120,6 +135,7 @@ function done(summary, latency, requests)
    if #codes > 0 then codes_s = table.concat(codes, ",") end
    local sent_s = ""
    if sent ~= nil then sent_s = string.format(" sent=%d", sent) end
+   if bench.result_extra ~= nil then sent_s = sent_s .. bench.result_extra() end
    io.write(string.format(
       "RESULT db=%s endpoint=%s rps=%.1f p50_ms=%.3f p99_ms=%.3f non2xx=%d errors=%d requests=%d "
          .. "connect=%d read=%d write=%d timeout=%d statuses=%s unexpected=%d%s\n",

@@ -326,6 +326,13 @@ fn apply_subscription(
     }
     let current = org.subscription.as_ref();
     let same = current.is_some_and(|c| c.id == s.id);
+    // The providers' clocks have one-second grain: a subscription's `created` (incomplete) and
+    // the checkout that made it live often share a second. At a tie, a live state is not
+    // replaced by the incomplete one that came before it.
+    let tie = acct.subscription_as_of == Some(at);
+    if tie && same && current.is_some_and(|c| live(&c.status)) && s.status == "incomplete" {
+        return;
+    }
     // Nothing brings an ended subscription back.
     if same && current.is_some_and(|c| ended(&c.status)) && !ended(s.status) {
         return;

@@ -255,6 +255,18 @@ async fn offer_checkout_webhooks_and_a_plan_change(db: TestDb) {
     assert_eq!(b.body["status"], "active");
     assert_eq!(b.body["overdue"], false);
 
+    // Stripe's `created` for the subscription shares the checkout's second and says
+    // `incomplete`; delivered after the checkout, it does not undo it.
+    let created = event(
+        "evt_created",
+        "customer.subscription.created",
+        t0,
+        subscription(&sub_id, &customer, "incomplete", "pro_monthly", &id),
+    );
+    assert_eq!(deliver(&app, &created).await.status, StatusCode::OK);
+    let b = app.get(&format!("/api/organizations/{id}/billing")).await;
+    assert_eq!(b.body["status"], "active", "{}", b.text);
+
     // An update older than what was applied (delivered late) does not roll anything back.
     let stale = event(
         "evt_stale",

@@ -1,9 +1,8 @@
 //! For tests: a real S3-compatible server (moto's, from PyPI: `pip install 'moto[server]'`) with
 //! a bucket, and plain HTTP reads of what it holds.
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::time::Duration;
 
 use crate::S3Settings;
 
@@ -12,8 +11,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// `python3 -m moto.server` on `127.0.0.1` and a free port, with one empty bucket. Killed on
 /// drop.
 pub struct S3Server {
-    child: Child,
-    port: u16,
+    server: orgbase_testkit::PythonServer,
     bucket: String,
     _dir: tempfile::TempDir,
 }
@@ -22,38 +20,32 @@ impl S3Server {
     /// # Panics
     /// When the server does not answer within 20 s, with what it printed and how to install it.
     pub fn start() -> Self {
-        orgbase_testkit::ensure_python_module("moto.server", "moto[server]");
         let dir = tempfile::tempdir().expect("a temporary folder for the S3 server");
-        let mut last = String::new();
-        for attempt in 0..3 {
-            let port = free_port();
-            let log = dir.path().join(format!("moto-{attempt}.log"));
-            match launch(port, &log) {
-                Ok(child) => {
-                    let server = Self {
-                        child,
-                        port,
-                        bucket: "avatars-test".into(),
-                        _dir: dir,
-                    };
-                    let (status, _, _) = server.request("PUT", &format!("/{}", server.bucket));
-                    assert_eq!(status, 200, "creating the test bucket");
-                    return server;
-                }
-                Err(failure) => {
-                    let taken = failure.contains("in use");
-                    last = failure;
-                    if !taken {
-                        break;
-                    }
-                }
-            }
-        }
-        panic!("{last}");
+        let spec = orgbase_testkit::PythonServerSpec {
+            name: "the test S3 server (moto)",
+            module: "moto.server",
+            package: "moto[server]",
+            timeout: START_TIMEOUT,
+        };
+        let server = orgbase_testkit::start_python_server(&spec, dir.path(), |port| {
+            ["-m", "moto.server", "-H", "127.0.0.1", "-p"]
+                .iter()
+                .map(|a| a.to_string())
+                .chain([port.to_string()])
+                .collect()
+        });
+        let server = Self {
+            server,
+            bucket: "avatars-test".into(),
+            _dir: dir,
+        };
+        let (status, _, _) = server.request("PUT", &format!("/{}", server.bucket));
+        assert_eq!(status, 200, "creating the test bucket");
+        server
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.server.port)
     }
 
     /// Settings for [`crate::S3Storage`], with `public_url` as the base of avatar URLs.
@@ -70,15 +62,15 @@ impl S3Server {
 
     /// A minimal HTTP/1.1 request (moto does not check signatures): status, headers, body.
     fn request(&self, method: &str, path: &str) -> (u16, String, Vec<u8>) {
-        let mut stream =
-            TcpStream::connect(("127.0.0.1", self.port)).expect("connecting to the S3 server");
+        let mut stream = TcpStream::connect(("127.0.0.1", self.server.port))
+            .expect("connecting to the S3 server");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("a read timeout");
         write!(
             stream,
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
+            self.server.port
         )
         .expect("writing to the S3 server");
         let mut raw = Vec::new();
@@ -100,13 +92,6 @@ impl S3Server {
             .and_then(|s| s.parse().ok())
             .expect("an HTTP status");
         (status, head, body)
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -132,55 +117,6 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
         body = &body[start + size + 2..];
     }
     out
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
-}
-
-fn launch(port: u16, log: &std::path::Path) -> Result<Child, String> {
-    let out = std::fs::File::create(log).expect("a log file for moto");
-    let err = out.try_clone().expect("a log file for moto");
-    let mut child = Command::new("python3")
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
-        .arg(port.to_string())
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| {
-            format!("cannot run python3 for the test S3 server ({e}): pip install 'moto[server]'")
-        })?;
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let printed = std::fs::read_to_string(log).unwrap_or_default();
-            let hint = if printed.contains("No module named") {
-                "moto's server is not installed: pip install 'moto[server]'\n"
-            } else {
-                ""
-            };
-            return Err(format!(
-                "{hint}the test S3 server (python3 -m moto.server on port {port}) exited with {status}:\n{printed}"
-            ));
-        }
-        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-            return Ok(child);
-        }
-        if started.elapsed() > START_TIMEOUT {
-            let _ = child.kill();
-            let printed = std::fs::read_to_string(log).unwrap_or_default();
-            return Err(format!(
-                "the test S3 server did not answer on port {port} within {START_TIMEOUT:?}:\n{printed}"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Images made here, so tests need no binary fixtures.

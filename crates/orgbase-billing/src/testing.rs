@@ -14,10 +14,7 @@
 //!   500 otherwise. Its answers still name the price `plan` only, which real Stripe also sends
 //!   for recurring prices, so the client reads either.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::Value;
@@ -108,8 +105,7 @@ web.run_app(app, host='127.0.0.1', port=int(sys.argv[1]), access_log=None, print
 
 /// localstripe on `127.0.0.1` and a free port. Killed on drop.
 pub struct LocalStripe {
-    child: Child,
-    port: u16,
+    server: orgbase_testkit::PythonServer,
     http: reqwest::Client,
     // Last, so the log goes after the process that writes it.
     _dir: tempfile::TempDir,
@@ -122,42 +118,30 @@ impl LocalStripe {
     /// When it is not answering within 15 s, with what it printed; when localstripe is missing,
     /// with how to install it.
     pub fn start() -> Self {
-        orgbase_testkit::ensure_python_module("localstripe", "localstripe");
         let dir = tempfile::tempdir().expect("a temporary folder for localstripe");
-        let mut last_failure = String::new();
-        // A port that was free a moment ago can be taken before localstripe binds it: then it
-        // exits, and another port is tried.
-        for attempt in 0..3 {
-            let port = free_port();
-            let log = dir.path().join(format!("localstripe-{attempt}.log"));
-            match launch(port, &log) {
-                Ok(child) => {
-                    return Self {
-                        child,
-                        port,
-                        http: reqwest::Client::new(),
-                        _dir: dir,
-                    }
-                }
-                Err(failure) => {
-                    let port_taken = failure.contains("already in use");
-                    last_failure = failure;
-                    if !port_taken {
-                        break;
-                    }
-                }
-            }
+        let spec = orgbase_testkit::PythonServerSpec {
+            name: "localstripe",
+            module: "localstripe",
+            package: "localstripe",
+            timeout: START_TIMEOUT,
+        };
+        let server = orgbase_testkit::start_python_server(&spec, dir.path(), |port| {
+            vec!["-c".into(), SHIM.into(), port.to_string()]
+        });
+        Self {
+            server,
+            http: reqwest::Client::new(),
+            _dir: dir,
         }
-        panic!("{last_failure}");
     }
 
     /// The API base to configure a client with.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.server.port)
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port
     }
 
     /// A Stripe configuration that talks to this server, with [`WEBHOOK_SECRET`], a 5 s timeout
@@ -334,69 +318,9 @@ impl LocalStripe {
     }
 }
 
-impl Drop for LocalStripe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn string(object: &Value, key: &str) -> String {
     object[key]
         .as_str()
         .unwrap_or_else(|| panic!("localstripe answered no `{key}`: {object}"))
         .to_owned()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
-}
-
-/// The running server, or why it is not running (the process is gone by then).
-fn launch(port: u16, log: &Path) -> Result<Child, String> {
-    let output = std::fs::File::create(log).expect("a log file for localstripe");
-    let errors = output.try_clone().expect("a log file for localstripe");
-    let mut child = Command::new("python3")
-        .args(["-c", SHIM])
-        .arg(port.to_string())
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null())
-        .stdout(output)
-        .stderr(errors)
-        .spawn()
-        .map_err(|e| {
-            format!("cannot run python3 for localstripe ({e}); it needs python3 with localstripe: python3 -m pip install localstripe")
-        })?;
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let printed = std::fs::read_to_string(log).unwrap_or_default();
-            let hint = if printed.contains("No module named 'localstripe'") {
-                "localstripe is not installed: python3 -m pip install localstripe\n"
-            } else {
-                ""
-            };
-            return Err(format!(
-                "{hint}localstripe (on port {port}) exited with {status}:\n{printed}"
-            ));
-        }
-        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-            return Ok(child);
-        }
-        if started.elapsed() > START_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            let printed = std::fs::read_to_string(log).unwrap_or_default();
-            return Err(format!(
-                "localstripe (on port {port}) did not accept connections within {} s; it needs \
-                 python3 -m pip install localstripe. It printed:\n{printed}",
-                START_TIMEOUT.as_secs()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

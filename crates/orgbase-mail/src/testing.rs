@@ -4,10 +4,8 @@
 //! [`SmtpServer`] runs Python's aiosmtpd (`pip install aiosmtpd`), which stores every message it
 //! accepts in a maildir before it answers `250`, so once `send` has returned the message is there.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 
@@ -16,8 +14,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// `python3 -m aiosmtpd` on `127.0.0.1` and a free port, storing into a temporary maildir.
 /// Killed on drop.
 pub struct SmtpServer {
-    child: Child,
-    port: u16,
+    server: orgbase_testkit::PythonServer,
     maildir: PathBuf,
     // Last, so the folder goes after the process that writes into it.
     _dir: tempfile::TempDir,
@@ -30,42 +27,39 @@ impl SmtpServer {
     /// When it is not answering within 10 s, with what it printed; when aiosmtpd is missing, with
     /// how to install it.
     pub fn start() -> Self {
-        orgbase_testkit::ensure_python_module("aiosmtpd", "aiosmtpd");
         let dir = tempfile::tempdir().expect("a temporary folder for the SMTP server");
         let maildir = dir.path().join("maildir");
-        let mut last_failure = String::new();
-        // A port that was free a moment ago can be taken by another test before aiosmtpd binds
-        // it: then aiosmtpd exits, and a second port is tried.
-        for attempt in 0..3 {
-            let port = free_port();
-            let log = dir.path().join(format!("aiosmtpd-{attempt}.log"));
-            match launch(port, &maildir, &log) {
-                Ok(child) => {
-                    return Self {
-                        child,
-                        port,
-                        maildir,
-                        _dir: dir,
-                    }
-                }
-                Err(failure) => {
-                    let port_taken = failure.contains("already in use");
-                    last_failure = failure;
-                    if !port_taken {
-                        break;
-                    }
-                }
-            }
+        let spec = orgbase_testkit::PythonServerSpec {
+            name: "the test SMTP server (aiosmtpd)",
+            module: "aiosmtpd",
+            package: "aiosmtpd",
+            timeout: START_TIMEOUT,
+        };
+        let server = orgbase_testkit::start_python_server(&spec, dir.path(), |port| {
+            vec![
+                "-m".into(),
+                "aiosmtpd".into(),
+                "-n".into(),
+                "-l".into(),
+                format!("127.0.0.1:{port}"),
+                "-c".into(),
+                "aiosmtpd.handlers.Mailbox".into(),
+                maildir.display().to_string(),
+            ]
+        });
+        Self {
+            server,
+            maildir,
+            _dir: dir,
         }
-        panic!("{last_failure}");
     }
 
     pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
+        format!("smtp://127.0.0.1:{}", self.server.port)
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port
     }
 
     /// The raw RFC 5322 text of every message received so far, oldest first. aiosmtpd adds its
@@ -92,69 +86,7 @@ impl SmtpServer {
     }
 }
 
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
-}
-
-/// The running server, or why it is not running (the process is gone by then).
-fn launch(port: u16, maildir: &Path, log: &Path) -> Result<Child, String> {
-    let output = std::fs::File::create(log).expect("a log file for aiosmtpd");
-    let errors = output.try_clone().expect("a log file for aiosmtpd");
-    let mut child = Command::new("python3")
-        .args(["-m", "aiosmtpd", "-n", "-l"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["-c", "aiosmtpd.handlers.Mailbox"])
-        .arg(maildir)
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null())
-        .stdout(output)
-        .stderr(errors)
-        .spawn()
-        .map_err(|e| {
-            format!("cannot run python3 for the test SMTP server ({e}); it needs python3 with aiosmtpd: pip install aiosmtpd")
-        })?;
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let printed = std::fs::read_to_string(log).unwrap_or_default();
-            let hint = if printed.contains("No module named aiosmtpd") {
-                "aiosmtpd is not installed: pip install aiosmtpd (with --break-system-packages where pip asks for it)\n"
-            } else {
-                ""
-            };
-            return Err(format!(
-                "{hint}the test SMTP server (python3 -m aiosmtpd on port {port}) exited with {status}:\n{printed}"
-            ));
-        }
-        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-            return Ok(child);
-        }
-        if started.elapsed() > START_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            let printed = std::fs::read_to_string(log).unwrap_or_default();
-            return Err(format!(
-                "the test SMTP server (python3 -m aiosmtpd on port {port}) did not accept \
-                 connections within {} s; it needs aiosmtpd (pip install aiosmtpd). It printed:\n{printed}",
-                START_TIMEOUT.as_secs()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The `.eml` files in an outbox folder, oldest first (their names sort by time).
+/// The `.eml` files in an outbox folder/// The `.eml` files in an outbox folder, oldest first (their names sort by time).
 pub fn outbox_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))

@@ -58,3 +58,117 @@ fn importable(module: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// A Python test server started by [`start_python_server`]: killed (and reaped) on drop.
+pub struct PythonServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a Python test server is and how to start it.
+pub struct PythonServerSpec<'a> {
+    /// For messages: "the test SMTP server", "localstripe", …
+    pub name: &'a str,
+    /// The module that must import, and the pip package that provides it.
+    pub module: &'a str,
+    pub package: &'a str,
+    /// How long it may take to accept connections.
+    pub timeout: std::time::Duration,
+}
+
+/// Starts `python3 {args(port)}` on a free port of 127.0.0.1 and waits until it accepts
+/// connections, installing its package first if it is missing. Its output goes to files in
+/// `log_dir`. A port that was free a moment ago can be taken before the server binds it: then
+/// it exits, and another port is tried.
+///
+/// # Panics
+/// When it does not start or answer in time, with what it printed.
+pub fn start_python_server(
+    spec: &PythonServerSpec<'_>,
+    log_dir: &std::path::Path,
+    args: impl Fn(u16) -> Vec<String>,
+) -> PythonServer {
+    ensure_python_module(spec.module, spec.package);
+    let mut last_failure = String::new();
+    for attempt in 0..3 {
+        let port = free_port();
+        let log = log_dir.join(format!("{}-{attempt}.log", spec.module));
+        match launch(spec, &log, port, &args(port)) {
+            Ok(child) => return PythonServer { child, port },
+            Err(failure) => {
+                let port_taken = failure.contains("in use");
+                last_failure = failure;
+                if !port_taken {
+                    break;
+                }
+            }
+        }
+    }
+    panic!("{last_failure}");
+}
+
+/// A port of 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
+/// The running server, or why it is not running (the process is gone by then).
+fn launch(
+    spec: &PythonServerSpec<'_>,
+    log: &std::path::Path,
+    port: u16,
+    args: &[String],
+) -> Result<std::process::Child, String> {
+    use std::time::{Duration, Instant};
+    let name = spec.name;
+    let output = std::fs::File::create(log)
+        .unwrap_or_else(|e| panic!("a log file for {name} ({}): {e}", log.display()));
+    let errors = output.try_clone().expect("a second handle on the log file");
+    let mut child = Command::new("python3")
+        .args(args)
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(output)
+        .stderr(errors)
+        .spawn()
+        .map_err(|e| format!("cannot run python3 for {name} ({e})"))?;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let started = Instant::now();
+    let install = format!("python3 -m pip install '{}'", spec.package);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let printed = std::fs::read_to_string(log).unwrap_or_default();
+            let hint = if printed.contains("No module named") {
+                format!("its Python package is missing: {install}\n")
+            } else {
+                String::new()
+            };
+            return Err(format!(
+                "{hint}{name} (on port {port}) exited with {status}:\n{printed}"
+            ));
+        }
+        if std::net::TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            return Ok(child);
+        }
+        if started.elapsed() > spec.timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            let printed = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(format!(
+                "{name} (on port {port}) did not accept connections within {} s ({install}). It printed:\n{printed}",
+                spec.timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

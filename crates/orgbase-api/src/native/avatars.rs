@@ -75,7 +75,6 @@ pub struct Avatars {
     /// The memory decodes may take together, in MiB, admitted by each image's peak estimate
     /// (the decoders' working memory is beyond image's own limit).
     memory: Arc<Semaphore>,
-    memory_mib: u32,
     /// Avatar changes of one organization are serialized (striped by id), so a removal of
     /// replaced files never races an upload of the same picture.
     org_locks: Vec<tokio::sync::Mutex<()>>,
@@ -103,13 +102,8 @@ impl Avatars {
             uploads: Semaphore::new(cores * 8),
             decodes: DecodePool::new(cores),
             memory: Arc::new(Semaphore::new(DECODE_MEMORY_MIB as usize)),
-            memory_mib: DECODE_MEMORY_MIB,
             org_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
         })
-    }
-
-    pub fn request_limit(&self) -> usize {
-        self.request_limit
     }
 
     /// The files behind `url` when they are `org`'s own upload: never another organization's
@@ -317,7 +311,7 @@ pub async fn upload(
     let mib = orgbase_avatar::peak_memory(format, width, height).div_ceil(1024 * 1024);
     let mib = u32::try_from(mib)
         .unwrap_or(u32::MAX)
-        .clamp(1, avatars.memory_mib);
+        .clamp(1, DECODE_MEMORY_MIB);
     let memory = avatars
         .memory
         .clone()

@@ -160,7 +160,11 @@ pub struct MemberPage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MemberStats {
     pub members: u64,
+    /// Changes whenever a member joins or leaves.
     pub version: u64,
+    /// Changes whenever anything a member list shows changes: joins and leaves, roles,
+    /// workspaces, a person's name or e-mail.
+    pub content_version: u64,
 }
 
 /// A custom role to create.
@@ -221,20 +225,14 @@ pub trait PeopleStore: Send + Sync {
     async fn get_member(&self, org: OrganizationId, id: i64) -> StoreResult<Member>;
     async fn find_member(&self, org: OrganizationId, user: UserId) -> StoreResult<Option<Member>>;
     async fn list_members(&self, q: &MemberQuery) -> StoreResult<MemberPage>;
-    /// How many members the organization has, and a version that changes whenever one joins
-    /// or leaves (kept by the database in the same transaction). `(0, 0)` for none ever.
+    /// How many members the organization has, a version that changes whenever one joins or
+    /// leaves, and one that changes whenever anything its member lists show changes (both kept
+    /// by the database in the same transaction). All zero for none ever.
     async fn member_stats(&self, org: OrganizationId) -> StoreResult<MemberStats>;
     /// Every member id of the organization, ascending.
     async fn member_ids(&self, org: OrganizationId) -> StoreResult<Vec<i64>>;
     /// These members of the organization (ids of others, or gone, are left out), ascending.
     async fn members_by_ids(&self, org: OrganizationId, ids: &[i64]) -> StoreResult<Vec<Member>>;
-    /// `member_stats` and `members_by_ids` read together (one round trip where the database
-    /// allows), so a page can be served from a cached id list checked against the version.
-    async fn members_by_ids_with_stats(
-        &self,
-        org: OrganizationId,
-        ids: &[i64],
-    ) -> StoreResult<(MemberStats, Vec<Member>)>;
     /// Replaces a member's roles and workspaces. A workspace that is not the organization's is
     /// `Conflict { constraint: "foreign_key" }`. Refuses (`Conflict { constraint: "owner_role" }`)
     /// to add or remove role 1, which only an ownership transfer moves.

@@ -37,6 +37,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub struct PgStore {
     pool: PgPool,
     cache: Arc<PgCache>,
+    notifier: cache::Notifier,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -98,9 +99,11 @@ impl PgStore {
             .map_err(StoreError::other)?;
         let cache = Arc::new(PgCache::default());
         let listener = tokio::spawn(cache::listen(pool.clone(), cache.clone()));
+        let notifier = cache::Notifier::start(pool.clone());
         Ok(Self {
             pool,
             cache,
+            notifier,
             listener,
         })
     }
@@ -109,6 +112,20 @@ impl PgStore {
     /// an advisory lock.
     pub async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await.map_err(StoreError::other)
+    }
+
+    /// After this node committed `org` over `previous`: keeps the row written, and sends the
+    /// notice the transaction did not (see `strict_change`).
+    fn wrote_org(&self, org: &Organization, previous: &Organization, generation: Option<u64>) {
+        self.cache.wrote_org(org, generation);
+        if !strict_change(org, previous) {
+            self.notifier.send(cache::org_notice(org.id, org.version));
+        }
+    }
+
+    /// A write of `id` failed, perhaps because the row changed meanwhile: the copy goes.
+    fn org_write_failed(&self, id: OrganizationId) {
+        self.cache.notice(&format!("org:{id}"));
     }
 
     /// How many keys and organizations this node holds in its cache.
@@ -250,6 +267,23 @@ fn push_column<'a>(
 }
 
 /// Whether column `i` (in `ORG_COLUMNS` order, id excepted) differs between two versions.
+/// Whether a change decides who may do what, and so sends its cache notice inside its own
+/// transaction (delivered if and only if it commits) rather than just after the commit: status,
+/// deletion, type, parent, owner, plans, limits, entitlements, billing state.
+fn strict_change(a: &Organization, b: &Organization) -> bool {
+    a.status != b.status
+        || a.deleted_at != b.deleted_at
+        || a.org_type != b.org_type
+        || a.parent_id != b.parent_id
+        || a.owner != b.owner
+        || a.product_plan_id != b.product_plan_id
+        || a.offered_product_plan_id != b.offered_product_plan_id
+        || a.rate_limit != b.rate_limit
+        || a.entitlements != b.entitlements
+        || a.billing_overdue != b.billing_overdue
+        || a.subscription != b.subscription
+}
+
 fn column_differs(a: &Organization, b: &Organization, i: usize) -> bool {
     match i {
         1 => a.name != b.name,
@@ -354,12 +388,7 @@ impl OrganizationStore for PgStore {
         org: &Organization,
         previous: &Organization,
     ) -> StoreResult<()> {
-        let (pool, org, previous) = (self.pool.clone(), org.clone(), previous.clone());
-        let id = org.id;
-        let done = detached(async move { update_org(&pool, &org, &previous, None).await }).await;
-        // Written, or found changed by someone else: either way the cached copy is stale.
-        self.cache.notice(&format!("org:{id}"));
-        done
+        self.update_org_and_email(org, previous, None).await
     }
 
     async fn update_organization_and_owner_email(
@@ -368,12 +397,7 @@ impl OrganizationStore for PgStore {
         previous: &Organization,
         owner_email: Option<(UserId, Email)>,
     ) -> StoreResult<()> {
-        let (pool, org, previous) = (self.pool.clone(), org.clone(), previous.clone());
-        let id = org.id;
-        let done =
-            detached(async move { update_org(&pool, &org, &previous, owner_email).await }).await;
-        self.cache.notice(&format!("org:{id}"));
-        done
+        self.update_org_and_email(org, previous, owner_email).await
     }
 
     async fn list_organizations(&self, q: &OrganizationQuery) -> StoreResult<Vec<Organization>> {
@@ -524,9 +548,17 @@ async fn update_org_row(
     }
     b.push(" WHERE id = ").push_bind(org.id.0);
     b.push(" AND version = ").push_bind(previous.version);
-    b.push(" RETURNING id) SELECT pg_notify(")
-        .push_bind(cache::CHANNEL)
-        .push(", 'org:' || id::text) FROM u");
+    b.push(" RETURNING id) SELECT ");
+    if strict_change(org, previous) {
+        b.push("pg_notify(")
+            .push_bind(cache::CHANNEL)
+            .push(", ")
+            .push_bind(cache::org_notice(org.id, org.version))
+            .push(")");
+    } else {
+        b.push("id");
+    }
+    b.push(" FROM u");
     let rows = b.build().fetch_all(pool).await.map_err(map_err)?;
     if rows.is_empty() {
         let exists = sqlx::query("SELECT 1 FROM organizations WHERE id = $1")
@@ -568,7 +600,8 @@ async fn update_org(
 
 /// `update_organization` inside the caller's transaction: the row (if the stored version is
 /// still `previous.version`, else `VersionMismatch` or `NotFound`), its metadata, and the cache
-/// notice (delivered at commit). The caller commits, and then calls `PgCache::notice` itself.
+/// notice if the change is strict (delivered at commit). The caller commits, and then calls
+/// `PgStore::wrote_org`, which sends any other notice.
 async fn update_org_in_tx(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     org: &Organization,
@@ -603,9 +636,12 @@ async fn update_org_in_tx(
     if org.metadata != previous.metadata {
         write_metadata(tx, org, true).await.map_err(map_err)?;
     }
-    cache::notify(tx, &format!("org:{}", org.id))
-        .await
-        .map_err(map_err)
+    if strict_change(org, previous) {
+        cache::notify(tx, &cache::org_notice(org.id, org.version))
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(())
 }
 
 const KEY_COLUMNS: &str =
@@ -629,6 +665,24 @@ fn key_from_row(r: &PgRow) -> Result<ApiKey, sqlx::Error> {
 }
 
 impl PgStore {
+    async fn update_org_and_email(
+        &self,
+        org: &Organization,
+        previous: &Organization,
+        owner_email: Option<(UserId, Email)>,
+    ) -> StoreResult<()> {
+        let generation = self.cache.generation();
+        let (pool, next, prev) = (self.pool.clone(), org.clone(), previous.clone());
+        let done =
+            detached(async move { update_org(&pool, &next, &prev, owner_email).await }).await;
+        match &done {
+            Ok(()) => self.wrote_org(org, previous, generation),
+            // Found changed by someone else: the cached copy is stale.
+            Err(_) => self.org_write_failed(org.id),
+        }
+        done
+    }
+
     async fn insert_key(&self, k: &ApiKey, bootstrap: bool) -> StoreResult<u64> {
         let sql = if bootstrap {
             "INSERT INTO api_keys (id, name, kind, organization_id, roles, prefix, secret_hash, \

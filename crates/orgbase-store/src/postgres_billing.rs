@@ -183,13 +183,17 @@ impl BillingStore for PgStore {
         if let Some(c) = change {
             check_change(c)?;
         }
-        let (pool, event, change) = (self.pool.clone(), event.clone(), change.cloned());
-        let org = change.as_ref().map(|c| c.next.id);
-        let done = detached(async move { apply(&event, change.as_ref(), &pool).await }).await;
-        // As `update_organization`: written, or found changed by someone else, the cached copy
-        // is stale either way (the other nodes drop theirs when the commit's notice arrives).
-        if let Some(id) = org {
-            self.cache.notice(&format!("org:{id}"));
+        let generation = self.cache.generation();
+        let (pool, event, owned) = (self.pool.clone(), event.clone(), change.cloned());
+        let done = detached(async move { apply(&event, owned.as_ref(), &pool).await }).await;
+        // As `update_organization`: the row written is kept; found changed by someone else,
+        // the cached copy is stale.
+        if let Some(c) = change {
+            match &done {
+                Ok(true) => self.wrote_org(&c.next, &c.previous, generation),
+                Ok(false) => {}
+                Err(_) => self.org_write_failed(c.next.id),
+            }
         }
         done
     }

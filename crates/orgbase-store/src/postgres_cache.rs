@@ -1,14 +1,27 @@
 //! A cache of API keys, organizations and plans for a node on PostgreSQL, kept exact across nodes by
 //! `LISTEN`/`NOTIFY`.
 //!
-//! Every transaction that revokes a key or changes an organization also sends
-//! `NOTIFY orgbase_cache` (`key`, or `org:<id>`); PostgreSQL delivers it to every listening node
-//! when, and only if, the transaction commits. Each node drops what the notice names. The node
-//! that wrote drops it at once too, so it reads its own writes.
+//! Notices go to the channel `orgbase_cache`: `key`, `plan`, `org:<id>` or `org:<id>:<version>`,
+//! several to a payload, separated by commas. Each node drops what a notice names.
+//!
+//! When they are sent:
+//! - A change that decides who may do what (a revoked key; an organization's status, deletion,
+//!   type, parent, owner, plan, limits or billing state) sends its notice inside its own
+//!   transaction, so PostgreSQL delivers it when, and only if, the transaction commits.
+//! - Any other change of an organization (its name, its settings) sends its notice just after
+//!   the commit, through one task per node that packs whatever is waiting into one `pg_notify`.
+//!   A `NOTIFY` inside a transaction takes a lock that every notifying commit waits for, flush to
+//!   disk included: with one in each settings write, PostgreSQL committed 4.3k writes/s here
+//!   against 13k without (pgbench, 32 clients). Should a node die between such a commit and its
+//!   notice, the other nodes keep the old copy until it expires (`ORG_TTL`).
+//! - The node that wrote keeps the row it wrote (the version it committed), so it reads its own
+//!   writes at once and does not read the row back.
 //!
 //! What could go wrong, and what happens then:
-//! - A read that began before a change and ends after it must not put back what it read: every
-//!   notice bumps a generation, and a read may fill the cache only if the generation it saw
+//! - A read that began before a change and ends after it must not put back what it read. An
+//!   organization's notice names the version the change made, and the cache remembers the
+//!   highest version noticed for each organization: a row older than that is never kept. Other
+//!   notices bump a generation, and a read may fill the cache only if the generation it saw
 //!   before reading is still current. (One that fills it just before the notice arrives is
 //!   dropped by that notice.)
 //! - Notices are lost while the listening connection is down. So the cache is used only while
@@ -32,6 +45,13 @@ const DEAF_AFTER: Duration = Duration::from_secs(3);
 const MAX_KEYS: usize = 10_000;
 const MAX_ORGS: usize = 20_000;
 const MAX_PLANS: usize = 1_000;
+/// Versions noticed, per organization, kept before all is forgotten at once (a generation).
+const MAX_FLOORS: usize = 200_000;
+/// How long an organization's row is used before it is read again: the bound on staleness
+/// should a notice sent after a commit be lost with its node.
+const ORG_TTL: Duration = Duration::from_secs(30);
+/// The largest payload sent in one notice (PostgreSQL takes up to 8,000 bytes).
+const MAX_PAYLOAD: usize = 7_000;
 
 #[derive(Default)]
 pub(crate) struct PgCache(Mutex<Inner>);
@@ -52,8 +72,66 @@ struct Inner {
     /// Bumped by every notice and every loss of the listener.
     generation: u64,
     keys: HashMap<String, ApiKey>,
-    orgs: HashMap<OrganizationId, Organization>,
+    /// Each row with when it was read or written.
+    orgs: HashMap<OrganizationId, (Organization, Instant)>,
+    /// The highest version noticed per organization: no older row is kept.
+    floors: HashMap<OrganizationId, i64>,
     plans: HashMap<String, Plan>,
+}
+
+impl Inner {
+    fn forget_all(&mut self) {
+        self.generation += 1;
+        self.keys.clear();
+        self.orgs.clear();
+        self.floors.clear();
+        self.plans.clear();
+    }
+
+    /// An organization changed and is now at `version` (`None`: unknown, e.g. deleted for good).
+    fn org_changed(&mut self, id: OrganizationId, version: Option<i64>) {
+        let Some(version) = version else {
+            self.generation += 1;
+            self.orgs.remove(&id);
+            return;
+        };
+        if self.floors.len() >= MAX_FLOORS && !self.floors.contains_key(&id) {
+            self.forget_all();
+        }
+        let floor = self.floors.entry(id).or_insert(version);
+        *floor = (*floor).max(version);
+        if self.orgs.get(&id).is_some_and(|(o, _)| o.version < version) {
+            self.orgs.remove(&id);
+        }
+    }
+
+    /// One notice, a payload's entry.
+    fn apply(&mut self, notice: &str) {
+        if notice == "key" {
+            self.generation += 1;
+            self.keys.clear();
+        } else if notice == "plan" {
+            self.generation += 1;
+            self.plans.clear();
+        } else if let Some((id, version)) = notice.strip_prefix("org:").and_then(parse_org) {
+            self.org_changed(id, version);
+        } else {
+            self.forget_all();
+        }
+    }
+}
+
+/// `<id>` or `<id>:<version>`.
+fn parse_org(s: &str) -> Option<(OrganizationId, Option<i64>)> {
+    match s.split_once(':') {
+        None => Some((s.parse().ok()?, None)),
+        Some((id, v)) => Some((id.parse().ok()?, Some(v.parse().ok()?))),
+    }
+}
+
+/// The notice of an organization's change to `version`.
+pub(crate) fn org_notice(id: OrganizationId, version: i64) -> String {
+    format!("org:{id}:{version}")
 }
 
 impl PgCache {
@@ -74,7 +152,13 @@ impl PgCache {
 
     pub(crate) fn org(&self, id: OrganizationId) -> Option<Organization> {
         let c = self.lock();
-        c.usable().then(|| c.orgs.get(&id).cloned()).flatten()
+        if !c.usable() {
+            return None;
+        }
+        c.orgs
+            .get(&id)
+            .filter(|(_, at)| at.elapsed() < ORG_TTL)
+            .map(|(o, _)| o.clone())
     }
 
     pub(crate) fn plan(&self, id: &str) -> Option<Plan> {
@@ -104,15 +188,34 @@ impl PgCache {
         c.keys.insert(key.hash.as_str().to_owned(), key.clone());
     }
 
+    /// Keeps a row read (or written) at `generation`, unless something newer is known.
     pub(crate) fn offer_org(&self, org: &Organization, generation: u64) {
         let mut c = self.lock();
         if !c.usable() || c.generation != generation {
             return;
         }
+        if c.floors.get(&org.id).is_some_and(|v| *v > org.version) {
+            return;
+        }
+        if c.orgs
+            .get(&org.id)
+            .is_some_and(|(o, at)| o.version > org.version && at.elapsed() < ORG_TTL)
+        {
+            return;
+        }
         if c.orgs.len() >= MAX_ORGS {
             c.orgs.clear();
         }
-        c.orgs.insert(org.id, org.clone());
+        c.orgs.insert(org.id, (org.clone(), Instant::now()));
+    }
+
+    /// This node committed `org` (at its version), having read the generation `generation`
+    /// before writing: older copies go, and the row written is kept.
+    pub(crate) fn wrote_org(&self, org: &Organization, generation: Option<u64>) {
+        self.lock().org_changed(org.id, Some(org.version));
+        if let Some(g) = generation {
+            self.offer_org(org, g);
+        }
     }
 
     /// Applies a notice's payload.
@@ -126,20 +229,8 @@ impl PgCache {
             }
             return;
         }
-        c.generation += 1;
-        if payload == "key" {
-            c.keys.clear();
-        } else if payload == "plan" {
-            c.plans.clear();
-        } else if let Some(id) = payload
-            .strip_prefix("org:")
-            .and_then(|s| s.parse::<OrganizationId>().ok())
-        {
-            c.orgs.remove(&id);
-        } else {
-            c.keys.clear();
-            c.orgs.clear();
-            c.plans.clear();
+        for notice in payload.split(',') {
+            c.apply(notice);
         }
     }
 
@@ -148,10 +239,7 @@ impl PgCache {
         let mut c = self.lock();
         c.live = false;
         c.last_ping = None;
-        c.generation += 1;
-        c.keys.clear();
-        c.orgs.clear();
-        c.plans.clear();
+        c.forget_all();
     }
 
     /// How many keys and organizations are held (for tests and diagnostics).
@@ -230,6 +318,64 @@ pub(crate) async fn listen(pool: PgPool, cache: Arc<PgCache>) {
     }
 }
 
+/// Sends notices after their commits: one task per node, packing what waits into few payloads.
+pub(crate) struct Notifier {
+    queue: tokio::sync::mpsc::UnboundedSender<String>,
+    _task: AbortOnDrop,
+}
+
+impl Notifier {
+    pub(crate) fn start(pool: PgPool) -> Self {
+        let (queue, rx) = tokio::sync::mpsc::unbounded_channel();
+        Self {
+            queue,
+            _task: AbortOnDrop(tokio::spawn(send_notices(pool, rx))),
+        }
+    }
+
+    /// Queues a notice, to go out as soon as the one in flight (if any) is sent.
+    pub(crate) fn send(&self, notice: String) {
+        let _ = self.queue.send(notice);
+    }
+}
+
+async fn send_notices(pool: PgPool, mut rx: tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let mut waiting: Option<String> = None;
+    loop {
+        let mut payload = match waiting.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
+        while let Ok(next) = rx.try_recv() {
+            if payload.len() + 1 + next.len() > MAX_PAYLOAD {
+                waiting = Some(next);
+                break;
+            }
+            payload.push(',');
+            payload.push_str(&next);
+        }
+        // A notice that cannot be sent (the database away) is retried a few times; the other
+        // nodes' copies expire anyway.
+        for attempt in 0..3u32 {
+            let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(&payload)
+                .execute(&pool)
+                .await;
+            match sent {
+                Ok(_) => break,
+                Err(e) if attempt == 2 => {
+                    tracing::warn!(error = %e, "could not send a cache notice; other nodes' copies expire");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50 << attempt)).await,
+            }
+        }
+    }
+}
+
 /// Sends the notice for a change inside the transaction that makes it (delivered at commit).
 pub(crate) async fn notify(
     conn: &mut sqlx::PgConnection,
@@ -241,4 +387,116 @@ pub(crate) async fn notify(
         .execute(conn)
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orgbase_domain::{
+        now, CountryCode, NewOrganization, OrgName, OrgType, OrganizationPatch, Slug,
+    };
+
+    fn org(version: i64) -> Organization {
+        let mut o = NewOrganization {
+            name: OrgName::parse("name", "Acme").unwrap(),
+            slug: None,
+            country_code: CountryCode::parse("countryCode", "US").unwrap(),
+            org_type: OrgType::Normal,
+            parent_id: None,
+            owner: None,
+            rest: OrganizationPatch::default(),
+        }
+        .build(
+            OrganizationId::new(),
+            Slug::parse("slug", "acme").unwrap(),
+            now(),
+        )
+        .unwrap();
+        o.version = version;
+        o
+    }
+
+    fn live() -> PgCache {
+        let c = PgCache::default();
+        c.notice(PING);
+        c
+    }
+
+    #[test]
+    fn a_row_read_before_a_change_is_not_kept_after_its_notice() {
+        let c = live();
+        let v1 = org(1);
+        let g = c.generation().unwrap();
+        // Node B commits version 2; its notice arrives while our read of version 1 is on the way.
+        c.notice(&org_notice(v1.id, 2));
+        c.offer_org(&v1, g);
+        assert!(c.org(v1.id).is_none(), "version 1 is older than the notice");
+        let mut v2 = v1.clone();
+        v2.version = 2;
+        c.offer_org(&v2, g);
+        assert_eq!(c.org(v1.id).unwrap().version, 2);
+    }
+
+    #[test]
+    fn a_notice_drops_older_copies_only() {
+        let c = live();
+        let mut o = org(3);
+        c.wrote_org(&o, c.generation());
+        assert_eq!(
+            c.org(o.id).unwrap().version,
+            3,
+            "the writer keeps what it wrote"
+        );
+        // Its own notice, coming back, leaves it.
+        c.notice(&org_notice(o.id, 3));
+        assert_eq!(c.org(o.id).unwrap().version, 3);
+        // A newer change elsewhere drops it.
+        c.notice(&org_notice(o.id, 4));
+        assert!(c.org(o.id).is_none());
+        // And a late write-through of an older version does not come back.
+        o.version = 3;
+        c.wrote_org(&o, c.generation());
+        assert!(c.org(o.id).is_none());
+    }
+
+    #[test]
+    fn a_payload_carries_several_notices() {
+        let c = live();
+        let (a, b, d) = (org(1), org(1), org(1));
+        for o in [&a, &b, &d] {
+            c.offer_org(o, c.generation().unwrap());
+        }
+        c.notice(&format!(
+            "{},{},plan",
+            org_notice(a.id, 2),
+            org_notice(b.id, 5)
+        ));
+        assert!(c.org(a.id).is_none());
+        assert!(c.org(b.id).is_none());
+        assert!(c.org(d.id).is_some(), "not named, kept");
+    }
+
+    #[test]
+    fn an_unversioned_notice_drops_the_row_and_reads_in_flight() {
+        let c = live();
+        let o = org(1);
+        let g = c.generation().unwrap();
+        c.notice(&format!("org:{}", o.id));
+        c.offer_org(&o, g);
+        assert!(c.org(o.id).is_none(), "a read begun before the notice");
+        c.offer_org(&o, c.generation().unwrap());
+        assert!(c.org(o.id).is_some());
+    }
+
+    #[test]
+    fn nothing_is_kept_while_deaf() {
+        let c = live();
+        let o = org(1);
+        c.offer_org(&o, c.generation().unwrap());
+        c.deaf();
+        assert!(c.org(o.id).is_none());
+        assert!(c.generation().is_none());
+        c.wrote_org(&o, None);
+        assert!(c.org(o.id).is_none());
+    }
 }

@@ -474,6 +474,7 @@ impl PeopleStore for PgStore {
     ) -> StoreResult<Organization> {
         let pool = self.pool.clone();
         let cache = self.cache.clone();
+        let generation = cache.generation();
         detached(async move {
             let mut tx = pool.begin().await.map_err(map_err)?;
             // Transfers of one organization take turns on its row.
@@ -551,14 +552,14 @@ impl PeopleStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-            super::cache::notify(&mut tx, &format!("org:{org_id}"))
+            super::cache::notify(&mut tx, &super::cache::org_notice(org_id, next.version))
                 .await
                 .map_err(map_err)?;
             tx.commit().await.map_err(map_err)?;
             Ok(next)
         })
         .await
-        .inspect(|o| cache.notice(&format!("org:{}", o.id)))
+        .inspect(|o| cache.wrote_org(o, generation))
     }
 
     async fn get_member(&self, org: OrganizationId, id: i64) -> StoreResult<Member> {
@@ -604,16 +605,19 @@ impl PeopleStore for PgStore {
     }
 
     async fn member_stats(&self, org: OrganizationId) -> StoreResult<MemberStats> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT members, version FROM member_stats WHERE organization_id = $1")
-                .bind(org.0)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_err)?;
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT members, version, content_version FROM member_stats \
+             WHERE organization_id = $1",
+        )
+        .bind(org.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
         Ok(row
-            .map(|(members, version)| MemberStats {
+            .map(|(members, version, content_version)| MemberStats {
                 members: members as u64,
                 version: version as u64,
+                content_version: content_version as u64,
             })
             .unwrap_or_default())
     }
@@ -642,42 +646,6 @@ impl PeopleStore for PgStore {
             .map(member_from_row)
             .collect::<Result<_, _>>()
             .map_err(map_err)
-    }
-
-    async fn members_by_ids_with_stats(
-        &self,
-        org: OrganizationId,
-        ids: &[i64],
-    ) -> StoreResult<(MemberStats, Vec<Member>)> {
-        // One round trip: the stats row, and the members joined to it (none: one row of NULLs).
-        let rows = sqlx::query(&format!(
-            "SELECT s.members AS stat_members, s.version AS stat_version, x.* \
-             FROM (SELECT members, version FROM member_stats WHERE organization_id = $1) s \
-             LEFT JOIN LATERAL ({MEMBER_SELECT} WHERE m.organization_id = $1 AND m.id = ANY($2)) x \
-             ON TRUE ORDER BY x.id"
-        ))
-        .bind(org.0)
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let Some(first) = rows.first() else {
-            return Ok((MemberStats::default(), Vec::new()));
-        };
-        let stats = MemberStats {
-            members: first.try_get::<i64, _>("stat_members").map_err(map_err)? as u64,
-            version: first.try_get::<i64, _>("stat_version").map_err(map_err)? as u64,
-        };
-        let mut members = Vec::with_capacity(rows.len());
-        for r in &rows {
-            if r.try_get::<Option<i64>, _>("id")
-                .map_err(map_err)?
-                .is_some()
-            {
-                members.push(member_from_row(r).map_err(map_err)?);
-            }
-        }
-        Ok((stats, members))
     }
 
     async fn update_member(

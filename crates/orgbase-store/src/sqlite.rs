@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0007_idempotency.sql"),
     include_str!("../migrations/sqlite/0008_wallet_idempotency.sql"),
     include_str!("../migrations/sqlite/0009_billing.sql"),
+    include_str!("../migrations/sqlite/0010_member_content_version.sql"),
 ];
 
 #[path = "sqlite_billing.rs"]

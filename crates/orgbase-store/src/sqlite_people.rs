@@ -575,13 +575,15 @@ impl PeopleStore for SqliteStore {
     async fn member_stats(&self, org: OrganizationId) -> StoreResult<MemberStats> {
         self.read_now(move |conn| {
             conn.prepare_cached(
-                "SELECT members, version FROM member_stats WHERE organization_id = ?1",
+                "SELECT members, version, content_version FROM member_stats \
+                 WHERE organization_id = ?1",
             )
             .and_then(|mut s| {
                 s.query_row([org.to_string()], |r| {
                     Ok(MemberStats {
                         members: r.get::<_, i64>(0)? as u64,
                         version: r.get::<_, i64>(1)? as u64,
+                        content_version: r.get::<_, i64>(2)? as u64,
                     })
                 })
                 .optional()
@@ -623,17 +625,6 @@ impl PeopleStore for SqliteStore {
             .map_err(map_err)
         })
         .await
-    }
-
-    async fn members_by_ids_with_stats(
-        &self,
-        org: OrganizationId,
-        ids: &[i64],
-    ) -> StoreResult<(MemberStats, Vec<Member>)> {
-        // Two point reads on one connection, without leaving the async thread: as cheap as one.
-        let stats = self.member_stats(org).await?;
-        let members = self.members_by_ids(org, ids).await?;
-        Ok((stats, members))
     }
 
     async fn update_member(

@@ -2,8 +2,10 @@
 //! data}`, the members list as a page-numbered paginator), plus `…/me` and the ownership
 //! transfer.
 use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bytes::Bytes;
 use orgbase_domain::people::{FIRST_CUSTOM_ROLE_ID, ROLE_OWNER};
 use orgbase_domain::{now, Member, OrganizationId, Permission, ValidationErrors};
 use orgbase_store::MemberQuery;
@@ -12,6 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{role_permissions, OrgAccess, Principal};
+use crate::directory::PageKey;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Field, JsonBody};
 use crate::native::organizations::{org_id, rfc3339, OrganizationView};
@@ -186,9 +189,23 @@ pub async fn list(
     who: Principal,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Envelope<MemberPageView>>, ApiError> {
+) -> Result<Response, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::MembersRead).await?;
     let q = parse_member_query(access.org.id, raw.as_deref())?;
+    // The organization's numbers first: while they are those of a cached answer, that is the
+    // answer (see `directory`).
+    let stats = state.store.member_stats(q.organization_id).await?;
+    let key = PageKey {
+        organization: q.organization_id,
+        offset: q.offset,
+        limit: q.limit,
+        role: q.role,
+        workspace: q.workspace,
+        q: q.q.clone(),
+    };
+    if let Some(body) = state.members.cached_page(&key, stats.content_version) {
+        return Ok(json_body(body));
+    }
     let unfiltered = q.role.is_none() && q.workspace.is_none() && q.q.is_none();
     let directory = if unfiltered {
         state
@@ -196,6 +213,7 @@ pub async fn list(
             .page(
                 &state.store,
                 q.organization_id,
+                stats,
                 q.offset,
                 q.limit,
                 state.config.member_directory_min,
@@ -211,7 +229,7 @@ pub async fn list(
     let per_page = q.limit;
     let current_page = q.offset / per_page as u64 + 1;
     let n = page.members.len() as u64;
-    Ok(Envelope::ok(
+    let Json(envelope) = Envelope::ok(
         "All Organization Members",
         MemberPageView {
             current_page,
@@ -222,7 +240,24 @@ pub async fn list(
             to: (n > 0).then_some(q.offset + n),
             data: page.members.into_iter().map(MemberView::from).collect(),
         },
-    ))
+    );
+    let body = Bytes::from(serde_json::to_vec(&envelope).map_err(ApiError::internal)?);
+    state
+        .members
+        .keep_page(key, stats.content_version, body.clone());
+    Ok(json_body(body))
+}
+
+/// A JSON answer already serialized.
+fn json_body(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 fn member_id(raw: &str) -> Result<i64, ApiError> {

@@ -31,6 +31,7 @@ crate::api_tests!(
     parallel_guesses_do_not_slip_past_the_throttle,
     accepting_without_a_body_and_getting_a_session,
     another_tenants_ids_under_ones_own_organization_are_404,
+    cached_member_pages_follow_every_change_they_show,
 );
 
 fn path(org: &str, rest: &str) -> String {
@@ -1142,6 +1143,96 @@ async fn the_member_directory_pages_like_the_query() {
         assert_eq!(last["data"]["total"], 5);
         assert_eq!(last["data"]["data"][4]["id"], late);
     }
+}
+
+/// Member pages are cached, answer and all: each change that a page shows is on the next read.
+async fn cached_member_pages_follow_every_change_they_show(app: App) {
+    let (org, owner) = app.owned_org("first@example.com").await;
+    let (_, m) = app.person(&org, "c@example.com", &[3]).await;
+    let member = |page: &Value, id: &Value| {
+        page["data"]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| &x["id"] == id)
+            .cloned()
+    };
+    let m = json!(m);
+    let q = "page=1&per_page=15";
+    let first = pages(&app, &org, q).await;
+    assert_eq!(first["data"]["total"], 2);
+    assert_eq!(pages(&app, &org, q).await, first, "the same answer again");
+    // Roles.
+    let put = |body: Value| {
+        let p = path(&org, &format!("/members/{m}"));
+        let app = &app;
+        async move {
+            let a = app
+                .call(Method::PUT, &p, Some(&app.key), Some(&body), &[])
+                .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        }
+    };
+    put(json!({"roles": [4], "workspaces": []})).await;
+    assert_eq!(
+        member(&pages(&app, &org, q).await, &m).unwrap()["roles"],
+        json!([4])
+    );
+    // Workspaces: given, filtered on, and gone with the workspace.
+    let ws = app
+        .post(&path(&org, "/workspaces"), json!({"name": "Ops"}))
+        .await
+        .body["id"]
+        .clone();
+    let by_ws = format!("{q}&workspace={}", ws.as_str().unwrap());
+    assert_eq!(pages(&app, &org, &by_ws).await["data"]["total"], 0);
+    put(json!({"roles": [4], "workspaces": [ws]})).await;
+    assert_eq!(
+        member(&pages(&app, &org, q).await, &m).unwrap()["workspaces"],
+        json!([ws])
+    );
+    assert_eq!(pages(&app, &org, &by_ws).await["data"]["total"], 1);
+    let gone = app
+        .delete(&path(
+            &org,
+            &format!("/workspaces/{}", ws.as_str().unwrap()),
+        ))
+        .await;
+    assert!(gone.status.is_success(), "{}", gone.text);
+    assert_eq!(
+        member(&pages(&app, &org, q).await, &m).unwrap()["workspaces"],
+        json!([])
+    );
+    assert_eq!(pages(&app, &org, &by_ws).await["data"]["total"], 0);
+    // A person's e-mail, changed through the partner settings API (the owner's).
+    let me = app
+        .as_(Some(&owner), Method::GET, &path(&org, "/me"), None)
+        .await;
+    let owner_member = me.body["data"]["id"].clone();
+    assert!(owner_member.is_i64(), "{}", me.text);
+    let moved = app
+        .as_(
+            None,
+            Method::POST,
+            &format!(
+                "/api/v2/updateOrganization?token={}&targetOrganizationId={org}",
+                app.key
+            ),
+            Some(json!({"email": "moved@example.com"})),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
+    assert_eq!(
+        member(&pages(&app, &org, q).await, &owner_member).unwrap()["email"],
+        "moved@example.com"
+    );
+    // Leaves and joins.
+    app.delete(&path(&org, &format!("/members/{m}"))).await;
+    let after = pages(&app, &org, q).await;
+    assert_eq!(after["data"]["total"], 1);
+    assert!(member(&after, &m).is_none());
+    app.person(&org, "d@example.com", &[3]).await;
+    assert_eq!(pages(&app, &org, q).await["data"]["total"], 2);
 }
 
 async fn pages(app: &App, org: &str, q: &str) -> Value {

@@ -1146,7 +1146,8 @@ async fn a_purged_organization_takes_its_people_data_along(db: TestDb) {
 }
 
 /// The member directory's inputs: the count and version move with every join and leave (and
-/// only then), the ids come in order, and a look-up by ids stays inside the organization.
+/// only then), the content version with everything a member list shows, the ids come in order,
+/// and a look-up by ids stays inside the organization.
 async fn member_stats_follow_joins_and_leaves(db: TestDb) {
     let s = &db.store;
     let (org, owner) = org_with_owner(s, "acme").await;
@@ -1158,11 +1159,55 @@ async fn member_stats_follow_joins_and_leaves(db: TestDb) {
     let after = s.member_stats(org.id).await.unwrap();
     assert_eq!(after.members, 3);
     assert!(after.version > before.version);
-    // A change of roles is not a join or a leave.
+    assert!(after.content_version > before.content_version);
+    let others = s.member_stats(other.id).await.unwrap();
+
+    // A change of roles is not a join or a leave, but it is a change of content.
     s.update_member(org.id, a.id, &[5], &[], now())
         .await
         .unwrap();
-    assert_eq!(s.member_stats(org.id).await.unwrap(), after);
+    let roles_changed = s.member_stats(org.id).await.unwrap();
+    assert_eq!(
+        (roles_changed.members, roles_changed.version),
+        (after.members, after.version)
+    );
+    assert!(roles_changed.content_version > after.content_version);
+    // So are workspaces: given, and taken away by the workspace's deletion.
+    let ws = workspace(org.id, "Ops");
+    s.insert_workspace(&ws).await.unwrap();
+    s.update_member(org.id, a.id, &[5], &[ws.id], now())
+        .await
+        .unwrap();
+    let given = s.member_stats(org.id).await.unwrap();
+    assert!(given.content_version > roles_changed.content_version);
+    s.delete_workspace(org.id, ws.id).await.unwrap();
+    let taken = s.member_stats(org.id).await.unwrap();
+    assert!(taken.content_version > given.content_version);
+    assert_eq!(
+        s.get_member(org.id, a.id).await.unwrap().workspaces,
+        Vec::<Uuid>::new()
+    );
+    // And a person's new e-mail, in every organization the person belongs to.
+    let current = s.get_organization(other.id).await.unwrap();
+    let mut next = current.clone();
+    next.version += 1;
+    s.update_organization_and_owner_email(
+        &next,
+        &current,
+        Some((
+            other_owner.user_id,
+            Email::parse("email", "renamed@other.example").unwrap(),
+        )),
+    )
+    .await
+    .unwrap();
+    assert!(s.member_stats(other.id).await.unwrap().content_version > others.content_version);
+    assert_eq!(
+        s.member_stats(org.id).await.unwrap(),
+        taken,
+        "not a member here"
+    );
+
     assert_eq!(
         s.member_ids(org.id).await.unwrap(),
         vec![owner.id, a.id, b.id]
@@ -1174,23 +1219,11 @@ async fn member_stats_follow_joins_and_leaves(db: TestDb) {
     assert_eq!(ids(&got), vec![a.id, b.id]);
     assert_eq!(got[0].roles, vec![5]);
     assert!(s.members_by_ids(org.id, &[]).await.unwrap().is_empty());
-    let (st, got) = s
-        .members_by_ids_with_stats(org.id, &[b.id, other_owner.id, a.id])
-        .await
-        .unwrap();
-    assert_eq!(st, after);
-    assert_eq!(ids(&got), vec![a.id, b.id]);
-    let (st, none) = s.members_by_ids_with_stats(org.id, &[]).await.unwrap();
-    assert_eq!((st, none.len()), (after, 0));
-    let (st, none) = s
-        .members_by_ids_with_stats(orgbase_domain::OrganizationId::new(), &[a.id])
-        .await
-        .unwrap();
-    assert_eq!((st, none.len()), (orgbase_store::MemberStats::default(), 0));
     s.remove_member(org.id, a.id).await.unwrap();
     let left = s.member_stats(org.id).await.unwrap();
     assert_eq!(left.members, 2);
-    assert!(left.version > after.version);
+    assert!(left.version > taken.version);
+    assert!(left.content_version > taken.content_version);
     assert_eq!(s.member_stats(other.id).await.unwrap().members, 1);
     assert_eq!(
         s.member_stats(orgbase_domain::OrganizationId::new())

@@ -85,6 +85,39 @@ async fn a_change_on_one_node_reaches_the_others_cache() {
         started.elapsed()
     );
 
+    // A change of who may do what (a suspension: its notice goes with its transaction) too.
+    let current = b.get_organization(org.id).await.unwrap();
+    let mut suspended = current.clone();
+    suspended.status = orgbase_domain::OrgStatus::Suspended;
+    suspended.version = current.version + 1;
+    b.update_organization(&suspended, &current).await.unwrap();
+    eventually("the suspension on node A", async || {
+        a.get_organization(org.id).await.unwrap().status == orgbase_domain::OrgStatus::Suspended
+    })
+    .await;
+
+    // The node that writes keeps what it wrote, and a later change elsewhere still reaches it.
+    let current = a.get_organization(org.id).await.unwrap();
+    let mut renamed = current.clone();
+    renamed.name = "Written on A".into();
+    renamed.version = current.version + 1;
+    a.update_organization(&renamed, &current).await.unwrap();
+    assert_eq!(a.cached_counts().1, 1, "kept after the write");
+    assert_eq!(a.get_organization(org.id).await.unwrap(), renamed);
+    eventually("A's rename on node B", async || {
+        b.get_organization(org.id).await.unwrap().name == "Written on A"
+    })
+    .await;
+    let mut again = b.get_organization(org.id).await.unwrap();
+    let before = again.clone();
+    again.name = "Written on B".into();
+    again.version += 1;
+    b.update_organization(&again, &before).await.unwrap();
+    eventually("B's rename on node A", async || {
+        a.get_organization(org.id).await.unwrap().name == "Written on B"
+    })
+    .await;
+
     // Plans too: node A caches starter; node B changes its price.
     let starter = a.get_plan("starter").await.unwrap();
     let mut dearer = b.get_plan("starter").await.unwrap();

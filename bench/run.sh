@@ -658,6 +658,10 @@ bench_db() { # db
             c=$(ep_connections "$ep")
             echo "bench: [$db] run $run/$RUNS: $ep (${DURATION} s, $c connections, $((THREADS < c ? THREADS : c)) threads)"
             run_wrk "$db" "$ep" "r$run$RANDOM" "$DURATION" 1
+            # SQLite's WAL should stay bounded under load (the writer starts it over).
+            if [[ -f "$WORKDIR/orgbase.db-wal" ]]; then
+                echo "bench: [$db] WAL after the run: $(($(stat -c %s "$WORKDIR/orgbase.db-wal") / 1048576)) MiB"
+            fi
         done
     done
 

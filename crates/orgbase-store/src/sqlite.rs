@@ -19,6 +19,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -307,10 +308,12 @@ impl SqliteStore {
                     .map_err(StoreError::other)?;
                 let checkpoint_conn = open_conn(&path, false).map_err(StoreError::other)?;
                 let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+                let wal_frames = Arc::new(AtomicI64::new(0));
+                let frames = wal_frames.clone();
                 threads.push(
                     std::thread::Builder::new()
                         .name("sqlite-checkpoint".into())
-                        .spawn(move || checkpoint_loop(checkpoint_conn, stop_rx))
+                        .spawn(move || checkpoint_loop(checkpoint_conn, stop_rx, frames))
                         .map_err(StoreError::other)?,
                 );
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -333,7 +336,7 @@ impl SqliteStore {
                 threads.push(
                     std::thread::Builder::new()
                         .name("sqlite-writer".into())
-                        .spawn(move || writer_loop(writer_conn, rx, wake))
+                        .spawn(move || writer_loop(writer_conn, rx, wake, wal_frames))
                         .map_err(StoreError::other)?,
                 );
                 _checkpointer = Some(stop_tx);
@@ -516,8 +519,17 @@ fn writer_loop(
     conn: Connection,
     mut rx: mpsc::UnboundedReceiver<Job>,
     search_wake: std::sync::mpsc::SyncSender<()>,
+    wal_frames: Arc<AtomicI64>,
 ) {
+    let mut restarted = std::time::Instant::now();
     while let Some(first) = rx.blocking_recv() {
+        if wal_frames.load(Ordering::Relaxed) >= RESTART_FRAMES
+            && restarted.elapsed() >= RESTART_EVERY
+        {
+            restart_wal(&conn);
+            wal_frames.store(0, Ordering::Relaxed);
+            restarted = std::time::Instant::now();
+        }
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -603,6 +615,44 @@ fn writer_loop(
     }
 }
 
+/// Starts the WAL over from its beginning, between two group commits.
+///
+/// Under a steady stream of writes and reads the WAL never starts over by itself: SQLite
+/// rewinds it only when a writer begins with every frame copied back and no reader inside it,
+/// and the next commit always comes first. It then grows for as long as the load lasts (900 MB
+/// after a minute of settings writes here), every commit appending to new blocks of the file,
+/// which the filesystem must allocate and convert (a kernel thread busy a quarter of a core).
+/// A RESTART checkpoint copies back the little the checkpoint thread has not, waits for the
+/// readers inside the WAL (each a point read, well under a millisecond), and lets the next
+/// commit write from the start of the file again. It runs on the writer, so it waits for no
+/// commit and no commit waits on its lock; if readers keep it waiting past a few milliseconds
+/// it gives up until the next time.
+fn restart_wal(conn: &Connection) {
+    let started = std::time::Instant::now();
+    let _ = conn.busy_timeout(RESTART_PATIENCE);
+    let done = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    });
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
+    match done {
+        Ok((busy, frames)) if started.elapsed() > SLOW_COMMIT => tracing::warn!(
+            busy = busy != 0,
+            wal_frames = frames,
+            ms = started.elapsed().as_millis() as u64,
+            "slow sqlite WAL restart"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "sqlite WAL restart failed"),
+    }
+}
+
+/// The WAL is started over once it holds this many frames (of 4 KiB: 32 MiB)…
+const RESTART_FRAMES: i64 = 8192;
+/// …at most this often…
+const RESTART_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// …waiting at most this long for readers to leave it.
+const RESTART_PATIENCE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// A group commit slower than this is logged (a stall is worth knowing about).
 const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -613,7 +663,11 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(1
 
 /// Copies committed WAL frames back into the database every so often, without blocking the
 /// writer (PASSIVE), until the store is dropped.
-fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+fn checkpoint_loop(
+    conn: Connection,
+    stop: std::sync::mpsc::Receiver<()>,
+    wal_frames: Arc<AtomicI64>,
+) {
     use std::sync::mpsc::RecvTimeoutError;
     while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
         let started = std::time::Instant::now();
@@ -625,10 +679,9 @@ fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
                     continue;
                 }
             };
-        // Under constant writes the WAL rarely starts over (the checkpoint never quite catches
-        // up with the writer, and readers hold snapshots inside it), so it grows while writes
-        // last and restarts when they pause. A RESTART checkpoint would bound it, but holds the
-        // write lock while waiting for readers: it stalled commits for seconds when tried.
+        // Under constant writes the WAL does not start over by itself: the writer does that
+        // (`restart_wal`) once it has grown.
+        wal_frames.store(frames, Ordering::Relaxed);
         if started.elapsed() > SLOW_COMMIT {
             tracing::warn!(
                 wal_frames = frames,

@@ -15,6 +15,7 @@ use orgbase_domain::{
 use std::sync::Arc;
 use uuid::Uuid;
 
+mod memo;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_search;

@@ -368,7 +368,7 @@ impl OrganizationStore for PgStore {
         if let Some(org) = self.cache.org(id) {
             return Ok(org);
         }
-        let generation = self.cache.generation();
+        let generation = self.cache.org_generation();
         let row = sqlx::query(&format!(
             "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"
         ))
@@ -671,7 +671,7 @@ impl PgStore {
         previous: &Organization,
         owner_email: Option<(UserId, Email)>,
     ) -> StoreResult<()> {
-        let generation = self.cache.generation();
+        let generation = self.cache.org_generation();
         let (pool, next, prev) = (self.pool.clone(), org.clone(), previous.clone());
         let done =
             detached(async move { update_org(&pool, &next, &prev, owner_email).await }).await;

@@ -183,7 +183,7 @@ impl BillingStore for PgStore {
         if let Some(c) = change {
             check_change(c)?;
         }
-        let generation = self.cache.generation();
+        let generation = self.cache.org_generation();
         let (pool, event, owned) = (self.pool.clone(), event.clone(), change.cloned());
         let done = detached(async move { apply(&event, owned.as_ref(), &pool).await }).await;
         // As `update_organization`: the row written is kept; found changed by someone else,

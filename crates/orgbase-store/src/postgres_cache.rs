@@ -32,6 +32,7 @@
 //! So a revocation or change made on one node is seen by the others within the time a notice
 //! takes to arrive (well under a millisecond on one host), and never later than the ping
 //! timeout, after which a node that cannot hear reads the database directly.
+use crate::memo::OrgMemo;
 use orgbase_domain::{ApiKey, Organization, OrganizationId, Plan};
 use sqlx::postgres::{PgListener, PgPool};
 use std::collections::HashMap;
@@ -43,18 +44,27 @@ const PING: &str = "ping";
 const PING_EVERY: Duration = Duration::from_secs(1);
 const DEAF_AFTER: Duration = Duration::from_secs(3);
 const MAX_KEYS: usize = 10_000;
-const MAX_ORGS: usize = 20_000;
 const MAX_PLANS: usize = 1_000;
-/// Versions noticed, per organization, kept before all is forgotten at once (a generation).
-const MAX_FLOORS: usize = 200_000;
 /// How long an organization's row is used before it is read again: the bound on staleness
 /// should a notice sent after a commit be lost with its node.
 const ORG_TTL: Duration = Duration::from_secs(30);
 /// The largest payload sent in one notice (PostgreSQL takes up to 8,000 bytes).
 const MAX_PAYLOAD: usize = 7_000;
 
-#[derive(Default)]
 pub(crate) struct PgCache(Mutex<Inner>);
+
+impl Default for PgCache {
+    fn default() -> Self {
+        Self(Mutex::new(Inner {
+            live: false,
+            last_ping: None,
+            generation: 0,
+            keys: HashMap::new(),
+            orgs: OrgMemo::new(Some(ORG_TTL)),
+            plans: HashMap::new(),
+        }))
+    }
+}
 
 impl Inner {
     /// Live, and heard from recently: checked on every read, so a listener that stalls (its
@@ -64,18 +74,14 @@ impl Inner {
     }
 }
 
-#[derive(Default)]
 struct Inner {
     /// Whether notices are known to arrive; the cache is bypassed otherwise.
     live: bool,
     last_ping: Option<Instant>,
-    /// Bumped by every notice and every loss of the listener.
+    /// Of keys and plans: bumped by their notices and every loss of the listener.
     generation: u64,
     keys: HashMap<String, ApiKey>,
-    /// Each row with when it was read or written.
-    orgs: HashMap<OrganizationId, (Organization, Instant)>,
-    /// The highest version noticed per organization: no older row is kept.
-    floors: HashMap<OrganizationId, i64>,
+    orgs: OrgMemo,
     plans: HashMap<String, Plan>,
 }
 
@@ -84,25 +90,7 @@ impl Inner {
         self.generation += 1;
         self.keys.clear();
         self.orgs.clear();
-        self.floors.clear();
         self.plans.clear();
-    }
-
-    /// An organization changed and is now at `version` (`None`: unknown, e.g. deleted for good).
-    fn org_changed(&mut self, id: OrganizationId, version: Option<i64>) {
-        let Some(version) = version else {
-            self.generation += 1;
-            self.orgs.remove(&id);
-            return;
-        };
-        if self.floors.len() >= MAX_FLOORS && !self.floors.contains_key(&id) {
-            self.forget_all();
-        }
-        let floor = self.floors.entry(id).or_insert(version);
-        *floor = (*floor).max(version);
-        if self.orgs.get(&id).is_some_and(|(o, _)| o.version < version) {
-            self.orgs.remove(&id);
-        }
     }
 
     /// One notice, a payload's entry.
@@ -114,7 +102,7 @@ impl Inner {
             self.generation += 1;
             self.plans.clear();
         } else if let Some((id, version)) = notice.strip_prefix("org:").and_then(parse_org) {
-            self.org_changed(id, version);
+            self.orgs.changed(id, version);
         } else {
             self.forget_all();
         }
@@ -152,13 +140,14 @@ impl PgCache {
 
     pub(crate) fn org(&self, id: OrganizationId) -> Option<Organization> {
         let c = self.lock();
-        if !c.usable() {
-            return None;
-        }
-        c.orgs
-            .get(&id)
-            .filter(|(_, at)| at.elapsed() < ORG_TTL)
-            .map(|(o, _)| o.clone())
+        c.usable().then(|| c.orgs.get(id)).flatten()
+    }
+
+    /// The organizations' generation, to hand back to `offer_org`, or `None` when the cache is
+    /// not to be used.
+    pub(crate) fn org_generation(&self) -> Option<u64> {
+        let c = self.lock();
+        c.usable().then(|| c.orgs.generation())
     }
 
     pub(crate) fn plan(&self, id: &str) -> Option<Plan> {
@@ -188,33 +177,22 @@ impl PgCache {
         c.keys.insert(key.hash.as_str().to_owned(), key.clone());
     }
 
-    /// Keeps a row read (or written) at `generation`, unless something newer is known.
+    /// Keeps a row read after `org_generation` gave `generation`, unless something newer is
+    /// known.
     pub(crate) fn offer_org(&self, org: &Organization, generation: u64) {
         let mut c = self.lock();
-        if !c.usable() || c.generation != generation {
-            return;
+        if c.usable() {
+            c.orgs.offer(org, generation);
         }
-        if c.floors.get(&org.id).is_some_and(|v| *v > org.version) {
-            return;
-        }
-        if c.orgs
-            .get(&org.id)
-            .is_some_and(|(o, at)| o.version > org.version && at.elapsed() < ORG_TTL)
-        {
-            return;
-        }
-        if c.orgs.len() >= MAX_ORGS {
-            c.orgs.clear();
-        }
-        c.orgs.insert(org.id, (org.clone(), Instant::now()));
     }
 
-    /// This node committed `org` (at its version), having read the generation `generation`
-    /// before writing: older copies go, and the row written is kept.
+    /// This node committed `org` (at its version), having read `generation` before writing:
+    /// older copies go, and the row written is kept.
     pub(crate) fn wrote_org(&self, org: &Organization, generation: Option<u64>) {
-        self.lock().org_changed(org.id, Some(org.version));
-        if let Some(g) = generation {
-            self.offer_org(org, g);
+        let mut c = self.lock();
+        match generation {
+            Some(g) if c.usable() => c.orgs.wrote(org, g),
+            _ => c.orgs.changed(org.id, Some(org.version)),
         }
     }
 
@@ -392,29 +370,7 @@ pub(crate) async fn notify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use orgbase_domain::{
-        now, CountryCode, NewOrganization, OrgName, OrgType, OrganizationPatch, Slug,
-    };
-
-    fn org(version: i64) -> Organization {
-        let mut o = NewOrganization {
-            name: OrgName::parse("name", "Acme").unwrap(),
-            slug: None,
-            country_code: CountryCode::parse("countryCode", "US").unwrap(),
-            org_type: OrgType::Normal,
-            parent_id: None,
-            owner: None,
-            rest: OrganizationPatch::default(),
-        }
-        .build(
-            OrganizationId::new(),
-            Slug::parse("slug", "acme").unwrap(),
-            now(),
-        )
-        .unwrap();
-        o.version = version;
-        o
-    }
+    use crate::memo::tests::org;
 
     fn live() -> PgCache {
         let c = PgCache::default();
@@ -426,7 +382,7 @@ mod tests {
     fn a_row_read_before_a_change_is_not_kept_after_its_notice() {
         let c = live();
         let v1 = org(1);
-        let g = c.generation().unwrap();
+        let g = c.org_generation().unwrap();
         // Node B commits version 2; its notice arrives while our read of version 1 is on the way.
         c.notice(&org_notice(v1.id, 2));
         c.offer_org(&v1, g);
@@ -441,7 +397,7 @@ mod tests {
     fn a_notice_drops_older_copies_only() {
         let c = live();
         let mut o = org(3);
-        c.wrote_org(&o, c.generation());
+        c.wrote_org(&o, c.org_generation());
         assert_eq!(
             c.org(o.id).unwrap().version,
             3,
@@ -455,7 +411,7 @@ mod tests {
         assert!(c.org(o.id).is_none());
         // And a late write-through of an older version does not come back.
         o.version = 3;
-        c.wrote_org(&o, c.generation());
+        c.wrote_org(&o, c.org_generation());
         assert!(c.org(o.id).is_none());
     }
 
@@ -464,7 +420,7 @@ mod tests {
         let c = live();
         let (a, b, d) = (org(1), org(1), org(1));
         for o in [&a, &b, &d] {
-            c.offer_org(o, c.generation().unwrap());
+            c.offer_org(o, c.org_generation().unwrap());
         }
         c.notice(&format!(
             "{},{},plan",
@@ -480,11 +436,11 @@ mod tests {
     fn an_unversioned_notice_drops_the_row_and_reads_in_flight() {
         let c = live();
         let o = org(1);
-        let g = c.generation().unwrap();
+        let g = c.org_generation().unwrap();
         c.notice(&format!("org:{}", o.id));
         c.offer_org(&o, g);
         assert!(c.org(o.id).is_none(), "a read begun before the notice");
-        c.offer_org(&o, c.generation().unwrap());
+        c.offer_org(&o, c.org_generation().unwrap());
         assert!(c.org(o.id).is_some());
     }
 
@@ -492,10 +448,10 @@ mod tests {
     fn nothing_is_kept_while_deaf() {
         let c = live();
         let o = org(1);
-        c.offer_org(&o, c.generation().unwrap());
+        c.offer_org(&o, c.org_generation().unwrap());
         c.deaf();
         assert!(c.org(o.id).is_none());
-        assert!(c.generation().is_none());
+        assert!(c.org_generation().is_none());
         c.wrote_org(&o, None);
         assert!(c.org(o.id).is_none());
     }

@@ -474,7 +474,7 @@ impl PeopleStore for PgStore {
     ) -> StoreResult<Organization> {
         let pool = self.pool.clone();
         let cache = self.cache.clone();
-        let generation = cache.generation();
+        let generation = cache.org_generation();
         detached(async move {
             let mut tx = pool.begin().await.map_err(map_err)?;
             // Transfers of one organization take turns on its row.

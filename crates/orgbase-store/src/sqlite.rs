@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::memo::OrgMemo;
 use crate::sqlite_search as search;
 use crate::{
     ApiKeyStore, KeyQuery, OrganizationQuery, OrganizationStore, StatusFilter, Store, StoreError,
@@ -90,6 +91,7 @@ pub struct SqliteStore {
     _checkpointer: Option<std::sync::mpsc::Sender<()>>,
     keys: Arc<KeyCache>,
     orgs: Arc<OrgCache>,
+    plans: Arc<plans::PlanCache>,
     /// Wakes the search indexer (pool mode; the writer thread holds its own).
     search_wake: Option<std::sync::mpsc::SyncSender<()>>,
     /// The writer, checkpoint and search threads, joined on drop.
@@ -125,44 +127,40 @@ struct KeyCacheInner {
 const KEY_CACHE_MAX: usize = 10_000;
 
 /// Organizations by id, for the look-up every organization route starts with. Exact, for the
-/// same reason as the key cache: this process is the only writer. A committed write removes its
-/// organization (on the writer's thread, at commit); a read may put what it read in only if no
-/// write committed since the read began, so nothing older than the database is ever served.
-#[derive(Default)]
-struct OrgCache(Mutex<OrgCacheInner>);
+/// same reason as the key cache: this process is the only writer. A committed write keeps the
+/// row it wrote, on the writer's thread, at commit; a read may put in what it read only if no
+/// newer version was committed meanwhile (`memo`), so nothing older than the database is ever
+/// served.
+struct OrgCache(Mutex<OrgMemo>);
 
-#[derive(Default)]
-struct OrgCacheInner {
-    /// Writes committed so far (only compared, never interpreted).
-    writes: u64,
-    orgs: std::collections::HashMap<OrganizationId, Organization>,
+impl Default for OrgCache {
+    fn default() -> Self {
+        Self(Mutex::new(OrgMemo::new(None)))
+    }
 }
 
-const ORG_CACHE_MAX: usize = 20_000;
-
 impl OrgCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, OrgCacheInner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OrgMemo> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
-    /// The cached organization, or the write count to hand back to `offer` after reading it.
+    /// The cached organization, or the generation to hand back to `offer` after reading it.
     fn get(&self, id: OrganizationId) -> Result<Organization, u64> {
         let c = self.lock();
-        c.orgs.get(&id).cloned().ok_or(c.writes)
+        c.get(id).ok_or(c.generation())
     }
-    fn offer(&self, org: &Organization, writes_before_read: u64) {
-        let mut c = self.lock();
-        if c.writes != writes_before_read {
-            return;
-        }
-        if c.orgs.len() >= ORG_CACHE_MAX {
-            c.orgs.clear();
-        }
-        c.orgs.insert(org.id, org.clone());
+    fn generation(&self) -> u64 {
+        self.lock().generation()
     }
-    fn written(&self, id: OrganizationId) {
-        let mut c = self.lock();
-        c.writes += 1;
-        c.orgs.remove(&id);
+    fn offer(&self, org: &Organization, generation: u64) {
+        self.lock().offer(org, generation);
+    }
+    /// Committed: `org`, written after `generation` was taken.
+    fn wrote(&self, org: &Organization, generation: u64) {
+        self.lock().wrote(org, generation);
+    }
+    /// Committed: a change of `id` whose result is not known (a row deleted).
+    fn changed(&self, id: OrganizationId) {
+        self.lock().changed(id, None);
     }
 }
 
@@ -359,6 +357,7 @@ impl SqliteStore {
             _checkpointer,
             keys: Arc::default(),
             orgs: Arc::default(),
+            plans: Arc::default(),
             search_wake: Some(search_wake),
             threads,
         })
@@ -989,7 +988,8 @@ impl OrganizationStore for SqliteStore {
         let expected_version = previous.version;
         let metadata_changed = org.metadata != previous.metadata;
         let cache = self.orgs.clone();
-        let id = org.id;
+        let generation = cache.generation();
+        let written = org.clone();
         self.write_then(
             move |conn| {
                 update_org_row(conn, &org, &new, &old, expected_version)?;
@@ -1011,7 +1011,7 @@ impl OrganizationStore for SqliteStore {
                 }
                 Ok(())
             },
-            move |_| cache.written(id),
+            move |_| cache.wrote(&written, generation),
         )
         .await
     }
@@ -1153,7 +1153,7 @@ impl OrganizationStore for SqliteStore {
                     .map(|id| parse_uuid(id).map(OrganizationId).map_err(map_err))
                     .collect()
             },
-            move |ids: &Vec<OrganizationId>| ids.iter().for_each(|id| cache.written(*id)),
+            move |ids: &Vec<OrganizationId>| ids.iter().for_each(|id| cache.changed(*id)),
         )
         .await
     }

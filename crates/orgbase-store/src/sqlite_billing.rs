@@ -148,8 +148,9 @@ impl BillingStore for SqliteStore {
             }
             None => None,
         };
-        let org = change.as_ref().map(|(c, _, _)| c.next.id);
+        let org = change.as_ref().map(|(c, _, _)| c.next.clone());
         let cache = self.orgs.clone();
+        let generation = cache.generation();
         self.write_then(
             move |conn| {
                 let recorded = conn
@@ -204,10 +205,10 @@ impl BillingStore for SqliteStore {
                 }
                 Ok(true)
             },
-            // At commit, as `update_organization` does: the cached organization is stale.
+            // At commit, as `update_organization` does: the row written is kept.
             move |applied: &bool| {
-                if let (true, Some(id)) = (*applied, org) {
-                    cache.written(id);
+                if let (true, Some(next)) = (*applied, &org) {
+                    cache.wrote(next, generation);
                 }
             },
         )

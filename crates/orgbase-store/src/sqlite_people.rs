@@ -382,6 +382,7 @@ impl PeopleStore for SqliteStore {
         let mut org = org.clone();
         let owner = owner.clone();
         let cache = self.orgs.clone();
+        let generation = cache.generation();
         self.write_then(
             move |conn| {
                 let user = match user_by_email(conn, owner.email.as_str())? {
@@ -409,7 +410,7 @@ impl PeopleStore for SqliteStore {
                 let member = member_by_id(conn, org.id, id)?;
                 Ok((org, member))
             },
-            move |(o, _): &(Organization, Member)| cache.written(o.id),
+            move |(o, _): &(Organization, Member)| cache.wrote(o, generation),
         )
         .await
     }
@@ -421,6 +422,7 @@ impl PeopleStore for SqliteStore {
         at: DateTime<Utc>,
     ) -> StoreResult<Organization> {
         let cache = self.orgs.clone();
+        let generation = cache.generation();
         self.write_then(
             move |conn| {
                 let target = member_by_id(conn, org_id, to_member)?;
@@ -493,7 +495,7 @@ impl PeopleStore for SqliteStore {
                 .map_err(map_err)?;
                 Ok(next)
             },
-            move |o: &Organization| cache.written(o.id),
+            move |o: &Organization| cache.wrote(o, generation),
         )
         .await
     }

@@ -2,6 +2,8 @@
 use async_trait::async_trait;
 use orgbase_domain::{BillingProvider, Plan, PlanInterval};
 use rusqlite::{params, Connection, Row};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use super::{bad_value, map_err, parse_json, parse_ts, ts, SqliteStore};
 use crate::{PlanStore, StoreError, StoreResult};
@@ -33,6 +35,41 @@ pub(super) fn plan_from_row(r: &Row<'_>) -> rusqlite::Result<Plan> {
 
 fn entitlements_json(p: &Plan) -> String {
     serde_json::to_string(&p.entitlements).unwrap_or_else(|_| "[]".into())
+}
+
+/// Plans by id, read by every look-up of an organization's properties and limits. Exact: this
+/// process is the only writer, and a committed change or removal of a plan empties it (at
+/// commit, on the writer's thread); a read fills it only if no plan changed since it began.
+#[derive(Default)]
+pub(super) struct PlanCache(Mutex<(u64, HashMap<String, Plan>)>);
+
+/// Plans kept before all are dropped at once.
+const PLAN_CACHE_MAX: usize = 1_000;
+
+impl PlanCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, HashMap<String, Plan>)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// The plan, or the generation to hand back to `offer` after reading it.
+    fn get(&self, id: &str) -> Result<Plan, u64> {
+        let c = self.lock();
+        c.1.get(id).cloned().ok_or(c.0)
+    }
+    fn offer(&self, plan: &Plan, generation: u64) {
+        let mut c = self.lock();
+        if c.0 != generation {
+            return;
+        }
+        if c.1.len() >= PLAN_CACHE_MAX {
+            c.1.clear();
+        }
+        c.1.insert(plan.id.clone(), plan.clone());
+    }
+    fn changed(&self) {
+        let mut c = self.lock();
+        c.0 += 1;
+        c.1.clear();
+    }
 }
 
 fn plan_by_id(conn: &Connection, id: &str) -> StoreResult<Plan> {
@@ -73,8 +110,14 @@ impl PlanStore for SqliteStore {
     }
 
     async fn get_plan(&self, id: &str) -> StoreResult<Plan> {
-        let id = id.to_owned();
-        self.read_now(move |conn| plan_by_id(conn, &id)).await
+        let generation = match self.plans.get(id) {
+            Ok(plan) => return Ok(plan),
+            Err(generation) => generation,
+        };
+        let owned = id.to_owned();
+        let plan = self.read_now(move |conn| plan_by_id(conn, &owned)).await?;
+        self.plans.offer(&plan, generation);
+        Ok(plan)
     }
 
     async fn list_plans(&self, public_only: bool) -> StoreResult<Vec<Plan>> {
@@ -94,61 +137,69 @@ impl PlanStore for SqliteStore {
 
     async fn update_plan(&self, plan: &Plan) -> StoreResult<()> {
         let p = plan.clone();
-        self.write(move |conn| {
-            let n = conn
-                .prepare_cached(
-                    "UPDATE plans SET name = ?2, price = ?3, currency = ?4, \
+        let cache = self.plans.clone();
+        self.write_then(
+            move |conn| {
+                let n = conn
+                    .prepare_cached(
+                        "UPDATE plans SET name = ?2, price = ?3, currency = ?4, \
                      billing_interval = ?5, entitlements = ?6, rate_limit = ?7, public = ?8, \
                      provider = ?9, provider_price_id = ?10, updated_at = ?11 WHERE id = ?1",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        p.id,
-                        p.name,
-                        p.price,
-                        p.currency,
-                        p.interval.as_str(),
-                        entitlements_json(&p),
-                        p.rate_limit,
-                        p.public,
-                        p.provider.map(BillingProvider::as_str),
-                        p.provider_price_id,
-                        ts(&p.updated_at),
-                    ])
-                })
-                .map_err(map_err)?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            p.id,
+                            p.name,
+                            p.price,
+                            p.currency,
+                            p.interval.as_str(),
+                            entitlements_json(&p),
+                            p.rate_limit,
+                            p.public,
+                            p.provider.map(BillingProvider::as_str),
+                            p.provider_price_id,
+                            ts(&p.updated_at),
+                        ])
+                    })
+                    .map_err(map_err)?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            },
+            move |_| cache.changed(),
+        )
         .await
     }
 
     async fn delete_plan(&self, id: &str) -> StoreResult<()> {
         let id = id.to_owned();
-        self.write(move |conn| {
-            let used: i64 = conn
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM organizations WHERE product_plan_id = ?1) \
+        let cache = self.plans.clone();
+        self.write_then(
+            move |conn| {
+                let used: i64 = conn
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM organizations WHERE product_plan_id = ?1) \
                      OR EXISTS (SELECT 1 FROM organizations WHERE offered_product_plan_id = ?1)",
-                )
-                .and_then(|mut s| s.query_row([&id], |r| r.get(0)))
-                .map_err(map_err)?;
-            if used != 0 {
-                return Err(StoreError::Conflict {
-                    constraint: "plan_in_use",
-                });
-            }
-            let n = conn
-                .prepare_cached("DELETE FROM plans WHERE id = ?1")
-                .and_then(|mut s| s.execute([&id]))
-                .map_err(map_err)?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
+                    )
+                    .and_then(|mut s| s.query_row([&id], |r| r.get(0)))
+                    .map_err(map_err)?;
+                if used != 0 {
+                    return Err(StoreError::Conflict {
+                        constraint: "plan_in_use",
+                    });
+                }
+                let n = conn
+                    .prepare_cached("DELETE FROM plans WHERE id = ?1")
+                    .and_then(|mut s| s.execute([&id]))
+                    .map_err(map_err)?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            },
+            move |_| cache.changed(),
+        )
         .await
     }
 }

@@ -114,18 +114,14 @@ impl PgStore {
         MIGRATOR.run(&self.pool).await.map_err(StoreError::other)
     }
 
-    /// After this node committed `org` over `previous`: keeps the row written, and sends the
-    /// notice the transaction did not (see `strict_change`).
-    fn wrote_org(&self, org: &Organization, previous: &Organization, generation: Option<u64>) {
-        self.cache.wrote_org(org, generation);
-        if !strict_change(org, previous) {
-            self.notifier.send(cache::org_notice(org.id, org.version));
+    /// What a write of an organization does after its commit, to run inside the write's own
+    /// task (`detached`): a caller that goes away after the commit must not take it along.
+    fn after_commit(&self) -> AfterCommit {
+        AfterCommit {
+            cache: self.cache.clone(),
+            notices: self.notifier.queue(),
+            generation: self.cache.org_generation(),
         }
-    }
-
-    /// A write of `id` failed, perhaps because the row changed meanwhile: the copy goes.
-    fn org_write_failed(&self, id: OrganizationId) {
-        self.cache.notice(&format!("org:{id}"));
     }
 
     /// How many keys and organizations this node holds in its cache.
@@ -267,9 +263,34 @@ fn push_column<'a>(
 }
 
 /// Whether column `i` (in `ORG_COLUMNS` order, id excepted) differs between two versions.
+/// The cache's upkeep after a write of an organization, taken (with the cache's generation)
+/// before the write began.
+pub(crate) struct AfterCommit {
+    cache: Arc<PgCache>,
+    notices: tokio::sync::mpsc::UnboundedSender<String>,
+    generation: Option<u64>,
+}
+
+impl AfterCommit {
+    /// Committed `org` over `previous`: keeps the row written, and sends the notice the
+    /// transaction did not (see `strict_change`).
+    pub(crate) fn wrote(&self, org: &Organization, previous: &Organization) {
+        self.cache.wrote_org(org, self.generation);
+        if !strict_change(org, previous) {
+            let _ = self.notices.send(cache::org_notice(org.id, org.version));
+        }
+    }
+
+    /// The write failed, perhaps because the row changed meanwhile: the copy goes.
+    pub(crate) fn failed(&self, id: OrganizationId) {
+        self.cache.notice(&format!("org:{id}"));
+    }
+}
+
 /// Whether a change decides who may do what, and so sends its cache notice inside its own
 /// transaction (delivered if and only if it commits) rather than just after the commit: status,
-/// deletion, type, parent, owner, plans, limits, entitlements, billing state.
+/// deletion, type, parent, owner, plans, limits, entitlements, billing state. (A route that
+/// decides access from other fields, SMS set-up say, adds them here.)
 fn strict_change(a: &Organization, b: &Organization) -> bool {
     a.status != b.status
         || a.deleted_at != b.deleted_at
@@ -671,16 +692,18 @@ impl PgStore {
         previous: &Organization,
         owner_email: Option<(UserId, Email)>,
     ) -> StoreResult<()> {
-        let generation = self.cache.org_generation();
         let (pool, next, prev) = (self.pool.clone(), org.clone(), previous.clone());
-        let done =
-            detached(async move { update_org(&pool, &next, &prev, owner_email).await }).await;
-        match &done {
-            Ok(()) => self.wrote_org(org, previous, generation),
-            // Found changed by someone else: the cached copy is stale.
-            Err(_) => self.org_write_failed(org.id),
-        }
-        done
+        let after = self.after_commit();
+        detached(async move {
+            let done = update_org(&pool, &next, &prev, owner_email).await;
+            match &done {
+                Ok(()) => after.wrote(&next, &prev),
+                // Found changed by someone else: the cached copy is stale.
+                Err(_) => after.failed(next.id),
+            }
+            done
+        })
+        .await
     }
 
     async fn insert_key(&self, k: &ApiKey, bootstrap: bool) -> StoreResult<u64> {

@@ -183,19 +183,22 @@ impl BillingStore for PgStore {
         if let Some(c) = change {
             check_change(c)?;
         }
-        let generation = self.cache.org_generation();
         let (pool, event, owned) = (self.pool.clone(), event.clone(), change.cloned());
-        let done = detached(async move { apply(&event, owned.as_ref(), &pool).await }).await;
+        let after = self.after_commit();
         // As `update_organization`: the row written is kept; found changed by someone else,
-        // the cached copy is stale.
-        if let Some(c) = change {
-            match &done {
-                Ok(true) => self.wrote_org(&c.next, &c.previous, generation),
-                Ok(false) => {}
-                Err(_) => self.org_write_failed(c.next.id),
+        // the cached copy is stale. Inside the write's task, so a caller gone cannot skip it.
+        detached(async move {
+            let done = apply(&event, owned.as_ref(), &pool).await;
+            if let Some(c) = &owned {
+                match &done {
+                    Ok(true) => after.wrote(&c.next, &c.previous),
+                    Ok(false) => {}
+                    Err(_) => after.failed(c.next.id),
+                }
             }
-        }
-        done
+            done
+        })
+        .await
     }
 
     async fn billing_event_seen(

@@ -311,9 +311,10 @@ impl Notifier {
         }
     }
 
-    /// Queues a notice, to go out as soon as the one in flight (if any) is sent.
-    pub(crate) fn send(&self, notice: String) {
-        let _ = self.queue.send(notice);
+    /// A handle to queue notices (from a write's own task): each goes out as soon as the one in
+    /// flight, if any, is sent.
+    pub(crate) fn queue(&self) -> tokio::sync::mpsc::UnboundedSender<String> {
+        self.queue.clone()
     }
 }
 

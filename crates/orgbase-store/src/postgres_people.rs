@@ -556,10 +556,10 @@ impl PeopleStore for PgStore {
                 .await
                 .map_err(map_err)?;
             tx.commit().await.map_err(map_err)?;
+            cache.wrote_org(&next, generation);
             Ok(next)
         })
         .await
-        .inspect(|o| cache.wrote_org(o, generation))
     }
 
     async fn get_member(&self, org: OrganizationId, id: i64) -> StoreResult<Member> {

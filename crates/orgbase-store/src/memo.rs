@@ -106,6 +106,51 @@ impl OrgMemo {
     }
 }
 
+/// Values by key (API keys by hash, plans by id) that a read fills and any change empties: a read
+/// may fill only if no change came since it began (the generation it took is still current).
+pub(crate) struct Generational<V> {
+    inner: std::sync::Mutex<(u64, HashMap<String, V>)>,
+    /// Values kept before all are dropped at once.
+    max: usize,
+}
+
+impl<V: Clone> Generational<V> {
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            inner: std::sync::Mutex::new((0, HashMap::new())),
+            max,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, HashMap<String, V>)> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The value, or the generation to hand back to `offer` with what is read after this call.
+    pub(crate) fn get(&self, key: &str) -> Result<V, u64> {
+        let c = self.lock();
+        c.1.get(key).cloned().ok_or(c.0)
+    }
+
+    pub(crate) fn offer(&self, key: &str, value: &V, generation: u64) {
+        let mut c = self.lock();
+        if c.0 != generation {
+            return;
+        }
+        if c.1.len() >= self.max {
+            c.1.clear();
+        }
+        c.1.insert(key.to_owned(), value.clone());
+    }
+
+    /// Something changed: everything goes, and reads in flight fill nothing.
+    pub(crate) fn clear(&self) {
+        let mut c = self.lock();
+        c.0 += 1;
+        c.1.clear();
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::memo::OrgMemo;
+use crate::memo::{Generational, OrgMemo};
 use crate::sqlite_search as search;
 use crate::{
     ApiKeyStore, KeyQuery, OrganizationQuery, OrganizationStore, StatusFilter, Store, StoreError,
@@ -89,9 +89,9 @@ pub struct SqliteStore {
     readers: Arc<ConnPool>,
     /// Dropping this stops the checkpoint thread.
     _checkpointer: Option<std::sync::mpsc::Sender<()>>,
-    keys: Arc<KeyCache>,
+    keys: Arc<Generational<ApiKey>>,
     orgs: Arc<OrgCache>,
-    plans: Arc<plans::PlanCache>,
+    plans: Arc<Generational<orgbase_domain::Plan>>,
     /// Wakes the search indexer (pool mode; the writer thread holds its own).
     search_wake: Option<std::sync::mpsc::SyncSender<()>>,
     /// The writer, checkpoint and search threads, joined on drop.
@@ -111,19 +111,10 @@ impl Drop for SqliteStore {
     }
 }
 
-/// Active API keys by hash. Every request looks its key up, so this saves a read each time.
-/// Exact, not a time-based cache: a SQLite database has one serving process, and keys are
+/// Active API keys kept by hash (the key cache). Every request looks its key up, so this saves a
+/// read each time. Exact, not a time-based cache: a SQLite database has one serving process, and keys are
 /// revoked only through it, so revocation clears the cache before it answers. The generation
 /// stops a look-up that raced a revocation from putting back what was just revoked.
-#[derive(Default)]
-struct KeyCache(Mutex<KeyCacheInner>);
-
-#[derive(Default)]
-struct KeyCacheInner {
-    generation: u64,
-    keys: std::collections::HashMap<String, ApiKey>,
-}
-
 const KEY_CACHE_MAX: usize = 10_000;
 
 /// Organizations by id, for the look-up every organization route starts with. Exact, for the
@@ -161,31 +152,6 @@ impl OrgCache {
     /// Committed: a change of `id` whose result is not known (a row deleted).
     fn changed(&self, id: OrganizationId) {
         self.lock().changed(id, None);
-    }
-}
-
-impl KeyCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, KeyCacheInner> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-    fn get(&self, hash: &str) -> (Option<ApiKey>, u64) {
-        let c = self.lock();
-        (c.keys.get(hash).cloned(), c.generation)
-    }
-    fn put(&self, key: &ApiKey, generation: u64) {
-        let mut c = self.lock();
-        if c.generation != generation || !key.is_active() {
-            return;
-        }
-        if c.keys.len() >= KEY_CACHE_MAX {
-            c.keys.clear();
-        }
-        c.keys.insert(key.hash.as_str().to_owned(), key.clone());
-    }
-    fn invalidate(&self) {
-        let mut c = self.lock();
-        c.generation += 1;
-        c.keys.clear();
     }
 }
 
@@ -355,9 +321,9 @@ impl SqliteStore {
             writer,
             readers,
             _checkpointer,
-            keys: Arc::default(),
+            keys: Arc::new(Generational::new(KEY_CACHE_MAX)),
             orgs: Arc::default(),
-            plans: Arc::default(),
+            plans: Arc::new(Generational::new(plans::PLAN_CACHE_MAX)),
             search_wake: Some(search_wake),
             threads,
         })
@@ -1224,10 +1190,10 @@ impl ApiKeyStore for SqliteStore {
     }
 
     async fn find_api_key(&self, hash: &SecretHash) -> StoreResult<Option<ApiKey>> {
-        let (cached, generation) = self.keys.get(hash.as_str());
-        if cached.is_some() {
-            return Ok(cached);
-        }
+        let generation = match self.keys.get(hash.as_str()) {
+            Ok(key) => return Ok(Some(key)),
+            Err(generation) => generation,
+        };
         let hash = hash.as_str().to_owned();
         let found = self
             .read_now(move |conn| {
@@ -1238,8 +1204,8 @@ impl ApiKeyStore for SqliteStore {
                 .map_err(map_err)
             })
             .await?;
-        if let Some(k) = &found {
-            self.keys.put(k, generation);
+        if let Some(k) = found.as_ref().filter(|k| k.is_active()) {
+            self.keys.offer(k.hash.as_str(), k, generation);
         }
         Ok(found)
     }
@@ -1314,7 +1280,7 @@ impl ApiKeyStore for SqliteStore {
                     ..key
                 })
             },
-            move |_| cache.invalidate(),
+            move |_| cache.clear(),
         )
         .await
     }

@@ -2,8 +2,6 @@
 use async_trait::async_trait;
 use orgbase_domain::{BillingProvider, Plan, PlanInterval};
 use rusqlite::{params, Connection, Row};
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 use super::{bad_value, map_err, parse_json, parse_ts, ts, SqliteStore};
 use crate::{PlanStore, StoreError, StoreResult};
@@ -37,40 +35,10 @@ fn entitlements_json(p: &Plan) -> String {
     serde_json::to_string(&p.entitlements).unwrap_or_else(|_| "[]".into())
 }
 
-/// Plans by id, read by every look-up of an organization's properties and limits. Exact: this
-/// process is the only writer, and a committed change or removal of a plan empties it (at
-/// commit, on the writer's thread); a read fills it only if no plan changed since it began.
-#[derive(Default)]
-pub(super) struct PlanCache(Mutex<(u64, HashMap<String, Plan>)>);
-
-/// Plans kept before all are dropped at once.
-const PLAN_CACHE_MAX: usize = 1_000;
-
-impl PlanCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, HashMap<String, Plan>)> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-    /// The plan, or the generation to hand back to `offer` after reading it.
-    fn get(&self, id: &str) -> Result<Plan, u64> {
-        let c = self.lock();
-        c.1.get(id).cloned().ok_or(c.0)
-    }
-    fn offer(&self, plan: &Plan, generation: u64) {
-        let mut c = self.lock();
-        if c.0 != generation {
-            return;
-        }
-        if c.1.len() >= PLAN_CACHE_MAX {
-            c.1.clear();
-        }
-        c.1.insert(plan.id.clone(), plan.clone());
-    }
-    fn changed(&self) {
-        let mut c = self.lock();
-        c.0 += 1;
-        c.1.clear();
-    }
-}
+/// Plans kept in the store's plan cache (by id, read by every look-up of an organization's
+/// properties and limits) before all are dropped at once. Exact: this process is the only
+/// writer, and a committed change or removal of a plan empties it, at commit.
+pub(super) const PLAN_CACHE_MAX: usize = 1_000;
 
 fn plan_by_id(conn: &Connection, id: &str) -> StoreResult<Plan> {
     conn.prepare_cached(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE id = ?1"))
@@ -116,7 +84,7 @@ impl PlanStore for SqliteStore {
         };
         let owned = id.to_owned();
         let plan = self.read_now(move |conn| plan_by_id(conn, &owned)).await?;
-        self.plans.offer(&plan, generation);
+        self.plans.offer(&plan.id, &plan, generation);
         Ok(plan)
     }
 
@@ -167,7 +135,7 @@ impl PlanStore for SqliteStore {
                 }
                 Ok(())
             },
-            move |_| cache.changed(),
+            move |_| cache.clear(),
         )
         .await
     }
@@ -198,7 +166,7 @@ impl PlanStore for SqliteStore {
                 }
                 Ok(())
             },
-            move |_| cache.changed(),
+            move |_| cache.clear(),
         )
         .await
     }

@@ -2,7 +2,7 @@
 //! data}`, the members list as a page-numbered paginator), plus `…/me` and the ownership
 //! transfer.
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderValue};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
@@ -250,14 +250,7 @@ pub async fn list(
 
 /// A JSON answer already serialized.
 fn json_body(body: Bytes) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn member_id(raw: &str) -> Result<i64, ApiError> {

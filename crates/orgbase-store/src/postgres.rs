@@ -19,6 +19,8 @@ use crate::{
     StoreError, StoreResult,
 };
 
+#[path = "postgres_batch.rs"]
+mod batch;
 #[path = "postgres_billing.rs"]
 mod billing;
 #[path = "postgres_cache.rs"]
@@ -38,6 +40,7 @@ pub struct PgStore {
     pool: PgPool,
     cache: Arc<PgCache>,
     notifier: cache::Notifier,
+    batcher: batch::OrgBatcher,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -100,10 +103,12 @@ impl PgStore {
         let cache = Arc::new(PgCache::default());
         let listener = tokio::spawn(cache::listen(pool.clone(), cache.clone()));
         let notifier = cache::Notifier::start(pool.clone());
+        let batcher = batch::OrgBatcher::start(pool.clone());
         Ok(Self {
             pool,
             cache,
             notifier,
+            batcher,
             listener,
         })
     }
@@ -598,10 +603,14 @@ async fn update_org_row(
 
 async fn update_org(
     pool: &PgPool,
+    batcher: &batch::OrgBatcher,
     org: &Organization,
     previous: &Organization,
     owner_email: Option<(UserId, Email)>,
 ) -> StoreResult<()> {
+    if owner_email.is_none() && !strict_change(org, previous) && batch::batchable(org, previous) {
+        return batcher.update(org.clone(), previous.clone()).await;
+    }
     if org.metadata == previous.metadata && owner_email.is_none() {
         return update_org_row(pool, org, previous).await;
     }
@@ -693,9 +702,10 @@ impl PgStore {
         owner_email: Option<(UserId, Email)>,
     ) -> StoreResult<()> {
         let (pool, next, prev) = (self.pool.clone(), org.clone(), previous.clone());
+        let batcher = self.batcher.clone();
         let after = self.after_commit();
         detached(async move {
-            let done = update_org(&pool, &next, &prev, owner_email).await;
+            let done = update_org(&pool, &batcher, &next, &prev, owner_email).await;
             match &done {
                 Ok(()) => after.wrote(&next, &prev),
                 // Found changed by someone else: the cached copy is stale.

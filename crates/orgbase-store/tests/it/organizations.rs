@@ -597,7 +597,107 @@ async fn reads_never_lag_behind_writes(db: TestDb) {
     }
 }
 
+async fn concurrent_updates_each_get_their_own_answer(db: TestDb) {
+    // Settings updates arriving together share a statement on PostgreSQL (and a transaction on
+    // SQLite): each must still succeed or fail on its own version check and constraints.
+    let s = db.store.clone();
+    s.insert_organization(&new_org("Taken", "taken"))
+        .await
+        .unwrap();
+    let mut orgs = Vec::new();
+    for i in 0..40 {
+        let o = new_org(&format!("Org {i}"), &format!("org-{i}"));
+        s.insert_organization(&o).await.unwrap();
+        orgs.push(o);
+    }
+    let change = |o: &Organization, tag: &str| {
+        let mut n = o.clone();
+        n.name = format!("{} {tag}", o.name);
+        n.external_account_id = Some(format!("AC_{tag}"));
+        n.premium = !o.premium;
+        n.version = o.version + 1;
+        n.updated_at = now();
+        n
+    };
+    // A stale writer: the row moved on before it wrote.
+    let stale = orgs[39].clone();
+    let moved = change(&stale, "moved");
+    s.update_organization(&moved, &stale).await.unwrap();
+
+    #[derive(Debug, PartialEq)]
+    enum Want {
+        Ok,
+        OneOfTwo,
+        Slug,
+        Mismatch,
+        Missing,
+    }
+    let mut jobs: Vec<(Organization, Organization, Want)> = Vec::new();
+    for o in &orgs[..30] {
+        jobs.push((change(o, "a"), o.clone(), Want::Ok));
+    }
+    for o in &orgs[30..35] {
+        jobs.push((change(o, "first"), o.clone(), Want::OneOfTwo));
+        jobs.push((change(o, "second"), o.clone(), Want::OneOfTwo));
+    }
+    for o in &orgs[35..39] {
+        let mut n = change(o, "slug");
+        n.slug = "taken".into();
+        jobs.push((n, o.clone(), Want::Slug));
+    }
+    jobs.push((change(&stale, "stale"), stale.clone(), Want::Mismatch));
+    let ghost = new_org("Ghost", "ghost");
+    jobs.push((change(&ghost, "ghost"), ghost.clone(), Want::Missing));
+
+    let tasks: Vec<_> = jobs
+        .into_iter()
+        .map(|(next, prev, want)| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let got = s.update_organization(&next, &prev).await;
+                (next, want, got)
+            })
+        })
+        .collect();
+    let mut winners = BTreeMap::new();
+    for t in tasks {
+        let (next, want, got) = t.await.unwrap();
+        match (&want, got) {
+            (Want::Ok, Ok(())) => {
+                winners.insert(next.id, next);
+            }
+            (Want::OneOfTwo, Ok(())) => {
+                assert!(winners.insert(next.id, next).is_none(), "both writers won");
+            }
+            (Want::OneOfTwo, Err(StoreError::VersionMismatch)) => {}
+            (
+                Want::Slug,
+                Err(StoreError::Conflict {
+                    constraint: "organization_slug",
+                }),
+            ) => {}
+            (Want::Mismatch, Err(StoreError::VersionMismatch)) => {}
+            (Want::Missing, Err(StoreError::NotFound)) => {}
+            (want, got) => panic!("{}: wanted {want:?}, got {got:?}", next.name),
+        }
+    }
+    assert_eq!(winners.len(), 35, "30 writers and one of each pair");
+    for o in &orgs[..35] {
+        assert_eq!(&s.get_organization(o.id).await.unwrap(), &winners[&o.id]);
+    }
+    // The writes that failed changed nothing.
+    for o in &orgs[35..39] {
+        assert_eq!(&s.get_organization(o.id).await.unwrap(), o);
+    }
+    assert_eq!(s.get_organization(stale.id).await.unwrap(), moved);
+    assert!(matches!(
+        s.get_organization(ghost.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 crate::conformance!(
+    concurrent_updates_each_get_their_own_answer,
     reads_never_lag_behind_writes,
     cancelled_calls_leave_the_store_whole,
     an_update_writes_every_changed_column,

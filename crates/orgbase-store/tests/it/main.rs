@@ -6,6 +6,7 @@ mod keys;
 mod organizations;
 mod people;
 mod pg_cache;
+mod pg_search;
 mod plans;
 mod sqlite_search;
 mod wallet;

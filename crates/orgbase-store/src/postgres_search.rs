@@ -1,0 +1,105 @@
+//! PostgreSQL's substring search (`?q=`): trigram indexes on `organization_search`, a table of
+//! their own, kept up to date by an indexer task (see migration 0011 for why apart).
+//!
+//! Every change of a name or slug queues the organization in `search_outbox`, by trigger, in the
+//! transaction of the change. The indexer takes queued entries, writes the current name and slug
+//! of each organization (or drops it if it is gone) and deletes the entries, all in one
+//! transaction. A query (`search_filter`) takes index matches for organizations not queued and
+//! checks the queued ones against their current row, in one snapshot: it is exact whether or not
+//! the indexer has caught up.
+//!
+//! Every node runs an indexer; a transaction-scoped advisory lock lets one work at a time.
+use std::time::Duration;
+
+use sqlx::postgres::PgPool;
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
+
+/// How often the indexer looks at the queue when the last pass emptied it.
+const EVERY: Duration = Duration::from_millis(200);
+/// Queue entries taken per pass.
+const CHUNK: i64 = 10_000;
+/// The advisory lock the indexers share ("orgsrch").
+const LOCK: i64 = 0x006f_7267_7372_6368;
+
+/// Takes up to `$1` queued entries, oldest first; the organizations they name.
+const TAKE: &str = "DELETE FROM search_outbox \
+    WHERE seq IN (SELECT seq FROM search_outbox ORDER BY seq LIMIT $1) RETURNING org_id";
+/// Drops the index rows of organizations among `$1` that are gone.
+const DROP_GONE: &str = "DELETE FROM organization_search s WHERE s.id = ANY($1) \
+    AND NOT EXISTS (SELECT 1 FROM organizations o WHERE o.id = s.id)";
+/// Writes the current name and slug of the organizations among `$1`.
+const PUT: &str = "INSERT INTO organization_search (id, name, slug) \
+    SELECT o.id, o.name, o.slug FROM organizations o WHERE o.id = ANY($1) \
+    ON CONFLICT (id) DO UPDATE SET name = excluded.name, slug = excluded.slug \
+    WHERE organization_search.name IS DISTINCT FROM excluded.name \
+       OR organization_search.slug IS DISTINCT FROM excluded.slug";
+
+/// Runs the indexer until the task is aborted (with the store).
+pub(crate) async fn index(pool: PgPool) {
+    let mut failing = false;
+    loop {
+        match pass(&pool).await {
+            Ok(n) => {
+                failing = false;
+                if n == CHUNK {
+                    continue;
+                }
+            }
+            // Before the migrations have run (undefined table): nothing to index yet.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {}
+            // The database away: try again later, and say so once.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "postgres search indexer pass failed; retrying");
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(EVERY).await;
+    }
+}
+
+/// One pass: applies up to `CHUNK` queued entries, unless another node's indexer is at work.
+/// The number of entries applied.
+pub(crate) async fn pass(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !ours {
+        return Ok(0);
+    }
+    let mut ids: Vec<Uuid> = sqlx::query_scalar(TAKE)
+        .bind(CHUNK)
+        .fetch_all(&mut *tx)
+        .await?;
+    let n = ids.len() as i64;
+    ids.sort_unstable();
+    ids.dedup();
+    if !ids.is_empty() {
+        // Each statement reads the organizations as of its start: an organization changed
+        // since the entries were taken was queued again, by a transaction this one cannot see.
+        sqlx::query(DROP_GONE).bind(&ids).execute(&mut *tx).await?;
+        sqlx::query(PUT).bind(&ids).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Narrows a query on `organizations o` to those whose name or slug contains `text`, case
+/// aside: index matches of organizations not queued, and queued ones checked on their row.
+pub(crate) fn search_filter(b: &mut QueryBuilder<'_, Postgres>, text: &str) {
+    let pattern = format!("%{}%", crate::like_escape(text));
+    b.push(" AND o.id IN (SELECT s.id FROM organization_search s WHERE (s.name ILIKE ")
+        .push_bind(pattern.clone())
+        .push(" ESCAPE '\\' OR s.slug ILIKE ")
+        .push_bind(pattern.clone())
+        .push(" ESCAPE '\\') AND NOT EXISTS (SELECT 1 FROM search_outbox x WHERE x.org_id = s.id)")
+        .push(" UNION ALL SELECT x.org_id FROM search_outbox x JOIN organizations c ON c.id = x.org_id")
+        .push(" WHERE c.name ILIKE ")
+        .push_bind(pattern.clone())
+        .push(" ESCAPE '\\' OR c.slug ILIKE ")
+        .push_bind(pattern)
+        .push(" ESCAPE '\\')");
+}

@@ -105,13 +105,13 @@ impl PgStore {
             // server's CPU under settings updates). A connection found broken fails its query
             // and leaves the pool, as it would have failed between a ping and the query anyway.
             .test_before_acquire(false)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .map_err(StoreError::other)?;
         let cache = Arc::new(PgCache::default());
         let listener = tokio::spawn(cache::listen(pool.clone(), cache.clone()));
         let notifier = cache::Notifier::start(pool.clone());
-        let batcher = batch::OrgBatcher::start(pool.clone());
+        let batcher = batch::OrgBatcher::start(opts.clone());
         let indexer = tokio::spawn(search::index(pool.clone()));
         Ok(Self {
             pool,
@@ -287,11 +287,10 @@ pub(crate) struct AfterCommit {
 }
 
 impl AfterCommit {
-    /// Committed `org` over `previous`: keeps the row written, and sends the notice the
-    /// transaction did not (see `strict_change`).
-    pub(crate) fn wrote(&self, org: &Organization, previous: &Organization) {
+    /// Committed `org`: keeps the row written, and sends the notice if the transaction did not.
+    pub(crate) fn wrote(&self, org: &Organization, notified: Notified) {
         self.cache.wrote_org(org, self.generation);
-        if !strict_change(org, previous) {
+        if notified == Notified::No {
             let _ = self.notices.send(cache::org_notice(org.id, org.version));
         }
     }
@@ -608,18 +607,22 @@ async fn update_org_row(
     Ok(())
 }
 
+/// Writes `org` over `previous`; whether the cache notice went with the commit (see
+/// `AfterCommit::wrote`).
 async fn update_org(
     pool: &PgPool,
     batcher: &batch::OrgBatcher,
     org: &Organization,
     previous: &Organization,
     owner_email: Option<(UserId, Email)>,
-) -> StoreResult<()> {
-    if owner_email.is_none() && !strict_change(org, previous) && batch::batchable(org, previous) {
-        return batcher.update(org.clone(), previous.clone()).await;
+) -> StoreResult<Notified> {
+    if owner_email.is_none() && batch::batchable(org, previous) {
+        batcher.update(org.clone(), previous.clone()).await?;
+        return Ok(Notified::AtCommit);
     }
+    let notified = Notified::by_transaction(org, previous);
     if org.metadata == previous.metadata && owner_email.is_none() {
-        return update_org_row(pool, org, previous).await;
+        return update_org_row(pool, org, previous).await.map(|()| notified);
     }
     let mut tx = pool.begin().await.map_err(map_err)?;
     update_org_in_tx(&mut tx, org, previous).await?;
@@ -632,7 +635,27 @@ async fn update_org(
             .await
             .map_err(map_err)?;
     }
-    tx.commit().await.map_err(map_err)
+    tx.commit().await.map_err(map_err)?;
+    Ok(notified)
+}
+
+/// Whether a write's cache notice was sent in its transaction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notified {
+    AtCommit,
+    No,
+}
+
+impl Notified {
+    /// For a write through `update_org_row` or `update_org_in_tx`: they notify in the
+    /// transaction for strict changes only.
+    pub(crate) fn by_transaction(org: &Organization, previous: &Organization) -> Self {
+        if strict_change(org, previous) {
+            Notified::AtCommit
+        } else {
+            Notified::No
+        }
+    }
 }
 
 /// `update_organization` inside the caller's transaction: the row (if the stored version is
@@ -713,12 +736,17 @@ impl PgStore {
         let after = self.after_commit();
         detached(async move {
             let done = update_org(&pool, &batcher, &next, &prev, owner_email).await;
-            match &done {
-                Ok(()) => after.wrote(&next, &prev),
+            match done {
+                Ok(notified) => {
+                    after.wrote(&next, notified);
+                    Ok(())
+                }
                 // Found changed by someone else: the cached copy is stale.
-                Err(_) => after.failed(next.id),
+                Err(e) => {
+                    after.failed(next.id);
+                    Err(e)
+                }
             }
-            done
         })
         .await
     }

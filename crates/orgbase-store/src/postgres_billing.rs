@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::plans::{plan_from_row, PLAN_COLUMNS};
-use super::{bad, detached, map_err, update_org_in_tx, PgStore};
+use super::{bad, detached, map_err, update_org_in_tx, Notified, PgStore};
 use crate::{
     BillingAccount, BillingChange, BillingEventRecord, BillingStore, StoreError, StoreResult,
 };
@@ -191,7 +191,9 @@ impl BillingStore for PgStore {
             let done = apply(&event, owned.as_ref(), &pool).await;
             if let Some(c) = &owned {
                 match &done {
-                    Ok(true) => after.wrote(&c.next, &c.previous),
+                    Ok(true) => {
+                        after.wrote(&c.next, Notified::by_transaction(&c.next, &c.previous))
+                    }
                     Ok(false) => {}
                     Err(_) => after.failed(c.next.id),
                 }

@@ -49,7 +49,7 @@ const MAX_PLANS: usize = 1_000;
 /// should a notice sent after a commit be lost with its node.
 const ORG_TTL: Duration = Duration::from_secs(30);
 /// The largest payload sent in one notice (PostgreSQL takes up to 8,000 bytes).
-const MAX_PAYLOAD: usize = 7_000;
+pub(crate) const MAX_PAYLOAD: usize = 7_000;
 
 pub(crate) struct PgCache(Mutex<Inner>);
 

@@ -15,8 +15,10 @@ use sqlx::postgres::PgPool;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-/// How often the indexer looks at the queue when the last pass emptied it.
-const EVERY: Duration = Duration::from_millis(200);
+/// How often the indexer looks at the queue when the last pass emptied it. Queries stay exact
+/// meanwhile; a longer wait folds repeated renames of an organization into one index write,
+/// a shorter one keeps the queue that queries check small.
+const EVERY: Duration = Duration::from_millis(500);
 /// Queue entries taken per pass.
 const CHUNK: i64 = 10_000;
 /// The advisory lock the indexers share ("orgsrch").

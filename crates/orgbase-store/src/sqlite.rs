@@ -505,7 +505,7 @@ fn writer_loop(
         }
         let batch_started = std::time::Instant::now();
         let batch_len = batch.len();
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = run(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "sqlite writer could not begin a transaction");
             for job in batch {
                 let (_, finish) = job(None);
@@ -522,7 +522,7 @@ fn writer_loop(
                 finishes.push(job(None).1);
                 continue;
             }
-            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            if let Err(e) = run(&conn, "SAVEPOINT job") {
                 tracing::error!(error = %e, "sqlite writer could not open a savepoint");
                 aborted = true;
                 finishes.push(job(None).1);
@@ -536,11 +536,11 @@ fn writer_loop(
                 continue;
             }
             let end = if ok {
-                "RELEASE job"
+                run(&conn, "RELEASE job")
             } else {
-                "ROLLBACK TO job; RELEASE job"
+                run(&conn, "ROLLBACK TO job").and_then(|()| run(&conn, "RELEASE job"))
             };
-            if let Err(e) = conn.execute_batch(end) {
+            if let Err(e) = end {
                 tracing::error!(error = %e, "sqlite writer could not close a savepoint");
                 aborted = true;
             }
@@ -550,7 +550,7 @@ fn writer_loop(
             let _ = conn.execute_batch("ROLLBACK");
             Err(StoreError::msg("the transaction was rolled back"))
         } else {
-            conn.execute_batch("COMMIT").map_err(|e| {
+            run(&conn, "COMMIT").map_err(|e| {
                 tracing::error!(error = %e, "sqlite group commit failed");
                 let _ = conn.execute_batch("ROLLBACK");
                 map_err(e)
@@ -578,6 +578,12 @@ fn writer_loop(
             }
         }
     }
+}
+
+/// Runs one of the writer's fixed statements, prepared once (`execute_batch` parsed each
+/// savepoint afresh: two parses per write).
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// Starts the WAL over from its beginning, between two group commits.

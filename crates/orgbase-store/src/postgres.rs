@@ -461,6 +461,7 @@ impl OrganizationStore for PgStore {
         }
         if let Some(e) = &q.external_account_id {
             b.push(" AND o.external_account_id = ").push_bind(e.clone());
+            search::external_account_filter(&mut b, e);
         }
         if let Some(text) = &q.q {
             search::search_filter(&mut b, text);

@@ -1,5 +1,6 @@
-//! PostgreSQL's substring search lives in `organization_search`, kept by an indexer from a queue
-//! filled by triggers. Search must be exact before the indexer has run, after, and across nodes.
+//! PostgreSQL's substring search and external account look-up live in `organization_search`, kept
+//! by an indexer from a queue filled by triggers. Both must be exact before the indexer has run,
+//! after, and across nodes.
 use chrono::Duration as Days;
 use orgbase_domain::{now, Organization};
 use orgbase_store::{OrganizationQuery, OrganizationStore, StatusFilter};
@@ -23,6 +24,33 @@ async fn names(s: &dyn OrganizationStore, text: &str) -> Vec<String> {
         .map(|o| o.name)
         .collect();
     n.sort();
+    n
+}
+
+async fn by_account(s: &dyn OrganizationStore, account: &str) -> Vec<String> {
+    let q = OrganizationQuery {
+        external_account_id: Some(account.into()),
+        include_deleted: true,
+        status: None::<StatusFilter>,
+        limit: 50,
+        ..Default::default()
+    };
+    let mut n: Vec<String> = s
+        .list_organizations(&q)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    n.sort();
+    n
+}
+
+fn with_account(o: &Organization, account: Option<&str>) -> Organization {
+    let mut n = o.clone();
+    n.external_account_id = account.map(Into::into);
+    n.version = o.version + 1;
+    n.updated_at = now();
     n
 }
 
@@ -102,6 +130,48 @@ async fn search_is_exact_before_and_after_the_indexer_runs() {
     quiet.version += 1;
     a.update_organization(&quiet, &alpha2).await.unwrap();
     assert_eq!(queued().await, 0);
+
+    // The external account id: exact while queued and once indexed, on either node; a change
+    // of it alone is queued (and is an update in place of the organization's row).
+    let indexed_accounts = || async {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT external_account_id FROM organization_search ORDER BY name",
+        )
+        .fetch_all(b.pool())
+        .await
+        .unwrap()
+    };
+    let alpha3 = with_account(&quiet, Some("AC-1"));
+    a.update_organization(&alpha3, &quiet).await.unwrap();
+    let beta2 = with_account(&beta, Some("AC-2"));
+    a.update_organization(&beta2, &beta).await.unwrap();
+    assert_eq!(queued().await, 2);
+    for s in [a.as_ref() as &dyn OrganizationStore, &b] {
+        assert_eq!(by_account(s, "AC-1").await, ["Omega Works"]);
+        assert_eq!(by_account(s, "AC-2").await, ["Beta Works"]);
+        assert!(by_account(s, "AC-3").await.is_empty());
+        assert!(
+            by_account(s, "ac-1").await.is_empty(),
+            "exact, case and all"
+        );
+    }
+    drained().await;
+    assert_eq!(
+        indexed_accounts().await,
+        [Some("AC-2".to_owned()), Some("AC-1".to_owned())]
+    );
+    // Moved from one organization to another, then indexed: each look-up follows.
+    let alpha4 = with_account(&alpha3, Some("AC-2"));
+    a.update_organization(&alpha4, &alpha3).await.unwrap();
+    let beta3 = with_account(&beta2, None);
+    a.update_organization(&beta3, &beta2).await.unwrap();
+    assert!(by_account(&b, "AC-1").await.is_empty());
+    assert_eq!(by_account(&b, "AC-2").await, ["Omega Works"]);
+    drained().await;
+    assert!(by_account(a.as_ref(), "AC-1").await.is_empty());
+    assert_eq!(by_account(a.as_ref(), "AC-2").await, ["Omega Works"]);
+    assert_eq!(indexed_accounts().await, [None, Some("AC-2".to_owned())]);
+    let beta = beta3;
 
     // Purged for good: gone from the results at once, and from the index once indexed.
     let mut gone = beta.clone();

@@ -90,12 +90,6 @@ pub(crate) struct OrgBatcher {
 impl OrgBatcher {
     pub(crate) fn start(opts: PgConnectOptions) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
-        // One plan for the statement, made once: a row's look-up by primary key whatever the
-        // batch's size. Planned afresh for each batch, the statement went to a hash join over a
-        // scan of the whole table whenever the planner had no statistics to go by (a table
-        // never analyzed: autovacuum off, or just migrated), and a scan of every page, dead rows
-        // and all, for each batch of twenty rows.
-        let opts = opts.options([("plan_cache_mode", "force_generic_plan")]);
         tokio::spawn(send_batches(opts, rx));
         Self { queue }
     }

@@ -78,12 +78,6 @@ pub(crate) async fn pass(pool: &PgPool) -> Result<i64, sqlx::Error> {
     if !ours {
         return Ok(0);
     }
-    // Its statements look organizations up by a list of ids: one plan, by primary key, made
-    // once (see postgres_batch.rs: planned per list, they scanned the whole table whenever the
-    // table had no statistics).
-    sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan")
-        .execute(&mut *tx)
-        .await?;
     let mut ids: Vec<Uuid> = sqlx::query_scalar(TAKE)
         .bind(CHUNK)
         .fetch_all(&mut *tx)

@@ -41,6 +41,9 @@
 #   BENCH_MEMBERS=100000  members of the people scenario's organization
 #   BENCH_LOGIN_LOW_CONNECTIONS=4   connections of the second login run, login_low (0 = skip it)
 #   BENCH_CHILDREN=1000   the compat scenario's partner's children (the requests take turns on them)
+#   BENCH_PACED=0.5       after each run of a compat endpoint, a paced run of it at this fraction
+#                         of the req/s the run reached (same connections; bench/lua/common.lua
+#                         spaces the requests evenly), reported as <endpoint>_paced (0 = none)
 #   BENCH_WALLET_LEDGER=sql   how the wallet check reads the ledger: sql (the server's database) or
 #                         api (GET .../wallet/transactions, 100 entries a request: slow)
 #   BENCH_BIN=PATH        use this orgbase binary instead of `cargo build --release -p orgbase`
@@ -80,6 +83,7 @@ MEMBERS=${BENCH_MEMBERS:-100000}
 LOGIN_LOW_CONNECTIONS=${BENCH_LOGIN_LOW_CONNECTIONS:-4}
 CHILDREN=${BENCH_CHILDREN:-1000}
 WALLET_LEDGER=${BENCH_WALLET_LEDGER:-sql}
+PACED=${BENCH_PACED:-0.5}
 READY_TIMEOUT=20
 PG_PSQL=(psql -h 127.0.0.1 -U postgres -X -q -v ON_ERROR_STOP=1)
 
@@ -108,6 +112,7 @@ is_uint "$MEMBERS" && ((MEMBERS >= 1)) || die "BENCH_MEMBERS must be >= 1 (got '
 is_uint "$LOGIN_LOW_CONNECTIONS" ||
     die "BENCH_LOGIN_LOW_CONNECTIONS must be a whole number (got '$LOGIN_LOW_CONNECTIONS'; 0 = skip login_low)"
 is_uint "$CHILDREN" && ((CHILDREN >= 2)) || die "BENCH_CHILDREN must be >= 2 (got '$CHILDREN')"
+[[ $PACED =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] || die "BENCH_PACED must be a fraction from 0 to 1 (got '$PACED'; 0 = no paced runs)"
 [[ $WALLET_LEDGER == sql || $WALLET_LEDGER == api ]] || die "BENCH_WALLET_LEDGER must be sql or api (got '$WALLET_LEDGER')"
 ORGS=0 PEOPLE=0 COMPAT=0 WALLET=0 AVATARS=0
 for sc in $SCENARIOS; do
@@ -330,6 +335,7 @@ ep_script() {
     case $1 in
         members_p1 | members_p5000) echo members ;;
         login | login_low) echo login ;;
+        *_paced) echo "${1%_paced}" ;;
         *) echo "$1" ;;
     esac
 }
@@ -361,8 +367,8 @@ rss_stop() { # sets RSS_FIELDS
     RSS_FIELDS=$(sed -n 's/^RSS //p' "$WORKDIR/rss.out" 2>/dev/null | tail -n1)
 }
 
-run_wrk() { # db endpoint tag seconds record(0|1)
-    local db=$1 ep=$2 tag=$3 secs=$4 record=$5 out rc=0 line wrk_non conns threads page="" ids=$WORKDIR/ids.txt
+run_wrk() { # db endpoint tag seconds record(0|1) [rate: requests a second in all, paced]
+    local db=$1 ep=$2 tag=$3 secs=$4 record=$5 rate=${6:-0} out rc=0 line wrk_non conns threads page="" ids=$WORKDIR/ids.txt
     local avatar_body=""
     W_SEQ=$((W_SEQ + 1))
     conns=$(ep_connections "$ep")
@@ -370,7 +376,7 @@ run_wrk() { # db endpoint tag seconds record(0|1)
     case $ep in
         members_p1) page=1 ;;
         members_p5000) page=5000 ;;
-        v2_update_org | v1_properties) ids=$WORKDIR/children.txt ;;
+        v2_update_org* | v1_properties*) ids=$WORKDIR/children.txt ;;
         avatar_upload) avatar_body=$A_PHOTO_BODY ;;
         avatar_bomb) avatar_body=$A_BOMB_BODY ;;
     esac
@@ -385,7 +391,7 @@ run_wrk() { # db endpoint tag seconds record(0|1)
         BENCH_COMPAT_TOKEN=$C_TOKEN BENCH_COMPAT_PKEY=$C_PKEY \
         BENCH_WALLET_ORG=$W_ORG BENCH_WALLET_SEQ=$W_SEQ \
         BENCH_AVATAR_ORG=$A_ORG BENCH_AVATAR_BOUNDARY=$A_BOUNDARY BENCH_AVATAR_BODY=$avatar_body \
-        BENCH_AVATAR_PATH=$A_PATH \
+        BENCH_AVATAR_PATH=$A_PATH BENCH_RATE=$rate \
         timeout --foreground --signal=INT --kill-after=10 $((secs + 60)) \
         wrk --threads "$threads" --connections "$conns" --duration "${secs}s" \
         --timeout "$(ep_timeout "$ep")" --latency --script "$ROOT/bench/lua/$(ep_script "$ep").lua" "http://127.0.0.1:$PORT" \
@@ -414,7 +420,7 @@ run_wrk() { # db endpoint tag seconds record(0|1)
     # The people and compat endpoints' lines also say under what load and on what they ran.
     case $ep in
         members_*) line="$line connections=$conns members=$P_TOTAL page=$page" ;;
-        v2_update_org | v1_properties) line="$line connections=$conns children=$C_CHILDREN" ;;
+        v2_update_org* | v1_properties*) line="$line connections=$conns children=$C_CHILDREN" ;;
         login*) line="$line connections=$conns cores=$(nproc)" ;;
         charge)
             check_wallet "$db" "$line" "$record"
@@ -427,6 +433,7 @@ run_wrk() { # db endpoint tag seconds record(0|1)
             ;;
         avatar_get) line="$line connections=$conns body_bytes=$A_AVATAR_BYTES $RSS_FIELDS" ;;
     esac
+    LAST_LINE=$line
     if ((record)); then
         echo "$line" >>"$RAW"
         echo "$line"
@@ -658,6 +665,17 @@ bench_db() { # db
             c=$(ep_connections "$ep")
             echo "bench: [$db] run $run/$RUNS: $ep (${DURATION} s, $c connections, $((THREADS < c ? THREADS : c)) threads)"
             run_wrk "$db" "$ep" "r$run$RANDOM" "$DURATION" 1
+            # The compat endpoints again, paced at a fraction of the rate just reached: the
+            # latency of a load the server carries, rather than of 32 requests always queued.
+            if [[ $ep == v2_update_org || $ep == v1_properties ]] && [[ $PACED =~ [1-9] ]]; then
+                local rate
+                rate=$(python3 -c 'import sys; print(int(float(sys.argv[1]) * float(sys.argv[2])))' \
+                    "$(sed -n 's/.* rps=\([0-9.]*\) .*/\1/p' <<<"$LAST_LINE")" "$PACED")
+                if ((rate > 0)); then
+                    echo "bench: [$db] run $run/$RUNS: ${ep}_paced ($rate req/s offered, ${DURATION} s, $c connections)"
+                    run_wrk "$db" "${ep}_paced" "r$run$RANDOM" "$DURATION" 1 "$rate"
+                fi
+            fi
             # SQLite's WAL should stay bounded under load (the writer starts it over).
             if [[ -f "$WORKDIR/orgbase.db-wal" ]]; then
                 echo "bench: [$db] WAL after the run: $(($(stat -c %s "$WORKDIR/orgbase.db-wal") / 1048576)) MiB"

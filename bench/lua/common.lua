@@ -28,6 +28,53 @@
 
 bench = {}
 
+-- Paced runs (BENCH_RATE > 0, requests a second in all): each thread spaces its requests
+-- evenly, BENCH_WRK_THREADS threads sharing the rate, instead of sending the next request the
+-- moment an answer arrives. wrk asks delay() before each request after a connection's first;
+-- it must be a global of the script as loaded (wrk looks for it before any thread starts), so
+-- it is defined here, when the rate is set.
+--
+-- A request whose turn came while every connection of its thread was still waiting for an
+-- answer goes as soon as one is free, late. wrk measures latency from the send, so that wait is
+-- not in its histogram (coordinated omission); each request's lateness is kept in a histogram
+-- of its own (0.1 ms buckets), and done() reports an upper bound of the p99 of lateness plus
+-- latency: P(late + latency > a + b) <= P(late > a) + P(latency > b), so the p99.5 of each
+-- summed bounds the p99 of the sum, without pairing a request's lateness with its latency
+-- (wrk's Lua does not say which connection answered).
+local bench_rate = tonumber(os.getenv("BENCH_RATE") or "") or 0
+if bench_rate > 0 then
+   local ffi = require("ffi")
+   ffi.cdef [[
+      typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+      int clock_gettime(int clock, bench_timespec *tp);
+   ]]
+   local tp = ffi.new("bench_timespec")
+   local function now_ms()
+      ffi.C.clock_gettime(1, tp) -- CLOCK_MONOTONIC
+      return tonumber(tp.tv_sec) * 1000 + tonumber(tp.tv_nsec) / 1e6
+   end
+   local threads_n = tonumber(os.getenv("BENCH_WRK_THREADS") or "1") or 1
+   local interval = math.max(threads_n, 1) * 1000 / bench_rate
+   local next_turn = nil
+   late, late_max_ms, late_hist = 0, 0, {}
+   function delay()
+      local now = now_ms()
+      next_turn = next_turn or now
+      local turn = next_turn
+      next_turn = next_turn + interval
+      local wait = turn - now
+      local bucket = 0
+      if wait < 0 then
+         if wait < -1 then late = late + 1 end
+         if -wait > late_max_ms then late_max_ms = -wait end
+         bucket = math.floor(-wait * 10)
+      end
+      late_hist[bucket] = (late_hist[bucket] or 0) + 1
+      if wait <= 0 then return 0 end
+      return math.floor(wait)
+   end
+end
+
 local threads = {}
 local next_tid = 1
 bench.threads = threads
@@ -136,6 +183,36 @@ function done(summary, latency, requests)
    local sent_s = ""
    if sent ~= nil then sent_s = string.format(" sent=%d", sent) end
    if bench.result_extra ~= nil then sent_s = sent_s .. bench.result_extra() end
+   if bench_rate > 0 then
+      local late_n, late_max, hist, turns = 0, 0, {}, 0
+      for _, t in ipairs(threads) do
+         late_n = late_n + (t:get("late") or 0)
+         late_max = math.max(late_max, t:get("late_max_ms") or 0)
+         local h = t:get("late_hist")
+         if type(h) == "table" then
+            for k, v in pairs(h) do
+               hist[k] = (hist[k] or 0) + v
+               turns = turns + v
+            end
+         end
+      end
+      -- The p99.5 of lateness, to the bucket's upper edge.
+      local keys = {}
+      for k in pairs(hist) do keys[#keys + 1] = k end
+      table.sort(keys)
+      local late_p995, seen = 0, 0
+      for _, k in ipairs(keys) do
+         seen = seen + hist[k]
+         if seen >= 0.995 * turns then
+            late_p995 = k == 0 and 0 or (k + 1) / 10
+            break
+         end
+      end
+      local p995 = latency:percentile(99.5) / 1000
+      sent_s = sent_s .. string.format(
+         " rate=%d late=%d late_max_ms=%.1f late_p995_ms=%.1f p995_ms=%.3f p99_bound_ms=%.3f",
+         bench_rate, late_n, late_max, late_p995, p995, late_p995 + p995)
+   end
    io.write(string.format(
       "RESULT db=%s endpoint=%s rps=%.1f p50_ms=%.3f p99_ms=%.3f non2xx=%d errors=%d requests=%d "
          .. "connect=%d read=%d write=%d timeout=%d statuses=%s unexpected=%d%s\n",

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use crate::organizations::new_org;
 
-async fn names(s: &dyn OrganizationStore, text: &str) -> Vec<String> {
+/// The sorted names of the organizations `q` lists, deleted ones included.
+async fn listed(s: &dyn OrganizationStore, q: OrganizationQuery) -> Vec<String> {
     let q = OrganizationQuery {
-        q: Some(text.into()),
         include_deleted: true,
         status: None::<StatusFilter>,
         limit: 50,
-        ..Default::default()
+        ..q
     };
     let mut n: Vec<String> = s
         .list_organizations(&q)
@@ -27,23 +27,20 @@ async fn names(s: &dyn OrganizationStore, text: &str) -> Vec<String> {
     n
 }
 
+async fn names(s: &dyn OrganizationStore, text: &str) -> Vec<String> {
+    let q = OrganizationQuery {
+        q: Some(text.into()),
+        ..Default::default()
+    };
+    listed(s, q).await
+}
+
 async fn by_account(s: &dyn OrganizationStore, account: &str) -> Vec<String> {
     let q = OrganizationQuery {
         external_account_id: Some(account.into()),
-        include_deleted: true,
-        status: None::<StatusFilter>,
-        limit: 50,
         ..Default::default()
     };
-    let mut n: Vec<String> = s
-        .list_organizations(&q)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| o.name)
-        .collect();
-    n.sort();
-    n
+    listed(s, q).await
 }
 
 fn with_account(o: &Organization, account: Option<&str>) -> Organization {

@@ -460,7 +460,6 @@ impl OrganizationStore for PgStore {
             b.push(" AND o.parent_id = ").push_bind(p.0);
         }
         if let Some(e) = &q.external_account_id {
-            b.push(" AND o.external_account_id = ").push_bind(e.clone());
             search::external_account_filter(&mut b, e);
         }
         if let Some(text) = &q.q {

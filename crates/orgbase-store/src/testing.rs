@@ -18,6 +18,16 @@ pub struct TestDb {
     _dir: Option<tempfile_guard::TempDir>,
 }
 
+impl TestDb {
+    /// Another node on the same PostgreSQL database, concrete (its pool, its cache), for tests
+    /// that look into what one node sees of another's changes.
+    pub async fn pg_node(&self) -> PgStore {
+        PgStore::connect(&self.url, 4)
+            .await
+            .expect("connect a second node")
+    }
+}
+
 mod tempfile_guard {
     /// A temporary folder removed on drop.
     pub struct TempDir(pub std::path::PathBuf);

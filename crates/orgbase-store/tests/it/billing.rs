@@ -404,9 +404,7 @@ mod pg_nodes {
             eprintln!("skipped: TEST_DATABASE_URL is not set");
             return;
         };
-        let a = orgbase_store::postgres::PgStore::connect(&db.url, 4)
-            .await
-            .unwrap();
+        let a = db.pg_node().await;
         let b = orgbase_store::open(&db.url, &Default::default())
             .await
             .unwrap();

@@ -26,9 +26,7 @@ async fn a_change_on_one_node_reaches_the_others_cache() {
         return;
     };
     // Node A concrete, to look into its cache; node B as any node.
-    let a = orgbase_store::postgres::PgStore::connect(&db.url, 4)
-        .await
-        .unwrap();
+    let a = db.pg_node().await;
     let b = orgbase_store::open(&db.url, &Default::default())
         .await
         .unwrap();

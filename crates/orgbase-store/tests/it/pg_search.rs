@@ -66,9 +66,7 @@ async fn search_is_exact_before_and_after_the_indexer_runs() {
         return;
     };
     // A second node, concrete, to look into the queue.
-    let b = orgbase_store::postgres::PgStore::connect(&db.url, 4)
-        .await
-        .unwrap();
+    let b = db.pg_node().await;
     let a = &db.store;
     let queued = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM search_outbox")

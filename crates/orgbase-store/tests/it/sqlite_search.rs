@@ -1,6 +1,6 @@
 //! The SQLite store's search index lives in a file of its own, filled by an indexer thread:
 //! search answers the same before and after the indexer has caught up, and the index is rebuilt
-//! when its file is missing.
+//! when its file is missing or was laid out by an older version.
 use crate::organizations::new_org;
 use orgbase_domain::{now, OrgName, OrganizationPatch};
 use orgbase_store::sqlite::{SqliteStore, WriteMode};
@@ -69,6 +69,38 @@ async fn search_is_exact_whether_or_not_the_index_caught_up(mode: WriteMode) {
     assert_eq!(names(&s, "labs").await, ["Beta Labs"]);
     assert_eq!(names(&s, "gamma").await, ["Gamma Works"]);
     drop(s);
+    // An index in the first layout (contentless, with tombstones), here emptied, is rebuilt too.
+    {
+        let old = rusqlite::Connection::open(format!("{path}.search")).unwrap();
+        old.execute_batch(
+            "DROP TABLE org_search;
+             CREATE VIRTUAL TABLE org_search USING fts5(name, slug, content = '',
+                 contentless_delete = 1, tokenize = 'trigram');
+             PRAGMA user_version = 0;",
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(path, mode).await.unwrap();
+    assert_eq!(s.drain_search_index().await.unwrap(), 2);
+    assert_eq!(names(&s, "labs").await, ["Beta Labs"]);
+    assert_eq!(names(&s, "gamma").await, ["Gamma Works"]);
+    drop(s);
+    {
+        let search = rusqlite::Connection::open(format!("{path}.search")).unwrap();
+        let sql: String = search
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'org_search'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!sql.contains("contentless"), "{sql}");
+        // A second start with the current layout rebuilds nothing.
+        drop(search);
+        let s = SqliteStore::open(path, mode).await.unwrap();
+        assert_eq!(s.drain_search_index().await.unwrap(), 0);
+        assert_eq!(names(&s, "labs").await, ["Beta Labs"]);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -251,22 +251,32 @@ pub fn problem_response(
     res
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// This error's answer with a body of another shape (a compatible surface's own), keeping
+    /// what every error answer carries besides the body: its log line and its headers.
+    pub fn into_response_shaped(
+        self,
+        body: impl FnOnce(StatusCode, &str, String) -> Response,
+    ) -> Response {
         let (status, code, detail) = self.parts();
-        match &self {
+        self.log();
+        let mut res = body(status, code, detail);
+        self.add_headers(status, &mut res);
+        res
+    }
+
+    fn log(&self) {
+        match self {
             ApiError::Internal(cause) => {
                 tracing::error!(cause = %cause, "internal error");
             }
             ApiError::Unavailable => tracing::warn!("unavailable"),
             _ => {}
         }
-        let errors = match &self {
-            ApiError::Validation(e) => e.0.clone(),
-            _ => Vec::new(),
-        };
-        let mut res = problem_response(status, code, detail, errors);
-        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+    }
+
+    fn add_headers(&self, status: StatusCode, res: &mut Response) {
+        if let ApiError::TooManyRequests { retry_after, .. } = self {
             if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);
             }
@@ -275,6 +285,19 @@ impl IntoResponse for ApiError {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, detail) = self.parts();
+        self.log();
+        let errors = match &self {
+            ApiError::Validation(e) => e.0.clone(),
+            _ => Vec::new(),
+        };
+        let mut res = problem_response(status, code, detail, errors);
+        self.add_headers(status, &mut res);
         res
     }
 }

@@ -5,6 +5,7 @@
 //! one transaction; the answer lists what was updated and what failed, with a reason for each
 //! failure. Nothing passing is a 400 with the same lists.
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -71,6 +72,11 @@ fn refuse(status: StatusCode, message: &str) -> Response {
         }),
     )
         .into_response()
+}
+
+/// Any other error (the store unavailable, an internal failure), in this surface's shape.
+fn refuse_error(e: ApiError) -> Response {
+    e.into_response_shaped(|status, _, detail| refuse(status, &detail))
 }
 
 /// What the settings came to.
@@ -380,7 +386,7 @@ async fn change_plan(
 pub async fn update_organization(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let mut token = None;
     let mut target = None;
@@ -408,7 +414,7 @@ pub async fn update_organization(
         Err(ApiError::Unauthorized { detail, .. }) => {
             return refuse(StatusCode::UNAUTHORIZED, detail)
         }
-        Err(e) => return e.into_response(),
+        Err(e) => return refuse_error(e),
     };
     let Some(target) = target.filter(|t| !t.is_empty()) else {
         return refuse(
@@ -418,6 +424,11 @@ pub async fn update_organization(
     };
     let Ok(org_id) = target.parse::<OrganizationId>() else {
         return refuse(StatusCode::NOT_FOUND, "no such organization");
+    };
+    // A body that could not be read (over the size limit): refused after the credential.
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return refuse(e.status(), &e.body_text()),
     };
     let body: Map<String, Value> = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(m)) => m,
@@ -436,7 +447,7 @@ pub async fn update_organization(
     match apply(&state, &who, org_id, &body).await {
         Ok(r) => r,
         Err(ApiError::NotFound) => refuse(StatusCode::NOT_FOUND, "no such organization"),
-        Err(e) => e.into_response(),
+        Err(e) => refuse_error(e),
     }
 }
 
@@ -448,6 +459,14 @@ async fn apply(
 ) -> Result<Response, ApiError> {
     for _ in 0..ATTEMPTS {
         let current = service::load(state, who, org_id).await?.org;
+        // A partner's key reaches its children here, not the partner itself: the target's
+        // partner is the one that may change its settings (plans, the paid state, switching it
+        // off), and a partner has none above it but the platform.
+        if matches!(who, Principal::Partner { partner_id, .. }
+            if current.parent_id != Some(*partner_id))
+        {
+            return Err(ApiError::NotFound);
+        }
         if current.is_deleted() {
             let mut out = Outcome::default();
             for k in body.keys() {

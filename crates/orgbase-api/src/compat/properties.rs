@@ -1,6 +1,7 @@
 //! The properties API, exactly as `seeds/002_984e239e5bee0639.txt` documents it:
 //! `PATCH /v1/orgs/{org_id}/properties` with `{"updates": {...}}`, all or nothing.
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -78,6 +79,22 @@ fn one(status: StatusCode, code: &str, message: &str) -> Response {
     fail(status, vec![(code, message.to_owned())])
 }
 
+/// Any other error (the store unavailable, an internal failure, a version conflict), in this
+/// surface's shape, its code the native one in capitals.
+fn one_error(e: ApiError) -> Response {
+    e.into_response_shaped(|status, code, detail| one(status, &code.to_ascii_uppercase(), &detail))
+}
+
+/// The placement group as the document names it: its default, `blandshared`, is this
+/// platform's `shared` (as `use_bland_url` is `usePlatformUrl`); any other passes as it is.
+fn placement_group(group: String) -> String {
+    if group == orgbase_domain::DEFAULT_PLACEMENT_GROUP {
+        "blandshared".to_owned()
+    } else {
+        group
+    }
+}
+
 pub async fn properties_of(state: &AppState, o: Organization) -> Result<OrgProperties, ApiError> {
     let mut entitlements = match state.store.get_plan(&o.product_plan_id).await {
         Ok(p) => p.entitlements,
@@ -101,7 +118,7 @@ pub async fn properties_of(state: &AppState, o: Organization) -> Result<OrgPrope
         org_plan: o.product_plan_id,
         org_creation_date: o.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
         kyc_level: o.kyc_level,
-        placement_group: o.placement_group,
+        placement_group: placement_group(o.placement_group),
         is_deleted: o.deleted_at.is_some(),
         is_stripe_overdue: o.billing_overdue,
         is_suspended: o.status == OrgStatus::Suspended,
@@ -237,7 +254,7 @@ pub async fn update_properties(
     State(state): State<AppState>,
     Path(org_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(raw) = headers
         .get(header::AUTHORIZATION)
@@ -266,7 +283,7 @@ pub async fn update_properties(
         Err(ApiError::Unauthorized { detail, .. }) => {
             return one(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", detail)
         }
-        Err(e) => return e.into_response(),
+        Err(e) => return one_error(e),
     };
     let Ok(id) = org_id.parse::<OrganizationId>() else {
         return one(StatusCode::NOT_FOUND, "NOT_FOUND", "no such organization");
@@ -282,7 +299,7 @@ pub async fn update_properties(
                 .map(|e| ("INVALID_VALUE", format!("{}: {}", e.field, e.message)))
                 .collect(),
         ),
-        Err(e) => e.into_response(),
+        Err(e) => one_error(e),
     }
 }
 
@@ -290,10 +307,21 @@ async fn apply(
     state: &AppState,
     who: &Principal,
     id: OrganizationId,
-    body: &Bytes,
+    body: &Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     // Reach and permission before the body: a stranger learns nothing from validation.
     let access = service::load_with(state, who, id, Permission::OrgUpdate).await?;
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "PAYLOAD_TOO_LARGE"
+            } else {
+                "INVALID_BODY"
+            };
+            return Ok(one(e.status(), code, &e.body_text()));
+        }
+    };
     let patch = match parse_updates(body) {
         Ok(p) => p,
         Err(errors) => return Ok(fail(StatusCode::BAD_REQUEST, errors)),

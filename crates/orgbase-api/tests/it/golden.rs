@@ -3,10 +3,13 @@
 //! against an organization of its own, a child of a partner, set up as the file says.
 //!
 //! A file holds `description`, optional `setup` (`org`: extra fields for its creation;
-//! `suspended`: true; `subscription`: {provider, id, status}), `request` (`as`: who calls —
-//! platform, partner, other_partner, org_editor, org_viewer, session, revoked, wrong, none;
+//! `suspended`: true; `patch`: a native PATCH the platform makes first; `subscription`:
+//! {provider, id, status}; `deleted`: true, deleted by the platform last), `request` (`as`: who
+//! calls — platform, partner, partner_org_key (the partner organization's own key with scope
+//! partner), other_partner, org_editor, org_viewer, session, revoked, wrong, none;
 //! `authorization`: bearer (default) or raw, for the properties API; `target`: org (default),
-//! missing, unknown, not_uuid; `body` (JSON) or `raw_body` (text)), `status`, `response` (with
+//! partner_itself, missing, unknown, not_uuid; `body` (JSON) or `raw_body` (text)), `status`,
+//! `response` (with
 //! `{{org_id}}`, `{{org_slug}}`, `{{org_created_ms}}` standing for the organization's values),
 //! and optional checks of the organization afterwards: `after` (fields of the native view that
 //! must equal), `unchanged: true` (nothing changed at all).
@@ -25,17 +28,27 @@ crate::api_tests!(
 );
 
 struct World {
+    partner_id: String,
     partner_key: String,
+    partner_org_key: String,
     other_partner_key: String,
     revoked_key: String,
     session: String,
 }
 
 async fn world(app: &App) -> World {
-    let (_, partner_key) = partner(app, "Golden Partner").await;
+    let (partner_id, partner_key) = partner(app, "Golden Partner").await;
+    let own = app
+        .post(
+            &format!("/api/organizations/{partner_id}/api-keys"),
+            json!({"name": "own", "roles": [2], "scope": "partner"}),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::CREATED, "{}", own.text);
     let (_, other_partner_key) = partner(app, "Other Partner").await;
     for plan in [
-        json!({"id": "someProductPlanId", "name": "Some Plan", "price": 1000}),
+        json!({"id": "someProductPlanId", "name": "Some Plan", "price": 1000,
+               "entitlements": ["api", "extra-seat"]}),
         json!({"id": "stripe-pro", "name": "Pro", "price": 4900, "provider": "stripe",
                "providerPriceId": "price_pro"}),
     ] {
@@ -63,6 +76,8 @@ async fn world(app: &App) -> World {
         .person(scratch["id"].as_str().unwrap(), "person@example.com", &[2])
         .await;
     World {
+        partner_id,
+        partner_org_key: own.body["key"].as_str().unwrap().to_owned(),
         partner_key,
         other_partner_key,
         revoked_key: revoked.body["key"].as_str().unwrap().to_owned(),
@@ -155,6 +170,10 @@ async fn run(app: App, surface: &str) {
                 .await;
             assert_eq!(s.status, StatusCode::OK, "{name}: {}", s.text);
         }
+        if let Some(patch) = setup.get("patch") {
+            let s = app.patch(&org_path, patch.clone()).await;
+            assert_eq!(s.status, StatusCode::OK, "{name}: {}", s.text);
+        }
         if let Some(sub) = setup.get("subscription") {
             let store = &app.db.store;
             let current = store.get_organization(id.parse().unwrap()).await.unwrap();
@@ -165,6 +184,10 @@ async fn run(app: App, surface: &str) {
             };
             store.update_organization(&next, &current).await.unwrap();
         }
+        if setup.get("deleted") == Some(&json!(true)) {
+            let d = app.delete(&org_path).await;
+            assert!(d.status.is_success(), "{name}: {}", d.text);
+        }
         let before = app.get(&org_path).await.body;
         let subs = stand_ins(&before);
 
@@ -174,6 +197,7 @@ async fn run(app: App, surface: &str) {
             match req.get("as").and_then(Value::as_str).unwrap_or("platform") {
                 "platform" => Some(app.key.clone()),
                 "partner" => Some(w.partner_key.clone()),
+                "partner_org_key" => Some(w.partner_org_key.clone()),
                 "other_partner" => Some(w.other_partner_key.clone()),
                 "revoked" => Some(w.revoked_key.clone()),
                 "wrong" => Some("obk_not-a-key-anyone-has".into()),
@@ -191,8 +215,16 @@ async fn run(app: App, surface: &str) {
                 "none" => None,
                 other => panic!("{name}: unknown caller {other}"),
             };
-        let target = match req.get("target").and_then(Value::as_str).unwrap_or("org") {
+        let target_kind = req.get("target").and_then(Value::as_str).unwrap_or("org");
+        // The organization `unchanged` watches: the one the request names, when it is one.
+        let watched = match target_kind {
+            "partner_itself" => format!("/api/organizations/{}", w.partner_id),
+            _ => org_path.clone(),
+        };
+        let watched_before = app.get(&watched).await.body;
+        let target = match target_kind {
             "org" => Some(id.clone()),
+            "partner_itself" => Some(w.partner_id.clone()),
             "unknown" => Some(uuid::Uuid::now_v7().to_string()),
             "not_uuid" => Some("not-a-uuid".into()),
             "missing" => None,
@@ -260,9 +292,10 @@ async fn run(app: App, surface: &str) {
             }
         }
         let after = app.get(&org_path).await.body;
-        if case.get("unchanged") == Some(&json!(true)) && after != before {
+        let watched_after = app.get(&watched).await.body;
+        if case.get("unchanged") == Some(&json!(true)) && watched_after != watched_before {
             failures.push(format!(
-                "{name}: the organization changed:\n{before}\n{after}"
+                "{name}: the organization changed:\n{watched_before}\n{watched_after}"
             ));
         }
         if let Some(fields) = case.get("after").and_then(Value::as_object) {

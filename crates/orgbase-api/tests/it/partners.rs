@@ -10,7 +10,62 @@ crate::api_tests!(
     an_organization_key_with_partner_scope_acts_as_the_partner,
     plans_are_managed_by_the_platform,
     a_deleted_partners_key_acts_for_nobody,
+    the_compatible_surfaces_answer_every_error_in_their_own_shape,
 );
+
+/// Errors that come from outside a surface's own rules (here a body over the size limit) are
+/// answered in the surface's shape too, not as a problem document; nothing changes.
+async fn the_compatible_surfaces_answer_every_error_in_their_own_shape(app: App) {
+    let (_, pk) = partner(&app, "Shape Partner").await;
+    let c = child(&app, &pk, "Shape Child").await;
+    let id = c["id"].as_str().unwrap();
+    let before = app.get(&format!("/api/organizations/{id}")).await.body;
+    let big = format!(r#"{{"orgName": "{}"}}"#, "x".repeat(2 * 1024 * 1024));
+
+    let r = app
+        .http
+        .post(format!(
+            "{}/api/v2/updateOrganization?token={pk}&targetOrganizationId={id}",
+            app.base
+        ))
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["success"], false, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("limit"),
+        "{body}"
+    );
+    assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+
+    let r = app
+        .http
+        .patch(format!("{}/v1/orgs/{id}/properties", app.base))
+        .header("authorization", pk.as_str())
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"updates": {big}}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(body["errors"][0]["error"], "PAYLOAD_TOO_LARGE", "{body}");
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
+
+    assert_eq!(
+        app.get(&format!("/api/organizations/{id}")).await.body,
+        before
+    );
+}
 
 async fn a_deleted_partners_key_acts_for_nobody(app: App) {
     let (p, pk) = partner(&app, "Gone Partner").await;
@@ -307,4 +362,28 @@ async fn plans_are_managed_by_the_platform(app: App) {
     app.get("/api/admin/plans/pro")
         .await
         .assert_problem(404, "not_found");
+    // In use as an organization's current plan: not deleted either, until it moves off it.
+    let a = app
+        .post(
+            "/api/admin/plans",
+            json!({"id": "team", "name": "Team", "price": 0}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let org_path = format!("/api/organizations/{}", o["id"].as_str().unwrap());
+    let a = app.patch(&org_path, json!({"productPlanId": "team"})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    app.delete("/api/admin/plans/team")
+        .await
+        .assert_problem(409, "plan_in_use");
+    assert_eq!(
+        app.get("/api/admin/plans/team").await.status,
+        StatusCode::OK
+    );
+    let a = app
+        .patch(&org_path, json!({"productPlanId": "starter"}))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let d = app.delete("/api/admin/plans/team").await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT);
 }

@@ -458,15 +458,14 @@ async fn apply(
     body: &Map<String, Value>,
 ) -> Result<Response, ApiError> {
     for _ in 0..ATTEMPTS {
-        let current = service::load(state, who, org_id).await?.org;
+        let access = service::load(state, who, org_id).await?;
         // A partner's key reaches its children here, not the partner itself: the target's
         // partner is the one that may change its settings (plans, the paid state, switching it
         // off), and a partner has none above it but the platform.
-        if matches!(who, Principal::Partner { partner_id, .. }
-            if current.parent_id != Some(*partner_id))
-        {
+        if !access.is_platform() && !access.is_parent_partner() {
             return Err(ApiError::NotFound);
         }
+        let current = access.org;
         if current.is_deleted() {
             let mut out = Outcome::default();
             for k in body.keys() {

@@ -139,12 +139,20 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
-        if let Some(Authenticated(t, p)) = parts.extensions.get::<Authenticated>() {
-            if t == token {
-                return Ok(p.clone());
-            }
-        }
-        authenticate(state, token).await
+        authenticate_once(state, parts.extensions.get::<Authenticated>(), token).await
+    }
+}
+
+/// The caller a token stands for, looked up once per request: the principal the idempotency
+/// layer found for this very token, or a look-up now.
+pub async fn authenticate_once(
+    state: &AppState,
+    earlier: Option<&Authenticated>,
+    token: &str,
+) -> Result<Principal, ApiError> {
+    match earlier {
+        Some(Authenticated(t, p)) if t == token => Ok(p.clone()),
+        _ => authenticate(state, token).await,
     }
 }
 

@@ -53,12 +53,30 @@ pub enum ApiError {
     PreconditionFailed,
     #[error("service unavailable")]
     Unavailable,
+    /// 503: the database cannot be reached or written right now (refused, lost, timed out,
+    /// full). Nothing was changed, or (a COMMIT's answer lost) the Idempotency-Key layer knows.
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(String),
+    /// 503: the request did not finish within the deadline (`ORGBASE_REQUEST_TIMEOUT`).
+    #[error("request deadline exceeded")]
+    DeadlineExceeded,
     /// A service we depend on (the mail server, a billing provider) failed.
     #[error("upstream failure: {code}")]
     Upstream { code: &'static str, detail: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// What a 503 asks clients to wait before trying again, in seconds.
+pub const RETRY_AFTER_SECS: &str = "1";
+
+/// Marks an answer given because the database was unavailable (for the metrics layer).
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseUnavailable;
+
+/// Marks an answer given because the request's deadline passed (for the metrics layer).
+#[derive(Debug, Clone, Copy)]
+pub struct DeadlineExceeded;
 
 /// The problem document (RFC 9457) every native error is answered with.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -151,6 +169,20 @@ impl ApiError {
                 "unavailable",
                 "the service cannot answer right now; try again".into(),
             ),
+            DatabaseUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database cannot be reached right now; try again (with the same \
+                 Idempotency-Key, for a POST)"
+                    .into(),
+            ),
+            DeadlineExceeded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request_timeout",
+                "the request did not finish in time; try again (with the same \
+                 Idempotency-Key, for a POST)"
+                    .into(),
+            ),
             Upstream { code, detail } => (StatusCode::BAD_GATEWAY, code, detail.clone()),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -184,6 +216,7 @@ impl From<StoreError> for ApiError {
                 code: "last_platform_key",
                 detail: "this is the last active platform key; create another one first".into(),
             },
+            StoreError::Unavailable(cause) => Self::DatabaseUnavailable(cause),
             StoreError::Conflict { constraint } => {
                 let (code, detail) = match constraint {
                     "user_email" => ("email_taken", "another person already uses this e-mail"),
@@ -271,6 +304,10 @@ impl ApiError {
                 tracing::error!(cause = %cause, "internal error");
             }
             ApiError::Unavailable => tracing::warn!("unavailable"),
+            ApiError::DatabaseUnavailable(cause) => {
+                tracing::warn!(cause = %cause, "database unavailable")
+            }
+            ApiError::DeadlineExceeded => tracing::warn!("request deadline exceeded"),
             _ => {}
         }
     }
@@ -280,6 +317,20 @@ impl ApiError {
             if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);
             }
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Load balancers and clients retry a 503 after this many seconds.
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        if let ApiError::DatabaseUnavailable(_) = self {
+            // Counted by the metrics layer.
+            res.extensions_mut().insert(DatabaseUnavailable);
+        }
+        if let ApiError::DeadlineExceeded = self {
+            res.extensions_mut().insert(DeadlineExceeded);
         }
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut()

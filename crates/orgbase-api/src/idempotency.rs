@@ -4,9 +4,17 @@
 //! database (so they hold across nodes) for 24 hours.
 //!
 //! The scope is the credential (a hash of it): one client's keys never meet another's. A request
-//! without a credential has no scope, and its key is not used. A first request that fails on our
-//! side (5xx) releases its key, so the client may retry it; one that crashed the node mid-way is
-//! taken over after five minutes.
+//! without a valid credential has no scope, and its key is not used; a credential that cannot be
+//! looked up (the database away) is answered 503, never taken for "no credential".
+//!
+//! The key is claimed before anything acts, and the credential is looked up once: the handler
+//! takes the principal found here. A first request that fails on our side (5xx) releases its key,
+//! so the client may retry it. The release, like the keeping of an answer, is retried in the
+//! background while the database is away. A request whose change committed marks its key in the
+//! same transaction (`orgbase_store::idempotency_mark`): its key is never released, and if its
+//! answer was lost (the COMMIT's reply, or the node, went away) a retry is told so (409
+//! `idempotency_answer_lost`) instead of acting twice. A claim whose node died is taken over after
+//! five minutes, unless its change committed.
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
@@ -17,6 +25,7 @@ use orgbase_store::{Claim, StoredAnswer};
 use sha2::{Digest, Sha256};
 
 use crate::error::{problem_response, ApiError};
+use crate::surface::{error, Surface};
 use crate::AppState;
 
 pub const HEADER: &str = "idempotency-key";
@@ -37,8 +46,7 @@ const REPLAYED_HEADERS: [HeaderName; 3] = [header::CONTENT_TYPE, header::LOCATIO
 /// kept, so a replay cannot show the secret again. Handlers set it; the layer strips it.
 pub const SECRET_ANSWER: &str = "x-orgbase-secret-answer";
 
-/// The route whose credential travels in the query string.
-const QUERY_TOKEN_ROUTE: &str = "/api/v2/updateOrganization";
+use crate::surface::QUERY_TOKEN_ROUTE;
 
 /// The credential a request carries, as the route reads it: the `token` query parameter on the
 /// partner settings API (its last value, as the handler takes it), the `Authorization` header
@@ -94,28 +102,6 @@ pub fn request_hash(
     h.update(b"\n");
     h.update(body);
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Which API a request belongs to: each answers a refusal in its own document's shape.
-#[derive(Clone, Copy)]
-enum Surface {
-    Native,
-    /// `{success: false, message}`, as the partner settings document answers.
-    PartnerSettings,
-    /// `{data: null, errors: [{error, message}]}`, as the properties document answers.
-    Properties,
-}
-
-impl Surface {
-    fn of(path: &str) -> Self {
-        if path == QUERY_TOKEN_ROUTE {
-            Surface::PartnerSettings
-        } else if path.starts_with("/v1/orgs/") {
-            Surface::Properties
-        } else {
-            Surface::Native
-        }
-    }
 }
 
 fn problem(surface: Surface, status: StatusCode, code: &str, detail: &str) -> Response {
@@ -193,9 +179,12 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         return strip(next.run(req).await);
     };
     // Only a valid credential gets a scope: a revoked one must not be replayed an old answer,
-    // and junk must not cost a write.
-    let Ok(principal) = crate::auth::authenticate(&state, &credential).await else {
-        return strip(next.run(req).await);
+    // and junk must not cost a write. One that could not be looked up is not "no credential":
+    // going ahead unkeyed could act twice.
+    let principal = match crate::auth::authenticate(&state, &credential).await {
+        Ok(p) => p,
+        Err(ApiError::Unauthorized { .. }) => return strip(next.run(req).await),
+        Err(e) => return error(surface, e),
     };
     let scope = SecretHash::of(&credential).as_str().to_owned();
     let (parts, body) = req.into_parts();
@@ -222,20 +211,53 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         req.uri().query(),
         &bytes,
     );
+    // The claim, the request and its bookkeeping run to their end on a task of their own: a
+    // client that hangs up, or the request deadline, must not leave the key claimed with the
+    // work half done, nor a claim landing in the database after its request was dropped.
+    let request_id = crate::context::request_id();
+    let span = tracing::Span::current();
+    let work = tokio::spawn(tracing::Instrument::instrument(
+        crate::context::with_request_id(request_id, async move {
+            claim_and_run(state, surface, scope, key, hash, req, next).await
+        }),
+        span,
+    ));
+    match work.await {
+        Ok(res) => res,
+        Err(e) => ApiError::Internal(format!("request task failed: {e}")).into_response(),
+    }
+}
+
+/// Claims the key, then runs the request under it (or answers for the request that holds it).
+async fn claim_and_run(
+    state: AppState,
+    surface: Surface,
+    scope: String,
+    key: String,
+    hash: String,
+    req: Request,
+    next: Next,
+) -> Response {
     let t = now();
     let claim = state
         .store
         .claim_idempotency_key(&scope, &key, &hash, t, t - abandoned_after())
         .await;
     match claim {
-        Err(e) => {
-            tracing::error!(error = %e, "claiming an idempotency key failed");
-            return problem(
-                surface,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the service cannot answer right now; try again",
-            );
+        Err(e) => return error(surface, e.into()),
+        Ok(Claim::Committed { request_hash }) => {
+            return if request_hash != hash {
+                reused(surface)
+            } else {
+                problem(
+                    surface,
+                    StatusCode::CONFLICT,
+                    "idempotency_answer_lost",
+                    "the request with this Idempotency-Key was carried out, but its answer was \
+                     lost when the database became unavailable; read the resource to see the \
+                     result (it will not be carried out again)",
+                )
+            };
         }
         Ok(Claim::Done {
             request_hash,
@@ -269,21 +291,15 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         }
         Ok(Claim::Claimed) => {}
     }
-    // The request and its bookkeeping run to their end on a task of their own: a client that
-    // hangs up must not leave the key claimed with the work half done.
-    let request_id = crate::context::request_id();
-    let span = tracing::Span::current();
-    let work = tokio::spawn(tracing::Instrument::instrument(
-        crate::context::with_request_id(request_id, async move {
-            let res = next.run(req).await;
-            finish(&state, &scope, &key, res).await
-        }),
-        span,
-    ));
-    match work.await {
-        Ok(res) => res,
-        Err(e) => ApiError::Internal(format!("request task failed: {e}")).into_response(),
-    }
+    // The request's writes mark the key committed in their own transactions. The work is not
+    // cut short by the request's deadline either: the key's fate is decided by how the work
+    // really ended, not by when the client stopped waiting.
+    let mark = orgbase_store::idempotency_mark::Mark {
+        scope: scope.clone(),
+        key: key.clone(),
+    };
+    let res = orgbase_store::idempotency_mark::scope(mark, next.run(req)).await;
+    finish(&state, &scope, &key, res).await
 }
 
 /// Takes the secret-answer mark off an answer that passes by.
@@ -322,7 +338,9 @@ async fn finish(state: &AppState, scope: &str, key: &str, res: Response) -> Resp
         || status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::UNAUTHORIZED;
     let outcome = if retryable {
-        state.store.release_idempotency_key(scope, key).await
+        // Released from a task of its own, retried while the database is away: the answer
+        // (a 503, often) does not wait for it, and the key is not left stuck in flight.
+        Outcome::Release
     } else {
         let answer = if secret {
             StoredAnswer {
@@ -346,24 +364,67 @@ async fn finish(state: &AppState, scope: &str, key: &str, res: Response) -> Resp
                 body: body.to_vec(),
             }
         };
-        let mut done = state
+        // Kept before the answer goes out, so that a retry right after it replays it.
+        match state
             .store
             .complete_idempotency_key(scope, key, &answer)
-            .await;
-        for _ in 0..2 {
-            if done.is_ok() {
-                break;
+            .await
+        {
+            Ok(()) => Outcome::Kept,
+            Err(e) => {
+                tracing::warn!(error = %e, "keeping an idempotency key's answer failed; retrying");
+                Outcome::Keep(answer)
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            done = state
-                .store
-                .complete_idempotency_key(scope, key, &answer)
-                .await;
         }
-        done
     };
-    if let Err(e) = outcome {
-        tracing::warn!(error = %e, "recording an idempotency key's outcome failed");
+    if !matches!(outcome, Outcome::Kept) {
+        tokio::spawn(settle(
+            state.clone(),
+            scope.to_owned(),
+            key.to_owned(),
+            outcome,
+        ));
     }
     Response::from_parts(parts, Body::from(body))
+}
+
+/// What is left to do with a key once its request has ended.
+enum Outcome {
+    Kept,
+    Keep(StoredAnswer),
+    Release,
+}
+
+/// How long a key's outcome is retried while the database is away: well inside the five
+/// minutes after which an unfinished claim is taken over.
+const SETTLE_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Keeps an answer or releases a key, retrying with backoff (from 100 ms to 5 s) while the
+/// database is away, for up to `SETTLE_FOR`.
+async fn settle(state: AppState, scope: String, key: String, outcome: Outcome) {
+    let started = tokio::time::Instant::now();
+    let mut wait = std::time::Duration::from_millis(100);
+    loop {
+        let done = match &outcome {
+            Outcome::Kept => return,
+            Outcome::Keep(answer) => {
+                state
+                    .store
+                    .complete_idempotency_key(&scope, &key, answer)
+                    .await
+            }
+            Outcome::Release => state.store.release_idempotency_key(&scope, &key).await,
+        };
+        match done {
+            Ok(()) => return,
+            Err(e) if started.elapsed() + wait > SETTLE_FOR => {
+                tracing::error!(error = %e, "an idempotency key could not be settled; it is taken over after five minutes");
+                return;
+            }
+            Err(_) => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    }
 }

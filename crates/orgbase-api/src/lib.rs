@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod native;
 pub mod password;
 pub mod service;
+pub mod surface;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderName, HeaderValue};
@@ -69,6 +70,8 @@ pub struct ApiConfig {
     pub member_directory_min: u64,
     /// Avatar storage and upload limits.
     pub avatars: AvatarConfig,
+    /// A request not answered within this is answered 503 `request_timeout`.
+    pub request_timeout: Duration,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -81,6 +84,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("smtp", &self.smtp_url.as_ref().map(|_| "(set)"))
             .field("mail_outbox", &self.mail_outbox)
             .field("avatars", &self.avatars)
+            .field("request_timeout", &self.request_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +101,7 @@ impl Default for ApiConfig {
             mail_outbox: PathBuf::from("mail-outbox"),
             member_directory_min: 1000,
             avatars: AvatarConfig::default(),
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -293,6 +298,12 @@ pub fn with_layers(router: Router<AppState>, state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::layer,
+        ))
+        // Outside the idempotency layer: a keyed request's work goes on past the deadline and
+        // settles its key; inside metrics, so that a request cut off is counted.
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.request_timeout,
+            surface::deadline,
         ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(

@@ -14,6 +14,10 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     duration: HistogramVec,
+    /// Requests answered 503 because the database was unavailable, by route.
+    database_unavailable: IntCounterVec,
+    /// Requests answered 503 because their deadline passed, by route.
+    deadline_exceeded: IntCounterVec,
 }
 
 impl Metrics {
@@ -36,6 +40,28 @@ impl Metrics {
             labels,
         )
         .expect("histogram");
+        let database_unavailable = IntCounterVec::new(
+            Opts::new(
+                "database_unavailable_total",
+                "Requests answered 503 because the database was unavailable",
+            ),
+            &["route"],
+        )
+        .expect("counter");
+        let deadline_exceeded = IntCounterVec::new(
+            Opts::new(
+                "request_deadline_exceeded_total",
+                "Requests answered 503 because they did not finish within the request deadline",
+            ),
+            &["route"],
+        )
+        .expect("counter");
+        registry
+            .register(Box::new(database_unavailable.clone()))
+            .expect("register");
+        registry
+            .register(Box::new(deadline_exceeded.clone()))
+            .expect("register");
         registry
             .register(Box::new(requests.clone()))
             .expect("register");
@@ -46,6 +72,8 @@ impl Metrics {
             registry,
             requests,
             duration,
+            database_unavailable,
+            deadline_exceeded,
         }
     }
 
@@ -83,6 +111,28 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let res = next.run(req).await;
+    if res
+        .extensions()
+        .get::<crate::error::DatabaseUnavailable>()
+        .is_some()
+    {
+        state
+            .metrics
+            .database_unavailable
+            .with_label_values(&[route.as_str()])
+            .inc();
+    }
+    if res
+        .extensions()
+        .get::<crate::error::DeadlineExceeded>()
+        .is_some()
+    {
+        state
+            .metrics
+            .deadline_exceeded
+            .with_label_values(&[route.as_str()])
+            .inc();
+    }
     let status = res.status().as_u16().to_string();
     let labels = [method, route.as_str(), status.as_str()];
     state.metrics.requests.with_label_values(&labels).inc();

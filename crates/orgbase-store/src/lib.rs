@@ -15,6 +15,7 @@ use orgbase_domain::{
 use std::sync::Arc;
 use uuid::Uuid;
 
+pub mod idempotency_mark;
 mod memo;
 pub mod postgres;
 pub mod sqlite;
@@ -33,6 +34,12 @@ pub enum StoreError {
     /// A conditional write found another version than the one it was based on.
     #[error("version mismatch")]
     VersionMismatch,
+    /// The database cannot be reached or cannot take the write right now: refused or lost
+    /// connections, a pool that gave no connection in time, a statement past its timeout, a disk
+    /// that is full or read-only. Nothing this error answers was committed, except that a lost
+    /// answer to a COMMIT leaves the outcome unknown (see [`idempotency_mark`]). Worth retrying.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("storage error: {0}")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -43,6 +50,23 @@ impl StoreError {
     }
     pub fn msg(m: impl Into<String>) -> Self {
         Self::Other(m.into().into())
+    }
+    pub fn unavailable(m: impl std::fmt::Display) -> Self {
+        Self::Unavailable(m.to_string())
+    }
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+    /// The same error again, for answering several waiters of one failed batch: its kind is
+    /// kept (an unavailable database stays unavailable), its source becomes its message.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::NotFound => Self::NotFound,
+            Self::Conflict { constraint } => Self::Conflict { constraint },
+            Self::VersionMismatch => Self::VersionMismatch,
+            Self::Unavailable(m) => Self::Unavailable(m.clone()),
+            Self::Other(e) => Self::msg(e.to_string()),
+        }
     }
 }
 
@@ -374,13 +398,16 @@ pub enum Claim {
         request_hash: String,
         answer: StoredAnswer,
     },
+    /// A request with this key committed its change, but its answer was lost (the database
+    /// went away before it could be kept, or its node died): it must not run again.
+    Committed { request_hash: String },
 }
 
 /// Idempotency keys of POST requests.
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     /// Claims `(scope, key)` for a request. A claim still in flight that was made before
-    /// `abandoned_before` (its request crashed) is taken over.
+    /// `abandoned_before` (its request crashed) is taken over, unless its request committed.
     async fn claim_idempotency_key(
         &self,
         scope: &str,
@@ -396,7 +423,9 @@ pub trait IdempotencyStore: Send + Sync {
         key: &str,
         answer: &StoredAnswer,
     ) -> StoreResult<()>;
-    /// Lets a claimed key go unanswered (its request failed on our side: it may be retried).
+    /// Lets a claimed key go unanswered (its request failed on our side: it may be retried),
+    /// unless its request's change committed (see [`idempotency_mark`]): such a key is kept as
+    /// done without an answer, and answers [`Claim::Committed`] from then on.
     async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()>;
     /// Removes keys claimed before `before`; answers how many.
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64>;
@@ -506,7 +535,9 @@ pub type DynStore = Arc<dyn Store>;
 /// would not share it; `postgres://…`) and applies its migrations.
 pub async fn open(url: &str, options: &OpenOptions) -> StoreResult<DynStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let s = postgres::PgStore::connect(url, options.pg_max_connections).await?;
+        let s =
+            postgres::PgStore::connect_bounded(url, options.pg_max_connections, options.pg_bounds)
+                .await?;
         s.migrate().await?;
         Ok(Arc::new(s))
     } else if let Some(path) = url
@@ -526,6 +557,8 @@ pub async fn open(url: &str, options: &OpenOptions) -> StoreResult<DynStore> {
 #[derive(Debug, Clone, Copy)]
 pub struct OpenOptions {
     pub pg_max_connections: u32,
+    /// How long PostgreSQL may make anything wait (see [`postgres::Bounds`]).
+    pub pg_bounds: postgres::Bounds,
     pub sqlite_write_mode: sqlite::WriteMode,
 }
 
@@ -533,6 +566,7 @@ impl Default for OpenOptions {
     fn default() -> Self {
         Self {
             pg_max_connections: 16,
+            pg_bounds: postgres::Bounds::default(),
             sqlite_write_mode: sqlite::WriteMode::GroupCommit,
         }
     }

@@ -58,6 +58,9 @@ impl Drop for PgStore {
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| unavailable_code(&c)) => {
+            StoreError::unavailable(e)
+        }
         sqlx::Error::Database(db) => {
             let constraint = match db.constraint() {
                 Some("organizations_slug_key") => "organization_slug",
@@ -79,28 +82,129 @@ fn map_err(e: sqlx::Error) -> StoreError {
             };
             StoreError::Conflict { constraint }
         }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => StoreError::unavailable(e),
         _ => StoreError::other(e),
     }
 }
 
+/// SQLSTATEs that say the server cannot serve right now, not that the request was wrong:
+/// connection exceptions (08), shutting down or starting (57P01–57P03), a statement cancelled by
+/// `statement_timeout` (57014), a lock not had within `lock_timeout` (55P03), insufficient
+/// resources such as too many connections or a full disk (53), and a read-only server (25006,
+/// a standby after a failover).
+fn unavailable_code(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "57014" | "55P03" | "25006"
+        )
+}
+
+/// How long the database may make a request wait. Every wait on PostgreSQL is bounded by one
+/// of these, so a node whose database is gone answers 503 quickly instead of hanging.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Waiting for a pooled connection (and so for a refused connect to be retried).
+    pub acquire_timeout: std::time::Duration,
+    /// A statement, on the server (`statement_timeout`), and a transaction left idle
+    /// (`idle_in_transaction_session_timeout`); on the client, any one operation waits at most
+    /// this plus a second.
+    pub statement_timeout: std::time::Duration,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            acquire_timeout: std::time::Duration::from_secs(1),
+            statement_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+impl Bounds {
+    /// The connect options with the server-side bounds set at connection start, and the
+    /// server's TCP keepalives on (so that it drops the sessions of a node it cannot reach).
+    pub fn apply(&self, opts: PgConnectOptions) -> PgConnectOptions {
+        let ms = |d: std::time::Duration| d.as_millis().to_string();
+        opts.options([
+            ("statement_timeout", ms(self.statement_timeout)),
+            (
+                "idle_in_transaction_session_timeout",
+                ms(self.statement_timeout),
+            ),
+            ("lock_timeout", ms(self.statement_timeout)),
+            ("tcp_keepalives_idle", "10".to_owned()),
+            ("tcp_keepalives_interval", "5".to_owned()),
+            ("tcp_keepalives_count", "3".to_owned()),
+        ])
+    }
+
+    /// The longest a client-side wait on one operation may last: the server's own bound, and a
+    /// second for the answer to travel. Past it the connection is taken to be lost.
+    pub fn client_wait(&self) -> std::time::Duration {
+        self.statement_timeout + std::time::Duration::from_secs(1)
+    }
+}
+
+/// Commits `tx`, marking the request's Idempotency-Key (if any) committed in the same
+/// transaction (see `idempotency_mark`). Every transaction of a change commits through here.
+pub(crate) async fn commit(mut tx: sqlx::Transaction<'_, Postgres>) -> StoreResult<()> {
+    if let Some(m) = crate::idempotency_mark::current() {
+        sqlx::query("UPDATE idempotency_keys SET committed = TRUE WHERE scope = $1 AND key = $2")
+            .bind(&m.scope)
+            .bind(&m.key)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
+    tx.commit().await.map_err(map_err)
+}
+
 /// Runs a write on its own task, so that a caller that goes away (a client hanging up) does not
 /// cut a transaction off half-way; the pool then never sees a connection in an unknown state.
+/// The request's Idempotency-Key goes along, so that the write marks it.
 async fn detached<T: Send + 'static>(
     fut: impl std::future::Future<Output = StoreResult<T>> + Send + 'static,
 ) -> StoreResult<T> {
-    tokio::spawn(fut).await.map_err(StoreError::other)?
+    let mark = crate::idempotency_mark::current();
+    tokio::spawn(crate::idempotency_mark::carry(mark, fut))
+        .await
+        .map_err(StoreError::other)?
 }
 
 impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        Self::connect_bounded(url, max_connections, Bounds::default()).await
+    }
+
+    pub async fn connect_bounded(
+        url: &str,
+        max_connections: u32,
+        bounds: Bounds,
+    ) -> StoreResult<Self> {
         let opts = PgConnectOptions::from_str(url).map_err(StoreError::other)?;
-        Self::connect_with(opts, max_connections).await
+        Self::connect_with_bounds(opts, max_connections, bounds).await
     }
 
     pub async fn connect_with(opts: PgConnectOptions, max_connections: u32) -> StoreResult<Self> {
+        Self::connect_with_bounds(opts, max_connections, Bounds::default()).await
+    }
+
+    pub async fn connect_with_bounds(
+        opts: PgConnectOptions,
+        max_connections: u32,
+        bounds: Bounds,
+    ) -> StoreResult<Self> {
+        let opts = bounds.apply(opts);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(std::time::Duration::from_secs(5))
+            .acquire_timeout(bounds.acquire_timeout)
             // No ping before each use: it was a second round trip per query (12% of the
             // server's CPU under settings updates). A connection found broken fails its query
             // and leaves the pool, as it would have failed between a ping and the query anyway.
@@ -109,10 +213,11 @@ impl PgStore {
             .await
             .map_err(StoreError::other)?;
         let cache = Arc::new(PgCache::default());
-        let listener = tokio::spawn(cache::listen(pool.clone(), cache.clone()));
-        let notifier = cache::Notifier::start(pool.clone());
-        let batcher = batch::OrgBatcher::start(opts.clone());
-        let indexer = tokio::spawn(search::index(pool.clone()));
+        let wait = bounds.client_wait();
+        let listener = tokio::spawn(cache::listen(pool.clone(), cache.clone(), wait));
+        let notifier = cache::Notifier::start(pool.clone(), wait);
+        let batcher = batch::OrgBatcher::start(opts.clone(), bounds);
+        let indexer = tokio::spawn(search::index(pool.clone(), wait));
         Ok(Self {
             pool,
             cache,
@@ -394,7 +499,7 @@ impl OrganizationStore for PgStore {
             write_metadata(&mut tx, &org, false)
                 .await
                 .map_err(map_err)?;
-            tx.commit().await.map_err(map_err)
+            commit(tx).await
         })
         .await
     }
@@ -546,7 +651,7 @@ impl OrganizationStore for PgStore {
             if !ids.is_empty() {
                 cache::notify(&mut tx, "key").await.map_err(map_err)?;
             }
-            tx.commit().await.map_err(map_err)?;
+            commit(tx).await?;
             Ok(ids.into_iter().map(OrganizationId).collect::<Vec<_>>())
         })
         .await
@@ -635,7 +740,7 @@ async fn update_org(
             .await
             .map_err(map_err)?;
     }
-    tx.commit().await.map_err(map_err)?;
+    commit(tx).await?;
     Ok(notified)
 }
 
@@ -888,7 +993,7 @@ async fn revoke_key(pool: &PgPool, id: ApiKeyId, at: DateTime<Utc>) -> StoreResu
         .await
         .map_err(map_err)?;
     cache::notify(&mut tx, "key").await.map_err(map_err)?;
-    tx.commit().await.map_err(map_err)?;
+    commit(tx).await?;
     Ok(ApiKey {
         revoked_at: Some(at),
         ..key

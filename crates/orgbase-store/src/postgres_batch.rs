@@ -32,7 +32,7 @@ use sqlx::ConnectOptions;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{cache, column_differs, map_err, ORG_COLUMNS};
+use super::{cache, column_differs, map_err, Bounds, ORG_COLUMNS};
 use crate::{StoreError, StoreResult};
 
 /// Rows in one statement at most; their notices (`org:<id>:<version>`, under 64 bytes each)
@@ -88,9 +88,9 @@ pub(crate) struct OrgBatcher {
 }
 
 impl OrgBatcher {
-    pub(crate) fn start(opts: PgConnectOptions) -> Self {
+    pub(crate) fn start(opts: PgConnectOptions, bounds: Bounds) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(send_batches(opts, rx));
+        tokio::spawn(send_batches(opts, bounds, rx));
         Self { queue }
     }
 
@@ -102,7 +102,7 @@ impl OrgBatcher {
         previous: Organization,
     ) -> StoreResult<()> {
         let (done, answer) = oneshot::channel();
-        let stopped = || StoreError::msg("the organization batch writer has stopped");
+        let stopped = || StoreError::unavailable("the organization batch writer gave no answer");
         self.queue
             .send(Pending {
                 next,
@@ -114,10 +114,17 @@ impl OrgBatcher {
     }
 }
 
-async fn send_batches(opts: PgConnectOptions, mut rx: mpsc::UnboundedReceiver<Pending>) {
+async fn send_batches(
+    opts: PgConnectOptions,
+    bounds: Bounds,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+) {
     let mut conn: Option<PgConnection> = None;
     // Writes of an organization already in the batch being gathered, for the next one.
     let mut later: VecDeque<Pending> = VecDeque::new();
+    // After a failed connect, batches fail at once until this instant (the pool's own wait):
+    // a database that refuses is not asked again for every write.
+    let mut down_until: Option<(tokio::time::Instant, String)> = None;
     loop {
         let first = match later.pop_front() {
             Some(p) => p,
@@ -144,25 +151,61 @@ async fn send_batches(opts: PgConnectOptions, mut rx: mpsc::UnboundedReceiver<Pe
             take(p, &mut batch);
         }
         later = again;
+        let fail = |batch: Vec<Pending>, msg: &str| {
+            for p in batch {
+                let _ = p.done.send(Err(StoreError::unavailable(msg)));
+            }
+        };
+        if let Some((until, msg)) = &down_until {
+            if tokio::time::Instant::now() < *until {
+                fail(batch, msg);
+                continue;
+            }
+            down_until = None;
+        }
         let c = match conn.as_mut() {
             Some(c) => c,
-            None => match opts.connect().await {
-                Ok(c) => conn.insert(c),
-                Err(e) => {
+            None => match tokio::time::timeout(bounds.acquire_timeout, opts.connect()).await {
+                Ok(Ok(c)) => conn.insert(c),
+                Ok(Err(e)) => {
                     let msg = format!("the organization batch writer could not connect: {e}");
-                    for p in batch {
-                        let _ = p.done.send(Err(StoreError::msg(msg.clone())));
-                    }
+                    down_until = Some((
+                        tokio::time::Instant::now() + bounds.acquire_timeout,
+                        msg.clone(),
+                    ));
+                    fail(batch, &msg);
+                    continue;
+                }
+                Err(_) => {
+                    let msg = "the organization batch writer could not connect in time";
+                    fail(batch, msg);
                     continue;
                 }
             },
         };
-        if let Err(e) = write_batch(c, batch).await {
-            // The connection broke: the next batch opens another.
-            tracing::warn!(error = %e, "organization batch writer lost its connection");
-            conn = None;
+        // A connection that stops answering (a partition) is given up after the statement
+        // bound: its writes are answered as unavailable, and the next batch connects again.
+        match tokio::time::timeout(bounds.client_wait(), write_batch(c, batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                // The connection broke: the next batch opens another.
+                tracing::warn!(error = %e, "organization batch writer lost its connection");
+                conn = None;
+            }
+            Err(_) => {
+                // The writes' answer channels were dropped with the future: their callers see
+                // the batch writer as unavailable.
+                tracing::warn!("organization batch writer's connection stopped answering");
+                conn = None;
+            }
         }
     }
+}
+
+/// A connection-level error (not one of the database's own), for each write of a batch: the
+/// database is unavailable to them.
+fn map_err_ref(e: &sqlx::Error) -> StoreError {
+    StoreError::unavailable(e)
 }
 
 /// Writes a batch and answers each write. `Err` when the connection can no longer be used
@@ -183,7 +226,7 @@ async fn write_batch(conn: &mut PgConnection, batch: Vec<Pending>) -> Result<(),
                     Ok(mut answers) => answers.pop().expect("one answer"),
                     Err(e @ sqlx::Error::Database(_)) => Err(map_err(e)),
                     Err(e) => {
-                        let _ = p.done.send(Err(StoreError::msg(e.to_string())));
+                        let _ = p.done.send(Err(map_err_ref(&e)));
                         return Err(e);
                     }
                 };
@@ -197,7 +240,7 @@ async fn write_batch(conn: &mut PgConnection, batch: Vec<Pending>) -> Result<(),
         }
         Err(e) => {
             for p in batch {
-                let _ = p.done.send(Err(StoreError::msg(e.to_string())));
+                let _ = p.done.send(Err(map_err_ref(&e)));
             }
             return Err(e);
         }

@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::plans::{plan_from_row, PLAN_COLUMNS};
-use super::{bad, detached, map_err, update_org_in_tx, Notified, PgStore};
+use super::{bad, commit, detached, map_err, update_org_in_tx, Notified, PgStore};
 use crate::{
     BillingAccount, BillingChange, BillingEventRecord, BillingStore, StoreError, StoreResult,
 };
@@ -73,7 +73,7 @@ async fn apply(
         .await
         .map_err(map_err)?;
     }
-    tx.commit().await.map_err(map_err)?;
+    commit(tx).await?;
     Ok(true)
 }
 

@@ -244,17 +244,17 @@ impl Drop for AbortOnDrop {
 /// Listens for notices until the task is aborted. A task of its own pings through `pool` every
 /// second, so a slow pool cannot hold up the listening; pings that stop arriving take the cache
 /// out of use (see `usable`) and make the listener connect again.
-pub(crate) async fn listen(pool: PgPool, cache: Arc<PgCache>) {
+pub(crate) async fn listen(pool: PgPool, cache: Arc<PgCache>, wait: Duration) {
     let pinger = pool.clone();
     let _pings = AbortOnDrop(tokio::spawn(async move {
         let mut tick = tokio::time::interval(PING_EVERY);
         loop {
             tick.tick().await;
-            let _ = sqlx::query("SELECT pg_notify($1, $2)")
+            let ping = sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANNEL)
                 .bind(PING)
-                .execute(&pinger)
-                .await;
+                .execute(&pinger);
+            let _ = tokio::time::timeout(wait, ping).await;
         }
     }));
     loop {
@@ -303,11 +303,11 @@ pub(crate) struct Notifier {
 }
 
 impl Notifier {
-    pub(crate) fn start(pool: PgPool) -> Self {
+    pub(crate) fn start(pool: PgPool, wait: Duration) -> Self {
         let (queue, rx) = tokio::sync::mpsc::unbounded_channel();
         Self {
             queue,
-            _task: AbortOnDrop(tokio::spawn(send_notices(pool, rx))),
+            _task: AbortOnDrop(tokio::spawn(send_notices(pool, rx, wait))),
         }
     }
 
@@ -318,7 +318,11 @@ impl Notifier {
     }
 }
 
-async fn send_notices(pool: PgPool, mut rx: tokio::sync::mpsc::UnboundedReceiver<String>) {
+async fn send_notices(
+    pool: PgPool,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+    wait: Duration,
+) {
     let mut waiting: Option<String> = None;
     loop {
         let mut payload = match waiting.take() {
@@ -339,11 +343,14 @@ async fn send_notices(pool: PgPool, mut rx: tokio::sync::mpsc::UnboundedReceiver
         // A notice that cannot be sent (the database away) is retried a few times; the other
         // nodes' copies expire anyway.
         for attempt in 0..3u32 {
-            let sent = sqlx::query("SELECT pg_notify($1, $2)")
+            let send = sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANNEL)
                 .bind(&payload)
-                .execute(&pool)
-                .await;
+                .execute(&pool);
+            let sent = match tokio::time::timeout(wait, send).await {
+                Ok(r) => r,
+                Err(_) => Err(sqlx::Error::PoolTimedOut),
+            };
             match sent {
                 Ok(_) => break,
                 Err(e) if attempt == 2 => {

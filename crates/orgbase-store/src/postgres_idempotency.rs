@@ -23,7 +23,8 @@ impl IdempotencyStore for PgStore {
             "INSERT INTO idempotency_keys (scope, key, request_hash, done, created_at) \
              VALUES ($1, $2, $3, FALSE, $4) ON CONFLICT (scope, key) DO UPDATE \
              SET request_hash = EXCLUDED.request_hash, created_at = EXCLUDED.created_at \
-             WHERE NOT idempotency_keys.done AND idempotency_keys.created_at < $5 \
+             WHERE NOT idempotency_keys.done AND NOT idempotency_keys.committed \
+             AND idempotency_keys.created_at < $5 \
              RETURNING 1",
         )
         .bind(scope)
@@ -38,7 +39,8 @@ impl IdempotencyStore for PgStore {
             return Ok(Claim::Claimed);
         }
         let row = sqlx::query(
-            "SELECT request_hash, done, status, headers, body FROM idempotency_keys \
+            "SELECT request_hash, done, committed, status, headers, body, created_at \
+             FROM idempotency_keys \
              WHERE scope = $1 AND key = $2",
         )
         .bind(scope)
@@ -58,16 +60,23 @@ impl IdempotencyStore for PgStore {
             .await;
         };
         let hash: String = r.try_get("request_hash").map_err(map_err)?;
-        if !r.try_get::<bool, _>("done").map_err(map_err)? {
-            return Ok(Claim::InFlight { request_hash: hash });
-        }
+        let done: bool = r.try_get("done").map_err(map_err)?;
+        let status: Option<i32> = r.try_get("status").map_err(map_err)?;
+        let Some(status) = status.filter(|_| done) else {
+            // Not done: in flight, or (taken over had it not committed) abandoned after its
+            // change committed. Done without an answer: committed, its answer lost.
+            let committed: bool = r.try_get("committed").map_err(map_err)?;
+            let created: DateTime<Utc> = r.try_get("created_at").map_err(map_err)?;
+            return Ok(if done || (committed && created < abandoned_before) {
+                Claim::Committed { request_hash: hash }
+            } else {
+                Claim::InFlight { request_hash: hash }
+            });
+        };
         Ok(Claim::Done {
             request_hash: hash,
             answer: StoredAnswer {
-                status: r
-                    .try_get::<Option<i32>, _>("status")
-                    .map_err(map_err)?
-                    .unwrap_or(200) as u16,
+                status: status as u16,
                 headers: r
                     .try_get::<Option<Json<Vec<(String, String)>>>, _>("headers")
                     .map_err(map_err)?
@@ -103,13 +112,19 @@ impl IdempotencyStore for PgStore {
     }
 
     async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND NOT done")
-            .bind(scope)
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(map_err)
+        // A change that committed keeps its key, done, with no answer to replay.
+        sqlx::query(
+            "WITH gone AS (DELETE FROM idempotency_keys \
+               WHERE scope = $1 AND key = $2 AND NOT done AND NOT committed) \
+             UPDATE idempotency_keys SET done = TRUE, status = NULL \
+             WHERE scope = $1 AND key = $2 AND NOT done AND committed",
+        )
+        .bind(scope)
+        .bind(key)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
     }
 
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64> {

@@ -14,7 +14,8 @@ use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::{
-    bad, detached, map_err, org_from_row, push_org_values, write_metadata, PgStore, ORG_COLUMNS,
+    bad, commit, detached, map_err, org_from_row, push_org_values, write_metadata, PgStore,
+    ORG_COLUMNS,
 };
 use crate::{
     like_escape, Acceptance, MemberPage, MemberQuery, MemberStats, NewRole, PeopleStore,
@@ -460,7 +461,7 @@ impl PeopleStore for PgStore {
                 .map_err(map_err)?;
             let id = insert_member(&mut tx, org.id, user.id, &[ROLE_OWNER], org.created_at).await?;
             let member = member_by_id(&mut *tx, org.id, id).await?;
-            tx.commit().await.map_err(map_err)?;
+            commit(tx).await?;
             Ok((org, member))
         })
         .await
@@ -555,7 +556,7 @@ impl PeopleStore for PgStore {
             super::cache::notify(&mut tx, &super::cache::org_notice(org_id, next.version))
                 .await
                 .map_err(map_err)?;
-            tx.commit().await.map_err(map_err)?;
+            commit(tx).await?;
             cache.wrote_org(&next, generation);
             Ok(next)
         })
@@ -592,7 +593,7 @@ impl PeopleStore for PgStore {
             .push(" OFFSET ")
             .push_bind(i64::try_from(q.offset).unwrap_or(i64::MAX));
         let rows = page.build().fetch_all(&mut *tx).await.map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
+        commit(tx).await?;
         let members = rows
             .iter()
             .map(member_from_row)
@@ -673,7 +674,7 @@ impl PeopleStore for PgStore {
                 .await
                 .map_err(map_err)?;
             let member = member_by_id(&mut *tx, org, id).await?;
-            tx.commit().await.map_err(map_err)?;
+            commit(tx).await?;
             Ok(member)
         })
         .await
@@ -693,7 +694,7 @@ impl PeopleStore for PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-            tx.commit().await.map_err(map_err)?;
+            commit(tx).await?;
             Ok(current)
         })
         .await
@@ -802,7 +803,7 @@ impl PeopleStore for PgStore {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            tx.commit().await.map_err(map_err)
+            commit(tx).await
         })
         .await
     }
@@ -929,7 +930,7 @@ impl PeopleStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-            tx.commit().await.map_err(map_err)
+            commit(tx).await
         })
         .await
     }
@@ -1000,7 +1001,7 @@ impl PeopleStore for PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-            tx.commit().await.map_err(map_err)?;
+            commit(tx).await?;
             Ok(Invitation {
                 revoked_at: Some(at),
                 ..inv
@@ -1033,7 +1034,7 @@ impl PeopleStore for PgStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(map_err)?;
-            tx.commit().await.map_err(map_err)?;
+            commit(tx).await?;
             Ok(Invitation {
                 hash,
                 expires_at,
@@ -1140,7 +1141,7 @@ impl PeopleStore for PgStore {
                     member_by_id(&mut *tx, org, mid).await?
                 }
             };
-            tx.commit().await.map_err(map_err)?;
+            commit(tx).await?;
             Ok(member)
         })
         .await

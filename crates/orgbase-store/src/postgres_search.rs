@@ -44,10 +44,16 @@ const PUT: &str = "INSERT INTO organization_search (id, name, slug, external_acc
        OR organization_search.external_account_id IS DISTINCT FROM excluded.external_account_id";
 
 /// Runs the indexer until the task is aborted (with the store).
-pub(crate) async fn index(pool: PgPool) {
+pub(crate) async fn index(pool: PgPool, wait: std::time::Duration) {
     let mut failing = false;
     loop {
-        match pass(&pool).await {
+        // A pass on a connection that stopped answering is given up (and its transaction
+        // rolled back by the server's idle-in-transaction timeout).
+        let passed = match tokio::time::timeout(wait, pass(&pool)).await {
+            Ok(r) => r,
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
+        };
+        match passed {
             Ok(n) => {
                 failing = false;
                 if n == CHUNK {

@@ -19,7 +19,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0008_wallet_idempotency.sql"),
     include_str!("../migrations/sqlite/0009_billing.sql"),
     include_str!("../migrations/sqlite/0010_member_content_version.sql"),
+    include_str!("../migrations/sqlite/0011_idempotency_committed.sql"),
 ];
 
 #[path = "sqlite_billing.rs"]
@@ -96,6 +97,9 @@ pub struct SqliteStore {
     search_wake: Option<std::sync::mpsc::SyncSender<()>>,
     /// The writer, checkpoint and search threads, joined on drop.
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Set while writes fail because the file cannot be written (disk full, read-only): the
+    /// store is then not ready, until a write (a probe from `ping`) succeeds again.
+    write_failing: Arc<AtomicBool>,
 }
 
 impl Drop for SqliteStore {
@@ -181,7 +185,7 @@ fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     if !read_only {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // The WAL is reused in place, never truncated: truncating a large WAL happens inside the
@@ -326,6 +330,7 @@ impl SqliteStore {
             plans: Arc::new(Generational::new(plans::PLAN_CACHE_MAX)),
             search_wake: Some(search_wake),
             threads,
+            write_failing: Arc::default(),
         })
     }
 
@@ -416,6 +421,15 @@ impl SqliteStore {
         self.write_then(f, |_| {}).await
     }
 
+    /// Notes whether the file took a write, for readiness.
+    fn note_write<T>(&self, result: &StoreResult<T>) {
+        match result {
+            Ok(_) => self.write_failing.store(false, Ordering::Relaxed),
+            Err(StoreError::Unavailable(_)) => self.write_failing.store(true, Ordering::Relaxed),
+            Err(_) => {}
+        }
+    }
+
     /// `write`, with `on_commit` run once the write is durable, on the thread that committed it:
     /// it runs even if the caller has gone away meanwhile (cache upkeep must not be skipped).
     async fn write_then<T, F, C>(&self, f: F, on_commit: C) -> StoreResult<T>
@@ -424,6 +438,19 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
         C: FnOnce(&T) + Send + 'static,
     {
+        // The request's Idempotency-Key, marked committed in this write's own transaction.
+        let mark = crate::idempotency_mark::current();
+        let f = move |conn: &Connection| {
+            let v = f(conn)?;
+            if let Some(m) = &mark {
+                conn.prepare_cached(
+                    "UPDATE idempotency_keys SET committed = 1 WHERE scope = ?1 AND key = ?2",
+                )
+                .and_then(|mut s| s.execute(rusqlite::params![m.scope, m.key]))
+                .map_err(map_err)?;
+            }
+            Ok(v)
+        };
         match &self.writer {
             Some(writer) => {
                 let (tx, rx) = oneshot::channel::<StoreResult<T>>();
@@ -431,7 +458,7 @@ impl SqliteStore {
                     let out = match conn {
                         Some(conn) => std::panic::catch_unwind(AssertUnwindSafe(|| f(conn)))
                             .unwrap_or_else(|_| Err(StoreError::msg("panic in a database write"))),
-                        None => Err(StoreError::msg("the write did not run")),
+                        None => Err(StoreError::unavailable("the write did not run")),
                     };
                     let ok = out.is_ok();
                     let finish: Finish = Box::new(move |commit_err| {
@@ -449,32 +476,38 @@ impl SqliteStore {
                 writer
                     .send(job)
                     .map_err(|_| StoreError::msg("the SQLite writer has stopped"))?;
-                rx.await
-                    .map_err(|_| StoreError::msg("the SQLite writer dropped a write"))?
+                let result = rx
+                    .await
+                    .map_err(|_| StoreError::msg("the SQLite writer dropped a write"))?;
+                self.note_write(&result);
+                result
             }
             None => {
                 let wake = self.search_wake.clone().expect("set until drop");
-                self.read(move |conn| {
-                    conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
-                    match f(conn) {
-                        Ok(v) => match conn.execute_batch("COMMIT") {
-                            Ok(()) => {
-                                on_commit(&v);
-                                let _ = wake.try_send(());
-                                Ok(v)
-                            }
+                let result = self
+                    .read(move |conn| {
+                        conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
+                        match f(conn) {
+                            Ok(v) => match conn.execute_batch("COMMIT") {
+                                Ok(()) => {
+                                    on_commit(&v);
+                                    let _ = wake.try_send(());
+                                    Ok(v)
+                                }
+                                Err(e) => {
+                                    let _ = conn.execute_batch("ROLLBACK");
+                                    Err(map_err(e))
+                                }
+                            },
                             Err(e) => {
                                 let _ = conn.execute_batch("ROLLBACK");
-                                Err(map_err(e))
+                                Err(e)
                             }
-                        },
-                        Err(e) => {
-                            let _ = conn.execute_batch("ROLLBACK");
-                            Err(e)
                         }
-                    }
-                })
-                .await
+                    })
+                    .await;
+                self.note_write(&result);
+                result
             }
         }
     }
@@ -548,7 +581,9 @@ fn writer_loop(
         let ran = batch_started.elapsed();
         let outcome = if aborted {
             let _ = conn.execute_batch("ROLLBACK");
-            Err(StoreError::msg("the transaction was rolled back"))
+            Err(StoreError::unavailable(
+                "the transaction was rolled back (the database could not be written)",
+            ))
         } else {
             run(&conn, "COMMIT").map_err(|e| {
                 tracing::error!(error = %e, "sqlite group commit failed");
@@ -571,9 +606,8 @@ fn writer_loop(
                 let _ = search_wake.try_send(());
             }
             Err(e) => {
-                let msg = e.to_string();
                 for f in finishes {
-                    f(Some(StoreError::msg(msg.clone())));
+                    f(Some(e.duplicate()));
                 }
             }
         }
@@ -604,7 +638,7 @@ fn restart_wal(conn: &Connection) {
     let done = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
     });
-    let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
+    let _ = conn.busy_timeout(BUSY_TIMEOUT);
     match done {
         Ok((busy, frames)) if started.elapsed() > SLOW_COMMIT => tracing::warn!(
             busy = busy != 0,
@@ -616,6 +650,11 @@ fn restart_wal(conn: &Connection) {
         Err(e) => tracing::warn!(error = %e, "sqlite WAL restart failed"),
     }
 }
+
+/// How long a connection waits for another's lock before answering "busy" (unavailable). Well
+/// under the request deadline: in group-commit mode only the checkpointer and the writer take
+/// locks, so this is reached only when something outside holds the file.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The WAL is started over once it holds this many frames (of 4 KiB: 32 MiB)…
 const RESTART_FRAMES: i64 = 8192;
@@ -710,6 +749,20 @@ fn map_err(e: rusqlite::Error) -> StoreError {
                 return StoreError::other(e);
             };
             StoreError::Conflict { constraint }
+        }
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::OutOfMemory
+            ) =>
+        {
+            StoreError::unavailable(e)
         }
         _ => StoreError::other(e),
     }
@@ -1296,7 +1349,19 @@ impl ApiKeyStore for SqliteStore {
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         self.read_now(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
-            .await
+            .await?;
+        if self.write_failing.load(Ordering::Relaxed) {
+            // Writes were failing: ready again only once the file takes one. Setting the
+            // schema's user version to itself writes the header page and changes nothing.
+            self.write(|conn| {
+                let v: i64 = conn
+                    .pragma_query_value(None, "user_version", |r| r.get(0))
+                    .map_err(map_err)?;
+                conn.pragma_update(None, "user_version", v).map_err(map_err)
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     fn backend(&self) -> &'static str {

@@ -22,6 +22,7 @@ impl IdempotencyStore for SqliteStore {
             type Row = (
                 String,
                 bool,
+                bool,
                 Option<i64>,
                 Option<String>,
                 Option<Vec<u8>>,
@@ -29,7 +30,7 @@ impl IdempotencyStore for SqliteStore {
             );
             let found: Option<Row> = conn
                 .prepare_cached(
-                    "SELECT request_hash, done, status, headers, body, created_at \
+                    "SELECT request_hash, done, committed, status, headers, body, created_at \
                      FROM idempotency_keys WHERE scope = ?1 AND key = ?2",
                 )
                 .and_then(|mut s| {
@@ -41,13 +42,14 @@ impl IdempotencyStore for SqliteStore {
                             r.get(3)?,
                             r.get(4)?,
                             r.get(5)?,
+                            r.get(6)?,
                         ))
                     })
                     .optional()
                 })
                 .map_err(map_err)?;
             match found {
-                Some((h, true, status, headers, body, _)) => {
+                Some((h, true, _, Some(status), headers, body, _)) => {
                     let headers: Vec<(String, String)> = headers
                         .as_deref()
                         .map(serde_json::from_str)
@@ -57,16 +59,20 @@ impl IdempotencyStore for SqliteStore {
                     return Ok(Claim::Done {
                         request_hash: h,
                         answer: StoredAnswer {
-                            status: status.unwrap_or(200) as u16,
+                            status: status as u16,
                             headers,
                             body: body.unwrap_or_default(),
                         },
                     });
                 }
-                Some((h, false, _, _, _, created)) => {
+                Some((h, true, _, None, ..)) => return Ok(Claim::Committed { request_hash: h }),
+                Some((h, false, committed, _, _, _, created)) => {
                     let created = parse_ts(&created).map_err(map_err)?;
                     if created >= abandoned_before {
                         return Ok(Claim::InFlight { request_hash: h });
+                    }
+                    if committed {
+                        return Ok(Claim::Committed { request_hash: h });
                     }
                 }
                 None => {}
@@ -74,7 +80,7 @@ impl IdempotencyStore for SqliteStore {
             conn.prepare_cached(
                 "INSERT INTO idempotency_keys (scope, key, request_hash, done, created_at) \
                  VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT (scope, key) DO UPDATE \
-                 SET request_hash = excluded.request_hash, done = 0, status = NULL, \
+                 SET request_hash = excluded.request_hash, done = 0, committed = 0, status = NULL, \
                  headers = NULL, body = NULL, created_at = excluded.created_at",
             )
             .and_then(|mut s| s.execute(params![scope, key, hash, ts(&at)]))
@@ -116,7 +122,15 @@ impl IdempotencyStore for SqliteStore {
         let (scope, key) = (scope.to_owned(), key.to_owned());
         self.write(move |conn| {
             conn.prepare_cached(
-                "DELETE FROM idempotency_keys WHERE scope = ?1 AND key = ?2 AND done = 0",
+                "DELETE FROM idempotency_keys \
+                 WHERE scope = ?1 AND key = ?2 AND done = 0 AND committed = 0",
+            )
+            .and_then(|mut s| s.execute(params![scope, key]))
+            .map_err(map_err)?;
+            // A change that committed keeps its key, done, with no answer to replay.
+            conn.prepare_cached(
+                "UPDATE idempotency_keys SET done = 1, status = NULL \
+                 WHERE scope = ?1 AND key = ?2 AND done = 0 AND committed = 1",
             )
             .and_then(|mut s| s.execute(params![scope, key]))
             .map(|_| ())

@@ -19,6 +19,15 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A test database served by `store` (one opened another way: through a proxy, say).
+    pub fn with_store(store: DynStore, url: String) -> TestDb {
+        TestDb {
+            store,
+            url,
+            _dir: None,
+        }
+    }
+
     /// Another node on the same PostgreSQL database, concrete (its pool, its cache), for tests
     /// that look into what one node sees of another's changes.
     pub async fn pg_node(&self) -> PgStore {

@@ -22,6 +22,12 @@ pub struct Settings {
     /// `group` (one writer, group commit) or `pool` (a pool of writers; for comparison).
     pub sqlite_write_mode: String,
     pub pg_max_connections: u32,
+    /// A request not answered within this many milliseconds is answered 503.
+    pub request_timeout_ms: u64,
+    /// PostgreSQL: the longest wait for a pooled connection, in milliseconds.
+    pub database_acquire_timeout_ms: u64,
+    /// PostgreSQL: the longest statement (and idle transaction), in milliseconds.
+    pub database_statement_timeout_ms: u64,
     /// Days a soft-deleted organization stays restorable before it is removed for good.
     pub deleted_retention_days: u32,
     /// `smtp://host:port` or `smtps://…`; unset: mail goes to `mail_outbox`.
@@ -67,6 +73,9 @@ impl Default for Settings {
             body_limit: 1024 * 1024,
             sqlite_write_mode: "group".into(),
             pg_max_connections: 16,
+            request_timeout_ms: 10_000,
+            database_acquire_timeout_ms: 1_000,
+            database_statement_timeout_ms: 5_000,
             deleted_retention_days: 30,
             smtp_url: None,
             mail_from: "Orgbase <no-reply@localhost>".into(),
@@ -109,6 +118,9 @@ const KNOWN: &[&str] = &[
     "body_limit",
     "sqlite_write_mode",
     "pg_max_connections",
+    "request_timeout_ms",
+    "database_acquire_timeout_ms",
+    "database_statement_timeout_ms",
     "deleted_retention_days",
     "smtp_url",
     "mail_from",
@@ -143,6 +155,8 @@ pub struct Config {
     pub body_limit: usize,
     pub sqlite_write_mode: orgbase_store::sqlite::WriteMode,
     pub pg_max_connections: u32,
+    pub request_timeout: std::time::Duration,
+    pub pg_bounds: orgbase_store::postgres::Bounds,
     pub deleted_retention: chrono::Duration,
     pub smtp_url: Option<SecretString>,
     pub mail_from: String,
@@ -330,6 +344,18 @@ fn check(s: Settings) -> Result<Config, String> {
     if !(1..=1000).contains(&s.pg_max_connections) {
         errors.push("pg_max_connections (ORGBASE_PG_MAX_CONNECTIONS): must be 1–1000".into());
     }
+    if !(100..=600_000).contains(&s.request_timeout_ms) {
+        errors.push(
+            "request_timeout_ms (ORGBASE_REQUEST_TIMEOUT_MS): must be 100–600000 (milliseconds)"
+                .into(),
+        );
+    }
+    if !(100..=60_000).contains(&s.database_acquire_timeout_ms) {
+        errors.push("database_acquire_timeout_ms (ORGBASE_DATABASE_ACQUIRE_TIMEOUT_MS): must be 100–60000 (milliseconds)".into());
+    }
+    if !(100..=600_000).contains(&s.database_statement_timeout_ms) {
+        errors.push("database_statement_timeout_ms (ORGBASE_DATABASE_STATEMENT_TIMEOUT_MS): must be 100–600000 (milliseconds)".into());
+    }
     let avatars = check_avatars(&s, &mut errors);
     let stripe = check_stripe(&s, &mut errors);
     if !errors.is_empty() {
@@ -349,6 +375,11 @@ fn check(s: Settings) -> Result<Config, String> {
         body_limit: s.body_limit as usize,
         sqlite_write_mode: mode,
         pg_max_connections: s.pg_max_connections,
+        request_timeout: std::time::Duration::from_millis(s.request_timeout_ms),
+        pg_bounds: orgbase_store::postgres::Bounds {
+            acquire_timeout: std::time::Duration::from_millis(s.database_acquire_timeout_ms),
+            statement_timeout: std::time::Duration::from_millis(s.database_statement_timeout_ms),
+        },
         deleted_retention: chrono::Duration::days(s.deleted_retention_days as i64),
         smtp_url: s.smtp_url,
         mail_from: s.mail_from,
@@ -493,6 +524,9 @@ mod tests {
             body_limit: 1,
             sqlite_write_mode: "many".into(),
             pg_max_connections: 0,
+            request_timeout_ms: 0,
+            database_acquire_timeout_ms: 0,
+            database_statement_timeout_ms: 0,
             deleted_retention_days: 0,
             smtp_url: Some(SecretString::from("http://user:hunter2@x")),
             mail_from: " ".into(),
@@ -514,6 +548,9 @@ mod tests {
             "ORGBASE_BODY_LIMIT",
             "ORGBASE_SQLITE_WRITE_MODE",
             "ORGBASE_PG_MAX_CONNECTIONS",
+            "ORGBASE_REQUEST_TIMEOUT_MS",
+            "ORGBASE_DATABASE_ACQUIRE_TIMEOUT_MS",
+            "ORGBASE_DATABASE_STATEMENT_TIMEOUT_MS",
             "ORGBASE_DELETED_RETENTION_DAYS",
             "ORGBASE_SMTP_URL",
             "ORGBASE_MAIL_FROM",

@@ -133,6 +133,7 @@ fn init_logging(json: bool) {
 async fn open_store(config: &config::Config) -> anyhow::Result<orgbase_store::DynStore> {
     let options = OpenOptions {
         pg_max_connections: config.pg_max_connections,
+        pg_bounds: config.pg_bounds,
         sqlite_write_mode: config.sqlite_write_mode,
     };
     orgbase_store::open(&config.database_url, &options)
@@ -219,6 +220,7 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
             mail_from: config.mail_from.clone(),
             mail_outbox: config.mail_outbox.clone(),
             avatars: config.avatars.clone(),
+            request_timeout: config.request_timeout,
             ..ApiConfig::default()
         },
     )

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-use crate::auth::{authenticate, Principal};
+use crate::auth::{authenticate_once, Authenticated, Principal};
 use crate::error::ApiError;
 use crate::service;
 use crate::AppState;
@@ -75,7 +75,7 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 }
 
 /// Any other error (the store unavailable, an internal failure), in this surface's shape.
-fn refuse_error(e: ApiError) -> Response {
+pub(crate) fn refuse_error(e: ApiError) -> Response {
     e.into_response_shaped(|status, _, detail| refuse(status, &detail))
 }
 
@@ -385,6 +385,7 @@ async fn change_plan(
 )]
 pub async fn update_organization(
     State(state): State<AppState>,
+    earlier: Option<axum::Extension<Authenticated>>,
     RawQuery(raw): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -403,7 +404,7 @@ pub async fn update_organization(
             "the token query parameter is required",
         );
     };
-    let who = match authenticate(&state, &token).await {
+    let who = match authenticate_once(&state, earlier.as_deref(), &token).await {
         Ok(p @ (Principal::Platform { .. } | Principal::Partner { .. })) => p,
         Ok(_) => {
             return refuse(

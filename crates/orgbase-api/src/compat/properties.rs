@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
-use crate::auth::{authenticate, Principal};
+use crate::auth::{authenticate_once, Authenticated, Principal};
 use crate::error::ApiError;
 use crate::service;
 use crate::AppState;
@@ -81,7 +81,7 @@ fn one(status: StatusCode, code: &str, message: &str) -> Response {
 
 /// Any other error (the store unavailable, an internal failure, a version conflict), in this
 /// surface's shape, its code the native one in capitals.
-fn one_error(e: ApiError) -> Response {
+pub(crate) fn one_error(e: ApiError) -> Response {
     e.into_response_shaped(|status, code, detail| one(status, &code.to_ascii_uppercase(), &detail))
 }
 
@@ -252,6 +252,7 @@ fn parse_updates(body: &Bytes) -> Result<OrganizationPatch, Vec<(&'static str, S
 )]
 pub async fn update_properties(
     State(state): State<AppState>,
+    earlier: Option<axum::Extension<Authenticated>>,
     Path(org_id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -278,7 +279,7 @@ pub async fn update_properties(
             "the authorization header is required",
         );
     }
-    let who: Principal = match authenticate(&state, token).await {
+    let who: Principal = match authenticate_once(&state, earlier.as_deref(), token).await {
         Ok(p) => p,
         Err(ApiError::Unauthorized { detail, .. }) => {
             return one(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", detail)

@@ -30,7 +30,8 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers (and, on SQLite, takes writes). 503 `database_unavailable`
+/// with `Retry-After` when it does not.
 #[utoipa::path(get, path = "/readyz", tag = "Operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
@@ -44,12 +45,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Ap
         })),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::Unavailable)
+            Err(ApiError::DatabaseUnavailable(e.to_string()))
         }
-        Err(_) => {
-            tracing::warn!("readiness check timed out");
-            Err(ApiError::Unavailable)
-        }
+        Err(_) => Err(ApiError::DatabaseUnavailable(
+            "the readiness check timed out".into(),
+        )),
     }
 }
 

@@ -11,6 +11,7 @@ mod idempotency;
 mod matrix;
 mod ops;
 mod organizations;
+mod outages;
 mod partners;
 mod people;
 mod wallet;

@@ -2,6 +2,7 @@
 //! both write modes); PostgreSQL when `TEST_DATABASE_URL` is set, on a fresh database per test.
 
 mod billing;
+mod idempotency;
 mod keys;
 mod organizations;
 mod people;

@@ -1,0 +1,3 @@
+-- Set in the same transaction as the change a keyed request makes: a key whose request committed
+-- is never run again, even when its answer was lost (see idempotency_mark.rs).
+ALTER TABLE idempotency_keys ADD COLUMN committed BOOLEAN NOT NULL DEFAULT FALSE;

@@ -462,6 +462,15 @@ impl Organization {
     pub fn is_deleted(&self) -> bool {
         self.deleted_at.is_some()
     }
+
+    /// Puts the organization on `plan_id`. An offer of that very plan is taken up by the move,
+    /// so it goes. Every surface that changes a plan goes through here.
+    pub fn put_on_plan(&mut self, plan_id: String) {
+        if self.offered_product_plan_id.as_deref() == Some(plan_id.as_str()) {
+            self.offered_product_plan_id = None;
+        }
+        self.product_plan_id = plan_id;
+    }
 }
 
 /// A new organization, every value already checked.
@@ -629,11 +638,7 @@ impl OrganizationPatch {
             o.external_account_id = v;
         }
         if let Some(v) = self.product_plan_id {
-            if o.offered_product_plan_id.as_deref() == Some(v.as_str()) {
-                // The offer is taken up.
-                o.offered_product_plan_id = None;
-            }
-            o.product_plan_id = v;
+            o.put_on_plan(v);
         }
         if let Some(v) = self.offered_product_plan_id {
             o.offered_product_plan_id = v;

@@ -325,7 +325,16 @@ async fn evaluate(
                 Err(e) => return Err(e.into()),
                 Ok(plan) => match change_plan(state, current, &plan).await {
                     Ok(()) => {
-                        next.product_plan_id = plan.id;
+                        // As the native PATCH does: the move takes up a standing offer of the
+                        // plan, and an offer this request sets itself wins.
+                        let offer = std::mem::replace(
+                            &mut next.offered_product_plan_id,
+                            current.offered_product_plan_id.clone(),
+                        );
+                        next.put_on_plan(plan.id);
+                        if offer != current.offered_product_plan_id {
+                            next.offered_product_plan_id = offer;
+                        }
                         out.pass("productPlanId");
                     }
                     Err(reason) => out.fail("productPlanId", reason),

@@ -11,7 +11,80 @@ crate::api_tests!(
     plans_are_managed_by_the_platform,
     a_deleted_partners_key_acts_for_nobody,
     the_compatible_surfaces_answer_every_error_in_their_own_shape,
+    a_plan_change_takes_up_its_offer_on_every_surface,
 );
+
+/// The same plan changes through the native PATCH and through the partner settings API store the
+/// same plan and offer: taking up the offered plan clears the offer; an offer of another plan
+/// stays; an offer set in the same change wins.
+async fn a_plan_change_takes_up_its_offer_on_every_surface(app: App) {
+    for id in ["pro", "team"] {
+        let p = app
+            .post(
+                "/api/admin/plans",
+                json!({"id": id, "name": id, "price": 0, "public": true}),
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::CREATED, "{}", p.text);
+    }
+    // (offer before, the change, plan after, offer after)
+    let cases = [
+        (Some("pro"), json!({"productPlanId": "pro"}), "pro", None),
+        (
+            Some("team"),
+            json!({"productPlanId": "pro"}),
+            "pro",
+            Some("team"),
+        ),
+        (None, json!({"productPlanId": "pro"}), "pro", None),
+        (
+            Some("pro"),
+            json!({"productPlanId": "pro", "offeredProductPlanId": "team"}),
+            "pro",
+            Some("team"),
+        ),
+    ];
+    for (i, (offer, change, plan, offer_after)) in cases.into_iter().enumerate() {
+        let mut stored = Vec::new();
+        for surface in ["native", "v2"] {
+            let o = app
+                .org(json!({"name": format!("Offer {i} {surface}"), "countryCode": "US"}))
+                .await;
+            let id = o["id"].as_str().unwrap();
+            let path = format!("/api/organizations/{id}");
+            let a = app
+                .patch(&path, json!({"offeredProductPlanId": offer}))
+                .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+            let a = match surface {
+                "native" => app.patch(&path, change.clone()).await,
+                _ => {
+                    app.post(
+                        &format!(
+                            "/api/v2/updateOrganization?token={}&targetOrganizationId={id}",
+                            app.key
+                        ),
+                        change.clone(),
+                    )
+                    .await
+                }
+            };
+            assert_eq!(a.status, StatusCode::OK, "case {i} {surface}: {}", a.text);
+            let after = app.get(&path).await.body;
+            assert_eq!(after["productPlanId"], plan, "case {i} {surface}");
+            assert_eq!(
+                after["offeredProductPlanId"],
+                json!(offer_after),
+                "case {i} {surface}"
+            );
+            stored.push((
+                after["productPlanId"].clone(),
+                after["offeredProductPlanId"].clone(),
+            ));
+        }
+        assert_eq!(stored[0], stored[1], "case {i}: native and v2 differ");
+    }
+}
 
 /// Errors that come from outside a surface's own rules (here a body over the size limit) are
 /// answered in the surface's shape too, not as a problem document; nothing changes.

@@ -21,6 +21,7 @@ use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use orgbase_domain::{now, SecretHash};
+use orgbase_store::idempotency_mark::Mark;
 use orgbase_store::{Claim, StoredAnswer};
 use sha2::{Digest, Sha256};
 
@@ -191,14 +192,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let limit = state.config.body_limit;
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
-        Err(_) => {
-            return problem(
-                surface,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                &format!("the body is larger than the limit of {limit} bytes"),
-            )
-        }
+        Err(_) => return error(surface, ApiError::PayloadTooLarge { limit }),
     };
     let mut req = Request::from_parts(parts, Body::from(bytes.clone()));
     // The handler's extractor takes it from here instead of looking the credential up again.
@@ -218,7 +212,12 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let span = tracing::Span::current();
     let work = tokio::spawn(tracing::Instrument::instrument(
         crate::context::with_request_id(request_id, async move {
-            claim_and_run(state, surface, scope, key, hash, req, next).await
+            let claim = Mark {
+                scope,
+                key,
+                claim_id: uuid::Uuid::new_v4().to_string(),
+            };
+            claim_and_run(state, surface, claim, hash, req, next).await
         }),
         span,
     ));
@@ -232,19 +231,30 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
 async fn claim_and_run(
     state: AppState,
     surface: Surface,
-    scope: String,
-    key: String,
+    claim: Mark,
     hash: String,
     req: Request,
     next: Next,
 ) -> Response {
     let t = now();
-    let claim = state
+    let claimed = state
         .store
-        .claim_idempotency_key(&scope, &key, &hash, t, t - abandoned_after())
+        .claim_idempotency_key(
+            &claim.scope,
+            &claim.key,
+            &claim.claim_id,
+            &hash,
+            t,
+            t - abandoned_after(),
+        )
         .await;
-    match claim {
-        Err(e) => return error(surface, e.into()),
+    match claimed {
+        Err(e) => {
+            // The claim may have been stored with its answer lost: released once the database
+            // is back (only this claim, by its id), so that it does not hold the key.
+            tokio::spawn(settle(state.clone(), claim, Outcome::Release));
+            return error(surface, e.into());
+        }
         Ok(Claim::Committed { request_hash }) => {
             return if request_hash != hash {
                 reused(surface)
@@ -289,17 +299,15 @@ async fn claim_and_run(
                 reused(surface)
             };
         }
-        Ok(Claim::Claimed) => {}
+        Ok(Claim::Claimed) => {
+            tracing::debug!(key = %claim.key, claim = %claim.claim_id, "idempotency key claimed");
+        }
     }
     // The request's writes mark the key committed in their own transactions. The work is not
     // cut short by the request's deadline either: the key's fate is decided by how the work
     // really ended, not by when the client stopped waiting.
-    let mark = orgbase_store::idempotency_mark::Mark {
-        scope: scope.clone(),
-        key: key.clone(),
-    };
-    let res = orgbase_store::idempotency_mark::scope(mark, next.run(req)).await;
-    finish(&state, &scope, &key, res).await
+    let res = orgbase_store::idempotency_mark::scope(claim.clone(), next.run(req)).await;
+    finish(&state, claim, res).await
 }
 
 /// Takes the secret-answer mark off an answer that passes by.
@@ -322,7 +330,7 @@ const WITHHELD: u16 = 0;
 
 /// Keeps the answer for replays, or frees the key when the request may be tried again: an
 /// error on our side, a conflict of the moment, a throttle, or a refused credential.
-async fn finish(state: &AppState, scope: &str, key: &str, res: Response) -> Response {
+async fn finish(state: &AppState, claim: Mark, res: Response) -> Response {
     let status = res.status();
     let (mut parts, body) = res.into_parts();
     let secret = parts.headers.remove(SECRET_ANSWER).is_some();
@@ -367,10 +375,13 @@ async fn finish(state: &AppState, scope: &str, key: &str, res: Response) -> Resp
         // Kept before the answer goes out, so that a retry right after it replays it.
         match state
             .store
-            .complete_idempotency_key(scope, key, &answer)
+            .complete_idempotency_key(&claim.scope, &claim.key, &claim.claim_id, &answer)
             .await
         {
-            Ok(()) => Outcome::Kept,
+            Ok(()) => {
+                tracing::debug!(key = %claim.key, claim = %claim.claim_id, status = answer.status, "idempotency key answered");
+                Outcome::Kept
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "keeping an idempotency key's answer failed; retrying");
                 Outcome::Keep(answer)
@@ -378,12 +389,7 @@ async fn finish(state: &AppState, scope: &str, key: &str, res: Response) -> Resp
         }
     };
     if !matches!(outcome, Outcome::Kept) {
-        tokio::spawn(settle(
-            state.clone(),
-            scope.to_owned(),
-            key.to_owned(),
-            outcome,
-        ));
+        tokio::spawn(settle(state.clone(), claim, outcome));
     }
     Response::from_parts(parts, Body::from(body))
 }
@@ -401,7 +407,12 @@ const SETTLE_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Keeps an answer or releases a key, retrying with backoff (from 100 ms to 5 s) while the
 /// database is away, for up to `SETTLE_FOR`.
-async fn settle(state: AppState, scope: String, key: String, outcome: Outcome) {
+async fn settle(state: AppState, claim: Mark, outcome: Outcome) {
+    let Mark {
+        scope,
+        key,
+        claim_id,
+    } = claim;
     let started = tokio::time::Instant::now();
     let mut wait = std::time::Duration::from_millis(100);
     loop {
@@ -410,10 +421,15 @@ async fn settle(state: AppState, scope: String, key: String, outcome: Outcome) {
             Outcome::Keep(answer) => {
                 state
                     .store
-                    .complete_idempotency_key(&scope, &key, answer)
+                    .complete_idempotency_key(&scope, &key, &claim_id, answer)
                     .await
             }
-            Outcome::Release => state.store.release_idempotency_key(&scope, &key).await,
+            Outcome::Release => {
+                state
+                    .store
+                    .release_idempotency_key(&scope, &key, &claim_id)
+                    .await
+            }
         };
         match done {
             Ok(()) => return,
@@ -421,7 +437,8 @@ async fn settle(state: AppState, scope: String, key: String, outcome: Outcome) {
                 tracing::error!(error = %e, "an idempotency key could not be settled; it is taken over after five minutes");
                 return;
             }
-            Err(_) => {
+            Err(e) => {
+                tracing::debug!(error = %e, key = %key, "settling an idempotency key failed; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(std::time::Duration::from_secs(5));
             }

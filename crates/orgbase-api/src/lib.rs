@@ -330,6 +330,15 @@ pub fn with_layers(router: Router<AppState>, state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+        // A body refused as too large is left unread, so its connection cannot carry another
+        // request: say so, or a client sends its next request down a connection being closed.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONNECTION,
+            |res: &Response| {
+                (res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE)
+                    .then(|| HeaderValue::from_static("close"))
+            },
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

@@ -8,11 +8,12 @@
 //! `IdempotencyStore::release_idempotency_key` and `claim_idempotency_key`).
 use std::future::Future;
 
-/// A claimed key: the scope (the credential's hash) and the key.
+/// A claimed key: the scope (the credential's hash), the key, and the claim that holds it.
 #[derive(Debug, Clone)]
 pub struct Mark {
     pub scope: String,
     pub key: String,
+    pub claim_id: String,
 }
 
 tokio::task_local! {

@@ -408,25 +408,35 @@ pub enum Claim {
 pub trait IdempotencyStore: Send + Sync {
     /// Claims `(scope, key)` for a request. A claim still in flight that was made before
     /// `abandoned_before` (its request crashed) is taken over, unless its request committed.
+    /// `claim_id` names this claim: only it answers, releases or marks the key afterwards.
     async fn claim_idempotency_key(
         &self,
         scope: &str,
         key: &str,
+        claim_id: &str,
         request_hash: &str,
         at: DateTime<Utc>,
         abandoned_before: DateTime<Utc>,
     ) -> StoreResult<Claim>;
-    /// Stores the answer of a claimed key.
+    /// Stores the answer of a key claimed by `claim_id`.
     async fn complete_idempotency_key(
         &self,
         scope: &str,
         key: &str,
+        claim_id: &str,
         answer: &StoredAnswer,
     ) -> StoreResult<()>;
     /// Lets a claimed key go unanswered (its request failed on our side: it may be retried),
     /// unless its request's change committed (see [`idempotency_mark`]): such a key is kept as
     /// done without an answer, and answers [`Claim::Committed`] from then on.
-    async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()>;
+    /// Only the claim `claim_id` is released: safe to retry, and to send for a claim that may
+    /// not have been stored at all (its answer lost).
+    async fn release_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        claim_id: &str,
+    ) -> StoreResult<()>;
     /// Removes keys claimed before `before`; answers how many.
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }

@@ -152,16 +152,35 @@ impl Bounds {
     }
 }
 
+/// Begins a transaction on a pooled connection, cancel-safely. sqlx 0.8's `begin` is not: a
+/// caller dropped while `BEGIN` is on the wire (a request past its deadline, a client hanging up,
+/// a bounded background pass) leaves the connection inside the transaction the server opened,
+/// and the pool hands it on, so that the next caller's statements run in it unseen (found by the
+/// partition test: a claim invisible to the write that followed it). Here `BEGIN` runs on a task
+/// of its own, so it always finishes and an unwanted transaction is rolled back when dropped.
+pub(crate) async fn begin(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.begin().await })
+        .await
+        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+}
+
 /// Commits `tx`, marking the request's Idempotency-Key (if any) committed in the same
 /// transaction (see `idempotency_mark`). Every transaction of a change commits through here.
 pub(crate) async fn commit(mut tx: sqlx::Transaction<'_, Postgres>) -> StoreResult<()> {
     if let Some(m) = crate::idempotency_mark::current() {
-        sqlx::query("UPDATE idempotency_keys SET committed = TRUE WHERE scope = $1 AND key = $2")
-            .bind(&m.scope)
-            .bind(&m.key)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE idempotency_keys SET committed = TRUE \
+             WHERE scope = $1 AND key = $2 AND claim_id = $3",
+        )
+        .bind(&m.scope)
+        .bind(&m.key)
+        .bind(&m.claim_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
     }
     tx.commit().await.map_err(map_err)
 }
@@ -489,7 +508,7 @@ impl OrganizationStore for PgStore {
     async fn insert_organization(&self, org: &Organization) -> StoreResult<()> {
         let (pool, org) = (self.pool.clone(), org.clone());
         detached(async move {
-            let mut tx = pool.begin().await.map_err(map_err)?;
+            let mut tx = begin(&pool).await.map_err(map_err)?;
             let mut b = QueryBuilder::new(format!(
                 "INSERT INTO organizations ({ORG_COLUMNS}) VALUES ("
             ));
@@ -621,7 +640,7 @@ impl OrganizationStore for PgStore {
         let pool = self.pool.clone();
         let cache = self.cache.clone();
         detached(async move {
-            let mut tx = pool.begin().await.map_err(map_err)?;
+            let mut tx = begin(&pool).await.map_err(map_err)?;
             let ids: Vec<Uuid> = sqlx::query_scalar(
                 "SELECT o.id FROM organizations o WHERE o.deleted_at IS NOT NULL \
                  AND o.deleted_at < $1 AND NOT EXISTS \
@@ -729,7 +748,7 @@ async fn update_org(
     if org.metadata == previous.metadata && owner_email.is_none() {
         return update_org_row(pool, org, previous).await.map(|()| notified);
     }
-    let mut tx = pool.begin().await.map_err(map_err)?;
+    let mut tx = begin(pool).await.map_err(map_err)?;
     update_org_in_tx(&mut tx, org, previous).await?;
     if let Some((user, email)) = owner_email {
         sqlx::query("UPDATE users SET email = $2, updated_at = $3 WHERE id = $1")
@@ -953,7 +972,7 @@ impl ApiKeyStore for PgStore {
 }
 
 async fn revoke_key(pool: &PgPool, id: ApiKeyId, at: DateTime<Utc>) -> StoreResult<ApiKey> {
-    let mut tx = pool.begin().await.map_err(map_err)?;
+    let mut tx = begin(pool).await.map_err(map_err)?;
     // Platform keys are revoked one at a time (the lock), so two concurrent revocations
     // cannot each see the other as the key that remains.
     sqlx::query("SELECT pg_advisory_xact_lock(7355608)")

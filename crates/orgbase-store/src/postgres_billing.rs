@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::plans::{plan_from_row, PLAN_COLUMNS};
-use super::{bad, commit, detached, map_err, update_org_in_tx, Notified, PgStore};
+use super::{bad, begin, commit, detached, map_err, update_org_in_tx, Notified, PgStore};
 use crate::{
     BillingAccount, BillingChange, BillingEventRecord, BillingStore, StoreError, StoreResult,
 };
@@ -35,7 +35,7 @@ async fn apply(
     change: Option<&BillingChange>,
     pool: &sqlx::PgPool,
 ) -> StoreResult<bool> {
-    let mut tx = pool.begin().await.map_err(map_err)?;
+    let mut tx = begin(pool).await.map_err(map_err)?;
     let recorded = sqlx::query(
         "INSERT INTO billing_events (provider, event_id, event_type, organization_id, \
          received_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (provider, event_id) DO NOTHING",

@@ -14,15 +14,18 @@ impl IdempotencyStore for PgStore {
         &self,
         scope: &str,
         key: &str,
+        claim_id: &str,
         request_hash: &str,
         at: DateTime<Utc>,
         abandoned_before: DateTime<Utc>,
     ) -> StoreResult<Claim> {
         // Claimed when the row is new, or an unfinished claim older than `abandoned_before`.
         let claimed = sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, request_hash, done, created_at) \
-             VALUES ($1, $2, $3, FALSE, $4) ON CONFLICT (scope, key) DO UPDATE \
-             SET request_hash = EXCLUDED.request_hash, created_at = EXCLUDED.created_at \
+            "INSERT INTO idempotency_keys \
+             (scope, key, request_hash, done, created_at, claim_id) \
+             VALUES ($1, $2, $3, FALSE, $4, $6) ON CONFLICT (scope, key) DO UPDATE \
+             SET request_hash = EXCLUDED.request_hash, created_at = EXCLUDED.created_at, \
+             claim_id = EXCLUDED.claim_id \
              WHERE NOT idempotency_keys.done AND NOT idempotency_keys.committed \
              AND idempotency_keys.created_at < $5 \
              RETURNING 1",
@@ -32,6 +35,7 @@ impl IdempotencyStore for PgStore {
         .bind(request_hash)
         .bind(at)
         .bind(abandoned_before)
+        .bind(claim_id)
         .fetch_optional(&self.pool)
         .await
         .map_err(map_err)?;
@@ -53,6 +57,7 @@ impl IdempotencyStore for PgStore {
             return Box::pin(self.claim_idempotency_key(
                 scope,
                 key,
+                claim_id,
                 request_hash,
                 at,
                 abandoned_before,
@@ -94,33 +99,41 @@ impl IdempotencyStore for PgStore {
         &self,
         scope: &str,
         key: &str,
+        claim_id: &str,
         answer: &StoredAnswer,
     ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE idempotency_keys SET done = TRUE, status = $3, headers = $4, body = $5 \
-             WHERE scope = $1 AND key = $2",
+             WHERE scope = $1 AND key = $2 AND claim_id = $6",
         )
         .bind(scope)
         .bind(key)
         .bind(answer.status as i32)
         .bind(Json(&answer.headers))
         .bind(&answer.body)
+        .bind(claim_id)
         .execute(&self.pool)
         .await
         .map(|_| ())
         .map_err(map_err)
     }
 
-    async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()> {
+    async fn release_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        claim_id: &str,
+    ) -> StoreResult<()> {
         // A change that committed keeps its key, done, with no answer to replay.
         sqlx::query(
             "WITH gone AS (DELETE FROM idempotency_keys \
-               WHERE scope = $1 AND key = $2 AND NOT done AND NOT committed) \
+               WHERE scope = $1 AND key = $2 AND claim_id = $3 AND NOT done AND NOT committed) \
              UPDATE idempotency_keys SET done = TRUE, status = NULL \
-             WHERE scope = $1 AND key = $2 AND NOT done AND committed",
+             WHERE scope = $1 AND key = $2 AND claim_id = $3 AND NOT done AND committed",
         )
         .bind(scope)
         .bind(key)
+        .bind(claim_id)
         .execute(&self.pool)
         .await
         .map(|_| ())

@@ -14,7 +14,7 @@ use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::{
-    bad, commit, detached, map_err, org_from_row, push_org_values, write_metadata, PgStore,
+    bad, begin, commit, detached, map_err, org_from_row, push_org_values, write_metadata, PgStore,
     ORG_COLUMNS,
 };
 use crate::{
@@ -443,7 +443,7 @@ impl PeopleStore for PgStore {
     ) -> StoreResult<(Organization, Member)> {
         let (pool, mut org, owner) = (self.pool.clone(), org.clone(), owner.clone());
         detached(async move {
-            let mut tx = pool.begin().await.map_err(map_err)?;
+            let mut tx = begin(&pool).await.map_err(map_err)?;
             // Whoever has the address already (even one who got it a moment ago) is the owner.
             insert_user(&mut *tx, &owner, true).await?;
             let user = user_by_email(&mut *tx, owner.email.as_str())
@@ -477,7 +477,7 @@ impl PeopleStore for PgStore {
         let cache = self.cache.clone();
         let generation = cache.org_generation();
         detached(async move {
-            let mut tx = pool.begin().await.map_err(map_err)?;
+            let mut tx = begin(&pool).await.map_err(map_err)?;
             // Transfers of one organization take turns on its row.
             let row = sqlx::query(&format!(
                 "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1 FOR UPDATE"
@@ -573,7 +573,7 @@ impl PeopleStore for PgStore {
 
     async fn list_members(&self, q: &MemberQuery) -> StoreResult<MemberPage> {
         // One snapshot for the count and the page, so that they agree.
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = begin(&self.pool).await.map_err(map_err)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await
@@ -659,7 +659,7 @@ impl PeopleStore for PgStore {
     ) -> StoreResult<Member> {
         let (pool, roles, workspaces) = (self.pool.clone(), roles.to_vec(), workspaces.to_vec());
         detached(async move {
-            let mut tx = pool.begin().await.map_err(map_err)?;
+            let mut tx = begin(&pool).await.map_err(map_err)?;
             lock_member(&mut tx, org, id).await?;
             let current = member_by_id(&mut *tx, org, id).await?;
             if current.is_owner() != roles.contains(&ROLE_OWNER) {
@@ -683,7 +683,7 @@ impl PeopleStore for PgStore {
     async fn remove_member(&self, org: OrganizationId, id: i64) -> StoreResult<Member> {
         let pool = self.pool.clone();
         detached(async move {
-            let mut tx = pool.begin().await.map_err(map_err)?;
+            let mut tx = begin(&pool).await.map_err(map_err)?;
             lock_member(&mut tx, org, id).await?;
             let current = member_by_id(&mut *tx, org, id).await?;
             if current.is_owner() {
@@ -776,7 +776,7 @@ impl PeopleStore for PgStore {
     async fn delete_role(&self, org: OrganizationId, id: i64) -> StoreResult<()> {
         let pool = self.pool.clone();
         detached(async move {
-            let mut tx = pool.begin().await.map_err(map_err)?;
+            let mut tx = begin(&pool).await.map_err(map_err)?;
             let held: i64 = sqlx::query_scalar(
                 "SELECT (SELECT count(*) FROM member_roles WHERE organization_id = $1 \
                  AND role_id = $2) \
@@ -884,7 +884,7 @@ impl PeopleStore for PgStore {
     async fn insert_invitation(&self, inv: &Invitation, owner_setup: bool) -> StoreResult<()> {
         let (pool, inv) = (self.pool.clone(), inv.clone());
         detached(async move {
-            let mut tx = pool.begin().await.map_err(map_err)?;
+            let mut tx = begin(&pool).await.map_err(map_err)?;
             let org = inv.organization_id.0;
             if !owner_setup {
                 let member: Option<i64> = sqlx::query_scalar(
@@ -990,7 +990,7 @@ impl PeopleStore for PgStore {
     ) -> StoreResult<Invitation> {
         let pool = self.pool.clone();
         detached(async move {
-            let mut tx = pool.begin().await.map_err(map_err)?;
+            let mut tx = begin(&pool).await.map_err(map_err)?;
             let inv = lock_invitation(&mut tx, Some(org), id).await?;
             if is_settled(&inv) {
                 return conflict("invitation_not_pending");
@@ -1019,7 +1019,7 @@ impl PeopleStore for PgStore {
     ) -> StoreResult<Invitation> {
         let (pool, hash) = (self.pool.clone(), hash.clone());
         detached(async move {
-            let mut tx = pool.begin().await.map_err(map_err)?;
+            let mut tx = begin(&pool).await.map_err(map_err)?;
             let inv = lock_invitation(&mut tx, Some(org), id).await?;
             if is_settled(&inv) {
                 return conflict("invitation_not_pending");
@@ -1053,7 +1053,7 @@ impl PeopleStore for PgStore {
     ) -> StoreResult<Member> {
         let (pool, acceptance) = (self.pool.clone(), acceptance.clone());
         detached(async move {
-            let mut tx = pool.begin().await.map_err(map_err)?;
+            let mut tx = begin(&pool).await.map_err(map_err)?;
             // Concurrent accepts queue on the row; each then sees what the one before did.
             let inv = lock_invitation(&mut tx, None, id).await?;
             if is_settled(&inv) {

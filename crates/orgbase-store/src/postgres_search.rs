@@ -14,6 +14,8 @@
 use std::time::Duration;
 
 use sqlx::postgres::PgPool;
+
+use super::begin;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -76,7 +78,7 @@ pub(crate) async fn index(pool: PgPool, wait: std::time::Duration) {
 /// One pass: applies up to `CHUNK` queued entries, unless another node's indexer is at work.
 /// The number of entries applied.
 pub(crate) async fn pass(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = begin(pool).await?;
     let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
         .bind(LOCK)
         .fetch_one(&mut *tx)

@@ -444,9 +444,10 @@ impl SqliteStore {
             let v = f(conn)?;
             if let Some(m) = &mark {
                 conn.prepare_cached(
-                    "UPDATE idempotency_keys SET committed = 1 WHERE scope = ?1 AND key = ?2",
+                    "UPDATE idempotency_keys SET committed = 1 \
+                     WHERE scope = ?1 AND key = ?2 AND claim_id = ?3",
                 )
-                .and_then(|mut s| s.execute(rusqlite::params![m.scope, m.key]))
+                .and_then(|mut s| s.execute(rusqlite::params![m.scope, m.key, m.claim_id]))
                 .map_err(map_err)?;
             }
             Ok(v)

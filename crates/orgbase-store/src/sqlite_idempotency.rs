@@ -13,11 +13,13 @@ impl IdempotencyStore for SqliteStore {
         &self,
         scope: &str,
         key: &str,
+        claim_id: &str,
         request_hash: &str,
         at: DateTime<Utc>,
         abandoned_before: DateTime<Utc>,
     ) -> StoreResult<Claim> {
         let (scope, key, hash) = (scope.to_owned(), key.to_owned(), request_hash.to_owned());
+        let claim_id = claim_id.to_owned();
         self.write(move |conn| {
             type Row = (
                 String,
@@ -78,12 +80,14 @@ impl IdempotencyStore for SqliteStore {
                 None => {}
             }
             conn.prepare_cached(
-                "INSERT INTO idempotency_keys (scope, key, request_hash, done, created_at) \
-                 VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT (scope, key) DO UPDATE \
+                "INSERT INTO idempotency_keys \
+                 (scope, key, request_hash, done, created_at, claim_id) \
+                 VALUES (?1, ?2, ?3, 0, ?4, ?5) ON CONFLICT (scope, key) DO UPDATE \
                  SET request_hash = excluded.request_hash, done = 0, committed = 0, status = NULL, \
-                 headers = NULL, body = NULL, created_at = excluded.created_at",
+                 headers = NULL, body = NULL, created_at = excluded.created_at, \
+                 claim_id = excluded.claim_id",
             )
-            .and_then(|mut s| s.execute(params![scope, key, hash, ts(&at)]))
+            .and_then(|mut s| s.execute(params![scope, key, hash, ts(&at), claim_id]))
             .map_err(map_err)?;
             Ok(Claim::Claimed)
         })
@@ -94,14 +98,16 @@ impl IdempotencyStore for SqliteStore {
         &self,
         scope: &str,
         key: &str,
+        claim_id: &str,
         answer: &StoredAnswer,
     ) -> StoreResult<()> {
         let (scope, key, answer) = (scope.to_owned(), key.to_owned(), answer.clone());
+        let claim_id = claim_id.to_owned();
         let headers = serde_json::to_string(&answer.headers).map_err(crate::StoreError::other)?;
         self.write(move |conn| {
             conn.prepare_cached(
                 "UPDATE idempotency_keys SET done = 1, status = ?3, headers = ?4, body = ?5 \
-                 WHERE scope = ?1 AND key = ?2",
+                 WHERE scope = ?1 AND key = ?2 AND claim_id = ?6",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -109,7 +115,8 @@ impl IdempotencyStore for SqliteStore {
                     key,
                     answer.status as i64,
                     headers,
-                    answer.body
+                    answer.body,
+                    claim_id
                 ])
             })
             .map(|_| ())
@@ -118,21 +125,26 @@ impl IdempotencyStore for SqliteStore {
         .await
     }
 
-    async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()> {
-        let (scope, key) = (scope.to_owned(), key.to_owned());
+    async fn release_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        claim_id: &str,
+    ) -> StoreResult<()> {
+        let (scope, key, claim_id) = (scope.to_owned(), key.to_owned(), claim_id.to_owned());
         self.write(move |conn| {
             conn.prepare_cached(
                 "DELETE FROM idempotency_keys \
-                 WHERE scope = ?1 AND key = ?2 AND done = 0 AND committed = 0",
+                 WHERE scope = ?1 AND key = ?2 AND claim_id = ?3 AND done = 0 AND committed = 0",
             )
-            .and_then(|mut s| s.execute(params![scope, key]))
+            .and_then(|mut s| s.execute(params![scope, key, claim_id]))
             .map_err(map_err)?;
             // A change that committed keeps its key, done, with no answer to replay.
             conn.prepare_cached(
                 "UPDATE idempotency_keys SET done = 1, status = NULL \
-                 WHERE scope = ?1 AND key = ?2 AND done = 0 AND committed = 1",
+                 WHERE scope = ?1 AND key = ?2 AND claim_id = ?3 AND done = 0 AND committed = 1",
             )
-            .and_then(|mut s| s.execute(params![scope, key]))
+            .and_then(|mut s| s.execute(params![scope, key, claim_id]))
             .map(|_| ())
             .map_err(map_err)
         })

@@ -250,6 +250,7 @@ async fn a_request_still_running_is_409(app: App) {
         .claim_idempotency_key(
             &scope,
             "running",
+            "another-request",
             &hash,
             t,
             t - chrono::Duration::minutes(5),
@@ -273,6 +274,7 @@ async fn a_request_still_running_is_409(app: App) {
         .claim_idempotency_key(
             &scope,
             "crashed",
+            "a-dead-request",
             &hash,
             old,
             old - chrono::Duration::minutes(5),

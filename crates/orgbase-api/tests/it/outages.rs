@@ -18,6 +18,11 @@ use crate::App;
 /// A node on `db` whose every database connection goes through a proxy, with tight bounds so
 /// that the test runs in seconds.
 async fn proxied(db: TestDb, deadline: Duration) -> (App, Proxy, sqlx::PgPool) {
+    // The node's warnings, shown with a failing test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("warn,orgbase_api::idempotency=debug")
+        .try_init();
     let mut url = url::Url::parse(&db.url).unwrap();
     let upstream = (
         url.host_str().unwrap().to_owned(),
@@ -39,9 +44,20 @@ async fn proxied(db: TestDb, deadline: Duration) -> (App, Proxy, sqlx::PgPool) {
         },
         ..Default::default()
     };
-    let store = orgbase_store::open(url.as_str(), &options).await.unwrap();
     // A direct connection, to look at what was stored.
     let direct = sqlx::PgPool::connect(&db.url).await.unwrap();
+    // Set, the server logs every statement of the node's sessions (with their pids): how the
+    // dangling transaction of a cancelled BEGIN was found.
+    if std::env::var("OUTAGE_LOG_STATEMENTS").is_ok() {
+        sqlx::query(&format!(
+            "ALTER DATABASE {} SET log_statement = 'all'",
+            url.path().trim_start_matches('/')
+        ))
+        .execute(&direct)
+        .await
+        .unwrap();
+    }
+    let store = orgbase_store::open(url.as_str(), &options).await.unwrap();
     let app = App::start_with(
         TestDb::with_store(store, db.url.clone()),
         ApiConfig {
@@ -242,7 +258,11 @@ fn assert_answered(log: &[Sent], within: Duration, codes: &[&str]) {
 
 /// Sends every keyed POST of the run again, as a client would: each replays its first answer
 /// or runs now, and none stays in flight.
-async fn send_again(load: &Load, log: &[Sent]) -> Vec<(Keyed, StatusCode, Value)> {
+async fn send_again(
+    load: &Load,
+    log: &[Sent],
+    direct: &sqlx::PgPool,
+) -> Vec<(Keyed, StatusCode, Value)> {
     let mut out = Vec::new();
     for s in log {
         let Some(k) = &s.keyed else { continue };
@@ -256,10 +276,25 @@ async fn send_again(load: &Load, log: &[Sent]) -> Vec<(Keyed, StatusCode, Value)
             if !in_flight {
                 break (status, body);
             }
+            if patience.elapsed() >= Duration::from_secs(20) {
+                let row: Option<(Option<String>, bool, bool, chrono::DateTime<chrono::Utc>)> =
+                    sqlx::query_as(
+                        "SELECT claim_id, done, committed, created_at FROM idempotency_keys \
+                         WHERE key = $1",
+                    )
+                    .bind(&k.key)
+                    .fetch_optional(direct)
+                    .await
+                    .unwrap();
+                eprintln!("the stuck key's row: {row:?}");
+            }
             assert!(
                 patience.elapsed() < Duration::from_secs(20),
-                "key {} stuck in flight: {body}",
-                k.key
+                "key {} stuck in flight: {body}; its first answer: {} {} after {:?}",
+                k.key,
+                s.status,
+                s.body.to_string().chars().take(80).collect::<String>(),
+                s.elapsed
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
@@ -412,7 +447,7 @@ async fn postgres_refusing_connections_is_a_fast_503_and_no_key_acts_twice() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let log = running.stop().await;
     assert_answered(&log, Duration::from_secs(2), &["database_unavailable"]);
-    let again = send_again(&load, &log).await;
+    let again = send_again(&load, &log, &direct).await;
     assert_once_each(&direct, &again).await;
 }
 
@@ -446,7 +481,7 @@ async fn postgres_partitioned_answers_every_request_by_its_deadline_and_no_key_a
         deadline + Duration::from_millis(500),
         &["database_unavailable", "request_timeout"],
     );
-    let again = send_again(&load, &log).await;
+    let again = send_again(&load, &log, &direct).await;
     assert_once_each(&direct, &again).await;
 }
 

@@ -111,6 +111,8 @@ async fn the_compatible_surfaces_answer_every_error_in_their_own_shape(app: App)
         r.headers()["content-type"].to_str().unwrap(),
         "application/json"
     );
+    // The unread rest of the body ends the connection, and the answer says so.
+    assert_eq!(r.headers()["connection"], "close");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["success"], false, "{body}");
     assert!(

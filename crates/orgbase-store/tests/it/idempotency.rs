@@ -14,21 +14,76 @@ crate::conformance!(
     a_key_whose_change_committed_is_never_run_again,
     an_abandoned_key_is_taken_over_unless_its_change_committed,
     a_change_that_failed_leaves_no_mark,
+    a_claim_is_answered_released_and_marked_by_itself_only,
 );
 
+/// The mark of claim `c1` on `key`.
 fn mark(key: &str) -> Mark {
     Mark {
         scope: "scope".into(),
         key: key.into(),
+        claim_id: "c1".into(),
     }
 }
 
+/// Claims `key` as claim `c1`.
 async fn claim(db: &TestDb, key: &str, abandoned_after: Duration) -> Claim {
+    claim_as(db, key, "c1", abandoned_after).await
+}
+
+async fn claim_as(db: &TestDb, key: &str, claim_id: &str, abandoned_after: Duration) -> Claim {
     let t = now();
     db.store
-        .claim_idempotency_key("scope", key, "hash", t, t - abandoned_after)
+        .claim_idempotency_key("scope", key, claim_id, "hash", t, t - abandoned_after)
         .await
         .unwrap()
+}
+
+async fn a_claim_is_answered_released_and_marked_by_itself_only(db: TestDb) {
+    let answer = StoredAnswer {
+        status: 200,
+        headers: vec![],
+        body: b"late".to_vec(),
+    };
+    // c1 claims and is abandoned; c2 takes the key over.
+    claim_as(&db, "k", "c1", Duration::minutes(5)).await;
+    assert!(matches!(
+        claim_as(&db, "k", "c2", Duration::seconds(-1)).await,
+        Claim::Claimed
+    ));
+    // c1, late: its release, its answer and its change's mark touch nothing of c2's.
+    db.store
+        .release_idempotency_key("scope", "k", "c1")
+        .await
+        .unwrap();
+    db.store
+        .complete_idempotency_key("scope", "k", "c1", &answer)
+        .await
+        .unwrap();
+    idempotency_mark::scope(
+        mark("k"),
+        db.store.insert_organization(&new_org("Late", "late")),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        claim_as(&db, "k", "c3", Duration::minutes(5)).await,
+        Claim::InFlight { .. }
+    ));
+    // c2 releases: its change did not commit, so the key is free again.
+    db.store
+        .release_idempotency_key("scope", "k", "c2")
+        .await
+        .unwrap();
+    assert!(matches!(
+        claim_as(&db, "k", "c3", Duration::minutes(5)).await,
+        Claim::Claimed
+    ));
+    // A release for a claim that was never stored (its answer lost) is harmless.
+    db.store
+        .release_idempotency_key("scope", "never", "c9")
+        .await
+        .unwrap();
 }
 
 async fn a_released_key_is_claimed_again(db: TestDb) {
@@ -41,7 +96,7 @@ async fn a_released_key_is_claimed_again(db: TestDb) {
         Claim::InFlight { .. }
     ));
     db.store
-        .release_idempotency_key("scope", "k")
+        .release_idempotency_key("scope", "k", "c1")
         .await
         .unwrap();
     assert!(matches!(
@@ -58,12 +113,12 @@ async fn a_kept_answer_is_replayed(db: TestDb) {
         body: b"{}".to_vec(),
     };
     db.store
-        .complete_idempotency_key("scope", "k", &answer)
+        .complete_idempotency_key("scope", "k", "c1", &answer)
         .await
         .unwrap();
     // A release after the answer is kept changes nothing.
     db.store
-        .release_idempotency_key("scope", "k")
+        .release_idempotency_key("scope", "k", "c1")
         .await
         .unwrap();
     match claim(&db, "k", Duration::minutes(5)).await {
@@ -89,7 +144,7 @@ async fn a_key_whose_change_committed_is_never_run_again(db: TestDb) {
     .await
     .unwrap();
     db.store
-        .release_idempotency_key("scope", "k")
+        .release_idempotency_key("scope", "k", "c1")
         .await
         .unwrap();
     assert!(matches!(
@@ -143,7 +198,7 @@ async fn a_change_that_failed_leaves_no_mark(db: TestDb) {
     .await;
     assert!(failed.is_err());
     db.store
-        .release_idempotency_key("scope", "k")
+        .release_idempotency_key("scope", "k", "c1")
         .await
         .unwrap();
     assert!(matches!(

@@ -238,6 +238,11 @@ pub fn nested<T: DeserializeOwned>(
     }
 }
 
+/// A path id that is not a UUID names nothing: 404, like any id that does not exist.
+pub fn org_id(raw: &str) -> Result<orgbase_domain::OrganizationId, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

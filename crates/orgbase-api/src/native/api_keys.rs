@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::auth::{PlatformAdmin, Principal};
 use crate::error::{ApiError, Problem};
 use crate::extract::{Field, JsonBody};
-use crate::native::organizations::rfc3339;
+use crate::native::views::rfc3339;
 use crate::AppState;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

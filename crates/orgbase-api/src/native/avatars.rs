@@ -26,7 +26,7 @@ use orgbase_domain::OrganizationId;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
-use crate::native::organizations::org_id;
+use crate::extract::org_id;
 use crate::{service, AppState};
 
 /// Room for the multipart framing around the file (boundaries, part headers, small fields).
@@ -104,6 +104,30 @@ impl Avatars {
             memory: Arc::new(Semaphore::new(DECODE_MEMORY_MIB as usize)),
             org_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
         })
+    }
+
+    /// After a committed change of `org`'s avatar from `before` to `after`: if `before` was its
+    /// own upload and is no longer used, its files go (in the background: the answer does not
+    /// wait on storage).
+    pub fn forget_replaced(
+        &self,
+        state: &AppState,
+        org: OrganizationId,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) {
+        if before == after {
+            return;
+        }
+        let Some(files) = self.files_of(org, before) else {
+            return;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let avatars = state.avatars.clone();
+            let _serial = avatars.lock_of(org).lock().await;
+            avatars.remove_unused(&state, org, &files).await;
+        });
     }
 
     /// The files behind `url` when they are `org`'s own upload: never another organization's
@@ -191,29 +215,6 @@ impl DecodePool {
         rx.await
             .map_err(|_| ApiError::internal("an avatar decode panicked"))
     }
-}
-
-/// After a committed change of `org`'s avatar from `before` to `after`: if `before` was its own
-/// upload and is no longer used, its files go (in the background: the answer does not wait on
-/// storage).
-pub fn forget_replaced(
-    state: &AppState,
-    org: OrganizationId,
-    before: Option<&str>,
-    after: Option<&str>,
-) {
-    if before == after {
-        return;
-    }
-    let Some(files) = state.avatars.files_of(org, before) else {
-        return;
-    };
-    let state = state.clone();
-    tokio::spawn(async move {
-        let avatars = state.avatars.clone();
-        let _serial = avatars.lock_of(org).lock().await;
-        avatars.remove_unused(&state, org, &files).await;
-    });
 }
 
 /// The answer to an upload.
@@ -409,7 +410,7 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let id = org_id(&id)?;
     let (before, after) = service::set_avatar(&state, &who, id, None).await?;
-    forget_replaced(
+    state.avatars.forget_replaced(
         &state,
         id,
         before.avatar_url.as_deref(),

@@ -10,10 +10,9 @@ use orgbase_domain::people::{
     check_password, parse_person_name, INVITE_PREFIX, ROLE_MEMBER, ROLE_OWNER,
 };
 use orgbase_domain::{
-    now, Email, Invitation, InvitationState, NewSecret, Organization, Permission, SecretHash, User,
-    UserId, ValidationErrors,
+    now, Email, Invitation, InvitationState, NewSecret, Permission, SecretHash, User, UserId,
+    ValidationErrors,
 };
-use orgbase_mail::Mail;
 use orgbase_store::{Acceptance, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -21,10 +20,13 @@ use uuid::Uuid;
 
 use crate::auth::{role_permissions, Principal};
 use crate::error::{ApiError, Problem};
+use crate::extract::org_id;
 use crate::extract::{Field, JsonBody, OptionalJsonBody};
-use crate::native::members::{checked_roles, Done, Envelope};
-use crate::native::organizations::{org_id, rfc3339};
+use crate::native::views::rfc3339;
+use crate::native::views::{Done, Envelope};
 use crate::service;
+use crate::service::invitations::{new_invitation, send_invitation};
+use crate::service::roles::checked_roles;
 use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -81,117 +83,6 @@ pub struct InviteInput {
     /// Role ids the person will have (default `[3]`, member). Not the owner role.
     #[schema(value_type = Option<Vec<i64>>, example = json!([3]))]
     pub roles: Field<Vec<i64>>,
-}
-
-/// The link an invitation e-mail carries.
-pub fn invite_link(state: &AppState, token: &str) -> String {
-    format!(
-        "{}/invite/{token}",
-        state.config.public_url.trim_end_matches('/')
-    )
-}
-
-async fn send_invitation(
-    state: &AppState,
-    org: &Organization,
-    inv: &Invitation,
-    token: &str,
-    owner_setup: bool,
-) -> Result<(), ApiError> {
-    let link = invite_link(state, token);
-    let days = (inv.expires_at - inv.created_at).num_days().max(1);
-    let (subject, intro) = if owner_setup {
-        (
-            format!("Set your password for {}", org.name),
-            format!(
-                "You are the owner of {} on Orgbase. Set your password to sign in:",
-                org.name
-            ),
-        )
-    } else {
-        (
-            format!("You are invited to join {}", org.name),
-            format!(
-                "You are invited to join {} on Orgbase. Accept here:",
-                org.name
-            ),
-        )
-    };
-    let text = format!(
-        "Hello{},\n\n{intro}\n\n{link}\n\nThe link works once and expires in {days} day(s). \
-         If you did not expect this e-mail, ignore it.\n",
-        inv.name
-            .as_deref()
-            .map(|n| format!(" {n}"))
-            .unwrap_or_default()
-    );
-    let mail = Mail {
-        to: inv.email.as_str().to_owned(),
-        to_name: inv.name.clone(),
-        subject,
-        text,
-    };
-    state.mailer.send(&mail).await.map_err(|e| {
-        tracing::error!(invitation_id = %inv.id, error = %e, "sending an invitation failed");
-        ApiError::Upstream {
-            code: "mail_failed",
-            detail: "the invitation is saved but its e-mail could not be sent; resend it later"
-                .into(),
-        }
-    })
-}
-
-fn new_invitation(
-    state: &AppState,
-    org: &Organization,
-    email: Email,
-    name: Option<String>,
-    roles: Vec<i64>,
-    invited_by: String,
-) -> (Invitation, String) {
-    let secret = NewSecret::generate(INVITE_PREFIX);
-    let t = now();
-    let inv = Invitation {
-        id: Uuid::now_v7(),
-        organization_id: org.id,
-        email,
-        name,
-        roles,
-        hash: secret.hash,
-        invited_by,
-        created_at: t,
-        expires_at: t + state.config.invitation_ttl,
-        accepted_at: None,
-        revoked_at: None,
-        sends: 1,
-    };
-    (inv, secret.plain)
-}
-
-/// Invites the owner the platform named, who has no password yet, to set one.
-pub async fn invite_owner(
-    state: &AppState,
-    org: &Organization,
-    owner: &User,
-    actor: String,
-) -> Result<(), ApiError> {
-    let (inv, token) = new_invitation(
-        state,
-        org,
-        owner.email.clone(),
-        Some(owner.name.clone()),
-        vec![ROLE_OWNER],
-        actor,
-    );
-    match state.store.insert_invitation(&inv, true).await {
-        Ok(()) => {}
-        // Already invited to set a password (by another organization's creation, say).
-        Err(StoreError::Conflict {
-            constraint: "invitation_pending",
-        }) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    }
-    send_invitation(state, org, &inv, &token, true).await
 }
 
 /// Invite a new user to the organization.
@@ -405,7 +296,7 @@ pub struct Accepted {
     pub user_id: Uuid,
     /// A session, when this request set the password (a person who had an account logs in as
     /// usual: the link alone never opens an existing account).
-    pub session: Option<crate::native::sessions::NewSession>,
+    pub session: Option<crate::native::views::NewSession>,
 }
 
 fn gone(code: &'static str, detail: &str) -> ApiError {
@@ -560,8 +451,8 @@ pub async fn accept(
     let (message, session) = if has_account {
         ("Invitation accepted.", None)
     } else {
-        let s = crate::native::sessions::start_session(&state, member.user_id).await?;
-        ("Password set successfully.", Some(s))
+        let s = crate::service::sessions::start_session(&state, member.user_id).await?;
+        ("Password set successfully.", Some(s.into()))
     };
     Ok(crate::native::secret_answer(
         axum::http::StatusCode::OK,

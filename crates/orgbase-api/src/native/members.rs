@@ -6,7 +6,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use orgbase_domain::people::{FIRST_CUSTOM_ROLE_ID, ROLE_OWNER};
+use orgbase_domain::people::ROLE_OWNER;
 use orgbase_domain::{now, Member, OrganizationId, Permission, ValidationErrors};
 use orgbase_store::MemberQuery;
 use serde::{Deserialize, Serialize};
@@ -16,47 +16,15 @@ use uuid::Uuid;
 use crate::auth::{role_permissions, OrgAccess, Principal};
 use crate::directory::PageKey;
 use crate::error::{ApiError, Problem};
+use crate::extract::org_id;
 use crate::extract::{Field, JsonBody};
-use crate::native::organizations::{org_id, rfc3339, OrganizationView};
+use crate::native::views::{rfc3339, Done, Envelope, OrganizationView};
 use crate::service;
+use crate::service::roles::checked_roles;
 use crate::AppState;
 
 pub const DEFAULT_PER_PAGE: u32 = 15;
 pub const MAX_PER_PAGE: u32 = 100;
-
-/// The seed's answer envelope.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Envelope<T> {
-    pub success: bool,
-    pub message: String,
-    pub data: T,
-}
-
-impl<T> Envelope<T> {
-    pub fn ok(message: &str, data: T) -> Json<Self> {
-        Json(Self {
-            success: true,
-            message: message.to_owned(),
-            data,
-        })
-    }
-}
-
-/// The seed's answer to a deletion: `{success, message}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Done {
-    pub success: bool,
-    pub message: String,
-}
-
-impl Done {
-    pub fn ok(message: &str) -> Json<Self> {
-        Json(Self {
-            success: true,
-            message: message.to_owned(),
-        })
-    }
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -294,77 +262,6 @@ pub struct UpdateMember {
     /// Array of IAM role IDs (system 2–5 or this organization's custom roles; at least one).
     #[schema(value_type = Vec<i64>)]
     pub roles: Field<Vec<i64>>,
-}
-
-/// Checks role ids against this organization: system roles, or its own custom roles. Answers
-/// the unknown ones.
-pub async fn unknown_roles(
-    state: &AppState,
-    org: OrganizationId,
-    roles: &[i64],
-) -> Result<Vec<i64>, ApiError> {
-    let custom: Vec<i64> = if roles.iter().any(|r| *r >= FIRST_CUSTOM_ROLE_ID) {
-        state
-            .store
-            .list_roles(org)
-            .await?
-            .into_iter()
-            .map(|r| r.id)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Ok(roles
-        .iter()
-        .copied()
-        .filter(|r| !((1..=5).contains(r) || custom.contains(r)))
-        .collect())
-}
-
-/// Parses, dedupes and checks role ids given in `field`: known here, and not the owner role
-/// (ownership moves only by transfer).
-pub async fn checked_roles(
-    state: &AppState,
-    org: OrganizationId,
-    field: &str,
-    roles: Option<Vec<i64>>,
-    keep_owner: bool,
-    errors: &mut ValidationErrors,
-) -> Result<Option<Vec<i64>>, ApiError> {
-    let Some(mut roles) = roles else {
-        return Ok(None);
-    };
-    roles.sort_unstable();
-    roles.dedup();
-    if roles.is_empty() {
-        errors.add(field, "required", "must name at least one role");
-        return Ok(None);
-    }
-    if roles.contains(&ROLE_OWNER) && !keep_owner {
-        errors.add(
-            field,
-            "owner_role",
-            "the owner role (1) moves only by an ownership transfer",
-        );
-        return Ok(None);
-    }
-    let unknown = unknown_roles(state, org, &roles).await?;
-    if !unknown.is_empty() {
-        errors.add(
-            field,
-            "unknown_role",
-            format!(
-                "no such role in this organization: {}",
-                unknown
-                    .iter()
-                    .map(|r| r.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-        return Ok(None);
-    }
-    Ok(Some(roles))
 }
 
 /// The caller may act on `target` only if it holds every permission the target holds: nobody

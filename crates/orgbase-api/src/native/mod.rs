@@ -10,6 +10,7 @@ pub mod organizations;
 pub mod plans;
 pub mod roles;
 pub mod sessions;
+pub mod views;
 pub mod wallet;
 pub mod workspaces;
 

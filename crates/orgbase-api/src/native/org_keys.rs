@@ -15,10 +15,11 @@ use uuid::Uuid;
 
 use crate::auth::{role_permissions, Principal};
 use crate::error::{ApiError, Problem};
+use crate::extract::org_id;
 use crate::extract::{Field, JsonBody};
-use crate::native::members::checked_roles;
-use crate::native::organizations::{org_id, rfc3339};
+use crate::native::views::rfc3339;
 use crate::service;
+use crate::service::roles::checked_roles;
 use crate::AppState;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -5,7 +5,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::{DateTime, SecondsFormat, Utc};
 use orgbase_domain::{
     parse_avatar_url, parse_entitlements, parse_external_id, parse_kyc_level,
     parse_placement_group, parse_rate_limit, parse_recording_lifespan, parse_status_reason,
@@ -17,12 +16,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::auth::{PlatformAdmin, Principal};
 use crate::error::{ApiError, Problem};
-use crate::extract::{nested, Field, JsonBody};
-use crate::native::invitations;
+use crate::extract::{nested, org_id, Field, JsonBody};
+use crate::native::views::OrganizationView;
 use crate::service::{self, etag, parse_etag, Creator, IfMatch};
 use crate::AppState;
 use orgbase_domain::people::parse_person_name;
@@ -30,128 +28,6 @@ use orgbase_domain::{Email, Permission, User, UserId};
 
 pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
-
-/// An organization, as the native API shows it.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OrganizationView {
-    pub id: Uuid,
-    pub name: String,
-    pub slug: String,
-    /// ISO 3166-1 alpha-2.
-    pub country_code: String,
-    pub avatar_url: Option<String>,
-    /// `active`, `inactive`, `suspended`, or `deleted` (soft-deleted; only the platform sees it).
-    #[schema(example = "active")]
-    pub status: &'static str,
-    pub status_reason: Option<String>,
-    #[serde(rename = "type")]
-    pub org_type: OrgType,
-    pub parent_id: Option<Uuid>,
-    /// The owning person's id (null for an organization made by a key without `ownerEmail`,
-    /// until the platform transfers ownership to a member).
-    pub owner: Option<Uuid>,
-    pub product_plan_id: String,
-    pub offered_product_plan_id: Option<String>,
-    pub sms: SmsView,
-    pub premium: bool,
-    pub external_account_id: Option<String>,
-    pub external_billing_id: Option<String>,
-    pub kyc_level: i16,
-    pub placement_group: String,
-    pub billing_overdue: bool,
-    pub rate_limit: i32,
-    /// The organization's own grants (its plan's come on top).
-    pub entitlements: Vec<String>,
-    pub preferences: PreferencesView,
-    #[schema(value_type = Object)]
-    pub metadata: BTreeMap<String, Value>,
-    /// The subscription with the billing provider, once there is one.
-    pub subscription: Option<SubscriptionView>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub deleted_at: Option<String>,
-    /// Increments on every change; also the `ETag`.
-    pub version: i64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SmsView {
-    pub enabled: bool,
-    pub brand_id: Option<String>,
-    pub campaign_id: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PreferencesView {
-    pub use_platform_url: bool,
-    /// 1–1825, or -1 for no limit; null when never set.
-    pub recording_lifespan_days: Option<i32>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SubscriptionView {
-    pub provider: orgbase_domain::BillingProvider,
-    pub id: String,
-    /// The provider's status: active, trialing, past_due, canceled, …
-    pub status: String,
-}
-
-pub fn rfc3339(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-impl From<Organization> for OrganizationView {
-    fn from(o: Organization) -> Self {
-        Self {
-            id: o.id.0,
-            status: if o.is_deleted() {
-                "deleted"
-            } else {
-                o.status.as_str()
-            },
-            name: o.name,
-            slug: o.slug,
-            country_code: o.country_code,
-            avatar_url: o.avatar_url,
-            status_reason: o.status_reason,
-            org_type: o.org_type,
-            parent_id: o.parent_id.map(|p| p.0),
-            owner: o.owner.map(|u| u.0),
-            product_plan_id: o.product_plan_id,
-            offered_product_plan_id: o.offered_product_plan_id,
-            sms: SmsView {
-                enabled: o.sms.enabled,
-                brand_id: o.sms.brand_id,
-                campaign_id: o.sms.campaign_id,
-            },
-            premium: o.premium,
-            external_account_id: o.external_account_id,
-            external_billing_id: o.external_billing_id,
-            kyc_level: o.kyc_level,
-            placement_group: o.placement_group,
-            billing_overdue: o.billing_overdue,
-            rate_limit: o.rate_limit,
-            entitlements: o.entitlements,
-            preferences: PreferencesView {
-                use_platform_url: o.preferences.use_platform_url,
-                recording_lifespan_days: o.preferences.recording_lifespan_days,
-            },
-            metadata: o.metadata.0,
-            subscription: o.subscription.map(|s| SubscriptionView {
-                provider: s.provider,
-                id: s.id,
-                status: s.status,
-            }),
-            created_at: rfc3339(&o.created_at),
-            updated_at: rfc3339(&o.updated_at),
-            deleted_at: o.deleted_at.as_ref().map(rfc3339),
-            version: o.version,
-        }
-    }
-}
 
 /// The fields a client may write. On create, `name` and `countryCode` are required. Server-owned
 /// fields (`id`, `owner`, `version`, timestamps, plan and billing state) are not among them: a
@@ -409,11 +285,6 @@ fn org_response(status: StatusCode, org: Organization, location: bool) -> Respon
     res
 }
 
-/// A path id that is not a UUID names nothing: 404, like any id that does not exist.
-pub fn org_id(raw: &str) -> Result<OrganizationId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound)
-}
-
 fn if_match(headers: &HeaderMap) -> Option<IfMatch> {
     headers
         .get(header::IF_MATCH)
@@ -574,7 +445,9 @@ pub async fn create(
         if user.password_hash.is_none() {
             // The organization exists now: a mail failure must not turn its creation into an
             // error (a retry would make another). The invitation is kept; it can be resent.
-            if let Err(e) = invitations::invite_owner(&state, &org, &user, who.actor()).await {
+            if let Err(e) =
+                service::invitations::invite_owner(&state, &org, &user, who.actor()).await
+            {
                 tracing::warn!(organization_id = %org.id, error = %e,
                     "the owner's invitation was not sent; resend it from the invitations list");
             }
@@ -670,7 +543,7 @@ pub async fn update(
     }
     let (before, org) = service::update(&state, &who, id, patch, if_match(&headers)).await?;
     // An uploaded avatar replaced by a URL of the caller's: its files go.
-    crate::native::avatars::forget_replaced(
+    state.avatars.forget_replaced(
         &state,
         id,
         before.avatar_url.as_deref(),

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Field, JsonBody};
-use crate::native::organizations::rfc3339;
+use crate::native::views::rfc3339;
 use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -3,8 +3,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::Extension;
 use axum::Json;
-use orgbase_domain::people::SESSION_PREFIX;
-use orgbase_domain::{now, Email, NewSecret, Session};
+use orgbase_domain::{now, Email};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use utoipa::ToSchema;
@@ -13,7 +12,8 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Field, JsonBody};
-use crate::native::organizations::rfc3339;
+use crate::native::views::rfc3339;
+use crate::service::sessions::start_session;
 use crate::AppState;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -39,37 +39,6 @@ pub struct LoginAnswer {
     pub token: String,
     pub expires_at: String,
     pub user: UserView,
-}
-
-/// A session just started: the token is shown this once.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NewSession {
-    /// `obs_…`, for `Authorization: Bearer`.
-    pub token: String,
-    pub expires_at: String,
-}
-
-/// Starts a session for a person; answers its token, shown once.
-pub async fn start_session(
-    state: &AppState,
-    user: orgbase_domain::UserId,
-) -> Result<NewSession, ApiError> {
-    let secret = NewSecret::generate(SESSION_PREFIX);
-    let created = now();
-    let session = Session {
-        id: Uuid::now_v7(),
-        user_id: user,
-        hash: secret.hash.clone(),
-        created_at: created,
-        expires_at: created + state.config.session_ttl,
-        revoked_at: None,
-    };
-    state.store.insert_session(&session).await?;
-    Ok(NewSession {
-        token: secret.plain,
-        expires_at: rfc3339(&session.expires_at),
-    })
 }
 
 const WRONG: ApiError = ApiError::Unauthorized {
@@ -154,7 +123,7 @@ pub async fn login(
         StatusCode::OK,
         Json(LoginAnswer {
             token: session.token,
-            expires_at: session.expires_at,
+            expires_at: rfc3339(&session.expires_at),
             user: UserView {
                 id: user.id.0,
                 email: user.email.as_str().to_owned(),

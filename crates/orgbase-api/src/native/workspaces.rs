@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
+use crate::extract::org_id;
 use crate::extract::{Field, JsonBody};
-use crate::native::organizations::{org_id, rfc3339};
+use crate::native::views::rfc3339;
 use crate::service;
 use crate::AppState;
 

@@ -1,5 +1,9 @@
 //! The organization services, shared by every API surface. They take proofs of access from
 //! [`crate::auth`], apply the domain's rules and talk to storage.
+
+pub mod invitations;
+pub mod roles;
+pub mod sessions;
 use orgbase_domain::{
     now, Member, NewOrganization, OrgStatus, OrgType, Organization, OrganizationId,
     OrganizationPatch, Permission, Slug, User, UserId, ValidationErrors,

@@ -57,7 +57,7 @@ pub enum ApiError {
     /// full). Nothing was changed, or (a COMMIT's answer lost) the Idempotency-Key layer knows.
     #[error("database unavailable: {0}")]
     DatabaseUnavailable(String),
-    /// 503: the request did not finish within the deadline (`ORGBASE_REQUEST_TIMEOUT`).
+    /// 503: the request did not finish within the deadline (`ORGBASE_REQUEST_TIMEOUT_MS`).
     #[error("request deadline exceeded")]
     DeadlineExceeded,
     /// A service we depend on (the mail server, a billing provider) failed.
@@ -243,6 +243,11 @@ impl From<StoreError> for ApiError {
                     "role_in_use" => (
                         "role_in_use",
                         "the role is held by a member, a key or a pending invitation",
+                    ),
+                    "idempotency_claim_lost" => (
+                        "idempotency_claim_lost",
+                        "the request ran so long that its Idempotency-Key was taken over by a \
+                         retry; nothing was changed by it",
                     ),
                     "invitation_not_pending" => (
                         "invitation_not_pending",

@@ -223,7 +223,10 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     ));
     match work.await {
         Ok(res) => res,
-        Err(e) => ApiError::Internal(format!("request task failed: {e}")).into_response(),
+        Err(e) => error(
+            surface,
+            ApiError::Internal(format!("request task failed: {e}")),
+        ),
     }
 }
 
@@ -338,6 +341,7 @@ async fn finish(state: &AppState, claim: Mark, res: Response) -> Response {
         Ok(b) => b,
         Err(_) => {
             tracing::error!("an answer too large to keep for its Idempotency-Key");
+            tokio::spawn(settle(state.clone(), claim, Outcome::Release));
             return ApiError::Internal("answer too large".into()).into_response();
         }
     };

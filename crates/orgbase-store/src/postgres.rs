@@ -93,16 +93,17 @@ fn map_err(e: sqlx::Error) -> StoreError {
 }
 
 /// SQLSTATEs that say the server cannot serve right now, not that the request was wrong:
-/// connection exceptions (08), shutting down or starting (57P01–57P03), a statement cancelled by
-/// `statement_timeout` (57014), a lock not had within `lock_timeout` (55P03), insufficient
-/// resources such as too many connections or a full disk (53), and a read-only server (25006,
-/// a standby after a failover).
+/// connection exceptions (08), shutting down or starting (57P01–57P03), a database dropped or a
+/// session idle too long (57P04, 57P05), a statement cancelled by `statement_timeout` (57014), a
+/// lock not had within `lock_timeout` (55P03), a transaction left idle past
+/// `idle_in_transaction_session_timeout` (25P03), insufficient resources such as too many
+/// connections or a full disk (53), and a read-only server (25006, a standby after a failover).
 fn unavailable_code(code: &str) -> bool {
     code.starts_with("08")
         || code.starts_with("53")
         || matches!(
             code,
-            "57P01" | "57P02" | "57P03" | "57014" | "55P03" | "25006"
+            "57P01" | "57P02" | "57P03" | "57P04" | "57P05" | "57014" | "55P03" | "25006" | "25P03"
         )
 }
 
@@ -171,7 +172,7 @@ pub(crate) async fn begin(
 /// transaction (see `idempotency_mark`). Every transaction of a change commits through here.
 pub(crate) async fn commit(mut tx: sqlx::Transaction<'_, Postgres>) -> StoreResult<()> {
     if let Some(m) = crate::idempotency_mark::current() {
-        sqlx::query(
+        let marked = sqlx::query(
             "UPDATE idempotency_keys SET committed = TRUE \
              WHERE scope = $1 AND key = $2 AND claim_id = $3",
         )
@@ -181,6 +182,13 @@ pub(crate) async fn commit(mut tx: sqlx::Transaction<'_, Postgres>) -> StoreResu
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        if marked.rows_affected() == 0 {
+            // The claim was taken over (its request ran past the abandonment age): the change
+            // must not commit beside the one the new claim makes.
+            return Err(StoreError::Conflict {
+                constraint: "idempotency_claim_lost",
+            });
+        }
     }
     tx.commit().await.map_err(map_err)
 }
@@ -740,12 +748,15 @@ async fn update_org(
     previous: &Organization,
     owner_email: Option<(UserId, Email)>,
 ) -> StoreResult<Notified> {
-    if owner_email.is_none() && batch::batchable(org, previous) {
+    // A write under an Idempotency-Key marks its key in its own transaction: not batched, and
+    // not a lone statement.
+    let marked = crate::idempotency_mark::current().is_some();
+    if !marked && owner_email.is_none() && batch::batchable(org, previous) {
         batcher.update(org.clone(), previous.clone()).await?;
         return Ok(Notified::AtCommit);
     }
     let notified = Notified::by_transaction(org, previous);
-    if org.metadata == previous.metadata && owner_email.is_none() {
+    if !marked && org.metadata == previous.metadata && owner_email.is_none() {
         return update_org_row(pool, org, previous).await.map(|()| notified);
     }
     let mut tx = begin(pool).await.map_err(map_err)?;
@@ -884,6 +895,9 @@ impl PgStore {
             "INSERT INTO api_keys (id, name, kind, organization_id, roles, prefix, secret_hash, \
              created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         };
+        // In a transaction, so that a key made under an Idempotency-Key marks it (a second key
+        // must not come of a retry whose first answer was lost).
+        let mut tx = begin(&self.pool).await.map_err(map_err)?;
         let done = sqlx::query(sql)
             .bind(k.id.0)
             .bind(&k.name)
@@ -894,9 +908,10 @@ impl PgStore {
             .bind(k.hash.as_str())
             .bind(k.created_at)
             .bind(k.revoked_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        commit(tx).await?;
         Ok(done.rows_affected())
     }
 }

@@ -178,6 +178,10 @@ async fn send_batches(
                 }
                 Err(_) => {
                     let msg = "the organization batch writer could not connect in time";
+                    down_until = Some((
+                        tokio::time::Instant::now() + bounds.acquire_timeout,
+                        msg.to_owned(),
+                    ));
                     fail(batch, msg);
                     continue;
                 }

@@ -443,12 +443,19 @@ impl SqliteStore {
         let f = move |conn: &Connection| {
             let v = f(conn)?;
             if let Some(m) = &mark {
-                conn.prepare_cached(
-                    "UPDATE idempotency_keys SET committed = 1 \
-                     WHERE scope = ?1 AND key = ?2 AND claim_id = ?3",
-                )
-                .and_then(|mut s| s.execute(rusqlite::params![m.scope, m.key, m.claim_id]))
-                .map_err(map_err)?;
+                let marked = conn
+                    .prepare_cached(
+                        "UPDATE idempotency_keys SET committed = 1 \
+                         WHERE scope = ?1 AND key = ?2 AND claim_id = ?3",
+                    )
+                    .and_then(|mut s| s.execute(rusqlite::params![m.scope, m.key, m.claim_id]))
+                    .map_err(map_err)?;
+                if marked == 0 {
+                    // The claim was taken over: this change must not commit beside the new one.
+                    return Err(StoreError::Conflict {
+                        constraint: "idempotency_claim_lost",
+                    });
+                }
             }
             Ok(v)
         };
@@ -476,10 +483,10 @@ impl SqliteStore {
                 });
                 writer
                     .send(job)
-                    .map_err(|_| StoreError::msg("the SQLite writer has stopped"))?;
+                    .map_err(|_| StoreError::unavailable("the SQLite writer has stopped"))?;
                 let result = rx
                     .await
-                    .map_err(|_| StoreError::msg("the SQLite writer dropped a write"))?;
+                    .map_err(|_| StoreError::unavailable("the SQLite writer dropped a write"))?;
                 self.note_write(&result);
                 result
             }

@@ -4,7 +4,7 @@ use chrono::Duration;
 use orgbase_domain::now;
 use orgbase_store::idempotency_mark::{self, Mark};
 use orgbase_store::testing::TestDb;
-use orgbase_store::{Claim, StoredAnswer};
+use orgbase_store::{Claim, StoreError, StoredAnswer};
 
 use crate::organizations::new_org;
 
@@ -51,7 +51,8 @@ async fn a_claim_is_answered_released_and_marked_by_itself_only(db: TestDb) {
         claim_as(&db, "k", "c2", Duration::seconds(-1)).await,
         Claim::Claimed
     ));
-    // c1, late: its release, its answer and its change's mark touch nothing of c2's.
+    // c1, late: its release and its answer touch nothing of c2's, and its change is refused
+    // (it would commit beside the one c2 makes).
     db.store
         .release_idempotency_key("scope", "k", "c1")
         .await
@@ -60,12 +61,21 @@ async fn a_claim_is_answered_released_and_marked_by_itself_only(db: TestDb) {
         .complete_idempotency_key("scope", "k", "c1", &answer)
         .await
         .unwrap();
-    idempotency_mark::scope(
-        mark("k"),
-        db.store.insert_organization(&new_org("Late", "late")),
-    )
-    .await
-    .unwrap();
+    let late = new_org("Late", "late");
+    let refused = idempotency_mark::scope(mark("k"), db.store.insert_organization(&late)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Conflict {
+                constraint: "idempotency_claim_lost"
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        db.store.get_organization(late.id).await,
+        Err(StoreError::NotFound)
+    ));
     assert!(matches!(
         claim_as(&db, "k", "c3", Duration::minutes(5)).await,
         Claim::InFlight { .. }

@@ -463,6 +463,18 @@ impl Organization {
         self.deleted_at.is_some()
     }
 
+    /// What the organization may use: its plan's entitlements, then its own grants not among
+    /// them. Every surface that shows entitlements shows these.
+    pub fn entitlements_with(&self, plan_entitlements: &[String]) -> Vec<String> {
+        let mut all = plan_entitlements.to_vec();
+        for e in &self.entitlements {
+            if !all.contains(e) {
+                all.push(e.clone());
+            }
+        }
+        all
+    }
+
     /// Puts the organization on `plan_id`. An offer of that very plan is taken up by the move,
     /// so it goes. Every surface that changes a plan goes through here.
     pub fn put_on_plan(&mut self, plan_id: String) {

@@ -96,16 +96,8 @@ fn placement_group(group: String) -> String {
 }
 
 pub async fn properties_of(state: &AppState, o: Organization) -> Result<OrgProperties, ApiError> {
-    let mut entitlements = match state.store.get_plan(&o.product_plan_id).await {
-        Ok(p) => p.entitlements,
-        Err(orgbase_store::StoreError::NotFound) => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
-    for e in &o.entitlements {
-        if !entitlements.contains(e) {
-            entitlements.push(e.clone());
-        }
-    }
+    let entitlements =
+        o.entitlements_with(&service::plan_entitlements(state, &o.product_plan_id).await?);
     let mut preferences = json!({"use_bland_url": o.preferences.use_platform_url});
     if let Some(d) = o.preferences.recording_lifespan_days {
         preferences["recording_lifespan_days"] = json!(d);

@@ -505,5 +505,6 @@ pub async fn transfer_ownership(
     }
     let updated = state.store.transfer_ownership(org, to, now()).await?;
     tracing::info!(organization_id = %org, to_member = to, actor = %who.actor(), "ownership transferred");
-    Ok(Json(OrganizationView::from(updated)).into_response())
+    let plan = service::plan_entitlements(&state, &updated.product_plan_id).await?;
+    Ok(Json(OrganizationView::new(updated, &plan)).into_response())
 }

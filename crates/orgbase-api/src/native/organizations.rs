@@ -269,10 +269,16 @@ impl OrganizationInput {
     }
 }
 
-fn org_response(status: StatusCode, org: Organization, location: bool) -> Response {
+async fn org_response(
+    state: &AppState,
+    status: StatusCode,
+    org: Organization,
+    location: bool,
+) -> Result<Response, ApiError> {
     let id = org.id;
     let tag = etag(org.version);
-    let mut res = (status, Json(OrganizationView::from(org))).into_response();
+    let plan = service::plan_entitlements(state, &org.product_plan_id).await?;
+    let mut res = (status, Json(OrganizationView::new(org, &plan))).into_response();
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&tag) {
         h.insert(header::ETAG, v);
@@ -282,7 +288,7 @@ fn org_response(status: StatusCode, org: Organization, location: bool) -> Respon
             h.insert(header::LOCATION, v);
         }
     }
-    res
+    Ok(res)
 }
 
 fn if_match(headers: &HeaderMap) -> Option<IfMatch> {
@@ -453,7 +459,7 @@ pub async fn create(
             }
         }
     }
-    Ok(org_response(StatusCode::CREATED, org, true))
+    org_response(&state, StatusCode::CREATED, org, true).await
 }
 
 /// Get an organization by id.
@@ -492,7 +498,7 @@ pub async fn get(
         }
         return Ok(res);
     }
-    Ok(org_response(StatusCode::OK, org, false))
+    org_response(&state, StatusCode::OK, org, false).await
 }
 
 /// Update an organization's details. Only the fields given change.
@@ -549,7 +555,7 @@ pub async fn update(
         before.avatar_url.as_deref(),
         org.avatar_url.as_deref(),
     );
-    Ok(org_response(StatusCode::OK, org, false))
+    org_response(&state, StatusCode::OK, org, false).await
 }
 
 /// Delete an organization (soft: restorable by the platform).
@@ -596,7 +602,7 @@ pub async fn restore(
 ) -> Result<Response, ApiError> {
     let admin = who.platform()?;
     let org = service::restore(&state, &admin, &who, org_id(&id)?).await?;
-    Ok(org_response(StatusCode::OK, org, false))
+    org_response(&state, StatusCode::OK, org, false).await
 }
 
 /// A page of organizations, newest first.
@@ -747,7 +753,25 @@ pub async fn list(
         None
     };
     Ok(Json(OrganizationPage {
-        data: rows.into_iter().map(OrganizationView::from).collect(),
+        data: views(&state, rows).await?,
         next_cursor,
     }))
+}
+
+/// The views of a page of organizations, each plan's entitlements read once.
+async fn views(
+    state: &AppState,
+    rows: Vec<Organization>,
+) -> Result<Vec<OrganizationView>, ApiError> {
+    let mut plans: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut out = Vec::with_capacity(rows.len());
+    for o in rows {
+        if !plans.contains_key(&o.product_plan_id) {
+            let ents = service::plan_entitlements(state, &o.product_plan_id).await?;
+            plans.insert(o.product_plan_id.clone(), ents);
+        }
+        let ents = &plans[&o.product_plan_id];
+        out.push(OrganizationView::new(o, ents));
+    }
+    Ok(out)
 }

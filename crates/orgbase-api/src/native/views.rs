@@ -44,8 +44,10 @@ pub struct OrganizationView {
     pub placement_group: String,
     pub billing_overdue: bool,
     pub rate_limit: i32,
-    /// The organization's own grants (its plan's come on top).
+    /// What the organization may use: its plan's entitlements and its own grants.
     pub entitlements: Vec<String>,
+    /// The organization's own grants, beyond its plan's: what `PATCH` `entitlements` sets.
+    pub own_entitlements: Vec<String>,
     pub preferences: PreferencesView,
     #[schema(value_type = Object)]
     pub metadata: BTreeMap<String, Value>,
@@ -82,9 +84,11 @@ pub struct SubscriptionView {
     pub status: String,
 }
 
-impl From<Organization> for OrganizationView {
-    fn from(o: Organization) -> Self {
+impl OrganizationView {
+    /// The view of `o`, whose plan grants `plan_entitlements`.
+    pub fn new(o: Organization, plan_entitlements: &[String]) -> Self {
         Self {
+            entitlements: o.entitlements_with(plan_entitlements),
             id: o.id.0,
             status: if o.is_deleted() {
                 "deleted"
@@ -113,7 +117,7 @@ impl From<Organization> for OrganizationView {
             placement_group: o.placement_group,
             billing_overdue: o.billing_overdue,
             rate_limit: o.rate_limit,
-            entitlements: o.entitlements,
+            own_entitlements: o.entitlements,
             preferences: PreferencesView {
                 use_platform_url: o.preferences.use_platform_url,
                 recording_lifespan_days: o.preferences.recording_lifespan_days,

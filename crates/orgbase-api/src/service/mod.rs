@@ -568,3 +568,12 @@ pub fn parse_etag(t: &str, weak_ok: bool) -> Option<i64> {
 pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
+
+/// The entitlements of the plan `plan_id` (none for a plan since deleted).
+pub async fn plan_entitlements(state: &AppState, plan_id: &str) -> Result<Vec<String>, ApiError> {
+    match state.store.get_plan(plan_id).await {
+        Ok(p) => Ok(p.entitlements),
+        Err(orgbase_store::StoreError::NotFound) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}

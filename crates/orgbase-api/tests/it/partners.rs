@@ -12,7 +12,60 @@ crate::api_tests!(
     a_deleted_partners_key_acts_for_nobody,
     the_compatible_surfaces_answer_every_error_in_their_own_shape,
     a_plan_change_takes_up_its_offer_on_every_surface,
+    entitlements_are_the_plans_and_the_organizations_own_on_every_surface,
 );
+
+/// SPEC: an organization's entitlements are its plan's plus its own grants. The native view and
+/// the properties API show the same list; the native view also shows the own grants, which are
+/// what `PATCH` `entitlements` sets.
+async fn entitlements_are_the_plans_and_the_organizations_own_on_every_surface(app: App) {
+    let p = app
+        .post(
+            "/api/admin/plans",
+            json!({"id": "voice", "name": "Voice", "price": 0, "public": true,
+                   "entitlements": ["calls", "sms"]}),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.text);
+    let o = app
+        .org(json!({"name": "Granted", "countryCode": "US", "entitlements": ["sms", "seats"]}))
+        .await;
+    let id = o["id"].as_str().unwrap();
+    let path = format!("/api/organizations/{id}");
+    // On the default plan (no entitlements): its own grants only.
+    assert_eq!(o["entitlements"], json!(["sms", "seats"]));
+    assert_eq!(o["ownEntitlements"], json!(["sms", "seats"]));
+    let moved = app.patch(&path, json!({"productPlanId": "voice"})).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
+    assert_eq!(moved.body["entitlements"], json!(["calls", "sms", "seats"]));
+    assert_eq!(moved.body["ownEntitlements"], json!(["sms", "seats"]));
+    let got = app.get(&path).await.body;
+    assert_eq!(got["entitlements"], json!(["calls", "sms", "seats"]));
+    let listed = app.get("/api/organizations?limit=100").await.body;
+    let row = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap()
+        .clone();
+    assert_eq!(row["entitlements"], json!(["calls", "sms", "seats"]));
+    let props = app
+        .http
+        .patch(format!("{}/v1/orgs/{id}/properties", app.base))
+        .header("authorization", &app.key)
+        .json(&json!({"updates": {"org_display_name": "Granted"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(props.status(), StatusCode::OK);
+    let props: Value = props.json().await.unwrap();
+    assert_eq!(
+        props["data"]["entitlements"],
+        json!(["calls", "sms", "seats"]),
+        "{props}"
+    );
+}
 
 /// The same plan changes through the native PATCH and through the partner settings API store the
 /// same plan and offer: taking up the offered plan clears the offer; an offer of another plan

@@ -301,10 +301,7 @@ pub fn with_layers(router: Router<AppState>, state: AppState) -> Router {
         ))
         // Outside the idempotency layer: a keyed request's work goes on past the deadline and
         // settles its key; inside metrics, so that a request cut off is counted.
-        .layer(axum::middleware::from_fn_with_state(
-            state.config.request_timeout,
-            surface::deadline,
-        ))
+        .layer(surface::DeadlineLayer(state.config.request_timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(
             TraceLayer::new_for_http()

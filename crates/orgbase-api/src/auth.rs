@@ -44,6 +44,13 @@ pub struct PlatformAdmin {
     pub key_id: ApiKeyId,
 }
 
+impl PlatformAdmin {
+    /// A label for logs and records: who acted.
+    pub fn actor(&self) -> String {
+        format!("key:{}", self.key_id)
+    }
+}
+
 /// Proof that the caller may reach one organization, with what they may do there.
 #[derive(Debug)]
 pub struct OrgAccess<'a> {

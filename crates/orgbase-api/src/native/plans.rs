@@ -8,7 +8,7 @@ use orgbase_domain::plan::{
 };
 use orgbase_domain::{
     now, parse_entitlements, parse_rate_limit, BillingProvider, Plan, PlanInterval,
-    ValidationErrors, DEFAULT_PLAN,
+    ValidationErrors,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -17,6 +17,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Field, JsonBody};
 use crate::native::views::rfc3339;
+use crate::service;
 use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -161,24 +162,6 @@ fn apply(input: PlanInput, p: &mut Plan, e: &mut ValidationErrors) {
     }
 }
 
-fn plan_error(e: orgbase_store::StoreError) -> ApiError {
-    match e {
-        orgbase_store::StoreError::Conflict {
-            constraint: "plan_id",
-        } => ApiError::Conflict {
-            code: "plan_exists",
-            detail: "a plan with this id exists".into(),
-        },
-        orgbase_store::StoreError::Conflict {
-            constraint: "plan_in_use",
-        } => ApiError::Conflict {
-            code: "plan_in_use",
-            detail: "organizations are on this plan or have it offered".into(),
-        },
-        other => other.into(),
-    }
-}
-
 /// Create a plan (platform only).
 #[utoipa::path(
     post, path = "/api/admin/plans", tag = "Admin",
@@ -197,7 +180,7 @@ pub async fn create(
     who: Principal,
     JsonBody(body, mut errors): JsonBody<PlanInput>,
 ) -> Result<(StatusCode, Json<PlanView>), ApiError> {
-    who.platform()?;
+    let admin = who.platform()?;
     let id = body
         .id
         .clone()
@@ -235,8 +218,7 @@ pub async fn create(
         &mut errors,
     );
     errors.into_result()?;
-    state.store.insert_plan(&plan).await.map_err(plan_error)?;
-    tracing::info!(plan_id = %plan.id, actor = %who.actor(), "plan created");
+    service::plans::create(&state, &admin, &plan).await?;
     Ok((StatusCode::CREATED, Json(plan.into())))
 }
 
@@ -254,8 +236,8 @@ pub async fn list_all(
     State(state): State<AppState>,
     who: Principal,
 ) -> Result<Json<PlanList>, ApiError> {
-    who.platform()?;
-    let plans = state.store.list_plans(false).await?;
+    let admin = who.platform()?;
+    let plans = service::plans::list_all(&state, &admin).await?;
     Ok(Json(PlanList {
         data: plans.into_iter().map(PlanView::from).collect(),
     }))
@@ -267,7 +249,7 @@ pub async fn list_all(
     responses((status = 200, description = "The public plans, cheapest first", body = PlanList))
 )]
 pub async fn list_public(State(state): State<AppState>) -> Result<Json<PlanList>, ApiError> {
-    let plans = state.store.list_plans(true).await?;
+    let plans = service::plans::list_public(&state).await?;
     Ok(Json(PlanList {
         data: plans.into_iter().map(PlanView::from).collect(),
     }))
@@ -290,8 +272,8 @@ pub async fn get(
     who: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<PlanView>, ApiError> {
-    who.platform()?;
-    Ok(Json(state.store.get_plan(&id).await?.into()))
+    let admin = who.platform()?;
+    Ok(Json(service::plans::get(&state, &admin, &id).await?.into()))
 }
 
 /// Change a plan (platform only). Its id cannot change.
@@ -314,20 +296,16 @@ pub async fn update(
     Path(id): Path<String>,
     JsonBody(body, mut errors): JsonBody<PlanInput>,
 ) -> Result<Json<PlanView>, ApiError> {
-    who.platform()?;
-    let current = state.store.get_plan(&id).await?;
+    let admin = who.platform()?;
+    let current = service::plans::get(&state, &admin, &id).await?;
     if !matches!(body.id, Field::Absent) {
         errors.add("id", "read_only", "a plan's id cannot change");
     }
     let mut next = current.clone();
     apply(body, &mut next, &mut errors);
     errors.into_result()?;
-    if next != current {
-        next.updated_at = now();
-        state.store.update_plan(&next).await?;
-        tracing::info!(plan_id = %next.id, actor = %who.actor(), "plan updated");
-    }
-    Ok(Json(next.into()))
+    let stored = service::plans::update(&state, &admin, &current, next).await?;
+    Ok(Json(stored.into()))
 }
 
 /// Delete a plan nobody is on (platform only). `starter`, the default, stays.
@@ -348,14 +326,7 @@ pub async fn delete(
     who: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    who.platform()?;
-    if id == DEFAULT_PLAN {
-        return Err(ApiError::Conflict {
-            code: "default_plan",
-            detail: "starter is every new organization's plan and cannot be deleted".into(),
-        });
-    }
-    state.store.delete_plan(&id).await.map_err(plan_error)?;
-    tracing::info!(plan_id = %id, actor = %who.actor(), "plan deleted");
+    let admin = who.platform()?;
+    service::plans::delete(&state, &admin, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

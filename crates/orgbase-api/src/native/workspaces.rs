@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use orgbase_domain::people::parse_role_name;
-use orgbase_domain::{now, OrganizationId, Permission, Workspace};
+use orgbase_domain::{Permission, Workspace};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -83,7 +83,7 @@ pub async fn list(
     Path(id): Path<String>,
 ) -> Result<Json<WorkspaceList>, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::OrgRead).await?;
-    let ws = state.store.list_workspaces(access.org.id).await?;
+    let ws = service::workspaces::list(&state, &access).await?;
     Ok(Json(WorkspaceList {
         data: ws.into_iter().map(WorkspaceView::from).collect(),
     }))
@@ -114,21 +114,8 @@ pub async fn create(
         service::load_with(&state, &who, org_id(&id)?, Permission::WorkspacesManage).await?;
     let name = parse_name(body, &mut errors);
     errors.into_result()?;
-    let t = now();
-    let ws = Workspace {
-        id: Uuid::now_v7(),
-        organization_id: access.org.id,
-        name: name.expect("validated"),
-        created_at: t,
-        updated_at: t,
-    };
-    state.store.insert_workspace(&ws).await?;
-    tracing::info!(organization_id = %ws.organization_id, workspace_id = %ws.id, actor = %who.actor(), "workspace created");
+    let ws = service::workspaces::create(&state, &access, name.expect("validated")).await?;
     Ok((StatusCode::CREATED, Json(ws.into())))
-}
-
-async fn find(state: &AppState, org: OrganizationId, raw: &str) -> Result<Workspace, ApiError> {
-    Ok(state.store.get_workspace(org, workspace_id(raw)?).await?)
 }
 
 /// Get a workspace.
@@ -149,7 +136,8 @@ pub async fn get(
     Path((id, ws)): Path<(String, String)>,
 ) -> Result<Json<WorkspaceView>, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::OrgRead).await?;
-    Ok(Json(find(&state, access.org.id, &ws).await?.into()))
+    let ws = service::workspaces::get(&state, &access, workspace_id(&ws)?).await?;
+    Ok(Json(ws.into()))
 }
 
 /// Rename a workspace.
@@ -175,19 +163,12 @@ pub async fn update(
 ) -> Result<Json<WorkspaceView>, ApiError> {
     let access =
         service::load_with(&state, &who, org_id(&id)?, Permission::WorkspacesManage).await?;
-    let current = find(&state, access.org.id, &ws).await?;
+    let ws = workspace_id(&ws)?;
+    // An unknown workspace is a 404 before its body is judged.
+    service::workspaces::get(&state, &access, ws).await?;
     let name = parse_name(body, &mut errors);
     errors.into_result()?;
-    let name = name.expect("validated");
-    if name == current.name {
-        return Ok(Json(current.into()));
-    }
-    let next = Workspace {
-        name,
-        updated_at: now(),
-        ..current
-    };
-    state.store.update_workspace(&next).await?;
+    let next = service::workspaces::rename(&state, &access, ws, name.expect("validated")).await?;
     Ok(Json(next.into()))
 }
 
@@ -210,8 +191,6 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let access =
         service::load_with(&state, &who, org_id(&id)?, Permission::WorkspacesManage).await?;
-    let w = workspace_id(&ws)?;
-    state.store.delete_workspace(access.org.id, w).await?;
-    tracing::info!(organization_id = %access.org.id, workspace_id = %w, actor = %who.actor(), "workspace deleted");
+    service::workspaces::delete(&state, &access, workspace_id(&ws)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,6 +5,7 @@ pub mod invitations;
 pub mod plans;
 pub mod roles;
 pub mod sessions;
+pub mod workspaces;
 use orgbase_domain::{
     now, Member, NewOrganization, OrgStatus, OrgType, Organization, OrganizationId,
     OrganizationPatch, Permission, Slug, User, UserId, ValidationErrors,

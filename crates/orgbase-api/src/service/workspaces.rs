@@ -1,0 +1,72 @@
+//! An organization's workspaces: anyone who may read it lists them; `workspaces:manage` changes
+//! them.
+use orgbase_domain::{now, Permission, Workspace};
+use uuid::Uuid;
+
+use crate::auth::OrgAccess;
+use crate::error::ApiError;
+use crate::AppState;
+
+pub async fn list(state: &AppState, access: &OrgAccess<'_>) -> Result<Vec<Workspace>, ApiError> {
+    access.require(Permission::OrgRead)?;
+    Ok(state.store.list_workspaces(access.org.id).await?)
+}
+
+pub async fn get(
+    state: &AppState,
+    access: &OrgAccess<'_>,
+    id: Uuid,
+) -> Result<Workspace, ApiError> {
+    access.require(Permission::OrgRead)?;
+    Ok(state.store.get_workspace(access.org.id, id).await?)
+}
+
+/// Makes a workspace named `name` (checked already).
+pub async fn create(
+    state: &AppState,
+    access: &OrgAccess<'_>,
+    name: String,
+) -> Result<Workspace, ApiError> {
+    access.require(Permission::WorkspacesManage)?;
+    let t = now();
+    let ws = Workspace {
+        id: Uuid::now_v7(),
+        organization_id: access.org.id,
+        name,
+        created_at: t,
+        updated_at: t,
+    };
+    state.store.insert_workspace(&ws).await?;
+    tracing::info!(organization_id = %ws.organization_id, workspace_id = %ws.id, actor = %access.principal.actor(), "workspace created");
+    Ok(ws)
+}
+
+/// Renames a workspace; the same name changes nothing.
+pub async fn rename(
+    state: &AppState,
+    access: &OrgAccess<'_>,
+    id: Uuid,
+    name: String,
+) -> Result<Workspace, ApiError> {
+    access.require(Permission::WorkspacesManage)?;
+    let current = state.store.get_workspace(access.org.id, id).await?;
+    if name == current.name {
+        return Ok(current);
+    }
+    let next = Workspace {
+        name,
+        updated_at: now(),
+        ..current
+    };
+    state.store.update_workspace(&next).await?;
+    tracing::info!(organization_id = %next.organization_id, workspace_id = %next.id, actor = %access.principal.actor(), "workspace renamed");
+    Ok(next)
+}
+
+/// Deletes a workspace; its members stay, without it.
+pub async fn delete(state: &AppState, access: &OrgAccess<'_>, id: Uuid) -> Result<(), ApiError> {
+    access.require(Permission::WorkspacesManage)?;
+    state.store.delete_workspace(access.org.id, id).await?;
+    tracing::info!(organization_id = %access.org.id, workspace_id = %id, actor = %access.principal.actor(), "workspace deleted");
+    Ok(())
+}

@@ -4,12 +4,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use orgbase_domain::people::{
-    parse_description, parse_permissions, parse_role_name, system_role, system_roles,
-    FIRST_CUSTOM_ROLE_ID,
-};
-use orgbase_domain::{now, Permission, Role};
-use orgbase_store::NewRole;
+use orgbase_domain::people::{parse_description, parse_permissions, parse_role_name, system_roles};
+use orgbase_domain::{Permission, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -95,8 +91,7 @@ pub async fn list(
     Path(id): Path<String>,
 ) -> Result<Json<RoleList>, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::OrgRead).await?;
-    let mut roles = system_roles();
-    roles.extend(state.store.list_roles(access.org.id).await?);
+    let roles = service::roles::list(&state, &access).await?;
     Ok(Json(RoleList {
         data: roles.into_iter().map(RoleView::from).collect(),
     }))
@@ -151,30 +146,8 @@ pub async fn create(
     let (Some(name), Some(permissions)) = (name, permissions) else {
         return Err(errors.into());
     };
-    access.may_grant(permissions, "permissions")?;
-    let role = state
-        .store
-        .insert_role(&NewRole {
-            organization_id: access.org.id,
-            name,
-            description,
-            permissions,
-            at: now(),
-        })
-        .await?;
-    tracing::info!(organization_id = %access.org.id, role_id = role.id, actor = %who.actor(), "role created");
+    let role = service::roles::create(&state, &access, name, description, permissions).await?;
     Ok((StatusCode::CREATED, Json(role.into())))
-}
-
-async fn find(
-    state: &AppState,
-    org: orgbase_domain::OrganizationId,
-    id: i64,
-) -> Result<Role, ApiError> {
-    if id < FIRST_CUSTOM_ROLE_ID {
-        return system_role(id).ok_or(ApiError::NotFound);
-    }
-    Ok(state.store.get_role(org, id).await?)
 }
 
 /// Get a role.
@@ -196,7 +169,9 @@ pub async fn get(
 ) -> Result<Json<RoleView>, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::OrgRead).await?;
     Ok(Json(
-        find(&state, access.org.id, role_id(&role)?).await?.into(),
+        service::roles::get(&state, &access, role_id(&role)?)
+            .await?
+            .into(),
     ))
 }
 
@@ -222,7 +197,7 @@ pub async fn update(
     JsonBody(body, mut errors): JsonBody<RoleInput>,
 ) -> Result<Json<RoleView>, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::RolesManage).await?;
-    let current = find(&state, access.org.id, role_id(&role)?).await?;
+    let current = service::roles::get(&state, &access, role_id(&role)?).await?;
     if current.is_system() {
         return Err(ApiError::Forbidden("system roles cannot be changed".into()));
     }
@@ -248,25 +223,12 @@ pub async fn update(
         }
     }
     errors.into_result()?;
-    // Changing a role changes what its holders may do: the caller must hold what it had and
-    // what it will have.
-    access.may_grant(current.permissions, "this role")?;
-    let mut next = current.clone();
-    if let Some(n) = name {
-        next.name = n;
-    }
-    if let Some(d) = description {
-        next.description = d.filter(|d| !d.is_empty());
-    }
-    if let Some(p) = permissions {
-        access.may_grant(p, "permissions")?;
-        next.permissions = p;
-    }
-    if next != current {
-        next.updated_at = Some(now());
-        state.store.update_role(&next).await?;
-        tracing::info!(organization_id = %access.org.id, role_id = next.id, actor = %who.actor(), "role updated");
-    }
+    let change = service::roles::RoleChange {
+        name,
+        description,
+        permissions,
+    };
+    let next = service::roles::update(&state, &access, current, change).await?;
     Ok(Json(next.into()))
 }
 
@@ -289,12 +251,6 @@ pub async fn delete(
     Path((id, role)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::RolesManage).await?;
-    let current = find(&state, access.org.id, role_id(&role)?).await?;
-    if current.is_system() {
-        return Err(ApiError::Forbidden("system roles cannot be deleted".into()));
-    }
-    access.may_grant(current.permissions, "this role")?;
-    state.store.delete_role(access.org.id, current.id).await?;
-    tracing::info!(organization_id = %access.org.id, role_id = current.id, actor = %who.actor(), "role deleted");
+    service::roles::delete(&state, &access, role_id(&role)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,9 +1,105 @@
 //! Roles named in a change: known in the organization, and never the owner role.
-use orgbase_domain::people::{FIRST_CUSTOM_ROLE_ID, ROLE_OWNER};
-use orgbase_domain::{OrganizationId, ValidationErrors};
+use orgbase_domain::people::{system_role, system_roles, FIRST_CUSTOM_ROLE_ID, ROLE_OWNER};
+use orgbase_domain::{now, OrganizationId, Permission, Permissions, Role, ValidationErrors};
+use orgbase_store::NewRole;
 
+use crate::auth::OrgAccess;
 use crate::error::ApiError;
 use crate::AppState;
+
+/// The roles usable in the organization: the system roles, then its own.
+pub async fn list(state: &AppState, access: &OrgAccess<'_>) -> Result<Vec<Role>, ApiError> {
+    access.require(Permission::OrgRead)?;
+    let mut roles = system_roles();
+    roles.extend(state.store.list_roles(access.org.id).await?);
+    Ok(roles)
+}
+
+/// A system role, or one of the organization's own.
+pub async fn get(state: &AppState, access: &OrgAccess<'_>, id: i64) -> Result<Role, ApiError> {
+    access.require(Permission::OrgRead)?;
+    if id < FIRST_CUSTOM_ROLE_ID {
+        return system_role(id).ok_or(ApiError::NotFound);
+    }
+    Ok(state.store.get_role(access.org.id, id).await?)
+}
+
+/// Makes a custom role; nobody grants what they lack.
+pub async fn create(
+    state: &AppState,
+    access: &OrgAccess<'_>,
+    name: String,
+    description: Option<String>,
+    permissions: Permissions,
+) -> Result<Role, ApiError> {
+    access.require(Permission::RolesManage)?;
+    access.may_grant(permissions, "permissions")?;
+    let role = state
+        .store
+        .insert_role(&NewRole {
+            organization_id: access.org.id,
+            name,
+            description,
+            permissions,
+            at: now(),
+        })
+        .await?;
+    tracing::info!(organization_id = %access.org.id, role_id = role.id, actor = %access.principal.actor(), "role created");
+    Ok(role)
+}
+
+/// What a change of a custom role names; `None` leaves a field as it is.
+pub struct RoleChange {
+    pub name: Option<String>,
+    /// `Some(None)` removes the description.
+    pub description: Option<Option<String>>,
+    pub permissions: Option<Permissions>,
+}
+
+/// Changes a custom role. System roles do not change; changing a role changes what its holders
+/// may do, so the caller must hold what it had and what it will have.
+pub async fn update(
+    state: &AppState,
+    access: &OrgAccess<'_>,
+    current: Role,
+    change: RoleChange,
+) -> Result<Role, ApiError> {
+    access.require(Permission::RolesManage)?;
+    if current.is_system() {
+        return Err(ApiError::Forbidden("system roles cannot be changed".into()));
+    }
+    access.may_grant(current.permissions, "this role")?;
+    let mut next = current.clone();
+    if let Some(n) = change.name {
+        next.name = n;
+    }
+    if let Some(d) = change.description {
+        next.description = d.filter(|d| !d.is_empty());
+    }
+    if let Some(p) = change.permissions {
+        access.may_grant(p, "permissions")?;
+        next.permissions = p;
+    }
+    if next != current {
+        next.updated_at = Some(now());
+        state.store.update_role(&next).await?;
+        tracing::info!(organization_id = %access.org.id, role_id = next.id, actor = %access.principal.actor(), "role updated");
+    }
+    Ok(next)
+}
+
+/// Deletes a custom role that nobody holds.
+pub async fn delete(state: &AppState, access: &OrgAccess<'_>, id: i64) -> Result<(), ApiError> {
+    access.require(Permission::RolesManage)?;
+    let current = get(state, access, id).await?;
+    if current.is_system() {
+        return Err(ApiError::Forbidden("system roles cannot be deleted".into()));
+    }
+    access.may_grant(current.permissions, "this role")?;
+    state.store.delete_role(access.org.id, current.id).await?;
+    tracing::info!(organization_id = %access.org.id, role_id = current.id, actor = %access.principal.actor(), "role deleted");
+    Ok(())
+}
 
 /// Checks role ids against this organization: system roles, or its own custom roles. Answers
 /// the unknown ones.

@@ -158,7 +158,7 @@ async fn run(command: Command, config: config::Config) -> anyhow::Result<()> {
             let store = open_store(&config).await?;
             let name = orgbase_domain::credential::parse_key_name("name", &name)
                 .map_err(|e| anyhow::anyhow!("--name {}", e.message))?;
-            let (key, plain) = orgbase_api::native::api_keys::new_platform_key(name);
+            let (key, plain) = orgbase_api::service::keys::new_platform_key(name);
             store.insert_api_key(&key).await?;
             eprintln!(
                 "orgbase: platform key {} created ({}); it is shown this once:",

@@ -3,19 +3,18 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
-use orgbase_domain::credential::{parse_key_name, API_KEY_PREFIX};
-use orgbase_domain::{
-    now, ApiKey, ApiKeyId, KeyKind, NewSecret, OrgType, OrganizationId, ValidationErrors,
-};
+use orgbase_domain::credential::parse_key_name;
+use orgbase_domain::{ApiKey, ApiKeyId, KeyKind, OrganizationId, ValidationErrors};
 use orgbase_store::KeyQuery;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{PlatformAdmin, Principal};
+use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Field, JsonBody};
 use crate::native::views::rfc3339;
+use crate::service;
 use crate::AppState;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -79,29 +78,18 @@ impl From<ApiKey> for ApiKeyView {
     }
 }
 
-/// Makes and stores a new platform key; answers it with its secret.
-pub async fn create_platform_key(
-    state: &AppState,
-    _admin: &PlatformAdmin,
-    name: String,
-) -> Result<CreatedApiKey, ApiError> {
-    let (key, plain) = new_platform_key(name);
-    state.store.insert_api_key(&key).await?;
-    Ok(CreatedApiKey {
-        id: key.id.0,
-        name: key.name,
-        kind: key.kind,
-        organization_id: None,
-        prefix: key.prefix,
-        key: plain,
-        created_at: rfc3339(&key.created_at),
-    })
-}
-
-/// A new platform key and its secret, not yet stored.
-pub fn new_platform_key(name: String) -> (ApiKey, String) {
-    let secret = NewSecret::generate(API_KEY_PREFIX);
-    (ApiKey::new_platform(name, &secret), secret.plain)
+impl CreatedApiKey {
+    fn of(key: ApiKey, plain: String) -> Self {
+        Self {
+            id: key.id.0,
+            name: key.name,
+            kind: key.kind,
+            organization_id: key.organization_id.map(|o| o.0),
+            prefix: key.prefix,
+            key: plain,
+            created_at: rfc3339(&key.created_at),
+        }
+    }
 }
 
 /// Create an API key (platform only): a platform key, or a partner key for an organization of
@@ -158,21 +146,12 @@ pub async fn create(
             None
         }
         (Some(KeyKind::Partner), Some(id)) => match id.parse::<OrganizationId>() {
-            Ok(id) => match state.store.get_organization(id).await {
-                Ok(o) if !o.is_deleted() && o.org_type == OrgType::Partner => Some(o.id),
-                Ok(o) if !o.is_deleted() => {
-                    errors.add(
-                        "organizationId",
-                        "invalid_value",
-                        "the organization is not of type partner",
-                    );
+            Ok(id) => match service::keys::partner_refusal(&state, &admin, id).await? {
+                None => Some(id),
+                Some(why) => {
+                    errors.add("organizationId", "invalid_value", why);
                     None
                 }
-                Ok(_) | Err(orgbase_store::StoreError::NotFound) => {
-                    errors.add("organizationId", "invalid_value", "no such organization");
-                    None
-                }
-                Err(e) => return Err(e.into()),
             },
             Err(_) => {
                 errors.add("organizationId", "invalid_value", "must be a UUID");
@@ -182,32 +161,11 @@ pub async fn create(
         _ => None,
     };
     errors.into_result()?;
-    let name = name.expect("validated");
-    let created = match partner {
-        None => create_platform_key(&state, &admin, name).await?,
-        Some(org) => {
-            let secret = NewSecret::generate(API_KEY_PREFIX);
-            let key = ApiKey {
-                kind: KeyKind::Partner,
-                organization_id: Some(org),
-                ..ApiKey::new_platform(name, &secret)
-            };
-            state.store.insert_api_key(&key).await?;
-            CreatedApiKey {
-                id: key.id.0,
-                name: key.name,
-                kind: key.kind,
-                organization_id: Some(org.0),
-                prefix: key.prefix,
-                key: secret.plain,
-                created_at: rfc3339(&key.created_at),
-            }
-        }
-    };
-    tracing::info!(key_id = %created.id, kind = created.kind.as_str(), actor = %who.actor(), "key created");
+    let (key, plain) =
+        service::keys::create(&state, &admin, name.expect("validated"), partner).await?;
     Ok(crate::native::secret_answer(
         StatusCode::CREATED,
-        Json(created),
+        Json(CreatedApiKey::of(key, plain)),
     ))
 }
 
@@ -227,7 +185,7 @@ pub async fn list(
     who: Principal,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ApiKeyList>, ApiError> {
-    who.platform()?;
+    let admin = who.platform()?;
     let mut q = KeyQuery::default();
     let mut e = ValidationErrors::new();
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
@@ -245,7 +203,7 @@ pub async fn list(
         }
     }
     e.into_result()?;
-    let keys = state.store.list_api_keys(&q).await?;
+    let keys = service::keys::list(&state, &admin, &q).await?;
     Ok(Json(ApiKeyList {
         data: keys.into_iter().map(ApiKeyView::from).collect(),
     }))
@@ -269,9 +227,8 @@ pub async fn revoke(
     who: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    who.platform()?;
+    let admin = who.platform()?;
     let id: ApiKeyId = id.parse().map_err(|_| ApiError::NotFound)?;
-    let key = state.store.revoke_api_key(id, now()).await?;
-    tracing::info!(key_id = %key.id, actor = %who.actor(), "key revoked");
+    service::keys::revoke(&state, &admin, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

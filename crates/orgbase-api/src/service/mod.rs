@@ -2,6 +2,7 @@
 //! [`crate::auth`], apply the domain's rules and talk to storage.
 
 pub mod invitations;
+pub mod keys;
 pub mod plans;
 pub mod roles;
 pub mod sessions;

@@ -4,16 +4,14 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
-use orgbase_domain::credential::{parse_key_name, API_KEY_PREFIX};
-use orgbase_domain::{
-    now, ApiKey, ApiKeyId, KeyKind, NewSecret, OrgType, Permission, ValidationErrors,
-};
+use orgbase_domain::credential::parse_key_name;
+use orgbase_domain::{ApiKey, ApiKeyId, KeyKind, OrgType, Permission, ValidationErrors};
 use orgbase_store::KeyQuery;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{role_permissions, Principal};
+use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::extract::org_id;
 use crate::extract::{Field, JsonBody};
@@ -129,26 +127,7 @@ pub async fn create(
     let (Some(name), Some(roles)) = (name, roles) else {
         return Err(errors.into());
     };
-    access.may_grant(role_permissions(&state, org, &roles).await?, "roles")?;
-    if kind == KeyKind::Partner {
-        // A partner key acts on the partner and every child with every permission: only who
-        // holds every permission here may make one.
-        access.may_grant(orgbase_domain::Permissions::all(), "scope partner")?;
-    }
-    let secret = NewSecret::generate(API_KEY_PREFIX);
-    let key = ApiKey {
-        id: ApiKeyId::new(),
-        name,
-        kind,
-        organization_id: Some(org),
-        roles,
-        prefix: secret.prefix.clone(),
-        hash: secret.hash.clone(),
-        created_at: now(),
-        revoked_at: None,
-    };
-    state.store.insert_api_key(&key).await?;
-    tracing::info!(organization_id = %org, key_id = %key.id, actor = %who.actor(), "organization key created");
+    let (key, plain) = service::keys::create_org_key(&state, &access, name, roles, kind).await?;
     Ok(crate::native::secret_answer(
         StatusCode::CREATED,
         Json(CreatedOrgKey {
@@ -158,7 +137,7 @@ pub async fn create(
             organization_id: Some(org.0),
             roles: key.roles,
             prefix: key.prefix,
-            key: secret.plain,
+            key: plain,
             created_at: rfc3339(&key.created_at),
         }),
     ))
@@ -206,7 +185,7 @@ pub async fn list(
         }
     }
     e.into_result()?;
-    let keys = state.store.list_api_keys(&q).await?;
+    let keys = service::keys::list_org_keys(&state, &access, q.include_revoked).await?;
     Ok(Json(OrgKeyList {
         data: keys.into_iter().map(OrgKeyView::from).collect(),
     }))
@@ -231,11 +210,6 @@ pub async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::KeysManage).await?;
     let key_id: ApiKeyId = key.parse().map_err(|_| ApiError::NotFound)?;
-    let key = state.store.get_api_key(key_id).await?;
-    if key.organization_id != Some(access.org.id) {
-        return Err(ApiError::NotFound);
-    }
-    state.store.revoke_api_key(key.id, now()).await?;
-    tracing::info!(organization_id = %access.org.id, key_id = %key.id, actor = %who.actor(), "organization key revoked");
+    service::keys::revoke_org_key(&state, &access, key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,9 +1,12 @@
-//! API keys the platform manages: platform keys, and partner keys for partner organizations.
+//! API keys: platform keys and partner keys, which the platform manages, and an organization's
+//! own keys.
 use orgbase_domain::credential::API_KEY_PREFIX;
-use orgbase_domain::{now, ApiKey, ApiKeyId, KeyKind, NewSecret, OrgType, OrganizationId};
+use orgbase_domain::{
+    now, ApiKey, ApiKeyId, KeyKind, NewSecret, OrgType, OrganizationId, Permission, Permissions,
+};
 use orgbase_store::{KeyQuery, StoreError};
 
-use crate::auth::PlatformAdmin;
+use crate::auth::{role_permissions, OrgAccess, PlatformAdmin};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -63,4 +66,68 @@ pub async fn revoke(
     let key = state.store.revoke_api_key(id, now()).await?;
     tracing::info!(key_id = %key.id, actor = %admin.actor(), "key revoked");
     Ok(key)
+}
+
+/// Makes an organization's own key with `roles`: nobody grants what they lack, and a key of
+/// partner scope (acting on the partner and every child with every permission) only who holds
+/// every permission here may make. Answers it with its secret, shown once.
+pub async fn create_org_key(
+    state: &AppState,
+    access: &OrgAccess<'_>,
+    name: String,
+    roles: Vec<i64>,
+    kind: KeyKind,
+) -> Result<(ApiKey, String), ApiError> {
+    access.require(Permission::KeysManage)?;
+    let org = access.org.id;
+    access.may_grant(role_permissions(state, org, &roles).await?, "roles")?;
+    if kind == KeyKind::Partner {
+        access.may_grant(Permissions::all(), "scope partner")?;
+    }
+    let secret = NewSecret::generate(API_KEY_PREFIX);
+    let key = ApiKey {
+        id: ApiKeyId::new(),
+        name,
+        kind,
+        organization_id: Some(org),
+        roles,
+        prefix: secret.prefix.clone(),
+        hash: secret.hash.clone(),
+        created_at: now(),
+        revoked_at: None,
+    };
+    state.store.insert_api_key(&key).await?;
+    tracing::info!(organization_id = %org, key_id = %key.id, actor = %access.principal.actor(), "organization key created");
+    Ok((key, secret.plain))
+}
+
+/// The organization's own keys (`q` names it), without their secrets.
+pub async fn list_org_keys(
+    state: &AppState,
+    access: &OrgAccess<'_>,
+    include_revoked: bool,
+) -> Result<Vec<ApiKey>, ApiError> {
+    access.require(Permission::KeysManage)?;
+    let q = KeyQuery {
+        organization_id: Some(access.org.id),
+        include_revoked,
+        ..Default::default()
+    };
+    Ok(state.store.list_api_keys(&q).await?)
+}
+
+/// Revokes one of the organization's own keys; another's is a 404.
+pub async fn revoke_org_key(
+    state: &AppState,
+    access: &OrgAccess<'_>,
+    id: ApiKeyId,
+) -> Result<(), ApiError> {
+    access.require(Permission::KeysManage)?;
+    let key = state.store.get_api_key(id).await?;
+    if key.organization_id != Some(access.org.id) {
+        return Err(ApiError::NotFound);
+    }
+    state.store.revoke_api_key(key.id, now()).await?;
+    tracing::info!(organization_id = %access.org.id, key_id = %key.id, actor = %access.principal.actor(), "organization key revoked");
+    Ok(())
 }

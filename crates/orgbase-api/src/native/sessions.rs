@@ -3,7 +3,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::Extension;
 use axum::Json;
-use orgbase_domain::{now, Email};
+use orgbase_domain::Email;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use utoipa::ToSchema;
@@ -13,7 +13,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Field, JsonBody};
 use crate::native::views::rfc3339;
-use crate::service::sessions::start_session;
+use crate::service;
 use crate::AppState;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -39,18 +39,6 @@ pub struct LoginAnswer {
     pub token: String,
     pub expires_at: String,
     pub user: UserView,
-}
-
-const WRONG: ApiError = ApiError::Unauthorized {
-    code: "invalid_login",
-    detail: "the e-mail or the password is wrong",
-};
-
-fn throttled(wait: std::time::Duration) -> ApiError {
-    ApiError::TooManyRequests {
-        retry_after: wait.as_secs().max(1),
-        detail: "too many failed logins; wait before trying again".into(),
-    }
 }
 
 /// Log in with e-mail and password.
@@ -86,39 +74,9 @@ pub async fn login(
     };
     // A malformed address cannot belong to anyone: the same answer as an unknown one.
     let email = Email::parse("email", &email).ok();
-    let account_key = email
-        .as_ref()
-        .map(|e| e.as_str().to_owned())
-        .unwrap_or_default();
-    let address_key = peer.map(|Extension(ConnectInfo(a))| a.ip().to_string());
-    // Per account, an attempt counts as a failure from before the (slow) password check until
-    // it succeeds, so a burst of parallel guesses cannot all slip past the limit while being
-    // checked (more than 5 logins in flight on one account are refused, right or wrong). Per
-    // address, only failures count: many people may log in at once from one network.
-    if let Some(a) = &address_key {
-        state.login_by_address.check(a).map_err(throttled)?;
-    }
-    state
-        .login_by_account
-        .attempt(&account_key)
-        .map_err(throttled)?;
-    let user = match &email {
-        Some(e) => state.store.find_user_by_email(e).await?,
-        None => None,
-    };
-    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = state.passwords.verify(password, stored).await?;
-    let Some(user) = user.filter(|_| ok) else {
-        // The account's attempt stays counted as a failure; the address gets one too.
-        if let Some(a) = &address_key {
-            state.login_by_address.failed(a);
-        }
-        tracing::info!("login failed");
-        return Err(WRONG);
-    };
-    state.login_by_account.forget(&account_key);
-    let session = start_session(&state, user.id).await?;
-    tracing::info!(user_id = %user.id, "logged in");
+    let address = peer.map(|Extension(ConnectInfo(a))| a.ip().to_string());
+    let (user, session) =
+        service::sessions::login(&state, email, password, address.as_deref()).await?;
     Ok(crate::native::secret_answer(
         StatusCode::OK,
         Json(LoginAnswer {
@@ -149,7 +107,7 @@ pub async fn logout(State(state): State<AppState>, who: Principal) -> Result<Sta
             "logout ends a session; a key is revoked instead".into(),
         ));
     };
-    state.store.revoke_session(session_id, now()).await?;
+    service::sessions::logout(&state, session_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -181,7 +139,7 @@ pub async fn me(State(state): State<AppState>, who: Principal) -> Result<Json<Me
             "this answers for a person's session, not for a key".into(),
         ));
     };
-    let user = state.store.get_user(user_id).await?;
+    let user = service::sessions::user(&state, user_id).await?;
     Ok(Json(MeAnswer {
         user: UserView {
             id: user.id.0,

@@ -1,6 +1,6 @@
 //! Sessions: starting one for a person.
 use orgbase_domain::people::SESSION_PREFIX;
-use orgbase_domain::{now, NewSecret, Session};
+use orgbase_domain::{now, Email, NewSecret, Session, User, UserId};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -32,4 +32,71 @@ pub async fn start_session(
         token: secret.plain,
         expires_at: session.expires_at,
     })
+}
+
+const WRONG: ApiError = ApiError::Unauthorized {
+    code: "invalid_login",
+    detail: "the e-mail or the password is wrong",
+};
+
+fn throttled(wait: std::time::Duration) -> ApiError {
+    ApiError::TooManyRequests {
+        retry_after: wait.as_secs().max(1),
+        detail: "too many failed logins; wait before trying again".into(),
+    }
+}
+
+/// Logs a person in with e-mail and password: a new session, or 401 whatever was wrong (an
+/// unknown e-mail costs the same password check as a known one). Failed logins are throttled
+/// per account and per client address (`address`, when known).
+///
+/// Per account, an attempt counts as a failure from before the (slow) password check until it
+/// succeeds, so a burst of parallel guesses cannot all slip past the limit while being checked
+/// (more than 5 logins in flight on one account are refused, right or wrong). Per address, only
+/// failures count: many people may log in at once from one network.
+pub async fn login(
+    state: &AppState,
+    email: Option<Email>,
+    password: String,
+    address: Option<&str>,
+) -> Result<(User, Started), ApiError> {
+    let account_key = email
+        .as_ref()
+        .map(|e| e.as_str().to_owned())
+        .unwrap_or_default();
+    if let Some(a) = address {
+        state.login_by_address.check(a).map_err(throttled)?;
+    }
+    state
+        .login_by_account
+        .attempt(&account_key)
+        .map_err(throttled)?;
+    let user = match &email {
+        Some(e) => state.store.find_user_by_email(e).await?,
+        None => None,
+    };
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let ok = state.passwords.verify(password, stored).await?;
+    let Some(user) = user.filter(|_| ok) else {
+        // The account's attempt stays counted as a failure; the address gets one too.
+        if let Some(a) = address {
+            state.login_by_address.failed(a);
+        }
+        tracing::info!("login failed");
+        return Err(WRONG);
+    };
+    state.login_by_account.forget(&account_key);
+    let session = start_session(state, user.id).await?;
+    tracing::info!(user_id = %user.id, "logged in");
+    Ok((user, session))
+}
+
+/// Ends a session: its token stops working at once.
+pub async fn logout(state: &AppState, session: Uuid) -> Result<(), ApiError> {
+    Ok(state.store.revoke_session(session, now()).await?)
+}
+
+/// The person behind a session.
+pub async fn user(state: &AppState, id: UserId) -> Result<User, ApiError> {
+    Ok(state.store.get_user(id).await?)
 }

@@ -10,7 +10,6 @@ use orgbase_domain::wallet::{
     parse_amount, parse_reason, Entry, EntryKind, NewEntry, Service, MAX_SMS_POINTS,
 };
 use orgbase_domain::{now, Organization, Permission, ValidationErrors};
-use orgbase_store::{Appended, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -162,36 +161,6 @@ fn new_entry(
     }
 }
 
-/// The currency of a wallet made now: its plan's.
-async fn currency_for(state: &AppState, org: &Organization) -> Result<String, ApiError> {
-    match state.store.get_plan(&org.product_plan_id).await {
-        Ok(p) => Ok(p.currency),
-        Err(StoreError::NotFound) => Ok("USD".into()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Appends an entry for the platform; a replay of the same Idempotency-Key answers as the first
-/// time did, and another request under that key is a 422.
-async fn append(state: &AppState, entry: NewEntry) -> Result<Entry, ApiError> {
-    match state.store.append_entry(&entry).await {
-        Ok(Appended::New(e)) => Ok(e),
-        Ok(Appended::Existing(e)) if entry.same_as(&e) => Ok(e),
-        Ok(Appended::Existing(_)) => Err(ApiError::field(
-            "Idempotency-Key",
-            "idempotency_key_reused",
-            "this key was used for another request; use a new key for a new request",
-        )),
-        Err(StoreError::Conflict {
-            constraint: "insufficient_funds",
-        }) => Err(ApiError::PaymentRequired {
-            code: "insufficient_funds",
-            detail: "the wallet's balance does not cover this charge".into(),
-        }),
-        Err(e) => Err(e.into()),
-    }
-}
-
 async fn target(state: &AppState, who: &Principal, raw: &str) -> Result<Organization, ApiError> {
     let org = service::load(state, who, org_id(raw)?).await?.org;
     if org.is_deleted() {
@@ -269,13 +238,13 @@ pub async fn charge(
     let (Some(amount), Some(service)) = (amount, service) else {
         return Err(errors.into());
     };
-    let currency = currency_for(&state, &org).await?;
+    let currency = service::wallet::currency_for(&state, &org).await?;
     let entry = NewEntry {
         service: Some(service),
         sms_points,
         ..new_entry(&who, &org, EntryKind::Charge, amount, reason, key, currency)
     };
-    let done = append(&state, entry).await?;
+    let done = service::wallet::append(&state, entry).await?;
     tracing::info!(organization_id = %org.id, entry_id = %done.id, amount, actor = %who.actor(), "wallet charged");
     Ok(Json(ChargeAnswer {
         success: true,
@@ -318,7 +287,7 @@ pub async fn credit(
         .and_then(|v| e.check(parse_amount("amount", v)));
     let reason = optional_reason(body.reason, e);
     errors.into_result()?;
-    let currency = currency_for(&state, &org).await?;
+    let currency = service::wallet::currency_for(&state, &org).await?;
     let amount = amount.expect("validated");
     let entry = new_entry(
         &who,
@@ -329,7 +298,7 @@ pub async fn credit(
         key,
         currency.clone(),
     );
-    let done = append(&state, entry).await?;
+    let done = service::wallet::append(&state, entry).await?;
     tracing::info!(organization_id = %org.id, entry_id = %done.id, amount = done.amount, actor = %who.actor(), "wallet credited");
     Ok(Json(WalletView {
         balance: done.balance_after,
@@ -357,21 +326,13 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<WalletView>, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::WalletRead).await?;
-    let view = match state.store.get_wallet(access.org.id).await? {
-        Some(w) => WalletView {
-            balance: w.balance,
-            sms_points: w.sms_points,
-            currency: w.currency,
-            updated_at: w.updated_at.as_ref().map(rfc3339),
-        },
-        None => WalletView {
-            balance: 0,
-            sms_points: 0,
-            currency: currency_for(&state, &access.org).await?,
-            updated_at: None,
-        },
-    };
-    Ok(Json(view))
+    let w = service::wallet::get(&state, &access).await?;
+    Ok(Json(WalletView {
+        balance: w.balance,
+        sms_points: w.sms_points,
+        currency: w.currency,
+        updated_at: w.updated_at.as_ref().map(rfc3339),
+    }))
 }
 
 /// The wallet's ledger, newest first.
@@ -428,10 +389,7 @@ pub async fn transactions(
         }
     }
     e.into_result()?;
-    let mut rows = state
-        .store
-        .list_entries(access.org.id, before, limit + 1)
-        .await?;
+    let mut rows = service::wallet::entries(&state, &access, before, limit + 1).await?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last()

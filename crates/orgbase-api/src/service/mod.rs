@@ -6,6 +6,7 @@ pub mod keys;
 pub mod plans;
 pub mod roles;
 pub mod sessions;
+pub mod wallet;
 pub mod workspaces;
 use orgbase_domain::{
     now, Member, NewOrganization, OrgStatus, OrgType, Organization, OrganizationId,

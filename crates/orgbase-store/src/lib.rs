@@ -54,9 +54,6 @@ impl StoreError {
     pub fn unavailable(m: impl std::fmt::Display) -> Self {
         Self::Unavailable(m.to_string())
     }
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
-    }
     /// The same error again, for answering several waiters of one failed batch: its kind is
     /// kept (an unavailable database stays unavailable), its source becomes its message.
     pub fn duplicate(&self) -> Self {

@@ -399,16 +399,26 @@ async fn setup(app: &App) -> Arc<Load> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_refusing_connections_is_a_fast_503_and_no_key_acts_twice() {
+/// A proxied node on a fresh PostgreSQL database with six workers loading it for a second
+/// already; `None` (the test skips) without `TEST_DATABASE_URL`.
+async fn under_load(deadline: Duration) -> Option<(App, Proxy, sqlx::PgPool, Arc<Load>, Running)> {
     let Some(db) = testing::postgres().await else {
         eprintln!("skipped: TEST_DATABASE_URL is not set");
-        return;
+        return None;
     };
-    let (app, proxy, direct) = proxied(db, Duration::from_secs(10)).await;
+    let (app, proxy, direct) = proxied(db, deadline).await;
     let load = setup(&app).await;
     let running = Running::start(&load, 6);
     tokio::time::sleep(Duration::from_secs(1)).await;
+    Some((app, proxy, direct, load, running))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_refusing_connections_is_a_fast_503_and_no_key_acts_twice() {
+    let Some((_app, proxy, direct, load, running)) = under_load(Duration::from_secs(10)).await
+    else {
+        return;
+    };
 
     proxy.set(Mode::Refuse);
     let off = Instant::now();
@@ -453,15 +463,10 @@ async fn postgres_refusing_connections_is_a_fast_503_and_no_key_acts_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_partitioned_answers_every_request_by_its_deadline_and_no_key_acts_twice() {
-    let Some(db) = testing::postgres().await else {
-        eprintln!("skipped: TEST_DATABASE_URL is not set");
+    let deadline = Duration::from_secs(3);
+    let Some((_app, proxy, direct, load, running)) = under_load(deadline).await else {
         return;
     };
-    let deadline = Duration::from_secs(3);
-    let (app, proxy, direct) = proxied(db, deadline).await;
-    let load = setup(&app).await;
-    let running = Running::start(&load, 6);
-    tokio::time::sleep(Duration::from_secs(1)).await;
 
     proxy.set(Mode::Hold);
     let held = Instant::now();

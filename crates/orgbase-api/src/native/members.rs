@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{role_permissions, OrgAccess, Principal};
+use crate::auth::{role_permissions, Principal};
 use crate::directory::PageKey;
 use crate::error::{ApiError, Problem};
 use crate::extract::org_id;
@@ -264,17 +264,6 @@ pub struct UpdateMember {
     pub roles: Field<Vec<i64>>,
 }
 
-/// The caller may act on `target` only if it holds every permission the target holds: nobody
-/// changes someone more powerful than themselves.
-async fn may_act_on(
-    state: &AppState,
-    access: &OrgAccess<'_>,
-    target: &Member,
-) -> Result<(), ApiError> {
-    let theirs = role_permissions(state, access.org.id, &target.roles).await?;
-    access.may_grant(theirs, "this change")
-}
-
 /// Update a member's roles and workspaces in an organization.
 #[utoipa::path(
     put, path = "/api/organizations/{organizationId}/members/{memberId}", tag = "Members",
@@ -301,7 +290,7 @@ pub async fn update(
 ) -> Result<Json<Envelope<MemberView>>, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::MembersManage).await?;
     let org = access.org.id;
-    let target = state.store.get_member(org, member_id(&member)?).await?;
+    let target = service::members::get(&state, &access, member_id(&member)?).await?;
     let roles = body.roles.required("roles", &mut errors);
     let workspaces = body.workspaces.required("workspaces", &mut errors);
     let roles = checked_roles(&state, org, "roles", roles, target.is_owner(), &mut errors).await?;
@@ -354,7 +343,7 @@ pub async fn update(
     let (Some(roles), Some(workspaces)) = (roles, workspaces) else {
         return Err(errors.into());
     };
-    may_act_on(&state, &access, &target).await?;
+    service::members::may_act_on(&state, &access, &target).await?;
     let granted = role_permissions(&state, org, &roles).await?;
     access.may_grant(granted, "roles")?;
     let m = match state
@@ -399,17 +388,7 @@ pub async fn remove(
     Path((id, member)): Path<(String, String)>,
 ) -> Result<Json<Done>, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::MembersManage).await?;
-    let org = access.org.id;
-    let target = state.store.get_member(org, member_id(&member)?).await?;
-    if target.is_owner() {
-        return Err(ApiError::Conflict {
-            code: "owner_protected",
-            detail: "the owner cannot be removed; transfer ownership first".into(),
-        });
-    }
-    may_act_on(&state, &access, &target).await?;
-    state.store.remove_member(org, target.id).await?;
-    tracing::info!(organization_id = %org, member_id = target.id, actor = %who.actor(), "member removed");
+    service::members::remove(&state, &access, member_id(&member)?).await?;
     Ok(Done::ok("Member deleted successfully"))
 }
 
@@ -490,21 +469,8 @@ pub async fn transfer_ownership(
     }
     let to = body.member_id.required("memberId", &mut errors);
     errors.clone().into_result()?;
-    let to = to.expect("validated");
-    let org = access.org.id;
-    match state.store.get_member(org, to).await {
-        Ok(_) => {}
-        Err(orgbase_store::StoreError::NotFound) => {
-            return Err(ApiError::field(
-                "memberId",
-                "unknown_member",
-                "no such member of this organization",
-            ))
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let updated = state.store.transfer_ownership(org, to, now()).await?;
-    tracing::info!(organization_id = %org, to_member = to, actor = %who.actor(), "ownership transferred");
+    let updated =
+        service::members::transfer_ownership(&state, &access, to.expect("validated")).await?;
     let plan = service::plan_entitlements(&state, &updated.product_plan_id).await?;
     Ok(Json(OrganizationView::new(updated, &plan)).into_response())
 }

@@ -3,6 +3,7 @@
 
 pub mod invitations;
 pub mod keys;
+pub mod members;
 pub mod plans;
 pub mod roles;
 pub mod sessions;

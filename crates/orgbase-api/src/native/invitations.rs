@@ -18,14 +18,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{role_permissions, Principal};
+use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::extract::org_id;
 use crate::extract::{Field, JsonBody, OptionalJsonBody};
 use crate::native::views::rfc3339;
 use crate::native::views::{Done, Envelope};
 use crate::service;
-use crate::service::invitations::{new_invitation, send_invitation};
+use crate::service::invitations::send_invitation;
 use crate::service::roles::checked_roles;
 use crate::AppState;
 
@@ -134,11 +134,7 @@ pub async fn invite(
     let (Some(email), Some(roles)) = (email, roles) else {
         return Err(errors.into());
     };
-    access.may_grant(role_permissions(&state, org.id, &roles).await?, "roles")?;
-    let (inv, token) = new_invitation(&state, &org, email, name, roles, who.actor());
-    state.store.insert_invitation(&inv, false).await?;
-    tracing::info!(organization_id = %org.id, invitation_id = %inv.id, actor = %who.actor(), "invitation created");
-    send_invitation(&state, &org, &inv, &token, false).await?;
+    let inv = service::invitations::invite(&state, &access, email, name, roles).await?;
     Ok(Envelope::ok("Invitation sent successfully.", inv.into()))
 }
 
@@ -181,31 +177,10 @@ pub async fn list(
         }
     }
     e.into_result()?;
-    let list = state.store.list_invitations(access.org.id, all).await?;
-    let t = now();
+    let list = service::invitations::list(&state, &access, all).await?;
     Ok(Json(InvitationList {
-        data: list
-            .into_iter()
-            .filter(|i| all || i.state_at(t) == InvitationState::Pending)
-            .map(InvitationView::from)
-            .collect(),
+        data: list.into_iter().map(InvitationView::from).collect(),
     }))
-}
-
-/// The invitation of an owner named by the platform (to set a password) is the owner's and the
-/// platform's business: an admin may not revoke or resend it.
-async fn owner_setup_guard(
-    state: &AppState,
-    access: &crate::auth::OrgAccess<'_>,
-    id: Uuid,
-) -> Result<(), ApiError> {
-    let inv = state.store.get_invitation(access.org.id, id).await?;
-    if inv.roles.contains(&ROLE_OWNER) && !access.is_owner_or_platform() {
-        return Err(ApiError::Forbidden(
-            "the owner's own invitation is handled by the owner or the platform".into(),
-        ));
-    }
-    Ok(())
 }
 
 fn invitation_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -233,7 +208,7 @@ pub async fn revoke(
     let access =
         service::load_with(&state, &who, org_id(&id)?, Permission::InvitationsManage).await?;
     let inv_id = invitation_id(&inv)?;
-    owner_setup_guard(&state, &access, inv_id).await?;
+    service::invitations::owner_setup_guard(&state, &access, inv_id).await?;
     let inv = state
         .store
         .revoke_invitation(access.org.id, inv_id, now())
@@ -264,7 +239,7 @@ pub async fn resend(
     let access =
         service::load_with(&state, &who, org_id(&id)?, Permission::InvitationsManage).await?;
     let inv_id = invitation_id(&inv)?;
-    owner_setup_guard(&state, &access, inv_id).await?;
+    service::invitations::owner_setup_guard(&state, &access, inv_id).await?;
     let secret = NewSecret::generate(INVITE_PREFIX);
     let expires = now() + state.config.invitation_ttl;
     let inv = state

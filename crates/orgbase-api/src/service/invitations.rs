@@ -118,3 +118,59 @@ pub async fn invite_owner(
     }
     send_invitation(state, org, &inv, &token, true).await
 }
+
+/// The invitation of an owner named by the platform (to set a password) is the owner's and the
+/// platform's business: an admin may not revoke or resend it.
+pub async fn owner_setup_guard(
+    state: &AppState,
+    access: &crate::auth::OrgAccess<'_>,
+    id: Uuid,
+) -> Result<(), ApiError> {
+    let inv = state.store.get_invitation(access.org.id, id).await?;
+    if inv.roles.contains(&ROLE_OWNER) && !access.is_owner_or_platform() {
+        return Err(ApiError::Forbidden(
+            "the owner's own invitation is handled by the owner or the platform".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Invites `email` with `roles` (checked already) and mails the token; nobody grants roles
+/// beyond their own. The invitation is kept even when the e-mail fails (a 502 says so: resend
+/// it later).
+pub async fn invite(
+    state: &AppState,
+    access: &crate::auth::OrgAccess<'_>,
+    email: Email,
+    name: Option<String>,
+    roles: Vec<i64>,
+) -> Result<Invitation, ApiError> {
+    access.require(orgbase_domain::Permission::InvitationsManage)?;
+    let org = &access.org;
+    access.may_grant(
+        crate::auth::role_permissions(state, org.id, &roles).await?,
+        "roles",
+    )?;
+    let actor = access.principal.actor();
+    let (inv, token) = new_invitation(state, org, email, name, roles, actor.clone());
+    state.store.insert_invitation(&inv, false).await?;
+    tracing::info!(organization_id = %org.id, invitation_id = %inv.id, actor = %actor, "invitation created");
+    send_invitation(state, org, &inv, &token, false).await?;
+    Ok(inv)
+}
+
+/// The organization's pending invitations, or all of them.
+pub async fn list(
+    state: &AppState,
+    access: &crate::auth::OrgAccess<'_>,
+    all: bool,
+) -> Result<Vec<Invitation>, ApiError> {
+    let t = now();
+    Ok(state
+        .store
+        .list_invitations(access.org.id, all)
+        .await?
+        .into_iter()
+        .filter(|i| all || i.state_at(t) == orgbase_domain::InvitationState::Pending)
+        .collect())
+}

@@ -2,6 +2,7 @@
 //! built from them, and the rules that govern changes. Nothing here does I/O.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod credential;
 pub mod ids;
 pub mod organization;
@@ -10,6 +11,7 @@ pub mod plan;
 pub mod validation;
 pub mod wallet;
 
+pub use audit::{Actor, ActorType, AuditEntry, AuditQuery, AuditSurface, Audited, Origin, Target};
 pub use credential::{ApiKey, KeyKind, NewSecret, SecretHash};
 pub use ids::{ApiKeyId, OrganizationId, UserId};
 pub use organization::*;

@@ -15,6 +15,7 @@ use orgbase_domain::{
 use std::sync::Arc;
 use uuid::Uuid;
 
+pub mod audit;
 pub mod idempotency_mark;
 mod memo;
 pub mod postgres;
@@ -516,6 +517,20 @@ pub trait BillingStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
+/// The audit log. Entries are written by the change they describe (see [`audit::record`]);
+/// here they are only read and, past their retention, purged.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Newest first.
+    async fn list_audit_entries(
+        &self,
+        q: &orgbase_domain::AuditQuery,
+    ) -> StoreResult<Vec<orgbase_domain::AuditEntry>>;
+    /// Removes up to `limit` entries that occurred before `before` (the only removal the log
+    /// allows); answers how many.
+    async fn purge_audit_entries(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
+}
+
 /// Everything Orgbase stores.
 #[async_trait]
 pub trait Store:
@@ -526,6 +541,7 @@ pub trait Store:
     + WalletStore
     + IdempotencyStore
     + BillingStore
+    + AuditStore
     + Send
     + Sync
     + 'static

@@ -19,6 +19,8 @@ use crate::{
     StoreResult,
 };
 
+#[path = "postgres_audit.rs"]
+mod audit;
 #[path = "postgres_batch.rs"]
 mod batch;
 #[path = "postgres_billing.rs"]
@@ -171,6 +173,10 @@ pub(crate) async fn begin(
 /// Commits `tx`, marking the request's Idempotency-Key (if any) committed in the same
 /// transaction (see `idempotency_mark`). Every transaction of a change commits through here.
 pub(crate) async fn commit(mut tx: sqlx::Transaction<'_, Postgres>) -> StoreResult<()> {
+    let staged = crate::audit::staged();
+    if let Some(s) = &staged {
+        audit::insert(&mut tx, &s.entries()).await?;
+    }
     if let Some(m) = crate::idempotency_mark::current() {
         let marked = sqlx::query(
             "UPDATE idempotency_keys SET committed = TRUE \
@@ -190,7 +196,11 @@ pub(crate) async fn commit(mut tx: sqlx::Transaction<'_, Postgres>) -> StoreResu
             });
         }
     }
-    tx.commit().await.map_err(map_err)
+    tx.commit().await.map_err(map_err)?;
+    if let Some(s) = staged {
+        s.written();
+    }
+    Ok(())
 }
 
 /// Runs a write on its own task, so that a caller that goes away (a client hanging up) does not
@@ -200,7 +210,11 @@ async fn detached<T: Send + 'static>(
     fut: impl std::future::Future<Output = StoreResult<T>> + Send + 'static,
 ) -> StoreResult<T> {
     let mark = crate::idempotency_mark::current();
-    tokio::spawn(crate::idempotency_mark::carry(mark, fut))
+    let staged = crate::audit::staged();
+    tokio::spawn(crate::idempotency_mark::carry(
+        mark,
+        crate::audit::carry(staged, fut),
+    ))
         .await
         .map_err(StoreError::other)?
 }
@@ -756,7 +770,9 @@ async fn update_org(
         return Ok(Notified::AtCommit);
     }
     let notified = Notified::by_transaction(org, previous);
-    if !marked && org.metadata == previous.metadata && owner_email.is_none() {
+    // Audit entries go in a transaction with the change.
+    let audited = crate::audit::staged().is_some();
+    if !marked && !audited && org.metadata == previous.metadata && owner_email.is_none() {
         return update_org_row(pool, org, previous).await.map(|()| notified);
     }
     let mut tx = begin(pool).await.map_err(map_err)?;

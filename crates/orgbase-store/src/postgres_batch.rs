@@ -25,7 +25,8 @@
 use std::collections::{HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
-use orgbase_domain::Organization;
+use orgbase_domain::{AuditEntry, Organization};
+use std::sync::Arc;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::types::Json;
 use sqlx::ConnectOptions;
@@ -33,6 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{cache, column_differs, map_err, Bounds, ORG_COLUMNS};
+use crate::audit::Staged;
 use crate::{StoreError, StoreResult};
 
 /// Rows in one statement at most; their notices (`org:<id>:<version>`, under 64 bytes each)
@@ -47,7 +49,8 @@ const BATCH_COLUMNS: [usize; 16] = [1, 2, 3, 4, 6, 12, 13, 14, 15, 16, 17, 18, 1
 
 /// The batch's statement: its rows, each if still at the version its writer read, and the cache
 /// notice of those updated, inside the same transaction (one notice a batch: with one batch in
-/// flight, the commit-time serialization of notifying transactions costs nothing).
+/// flight, the commit-time serialization of notifying transactions costs nothing), and the
+/// audit entries of the rows updated.
 const BATCH_UPDATE: &str = "WITH u AS (UPDATE organizations o SET \
     name = v.name, slug = v.slug, country_code = v.country_code, avatar_url = v.avatar_url, \
     status_reason = v.status_reason, sms_enabled = v.sms_enabled, \
@@ -63,14 +66,23 @@ const BATCH_UPDATE: &str = "WITH u AS (UPDATE organizations o SET \
         sms_brand_id, sms_campaign_id, premium, external_account_id, external_billing_id, \
         kyc_level, placement_group, preferences, updated_at, version) \
     WHERE o.id = v.id AND o.version = v.prev \
-    RETURNING o.id, o.version) \
+    RETURNING o.id, o.version), \
+    a AS (INSERT INTO audit_log SELECT r.* FROM jsonb_populate_recordset(NULL::audit_log, $20) r \
+        WHERE r.organization_id IN (SELECT id FROM u)) \
     SELECT coalesce(array_agg(u.id), '{}'), CASE WHEN count(*) > 0 THEN pg_notify($19, \
         string_agg('org:' || u.id::text || ':' || u.version::text, ',')) END \
     FROM u";
 
-/// Whether the change from `previous` to `org` can go in a batch: only `BATCH_COLUMNS` differ.
+/// Whether the change from `previous` to `org` can go in a batch: only `BATCH_COLUMNS` differ,
+/// and its audit entries (if any) are all about this organization.
 pub(crate) fn batchable(org: &Organization, previous: &Organization) -> bool {
-    (1..ORG_COLUMNS.split(',').count())
+    let own_entries = crate::audit::staged().is_none_or(|s| {
+        s.entries()
+            .iter()
+            .all(|e| e.organization_id == Some(org.id))
+    });
+    own_entries &&
+        (1..ORG_COLUMNS.split(',').count())
         .filter(|i| !BATCH_COLUMNS.contains(i))
         .all(|i| !column_differs(org, previous, i))
 }
@@ -78,6 +90,8 @@ pub(crate) fn batchable(org: &Organization, previous: &Organization) -> bool {
 struct Pending {
     next: Organization,
     previous: Organization,
+    /// The change's audit entries (all about this organization: see `OrgBatcher::takes`).
+    staged: Option<Arc<Staged>>,
     done: oneshot::Sender<StoreResult<()>>,
 }
 
@@ -107,6 +121,7 @@ impl OrgBatcher {
             .send(Pending {
                 next,
                 previous,
+                staged: crate::audit::staged(),
                 done,
             })
             .map_err(|_| stopped())?;
@@ -270,6 +285,9 @@ async fn write_rows(
         .map(|p| {
             let id = p.next.id.0;
             if updated.contains(&id) {
+                if let Some(s) = &p.staged {
+                    s.written();
+                }
                 Ok(())
             } else if found.contains(&id) {
                 Err(StoreError::VersionMismatch)
@@ -289,6 +307,11 @@ async fn update_rows(
         batch.iter().map(|p| f(&p.next)).collect()
     }
     let prev: Vec<i64> = batch.iter().map(|p| p.previous.version).collect();
+    let entries: Vec<AuditEntry> = batch
+        .iter()
+        .filter_map(|p| p.staged.as_ref())
+        .flat_map(|s| s.entries())
+        .collect();
     let rows: Vec<Uuid> = sqlx::query_scalar(BATCH_UPDATE)
         .bind(col(batch, |o| o.id.0))
         .bind(prev)
@@ -309,6 +332,7 @@ async fn update_rows(
         .bind(col::<DateTime<Utc>>(batch, |o| o.updated_at))
         .bind(col(batch, |o| o.version))
         .bind(cache::CHANNEL)
+        .bind(super::audit::rows(&entries))
         .fetch_one(&mut *conn)
         .await?;
     Ok(rows.into_iter().collect())

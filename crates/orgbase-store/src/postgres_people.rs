@@ -355,7 +355,9 @@ fn push_member_filters(b: &mut QueryBuilder<'_, Postgres>, q: &MemberQuery) {
 #[async_trait]
 impl PeopleStore for PgStore {
     async fn insert_user(&self, user: &User) -> StoreResult<()> {
-        insert_user(&self.pool, user, false).await.map(|_| ())
+        let mut tx = begin(&self.pool).await.map_err(map_err)?;
+        insert_user(&mut *tx, user, false).await?;
+        commit(tx).await
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<User> {
@@ -372,6 +374,7 @@ impl PeopleStore for PgStore {
     }
 
     async fn insert_session(&self, s: &Session) -> StoreResult<()> {
+        let mut tx = begin(&self.pool).await.map_err(map_err)?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, token_hash, created_at, expires_at, revoked_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -382,10 +385,10 @@ impl PeopleStore for PgStore {
         .bind(s.created_at)
         .bind(s.expires_at)
         .bind(s.revoked_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        Ok(())
+        commit(tx).await
     }
 
     async fn find_session(&self, hash: &SecretHash) -> StoreResult<Option<(Session, User)>> {
@@ -418,13 +421,14 @@ impl PeopleStore for PgStore {
     }
 
     async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = begin(&self.pool).await.map_err(map_err)?;
         sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
             .bind(id)
             .bind(at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        Ok(())
+        commit(tx).await
     }
 
     async fn purge_sessions(&self, before: DateTime<Utc>) -> StoreResult<u64> {
@@ -727,6 +731,7 @@ impl PeopleStore for PgStore {
     }
 
     async fn insert_role(&self, role: &NewRole) -> StoreResult<Role> {
+        let mut tx = begin(&self.pool).await.map_err(map_err)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO roles (organization_id, name, description, permissions, created_at, \
              updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
@@ -736,9 +741,13 @@ impl PeopleStore for PgStore {
         .bind(&role.description)
         .bind(permissions_json(role.permissions))
         .bind(role.at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(map_err)?;
+        if let Some(s) = crate::audit::staged() {
+            s.resolve_target(id.to_string());
+        }
+        commit(tx).await?;
         Ok(Role {
             id,
             organization_id: Some(role.organization_id),
@@ -751,6 +760,7 @@ impl PeopleStore for PgStore {
     }
 
     async fn update_role(&self, role: &Role) -> StoreResult<()> {
+        let mut tx = begin(&self.pool).await.map_err(map_err)?;
         let org = role
             .organization_id
             .ok_or_else(|| StoreError::msg("a system role cannot be stored"))?;
@@ -764,13 +774,13 @@ impl PeopleStore for PgStore {
         .bind(&role.description)
         .bind(permissions_json(role.permissions))
         .bind(role.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        Ok(())
+        commit(tx).await
     }
 
     async fn delete_role(&self, org: OrganizationId, id: i64) -> StoreResult<()> {
@@ -835,6 +845,7 @@ impl PeopleStore for PgStore {
     }
 
     async fn insert_workspace(&self, ws: &Workspace) -> StoreResult<()> {
+        let mut tx = begin(&self.pool).await.map_err(map_err)?;
         sqlx::query(&format!(
             "INSERT INTO workspaces ({WS_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
         ))
@@ -843,13 +854,14 @@ impl PeopleStore for PgStore {
         .bind(&ws.name)
         .bind(ws.created_at)
         .bind(ws.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        Ok(())
+        commit(tx).await
     }
 
     async fn update_workspace(&self, ws: &Workspace) -> StoreResult<()> {
+        let mut tx = begin(&self.pool).await.map_err(map_err)?;
         let done = sqlx::query(
             "UPDATE workspaces SET name = $3, updated_at = $4 \
              WHERE organization_id = $1 AND id = $2",
@@ -858,27 +870,28 @@ impl PeopleStore for PgStore {
         .bind(ws.id)
         .bind(&ws.name)
         .bind(ws.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        Ok(())
+        commit(tx).await
     }
 
     async fn delete_workspace(&self, org: OrganizationId, id: Uuid) -> StoreResult<()> {
+        let mut tx = begin(&self.pool).await.map_err(map_err)?;
         // Members lose it by cascade (member_workspaces).
         let done = sqlx::query("DELETE FROM workspaces WHERE organization_id = $1 AND id = $2")
             .bind(org.0)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        Ok(())
+        commit(tx).await
     }
 
     async fn insert_invitation(&self, inv: &Invitation, owner_setup: bool) -> StoreResult<()> {

@@ -5,7 +5,7 @@ use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::Row;
 
-use super::{bad, map_err, PgStore};
+use super::{bad, begin, commit, map_err, PgStore};
 use crate::{PlanStore, StoreError, StoreResult};
 
 pub(super) const PLAN_COLUMNS: &str = "id, name, price, currency, billing_interval, entitlements, \
@@ -36,6 +36,7 @@ pub(super) fn plan_from_row(r: &PgRow) -> Result<Plan, sqlx::Error> {
 #[async_trait]
 impl PlanStore for PgStore {
     async fn insert_plan(&self, p: &Plan) -> StoreResult<()> {
+        let mut tx = begin(self.pool()).await.map_err(map_err)?;
         sqlx::query(&format!(
             "INSERT INTO plans ({PLAN_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -52,10 +53,10 @@ impl PlanStore for PgStore {
         .bind(&p.provider_price_id)
         .bind(p.created_at)
         .bind(p.updated_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
-        .map(|_| ())
-        .map_err(map_err)
+        .map_err(map_err)?;
+        commit(tx).await
     }
 
     async fn get_plan(&self, id: &str) -> StoreResult<Plan> {
@@ -91,6 +92,7 @@ impl PlanStore for PgStore {
 
     async fn update_plan(&self, p: &Plan) -> StoreResult<()> {
         // The change and its cache notice in one statement.
+        let mut tx = begin(self.pool()).await.map_err(map_err)?;
         let done = sqlx::query(
             "WITH u AS (UPDATE plans SET name = $2, price = $3, currency = $4, \
              billing_interval = $5, entitlements = $6, rate_limit = $7, public = $8, \
@@ -108,9 +110,12 @@ impl PlanStore for PgStore {
         .bind(p.provider.map(BillingProvider::as_str))
         .bind(&p.provider_price_id)
         .bind(p.updated_at)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
+        if !done.is_empty() {
+            commit(tx).await?;
+        }
         self.cache.notice("plan");
         if done.is_empty() {
             return Err(StoreError::NotFound);
@@ -120,12 +125,13 @@ impl PlanStore for PgStore {
 
     async fn delete_plan(&self, id: &str) -> StoreResult<()> {
         // The foreign keys refuse to delete a plan an organization is on or has offered.
+        let mut tx = begin(self.pool()).await.map_err(map_err)?;
         let done = sqlx::query(
             "WITH d AS (DELETE FROM plans WHERE id = $1 RETURNING id) \
              SELECT pg_notify('orgbase_cache', 'plan') FROM d",
         )
         .bind(id)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await
         .map_err(|e| match map_err(e) {
             StoreError::Conflict {
@@ -135,6 +141,9 @@ impl PlanStore for PgStore {
             },
             other => other,
         })?;
+        if !done.is_empty() {
+            commit(tx).await?;
+        }
         self.cache.notice("plan");
         if done.is_empty() {
             return Err(StoreError::NotFound);

@@ -93,9 +93,15 @@ impl WalletStore for PgStore {
     async fn append_entry(&self, e: &NewEntry) -> StoreResult<Appended> {
         if let Some(key) = &e.idempotency_key {
             if let Some(found) = self.entry_by_key(e.organization_id, &e.actor, key).await? {
+                if let Some(s) = crate::audit::staged() {
+                    s.no_change();
+                }
                 return Ok(Appended::Existing(found));
             }
         }
+        // The entry's audit entries go in its statement.
+        let staged = crate::audit::staged();
+        let entries = staged.as_ref().map(|s| s.entries()).unwrap_or_default();
         for _ in 0..2 {
             // One statement, so one transaction and one round trip.
             let row = sqlx::query(&format!(
@@ -108,7 +114,9 @@ impl WalletStore for PgStore {
                  RETURNING {ENTRY_COLUMNS}), \
                  i AS (INSERT INTO wallet_idempotency (organization_id, actor, key, entry_id, \
                  created_at) SELECT organization_id, actor, idempotency_key, id, created_at \
-                 FROM e WHERE idempotency_key IS NOT NULL) \
+                 FROM e WHERE idempotency_key IS NOT NULL), \
+                 a AS (INSERT INTO audit_log SELECT * FROM \
+                 jsonb_populate_recordset(NULL::audit_log, $12) WHERE EXISTS (SELECT 1 FROM e)) \
                  SELECT * FROM e"
             ))
             .bind(e.id)
@@ -122,10 +130,16 @@ impl WalletStore for PgStore {
             .bind(&e.idempotency_key)
             .bind(e.created_at)
             .bind(e.amount)
+            .bind(super::audit::rows(&entries))
             .fetch_optional(&self.pool)
             .await;
             match row {
-                Ok(Some(r)) => return Ok(Appended::New(entry_from_row(&r).map_err(map_err)?)),
+                Ok(Some(r)) => {
+                    if let Some(s) = &staged {
+                        s.written();
+                    }
+                    return Ok(Appended::New(entry_from_row(&r).map_err(map_err)?));
+                }
                 Ok(None) => {
                     // No wallet yet (make it and go again), or a charge it does not cover.
                     let made = sqlx::query(
@@ -150,7 +164,12 @@ impl WalletStore for PgStore {
                     // The same key, committed meanwhile by a concurrent request.
                     let key = e.idempotency_key.as_deref().unwrap_or_default();
                     return match self.entry_by_key(e.organization_id, &e.actor, key).await? {
-                        Some(found) => Ok(Appended::Existing(found)),
+                        Some(found) => {
+                            if let Some(s) = &staged {
+                                s.no_change();
+                            }
+                            Ok(Appended::Existing(found))
+                        }
                         None => Err(StoreError::msg("idempotency key vanished")),
                     };
                 }

@@ -42,8 +42,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0009_billing.sql"),
     include_str!("../migrations/sqlite/0010_member_content_version.sql"),
     include_str!("../migrations/sqlite/0011_idempotency_committed.sql"),
+    include_str!("../migrations/sqlite/0012_audit_log.sql"),
 ];
 
+#[path = "sqlite_audit.rs"]
+mod audit;
 #[path = "sqlite_billing.rs"]
 mod billing;
 #[path = "sqlite_idempotency.rs"]
@@ -440,8 +443,13 @@ impl SqliteStore {
     {
         // The request's Idempotency-Key, marked committed in this write's own transaction.
         let mark = crate::idempotency_mark::current();
+        // The change's audit entries, written in the same transaction.
+        let staged = crate::audit::staged();
         let f = move |conn: &Connection| {
             let v = f(conn)?;
+            if let Some(s) = staged.as_ref().filter(|s| !s.is_written()) {
+                audit::insert(conn, &s.entries())?;
+            }
             if let Some(m) = &mark {
                 let marked = conn
                     .prepare_cached(
@@ -456,6 +464,9 @@ impl SqliteStore {
                         constraint: "idempotency_claim_lost",
                     });
                 }
+            }
+            if let Some(s) = &staged {
+                s.written();
             }
             Ok(v)
         };

@@ -699,6 +699,8 @@ impl PeopleStore for SqliteStore {
 
     async fn insert_role(&self, role: &NewRole) -> StoreResult<Role> {
         let r = role.clone();
+        // The new role's id, for the audit entry staged without one.
+        let staged = crate::audit::staged();
         self.write(move |conn| {
             conn.prepare_cached(
                 "INSERT INTO roles (organization_id, name, description, permissions, created_at, \
@@ -714,8 +716,12 @@ impl PeopleStore for SqliteStore {
                 ])
             })
             .map_err(map_err)?;
+            let id = conn.last_insert_rowid();
+            if let Some(s) = &staged {
+                s.resolve_target(id.to_string());
+            }
             Ok(Role {
-                id: conn.last_insert_rowid(),
+                id,
                 organization_id: Some(r.organization_id),
                 name: r.name,
                 description: r.description,

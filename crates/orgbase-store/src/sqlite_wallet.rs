@@ -83,10 +83,14 @@ impl WalletStore for SqliteStore {
 
     async fn append_entry(&self, e: &NewEntry) -> StoreResult<Appended> {
         let e = e.clone();
+        let staged = crate::audit::staged();
         self.write(move |conn| {
             let org = e.organization_id.to_string();
             if let Some(key) = &e.idempotency_key {
                 if let Some(found) = existing(conn, e.organization_id, &e.actor, key)? {
+                    if let Some(s) = &staged {
+                        s.no_change();
+                    }
                     return Ok(Appended::Existing(found));
                 }
             }

@@ -28,6 +28,28 @@ impl TestDb {
         }
     }
 
+    /// Runs `sql` on the database directly, around the store (for tests of what the schema
+    /// itself refuses); answers the rows it changed, or the database's error message.
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64, String> {
+        if let Some(path) = self.url.strip_prefix("sqlite://") {
+            let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+            conn.execute(sql, [])
+                .map(|n| n as u64)
+                .map_err(|e| e.to_string())
+        } else {
+            let mut conn = PgConnectOptions::from_str(&self.url)
+                .map_err(|e| e.to_string())?
+                .connect()
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query(sql)
+                .execute(&mut conn)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(|e| e.to_string())
+        }
+    }
+
     /// Another node on the same PostgreSQL database, concrete (its pool, its cache), for tests
     /// that look into what one node sees of another's changes.
     pub async fn pg_node(&self) -> PgStore {

@@ -1,0 +1,130 @@
+//! Audit entries ride along with the change they describe.
+//!
+//! A service stages the entries of a change with [`record`] around the store call that makes it.
+//! The write transaction that call makes inserts them before it commits (on SQLite inside its
+//! group commit, on PostgreSQL inside its transaction, batched statement or single statement), so
+//! that the change and its entries are both stored or neither is, at no extra commit. The first
+//! write transaction in scope takes them; a scope holds one change.
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use orgbase_domain::AuditEntry;
+use serde_json::{json, Value};
+
+use crate::StoreResult;
+
+/// The entries of one change, and whether a committed transaction has written them.
+#[derive(Debug)]
+pub struct Staged {
+    entries: Vec<AuditEntry>,
+    written: AtomicBool,
+    /// The id storage gave the change's target (a new role's), for entries staged without one.
+    target_id: OnceLock<String>,
+}
+
+impl Staged {
+    /// The entries, with the target id storage gave filled in where the service left it empty.
+    pub(crate) fn entries(&self) -> Vec<AuditEntry> {
+        let mut out = self.entries.clone();
+        if let Some(id) = self.target_id.get() {
+            for e in out.iter_mut().filter(|e| e.target.id.is_empty()) {
+                e.target.id = id.clone();
+            }
+        }
+        out
+    }
+
+    /// Gives entries staged without a target id (the service cannot know a row id storage
+    /// assigns) the id of the row this write made. Call it before the transaction commits.
+    pub(crate) fn resolve_target(&self, id: String) {
+        let _ = self.target_id.set(id);
+    }
+
+    /// Notes that the transaction holding the entries committed (or, on SQLite, that they are
+    /// in the transaction whose result the caller will see).
+    pub(crate) fn written(&self) {
+        self.written.store(true, Ordering::Release);
+    }
+
+    /// Notes that the write found its change made already (a replayed request): there is
+    /// nothing to record, and nothing is.
+    pub(crate) fn no_change(&self) {
+        self.written();
+    }
+
+    pub(crate) fn is_written(&self) -> bool {
+        self.written.load(Ordering::Acquire)
+    }
+}
+
+tokio::task_local! {
+    static STAGED: Arc<Staged>;
+}
+
+/// Runs `write` (one store call that makes one change) with `entries` staged: its transaction
+/// writes them. A write that succeeds without having written them is a bug of the store (a write
+/// path that forgot them): it is logged, and fails debug builds.
+pub async fn record<T, F>(entries: Vec<AuditEntry>, write: F) -> StoreResult<T>
+where
+    F: Future<Output = StoreResult<T>>,
+{
+    if entries.is_empty() {
+        return write.await;
+    }
+    let staged = Arc::new(Staged {
+        entries,
+        written: AtomicBool::new(false),
+        target_id: OnceLock::new(),
+    });
+    let out = STAGED.scope(staged.clone(), write).await;
+    if out.is_ok() && !staged.is_written() {
+        let action = staged.entries[0].action.clone();
+        tracing::error!(%action, "a change committed without its audit entry");
+        debug_assert!(false, "{action}: a change committed without its audit entry");
+    }
+    out
+}
+
+/// The entries staged for the write being made, unless a transaction wrote them already.
+/// Capture them before moving work to another task or thread.
+pub(crate) fn staged() -> Option<Arc<Staged>> {
+    STAGED
+        .try_with(Arc::clone)
+        .ok()
+        .filter(|s| !s.is_written())
+}
+
+/// Runs `fut` with `staged` in scope again (on another task), or as it is when there is none.
+pub(crate) async fn carry<F: Future>(staged: Option<Arc<Staged>>, fut: F) -> F::Output {
+    match staged {
+        Some(s) => STAGED.scope(s, fut).await,
+        None => fut.await,
+    }
+}
+
+/// An entry as a row of `audit_log`, by column name (for PostgreSQL's
+/// `jsonb_populate_recordset`, and the one place that names the columns for writing).
+pub(crate) fn row(e: &AuditEntry) -> Value {
+    json!({
+        "id": e.id,
+        "organization_id": e.organization_id,
+        "occurred_at": e.occurred_at,
+        "actor_type": e.actor.kind.as_str(),
+        "actor_id": e.actor.id,
+        "actor_label": e.actor.label,
+        "action": e.action,
+        "target_type": e.target.kind,
+        "target_id": e.target.id,
+        "changes": e.changes,
+        "request_id": e.request_id,
+        "client_address": e.client_address,
+        "user_agent": e.user_agent,
+        "surface": e.surface.as_str(),
+    })
+}
+
+/// The columns of `audit_log`, in the order reads select them.
+pub(crate) const COLUMNS: &str = "id, organization_id, occurred_at, actor_type, actor_id, \
+    actor_label, action, target_type, target_id, changes, request_id, client_address, \
+    user_agent, surface";

@@ -1,0 +1,128 @@
+//! The audit log on PostgreSQL: entries are inserted by the transaction of their change (see
+//! `commit`, the organization batch writer and the wallet's one statement), read newest first,
+//! and purged past their retention with `orgbase.audit_purge` set for that transaction only.
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use orgbase_domain::audit::{Actor, ActorType, AuditEntry, AuditQuery, AuditSurface, Target};
+use orgbase_domain::OrganizationId;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgConnection, QueryBuilder, Row};
+
+use super::{bad, begin, map_err, PgStore};
+use crate::audit::{row, COLUMNS};
+use crate::{AuditStore, StoreResult};
+
+/// The statement that inserts entries given as a JSON array of rows (`crate::audit::row`): one
+/// statement for any number of entries.
+pub(super) const INSERT: &str =
+    "INSERT INTO audit_log SELECT * FROM jsonb_populate_recordset(NULL::audit_log, $1)";
+
+/// `entries` as the JSON array `INSERT` takes.
+pub(super) fn rows(entries: &[AuditEntry]) -> serde_json::Value {
+    serde_json::Value::Array(entries.iter().map(row).collect())
+}
+
+/// Inserts `entries` with the transaction `conn` is in.
+pub(super) async fn insert(conn: &mut PgConnection, entries: &[AuditEntry]) -> StoreResult<()> {
+    sqlx::query(INSERT)
+        .bind(rows(entries))
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+fn entry_from_row(r: &PgRow) -> Result<AuditEntry, sqlx::Error> {
+    let actor_type: String = r.try_get("actor_type")?;
+    let surface: String = r.try_get("surface")?;
+    let changes: Json<orgbase_domain::audit::Changes> = r.try_get("changes")?;
+    Ok(AuditEntry {
+        id: r.try_get("id")?,
+        organization_id: r
+            .try_get::<Option<uuid::Uuid>, _>("organization_id")?
+            .map(OrganizationId),
+        occurred_at: r.try_get("occurred_at")?,
+        actor: Actor {
+            kind: ActorType::parse(&actor_type).ok_or_else(|| bad("actor", &actor_type))?,
+            id: r.try_get("actor_id")?,
+            label: r.try_get("actor_label")?,
+        },
+        action: r.try_get("action")?,
+        target: Target {
+            kind: r.try_get("target_type")?,
+            id: r.try_get("target_id")?,
+        },
+        changes: changes.0,
+        request_id: r.try_get("request_id")?,
+        client_address: r.try_get("client_address")?,
+        user_agent: r.try_get("user_agent")?,
+        surface: AuditSurface::parse(&surface).ok_or_else(|| bad("surface", &surface))?,
+    })
+}
+
+#[async_trait]
+impl AuditStore for PgStore {
+    async fn list_audit_entries(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        let mut b = QueryBuilder::new(format!("SELECT {COLUMNS} FROM audit_log WHERE TRUE"));
+        if let Some(o) = q.organization_id {
+            b.push(" AND organization_id = ").push_bind(o.0);
+        }
+        if let Some(p) = q.partner_id {
+            b.push(" AND (organization_id = ")
+                .push_bind(p.0)
+                .push(" OR organization_id IN (SELECT id FROM organizations WHERE parent_id = ")
+                .push_bind(p.0)
+                .push("))");
+        }
+        if let Some(a) = &q.action {
+            b.push(" AND action = ").push_bind(a.clone());
+        }
+        if let Some(a) = &q.actor_id {
+            b.push(" AND actor_id = ").push_bind(a.clone());
+        }
+        if let Some(t) = &q.target_id {
+            b.push(" AND target_id = ").push_bind(t.clone());
+        }
+        if let Some(t) = q.since {
+            b.push(" AND occurred_at >= ").push_bind(t);
+        }
+        if let Some(t) = q.until {
+            b.push(" AND occurred_at < ").push_bind(t);
+        }
+        if let Some(id) = q.before {
+            b.push(" AND id < ").push_bind(id);
+        }
+        b.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(q.limit));
+        let rows = b
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(entry_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(map_err)
+    }
+
+    async fn purge_audit_entries(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        let mut tx = begin(&self.pool).await.map_err(map_err)?;
+        sqlx::query("SET LOCAL orgbase.audit_purge = 'on'")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let n = sqlx::query(
+            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log \
+             WHERE occurred_at < $1 ORDER BY id LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,138 @@
+//! The audit log on SQLite: entries are inserted by the write transaction of their change (see
+//! `write_then`), read newest first, and purged past their retention through the purge gate.
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use orgbase_domain::audit::{Actor, ActorType, AuditEntry, AuditQuery, AuditSurface, Target};
+use orgbase_domain::OrganizationId;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, Row};
+
+use super::{bad_value, map_err, parse_json, parse_ts, parse_uuid, ts, SqliteStore};
+use crate::audit::COLUMNS;
+use crate::{AuditStore, StoreResult};
+
+/// Inserts `entries` with the transaction `conn` is in.
+pub(super) fn insert(conn: &Connection, entries: &[AuditEntry]) -> StoreResult<()> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "INSERT INTO audit_log ({COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        ))
+        .map_err(map_err)?;
+    for e in entries {
+        let changes = serde_json::to_string(&e.changes).map_err(crate::StoreError::other)?;
+        stmt.execute(params![
+            e.id.to_string(),
+            e.organization_id.map(|o| o.to_string()),
+            ts(&e.occurred_at),
+            e.actor.kind.as_str(),
+            e.actor.id,
+            e.actor.label,
+            e.action,
+            e.target.kind,
+            e.target.id,
+            changes,
+            e.request_id,
+            e.client_address,
+            e.user_agent,
+            e.surface.as_str(),
+        ])
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
+    let org: Option<String> = r.get(1)?;
+    let actor_type: String = r.get(3)?;
+    let surface: String = r.get(13)?;
+    Ok(AuditEntry {
+        id: parse_uuid(&r.get::<_, String>(0)?)?,
+        organization_id: org.as_deref().map(parse_uuid).transpose()?.map(OrganizationId),
+        occurred_at: parse_ts(&r.get::<_, String>(2)?)?,
+        actor: Actor {
+            kind: ActorType::parse(&actor_type).ok_or_else(|| bad_value("actor", &actor_type))?,
+            id: r.get(4)?,
+            label: r.get(5)?,
+        },
+        action: r.get(6)?,
+        target: Target {
+            kind: r.get(7)?,
+            id: r.get(8)?,
+        },
+        changes: parse_json(&r.get::<_, String>(9)?)?,
+        request_id: r.get(10)?,
+        client_address: r.get(11)?,
+        user_agent: r.get(12)?,
+        surface: AuditSurface::parse(&surface).ok_or_else(|| bad_value("surface", &surface))?,
+    })
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn list_audit_entries(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM audit_log WHERE 1 = 1");
+        let mut args: Vec<SqlValue> = Vec::new();
+        let mut arg = |sql: &mut String, clause: &str, v: SqlValue| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(o) = q.organization_id {
+            arg(&mut sql, " AND organization_id = ?", o.to_string().into());
+        }
+        if let Some(p) = q.partner_id {
+            arg(
+                &mut sql,
+                " AND (organization_id = ? OR organization_id IN \
+                 (SELECT id FROM organizations WHERE parent_id = ?))",
+                p.to_string().into(),
+            );
+        }
+        if let Some(a) = &q.action {
+            arg(&mut sql, " AND action = ?", a.clone().into());
+        }
+        if let Some(a) = &q.actor_id {
+            arg(&mut sql, " AND actor_id = ?", a.clone().into());
+        }
+        if let Some(t) = &q.target_id {
+            arg(&mut sql, " AND target_id = ?", t.clone().into());
+        }
+        if let Some(t) = &q.since {
+            arg(&mut sql, " AND occurred_at >= ?", ts(t).into());
+        }
+        if let Some(t) = &q.until {
+            arg(&mut sql, " AND occurred_at < ?", ts(t).into());
+        }
+        if let Some(b) = q.before {
+            arg(&mut sql, " AND id < ?", b.to_string().into());
+        }
+        arg(&mut sql, " ORDER BY id DESC LIMIT ?", i64::from(q.limit).into());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
+            let rows = stmt
+                .query_map(params_from_iter(args), entry_from_row)
+                .map_err(map_err)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn purge_audit_entries(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        let before = ts(&before);
+        self.write(move |conn| {
+            conn.execute("UPDATE audit_purge_gate SET open = 1", [])
+                .map_err(map_err)?;
+            let n = conn
+                .execute(
+                    "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log \
+                     WHERE occurred_at < ?1 ORDER BY id LIMIT ?2)",
+                    params![before, i64::from(limit)],
+                )
+                .map_err(map_err)?;
+            conn.execute("UPDATE audit_purge_gate SET open = 0", [])
+                .map_err(map_err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}

@@ -6,8 +6,8 @@ use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
 use orgbase_domain::people::{system_role, FIRST_CUSTOM_ROLE_ID, SESSION_PREFIX};
 use orgbase_domain::{
-    now, ApiKeyId, KeyKind, Member, Organization, OrganizationId, Permission, Permissions,
-    SecretHash, UserId,
+    now, Actor, ActorType, ApiKeyId, KeyKind, Member, Organization, OrganizationId, Permission,
+    Permissions, SecretHash, UserId,
 };
 use uuid::Uuid;
 
@@ -18,36 +18,51 @@ use crate::AppState;
 #[derive(Debug, Clone)]
 pub enum Principal {
     /// The operator, by a platform key: everything.
-    Platform { key_id: ApiKeyId },
+    Platform { key_id: ApiKeyId, label: String },
     /// A reseller, by a partner key: its partner organization and that partner's children.
     Partner {
         key_id: ApiKeyId,
         partner_id: OrganizationId,
+        label: String,
     },
     /// An integration of one organization, by an organization key, within its roles.
     OrgKey {
         key_id: ApiKeyId,
         organization_id: OrganizationId,
         roles: Vec<i64>,
+        label: String,
     },
     /// A person, by a session token: each organization they are a member of, within their roles.
     User {
         user_id: UserId,
         session_id: Uuid,
         session_expires_at: chrono::DateTime<chrono::Utc>,
+        /// The person's e-mail at sign-in.
+        label: String,
     },
 }
 
 /// Proof that the caller is the platform operator, needed by `/api/admin/…` services.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PlatformAdmin {
     pub key_id: ApiKeyId,
+    /// The key's name.
+    pub label: String,
 }
 
 impl PlatformAdmin {
     /// A label for logs and records: who acted.
     pub fn actor(&self) -> String {
         format!("key:{}", self.key_id)
+    }
+
+    /// Who acted, as the audit log records it.
+    pub fn audit_actor(&self) -> Actor {
+        Actor::new(
+            ActorType::PlatformKey,
+            self.key_id,
+            Some(self.label.clone()),
+        )
     }
 }
 
@@ -167,7 +182,7 @@ pub async fn authenticate_once(
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let hash = SecretHash::of(token);
     if token.starts_with(SESSION_PREFIX) {
-        let (session, _) = state.store.find_session(&hash).await?.ok_or(INVALID)?;
+        let (session, user) = state.store.find_session(&hash).await?.ok_or(INVALID)?;
         if session.revoked_at.is_some() {
             return Err(REVOKED);
         }
@@ -178,6 +193,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
             user_id: session.user_id,
             session_id: session.id,
             session_expires_at: session.expires_at,
+            label: user.email.as_str().to_owned(),
         });
     }
     let key = state.store.find_api_key(&hash).await?.ok_or(INVALID)?;
@@ -185,13 +201,17 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
         return Err(REVOKED);
     }
     match (key.kind, key.organization_id) {
-        (KeyKind::Platform, _) => Ok(Principal::Platform { key_id: key.id }),
+        (KeyKind::Platform, _) => Ok(Principal::Platform {
+            key_id: key.id,
+            label: key.name,
+        }),
         (KeyKind::Partner, Some(partner)) => {
             // A partner that was deleted acts for nobody, its children included.
             match state.store.get_organization(partner).await {
                 Ok(p) if !p.is_deleted() => Ok(Principal::Partner {
                     key_id: key.id,
                     partner_id: partner,
+                    label: key.name,
                 }),
                 Ok(_) | Err(orgbase_store::StoreError::NotFound) => Err(INVALID),
                 Err(e) => Err(e.into()),
@@ -201,6 +221,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
             key_id: key.id,
             organization_id: org,
             roles: key.roles,
+            label: key.name,
         }),
         // A partner or organization key without its organization cannot exist.
         _ => Err(INVALID),
@@ -233,7 +254,10 @@ pub async fn role_permissions(
 impl Principal {
     pub fn platform(&self) -> Result<PlatformAdmin, ApiError> {
         match self {
-            Principal::Platform { key_id } => Ok(PlatformAdmin { key_id: *key_id }),
+            Principal::Platform { key_id, label } => Ok(PlatformAdmin {
+                key_id: *key_id,
+                label: label.clone(),
+            }),
             _ => Err(ApiError::Forbidden("this needs a platform key".to_owned())),
         }
     }
@@ -294,10 +318,28 @@ impl Principal {
         }
     }
 
+    /// Who acted, as the audit log records it.
+    pub fn audit_actor(&self) -> Actor {
+        match self {
+            Principal::Platform { key_id, label } => {
+                Actor::new(ActorType::PlatformKey, key_id, Some(label.clone()))
+            }
+            Principal::Partner { key_id, label, .. } => {
+                Actor::new(ActorType::PartnerKey, key_id, Some(label.clone()))
+            }
+            Principal::OrgKey { key_id, label, .. } => {
+                Actor::new(ActorType::OrganizationKey, key_id, Some(label.clone()))
+            }
+            Principal::User { user_id, label, .. } => {
+                Actor::new(ActorType::User, user_id, Some(label.clone()))
+            }
+        }
+    }
+
     /// A label for logs and records: who acted.
     pub fn actor(&self) -> String {
         match self {
-            Principal::Platform { key_id }
+            Principal::Platform { key_id, .. }
             | Principal::Partner { key_id, .. }
             | Principal::OrgKey { key_id, .. } => format!("key:{key_id}"),
             Principal::User { user_id, .. } => format!("user:{user_id}"),

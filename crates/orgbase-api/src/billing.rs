@@ -143,11 +143,13 @@ pub async fn apply_event(
                 }
             });
         record.received_at = now();
-        match state
-            .store
-            .apply_billing_event(&record, change.as_ref())
-            .await
-        {
+        let entries = change
+            .as_ref()
+            .map(|c| billing_entry(provider, event, c))
+            .into_iter()
+            .collect();
+        let write = state.store.apply_billing_event(&record, change.as_ref());
+        match crate::service::audit::record(entries, write).await {
             Ok(true) => return Ok(Outcome::Applied),
             Ok(false) => return Ok(Outcome::Duplicate),
             Err(StoreError::VersionMismatch) => continue,
@@ -155,6 +157,35 @@ pub async fn apply_event(
         }
     }
     Err(ApiError::Unavailable)
+}
+
+/// The audit entry of what an event changes: the plan, the overdue flag, or else the
+/// subscription.
+fn billing_entry(
+    provider: BillingProvider,
+    event: &WebhookEvent,
+    c: &BillingChange,
+) -> orgbase_domain::AuditEntry {
+    let action = if c.next.product_plan_id != c.previous.product_plan_id {
+        "plan.changed"
+    } else if c.next.billing_overdue != c.previous.billing_overdue {
+        "billing.overdue_changed"
+    } else {
+        "subscription.updated"
+    };
+    let mut entry = crate::service::audit::entry(
+        orgbase_domain::Actor::new(
+            orgbase_domain::ActorType::BillingProvider,
+            provider.as_str(),
+            Some(format!("{} {}", event.event_type, event.id)),
+        ),
+        Some(c.next.id),
+        action,
+        orgbase_domain::Target::new("organization", c.next.id),
+    )
+    .diff(Some(&c.previous), Some(&c.next));
+    entry.surface = orgbase_domain::AuditSurface::BillingWebhook;
+    entry
 }
 
 /// The organization an event is about, and the provider's customer id it names.

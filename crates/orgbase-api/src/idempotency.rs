@@ -208,10 +208,10 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     // The claim, the request and its bookkeeping run to their end on a task of their own: a
     // client that hangs up, or the request deadline, must not leave the key claimed with the
     // work half done, nor a claim landing in the database after its request was dropped.
-    let request_id = crate::context::request_id();
+    let request = crate::context::current();
     let span = tracing::Span::current();
     let work = tokio::spawn(tracing::Instrument::instrument(
-        crate::context::with_request_id(request_id, async move {
+        crate::context::carry(request, async move {
             let claim = Mark {
                 scope,
                 key,

@@ -44,7 +44,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::native::avatars::{AvatarConfig, Avatars};
 use crate::native::{
-    api_keys, avatars, billing as billing_routes, invitations, members, ops, org_keys,
+    api_keys, audit, avatars, billing as billing_routes, invitations, members, ops, org_keys,
     organizations, plans, roles, sessions, wallet, workspaces,
 };
 use crate::password::{FailureThrottle, Passwords};
@@ -173,6 +173,7 @@ impl AppState {
         (name = "Keys", description = "An organization's own API keys"),
         (name = "Plans", description = "The public product plans"),
         (name = "Wallet", description = "Balances, charges, top-ups and the ledger"),
+        (name = "Audit log", description = "Who changed what, when, and through which API: one entry per change, written with it"),
         (name = "Billing", description = "Checkout with the billing provider, billing state, and the provider's signed webhooks"),
         (name = "Partner settings", description = "POST /api/v2/updateOrganization, as the partner settings document specifies"),
         (name = "Properties", description = "PATCH /v1/orgs/{org_id}/properties, as the properties document specifies"),
@@ -240,6 +241,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(wallet::credit))
         .routes(routes!(wallet::get))
         .routes(routes!(wallet::transactions))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::list_all))
         .routes(routes!(compat::partner_settings::update_organization))
         .routes(routes!(compat::properties::update_properties))
         .routes(routes!(ops::healthz))
@@ -388,7 +391,17 @@ pub async fn purge_deleted(
     let before = orgbase_domain::now() - retention;
     let mut total = 0;
     loop {
-        let ids = store.purge_deleted(before, 500).await?;
+        // One entry per organization removed: the store gives each its id.
+        let entry = orgbase_domain::AuditEntry::new(
+            None,
+            orgbase_domain::now(),
+            orgbase_domain::Actor::system("retention"),
+            "organization.purged",
+            orgbase_domain::Target::new("organization", ""),
+            orgbase_domain::AuditSurface::System,
+            &orgbase_domain::Origin::default(),
+        );
+        let ids = service::audit::record(vec![entry], store.purge_deleted(before, 500)).await?;
         total += ids.len();
         for id in &ids {
             tracing::info!(organization_id = %id, "deleted organization purged after its retention");
@@ -399,11 +412,36 @@ pub async fn purge_deleted(
     }
 }
 
-/// Purges (deleted organizations past their retention, expired and revoked sessions) at start
-/// and then every hour until `shutdown`.
+/// How long what is deleted stays before it is removed for good.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Soft-deleted organizations (restorable meanwhile).
+    pub deleted: chrono::Duration,
+    /// Audit entries.
+    pub audit: chrono::Duration,
+}
+
+/// Removes the audit entries older than `retention` (in batches); answers how many.
+pub async fn purge_audit_log(
+    store: &DynStore,
+    retention: chrono::Duration,
+) -> Result<u64, orgbase_store::StoreError> {
+    let before = orgbase_domain::now() - retention;
+    let mut total = 0;
+    loop {
+        let n = store.purge_audit_entries(before, 5000).await?;
+        total += n;
+        if n < 5000 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Purges (deleted organizations and audit entries past their retention, expired and revoked
+/// sessions) at start and then every hour until `shutdown`.
 pub async fn purge_periodically(
     store: DynStore,
-    retention: chrono::Duration,
+    retention: Retention,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -411,8 +449,13 @@ pub async fn purge_periodically(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {
-                if let Err(e) = purge_deleted(&store, retention).await {
+                if let Err(e) = purge_deleted(&store, retention.deleted).await {
                     tracing::warn!(error = %e, "purging deleted organizations failed; will retry");
+                }
+                match purge_audit_log(&store, retention.audit).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(entries = n, "audit entries past their retention removed"),
+                    Err(e) => tracing::warn!(error = %e, "purging the audit log failed; will retry"),
                 }
                 match store
                     .purge_idempotency_keys(orgbase_domain::now() - idempotency::retention())

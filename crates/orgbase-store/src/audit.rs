@@ -19,26 +19,45 @@ use crate::StoreResult;
 pub struct Staged {
     entries: Vec<AuditEntry>,
     written: AtomicBool,
-    /// The id storage gave the change's target (a new role's), for entries staged without one.
-    target_id: OnceLock<String>,
+    /// The ids storage gave the change's targets (a new role's; the organizations a purge
+    /// removed), for entries staged without one.
+    targets: OnceLock<Vec<String>>,
 }
 
 impl Staged {
-    /// The entries, with the target id storage gave filled in where the service left it empty.
+    /// The entries, with the target ids storage gave filled in: an entry staged without a
+    /// target id stands for one entry per id given (an organization's, when its target is an
+    /// organization and it names none).
     pub(crate) fn entries(&self) -> Vec<AuditEntry> {
-        let mut out = self.entries.clone();
-        if let Some(id) = self.target_id.get() {
-            for e in out.iter_mut().filter(|e| e.target.id.is_empty()) {
-                e.target.id = id.clone();
+        let Some(ids) = self.targets.get() else {
+            return self.entries.clone();
+        };
+        let mut out = Vec::with_capacity(self.entries.len());
+        for e in &self.entries {
+            if !e.target.id.is_empty() {
+                out.push(e.clone());
+                continue;
+            }
+            for (i, id) in ids.iter().enumerate() {
+                let mut one = e.clone();
+                if i > 0 {
+                    one.id = uuid::Uuid::now_v7();
+                }
+                one.target.id = id.clone();
+                if one.target.kind == "organization" && one.organization_id.is_none() {
+                    one.organization_id = id.parse().ok();
+                }
+                out.push(one);
             }
         }
         out
     }
 
-    /// Gives entries staged without a target id (the service cannot know a row id storage
-    /// assigns) the id of the row this write made. Call it before the transaction commits.
-    pub(crate) fn resolve_target(&self, id: String) {
-        let _ = self.target_id.set(id);
+    /// Gives entries staged without a target id (the service cannot know the ids storage
+    /// assigns or picks) the ids of the rows this write made or removed. Call it before the
+    /// transaction commits.
+    pub(crate) fn resolve_targets(&self, ids: Vec<String>) {
+        let _ = self.targets.set(ids);
     }
 
     /// Notes that the transaction holding the entries committed (or, on SQLite, that they are
@@ -75,13 +94,16 @@ where
     let staged = Arc::new(Staged {
         entries,
         written: AtomicBool::new(false),
-        target_id: OnceLock::new(),
+        targets: OnceLock::new(),
     });
     let out = STAGED.scope(staged.clone(), write).await;
     if out.is_ok() && !staged.is_written() {
         let action = staged.entries[0].action.clone();
         tracing::error!(%action, "a change committed without its audit entry");
-        debug_assert!(false, "{action}: a change committed without its audit entry");
+        debug_assert!(
+            false,
+            "{action}: a change committed without its audit entry"
+        );
     }
     out
 }
@@ -89,10 +111,7 @@ where
 /// The entries staged for the write being made, unless a transaction wrote them already.
 /// Capture them before moving work to another task or thread.
 pub(crate) fn staged() -> Option<Arc<Staged>> {
-    STAGED
-        .try_with(Arc::clone)
-        .ok()
-        .filter(|s| !s.is_written())
+    STAGED.try_with(Arc::clone).ok().filter(|s| !s.is_written())
 }
 
 /// Runs `fut` with `staged` in scope again (on another task), or as it is when there is none.

@@ -526,6 +526,10 @@ pub trait AuditStore: Send + Sync {
         &self,
         q: &orgbase_domain::AuditQuery,
     ) -> StoreResult<Vec<orgbase_domain::AuditEntry>>;
+    /// Writes entries of a change made elsewhere (a checkout started at a billing provider),
+    /// of which nothing is stored here but its record.
+    async fn append_audit_entries(&self, entries: &[orgbase_domain::AuditEntry])
+        -> StoreResult<()>;
     /// Removes up to `limit` entries that occurred before `before` (the only removal the log
     /// allows); answers how many.
     async fn purge_audit_entries(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;

@@ -215,8 +215,8 @@ async fn detached<T: Send + 'static>(
         mark,
         crate::audit::carry(staged, fut),
     ))
-        .await
-        .map_err(StoreError::other)?
+    .await
+    .map_err(StoreError::other)?
 }
 
 impl PgStore {
@@ -674,6 +674,10 @@ impl OrganizationStore for PgStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(map_err)?;
+            // One audit entry per organization removed, from the one staged for the purge.
+            if let Some(s) = crate::audit::staged() {
+                s.resolve_targets(ids.iter().map(Uuid::to_string).collect());
+            }
             sqlx::query("DELETE FROM api_keys WHERE organization_id = ANY($1)")
                 .bind(&ids)
                 .execute(&mut *tx)

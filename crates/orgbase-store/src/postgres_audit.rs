@@ -95,15 +95,20 @@ impl AuditStore for PgStore {
         }
         b.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(q.limit));
-        let rows = b
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let rows = b.build().fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter()
             .map(entry_from_row)
             .collect::<Result<_, _>>()
             .map_err(map_err)
+    }
+
+    async fn append_audit_entries(&self, entries: &[AuditEntry]) -> StoreResult<()> {
+        sqlx::query(INSERT)
+            .bind(rows(entries))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn purge_audit_entries(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {

@@ -26,10 +26,10 @@ use std::collections::{HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use orgbase_domain::{AuditEntry, Organization};
-use std::sync::Arc;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::types::Json;
 use sqlx::ConnectOptions;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -81,10 +81,10 @@ pub(crate) fn batchable(org: &Organization, previous: &Organization) -> bool {
             .iter()
             .all(|e| e.organization_id == Some(org.id))
     });
-    own_entries &&
-        (1..ORG_COLUMNS.split(',').count())
-        .filter(|i| !BATCH_COLUMNS.contains(i))
-        .all(|i| !column_differs(org, previous, i))
+    own_entries
+        && (1..ORG_COLUMNS.split(',').count())
+            .filter(|i| !BATCH_COLUMNS.contains(i))
+            .all(|i| !column_differs(org, previous, i))
 }
 
 struct Pending {

@@ -49,6 +49,10 @@ async fn apply(
     .await
     .map_err(map_err)?;
     if recorded.rows_affected() == 0 {
+        // A redelivered event changes nothing, and records nothing in the audit log.
+        if let Some(s) = crate::audit::staged() {
+            s.no_change();
+        }
         return Ok(false);
     }
     if let Some(c) = change {

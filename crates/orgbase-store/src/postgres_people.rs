@@ -745,7 +745,7 @@ impl PeopleStore for PgStore {
         .await
         .map_err(map_err)?;
         if let Some(s) = crate::audit::staged() {
-            s.resolve_target(id.to_string());
+            s.resolve_targets(vec![id.to_string()]);
         }
         commit(tx).await?;
         Ok(Role {

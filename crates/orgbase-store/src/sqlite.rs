@@ -1169,6 +1169,8 @@ impl OrganizationStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<OrganizationId>> {
         let cache = self.orgs.clone();
+        // One audit entry per organization removed, from the one staged for the purge.
+        let staged = crate::audit::staged();
         self.write_then(
             move |conn| {
                 let ids: Vec<String> = conn
@@ -1183,6 +1185,9 @@ impl OrganizationStore for SqliteStore {
                             .collect::<rusqlite::Result<Vec<String>>>()
                     })
                     .map_err(map_err)?;
+                if let Some(s) = &staged {
+                    s.resolve_targets(ids.clone());
+                }
                 for id in &ids {
                     for sql in [
                         "DELETE FROM api_keys WHERE organization_id = ?1",

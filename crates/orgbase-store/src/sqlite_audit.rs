@@ -48,7 +48,11 @@ fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
     let surface: String = r.get(13)?;
     Ok(AuditEntry {
         id: parse_uuid(&r.get::<_, String>(0)?)?,
-        organization_id: org.as_deref().map(parse_uuid).transpose()?.map(OrganizationId),
+        organization_id: org
+            .as_deref()
+            .map(parse_uuid)
+            .transpose()?
+            .map(OrganizationId),
         occurred_at: parse_ts(&r.get::<_, String>(2)?)?,
         actor: Actor {
             kind: ActorType::parse(&actor_type).ok_or_else(|| bad_value("actor", &actor_type))?,
@@ -106,7 +110,11 @@ impl AuditStore for SqliteStore {
         if let Some(b) = q.before {
             arg(&mut sql, " AND id < ?", b.to_string().into());
         }
-        arg(&mut sql, " ORDER BY id DESC LIMIT ?", i64::from(q.limit).into());
+        arg(
+            &mut sql,
+            " ORDER BY id DESC LIMIT ?",
+            i64::from(q.limit).into(),
+        );
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
             let rows = stmt
@@ -115,6 +123,11 @@ impl AuditStore for SqliteStore {
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
         })
         .await
+    }
+
+    async fn append_audit_entries(&self, entries: &[AuditEntry]) -> StoreResult<()> {
+        let entries = entries.to_vec();
+        self.write(move |conn| insert(conn, &entries)).await
     }
 
     async fn purge_audit_entries(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {

@@ -151,6 +151,8 @@ impl BillingStore for SqliteStore {
         let org = change.as_ref().map(|(c, _, _)| c.next.clone());
         let cache = self.orgs.clone();
         let generation = cache.generation();
+        // A redelivered event changes nothing, and records nothing in the audit log.
+        let staged = crate::audit::staged();
         self.write_then(
             move |conn| {
                 let recorded = conn
@@ -170,6 +172,9 @@ impl BillingStore for SqliteStore {
                     })
                     .map_err(map_err)?;
                 if recorded == 0 {
+                    if let Some(s) = &staged {
+                        s.no_change();
+                    }
                     return Ok(false);
                 }
                 // An error from here on fails the job, and its savepoint (or transaction) is

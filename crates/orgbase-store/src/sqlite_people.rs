@@ -718,7 +718,7 @@ impl PeopleStore for SqliteStore {
             .map_err(map_err)?;
             let id = conn.last_insert_rowid();
             if let Some(s) = &staged {
-                s.resolve_target(id.to_string());
+                s.resolve_targets(vec![id.to_string()]);
             }
             Ok(Role {
                 id,

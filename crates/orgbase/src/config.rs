@@ -30,6 +30,8 @@ pub struct Settings {
     pub database_statement_timeout_ms: u64,
     /// Days a soft-deleted organization stays restorable before it is removed for good.
     pub deleted_retention_days: u32,
+    /// Days an audit entry is kept before the retention purge removes it.
+    pub audit_retention_days: u32,
     /// `smtp://host:port` or `smtps://…`; unset: mail goes to `mail_outbox`.
     #[serde(skip_serializing)]
     pub smtp_url: Option<SecretString>,
@@ -77,6 +79,7 @@ impl Default for Settings {
             database_acquire_timeout_ms: 1_000,
             database_statement_timeout_ms: 5_000,
             deleted_retention_days: 30,
+            audit_retention_days: 365,
             smtp_url: None,
             mail_from: "Orgbase <no-reply@localhost>".into(),
             mail_outbox: "mail-outbox".into(),
@@ -122,6 +125,7 @@ const KNOWN: &[&str] = &[
     "database_acquire_timeout_ms",
     "database_statement_timeout_ms",
     "deleted_retention_days",
+    "audit_retention_days",
     "smtp_url",
     "mail_from",
     "mail_outbox",
@@ -158,6 +162,7 @@ pub struct Config {
     pub request_timeout: std::time::Duration,
     pub pg_bounds: orgbase_store::postgres::Bounds,
     pub deleted_retention: chrono::Duration,
+    pub audit_retention: chrono::Duration,
     pub smtp_url: Option<SecretString>,
     pub mail_from: String,
     pub mail_outbox: std::path::PathBuf,
@@ -320,6 +325,9 @@ fn check(s: Settings) -> Result<Config, String> {
         errors
             .push("deleted_retention_days (ORGBASE_DELETED_RETENTION_DAYS): must be 1–3650".into());
     }
+    if !(1..=36500).contains(&s.audit_retention_days) {
+        errors.push("audit_retention_days (ORGBASE_AUDIT_RETENTION_DAYS): must be 1–36500".into());
+    }
     if let Some(u) = &s.smtp_url {
         let ok = url::Url::parse(u.expose_secret())
             .is_ok_and(|p| matches!(p.scheme(), "smtp" | "smtps") && p.host_str().is_some());
@@ -381,6 +389,7 @@ fn check(s: Settings) -> Result<Config, String> {
             statement_timeout: std::time::Duration::from_millis(s.database_statement_timeout_ms),
         },
         deleted_retention: chrono::Duration::days(s.deleted_retention_days as i64),
+        audit_retention: chrono::Duration::days(s.audit_retention_days as i64),
         smtp_url: s.smtp_url,
         mail_from: s.mail_from,
         mail_outbox: s.mail_outbox.into(),
@@ -528,6 +537,7 @@ mod tests {
             database_acquire_timeout_ms: 0,
             database_statement_timeout_ms: 0,
             deleted_retention_days: 0,
+            audit_retention_days: 0,
             smtp_url: Some(SecretString::from("http://user:hunter2@x")),
             mail_from: " ".into(),
             mail_outbox: "".into(),

@@ -200,10 +200,14 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         public_url = %config.public_url,
         "orgbase is serving"
     );
-    // Soft-deleted organizations are restorable for the retention period, then removed.
+    // Soft-deleted organizations are restorable for their retention period, then removed; audit
+    // entries are kept for theirs.
     tokio::spawn(orgbase_api::purge_periodically(
         store.clone(),
-        config.deleted_retention,
+        orgbase_api::Retention {
+            deleted: config.deleted_retention,
+            audit: config.audit_retention,
+        },
         shutdown.clone(),
     ));
     let state = AppState::new(

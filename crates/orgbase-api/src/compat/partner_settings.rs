@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use orgbase_domain::{
-    now, parse_external_id, Email, OrgName, OrgStatus, Organization, OrganizationId, UserId,
+    now, parse_external_id, Email, OrgName, OrgStatus, Organization, OrganizationId, Target, UserId,
 };
 use orgbase_store::StoreError;
 use serde::Serialize;
@@ -489,11 +489,25 @@ async fn apply(
         }
         next.version = current.version + 1;
         next.updated_at = now();
-        match state
+        let mut entry = service::audit::entry(
+            who.audit_actor(),
+            Some(org_id),
+            "organization.updated",
+            Target::new("organization", org_id),
+        )
+        .diff(Some(&current), Some(&next));
+        if let Some((user, email)) = &email_change {
+            let before = state.store.get_user(*user).await?.email;
+            entry = entry.field(
+                "ownerEmail",
+                Value::from(before.as_str()),
+                Value::from(email.as_str()),
+            );
+        }
+        let write = state
             .store
-            .update_organization_and_owner_email(&next, &current, email_change)
-            .await
-        {
+            .update_organization_and_owner_email(&next, &current, email_change);
+        match service::audit::record(vec![entry], write).await {
             Ok(()) => {
                 tracing::info!(
                     organization_id = %org_id,

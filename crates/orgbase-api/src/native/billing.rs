@@ -5,9 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use orgbase_billing::{idempotency_key, CheckoutRequest, CustomerRef, WebhookError};
+use orgbase_billing::WebhookError;
 use orgbase_domain::{now, BillingProvider, Permission, ValidationErrors};
-use orgbase_store::StoreError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -101,113 +100,12 @@ pub async fn checkout(
     JsonBody(body, mut errors): JsonBody<CheckoutInput>,
 ) -> Result<Response, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::BillingManage).await?;
-    let org = access.org;
-    if let Some(sub) = org.subscription.as_ref().filter(|s| s.is_live()) {
-        // A second checkout would make a second subscription billing beside the first.
-        return Err(ApiError::Conflict {
-            code: "already_subscribed",
-            detail: format!(
-                "the organization has a live {} subscription: change its plan instead \
-                 (productPlanId)",
-                sub.provider.as_str()
-            ),
-        });
-    }
     let plan_id = body.plan_id.required("planId", &mut errors);
     let success_url = url_field("successUrl", body.success_url, &mut errors);
     let cancel_url = url_field("cancelUrl", body.cancel_url, &mut errors);
-    let plan = match plan_id {
-        Some(pid) => match state.store.get_plan(&pid).await {
-            Ok(p) => Some(p),
-            Err(StoreError::NotFound) => {
-                errors.add("planId", "unknown_plan", "no such plan");
-                None
-            }
-            Err(e) => return Err(e.into()),
-        },
-        None => None,
-    };
-    let mut billed = None;
-    if let Some(plan) = &plan {
-        let offered = org.offered_product_plan_id.as_deref() == Some(plan.id.as_str());
-        if !plan.public && !offered {
-            errors.add(
-                "planId",
-                "plan_not_offered",
-                "a private plan is checked out only once it is offered to this organization",
-            );
-        } else {
-            match (plan.provider, plan.provider_price_id.as_deref()) {
-                (Some(provider), Some(price)) => match state.billing.client(provider) {
-                    Ok(client) => billed = Some((client.clone(), price.to_owned())),
-                    Err(e) => errors.add("planId", "provider_not_configured", e.to_string()),
-                },
-                _ => errors.add(
-                    "planId",
-                    "plan_not_billed",
-                    "this plan is not billed through a provider: there is nothing to check out",
-                ),
-            }
-        }
-    }
-    errors.into_result()?;
-    let (Some(plan), Some((client, price_id)), Some(success_url), Some(cancel_url)) =
-        (plan, billed, success_url, cancel_url)
-    else {
-        return Err(ApiError::internal("checkout input checked"));
-    };
-    let provider = client.provider();
-    let upstream = |e: orgbase_billing::BillingError| ApiError::Upstream {
-        code: "billing_provider_error",
-        detail: format!("the billing provider failed: {e}"),
-    };
-
-    // The customer: made once per organization (the key makes a retried creation the same one).
-    let customer_id = match state.store.get_billing_account(org.id).await? {
-        Some(a) if a.provider == provider && !a.customer_id.is_empty() => a.customer_id,
-        _ => {
-            let made = client
-                .ensure_customer(
-                    &CustomerRef {
-                        organization_id: org.id,
-                        name: org.name.clone(),
-                        email: None,
-                        existing_customer_id: None,
-                    },
-                    &idempotency_key(&["customer", provider.as_str(), &org.id.to_string()]),
-                )
-                .await
-                .map_err(upstream)?;
-            state
-                .store
-                .attach_billing_customer(org.id, provider, &made)
-                .await?
-                .customer_id
-        }
-    };
-    let request = CheckoutRequest {
-        customer_id,
-        price_id,
-        organization_id: org.id,
-        plan_id: plan.id.clone(),
-        success_url,
-        cancel_url,
-    };
-    // The same checkout asked for again (a retry) is the same session.
-    let key = idempotency_key(&[
-        "checkout",
-        &org.id.to_string(),
-        &plan.id,
-        &request.price_id,
-        &request.customer_id,
-        &request.success_url,
-        &request.cancel_url,
-        &org.version.to_string(),
-    ]);
-    let session = client
-        .create_checkout(&request, &key)
-        .await
-        .map_err(upstream)?;
+    let session =
+        service::billing::checkout(&state, &access, plan_id, success_url, cancel_url, errors)
+            .await?;
     Ok((
         StatusCode::CREATED,
         Json(CheckoutAnswer {
@@ -235,10 +133,9 @@ pub async fn get(
     who: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<BillingView>, ApiError> {
-    let org = service::load_with(&state, &who, org_id(&id)?, Permission::BillingManage)
-        .await?
-        .org;
-    let account = state.store.get_billing_account(org.id).await?;
+    let access = service::load_with(&state, &who, org_id(&id)?, Permission::BillingManage).await?;
+    let account = service::billing::account(&state, &access).await?;
+    let org = access.org;
     let sub = org.subscription.as_ref();
     Ok(Json(BillingView {
         plan_id: org.product_plan_id.clone(),

@@ -6,14 +6,8 @@
 //! consumes it in the same transaction that adds the member, so two accepts cannot both win.
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
-use orgbase_domain::people::{
-    check_password, parse_person_name, INVITE_PREFIX, ROLE_MEMBER, ROLE_OWNER,
-};
-use orgbase_domain::{
-    now, Email, Invitation, InvitationState, NewSecret, Permission, SecretHash, User, UserId,
-    ValidationErrors,
-};
-use orgbase_store::{Acceptance, StoreError};
+use orgbase_domain::people::{parse_person_name, ROLE_MEMBER};
+use orgbase_domain::{now, Email, Invitation, Permission, ValidationErrors};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -25,7 +19,6 @@ use crate::extract::{Field, JsonBody, OptionalJsonBody};
 use crate::native::views::rfc3339;
 use crate::native::views::{Done, Envelope};
 use crate::service;
-use crate::service::invitations::send_invitation;
 use crate::service::roles::checked_roles;
 use crate::AppState;
 
@@ -207,13 +200,7 @@ pub async fn revoke(
 ) -> Result<Json<Done>, ApiError> {
     let access =
         service::load_with(&state, &who, org_id(&id)?, Permission::InvitationsManage).await?;
-    let inv_id = invitation_id(&inv)?;
-    service::invitations::owner_setup_guard(&state, &access, inv_id).await?;
-    let inv = state
-        .store
-        .revoke_invitation(access.org.id, inv_id, now())
-        .await?;
-    tracing::info!(organization_id = %access.org.id, invitation_id = %inv.id, actor = %who.actor(), "invitation revoked");
+    service::invitations::revoke(&state, &access, invitation_id(&inv)?).await?;
     Ok(Done::ok("Invitation revoked"))
 }
 
@@ -238,17 +225,7 @@ pub async fn resend(
 ) -> Result<Json<Envelope<InvitationView>>, ApiError> {
     let access =
         service::load_with(&state, &who, org_id(&id)?, Permission::InvitationsManage).await?;
-    let inv_id = invitation_id(&inv)?;
-    service::invitations::owner_setup_guard(&state, &access, inv_id).await?;
-    let secret = NewSecret::generate(INVITE_PREFIX);
-    let expires = now() + state.config.invitation_ttl;
-    let inv = state
-        .store
-        .reissue_invitation(access.org.id, inv_id, &secret.hash, expires)
-        .await?;
-    let owner_setup = inv.roles.contains(&ROLE_OWNER);
-    send_invitation(&state, &access.org, &inv, &secret.plain, owner_setup).await?;
-    tracing::info!(organization_id = %access.org.id, invitation_id = %inv.id, actor = %who.actor(), "invitation resent");
+    let inv = service::invitations::resend(&state, &access, invitation_id(&inv)?).await?;
     Ok(Envelope::ok("Invitation sent successfully.", inv.into()))
 }
 
@@ -274,13 +251,6 @@ pub struct Accepted {
     pub session: Option<crate::native::views::NewSession>,
 }
 
-fn gone(code: &'static str, detail: &str) -> ApiError {
-    ApiError::Gone {
-        code,
-        detail: detail.into(),
-    }
-}
-
 /// Accept the invitation and set the password.
 ///
 /// A new person sets a password (8–128 characters, confirmed). A person who already has an
@@ -302,133 +272,18 @@ pub async fn accept(
     Path(token): Path<String>,
     OptionalJsonBody(body, mut errors): OptionalJsonBody<AcceptInput>,
 ) -> Result<axum::response::Response, ApiError> {
-    let not_found = ApiError::NotFound;
-    if !token.starts_with(INVITE_PREFIX) || token.len() > 128 {
-        return Err(not_found);
-    }
-    let inv = state
-        .store
-        .find_invitation(&SecretHash::of(&token))
-        .await?
-        .ok_or(not_found)?;
-    let t = now();
-    match inv.state_at(t) {
-        InvitationState::Pending => {}
-        InvitationState::Accepted => {
-            return Err(ApiError::Conflict {
-                code: "invitation_used",
-                detail: "this invitation was accepted already".into(),
-            })
-        }
-        InvitationState::Revoked => {
-            return Err(gone("invitation_revoked", "this invitation was revoked"))
-        }
-        InvitationState::Expired => {
-            return Err(gone(
-                "invitation_expired",
-                "this invitation has expired; ask for a new one",
-            ))
-        }
-    }
-    let org = state.store.get_organization(inv.organization_id).await?;
-    if org.is_deleted() {
-        return Err(gone(
-            "organization_deleted",
-            "the organization of this invitation no longer exists",
-        ));
-    }
-    let existing = state.store.find_user_by_email(&inv.email).await?;
-    let has_account = existing.as_ref().is_some_and(|u| u.password_hash.is_some());
     let password = body.password.optional("password", &mut errors);
     let confirmation = body
         .password_confirmation
         .optional("password_confirmation", &mut errors);
-    let acceptance = if has_account {
-        errors.into_result()?;
-        Acceptance::ExistingAccount
+    let (member, session) =
+        service::invitations::accept(&state, &token, password, confirmation, errors).await?;
+    let message = if session.is_some() {
+        "Password set successfully."
     } else {
-        match &password {
-            None => errors.add("password", "required", "is required to create the account"),
-            Some(p) => {
-                errors.check(check_password("password", p));
-                if confirmation.as_deref() != Some(p.as_str()) {
-                    errors.add("password_confirmation", "mismatch", "must equal password");
-                }
-            }
-        }
-        errors.into_result()?;
-        let hash = state.passwords.hash(password.expect("validated")).await?;
-        let name = inv
-            .name
-            .clone()
-            .or_else(|| existing.as_ref().map(|u| u.name.clone()))
-            .unwrap_or_else(|| {
-                inv.email
-                    .as_str()
-                    .split('@')
-                    .next()
-                    .unwrap_or("")
-                    .to_owned()
-            });
-        Acceptance::SetPassword {
-            user: User {
-                id: UserId::new(),
-                email: inv.email.clone(),
-                name,
-                password_hash: Some(hash),
-                created_at: t,
-                updated_at: t,
-            },
-        }
+        "Invitation accepted."
     };
-    let member = match state
-        .store
-        .accept_invitation(inv.id, now(), &acceptance)
-        .await
-    {
-        Ok(m) => m,
-        Err(StoreError::Conflict {
-            constraint: "invitation_not_pending",
-        }) => {
-            return Err(ApiError::Conflict {
-                code: "invitation_used",
-                detail: "this invitation was accepted or revoked already".into(),
-            })
-        }
-        Err(StoreError::Conflict {
-            constraint: "invitation_expired",
-        }) => {
-            return Err(gone(
-                "invitation_expired",
-                "this invitation has expired; ask for a new one",
-            ))
-        }
-        Err(StoreError::Conflict {
-            constraint: "membership_ended",
-        }) => {
-            return Err(gone(
-                "invitation_void",
-                "this invitation was for a membership that has ended",
-            ))
-        }
-        Err(StoreError::Conflict {
-            constraint: "password_required",
-        }) => {
-            return Err(ApiError::field(
-                "password",
-                "required",
-                "is required to create the account",
-            ))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    tracing::info!(organization_id = %member.organization_id, member_id = member.id, invitation_id = %inv.id, "invitation accepted");
-    let (message, session) = if has_account {
-        ("Invitation accepted.", None)
-    } else {
-        let s = crate::service::sessions::start_session(&state, member.user_id).await?;
-        ("Password set successfully.", Some(s.into()))
-    };
+    let session = session.map(Into::into);
     Ok(crate::native::secret_answer(
         axum::http::StatusCode::OK,
         Envelope::ok(

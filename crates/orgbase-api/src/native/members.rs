@@ -6,21 +6,19 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use orgbase_domain::people::ROLE_OWNER;
-use orgbase_domain::{now, Member, OrganizationId, Permission, ValidationErrors};
+use orgbase_domain::{Member, OrganizationId, Permission, ValidationErrors};
 use orgbase_store::MemberQuery;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{role_permissions, Principal};
+use crate::auth::Principal;
 use crate::directory::PageKey;
 use crate::error::{ApiError, Problem};
 use crate::extract::org_id;
 use crate::extract::{Field, JsonBody};
 use crate::native::views::{rfc3339, Done, Envelope, OrganizationView};
 use crate::service;
-use crate::service::roles::checked_roles;
 use crate::AppState;
 
 pub const DEFAULT_PER_PAGE: u32 = 15;
@@ -289,80 +287,10 @@ pub async fn update(
     JsonBody(body, mut errors): JsonBody<UpdateMember>,
 ) -> Result<Json<Envelope<MemberView>>, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::MembersManage).await?;
-    let org = access.org.id;
     let target = service::members::get(&state, &access, member_id(&member)?).await?;
     let roles = body.roles.required("roles", &mut errors);
     let workspaces = body.workspaces.required("workspaces", &mut errors);
-    let roles = checked_roles(&state, org, "roles", roles, target.is_owner(), &mut errors).await?;
-    if let Some(r) = &roles {
-        if target.is_owner() && !r.contains(&ROLE_OWNER) {
-            return Err(ApiError::Conflict {
-                code: "owner_protected",
-                detail: "the owner cannot be demoted; transfer ownership first".into(),
-            });
-        }
-    }
-    let workspaces = match workspaces {
-        Some(ws) => {
-            let mut ids = Vec::with_capacity(ws.len());
-            let mut bad = Vec::new();
-            for w in ws {
-                match w.parse::<Uuid>() {
-                    Ok(u) => ids.push(u),
-                    Err(_) => bad.push(w),
-                }
-            }
-            ids.sort_unstable();
-            ids.dedup();
-            let known: Vec<Uuid> = state
-                .store
-                .list_workspaces(org)
-                .await?
-                .into_iter()
-                .map(|w| w.id)
-                .collect();
-            bad.extend(
-                ids.iter()
-                    .filter(|u| !known.contains(u))
-                    .map(|u| u.to_string()),
-            );
-            if bad.is_empty() {
-                Some(ids)
-            } else {
-                errors.add(
-                    "workspaces",
-                    "unknown_workspace",
-                    format!("no such workspace in this organization: {}", bad.join(", ")),
-                );
-                None
-            }
-        }
-        None => None,
-    };
-    errors.clone().into_result()?;
-    let (Some(roles), Some(workspaces)) = (roles, workspaces) else {
-        return Err(errors.into());
-    };
-    service::members::may_act_on(&state, &access, &target).await?;
-    let granted = role_permissions(&state, org, &roles).await?;
-    access.may_grant(granted, "roles")?;
-    let m = match state
-        .store
-        .update_member(org, target.id, &roles, &workspaces, now())
-        .await
-    {
-        Err(orgbase_store::StoreError::Conflict {
-            constraint: "foreign_key",
-        }) => {
-            return Err(ApiError::field(
-                "workspaces",
-                "unknown_workspace",
-                "a workspace was deleted meanwhile",
-            ))
-        }
-        other => other?,
-    };
-    tracing::info!(organization_id = %org, member_id = m.id, actor = %who.actor(), "member updated");
+    let m = service::members::update(&state, &access, target, roles, workspaces, errors).await?;
     Ok(Envelope::ok("Member update", m.into()))
 }
 

@@ -1,5 +1,6 @@
 //! The native API under `/api/…`.
 pub mod api_keys;
+pub mod audit;
 pub mod avatars;
 pub mod billing;
 pub mod invitations;

@@ -17,7 +17,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-use crate::auth::{PlatformAdmin, Principal};
+use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::extract::{nested, org_id, Field, JsonBody};
 use crate::native::views::OrganizationView;
@@ -342,9 +342,7 @@ pub async fn create(
     };
     let mut body = body;
     let creator = match &who {
-        Principal::Platform { key_id } => {
-            Creator::Platform(PlatformAdmin { key_id: *key_id }, named_owner(&mut errors))
-        }
+        Principal::Platform { .. } => Creator::Platform(who.platform()?, named_owner(&mut errors)),
         Principal::Partner { partner_id, .. } => {
             // A partner creates its own children: the parent is the partner, whatever is given.
             match body.parent_id.clone().nullable("parentId", &mut errors) {
@@ -444,7 +442,7 @@ pub async fn create(
         owner: None,
         rest,
     };
-    let (org, owner) = service::create(&state, creator, new, errors).await?;
+    let (org, owner) = service::create(&state, who.audit_actor(), creator, new, errors).await?;
     tracing::info!(organization_id = %org.id, actor = %who.actor(), "organization created");
     if let (Some(owner), Principal::Platform { .. } | Principal::Partner { .. }) = (owner, &who) {
         let user = state.store.get_user(owner.user_id).await?;

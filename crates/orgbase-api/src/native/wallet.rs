@@ -197,7 +197,7 @@ pub async fn charge(
     headers: HeaderMap,
     JsonBody(body, mut errors): JsonBody<ChargeInput>,
 ) -> Result<Json<ChargeAnswer>, ApiError> {
-    who.platform()?;
+    let admin = who.platform()?;
     let key = idempotency_key(&headers)?;
     let org = target(&state, &who, &id).await?;
     let e = &mut errors;
@@ -244,7 +244,7 @@ pub async fn charge(
         sms_points,
         ..new_entry(&who, &org, EntryKind::Charge, amount, reason, key, currency)
     };
-    let done = service::wallet::append(&state, entry).await?;
+    let done = service::wallet::append(&state, &admin, entry).await?;
     tracing::info!(organization_id = %org.id, entry_id = %done.id, amount, actor = %who.actor(), "wallet charged");
     Ok(Json(ChargeAnswer {
         success: true,
@@ -277,7 +277,7 @@ pub async fn credit(
     headers: HeaderMap,
     JsonBody(body, mut errors): JsonBody<CreditInput>,
 ) -> Result<Json<WalletView>, ApiError> {
-    who.platform()?;
+    let admin = who.platform()?;
     let key = idempotency_key(&headers)?;
     let org = target(&state, &who, &id).await?;
     let e = &mut errors;
@@ -298,7 +298,7 @@ pub async fn credit(
         key,
         currency.clone(),
     );
-    let done = service::wallet::append(&state, entry).await?;
+    let done = service::wallet::append(&state, &admin, entry).await?;
     tracing::info!(organization_id = %org.id, entry_id = %done.id, amount = done.amount, actor = %who.actor(), "wallet credited");
     Ok(Json(WalletView {
         balance: done.balance_after,

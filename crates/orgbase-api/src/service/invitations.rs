@@ -1,10 +1,17 @@
-//! Invitations: making one, and the e-mail that carries its token.
-use orgbase_domain::people::{INVITE_PREFIX, ROLE_OWNER};
-use orgbase_domain::{now, Email, Invitation, NewSecret, Organization, User};
+//! Invitations: making one, the e-mail that carries its token, revoking and resending it, and
+//! accepting it.
+use orgbase_domain::people::{check_password, INVITE_PREFIX, ROLE_OWNER};
+use orgbase_domain::{
+    now, Actor, ActorType, Email, Invitation, InvitationState, Member, NewSecret, Organization,
+    SecretHash, Target, User, UserId, ValidationErrors,
+};
 use orgbase_mail::Mail;
-use orgbase_store::StoreError;
+use orgbase_store::{Acceptance, StoreError};
 use uuid::Uuid;
 
+use super::audit;
+use super::sessions::Started;
+use crate::auth::OrgAccess;
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -153,7 +160,13 @@ pub async fn invite(
     )?;
     let actor = access.principal.actor();
     let (inv, token) = new_invitation(state, org, email, name, roles, actor.clone());
-    state.store.insert_invitation(&inv, false).await?;
+    let entry = audit::on_org(
+        access,
+        "invitation.created",
+        Target::new("invitation", inv.id),
+    )
+    .diff(None, Some(&inv));
+    audit::record(vec![entry], state.store.insert_invitation(&inv, false)).await?;
     tracing::info!(organization_id = %org.id, invitation_id = %inv.id, actor = %actor, "invitation created");
     send_invitation(state, org, &inv, &token, false).await?;
     Ok(inv)
@@ -173,4 +186,218 @@ pub async fn list(
         .into_iter()
         .filter(|i| all || i.state_at(t) == orgbase_domain::InvitationState::Pending)
         .collect())
+}
+
+/// Revokes an invitation: its link stops working at once.
+pub async fn revoke(
+    state: &AppState,
+    access: &OrgAccess<'_>,
+    id: Uuid,
+) -> Result<Invitation, ApiError> {
+    access.require(orgbase_domain::Permission::InvitationsManage)?;
+    owner_setup_guard(state, access, id).await?;
+    let current = state.store.get_invitation(access.org.id, id).await?;
+    let at = now();
+    let entry = audit::on_org(access, "invitation.revoked", Target::new("invitation", id)).diff(
+        Some(&current),
+        Some(&Invitation {
+            revoked_at: Some(at),
+            ..current.clone()
+        }),
+    );
+    let revoked = state.store.revoke_invitation(access.org.id, id, at);
+    let inv = audit::record(vec![entry], revoked).await?;
+    tracing::info!(organization_id = %access.org.id, invitation_id = %inv.id, actor = %access.principal.actor(), "invitation revoked");
+    Ok(inv)
+}
+
+/// Sends an invitation again with a new link; the previous link stops working.
+pub async fn resend(
+    state: &AppState,
+    access: &OrgAccess<'_>,
+    id: Uuid,
+) -> Result<Invitation, ApiError> {
+    access.require(orgbase_domain::Permission::InvitationsManage)?;
+    owner_setup_guard(state, access, id).await?;
+    let current = state.store.get_invitation(access.org.id, id).await?;
+    let secret = NewSecret::generate(INVITE_PREFIX);
+    let expires = now() + state.config.invitation_ttl;
+    let entry = audit::on_org(access, "invitation.resent", Target::new("invitation", id)).diff(
+        Some(&current),
+        Some(&Invitation {
+            expires_at: expires,
+            sends: current.sends + 1,
+            ..current.clone()
+        }),
+    );
+    let reissued = state
+        .store
+        .reissue_invitation(access.org.id, id, &secret.hash, expires);
+    let inv = audit::record(vec![entry], reissued).await?;
+    let owner_setup = inv.roles.contains(&ROLE_OWNER);
+    send_invitation(state, &access.org, &inv, &secret.plain, owner_setup).await?;
+    tracing::info!(organization_id = %access.org.id, invitation_id = %inv.id, actor = %access.principal.actor(), "invitation resent");
+    Ok(inv)
+}
+
+fn gone(code: &'static str, detail: &str) -> ApiError {
+    ApiError::Gone {
+        code,
+        detail: detail.into(),
+    }
+}
+
+/// Accepts the invitation whose link carries `token`: a new person sets a password (8–128
+/// characters, confirmed) and is signed in; a person who has an account joins without it
+/// changing. `errors` holds what parsing the body found.
+pub async fn accept(
+    state: &AppState,
+    token: &str,
+    password: Option<String>,
+    confirmation: Option<String>,
+    mut errors: ValidationErrors,
+) -> Result<(Member, Option<Started>), ApiError> {
+    let not_found = ApiError::NotFound;
+    if !token.starts_with(INVITE_PREFIX) || token.len() > 128 {
+        return Err(not_found);
+    }
+    let inv = state
+        .store
+        .find_invitation(&SecretHash::of(token))
+        .await?
+        .ok_or(not_found)?;
+    let t = now();
+    match inv.state_at(t) {
+        InvitationState::Pending => {}
+        InvitationState::Accepted => {
+            return Err(ApiError::Conflict {
+                code: "invitation_used",
+                detail: "this invitation was accepted already".into(),
+            })
+        }
+        InvitationState::Revoked => {
+            return Err(gone("invitation_revoked", "this invitation was revoked"))
+        }
+        InvitationState::Expired => {
+            return Err(gone(
+                "invitation_expired",
+                "this invitation has expired; ask for a new one",
+            ))
+        }
+    }
+    let org = state.store.get_organization(inv.organization_id).await?;
+    if org.is_deleted() {
+        return Err(gone(
+            "organization_deleted",
+            "the organization of this invitation no longer exists",
+        ));
+    }
+    let existing = state.store.find_user_by_email(&inv.email).await?;
+    let has_account = existing.as_ref().is_some_and(|u| u.password_hash.is_some());
+    let acceptance = if has_account {
+        errors.into_result()?;
+        Acceptance::ExistingAccount
+    } else {
+        match &password {
+            None => errors.add("password", "required", "is required to create the account"),
+            Some(p) => {
+                errors.check(check_password("password", p));
+                if confirmation.as_deref() != Some(p.as_str()) {
+                    errors.add("password_confirmation", "mismatch", "must equal password");
+                }
+            }
+        }
+        errors.into_result()?;
+        let hash = state.passwords.hash(password.expect("validated")).await?;
+        let name = inv
+            .name
+            .clone()
+            .or_else(|| existing.as_ref().map(|u| u.name.clone()))
+            .unwrap_or_else(|| {
+                inv.email
+                    .as_str()
+                    .split('@')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            });
+        Acceptance::SetPassword {
+            user: User {
+                id: UserId::new(),
+                email: inv.email.clone(),
+                name,
+                password_hash: Some(hash),
+                created_at: t,
+                updated_at: t,
+            },
+        }
+    };
+    // The person accepting acts: the account they have, or the one made now.
+    let person = match &acceptance {
+        Acceptance::SetPassword { user } => existing.as_ref().map_or(user.id, |u| u.id),
+        Acceptance::ExistingAccount => existing.as_ref().map_or(UserId::new(), |u| u.id),
+    };
+    let accepted_at = now();
+    let entry = audit::entry(
+        Actor::new(ActorType::User, person, Some(inv.email.as_str().to_owned())),
+        Some(inv.organization_id),
+        "invitation.accepted",
+        Target::new("invitation", inv.id),
+    )
+    .diff(
+        Some(&inv),
+        Some(&Invitation {
+            accepted_at: Some(accepted_at),
+            ..inv.clone()
+        }),
+    );
+    let accepted = state
+        .store
+        .accept_invitation(inv.id, accepted_at, &acceptance);
+    let member = match audit::record(vec![entry], accepted).await {
+        Ok(m) => m,
+        Err(StoreError::Conflict {
+            constraint: "invitation_not_pending",
+        }) => {
+            return Err(ApiError::Conflict {
+                code: "invitation_used",
+                detail: "this invitation was accepted or revoked already".into(),
+            })
+        }
+        Err(StoreError::Conflict {
+            constraint: "invitation_expired",
+        }) => {
+            return Err(gone(
+                "invitation_expired",
+                "this invitation has expired; ask for a new one",
+            ))
+        }
+        Err(StoreError::Conflict {
+            constraint: "membership_ended",
+        }) => {
+            return Err(gone(
+                "invitation_void",
+                "this invitation was for a membership that has ended",
+            ))
+        }
+        Err(StoreError::Conflict {
+            constraint: "password_required",
+        }) => {
+            return Err(ApiError::field(
+                "password",
+                "required",
+                "is required to create the account",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(organization_id = %member.organization_id, member_id = member.id, invitation_id = %inv.id, "invitation accepted");
+    // A person who set their password here is signed in; one who had an account logs in as
+    // usual (the link alone never opens an existing account).
+    let session = if has_account {
+        None
+    } else {
+        Some(super::sessions::start_session(state, member.user_id, None).await?)
+    };
+    Ok((member, session))
 }

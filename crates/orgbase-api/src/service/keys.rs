@@ -3,9 +3,11 @@
 use orgbase_domain::credential::API_KEY_PREFIX;
 use orgbase_domain::{
     now, ApiKey, ApiKeyId, KeyKind, NewSecret, OrgType, OrganizationId, Permission, Permissions,
+    Target,
 };
 use orgbase_store::{KeyQuery, StoreError};
 
+use super::audit;
 use crate::auth::{role_permissions, OrgAccess, PlatformAdmin};
 use crate::error::ApiError;
 use crate::AppState;
@@ -43,7 +45,14 @@ pub async fn create(
         key.kind = KeyKind::Partner;
         key.organization_id = Some(org);
     }
-    state.store.insert_api_key(&key).await?;
+    let entry = audit::entry(
+        admin.audit_actor(),
+        key.organization_id,
+        "api_key.created",
+        Target::new("api_key", key.id),
+    )
+    .diff(None, Some(&key));
+    audit::record(vec![entry], state.store.insert_api_key(&key)).await?;
     tracing::info!(key_id = %key.id, kind = key.kind.as_str(), actor = %admin.actor(), "key created");
     Ok((key, plain))
 }
@@ -63,7 +72,23 @@ pub async fn revoke(
     admin: &PlatformAdmin,
     id: ApiKeyId,
 ) -> Result<ApiKey, ApiError> {
-    let key = state.store.revoke_api_key(id, now()).await?;
+    let before = state.store.get_api_key(id).await?;
+    if before.revoked_at.is_some() {
+        return Ok(before);
+    }
+    let at = now();
+    let after = ApiKey {
+        revoked_at: Some(at),
+        ..before.clone()
+    };
+    let entry = audit::entry(
+        admin.audit_actor(),
+        before.organization_id,
+        "api_key.revoked",
+        Target::new("api_key", id),
+    )
+    .diff(Some(&before), Some(&after));
+    let key = audit::record(vec![entry], state.store.revoke_api_key(id, at)).await?;
     tracing::info!(key_id = %key.id, actor = %admin.actor(), "key revoked");
     Ok(key)
 }
@@ -96,7 +121,9 @@ pub async fn create_org_key(
         created_at: now(),
         revoked_at: None,
     };
-    state.store.insert_api_key(&key).await?;
+    let entry = audit::on_org(access, "api_key.created", Target::new("api_key", key.id))
+        .diff(None, Some(&key));
+    audit::record(vec![entry], state.store.insert_api_key(&key)).await?;
     tracing::info!(organization_id = %org, key_id = %key.id, actor = %access.principal.actor(), "organization key created");
     Ok((key, secret.plain))
 }
@@ -127,7 +154,17 @@ pub async fn revoke_org_key(
     if key.organization_id != Some(access.org.id) {
         return Err(ApiError::NotFound);
     }
-    state.store.revoke_api_key(key.id, now()).await?;
+    if key.revoked_at.is_some() {
+        return Ok(());
+    }
+    let at = now();
+    let after = ApiKey {
+        revoked_at: Some(at),
+        ..key.clone()
+    };
+    let entry = audit::on_org(access, "api_key.revoked", Target::new("api_key", key.id))
+        .diff(Some(&key), Some(&after));
+    audit::record(vec![entry], state.store.revoke_api_key(key.id, at)).await?;
     tracing::info!(organization_id = %access.org.id, key_id = %key.id, actor = %access.principal.actor(), "organization key revoked");
     Ok(())
 }

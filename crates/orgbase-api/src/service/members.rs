@@ -1,7 +1,11 @@
 //! Members of an organization: who may change whom, and the owner's protection.
-use orgbase_domain::{now, Member, Organization, Permission};
+use orgbase_domain::people::ROLE_OWNER;
+use orgbase_domain::{now, Member, Organization, Permission, Target, ValidationErrors};
 use orgbase_store::StoreError;
+use uuid::Uuid;
 
+use super::audit;
+use super::roles::checked_roles;
 use crate::auth::{role_permissions, OrgAccess};
 use crate::error::ApiError;
 use crate::AppState;
@@ -34,7 +38,13 @@ pub async fn remove(state: &AppState, access: &OrgAccess<'_>, id: i64) -> Result
         });
     }
     may_act_on(state, access, &target).await?;
-    state.store.remove_member(access.org.id, target.id).await?;
+    let entry = audit::on_org(access, "member.removed", Target::new("member", target.id))
+        .diff(Some(&target), None);
+    audit::record(
+        vec![entry],
+        state.store.remove_member(access.org.id, target.id),
+    )
+    .await?;
     tracing::info!(organization_id = %access.org.id, member_id = target.id, actor = %access.principal.actor(), "member removed");
     Ok(())
 }
@@ -52,8 +62,8 @@ pub async fn transfer_ownership(
         ));
     }
     let org = access.org.id;
-    match state.store.get_member(org, to).await {
-        Ok(_) => {}
+    let new_owner = match state.store.get_member(org, to).await {
+        Ok(m) => m,
         Err(StoreError::NotFound) => {
             return Err(ApiError::field(
                 "memberId",
@@ -62,8 +72,111 @@ pub async fn transfer_ownership(
             ))
         }
         Err(e) => return Err(e.into()),
-    }
-    let updated = state.store.transfer_ownership(org, to, now()).await?;
+    };
+    let entry = audit::on_org(
+        access,
+        "organization.ownership_transferred",
+        Target::new("organization", org),
+    )
+    .field(
+        "owner",
+        serde_json::json!(access.org.owner),
+        serde_json::json!(new_owner.user_id),
+    );
+    let updated =
+        audit::record(vec![entry], state.store.transfer_ownership(org, to, now())).await?;
     tracing::info!(organization_id = %org, to_member = to, actor = %access.principal.actor(), "ownership transferred");
     Ok(updated)
+}
+
+/// Replaces a member's roles and workspaces (as given: checked here). The owner keeps the owner
+/// role (ownership moves only by transfer), and nobody grants roles beyond their own or changes
+/// someone more powerful than themselves.
+pub async fn update(
+    state: &AppState,
+    access: &OrgAccess<'_>,
+    target: Member,
+    roles: Option<Vec<i64>>,
+    workspaces: Option<Vec<String>>,
+    mut errors: ValidationErrors,
+) -> Result<Member, ApiError> {
+    access.require(Permission::MembersManage)?;
+    let org = access.org.id;
+    let roles = checked_roles(state, org, "roles", roles, target.is_owner(), &mut errors).await?;
+    if let Some(r) = &roles {
+        if target.is_owner() && !r.contains(&ROLE_OWNER) {
+            return Err(ApiError::Conflict {
+                code: "owner_protected",
+                detail: "the owner cannot be demoted; transfer ownership first".into(),
+            });
+        }
+    }
+    let workspaces = match workspaces {
+        Some(ws) => {
+            let mut ids = Vec::with_capacity(ws.len());
+            let mut bad = Vec::new();
+            for w in ws {
+                match w.parse::<Uuid>() {
+                    Ok(u) => ids.push(u),
+                    Err(_) => bad.push(w),
+                }
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            let known: Vec<Uuid> = state
+                .store
+                .list_workspaces(org)
+                .await?
+                .into_iter()
+                .map(|w| w.id)
+                .collect();
+            bad.extend(
+                ids.iter()
+                    .filter(|u| !known.contains(u))
+                    .map(|u| u.to_string()),
+            );
+            if bad.is_empty() {
+                Some(ids)
+            } else {
+                errors.add(
+                    "workspaces",
+                    "unknown_workspace",
+                    format!("no such workspace in this organization: {}", bad.join(", ")),
+                );
+                None
+            }
+        }
+        None => None,
+    };
+    errors.clone().into_result()?;
+    let (Some(roles), Some(workspaces)) = (roles, workspaces) else {
+        return Err(errors.into());
+    };
+    may_act_on(state, access, &target).await?;
+    let granted = role_permissions(state, org, &roles).await?;
+    access.may_grant(granted, "roles")?;
+    let next = Member {
+        roles: roles.clone(),
+        workspaces: workspaces.clone(),
+        ..target.clone()
+    };
+    let entry = audit::on_org(access, "member.updated", Target::new("member", target.id))
+        .diff(Some(&target), Some(&next));
+    let updated = state
+        .store
+        .update_member(org, target.id, &roles, &workspaces, now());
+    let m = match audit::record(vec![entry], updated).await {
+        Err(orgbase_store::StoreError::Conflict {
+            constraint: "foreign_key",
+        }) => {
+            return Err(ApiError::field(
+                "workspaces",
+                "unknown_workspace",
+                "a workspace was deleted meanwhile",
+            ))
+        }
+        other => other?,
+    };
+    tracing::info!(organization_id = %org, member_id = m.id, actor = %access.principal.actor(), "member updated");
+    Ok(m)
 }

@@ -1,6 +1,8 @@
 //! The organization services, shared by every API surface. They take proofs of access from
 //! [`crate::auth`], apply the domain's rules and talk to storage.
 
+pub mod audit;
+pub mod billing;
 pub mod invitations;
 pub mod keys;
 pub mod members;
@@ -10,8 +12,8 @@ pub mod sessions;
 pub mod wallet;
 pub mod workspaces;
 use orgbase_domain::{
-    now, Member, NewOrganization, OrgStatus, OrgType, Organization, OrganizationId,
-    OrganizationPatch, Permission, Slug, User, UserId, ValidationErrors,
+    now, Actor, Member, NewOrganization, OrgStatus, OrgType, Organization, OrganizationId,
+    OrganizationPatch, Permission, Slug, Target, User, UserId, ValidationErrors,
 };
 use orgbase_store::{OrganizationQuery, StoreError};
 use rand::Rng;
@@ -136,6 +138,7 @@ async fn check_hierarchy(
 
 pub async fn create(
     state: &AppState,
+    actor: Actor,
     creator: Creator,
     new: NewOrganization,
     mut errors: ValidationErrors,
@@ -162,15 +165,21 @@ pub async fn create(
     errors.clone().into_result()?;
     let mut org = org.expect("validated");
     for attempt in 0..SLUG_ATTEMPTS {
+        let entry = audit::entry(
+            actor.clone(),
+            Some(org.id),
+            "organization.created",
+            Target::new("organization", org.id),
+        )
+        .diff(None, Some(&org));
         let inserted = match &owner {
-            Some(u) => state
-                .store
-                .insert_organization_with_owner(&org, u)
-                .await
-                .map(|(o, m)| (o, Some(m))),
-            None => state
-                .store
-                .insert_organization(&org)
+            Some(u) => {
+                let write = state.store.insert_organization_with_owner(&org, u);
+                audit::record(vec![entry], write)
+                    .await
+                    .map(|(o, m)| (o, Some(m)))
+            }
+            None => audit::record(vec![entry], state.store.insert_organization(&org))
                 .await
                 .map(|()| (org.clone(), None)),
         };
@@ -279,7 +288,17 @@ pub async fn update(
         }
         Ok((next != *current).then_some(next))
     };
-    modify(state, who, id, if_match, authorize, change, true).await
+    modify(
+        state,
+        who,
+        id,
+        if_match,
+        authorize,
+        change,
+        "organization.updated",
+        true,
+    )
+    .await
 }
 
 /// The plans a patch names must exist; a new plan billed through a provider is set only on a
@@ -394,7 +413,17 @@ pub async fn set_avatar(
             ..current.clone()
         }))
     };
-    modify(state, who, id, None, authorize, change, false).await
+    modify(
+        state,
+        who,
+        id,
+        None,
+        authorize,
+        change,
+        "organization.updated",
+        false,
+    )
+    .await
 }
 
 /// Soft delete: the organization disappears for everyone but the platform, restorable. Only
@@ -449,14 +478,21 @@ async fn set_deleted(
             ..current.clone()
         }))
     };
-    modify(state, who, id, if_match, authorize, change, false)
+    let action = if deleted {
+        "organization.deleted"
+    } else {
+        "organization.restored"
+    };
+    modify(state, who, id, if_match, authorize, change, action, false)
         .await
         .map(|(_, next)| next)
 }
 
 /// Reads the organization, asks `change` for its next state (`None`: nothing to change), and
-/// writes it if nobody changed the organization meanwhile. Otherwise it reads again and retries,
-/// after a short random pause, unless the caller pinned a version with If-Match.
+/// writes it, with its audit entry (`action`), if nobody changed the organization meanwhile.
+/// Otherwise it reads again and retries, after a short random pause, unless the caller pinned a
+/// version with If-Match.
+#[allow(clippy::too_many_arguments)]
 async fn modify(
     state: &AppState,
     who: &Principal,
@@ -464,6 +500,7 @@ async fn modify(
     if_match: Option<IfMatch>,
     authorize: impl Fn(&OrgAccess<'_>) -> Result<(), ApiError>,
     change: impl Fn(&Organization) -> Result<Option<Organization>, ApiError>,
+    action: &str,
     check_parent: bool,
 ) -> Result<(Organization, Organization), ApiError> {
     for attempt in 0..UPDATE_ATTEMPTS {
@@ -486,7 +523,15 @@ async fn modify(
             check_hierarchy(state, Some(&current), &next, &mut errors).await?;
             errors.into_result()?;
         }
-        match state.store.update_organization(&next, &current).await {
+        let entry = audit::entry(
+            who.audit_actor(),
+            Some(id),
+            action,
+            Target::new("organization", id),
+        )
+        .diff(Some(&current), Some(&next));
+        let write = state.store.update_organization(&next, &current);
+        match audit::record(vec![entry], write).await {
             Ok(()) => return Ok((current, next)),
             Err(StoreError::VersionMismatch) if if_match.is_none() => continue,
             Err(StoreError::Conflict {

@@ -1,7 +1,8 @@
 //! Product plans: the platform manages them; anyone may read the public ones.
-use orgbase_domain::{now, Plan, DEFAULT_PLAN};
+use orgbase_domain::{now, Plan, Target, DEFAULT_PLAN};
 use orgbase_store::StoreError;
 
+use super::audit;
 use crate::auth::PlatformAdmin;
 use crate::error::ApiError;
 use crate::AppState;
@@ -21,7 +22,16 @@ pub async fn get(state: &AppState, _admin: &PlatformAdmin, id: &str) -> Result<P
 }
 
 pub async fn create(state: &AppState, admin: &PlatformAdmin, plan: &Plan) -> Result<(), ApiError> {
-    state.store.insert_plan(plan).await.map_err(plan_error)?;
+    let entry = audit::entry(
+        admin.audit_actor(),
+        None,
+        "plan.created",
+        Target::new("plan", &plan.id),
+    )
+    .diff(None, Some(plan));
+    audit::record(vec![entry], state.store.insert_plan(plan))
+        .await
+        .map_err(plan_error)?;
     tracing::info!(plan_id = %plan.id, actor = %admin.actor(), "plan created");
     Ok(())
 }
@@ -35,7 +45,14 @@ pub async fn update(
 ) -> Result<Plan, ApiError> {
     if next != *current {
         next.updated_at = now();
-        state.store.update_plan(&next).await?;
+        let entry = audit::entry(
+            admin.audit_actor(),
+            None,
+            "plan.updated",
+            Target::new("plan", &next.id),
+        )
+        .diff(Some(current), Some(&next));
+        audit::record(vec![entry], state.store.update_plan(&next)).await?;
         tracing::info!(plan_id = %next.id, actor = %admin.actor(), "plan updated");
     }
     Ok(next)
@@ -49,7 +66,17 @@ pub async fn delete(state: &AppState, admin: &PlatformAdmin, id: &str) -> Result
             detail: "starter is every new organization's plan and cannot be deleted".into(),
         });
     }
-    state.store.delete_plan(id).await.map_err(plan_error)?;
+    let current = state.store.get_plan(id).await?;
+    let entry = audit::entry(
+        admin.audit_actor(),
+        None,
+        "plan.deleted",
+        Target::new("plan", id),
+    )
+    .diff(Some(&current), None);
+    audit::record(vec![entry], state.store.delete_plan(id))
+        .await
+        .map_err(plan_error)?;
     tracing::info!(plan_id = %id, actor = %admin.actor(), "plan deleted");
     Ok(())
 }

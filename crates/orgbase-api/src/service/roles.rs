@@ -1,8 +1,11 @@
 //! Roles named in a change: known in the organization, and never the owner role.
 use orgbase_domain::people::{system_role, system_roles, FIRST_CUSTOM_ROLE_ID, ROLE_OWNER};
-use orgbase_domain::{now, OrganizationId, Permission, Permissions, Role, ValidationErrors};
+use orgbase_domain::{
+    now, OrganizationId, Permission, Permissions, Role, Target, ValidationErrors,
+};
 use orgbase_store::NewRole;
 
+use super::audit;
 use crate::auth::OrgAccess;
 use crate::error::ApiError;
 use crate::AppState;
@@ -34,16 +37,27 @@ pub async fn create(
 ) -> Result<Role, ApiError> {
     access.require(Permission::RolesManage)?;
     access.may_grant(permissions, "permissions")?;
-    let role = state
-        .store
-        .insert_role(&NewRole {
-            organization_id: access.org.id,
-            name,
-            description,
-            permissions,
-            at: now(),
-        })
-        .await?;
+    let new = NewRole {
+        organization_id: access.org.id,
+        name,
+        description,
+        permissions,
+        at: now(),
+    };
+    // The role's id is the database's: the store gives it to the entry.
+    let entry = audit::on_org(access, "role.created", Target::new("role", "")).diff(
+        None,
+        Some(&Role {
+            id: 0,
+            organization_id: Some(new.organization_id),
+            name: new.name.clone(),
+            description: new.description.clone(),
+            permissions: new.permissions,
+            created_at: Some(new.at),
+            updated_at: Some(new.at),
+        }),
+    );
+    let role = audit::record(vec![entry], state.store.insert_role(&new)).await?;
     tracing::info!(organization_id = %access.org.id, role_id = role.id, actor = %access.principal.actor(), "role created");
     Ok(role)
 }
@@ -82,7 +96,9 @@ pub async fn update(
     }
     if next != current {
         next.updated_at = Some(now());
-        state.store.update_role(&next).await?;
+        let entry = audit::on_org(access, "role.updated", Target::new("role", next.id))
+            .diff(Some(&current), Some(&next));
+        audit::record(vec![entry], state.store.update_role(&next)).await?;
         tracing::info!(organization_id = %access.org.id, role_id = next.id, actor = %access.principal.actor(), "role updated");
     }
     Ok(next)
@@ -96,7 +112,13 @@ pub async fn delete(state: &AppState, access: &OrgAccess<'_>, id: i64) -> Result
         return Err(ApiError::Forbidden("system roles cannot be deleted".into()));
     }
     access.may_grant(current.permissions, "this role")?;
-    state.store.delete_role(access.org.id, current.id).await?;
+    let entry = audit::on_org(access, "role.deleted", Target::new("role", current.id))
+        .diff(Some(&current), None);
+    audit::record(
+        vec![entry],
+        state.store.delete_role(access.org.id, current.id),
+    )
+    .await?;
     tracing::info!(organization_id = %access.org.id, role_id = current.id, actor = %access.principal.actor(), "role deleted");
     Ok(())
 }

@@ -1,8 +1,12 @@
 //! Sessions: starting one for a person.
 use orgbase_domain::people::SESSION_PREFIX;
-use orgbase_domain::{now, Email, NewSecret, Session, User, UserId};
+use orgbase_domain::{
+    now, Actor, ActorType, AuditEntry, Email, NewSecret, Session, Target, User, UserId,
+};
 use uuid::Uuid;
 
+use super::audit;
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -12,10 +16,12 @@ pub struct Started {
     pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Starts a session for a person; answers its token, shown once.
+/// Starts a session for a person; answers its token, shown once. `entry` is the audit entry of
+/// a sign-in (none when the session is part of another change: accepting an invitation).
 pub async fn start_session(
     state: &AppState,
     user: orgbase_domain::UserId,
+    entry: Option<AuditEntry>,
 ) -> Result<Started, ApiError> {
     let secret = NewSecret::generate(SESSION_PREFIX);
     let created = now();
@@ -27,7 +33,15 @@ pub async fn start_session(
         expires_at: created + state.config.session_ttl,
         revoked_at: None,
     };
-    state.store.insert_session(&session).await?;
+    let entries = entry
+        .map(|e| {
+            let mut e = e;
+            e.target = Target::new("session", session.id);
+            e
+        })
+        .into_iter()
+        .collect();
+    audit::record(entries, state.store.insert_session(&session)).await?;
     Ok(Started {
         token: secret.plain,
         expires_at: session.expires_at,
@@ -86,14 +100,37 @@ pub async fn login(
         return Err(WRONG);
     };
     state.login_by_account.forget(&account_key);
-    let session = start_session(state, user.id).await?;
+    let entry = audit::entry(
+        Actor::new(
+            ActorType::User,
+            user.id,
+            Some(user.email.as_str().to_owned()),
+        ),
+        None,
+        "session.created",
+        Target::new("session", ""),
+    );
+    let session = start_session(state, user.id, Some(entry)).await?;
     tracing::info!(user_id = %user.id, "logged in");
     Ok((user, session))
 }
 
-/// Ends a session: its token stops working at once.
-pub async fn logout(state: &AppState, session: Uuid) -> Result<(), ApiError> {
-    Ok(state.store.revoke_session(session, now()).await?)
+/// Ends the caller's session: its token stops working at once. A key is revoked instead.
+pub async fn logout(state: &AppState, who: &Principal) -> Result<(), ApiError> {
+    let Principal::User { session_id, .. } = who else {
+        return Err(ApiError::Forbidden(
+            "logout ends a session; a key is revoked instead".into(),
+        ));
+    };
+    let at = now();
+    let entry = audit::entry(
+        who.audit_actor(),
+        None,
+        "session.revoked",
+        Target::new("session", session_id),
+    )
+    .field("revokedAt", serde_json::Value::Null, serde_json::json!(at));
+    Ok(audit::record(vec![entry], state.store.revoke_session(*session_id, at)).await?)
 }
 
 /// The person behind a session.

@@ -1,9 +1,10 @@
 //! The wallet: its balance, and entries appended to its ledger.
-use orgbase_domain::wallet::{Entry, NewEntry, Wallet};
-use orgbase_domain::{Organization, Permission};
+use orgbase_domain::wallet::{Entry, EntryKind, NewEntry, Wallet};
+use orgbase_domain::{Organization, Permission, Target};
 use orgbase_store::{Appended, StoreError};
 
-use crate::auth::OrgAccess;
+use super::audit;
+use crate::auth::{OrgAccess, PlatformAdmin};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -47,8 +48,23 @@ pub async fn currency_for(state: &AppState, org: &Organization) -> Result<String
 
 /// Appends an entry for the platform; a replay of the same Idempotency-Key answers as the first
 /// time did, and another request under that key is a 422.
-pub async fn append(state: &AppState, entry: NewEntry) -> Result<Entry, ApiError> {
-    match state.store.append_entry(&entry).await {
+pub async fn append(
+    state: &AppState,
+    admin: &PlatformAdmin,
+    entry: NewEntry,
+) -> Result<Entry, ApiError> {
+    let action = match entry.kind {
+        EntryKind::Charge => "wallet.charged",
+        EntryKind::Credit => "wallet.credited",
+    };
+    let record = audit::entry(
+        admin.audit_actor(),
+        Some(entry.organization_id),
+        action,
+        Target::new("wallet_entry", entry.id),
+    )
+    .diff(None, Some(&entry));
+    match audit::record(vec![record], state.store.append_entry(&entry)).await {
         Ok(Appended::New(e)) => Ok(e),
         Ok(Appended::Existing(e)) if entry.same_as(&e) => Ok(e),
         Ok(Appended::Existing(_)) => Err(ApiError::field(

@@ -1,8 +1,9 @@
 //! An organization's workspaces: anyone who may read it lists them; `workspaces:manage` changes
 //! them.
-use orgbase_domain::{now, Permission, Workspace};
+use orgbase_domain::{now, Permission, Target, Workspace};
 use uuid::Uuid;
 
+use super::audit;
 use crate::auth::OrgAccess;
 use crate::error::ApiError;
 use crate::AppState;
@@ -36,7 +37,9 @@ pub async fn create(
         created_at: t,
         updated_at: t,
     };
-    state.store.insert_workspace(&ws).await?;
+    let entry = audit::on_org(access, "workspace.created", Target::new("workspace", ws.id))
+        .diff(None, Some(&ws));
+    audit::record(vec![entry], state.store.insert_workspace(&ws)).await?;
     tracing::info!(organization_id = %ws.organization_id, workspace_id = %ws.id, actor = %access.principal.actor(), "workspace created");
     Ok(ws)
 }
@@ -56,9 +59,11 @@ pub async fn rename(
     let next = Workspace {
         name,
         updated_at: now(),
-        ..current
+        ..current.clone()
     };
-    state.store.update_workspace(&next).await?;
+    let entry = audit::on_org(access, "workspace.updated", Target::new("workspace", id))
+        .diff(Some(&current), Some(&next));
+    audit::record(vec![entry], state.store.update_workspace(&next)).await?;
     tracing::info!(organization_id = %next.organization_id, workspace_id = %next.id, actor = %access.principal.actor(), "workspace renamed");
     Ok(next)
 }
@@ -66,7 +71,10 @@ pub async fn rename(
 /// Deletes a workspace; its members stay, without it.
 pub async fn delete(state: &AppState, access: &OrgAccess<'_>, id: Uuid) -> Result<(), ApiError> {
     access.require(Permission::WorkspacesManage)?;
-    state.store.delete_workspace(access.org.id, id).await?;
+    let current = state.store.get_workspace(access.org.id, id).await?;
+    let entry = audit::on_org(access, "workspace.deleted", Target::new("workspace", id))
+        .diff(Some(&current), None);
+    audit::record(vec![entry], state.store.delete_workspace(access.org.id, id)).await?;
     tracing::info!(organization_id = %access.org.id, workspace_id = %id, actor = %access.principal.actor(), "workspace deleted");
     Ok(())
 }

@@ -160,7 +160,10 @@ impl App {
         App {
             base,
             key,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .user_agent("orgbase-tests/1")
+                .build()
+                .unwrap(),
             db,
             outbox,
             avatar_dir,

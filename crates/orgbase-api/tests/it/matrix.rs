@@ -1,12 +1,16 @@
 //! Authorization everywhere: every route of the API × every kind of caller, each answer checked.
 //! The table must name every operation of the OpenAPI document (which is generated from the
 //! routes), so a route added without a row fails this test.
+//!
+//! The same walk proves the audit log: every call of a mutating route that succeeds writes
+//! exactly one entry, with the row's action, the caller as its actor and its target; every call
+//! refused or invalid writes none.
 use orgbase_domain::people::ROLE_VIEWER;
 use orgbase_domain::{now, Email, Invitation, SecretHash, User, UserId};
 use orgbase_store::Acceptance;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::App;
@@ -280,6 +284,18 @@ fn table() -> Vec<Row> {
             None,
             org_route(403, 200, 200, 200),
         ),
+        row(
+            M::GET,
+            "/api/organizations/{org}/audit-log",
+            None,
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::GET,
+            "/api/admin/audit-log",
+            None,
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
         row(M::GET, "/api/plans", None, [200; 7]),
         row(
             M::POST,
@@ -351,6 +367,126 @@ fn table() -> Vec<Row> {
             [401, 401, 204, 204, 204, 204, 403],
         ),
     ]
+}
+
+/// The audit action a successful call of each mutating route records.
+fn actions() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([
+        ("POST /api/auth/login", "session.created"),
+        ("POST /api/auth/logout", "session.revoked"),
+        ("POST /api/organizations", "organization.created"),
+        ("PATCH /api/organizations/{org}", "organization.updated"),
+        ("DELETE /api/organizations/{org}", "organization.deleted"),
+        (
+            "POST /api/admin/organizations/{org}/restore",
+            "organization.restored",
+        ),
+        (
+            "POST /api/organizations/{org}/upload-avatar",
+            "organization.updated",
+        ),
+        (
+            "DELETE /api/organizations/{org}/avatar",
+            "organization.updated",
+        ),
+        (
+            "POST /api/organizations/{org}/billing/checkout",
+            "billing.checkout_started",
+        ),
+        ("POST /api/billing/webhooks/stripe", "plan.changed"),
+        (
+            "PUT /api/organizations/{org}/members/{member}",
+            "member.updated",
+        ),
+        (
+            "DELETE /api/organizations/{org}/members/{member}",
+            "member.removed",
+        ),
+        ("POST /api/organizations/{org}/roles", "role.created"),
+        (
+            "PATCH /api/organizations/{org}/roles/{role}",
+            "role.updated",
+        ),
+        (
+            "DELETE /api/organizations/{org}/roles/{role}",
+            "role.deleted",
+        ),
+        (
+            "POST /api/organizations/{org}/workspaces",
+            "workspace.created",
+        ),
+        (
+            "PATCH /api/organizations/{org}/workspaces/{workspace}",
+            "workspace.updated",
+        ),
+        (
+            "DELETE /api/organizations/{org}/workspaces/{workspace}",
+            "workspace.deleted",
+        ),
+        ("POST /api/organizations/{org}/invite", "invitation.created"),
+        (
+            "DELETE /api/organizations/{org}/invitations/{invitation}",
+            "invitation.revoked",
+        ),
+        (
+            "POST /api/organizations/{org}/invitations/{invitation}/resend",
+            "invitation.resent",
+        ),
+        (
+            "POST /api/organizations/invite/{token}/accept",
+            "invitation.accepted",
+        ),
+        ("POST /api/organizations/{org}/api-keys", "api_key.created"),
+        (
+            "DELETE /api/organizations/{org}/api-keys/{key}",
+            "api_key.revoked",
+        ),
+        ("POST /api/admin/api-keys", "api_key.created"),
+        ("DELETE /api/admin/api-keys/{admin_key}", "api_key.revoked"),
+        (
+            "POST /api/admin/organizations/{org}/credit",
+            "wallet.credited",
+        ),
+        (
+            "POST /api/admin/organizations/{org}/charge",
+            "wallet.charged",
+        ),
+        ("POST /api/admin/plans", "plan.created"),
+        ("PATCH /api/admin/plans/{plan}", "plan.updated"),
+        ("DELETE /api/admin/plans/{plan}", "plan.deleted"),
+        (
+            "POST /api/v2/updateOrganization?token={caller}&targetOrganizationId={org}",
+            "organization.updated",
+        ),
+        ("PATCH /v1/orgs/{org}/properties", "organization.updated"),
+        (
+            "POST /api/organizations/{org}/transfer-ownership",
+            "organization.ownership_transferred",
+        ),
+    ])
+}
+
+/// Rows whose calls all act on the same state: once one caller succeeded, the next ones find
+/// the change made (the same avatar, no avatar, a deleted organization).
+const REPEATS_CHANGE_NOTHING: [&str; 3] = [
+    "POST /api/organizations/{org}/upload-avatar",
+    "DELETE /api/organizations/{org}/avatar",
+    "DELETE /api/organizations/{org}",
+];
+
+/// Every audit entry, by id.
+async fn audit_entries(app: &App) -> BTreeMap<uuid::Uuid, orgbase_domain::AuditEntry> {
+    app.db
+        .store
+        .list_audit_entries(&orgbase_domain::AuditQuery {
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.id, e))
+        .collect()
 }
 
 /// Makes what a call needs afresh (a member to remove, a role to delete, …), so that each
@@ -584,6 +720,7 @@ async fn every_route_answers_only_to_those_allowed(app: App) {
     };
     let mut failures = Vec::new();
     for r in &rows {
+        let mut row_succeeded = false;
         for (i, token) in tokens.iter().enumerate() {
             let path = fixture.fill(r.path).await;
             let body = match &r.body {
@@ -605,6 +742,12 @@ async fn every_route_answers_only_to_those_allowed(app: App) {
             } else {
                 (path, token.as_deref())
             };
+            let mutating = r.method != Method::GET;
+            let before = if mutating {
+                audit_entries(&app).await
+            } else {
+                BTreeMap::new()
+            };
             let a = if body.as_ref().is_some_and(|b| b.get("$multipart").is_some()) {
                 let form = crate::avatars::form(
                     orgbase_avatar::testing::images::jpeg(32, 32),
@@ -615,6 +758,31 @@ async fn every_route_answers_only_to_those_allowed(app: App) {
             } else {
                 app.as_(header, r.method.clone(), &path, body).await
             };
+            if mutating {
+                let written: Vec<_> = audit_entries(&app)
+                    .await
+                    .into_iter()
+                    .filter(|(id, _)| !before.contains_key(id))
+                    .map(|(_, e)| e)
+                    .collect();
+                let op = format!("{} {}", r.method, r.path);
+                let action = actions().get(op.as_str()).copied();
+                // A repeat of what an earlier caller of the row did changes nothing, and
+                // records nothing.
+                let repeat = REPEATS_CHANGE_NOTHING.contains(&op.as_str()) && row_succeeded;
+                row_succeeded |= a.status.is_success();
+                let problem = if repeat && written.is_empty() {
+                    None
+                } else {
+                    audit_problem(&a, &written, action, i)
+                };
+                if let Some(problem) = problem {
+                    failures.push(format!(
+                        "{} {} as {}: {problem}",
+                        r.method, r.path, CALLERS[i]
+                    ));
+                }
+            }
             if a.status.as_u16() != r.expect[i] {
                 failures.push(format!(
                     "{} {} as {}: expected {}, got {} {}",
@@ -629,4 +797,61 @@ async fn every_route_answers_only_to_those_allowed(app: App) {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// What is wrong with the entries a call wrote, if anything: one entry with the row's action,
+/// the caller as actor and a target for a success; none for a refusal.
+fn audit_problem(
+    a: &crate::Answer,
+    written: &[orgbase_domain::AuditEntry],
+    action: Option<&str>,
+    caller: usize,
+) -> Option<String> {
+    use orgbase_domain::ActorType;
+    if !a.status.is_success() {
+        return (!written.is_empty()).then(|| {
+            format!(
+                "answered {} but wrote {:?}",
+                a.status,
+                written.iter().map(|e| &e.action).collect::<Vec<_>>()
+            )
+        });
+    }
+    let Some(action) = action else {
+        return Some("a mutating route without an audit action in actions()".into());
+    };
+    let [e] = written else {
+        return Some(format!(
+            "wrote {} entries, not one: {:?}",
+            written.len(),
+            written.iter().map(|e| &e.action).collect::<Vec<_>>()
+        ));
+    };
+    if e.action != action {
+        return Some(format!("action {}, not {action}", e.action));
+    }
+    // A person signing in or accepting acts as themselves, whoever called; otherwise the
+    // platform key is the platform, and every other caller here is a person.
+    let by_person = matches!(action, "session.created" | "invitation.accepted");
+    let expected = if caller == 6 && !by_person {
+        ActorType::PlatformKey
+    } else {
+        ActorType::User
+    };
+    if e.actor.kind != expected || e.actor.id.is_none() {
+        return Some(format!("actor {:?}, not {expected:?}", e.actor));
+    }
+    if e.target.id.is_empty() || e.target.kind.is_empty() {
+        return Some(format!("no target: {:?}", e.target));
+    }
+    if e.request_id.is_none()
+        || e.user_agent.as_deref() != Some("orgbase-tests/1")
+        || e.client_address.as_deref() != Some("127.0.0.1")
+    {
+        return Some(format!(
+            "request id, user agent or address missing: {:?} {:?} {:?}",
+            e.request_id, e.user_agent, e.client_address
+        ));
+    }
+    None
 }

@@ -72,19 +72,33 @@ async fn a_change_that_fails_writes_no_entry(db: TestDb) {
     db.store.insert_organization(&o).await.unwrap();
     let dup = new_org("Second", "taken");
     let refused = record(vec![created(&dup)], db.store.insert_organization(&dup)).await;
-    assert!(matches!(refused, Err(StoreError::Conflict { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { .. })),
+        "{refused:?}"
+    );
     // A stale version: refused, nothing recorded.
     let mut next = o.clone();
     next.name = "Renamed".into();
     next.version += 1;
     let mut stale = o.clone();
     stale.version += 7;
-    let e = entry(Some(o.id), "organization.updated", Target::new("organization", o.id));
+    let e = entry(
+        Some(o.id),
+        "organization.updated",
+        Target::new("organization", o.id),
+    );
     let refused = record(vec![e], db.store.update_organization(&next, &stale)).await;
-    assert!(matches!(refused, Err(StoreError::VersionMismatch)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::VersionMismatch)),
+        "{refused:?}"
+    );
     // A charge the balance does not cover.
     let charge = wallet_entry(o.id, EntryKind::Charge, 5, None);
-    let e = entry(Some(o.id), "wallet.charged", Target::new("wallet_entry", charge.id));
+    let e = entry(
+        Some(o.id),
+        "wallet.charged",
+        Target::new("wallet_entry", charge.id),
+    );
     let refused = record(vec![e], db.store.append_entry(&charge)).await;
     assert!(refused.is_err());
     assert!(all(&db).await.is_empty());
@@ -117,8 +131,12 @@ async fn every_write_path_writes_its_entries(db: TestDb) {
     let mut renamed = o.clone();
     renamed.name = "Paths 2".into();
     renamed.version += 1;
-    let e = entry(Some(o.id), "organization.updated", Target::new("organization", o.id))
-        .diff(Some(&o), Some(&renamed));
+    let e = entry(
+        Some(o.id),
+        "organization.updated",
+        Target::new("organization", o.id),
+    )
+    .diff(Some(&o), Some(&renamed));
     record(vec![e], s.update_organization(&renamed, &o))
         .await
         .unwrap();
@@ -126,19 +144,31 @@ async fn every_write_path_writes_its_entries(db: TestDb) {
     suspended.status = OrgStatus::Suspended;
     suspended.status_reason = Some("fraud".into());
     suspended.version += 1;
-    let e = entry(Some(o.id), "organization.updated", Target::new("organization", o.id))
-        .diff(Some(&renamed), Some(&suspended));
+    let e = entry(
+        Some(o.id),
+        "organization.updated",
+        Target::new("organization", o.id),
+    )
+    .diff(Some(&renamed), Some(&suspended));
     record(vec![e], s.update_organization(&suspended, &renamed))
         .await
         .unwrap();
     // The wallet's one statement; its replay records nothing.
     let credit = wallet_entry(o.id, EntryKind::Credit, 100, Some("k1"));
-    let e = entry(Some(o.id), "wallet.credited", Target::new("wallet_entry", credit.id));
+    let e = entry(
+        Some(o.id),
+        "wallet.credited",
+        Target::new("wallet_entry", credit.id),
+    );
     let Appended::New(_) = record(vec![e], s.append_entry(&credit)).await.unwrap() else {
         panic!("a new entry")
     };
     let again = wallet_entry(o.id, EntryKind::Credit, 100, Some("k1"));
-    let e = entry(Some(o.id), "wallet.credited", Target::new("wallet_entry", again.id));
+    let e = entry(
+        Some(o.id),
+        "wallet.credited",
+        Target::new("wallet_entry", again.id),
+    );
     let Appended::Existing(_) = record(vec![e], s.append_entry(&again)).await.unwrap() else {
         panic!("the same entry")
     };
@@ -211,7 +241,11 @@ async fn entries_filter_and_page_newest_first(db: TestDb) {
             .await
             .unwrap();
     }
-    let mut by_user = entry(Some(other.id), "organization.updated", Target::new("organization", other.id));
+    let mut by_user = entry(
+        Some(other.id),
+        "organization.updated",
+        Target::new("organization", other.id),
+    );
     by_user.actor = Actor::new(ActorType::User, "u-1", None);
     let mut next = other.clone();
     next.name = "Other 2".into();

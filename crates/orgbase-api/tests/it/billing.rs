@@ -413,6 +413,88 @@ async fn offer_checkout_webhooks_and_a_plan_change(db: TestDb) {
         invoice("in_9", "cus_nobody", "sub_nobody"),
     );
     assert_eq!(deliver(&app, &stranger).await.status, StatusCode::OK);
+
+    // The audit log tells the story: who checked out, what each event changed (once, however
+    // often it was delivered), and the plan changes made through the partner settings API.
+    let log = app
+        .get(&format!("/api/organizations/{id}/audit-log?limit=100"))
+        .await;
+    assert_eq!(log.status, StatusCode::OK, "{}", log.text);
+    let entries: Vec<&Value> = log.body["data"].as_array().unwrap().iter().rev().collect();
+    let by = |label: &str| -> Vec<&Value> {
+        entries
+            .iter()
+            .copied()
+            .filter(|e| {
+                e["actor"]["label"]
+                    .as_str()
+                    .is_some_and(|l| l.contains(label))
+            })
+            .collect()
+    };
+    let checkouts: Vec<_> = entries
+        .iter()
+        .filter(|e| e["action"] == "billing.checkout_started")
+        .collect();
+    assert_eq!(checkouts.len(), 2, "{}", log.text);
+    assert_eq!(checkouts[0]["actor"]["type"], "partner_key");
+    assert_eq!(checkouts[0]["changes"]["planId"]["after"], "pro");
+    assert_eq!(
+        checkouts[0]["changes"]["customerId"]["after"],
+        customer.as_str()
+    );
+    let completed = by("evt_checkout");
+    assert_eq!(
+        completed.len(),
+        1,
+        "one entry for two deliveries: {}",
+        log.text
+    );
+    let e = completed[0];
+    assert_eq!(e["action"], "plan.changed");
+    assert_eq!(e["actor"]["type"], "billing_provider");
+    assert_eq!(e["actor"]["id"], "stripe");
+    assert_eq!(e["surface"], "billing_webhook");
+    assert_eq!(e["changes"]["productPlanId"]["before"], "starter");
+    assert_eq!(e["changes"]["productPlanId"]["after"], "pro");
+    assert_eq!(e["changes"]["offeredProductPlanId"]["before"], "pro");
+    assert_eq!(by("evt_failed")[0]["action"], "billing.overdue_changed");
+    assert_eq!(
+        by("evt_failed")[0]["changes"]["billingOverdue"]["after"],
+        true
+    );
+    assert_eq!(
+        by("evt_paid")[0]["changes"]["billingOverdue"]["after"],
+        false
+    );
+    assert_eq!(
+        by("evt_deleted")[0]["changes"]["productPlanId"]["after"],
+        "starter"
+    );
+    // Stale and unknown events changed nothing and recorded nothing.
+    for stale in [
+        "evt_stale",
+        "evt_paid_old",
+        "evt_revive",
+        "evt_other",
+        "evt_stranger",
+    ] {
+        assert!(
+            by(stale)
+                .iter()
+                .all(|e| e["changes"].as_object().unwrap().is_empty()),
+            "{stale}: {}",
+            log.text
+        );
+    }
+    let v2: Vec<_> = entries
+        .iter()
+        .filter(|e| e["surface"] == "partner_settings")
+        .filter(|e| !e["changes"]["productPlanId"].is_null())
+        .collect();
+    assert_eq!(v2.len(), 2, "{}", log.text);
+    assert_eq!(v2[0]["changes"]["productPlanId"]["after"], "team");
+    assert_eq!(v2[0]["actor"]["type"], "partner_key");
 }
 
 async fn webhooks_with_bad_signatures_change_nothing(db: TestDb) {

@@ -2,6 +2,7 @@
 //! SQLite always and PostgreSQL when `TEST_DATABASE_URL` is set.
 
 mod api_keys;
+mod audit;
 mod auth;
 mod avatars;
 mod billing;

@@ -6,7 +6,7 @@
 //! only fields an entry can name.
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -148,27 +148,58 @@ pub struct FieldChange {
 pub type Changes = BTreeMap<String, FieldChange>;
 
 /// An entity as the audit log shows it: its fields by their native names, secrets left out.
-pub trait Audited {
-    fn audit_fields(&self) -> Map<String, Value>;
+///
+/// An entity names each field it shows to a [`Diff`], which compares the field's two values and
+/// serializes only those that differ: a change to one field of an organization costs one field's
+/// serialization, not the whole organization's twice.
+pub trait Audited: Sized {
+    fn audit_fields<'a>(d: &mut Diff<'a, Self>);
+}
+
+/// The comparison of two versions of an entity, field by field (either may be absent: a
+/// creation, a deletion).
+pub struct Diff<'a, T> {
+    before: Option<&'a T>,
+    after: Option<&'a T>,
+    out: Changes,
+}
+
+impl<'a, T> Diff<'a, T> {
+    /// The field `name`, read by `get` from both versions. A field that is `null` on both sides
+    /// (an absent version reads as `null`) is no change.
+    pub fn field<V: Serialize + PartialEq>(&mut self, name: &str, get: impl Fn(&'a T) -> V) {
+        let before = self.before.map(&get);
+        let after = self.after.map(&get);
+        if let (Some(b), Some(a)) = (&before, &after) {
+            if b == a {
+                return;
+            }
+        }
+        let before = before.map_or(Value::Null, to_value);
+        let after = after.map_or(Value::Null, to_value);
+        if before != after {
+            self.out
+                .insert(name.to_owned(), FieldChange { before, after });
+        }
+    }
+}
+
+fn to_value<V: Serialize>(v: V) -> Value {
+    // The audited fields are plain data (strings, numbers, maps with string keys): they always
+    // serialize.
+    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 /// The fields that differ between `before` and `after` (either may be absent: a creation, a
 /// deletion).
 pub fn changes<T: Audited>(before: Option<&T>, after: Option<&T>) -> Changes {
-    let b = before.map(Audited::audit_fields).unwrap_or_default();
-    let a = after.map(Audited::audit_fields).unwrap_or_default();
-    let mut out = Changes::new();
-    for name in b.keys().chain(a.keys()) {
-        if out.contains_key(name) {
-            continue;
-        }
-        let before = b.get(name).cloned().unwrap_or(Value::Null);
-        let after = a.get(name).cloned().unwrap_or(Value::Null);
-        if before != after {
-            out.insert(name.clone(), FieldChange { before, after });
-        }
-    }
-    out
+    let mut d = Diff {
+        before,
+        after,
+        out: Changes::new(),
+    };
+    T::audit_fields(&mut d);
+    d.out
 }
 
 /// Where a request came from, for its entries.
@@ -261,127 +292,118 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
-fn object(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
+/// How the log shows a subscription.
+#[derive(Serialize, PartialEq)]
+struct SubscriptionView<'a> {
+    provider: &'static str,
+    id: &'a str,
+    status: &'a str,
 }
 
 impl Audited for crate::Organization {
-    fn audit_fields(&self) -> Map<String, Value> {
-        object(serde_json::json!({
-            "name": self.name,
-            "slug": self.slug,
-            "countryCode": self.country_code,
-            "avatarUrl": self.avatar_url,
-            "status": self.status.as_str(),
-            "statusReason": self.status_reason,
-            "type": self.org_type.as_str(),
-            "parentId": self.parent_id,
-            "owner": self.owner,
-            "productPlanId": self.product_plan_id,
-            "offeredProductPlanId": self.offered_product_plan_id,
-            "sms": self.sms,
-            "premium": self.premium,
-            "externalAccountId": self.external_account_id,
-            "externalBillingId": self.external_billing_id,
-            "kycLevel": self.kyc_level,
-            "placementGroup": self.placement_group,
-            "billingOverdue": self.billing_overdue,
-            "rateLimit": self.rate_limit,
-            "entitlements": self.entitlements,
-            "preferences": self.preferences,
-            "metadata": self.metadata,
-            "subscription": self.subscription.as_ref().map(|s| serde_json::json!({
-                "provider": s.provider.as_str(), "id": s.id, "status": s.status,
-            })),
-            "deletedAt": self.deleted_at,
-        }))
+    fn audit_fields<'a>(d: &mut Diff<'a, Self>) {
+        d.field("name", |o| &o.name);
+        d.field("slug", |o| &o.slug);
+        d.field("countryCode", |o| &o.country_code);
+        d.field("avatarUrl", |o| &o.avatar_url);
+        d.field("status", |o| o.status.as_str());
+        d.field("statusReason", |o| &o.status_reason);
+        d.field("type", |o| o.org_type.as_str());
+        d.field("parentId", |o| o.parent_id);
+        d.field("owner", |o| o.owner);
+        d.field("productPlanId", |o| &o.product_plan_id);
+        d.field("offeredProductPlanId", |o| &o.offered_product_plan_id);
+        d.field("sms", |o| &o.sms);
+        d.field("premium", |o| o.premium);
+        d.field("externalAccountId", |o| &o.external_account_id);
+        d.field("externalBillingId", |o| &o.external_billing_id);
+        d.field("kycLevel", |o| o.kyc_level);
+        d.field("placementGroup", |o| &o.placement_group);
+        d.field("billingOverdue", |o| o.billing_overdue);
+        d.field("rateLimit", |o| o.rate_limit);
+        d.field("entitlements", |o| &o.entitlements);
+        d.field("preferences", |o| &o.preferences);
+        d.field("metadata", |o| &o.metadata);
+        d.field("subscription", |o| {
+            o.subscription.as_ref().map(|s| SubscriptionView {
+                provider: s.provider.as_str(),
+                id: &s.id,
+                status: &s.status,
+            })
+        });
+        d.field("deletedAt", |o| o.deleted_at);
     }
 }
 
 impl Audited for crate::Member {
-    fn audit_fields(&self) -> Map<String, Value> {
-        object(serde_json::json!({
-            "userId": self.user_id,
-            "email": self.email.as_str(),
-            "roles": self.roles,
-            "workspaces": self.workspaces,
-        }))
+    fn audit_fields<'a>(d: &mut Diff<'a, Self>) {
+        d.field("userId", |m| m.user_id);
+        d.field("email", |m| m.email.as_str());
+        d.field("roles", |m| &m.roles);
+        d.field("workspaces", |m| &m.workspaces);
     }
 }
 
 impl Audited for crate::Role {
-    fn audit_fields(&self) -> Map<String, Value> {
-        object(serde_json::json!({
-            "name": self.name,
-            "description": self.description,
-            "permissions": self.permissions.names(),
-        }))
+    fn audit_fields<'a>(d: &mut Diff<'a, Self>) {
+        d.field("name", |r| &r.name);
+        d.field("description", |r| &r.description);
+        d.field("permissions", |r| r.permissions.names());
     }
 }
 
 impl Audited for crate::Workspace {
-    fn audit_fields(&self) -> Map<String, Value> {
-        object(serde_json::json!({ "name": self.name }))
+    fn audit_fields<'a>(d: &mut Diff<'a, Self>) {
+        d.field("name", |w| &w.name);
     }
 }
 
 /// The token's hash is left out: it is a secret's stand-in.
 impl Audited for crate::Invitation {
-    fn audit_fields(&self) -> Map<String, Value> {
-        object(serde_json::json!({
-            "email": self.email.as_str(),
-            "name": self.name,
-            "roles": self.roles,
-            "expiresAt": self.expires_at,
-            "acceptedAt": self.accepted_at,
-            "revokedAt": self.revoked_at,
-            "sends": self.sends,
-        }))
+    fn audit_fields<'a>(d: &mut Diff<'a, Self>) {
+        d.field("email", |i| i.email.as_str());
+        d.field("name", |i| &i.name);
+        d.field("roles", |i| &i.roles);
+        d.field("expiresAt", |i| i.expires_at);
+        d.field("acceptedAt", |i| i.accepted_at);
+        d.field("revokedAt", |i| i.revoked_at);
+        d.field("sends", |i| i.sends);
     }
 }
 
 /// The key's hash is left out; its prefix, shown in every key list, stays.
 impl Audited for crate::ApiKey {
-    fn audit_fields(&self) -> Map<String, Value> {
-        object(serde_json::json!({
-            "name": self.name,
-            "kind": self.kind.as_str(),
-            "roles": self.roles,
-            "prefix": self.prefix,
-            "revokedAt": self.revoked_at,
-        }))
+    fn audit_fields<'a>(d: &mut Diff<'a, Self>) {
+        d.field("name", |k| &k.name);
+        d.field("kind", |k| k.kind.as_str());
+        d.field("roles", |k| &k.roles);
+        d.field("prefix", |k| &k.prefix);
+        d.field("revokedAt", |k| k.revoked_at);
     }
 }
 
 impl Audited for crate::Plan {
-    fn audit_fields(&self) -> Map<String, Value> {
-        object(serde_json::json!({
-            "name": self.name,
-            "price": self.price,
-            "currency": self.currency,
-            "interval": self.interval.as_str(),
-            "entitlements": self.entitlements,
-            "rateLimit": self.rate_limit,
-            "public": self.public,
-            "provider": self.provider.map(|p| p.as_str()),
-            "providerPriceId": self.provider_price_id,
-        }))
+    fn audit_fields<'a>(d: &mut Diff<'a, Self>) {
+        d.field("name", |p| &p.name);
+        d.field("price", |p| p.price);
+        d.field("currency", |p| &p.currency);
+        d.field("interval", |p| p.interval.as_str());
+        d.field("entitlements", |p| &p.entitlements);
+        d.field("rateLimit", |p| p.rate_limit);
+        d.field("public", |p| p.public);
+        d.field("provider", |p| p.provider.map(|p| p.as_str()));
+        d.field("providerPriceId", |p| &p.provider_price_id);
     }
 }
 
 impl Audited for crate::wallet::NewEntry {
-    fn audit_fields(&self) -> Map<String, Value> {
-        object(serde_json::json!({
-            "kind": self.kind.as_str(),
-            "service": self.service.map(|s| s.as_str()),
-            "amount": self.amount,
-            "smsPoints": self.sms_points,
-            "reason": self.reason,
-            "currency": self.currency,
-        }))
+    fn audit_fields<'a>(d: &mut Diff<'a, Self>) {
+        d.field("kind", |e| e.kind.as_str());
+        d.field("service", |e| e.service.map(|s| s.as_str()));
+        d.field("amount", |e| e.amount);
+        d.field("smsPoints", |e| e.sms_points);
+        d.field("reason", |e| &e.reason);
+        d.field("currency", |e| &e.currency);
     }
 }
 
@@ -390,17 +412,34 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    struct Thing(Value);
+    struct Thing {
+        name: &'static str,
+        slug: &'static str,
+        tags: Vec<i32>,
+        note: Option<&'static str>,
+    }
     impl Audited for Thing {
-        fn audit_fields(&self) -> Map<String, Value> {
-            self.0.as_object().cloned().unwrap_or_default()
+        fn audit_fields<'a>(d: &mut Diff<'a, Self>) {
+            d.field("name", |t| t.name);
+            d.field("slug", |t| t.slug);
+            d.field("tags", |t| &t.tags);
+            d.field("note", |t| t.note);
+        }
+    }
+
+    fn thing(name: &'static str, tags: Vec<i32>) -> Thing {
+        Thing {
+            name,
+            slug: "a",
+            tags,
+            note: None,
         }
     }
 
     #[test]
     fn changes_name_only_the_fields_that_differ() {
-        let a = Thing(json!({"name": "A", "slug": "a", "tags": [1]}));
-        let b = Thing(json!({"name": "B", "slug": "a", "tags": [1, 2]}));
+        let a = thing("A", vec![1]);
+        let b = thing("B", vec![1, 2]);
         let c = changes(Some(&a), Some(&b));
         assert_eq!(c.len(), 2);
         assert_eq!(c["name"].before, json!("A"));
@@ -410,9 +449,10 @@ mod tests {
 
     #[test]
     fn a_creation_has_null_befores_and_a_deletion_null_afters() {
-        let a = Thing(json!({"name": "A", "note": null}));
+        let a = thing("A", vec![]);
         let created = changes(None, Some(&a));
-        assert_eq!(created.len(), 1, "a null field is no change: {created:?}");
+        assert_eq!(created.len(), 3, "a null field is no change: {created:?}");
+        assert!(!created.contains_key("note"));
         assert_eq!(created["name"].before, Value::Null);
         let deleted = changes(Some(&a), None);
         assert_eq!(deleted["name"].after, Value::Null);

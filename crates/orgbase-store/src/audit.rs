@@ -5,6 +5,7 @@
 //! group commit, on PostgreSQL inside its transaction, batched statement or single statement), so
 //! that the change and its entries are both stored or neither is, at no extra commit. The first
 //! write transaction in scope takes them; a scope holds one change.
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -28,9 +29,9 @@ impl Staged {
     /// The entries, with the target ids storage gave filled in: an entry staged without a
     /// target id stands for one entry per id given (an organization's, when its target is an
     /// organization and it names none).
-    pub(crate) fn entries(&self) -> Vec<AuditEntry> {
+    pub(crate) fn entries(&self) -> Cow<'_, [AuditEntry]> {
         let Some(ids) = self.targets.get() else {
-            return self.entries.clone();
+            return Cow::Borrowed(&self.entries);
         };
         let mut out = Vec::with_capacity(self.entries.len());
         for e in &self.entries {
@@ -50,7 +51,7 @@ impl Staged {
                 out.push(one);
             }
         }
-        out
+        Cow::Owned(out)
     }
 
     /// Gives entries staged without a target id (the service cannot know the ids storage

@@ -310,7 +310,7 @@ async fn update_rows(
     let entries: Vec<AuditEntry> = batch
         .iter()
         .filter_map(|p| p.staged.as_ref())
-        .flat_map(|s| s.entries())
+        .flat_map(|s| s.entries().into_owned())
         .collect();
     let rows: Vec<Uuid> = sqlx::query_scalar(BATCH_UPDATE)
         .bind(col(batch, |o| o.id.0))

@@ -101,7 +101,10 @@ impl WalletStore for PgStore {
         }
         // The entry's audit entries go in its statement.
         let staged = crate::audit::staged();
-        let entries = staged.as_ref().map(|s| s.entries()).unwrap_or_default();
+        let entries = staged
+            .as_ref()
+            .map(|s| s.entries().into_owned())
+            .unwrap_or_default();
         for _ in 0..2 {
             // One statement, so one transaction and one round trip.
             let row = sqlx::query(&format!(

@@ -569,6 +569,8 @@ pub struct OrganizationPatch {
     /// The plan; one billed through a provider changes there first (the caller's job).
     pub product_plan_id: Option<String>,
     pub offered_product_plan_id: Option<Option<String>>,
+    /// The paid state (a partner's decision for its children; billing sets it otherwise).
+    pub premium: Option<bool>,
     /// Merged into the stored metadata; `None` removes a key.
     pub metadata: Option<BTreeMap<String, Option<Value>>>,
 }
@@ -657,6 +659,9 @@ impl OrganizationPatch {
         }
         if let Some(v) = self.external_billing_id {
             o.external_billing_id = v;
+        }
+        if let Some(v) = self.premium {
+            o.premium = v;
         }
         if let Some(v) = self.kyc_level {
             o.kyc_level = v;

@@ -10,10 +10,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use orgbase_domain::plan::parse_plan_id;
 use orgbase_domain::{
-    now, parse_external_id, Email, OrgName, OrgStatus, Organization, OrganizationId, Target, UserId,
+    parse_external_id, Email, OrgName, OrgStatus, OrganizationId, OrganizationPatch,
 };
-use orgbase_store::StoreError;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{authenticate_once, Authenticated, Principal};
 use crate::error::ApiError;
-use crate::service;
+use crate::service::{self, SettingChange};
 use crate::AppState;
 
 /// The settings, in the order the document lists them (and the answer reports them).
@@ -38,9 +38,6 @@ const SETTINGS: [&str; 11] = [
     "externalAccountId",
     "externalBillingId",
 ];
-
-/// How often the settings are re-applied when the organization changed under the request.
-const ATTEMPTS: usize = 16;
 
 /// The answer, as the document shows it, plus a reason per failed setting.
 #[derive(Debug, Serialize, ToSchema)]
@@ -146,232 +143,118 @@ fn opt_str_of(v: &Value) -> Result<Option<&str>, &'static str> {
     }
 }
 
-/// Applies every setting of `body` to `current` on its own; answers the organization with what
-/// passed, the owner's e-mail change if any, and the outcome.
-async fn evaluate(
-    state: &AppState,
-    current: &Organization,
-    body: &Map<String, Value>,
-) -> Result<(Organization, Option<(UserId, Email)>, Outcome), ApiError> {
-    let mut next = current.clone();
+/// The settings of `body` as the service's one-setting changes, in the order they are tried
+/// (brand and campaign before enabling SMS, which may rely on them; the plan before the offer,
+/// so that an offer this request makes outlives the plan move taking up a standing one), and
+/// the settings refused as written.
+fn parse_settings(body: &Map<String, Value>) -> (Vec<(String, SettingChange)>, Outcome) {
+    const ORDER: [&str; 11] = [
+        "active",
+        "orgName",
+        "email",
+        "smsBrandId",
+        "smsCampaignId",
+        "smsEnabled",
+        "vidaPremium",
+        "externalAccountId",
+        "externalBillingId",
+        "productPlanId",
+        "offeredProductPlanId",
+    ];
     let mut out = Outcome::default();
-    let mut email_change = None;
-    let get = |k: &str| body.get(k);
-
-    if let Some(v) = get("orgName") {
-        match str_of(v) {
-            Ok(s) => match OrgName::parse("orgName", s) {
-                Ok(n) => {
-                    next.name = n.into_inner();
-                    out.pass("orgName");
-                }
-                Err(e) => out.fail("orgName", e.message),
-            },
-            Err(r) => out.fail("orgName", r),
-        }
-    }
-    if let Some(v) = get("active") {
-        match bool_of(v) {
-            Err(r) => out.fail("active", r),
-            Ok(_) if current.status == OrgStatus::Suspended => out.fail(
-                "active",
-                "the organization is suspended; only the platform lifts a suspension",
-            ),
-            Ok(b) => {
-                let status = if b {
-                    OrgStatus::Active
-                } else {
-                    OrgStatus::Inactive
-                };
-                if status != next.status {
-                    next.status = status;
-                    next.status_reason = None;
-                }
-                out.pass("active");
-            }
-        }
-    }
-    if let Some(v) = get("offeredProductPlanId") {
-        match opt_str_of(v) {
-            Err(r) => out.fail("offeredProductPlanId", r),
-            Ok(None) => {
-                next.offered_product_plan_id = None;
-                out.pass("offeredProductPlanId");
-            }
-            Ok(Some(id)) => match state.store.get_plan(id).await {
-                Ok(p) => {
-                    next.offered_product_plan_id = Some(p.id);
-                    out.pass("offeredProductPlanId");
-                }
-                Err(StoreError::NotFound) => out.fail("offeredProductPlanId", "no such plan"),
-                Err(e) => return Err(e.into()),
-            },
-        }
-    }
-    if let Some(v) = get("email") {
-        match str_of(v).map(|s| Email::parse("email", s)) {
-            Err(r) => out.fail("email", r),
-            Ok(Err(e)) => out.fail("email", e.message),
-            Ok(Ok(email)) => match current.owner {
-                None => out.fail("email", "the organization has no owner"),
-                Some(owner) => match state.store.find_user_by_email(&email).await? {
-                    Some(u) if u.id != owner => {
-                        out.fail("email", "the e-mail is used by another person")
-                    }
-                    Some(_) => out.pass("email"),
-                    None => {
-                        email_change = Some((owner, email));
-                        out.pass("email");
-                    }
-                },
-            },
-        }
-    }
-    // Brand and campaign first: enabling SMS may rely on ids given in the same request.
-    for (key, slot) in [
-        ("smsBrandId", &mut next.sms.brand_id),
-        ("smsCampaignId", &mut next.sms.campaign_id),
-    ] {
-        if let Some(v) = body.get(key) {
-            match opt_str_of(v) {
-                Err(r) => out.fail(key, r),
-                Ok(None) => {
-                    *slot = None;
-                    out.pass(key);
-                }
-                Ok(Some(s)) => match parse_external_id(key, s) {
-                    Ok(id) => {
-                        *slot = Some(id);
-                        out.pass(key);
-                    }
-                    Err(e) => out.fail(key, e.message),
-                },
-            }
-        }
-    }
-    if let Some(v) = get("smsEnabled") {
-        match bool_of(v) {
-            Err(r) => out.fail("smsEnabled", r),
-            Ok(true) if next.sms.brand_id.is_none() || next.sms.campaign_id.is_none() => out.fail(
-                "smsEnabled",
-                "enabling SMS needs a smsBrandId and a smsCampaignId, stored or in this request",
-            ),
-            Ok(b) => {
-                next.sms.enabled = b;
-                out.pass("smsEnabled");
-            }
-        }
-    }
-    // Removing an id that enabled SMS relies on fails that removal.
-    if next.sms.enabled {
-        for (key, stored, slot) in [
-            (
-                "smsBrandId",
-                current.sms.brand_id.clone(),
-                &mut next.sms.brand_id,
-            ),
-            (
-                "smsCampaignId",
-                current.sms.campaign_id.clone(),
-                &mut next.sms.campaign_id,
-            ),
-        ] {
-            if slot.is_none() {
-                *slot = stored;
-                out.updated.retain(|s| s != key);
-                out.fail(key, "SMS is enabled: its ids cannot be removed");
-            }
-        }
-    }
-    if let Some(v) = get("vidaPremium") {
-        match bool_of(v) {
-            Ok(b) => {
-                next.premium = b;
-                out.pass("vidaPremium");
-            }
-            Err(r) => out.fail("vidaPremium", r),
-        }
-    }
-    for (key, slot) in [
-        ("externalAccountId", &mut next.external_account_id),
-        ("externalBillingId", &mut next.external_billing_id),
-    ] {
-        if let Some(v) = body.get(key) {
-            match opt_str_of(v) {
-                Err(r) => out.fail(key, r),
-                Ok(None) => {
-                    *slot = None;
-                    out.pass(key);
-                }
-                Ok(Some(s)) => match parse_external_id(key, s) {
-                    Ok(id) => {
-                        *slot = Some(id);
-                        out.pass(key);
-                    }
-                    Err(e) => out.fail(key, e.message),
-                },
-            }
+    let mut settings = Vec::new();
+    for key in ORDER {
+        let Some(v) = body.get(key) else { continue };
+        match parse_one(key, v) {
+            Ok(change) => settings.push((key.to_owned(), change)),
+            Err(reason) => out.fail(key, reason),
         }
     }
     for key in body.keys().filter(|k| !SETTINGS.contains(&k.as_str())) {
         out.fail(key, "unknown setting");
     }
-    // Last: a plan tied to a billing provider changes there first, once everything else is known.
-    if let Some(v) = get("productPlanId") {
-        match str_of(v) {
-            Err(r) => out.fail("productPlanId", r),
-            Ok(id) => match state.store.get_plan(id).await {
-                Err(StoreError::NotFound) => out.fail("productPlanId", "no such plan"),
-                Err(e) => return Err(e.into()),
-                Ok(plan) => match change_plan(state, current, &plan).await {
-                    Ok(()) => {
-                        // As the native PATCH does: the move takes up a standing offer of the
-                        // plan, and an offer this request sets itself wins.
-                        let offer = std::mem::replace(
-                            &mut next.offered_product_plan_id,
-                            current.offered_product_plan_id.clone(),
-                        );
-                        next.put_on_plan(plan.id);
-                        if offer != current.offered_product_plan_id {
-                            next.offered_product_plan_id = offer;
-                        }
-                        out.pass("productPlanId");
-                    }
-                    Err(reason) => out.fail("productPlanId", reason),
-                },
-            },
-        }
-    }
-    Ok((next, email_change, out))
+    (settings, out)
 }
 
-/// The provider side of a plan change: nothing for a plan without a provider; for one with,
-/// the organization must have subscribed, and the provider must accept the change.
-async fn change_plan(
-    state: &AppState,
-    org: &Organization,
-    plan: &orgbase_domain::Plan,
-) -> Result<(), String> {
-    if org.product_plan_id == plan.id {
-        return Ok(());
+/// One setting as a change, or why it is refused as written.
+fn parse_one(key: &str, v: &Value) -> Result<SettingChange, String> {
+    let mut p = OrganizationPatch::default();
+    match key {
+        "active" => {
+            let on = bool_of(v)?;
+            p.status = Some(if on {
+                OrgStatus::Active
+            } else {
+                OrgStatus::Inactive
+            });
+        }
+        "orgName" => p.name = Some(OrgName::parse(key, str_of(v)?).map_err(|e| e.message)?),
+        "email" => {
+            let email = Email::parse(key, str_of(v)?).map_err(|e| e.message)?;
+            return Ok(SettingChange::OwnerEmail(email));
+        }
+        "smsBrandId" | "smsCampaignId" | "externalAccountId" | "externalBillingId" => {
+            let id = opt_str_of(v)?
+                .map(|s| parse_external_id(key, s))
+                .transpose()
+                .map_err(|e| e.message)?;
+            let slot = match key {
+                "smsBrandId" => &mut p.sms_brand_id,
+                "smsCampaignId" => &mut p.sms_campaign_id,
+                "externalAccountId" => &mut p.external_account_id,
+                _ => &mut p.external_billing_id,
+            };
+            *slot = Some(id);
+        }
+        "smsEnabled" => p.sms_enabled = Some(bool_of(v)?),
+        "vidaPremium" => p.premium = Some(bool_of(v)?),
+        // An id no plan can have is no plan.
+        "productPlanId" => {
+            p.product_plan_id = Some(parse_plan_id(key, str_of(v)?).map_err(|_| NO_PLAN)?)
+        }
+        _ => {
+            let id = opt_str_of(v)?
+                .map(|s| parse_plan_id(key, s))
+                .transpose()
+                .map_err(|_| NO_PLAN)?;
+            p.offered_product_plan_id = Some(id);
+        }
     }
-    let current = org.subscription.as_ref().filter(|s| s.is_live());
-    let Some(provider) = plan.provider else {
-        // A free or manually billed plan while a subscription still charges: refused.
-        return match current {
-            Some(sub) => crate::billing::change_plan(state, org, sub, plan).await,
-            None => Ok(()),
-        };
-    };
-    let live = current.filter(|s| s.provider == provider);
-    let Some(sub) = live else {
-        return Err(format!(
-            "the plan is billed through {}, and the organization has not subscribed: offer it \
-             with offeredProductPlanId, and the customer completes checkout",
-            provider.as_str()
-        ));
-    };
-    crate::billing::change_plan(state, org, sub, plan).await
+    Ok(SettingChange::Organization(Box::new(p)))
+}
+
+const NO_PLAN: &str = "no such plan";
+
+/// Why a setting failed, in this surface's words.
+fn reason(key: &str, e: &ApiError) -> String {
+    match e {
+        ApiError::Validation(errors) => {
+            if errors.0.iter().any(|f| f.code == "sms_setup_incomplete") {
+                return if key == "smsEnabled" {
+                    "enabling SMS needs a smsBrandId and a smsCampaignId, stored or in this request"
+                } else {
+                    "SMS is enabled: its ids cannot be removed"
+                }
+                .into();
+            }
+            match errors.0.iter().find(|f| f.code == "unknown_plan") {
+                Some(f) => f.message.clone(),
+                None => errors
+                    .0
+                    .first()
+                    .map(|f| f.message.clone())
+                    .unwrap_or_else(|| "invalid".into()),
+            }
+        }
+        ApiError::Forbidden(_) if key == "active" => {
+            "the organization is suspended; only the platform lifts a suspension".into()
+        }
+        ApiError::Forbidden(detail) => detail.clone(),
+        ApiError::Conflict { detail, .. }
+        | ApiError::Upstream { detail, .. }
+        | ApiError::PaymentRequired { detail, .. } => detail.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Update Organization Settings.
@@ -467,70 +350,34 @@ async fn apply(
     org_id: OrganizationId,
     body: &Map<String, Value>,
 ) -> Result<Response, ApiError> {
-    for _ in 0..ATTEMPTS {
-        let access = service::load(state, who, org_id).await?;
-        // A partner's key reaches its children here, not the partner itself: the target's
-        // partner is the one that may change its settings (plans, the paid state, switching it
-        // off), and a partner has none above it but the platform.
-        if !access.is_platform() && !access.is_parent_partner() {
-            return Err(ApiError::NotFound);
+    let (settings, mut out) = parse_settings(body);
+    match service::update_settings(state, who, org_id, &settings).await {
+        Ok(results) => {
+            for (key, r) in results {
+                match r {
+                    Ok(()) => out.pass(&key),
+                    Err(e) => out.fail(&key, reason(&key, &e)),
+                }
+            }
+            tracing::info!(
+                organization_id = %org_id,
+                actor = %who.actor(),
+                updated = ?out.updated,
+                failed = ?out.failed.keys().collect::<Vec<_>>(),
+                "organization settings updated"
+            );
+            Ok(out.answer())
         }
-        let current = access.org;
-        if current.is_deleted() {
+        Err(ApiError::Conflict {
+            code: "organization_deleted",
+            ..
+        }) => {
             let mut out = Outcome::default();
             for k in body.keys() {
                 out.fail(k, "the organization is deleted");
             }
-            return Ok(out.answer());
+            Ok(out.answer())
         }
-        let (mut next, email_change, out) = evaluate(state, &current, body).await?;
-        if next == current && email_change.is_none() {
-            return Ok(out.answer());
-        }
-        next.version = current.version + 1;
-        next.updated_at = now();
-        let mut entry = service::audit::entry(
-            who.audit_actor(),
-            Some(org_id),
-            "organization.updated",
-            Target::new("organization", org_id),
-        )
-        .diff(Some(&current), Some(&next));
-        if let Some((user, email)) = &email_change {
-            let before = state.store.get_user(*user).await?.email;
-            entry = entry.field(
-                "ownerEmail",
-                Value::from(before.as_str()),
-                Value::from(email.as_str()),
-            );
-        }
-        let write = state
-            .store
-            .update_organization_and_owner_email(&next, &current, email_change);
-        match service::audit::record(vec![entry], write).await {
-            Ok(()) => {
-                tracing::info!(
-                    organization_id = %org_id,
-                    actor = %who.actor(),
-                    updated = ?out.updated,
-                    failed = ?out.failed.keys().collect::<Vec<_>>(),
-                    "organization settings updated"
-                );
-                return Ok(out.answer());
-            }
-            // Changed meanwhile, or the e-mail was taken meanwhile: evaluate again.
-            Err(StoreError::VersionMismatch)
-            | Err(StoreError::Conflict {
-                constraint: "user_email",
-            }) => continue,
-            Err(StoreError::Conflict {
-                constraint: "organization_plan",
-            }) => continue,
-            Err(e) => return Err(e.into()),
-        }
+        Err(e) => Err(e),
     }
-    Err(ApiError::Conflict {
-        code: "concurrent_update",
-        detail: "the organization kept changing under this request; try again".into(),
-    })
 }

@@ -145,9 +145,9 @@ impl Avatars {
     /// Removes `files` unless the organization points at them again (holding its lock).
     async fn remove_unused(&self, state: &AppState, org: OrganizationId, files: &AvatarFiles) {
         let url = self.storage.url(&files.key(SIZES[0]));
-        match state.store.get_organization(org).await {
-            Ok(o) if o.avatar_url.as_deref() == Some(url.as_str()) => return,
-            Ok(_) | Err(orgbase_store::StoreError::NotFound) => {}
+        match crate::service::stored_avatar_url(state, org).await {
+            Ok(u) if u.as_deref() == Some(url.as_str()) => return,
+            Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "an avatar's files were kept: the organization could not be read");
                 return;
@@ -333,11 +333,8 @@ pub async fn upload(
     let url = avatars.storage.url(&files.key(SIZES[0]));
     let _serial = avatars.lock_of(id).lock().await;
     // Under the organization's lock: what it points at now.
-    let already_ours = state
-        .store
-        .get_organization(id)
+    let already_ours = crate::service::stored_avatar_url(&state, id)
         .await?
-        .avatar_url
         .as_deref()
         == Some(url.as_str());
     for (size, bytes) in processed.files {

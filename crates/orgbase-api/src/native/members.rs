@@ -160,7 +160,7 @@ pub async fn list(
     let q = parse_member_query(access.org.id, raw.as_deref())?;
     // The organization's numbers first: while they are those of a cached answer, that is the
     // answer (see `directory`).
-    let stats = state.store.member_stats(q.organization_id).await?;
+    let stats = service::members::stats(&state, &access).await?;
     let key = PageKey {
         organization: q.organization_id,
         offset: q.offset,
@@ -172,26 +172,7 @@ pub async fn list(
     if let Some(body) = state.members.cached_page(&key, stats.content_version) {
         return Ok(json_body(body));
     }
-    let unfiltered = q.role.is_none() && q.workspace.is_none() && q.q.is_none();
-    let directory = if unfiltered {
-        state
-            .members
-            .page(
-                &state.store,
-                q.organization_id,
-                stats,
-                q.offset,
-                q.limit,
-                state.config.member_directory_min,
-            )
-            .await?
-    } else {
-        None
-    };
-    let page = match directory {
-        Some(p) => p,
-        None => state.store.list_members(&q).await?,
-    };
+    let page = service::members::list(&state, &access, &q, stats).await?;
     let per_page = q.limit;
     let current_page = q.offset / per_page as u64 + 1;
     let n = page.members.len() as u64;
@@ -244,10 +225,7 @@ pub async fn get(
     Path((id, member)): Path<(String, String)>,
 ) -> Result<Json<Envelope<MemberView>>, ApiError> {
     let access = service::load_with(&state, &who, org_id(&id)?, Permission::MembersRead).await?;
-    let m = state
-        .store
-        .get_member(access.org.id, member_id(&member)?)
-        .await?;
+    let m = service::members::get(&state, &access, member_id(&member)?).await?;
     Ok(Envelope::ok("Member", m.into()))
 }
 

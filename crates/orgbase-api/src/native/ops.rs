@@ -38,19 +38,11 @@ pub async fn healthz() -> Json<Health> {
         (status = 503, description = "The database does not answer", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
-    match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(Readiness {
-            status: "ready",
-            database: state.store.backend(),
-        })),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::DatabaseUnavailable(e.to_string()))
-        }
-        Err(_) => Err(ApiError::DatabaseUnavailable(
-            "the readiness check timed out".into(),
-        )),
-    }
+    let database = crate::service::readiness(&state).await?;
+    Ok(Json(Readiness {
+        status: "ready",
+        database,
+    }))
 }
 
 /// Prometheus metrics.

@@ -442,21 +442,8 @@ pub async fn create(
         owner: None,
         rest,
     };
-    let (org, owner) = service::create(&state, who.audit_actor(), creator, new, errors).await?;
+    let (org, _) = service::create(&state, &who, creator, new, errors).await?;
     tracing::info!(organization_id = %org.id, actor = %who.actor(), "organization created");
-    if let (Some(owner), Principal::Platform { .. } | Principal::Partner { .. }) = (owner, &who) {
-        let user = state.store.get_user(owner.user_id).await?;
-        if user.password_hash.is_none() {
-            // The organization exists now: a mail failure must not turn its creation into an
-            // error (a retry would make another). The invitation is kept; it can be resent.
-            if let Err(e) =
-                service::invitations::invite_owner(&state, &org, &user, who.actor()).await
-            {
-                tracing::warn!(organization_id = %org.id, error = %e,
-                    "the owner's invitation was not sent; resend it from the invitations list");
-            }
-        }
-    }
     org_response(&state, StatusCode::CREATED, org, true).await
 }
 

@@ -1,7 +1,7 @@
 //! Members of an organization: who may change whom, and the owner's protection.
 use orgbase_domain::people::ROLE_OWNER;
 use orgbase_domain::{now, Member, Organization, Permission, Target, ValidationErrors};
-use orgbase_store::StoreError;
+use orgbase_store::{MemberPage, MemberQuery, MemberStats, StoreError};
 use uuid::Uuid;
 
 use super::audit;
@@ -13,6 +13,40 @@ use crate::AppState;
 /// A member of the organization.
 pub async fn get(state: &AppState, access: &OrgAccess<'_>, id: i64) -> Result<Member, ApiError> {
     Ok(state.store.get_member(access.org.id, id).await?)
+}
+
+/// The organization's member numbers: how many, and the version of what they hold (a listing
+/// made at that version is still right).
+pub async fn stats(state: &AppState, access: &OrgAccess<'_>) -> Result<MemberStats, ApiError> {
+    Ok(state.store.member_stats(access.org.id).await?)
+}
+
+/// One page of the members, as `q` asks (its organization is the one reached). An unfiltered
+/// page of a large organization comes from the member directory (see `crate::directory`).
+pub async fn list(
+    state: &AppState,
+    access: &OrgAccess<'_>,
+    q: &MemberQuery,
+    stats: MemberStats,
+) -> Result<MemberPage, ApiError> {
+    debug_assert_eq!(q.organization_id, access.org.id);
+    if q.role.is_none() && q.workspace.is_none() && q.q.is_none() {
+        let page = state
+            .members
+            .page(
+                &state.store,
+                access.org.id,
+                stats,
+                q.offset,
+                q.limit,
+                state.config.member_directory_min,
+            )
+            .await?;
+        if let Some(p) = page {
+            return Ok(p);
+        }
+    }
+    Ok(state.store.list_members(q).await?)
 }
 
 /// The caller may act on `target` only if it holds every permission the target holds: nobody

@@ -12,7 +12,7 @@ pub mod sessions;
 pub mod wallet;
 pub mod workspaces;
 use orgbase_domain::{
-    now, Actor, Member, NewOrganization, OrgStatus, OrgType, Organization, OrganizationId,
+    now, Email, Member, NewOrganization, OrgStatus, OrgType, Organization, OrganizationId,
     OrganizationPatch, Permission, Slug, Target, User, UserId, ValidationErrors,
 };
 use orgbase_store::{OrganizationQuery, StoreError};
@@ -136,16 +136,20 @@ async fn check_hierarchy(
     Ok(())
 }
 
+/// Creates an organization. An owner the platform or a partner named who has no password yet is
+/// invited to set one; the organization exists even if that e-mail fails (it is logged, and the
+/// invitation can be resent).
 pub async fn create(
     state: &AppState,
-    actor: Actor,
+    who: &Principal,
     creator: Creator,
     new: NewOrganization,
     mut errors: ValidationErrors,
 ) -> Result<(Organization, Option<Member>), ApiError> {
-    let owner = match creator {
-        Creator::Platform(_, owner) | Creator::Partner(_, owner) => owner,
-        Creator::Person(id) => Some(state.store.get_user(id).await?),
+    let actor = who.audit_actor();
+    let (owner, named) = match creator {
+        Creator::Platform(_, owner) | Creator::Partner(_, owner) => (owner, true),
+        Creator::Person(id) => (Some(state.store.get_user(id).await?), false),
     };
     let given_slug = new.slug.clone();
     let name = new.name.as_str().to_owned();
@@ -184,7 +188,20 @@ pub async fn create(
                 .map(|()| (org.clone(), None)),
         };
         match inserted {
-            Ok(done) => return Ok(done),
+            Ok(done) => {
+                if let Some(user) = owner
+                    .as_ref()
+                    .filter(|u| named && u.password_hash.is_none())
+                {
+                    if let Err(e) =
+                        invitations::invite_owner(state, &done.0, user, who.actor()).await
+                    {
+                        tracing::warn!(organization_id = %done.0.id, error = %e,
+                            "the owner's invitation was not sent; resend it from the invitations list");
+                    }
+                }
+                return Ok(done);
+            }
             Err(StoreError::Conflict {
                 constraint: "organization_slug",
             }) if given_slug.is_none() && attempt + 1 < SLUG_ATTEMPTS => {
@@ -227,7 +244,65 @@ pub fn platform_only_fields(p: &OrganizationPatch) -> Vec<&'static str> {
     check(p.entitlements.is_some(), "entitlements");
     check(p.product_plan_id.is_some(), "productPlanId");
     check(p.offered_product_plan_id.is_some(), "offeredProductPlanId");
+    check(p.premium.is_some(), "premium");
     f
+}
+
+/// Who may make `patch`: `org:update`, and the platform for what only it decides, except what a
+/// partner decides for its children (switching them on and off, their plans, their paid state).
+fn authorize_patch(a: &OrgAccess<'_>, patch: &OrganizationPatch) -> Result<(), ApiError> {
+    a.require(Permission::OrgUpdate)?;
+    let allowed: &[&str] = if a.is_parent_partner() {
+        &[
+            "status",
+            "statusReason",
+            "productPlanId",
+            "offeredProductPlanId",
+            "premium",
+        ]
+    } else {
+        &[]
+    };
+    let refused: Vec<&str> = platform_only_fields(patch)
+        .into_iter()
+        .filter(|f| !allowed.contains(f))
+        .collect();
+    if !a.is_platform() && !refused.is_empty() {
+        return Err(ApiError::Forbidden(format!(
+            "only the platform may change {}",
+            refused.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn refuse_deleted(org: &Organization) -> Result<(), ApiError> {
+    if org.is_deleted() {
+        return Err(ApiError::Conflict {
+            code: "organization_deleted",
+            detail: "a deleted organization cannot be changed; restore it first".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `patch` applied on `base` (the stored organization, or it with earlier settings applied), with
+/// the rules that span fields, and the suspension kept the platform's.
+fn apply_patch(
+    current: &Organization,
+    base: &Organization,
+    patch: &OrganizationPatch,
+    is_platform: bool,
+) -> Result<Organization, ApiError> {
+    let next = patch.clone().apply(base, now())?;
+    let suspension_touched = next.status != current.status
+        && (next.status == OrgStatus::Suspended || current.status == OrgStatus::Suspended);
+    if suspension_touched && !is_platform {
+        return Err(ApiError::Forbidden(
+            "only the platform suspends an organization or lifts a suspension".into(),
+        ));
+    }
+    Ok(next)
 }
 
 /// Applies a change, retrying on a concurrent write unless the caller pinned a version.
@@ -239,53 +314,17 @@ pub async fn update(
     patch: OrganizationPatch,
     if_match: Option<IfMatch>,
 ) -> Result<(Organization, Organization), ApiError> {
-    let reserved = platform_only_fields(&patch);
-    let authorize = |a: &OrgAccess<'_>| {
-        a.require(Permission::OrgUpdate)?;
-        // A partner switches its children on and off (`status` active/inactive); the rest of
-        // what the platform decides stays the platform's.
-        let allowed: &[&str] = if a.is_parent_partner() {
-            &[
-                "status",
-                "statusReason",
-                "productPlanId",
-                "offeredProductPlanId",
-            ]
-        } else {
-            &[]
-        };
-        let refused: Vec<&str> = reserved
-            .iter()
-            .copied()
-            .filter(|f| !allowed.contains(f))
-            .collect();
-        if !a.is_platform() && !refused.is_empty() {
-            return Err(ApiError::Forbidden(format!(
-                "only the platform may change {}",
-                refused.join(", ")
-            )));
-        }
-        Ok(())
-    };
+    let authorize = |a: &OrgAccess<'_>| authorize_patch(a, &patch);
     if patch.product_plan_id.is_some() || patch.offered_product_plan_id.is_some() {
-        check_plans(state, who, id, &patch, if_match.as_ref(), &authorize).await?;
+        // Who may, before anything is looked up or sent to a provider.
+        let access = load(state, who, id).await?;
+        authorize(&access)?;
+        check_plans(state, &access.org, &patch, if_match.as_ref()).await?;
     }
     let is_platform = matches!(who, Principal::Platform { .. });
     let change = |current: &Organization| {
-        if current.is_deleted() {
-            return Err(ApiError::Conflict {
-                code: "organization_deleted",
-                detail: "a deleted organization cannot be changed; restore it first".into(),
-            });
-        }
-        let next = patch.clone().apply(current, now())?;
-        let suspension_touched = next.status != current.status
-            && (next.status == OrgStatus::Suspended || current.status == OrgStatus::Suspended);
-        if suspension_touched && !is_platform {
-            return Err(ApiError::Forbidden(
-                "only the platform suspends an organization or lifts a suspension".into(),
-            ));
-        }
+        refuse_deleted(current)?;
+        let next = apply_patch(current, current, &patch, is_platform)?;
         Ok((next != *current).then_some(next))
     };
     modify(
@@ -301,21 +340,172 @@ pub async fn update(
     .await
 }
 
+/// One setting of a change made setting by setting.
+#[derive(Debug, Clone)]
+pub enum SettingChange {
+    /// A change of the organization, under the rules of the native PATCH.
+    Organization(Box<OrganizationPatch>),
+    /// The owner's e-mail address.
+    OwnerEmail(Email),
+}
+
+/// What became of each setting, in the order given: `Ok` if it is in the committed change, its
+/// refusal otherwise.
+pub type SettingResults = Vec<(String, Result<(), ApiError>)>;
+
+/// Whether `e` refuses one setting (the rest go on), rather than the whole request (storage
+/// unavailable, an internal failure).
+fn refuses_one(e: &ApiError) -> bool {
+    matches!(
+        e,
+        ApiError::Validation(_)
+            | ApiError::Forbidden(_)
+            | ApiError::Conflict { .. }
+            | ApiError::Upstream { .. }
+            | ApiError::PaymentRequired { .. }
+    )
+}
+
+/// A platform or a partner changes a customer organization setting by setting (the partner
+/// settings use case). Each setting is checked with the rules of [`update`] on the organization
+/// with the settings before it that passed; those that pass are committed together, in one
+/// change with one audit entry, and each that fails is answered with its own refusal. The
+/// organization must be the caller's customer: any for the platform, its children for a partner
+/// (others are 404). A deleted organization refuses the whole change (`organization_deleted`).
+pub async fn update_settings(
+    state: &AppState,
+    who: &Principal,
+    id: OrganizationId,
+    settings: &[(String, SettingChange)],
+) -> Result<SettingResults, ApiError> {
+    for attempt in 0..UPDATE_ATTEMPTS {
+        if attempt > 0 {
+            backoff(attempt).await;
+        }
+        let access = load(state, who, id).await?;
+        // A partner's key reaches its children here, not the partner itself: the target's
+        // partner is the one that decides its settings, and a partner has none above it but
+        // the platform.
+        if !access.is_platform() && !access.is_parent_partner() {
+            return Err(ApiError::NotFound);
+        }
+        let current = &access.org;
+        refuse_deleted(current)?;
+        let mut next = current.clone();
+        let mut email_change = None;
+        // Each setting is tried on what passed before it; one refused by a rule that spans
+        // fields (enabling SMS, removing an id SMS relies on) is tried again once others passed,
+        // until a round passes nothing more: the outcome does not hang on the order given.
+        let mut outcome: Vec<Option<Result<(), ApiError>>> =
+            settings.iter().map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..settings.len()).collect();
+        while !pending.is_empty() {
+            let mut passed = false;
+            let mut again = Vec::new();
+            for i in pending {
+                let r = match &settings[i].1 {
+                    SettingChange::Organization(patch) => setting(state, &access, &next, patch)
+                        .await
+                        .map(|n| next = n),
+                    SettingChange::OwnerEmail(email) => owner_email(state, current, email)
+                        .await
+                        .map(|c| email_change = c.or(email_change.take())),
+                };
+                match &r {
+                    Ok(()) => passed = true,
+                    Err(ApiError::Validation(_)) => again.push(i),
+                    Err(e) if !refuses_one(e) => return Err(r.unwrap_err()),
+                    Err(_) => {}
+                }
+                outcome[i] = Some(r);
+            }
+            pending = if passed { again } else { Vec::new() };
+        }
+        let results: SettingResults = settings
+            .iter()
+            .zip(outcome)
+            .map(|((key, _), r)| (key.clone(), r.expect("every setting tried")))
+            .collect();
+        if next == *current && email_change.is_none() {
+            return Ok(results);
+        }
+        next.version = current.version + 1;
+        next.updated_at = now();
+        let mut entry = audit::entry(
+            who.audit_actor(),
+            Some(id),
+            "organization.updated",
+            Target::new("organization", id),
+        )
+        .diff(Some(current), Some(&next));
+        if let Some((user, email)) = &email_change {
+            let before = state.store.get_user(*user).await?.email;
+            entry = entry.field("ownerEmail", before.as_str().into(), email.as_str().into());
+        }
+        let write = state
+            .store
+            .update_organization_and_owner_email(&next, current, email_change);
+        match audit::record(vec![entry], write).await {
+            Ok(()) => return Ok(results),
+            // Changed meanwhile, or the e-mail or the plan taken meanwhile: evaluate again.
+            Err(StoreError::VersionMismatch)
+            | Err(StoreError::Conflict {
+                constraint: "user_email" | "organization_plan",
+            }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict {
+        code: "concurrent_update",
+        detail: "the organization kept changing under this request; try again".into(),
+    })
+}
+
+/// One organization setting of [`update_settings`], on `base`.
+async fn setting(
+    state: &AppState,
+    access: &OrgAccess<'_>,
+    base: &Organization,
+    patch: &OrganizationPatch,
+) -> Result<Organization, ApiError> {
+    authorize_patch(access, patch)?;
+    if patch.product_plan_id.is_some() || patch.offered_product_plan_id.is_some() {
+        check_plans(state, &access.org, patch, None).await?;
+    }
+    apply_patch(&access.org, base, patch, access.is_platform())
+}
+
+/// The owner's new e-mail address: `None` when it is theirs already.
+async fn owner_email(
+    state: &AppState,
+    org: &Organization,
+    email: &Email,
+) -> Result<Option<(UserId, Email)>, ApiError> {
+    let Some(owner) = org.owner else {
+        return Err(ApiError::Conflict {
+            code: "no_owner",
+            detail: "the organization has no owner".into(),
+        });
+    };
+    match state.store.find_user_by_email(email).await? {
+        Some(u) if u.id != owner => Err(ApiError::Conflict {
+            code: "email_taken",
+            detail: "the e-mail is used by another person".into(),
+        }),
+        Some(_) => Ok(None),
+        None => Ok(Some((owner, email.clone()))),
+    }
+}
+
 /// The plans a patch names must exist; a new plan billed through a provider is set only on a
 /// subscribed organization, and changes at the provider first (nothing is committed here if the
 /// provider refuses).
 async fn check_plans(
     state: &AppState,
-    who: &Principal,
-    id: OrganizationId,
+    current: &Organization,
     patch: &OrganizationPatch,
     if_match: Option<&IfMatch>,
-    authorize: &impl Fn(&OrgAccess<'_>) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
-    // Who may, before anything is looked up or sent to a provider.
-    let access = load(state, who, id).await?;
-    authorize(&access)?;
-    let current = access.org;
     let mut errors = ValidationErrors::new();
     let get = |pid: String| async move {
         match state.store.get_plan(&pid).await {
@@ -341,12 +531,7 @@ async fn check_plans(
         return Ok(());
     }
     // What would refuse the change here is checked before the provider is asked.
-    if current.is_deleted() {
-        return Err(ApiError::Conflict {
-            code: "organization_deleted",
-            detail: "a deleted organization cannot be changed; restore it first".into(),
-        });
-    }
+    refuse_deleted(current)?;
     if if_match.is_some_and(|m| !m.matches(current.version)) {
         return Err(ApiError::PreconditionFailed);
     }
@@ -354,7 +539,7 @@ async fn check_plans(
     let Some(provider) = plan.provider else {
         return match subscribed {
             None => Ok(()),
-            Some(sub) => crate::billing::change_plan(state, &current, sub, &plan)
+            Some(sub) => crate::billing::change_plan(state, current, sub, &plan)
                 .await
                 .map_err(|detail| ApiError::field("productPlanId", "subscribed_elsewhere", detail)),
         };
@@ -378,7 +563,7 @@ async fn check_plans(
             e.to_string(),
         ));
     }
-    crate::billing::change_plan(state, &current, sub, &plan)
+    crate::billing::change_plan(state, current, sub, &plan)
         .await
         .map_err(|detail| ApiError::Upstream {
             code: "billing_provider_error",
@@ -396,12 +581,7 @@ pub async fn set_avatar(
 ) -> Result<(Organization, Organization), ApiError> {
     let authorize = |a: &OrgAccess<'_>| a.require(Permission::OrgUpdate);
     let change = |current: &Organization| {
-        if current.is_deleted() {
-            return Err(ApiError::Conflict {
-                code: "organization_deleted",
-                detail: "a deleted organization cannot be changed; restore it first".into(),
-            });
-        }
+        refuse_deleted(current)?;
         if current.avatar_url == url {
             return Ok(None);
         }
@@ -424,6 +604,19 @@ pub async fn set_avatar(
         false,
     )
     .await
+}
+
+/// The avatar URL an organization points at now (none once it is gone), read afresh: for
+/// keeping the avatar files in step with it.
+pub async fn stored_avatar_url(
+    state: &AppState,
+    id: OrganizationId,
+) -> Result<Option<String>, ApiError> {
+    match state.store.get_organization(id).await {
+        Ok(o) => Ok(o.avatar_url),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Soft delete: the organization disappears for everyone but the platform, restorable. Only
@@ -550,6 +743,21 @@ async fn modify(
         code: "concurrent_update",
         detail: "the organization kept changing under this request; try again".into(),
     })
+}
+
+/// Readiness: the database answers (and, on SQLite, takes writes) within two seconds. Answers
+/// the database's kind, `sqlite` or `postgres`.
+pub async fn readiness(state: &AppState) -> Result<&'static str, ApiError> {
+    match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => Ok(state.store.backend()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err(ApiError::DatabaseUnavailable(e.to_string()))
+        }
+        Err(_) => Err(ApiError::DatabaseUnavailable(
+            "the readiness check timed out".into(),
+        )),
+    }
 }
 
 /// The platform lists every organization; a person those they are a member of; an

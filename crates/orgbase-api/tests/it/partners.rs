@@ -13,6 +13,7 @@ crate::api_tests!(
     the_compatible_surfaces_answer_every_error_in_their_own_shape,
     a_plan_change_takes_up_its_offer_on_every_surface,
     entitlements_are_the_plans_and_the_organizations_own_on_every_surface,
+    the_same_settings_store_the_same_organization_through_native_and_v2,
 );
 
 /// SPEC: an organization's entitlements are its plan's plus its own grants. The native view and
@@ -514,4 +515,173 @@ async fn plans_are_managed_by_the_platform(app: App) {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     let d = app.delete("/api/admin/plans/team").await;
     assert_eq!(d.status, StatusCode::NO_CONTENT);
+}
+
+/// One table of changes, made by a partner on a child through the native PATCH and through the
+/// partner settings API: both surfaces pass and refuse the same ones, and store the same
+/// organization (the rules have one home, the organization service).
+async fn the_same_settings_store_the_same_organization_through_native_and_v2(app: App) {
+    for id in ["pro", "team"] {
+        let p = app
+            .post(
+                "/api/admin/plans",
+                json!({"id": id, "name": id, "price": 0, "public": true}),
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::CREATED, "{}", p.text);
+    }
+    let (_, pk) = partner(&app, "Table Partner").await;
+    // (setup by the platform, native body, v2 body, passes)
+    let cases = [
+        (
+            json!({}),
+            json!({"name": "Renamed"}),
+            json!({"orgName": "Renamed"}),
+            true,
+        ),
+        (
+            json!({}),
+            json!({"status": "inactive"}),
+            json!({"active": false}),
+            true,
+        ),
+        (
+            json!({"status": "inactive"}),
+            json!({"status": "active"}),
+            json!({"active": true}),
+            true,
+        ),
+        (
+            json!({}),
+            json!({"sms": {"brandId": "B1", "campaignId": "C1", "enabled": true}}),
+            json!({"smsBrandId": "B1", "smsCampaignId": "C1", "smsEnabled": true}),
+            true,
+        ),
+        (
+            json!({"sms": {"brandId": "B1", "campaignId": "C1"}}),
+            json!({"sms": {"enabled": true}}),
+            json!({"smsEnabled": true}),
+            true,
+        ),
+        (
+            json!({"sms": {"brandId": "B1", "campaignId": "C1", "enabled": true}}),
+            json!({"sms": {"enabled": false, "brandId": null}}),
+            json!({"smsEnabled": false, "smsBrandId": null}),
+            true,
+        ),
+        (
+            json!({"externalBillingId": "old"}),
+            json!({"externalAccountId": "AC1", "externalBillingId": null}),
+            json!({"externalAccountId": "AC1", "externalBillingId": null}),
+            true,
+        ),
+        (
+            json!({"offeredProductPlanId": "pro"}),
+            json!({"productPlanId": "pro"}),
+            json!({"productPlanId": "pro"}),
+            true,
+        ),
+        (
+            json!({}),
+            json!({"offeredProductPlanId": "team"}),
+            json!({"offeredProductPlanId": "team"}),
+            true,
+        ),
+        // Refused on both, and nothing changes.
+        (
+            json!({}),
+            json!({"sms": {"enabled": true}}),
+            json!({"smsEnabled": true}),
+            false,
+        ),
+        (
+            json!({"sms": {"brandId": "B1", "campaignId": "C1", "enabled": true}}),
+            json!({"sms": {"campaignId": null}}),
+            json!({"smsCampaignId": null}),
+            false,
+        ),
+        (
+            json!({}),
+            json!({"productPlanId": "nope"}),
+            json!({"productPlanId": "nope"}),
+            false,
+        ),
+        (
+            json!({}),
+            json!({"offeredProductPlanId": "nope"}),
+            json!({"offeredProductPlanId": "nope"}),
+            false,
+        ),
+        (
+            json!({"status": "suspended", "statusReason": "fraud"}),
+            json!({"status": "active"}),
+            json!({"active": true}),
+            false,
+        ),
+        (
+            json!({}),
+            json!({"name": ""}),
+            json!({"orgName": ""}),
+            false,
+        ),
+    ];
+    let shown = [
+        "name",
+        "status",
+        "statusReason",
+        "sms",
+        "externalAccountId",
+        "externalBillingId",
+        "productPlanId",
+        "offeredProductPlanId",
+        "premium",
+    ];
+    for (i, (setup, native, v2, passes)) in cases.into_iter().enumerate() {
+        let mut stored = Vec::new();
+        for surface in ["native", "v2"] {
+            let o = child(&app, &pk, &format!("Table {i} {surface}")).await;
+            let id = o["id"].as_str().unwrap();
+            let path = format!("/api/organizations/{id}");
+            let a = app.patch(&path, setup.clone()).await;
+            assert_eq!(a.status, StatusCode::OK, "case {i} setup: {}", a.text);
+            let before = app.get(&path).await.body;
+            let a = match surface {
+                "native" => {
+                    app.as_(Some(&pk), Method::PATCH, &path, Some(native.clone()))
+                        .await
+                }
+                _ => {
+                    app.as_(
+                        None,
+                        Method::POST,
+                        &format!("/api/v2/updateOrganization?token={pk}&targetOrganizationId={id}"),
+                        Some(v2.clone()),
+                    )
+                    .await
+                }
+            };
+            assert_eq!(
+                a.status.is_success(),
+                passes,
+                "case {i} {surface}: {} {}",
+                a.status,
+                a.text
+            );
+            let after = app.get(&path).await.body;
+            if !passes {
+                assert_eq!(after["version"], before["version"], "case {i} {surface}");
+            }
+            let view: Vec<Value> = shown.iter().map(|k| after[*k].clone()).collect();
+            stored.push(view);
+        }
+        // The names differ by surface unless the case renames; the rest must not.
+        if i != 0 {
+            stored[0][0] = Value::Null;
+            stored[1][0] = Value::Null;
+        }
+        assert_eq!(
+            stored[0], stored[1],
+            "case {i}: native and v2 stored different organizations"
+        );
+    }
 }

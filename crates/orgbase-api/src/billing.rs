@@ -5,11 +5,9 @@
 //! subscription; its signed webhooks move the organization's plan, `premium` and
 //! `billingOverdue`. Deliveries come more than once and out of order: each event id is applied
 //! once, and a state older than the one applied never replaces it.
-use std::collections::HashMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use orgbase_billing::{BillingClient, SubscriptionState, WebhookEvent, WebhookEventKind};
+use orgbase_billing::{SubscriptionState, WebhookEvent, WebhookEventKind};
 use orgbase_domain::{
     now, BillingProvider, Organization, OrganizationId, Plan, Subscription, DEFAULT_PLAN,
 };
@@ -20,24 +18,7 @@ use crate::AppState;
 
 pub use orgbase_billing::BillingError;
 
-/// The configured providers.
-#[derive(Clone, Default)]
-pub struct Billing {
-    clients: HashMap<BillingProvider, Arc<dyn BillingClient>>,
-}
-
-impl Billing {
-    pub fn with(mut self, client: Arc<dyn BillingClient>) -> Self {
-        self.clients.insert(client.provider(), client);
-        self
-    }
-
-    pub fn client(&self, p: BillingProvider) -> Result<&Arc<dyn BillingClient>, BillingError> {
-        self.clients
-            .get(&p)
-            .ok_or_else(|| BillingError::NotConfigured(p.as_str().to_owned()))
-    }
-}
+pub use orgbase_service::providers::Billing;
 
 /// Moves a live subscription to `plan`'s price at its provider, before the change is committed
 /// here. The reason, when it fails, is safe to show.

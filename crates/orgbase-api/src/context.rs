@@ -9,45 +9,9 @@ use std::net::SocketAddr;
 
 use crate::surface::Surface;
 
-/// A request, as its changes record it.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    pub origin: Origin,
-    pub surface: Surface,
-}
-
-tokio::task_local! {
-    static REQUEST: RequestContext;
-}
-
-/// The current request's id, if called within a request.
-pub fn request_id() -> Option<String> {
-    REQUEST
-        .try_with(|r| r.origin.request_id.clone())
-        .ok()
-        .flatten()
-}
-
-/// The current request, if called within one.
-pub fn current() -> Option<RequestContext> {
-    REQUEST.try_with(Clone::clone).ok()
-}
-
-/// Where the current request came from (empty outside a request: work without one).
-pub fn origin() -> Origin {
-    REQUEST.try_with(|r| r.origin.clone()).unwrap_or_default()
-}
-
-/// The surface the current request came through, as its audit entries name it (`system` outside
-/// a request).
-pub fn audit_surface() -> AuditSurface {
-    match REQUEST.try_with(|r| r.surface) {
-        Ok(Surface::Native) => AuditSurface::Native,
-        Ok(Surface::PartnerSettings) => AuditSurface::PartnerSettings,
-        Ok(Surface::Properties) => AuditSurface::Properties,
-        Err(_) => AuditSurface::System,
-    }
-}
+pub use orgbase_service::context::{
+    audit_surface, carry, current, origin, request_id, RequestContext,
+};
 
 /// The longest user agent an entry keeps.
 const USER_AGENT_MAX: usize = 512;
@@ -56,7 +20,7 @@ const USER_AGENT_MAX: usize = 512;
 /// the surface available to everything the request runs.
 pub async fn scope(req: Request, next: Next) -> Response {
     let ctx = context_of(&req);
-    REQUEST.scope(ctx, next.run(req)).await
+    orgbase_service::context::scope(ctx, next.run(req)).await
 }
 
 fn context_of(req: &Request) -> RequestContext {
@@ -86,14 +50,10 @@ fn context_of(req: &Request) -> RequestContext {
                 .map(|c| c.0.ip().to_string()),
             user_agent,
         },
-        surface: Surface::of(req.uri().path()),
-    }
-}
-
-/// Runs `fut` as part of this request (for work moved to another task).
-pub async fn carry<F: std::future::Future>(ctx: Option<RequestContext>, fut: F) -> F::Output {
-    match ctx {
-        Some(ctx) => REQUEST.scope(ctx, fut).await,
-        None => fut.await,
+        surface: match Surface::of(req.uri().path()) {
+            Surface::Native => AuditSurface::Native,
+            Surface::PartnerSettings => AuditSurface::PartnerSettings,
+            Surface::Properties => AuditSurface::Properties,
+        },
     }
 }

@@ -3,6 +3,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use orgbase_domain::{FieldError, ValidationErrors};
+use orgbase_service::ServiceError;
 use orgbase_store::StoreError;
 use serde::Serialize;
 
@@ -201,66 +202,35 @@ impl From<ValidationErrors> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        ServiceError::from(e).into()
+    }
+}
+
+/// The one mapping of the services' errors onto the API's.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            StoreError::NotFound => Self::NotFound,
-            StoreError::VersionMismatch => Self::PreconditionFailed,
-            StoreError::Conflict {
-                constraint: "organization_slug",
-            } => Self::Conflict {
-                code: "slug_taken",
-                detail: "another organization already uses this slug".into(),
-            },
-            StoreError::Conflict {
-                constraint: "last_platform_key",
-            } => Self::Conflict {
-                code: "last_platform_key",
-                detail: "this is the last active platform key; create another one first".into(),
-            },
-            StoreError::Unavailable(cause) => Self::DatabaseUnavailable(cause),
-            StoreError::Conflict { constraint } => {
-                let (code, detail) = match constraint {
-                    "user_email" => ("email_taken", "another person already uses this e-mail"),
-                    "role_name" => (
-                        "role_name_taken",
-                        "the organization has a role of this name",
-                    ),
-                    "workspace_name" => (
-                        "workspace_name_taken",
-                        "the organization has a workspace of this name",
-                    ),
-                    "invitation_pending" => (
-                        "invitation_pending",
-                        "a pending invitation for this e-mail exists; resend it instead",
-                    ),
-                    "member_exists" => (
-                        "already_member",
-                        "the person with this e-mail is a member already",
-                    ),
-                    "owner_role" => (
-                        "owner_protected",
-                        "the owner cannot be removed or demoted; transfer ownership first",
-                    ),
-                    "role_in_use" => (
-                        "role_in_use",
-                        "the role is held by a member, a key or a pending invitation",
-                    ),
-                    "idempotency_claim_lost" => (
-                        "idempotency_claim_lost",
-                        "the request ran so long that its Idempotency-Key was taken over by a \
-                         retry; nothing was changed by it",
-                    ),
-                    "invitation_not_pending" => (
-                        "invitation_not_pending",
-                        "the invitation was accepted or revoked already",
-                    ),
-                    other => return Self::Internal(format!("unexpected conflict on {other}")),
-                };
-                Self::Conflict {
-                    code,
-                    detail: detail.into(),
-                }
+            ServiceError::Validation(v) => Self::Validation(v),
+            ServiceError::Unauthorized { code, detail } => Self::Unauthorized { code, detail },
+            ServiceError::Forbidden(d) => Self::Forbidden(d),
+            ServiceError::PaymentRequired { code, detail } => {
+                Self::PaymentRequired { code, detail }
             }
-            other => Self::Internal(other.to_string()),
+            ServiceError::TooManyRequests {
+                retry_after,
+                detail,
+            } => Self::TooManyRequests {
+                retry_after,
+                detail,
+            },
+            ServiceError::Gone { code, detail } => Self::Gone { code, detail },
+            ServiceError::NotFound => Self::NotFound,
+            ServiceError::Conflict { code, detail } => Self::Conflict { code, detail },
+            ServiceError::PreconditionFailed => Self::PreconditionFailed,
+            ServiceError::Unavailable => Self::Unavailable,
+            ServiceError::DatabaseUnavailable(c) => Self::DatabaseUnavailable(c),
+            ServiceError::Upstream { code, detail } => Self::Upstream { code, detail },
+            ServiceError::Internal(c) => Self::Internal(c),
         }
     }
 }

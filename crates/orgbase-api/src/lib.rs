@@ -6,13 +6,13 @@ pub mod auth;
 pub mod billing;
 pub mod compat;
 pub mod context;
-pub mod directory;
+pub use orgbase_service::directory;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;
 pub mod native;
-pub mod password;
+pub use orgbase_service::password;
 pub mod service;
 pub mod surface;
 
@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use orgbase_domain::{ApiKey, KeyKind, NewSecret};
 use orgbase_mail::Mailer;
+use orgbase_service::{ServiceConfig, Services};
 use orgbase_store::{DynStore, KeyQuery};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,8 +39,6 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::billing::Billing;
-use crate::directory::MemberDirectory;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::native::avatars::{AvatarConfig, Avatars};
@@ -47,7 +46,6 @@ use crate::native::{
     api_keys, audit, avatars, billing as billing_routes, invitations, members, ops, org_keys,
     organizations, plans, roles, sessions, wallet, workspaces,
 };
-use crate::password::{FailureThrottle, Passwords};
 
 /// What the HTTP layer needs from the configuration. (`Debug` leaves out the SMTP URL, which
 /// may carry credentials.)
@@ -106,21 +104,29 @@ impl Default for ApiConfig {
     }
 }
 
+/// What every handler runs with: the services, and what only HTTP needs (the API's own
+/// configuration, metrics, the OpenAPI document, avatar files). It dereferences to the
+/// [`Services`], so a handler hands `&state` to a use case as it is.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: DynStore,
+    pub services: Services,
     pub config: Arc<ApiConfig>,
     pub metrics: Arc<Metrics>,
     pub openapi_json: Arc<String>,
-    pub mailer: Arc<dyn Mailer>,
-    pub passwords: Arc<Passwords>,
-    /// Failed logins per account (e-mail) and per client address.
-    pub login_by_account: Arc<FailureThrottle>,
-    pub login_by_address: Arc<FailureThrottle>,
-    pub members: Arc<MemberDirectory>,
-    /// The billing providers configured (none by default).
-    pub billing: Billing,
     pub avatars: Arc<Avatars>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut Services {
+        &mut self.services
+    }
 }
 
 impl AppState {
@@ -130,24 +136,27 @@ impl AppState {
         store: DynStore,
         config: ApiConfig,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let mailer = orgbase_mail::from_config(
+        let mailer: Arc<dyn Mailer> = orgbase_mail::from_config(
             config.smtp_url.as_deref(),
             &config.mail_from,
             &config.mail_outbox,
         )?;
         let avatars = Arc::new(Avatars::new(&config.avatars, &config.public_url)?);
-        Ok(Self {
+        let services = Services::new(
             store,
+            ServiceConfig {
+                public_url: config.public_url.clone(),
+                session_ttl: config.session_ttl,
+                invitation_ttl: config.invitation_ttl,
+                member_directory_min: config.member_directory_min,
+            },
+            mailer,
+        );
+        Ok(Self {
+            services,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             openapi_json: Arc::new(openapi_json()),
-            mailer,
-            passwords: Arc::new(Passwords::new()),
-            // 5 failures per account, then one per 3 minutes; 20 per address, then one per 3 s.
-            login_by_account: Arc::new(FailureThrottle::new(5, Duration::from_secs(15 * 60))),
-            login_by_address: Arc::new(FailureThrottle::new(20, Duration::from_secs(60))),
-            members: Arc::new(MemberDirectory::default()),
-            billing: Billing::default(),
             avatars,
         })
     }

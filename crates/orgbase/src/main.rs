@@ -234,7 +234,7 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
     if let Some(stripe) = config.stripe.clone() {
         let client = orgbase_billing::StripeClient::new(stripe)
             .map_err(|e| anyhow::anyhow!("setting up Stripe: {e}"))?;
-        state.billing = state.billing.with(std::sync::Arc::new(client));
+        state.billing = std::mem::take(&mut state.billing).with(std::sync::Arc::new(client));
         tracing::info!(billing = "stripe", "billing provider configured");
     }
     tracing::info!(mail = %state.mailer.describe(), "mail");

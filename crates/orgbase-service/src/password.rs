@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+use crate::error::ServiceError;
 
 /// OWASP Password Storage Cheat Sheet: argon2id, m = 19 MiB, t = 2, p = 1.
 fn argon2() -> Argon2<'static> {
@@ -50,7 +50,7 @@ impl Passwords {
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, ServiceError> {
         struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
@@ -59,7 +59,7 @@ impl Passwords {
         }
         if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_waiting {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(ApiError::Unavailable);
+            return Err(ServiceError::Unavailable);
         }
         let guard = Waiting(&self.waiting);
         let permit = self
@@ -67,31 +67,35 @@ impl Passwords {
             .clone()
             .acquire_owned()
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(ServiceError::internal)?;
         drop(guard);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             f()
         })
         .await
-        .map_err(ApiError::internal)
+        .map_err(ServiceError::internal)
     }
 
     /// The PHC string of a new password.
-    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: String) -> Result<String, ServiceError> {
         self.run(move || {
             let salt = SaltString::generate(&mut rand::rngs::OsRng);
             argon2()
                 .hash_password(password.as_bytes(), &salt)
                 .map(|h| h.to_string())
-                .map_err(ApiError::internal)
+                .map_err(ServiceError::internal)
         })
         .await?
     }
 
     /// Whether `password` matches `stored`; with no stored hash (unknown person, or one who has
     /// not set a password), a hash is verified all the same and the answer is false.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, ServiceError> {
         let (hash, real) = match stored {
             Some(h) => (h, true),
             None => (self.dummy.clone(), false),

@@ -1,0 +1,64 @@
+//! Orgbase's use cases. Every change and read that any API surface offers is one function here:
+//! it takes the caller's authorized access and parsed domain values, applies the rules of
+//! `SPEC.md`, writes through storage with its audit entry, and answers domain values or a
+//! [`ServiceError`]. Nothing here knows HTTP; each surface maps the answers to its own shape.
+pub mod context;
+pub mod directory;
+pub mod error;
+pub mod password;
+pub mod providers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orgbase_mail::Mailer;
+use orgbase_store::DynStore;
+
+pub use error::{ServiceError, ServiceResult};
+
+use directory::MemberDirectory;
+use password::{FailureThrottle, Passwords};
+use providers::Billing;
+
+/// What the use cases are configured with.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Where Orgbase is reached from outside: the base of the links it mails.
+    pub public_url: String,
+    pub session_ttl: chrono::Duration,
+    pub invitation_ttl: chrono::Duration,
+    /// From how many members an organization's member pages come from the member directory.
+    pub member_directory_min: u64,
+}
+
+/// Everything the use cases run on: storage, the outside services, and what a node keeps in
+/// memory (login throttles, the member directory).
+#[derive(Clone)]
+pub struct Services {
+    pub store: DynStore,
+    pub config: Arc<ServiceConfig>,
+    pub mailer: Arc<dyn Mailer>,
+    pub passwords: Arc<Passwords>,
+    /// Failed logins per account (e-mail) and per client address.
+    pub login_by_account: Arc<FailureThrottle>,
+    pub login_by_address: Arc<FailureThrottle>,
+    pub members: Arc<MemberDirectory>,
+    /// The billing providers configured (none by default).
+    pub billing: Billing,
+}
+
+impl Services {
+    pub fn new(store: DynStore, config: ServiceConfig, mailer: Arc<dyn Mailer>) -> Self {
+        Self {
+            store,
+            config: Arc::new(config),
+            mailer,
+            passwords: Arc::new(Passwords::new()),
+            // 5 failures per account, then one per 3 minutes; 20 per address, then one per 3 s.
+            login_by_account: Arc::new(FailureThrottle::new(5, Duration::from_secs(15 * 60))),
+            login_by_address: Arc::new(FailureThrottle::new(20, Duration::from_secs(60))),
+            members: Arc::new(MemberDirectory::default()),
+            billing: Billing::default(),
+        }
+    }
+}

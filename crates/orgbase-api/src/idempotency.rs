@@ -184,8 +184,10 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     // going ahead unkeyed could act twice.
     let principal = match crate::auth::authenticate(&state, &credential).await {
         Ok(p) => p,
-        Err(ApiError::Unauthorized { .. }) => return strip(next.run(req).await),
-        Err(e) => return error(surface, e),
+        Err(orgbase_service::ServiceError::Unauthorized { .. }) => {
+            return strip(next.run(req).await)
+        }
+        Err(e) => return error(surface, e.into()),
     };
     let scope = SecretHash::of(&credential).as_str().to_owned();
     let (parts, body) = req.into_parts();

@@ -2,6 +2,7 @@
 //! it takes the caller's authorized access and parsed domain values, applies the rules of
 //! `SPEC.md`, writes through storage with its audit entry, and answers domain values or a
 //! [`ServiceError`]. Nothing here knows HTTP; each surface maps the answers to its own shape.
+pub mod access;
 pub mod context;
 pub mod directory;
 pub mod error;

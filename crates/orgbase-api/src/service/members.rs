@@ -57,7 +57,7 @@ pub async fn may_act_on(
     target: &Member,
 ) -> Result<(), ApiError> {
     let theirs = role_permissions(state, access.org.id, &target.roles).await?;
-    access.may_grant(theirs, "this change")
+    Ok(access.may_grant(theirs, "this change")?)
 }
 
 /// Removes a member. The owner is not removed (ownership moves first), and nobody removes

@@ -51,7 +51,7 @@ pub async fn load<'p>(
     id: OrganizationId,
 ) -> Result<OrgAccess<'p>, ApiError> {
     let org = state.store.get_organization(id).await?;
-    who.access(state, org).await
+    Ok(who.access(state, org).await?)
 }
 
 /// Loads an organization and requires a permission there (404 outside reach, then 403).
@@ -579,7 +579,7 @@ pub async fn set_avatar(
     id: OrganizationId,
     url: Option<String>,
 ) -> Result<(Organization, Organization), ApiError> {
-    let authorize = |a: &OrgAccess<'_>| a.require(Permission::OrgUpdate);
+    let authorize = |a: &OrgAccess<'_>| Ok(a.require(Permission::OrgUpdate)?);
     let change = |current: &Organization| {
         refuse_deleted(current)?;
         if current.avatar_url == url {

@@ -12,8 +12,8 @@ pub mod extract;
 pub mod idempotency;
 pub mod metrics;
 pub mod native;
+pub use orgbase_service as service;
 pub use orgbase_service::password;
-pub mod service;
 pub mod surface;
 
 use axum::extract::Request;

@@ -3,11 +3,22 @@
 //! `SPEC.md`, writes through storage with its audit entry, and answers domain values or a
 //! [`ServiceError`]. Nothing here knows HTTP; each surface maps the answers to its own shape.
 pub mod access;
+pub mod audit;
+pub mod billing;
 pub mod context;
 pub mod directory;
 pub mod error;
+pub mod invitations;
+pub mod keys;
+pub mod members;
+pub mod organizations;
 pub mod password;
+pub mod plans;
 pub mod providers;
+pub mod roles;
+pub mod sessions;
+pub mod wallet;
+pub mod workspaces;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +27,7 @@ use orgbase_mail::Mailer;
 use orgbase_store::DynStore;
 
 pub use error::{ServiceError, ServiceResult};
+pub use organizations::*;
 
 use directory::MemberDirectory;
 use password::{FailureThrottle, Passwords};

@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{authenticate_once, Authenticated, Principal};
 use crate::error::ApiError;
-use crate::service::{self, SettingChange};
+use crate::service::{self, ServiceError, SettingChange};
 use crate::AppState;
 
 /// The settings, in the order the document lists them (and the answer reports them).
@@ -226,9 +226,9 @@ fn parse_one(key: &str, v: &Value) -> Result<SettingChange, String> {
 const NO_PLAN: &str = "no such plan";
 
 /// Why a setting failed, in this surface's words.
-fn reason(key: &str, e: &ApiError) -> String {
+fn reason(key: &str, e: &ServiceError) -> String {
     match e {
-        ApiError::Validation(errors) => {
+        ServiceError::Validation(errors) => {
             if errors.0.iter().any(|f| f.code == "sms_setup_incomplete") {
                 return if key == "smsEnabled" {
                     "enabling SMS needs a smsBrandId and a smsCampaignId, stored or in this request"
@@ -246,13 +246,13 @@ fn reason(key: &str, e: &ApiError) -> String {
                     .unwrap_or_else(|| "invalid".into()),
             }
         }
-        ApiError::Forbidden(_) if key == "active" => {
+        ServiceError::Forbidden(_) if key == "active" => {
             "the organization is suspended; only the platform lifts a suspension".into()
         }
-        ApiError::Forbidden(detail) => detail.clone(),
-        ApiError::Conflict { detail, .. }
-        | ApiError::Upstream { detail, .. }
-        | ApiError::PaymentRequired { detail, .. } => detail.clone(),
+        ServiceError::Forbidden(detail) => detail.clone(),
+        ServiceError::Conflict { detail, .. }
+        | ServiceError::Upstream { detail, .. }
+        | ServiceError::PaymentRequired { detail, .. } => detail.clone(),
         other => other.to_string(),
     }
 }
@@ -368,7 +368,7 @@ async fn apply(
             );
             Ok(out.answer())
         }
-        Err(ApiError::Conflict {
+        Err(ServiceError::Conflict {
             code: "organization_deleted",
             ..
         }) => {
@@ -378,6 +378,6 @@ async fn apply(
             }
             Ok(out.answer())
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }

@@ -357,7 +357,7 @@ pub async fn upload(
             if !already_ours {
                 avatars.remove(&files).await;
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     if before.avatar_url != after.avatar_url {

@@ -6,12 +6,11 @@ use orgbase_domain::{
 use orgbase_store::NewRole;
 
 use super::audit;
-use crate::auth::OrgAccess;
-use crate::error::ApiError;
-use crate::AppState;
+use crate::access::OrgAccess;
+use crate::{ServiceError, Services};
 
 /// The roles usable in the organization: the system roles, then its own.
-pub async fn list(state: &AppState, access: &OrgAccess<'_>) -> Result<Vec<Role>, ApiError> {
+pub async fn list(state: &Services, access: &OrgAccess<'_>) -> Result<Vec<Role>, ServiceError> {
     access.require(Permission::OrgRead)?;
     let mut roles = system_roles();
     roles.extend(state.store.list_roles(access.org.id).await?);
@@ -19,22 +18,22 @@ pub async fn list(state: &AppState, access: &OrgAccess<'_>) -> Result<Vec<Role>,
 }
 
 /// A system role, or one of the organization's own.
-pub async fn get(state: &AppState, access: &OrgAccess<'_>, id: i64) -> Result<Role, ApiError> {
+pub async fn get(state: &Services, access: &OrgAccess<'_>, id: i64) -> Result<Role, ServiceError> {
     access.require(Permission::OrgRead)?;
     if id < FIRST_CUSTOM_ROLE_ID {
-        return system_role(id).ok_or(ApiError::NotFound);
+        return system_role(id).ok_or(ServiceError::NotFound);
     }
     Ok(state.store.get_role(access.org.id, id).await?)
 }
 
 /// Makes a custom role; nobody grants what they lack.
 pub async fn create(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     name: String,
     description: Option<String>,
     permissions: Permissions,
-) -> Result<Role, ApiError> {
+) -> Result<Role, ServiceError> {
     access.require(Permission::RolesManage)?;
     access.may_grant(permissions, "permissions")?;
     let new = NewRole {
@@ -73,14 +72,16 @@ pub struct RoleChange {
 /// Changes a custom role. System roles do not change; changing a role changes what its holders
 /// may do, so the caller must hold what it had and what it will have.
 pub async fn update(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     current: Role,
     change: RoleChange,
-) -> Result<Role, ApiError> {
+) -> Result<Role, ServiceError> {
     access.require(Permission::RolesManage)?;
     if current.is_system() {
-        return Err(ApiError::Forbidden("system roles cannot be changed".into()));
+        return Err(ServiceError::Forbidden(
+            "system roles cannot be changed".into(),
+        ));
     }
     access.may_grant(current.permissions, "this role")?;
     let mut next = current.clone();
@@ -105,11 +106,13 @@ pub async fn update(
 }
 
 /// Deletes a custom role that nobody holds.
-pub async fn delete(state: &AppState, access: &OrgAccess<'_>, id: i64) -> Result<(), ApiError> {
+pub async fn delete(state: &Services, access: &OrgAccess<'_>, id: i64) -> Result<(), ServiceError> {
     access.require(Permission::RolesManage)?;
     let current = get(state, access, id).await?;
     if current.is_system() {
-        return Err(ApiError::Forbidden("system roles cannot be deleted".into()));
+        return Err(ServiceError::Forbidden(
+            "system roles cannot be deleted".into(),
+        ));
     }
     access.may_grant(current.permissions, "this role")?;
     let entry = audit::on_org(access, "role.deleted", Target::new("role", current.id))
@@ -126,10 +129,10 @@ pub async fn delete(state: &AppState, access: &OrgAccess<'_>, id: i64) -> Result
 /// Checks role ids against this organization: system roles, or its own custom roles. Answers
 /// the unknown ones.
 pub async fn unknown_roles(
-    state: &AppState,
+    state: &Services,
     org: OrganizationId,
     roles: &[i64],
-) -> Result<Vec<i64>, ApiError> {
+) -> Result<Vec<i64>, ServiceError> {
     let custom: Vec<i64> = if roles.iter().any(|r| *r >= FIRST_CUSTOM_ROLE_ID) {
         state
             .store
@@ -151,13 +154,13 @@ pub async fn unknown_roles(
 /// Parses, dedupes and checks role ids given in `field`: known here, and not the owner role
 /// (ownership moves only by transfer).
 pub async fn checked_roles(
-    state: &AppState,
+    state: &Services,
     org: OrganizationId,
     field: &str,
     roles: Option<Vec<i64>>,
     keep_owner: bool,
     errors: &mut ValidationErrors,
-) -> Result<Option<Vec<i64>>, ApiError> {
+) -> Result<Option<Vec<i64>>, ServiceError> {
     let Some(mut roles) = roles else {
         return Ok(None);
     };

@@ -11,12 +11,11 @@ use uuid::Uuid;
 
 use super::audit;
 use super::sessions::Started;
-use crate::auth::OrgAccess;
-use crate::error::ApiError;
-use crate::AppState;
+use crate::access::OrgAccess;
+use crate::{ServiceError, Services};
 
 /// The link an invitation e-mail carries.
-pub fn invite_link(state: &AppState, token: &str) -> String {
+pub fn invite_link(state: &Services, token: &str) -> String {
     format!(
         "{}/invite/{token}",
         state.config.public_url.trim_end_matches('/')
@@ -24,12 +23,12 @@ pub fn invite_link(state: &AppState, token: &str) -> String {
 }
 
 pub async fn send_invitation(
-    state: &AppState,
+    state: &Services,
     org: &Organization,
     inv: &Invitation,
     token: &str,
     owner_setup: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let link = invite_link(state, token);
     let days = (inv.expires_at - inv.created_at).num_days().max(1);
     let (subject, intro) = if owner_setup {
@@ -65,7 +64,7 @@ pub async fn send_invitation(
     };
     state.mailer.send(&mail).await.map_err(|e| {
         tracing::error!(invitation_id = %inv.id, error = %e, "sending an invitation failed");
-        ApiError::Upstream {
+        ServiceError::Upstream {
             code: "mail_failed",
             detail: "the invitation is saved but its e-mail could not be sent; resend it later"
                 .into(),
@@ -74,7 +73,7 @@ pub async fn send_invitation(
 }
 
 pub fn new_invitation(
-    state: &AppState,
+    state: &Services,
     org: &Organization,
     email: Email,
     name: Option<String>,
@@ -102,11 +101,11 @@ pub fn new_invitation(
 
 /// Invites the owner the platform named, who has no password yet, to set one.
 pub async fn invite_owner(
-    state: &AppState,
+    state: &Services,
     org: &Organization,
     owner: &User,
     actor: String,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let (inv, token) = new_invitation(
         state,
         org,
@@ -129,13 +128,13 @@ pub async fn invite_owner(
 /// The invitation of an owner named by the platform (to set a password) is the owner's and the
 /// platform's business: an admin may not revoke or resend it.
 pub async fn owner_setup_guard(
-    state: &AppState,
-    access: &crate::auth::OrgAccess<'_>,
+    state: &Services,
+    access: &crate::access::OrgAccess<'_>,
     id: Uuid,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let inv = state.store.get_invitation(access.org.id, id).await?;
     if inv.roles.contains(&ROLE_OWNER) && !access.is_owner_or_platform() {
-        return Err(ApiError::Forbidden(
+        return Err(ServiceError::Forbidden(
             "the owner's own invitation is handled by the owner or the platform".into(),
         ));
     }
@@ -146,16 +145,16 @@ pub async fn owner_setup_guard(
 /// beyond their own. The invitation is kept even when the e-mail fails (a 502 says so: resend
 /// it later).
 pub async fn invite(
-    state: &AppState,
-    access: &crate::auth::OrgAccess<'_>,
+    state: &Services,
+    access: &crate::access::OrgAccess<'_>,
     email: Email,
     name: Option<String>,
     roles: Vec<i64>,
-) -> Result<Invitation, ApiError> {
+) -> Result<Invitation, ServiceError> {
     access.require(orgbase_domain::Permission::InvitationsManage)?;
     let org = &access.org;
     access.may_grant(
-        crate::auth::role_permissions(state, org.id, &roles).await?,
+        crate::access::role_permissions(state, org.id, &roles).await?,
         "roles",
     )?;
     let actor = access.principal.actor();
@@ -174,10 +173,10 @@ pub async fn invite(
 
 /// The organization's pending invitations, or all of them.
 pub async fn list(
-    state: &AppState,
-    access: &crate::auth::OrgAccess<'_>,
+    state: &Services,
+    access: &crate::access::OrgAccess<'_>,
     all: bool,
-) -> Result<Vec<Invitation>, ApiError> {
+) -> Result<Vec<Invitation>, ServiceError> {
     let t = now();
     Ok(state
         .store
@@ -190,10 +189,10 @@ pub async fn list(
 
 /// Revokes an invitation: its link stops working at once.
 pub async fn revoke(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     id: Uuid,
-) -> Result<Invitation, ApiError> {
+) -> Result<Invitation, ServiceError> {
     access.require(orgbase_domain::Permission::InvitationsManage)?;
     owner_setup_guard(state, access, id).await?;
     let current = state.store.get_invitation(access.org.id, id).await?;
@@ -213,10 +212,10 @@ pub async fn revoke(
 
 /// Sends an invitation again with a new link; the previous link stops working.
 pub async fn resend(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     id: Uuid,
-) -> Result<Invitation, ApiError> {
+) -> Result<Invitation, ServiceError> {
     access.require(orgbase_domain::Permission::InvitationsManage)?;
     owner_setup_guard(state, access, id).await?;
     let current = state.store.get_invitation(access.org.id, id).await?;
@@ -240,8 +239,8 @@ pub async fn resend(
     Ok(inv)
 }
 
-fn gone(code: &'static str, detail: &str) -> ApiError {
-    ApiError::Gone {
+fn gone(code: &'static str, detail: &str) -> ServiceError {
+    ServiceError::Gone {
         code,
         detail: detail.into(),
     }
@@ -251,13 +250,13 @@ fn gone(code: &'static str, detail: &str) -> ApiError {
 /// characters, confirmed) and is signed in; a person who has an account joins without it
 /// changing. `errors` holds what parsing the body found.
 pub async fn accept(
-    state: &AppState,
+    state: &Services,
     token: &str,
     password: Option<String>,
     confirmation: Option<String>,
     mut errors: ValidationErrors,
-) -> Result<(Member, Option<Started>), ApiError> {
-    let not_found = ApiError::NotFound;
+) -> Result<(Member, Option<Started>), ServiceError> {
+    let not_found = ServiceError::NotFound;
     if !token.starts_with(INVITE_PREFIX) || token.len() > 128 {
         return Err(not_found);
     }
@@ -270,7 +269,7 @@ pub async fn accept(
     match inv.state_at(t) {
         InvitationState::Pending => {}
         InvitationState::Accepted => {
-            return Err(ApiError::Conflict {
+            return Err(ServiceError::Conflict {
                 code: "invitation_used",
                 detail: "this invitation was accepted already".into(),
             })
@@ -359,7 +358,7 @@ pub async fn accept(
         Err(StoreError::Conflict {
             constraint: "invitation_not_pending",
         }) => {
-            return Err(ApiError::Conflict {
+            return Err(ServiceError::Conflict {
                 code: "invitation_used",
                 detail: "this invitation was accepted or revoked already".into(),
             })
@@ -383,7 +382,7 @@ pub async fn accept(
         Err(StoreError::Conflict {
             constraint: "password_required",
         }) => {
-            return Err(ApiError::field(
+            return Err(ServiceError::field(
                 "password",
                 "required",
                 "is required to create the account",

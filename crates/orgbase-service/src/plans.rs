@@ -3,25 +3,28 @@ use orgbase_domain::{now, Plan, Target, DEFAULT_PLAN};
 use orgbase_store::StoreError;
 
 use super::audit;
-use crate::auth::PlatformAdmin;
-use crate::error::ApiError;
-use crate::AppState;
+use crate::access::PlatformAdmin;
+use crate::{ServiceError, Services};
 
 /// Every plan, cheapest first.
-pub async fn list_all(state: &AppState, _admin: &PlatformAdmin) -> Result<Vec<Plan>, ApiError> {
+pub async fn list_all(state: &Services, _admin: &PlatformAdmin) -> Result<Vec<Plan>, ServiceError> {
     Ok(state.store.list_plans(false).await?)
 }
 
 /// The public plans, cheapest first: for anyone (a pricing page needs no credential).
-pub async fn list_public(state: &AppState) -> Result<Vec<Plan>, ApiError> {
+pub async fn list_public(state: &Services) -> Result<Vec<Plan>, ServiceError> {
     Ok(state.store.list_plans(true).await?)
 }
 
-pub async fn get(state: &AppState, _admin: &PlatformAdmin, id: &str) -> Result<Plan, ApiError> {
+pub async fn get(state: &Services, _admin: &PlatformAdmin, id: &str) -> Result<Plan, ServiceError> {
     Ok(state.store.get_plan(id).await?)
 }
 
-pub async fn create(state: &AppState, admin: &PlatformAdmin, plan: &Plan) -> Result<(), ApiError> {
+pub async fn create(
+    state: &Services,
+    admin: &PlatformAdmin,
+    plan: &Plan,
+) -> Result<(), ServiceError> {
     let entry = audit::entry(
         admin.audit_actor(),
         None,
@@ -38,11 +41,11 @@ pub async fn create(state: &AppState, admin: &PlatformAdmin, plan: &Plan) -> Res
 
 /// Stores `next` over `current` when it differs; answers what is stored.
 pub async fn update(
-    state: &AppState,
+    state: &Services,
     admin: &PlatformAdmin,
     current: &Plan,
     mut next: Plan,
-) -> Result<Plan, ApiError> {
+) -> Result<Plan, ServiceError> {
     if next != *current {
         next.updated_at = now();
         let entry = audit::entry(
@@ -59,9 +62,9 @@ pub async fn update(
 }
 
 /// Deletes a plan nobody is on; `starter`, every new organization's plan, stays.
-pub async fn delete(state: &AppState, admin: &PlatformAdmin, id: &str) -> Result<(), ApiError> {
+pub async fn delete(state: &Services, admin: &PlatformAdmin, id: &str) -> Result<(), ServiceError> {
     if id == DEFAULT_PLAN {
-        return Err(ApiError::Conflict {
+        return Err(ServiceError::Conflict {
             code: "default_plan",
             detail: "starter is every new organization's plan and cannot be deleted".into(),
         });
@@ -81,17 +84,17 @@ pub async fn delete(state: &AppState, admin: &PlatformAdmin, id: &str) -> Result
     Ok(())
 }
 
-fn plan_error(e: StoreError) -> ApiError {
+fn plan_error(e: StoreError) -> ServiceError {
     match e {
         StoreError::Conflict {
             constraint: "plan_id",
-        } => ApiError::Conflict {
+        } => ServiceError::Conflict {
             code: "plan_exists",
             detail: "a plan with this id exists".into(),
         },
         StoreError::Conflict {
             constraint: "plan_in_use",
-        } => ApiError::Conflict {
+        } => ServiceError::Conflict {
             code: "plan_in_use",
             detail: "organizations are on this plan or have it offered".into(),
         },

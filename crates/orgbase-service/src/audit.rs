@@ -7,10 +7,9 @@ use orgbase_domain::{
 };
 pub use orgbase_store::audit::record;
 
-use crate::auth::{OrgAccess, PlatformAdmin, Principal};
+use crate::access::{OrgAccess, PlatformAdmin, Principal};
 use crate::context;
-use crate::error::ApiError;
-use crate::AppState;
+use crate::{ServiceError, Services};
 
 /// An entry for a change `actor` makes now, in the current request (or, outside one, as work
 /// of the system's own).
@@ -47,10 +46,10 @@ pub const PAGE_MAX: u32 = 100;
 /// One organization's entries (`audit:read`). A partner key reading its own partner
 /// organization reads its children's entries too.
 pub async fn list_org(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     mut q: AuditQuery,
-) -> Result<Vec<AuditEntry>, ApiError> {
+) -> Result<Vec<AuditEntry>, ServiceError> {
     access.require(Permission::AuditRead)?;
     let own_partner = matches!(access.principal, Principal::Partner { partner_id, .. }
         if *partner_id == access.org.id);
@@ -65,10 +64,10 @@ pub async fn list_org(
 
 /// Every entry, platform-wide changes included (platform keys).
 pub async fn list_all(
-    state: &AppState,
+    state: &Services,
     _admin: &PlatformAdmin,
     mut q: AuditQuery,
-) -> Result<Vec<AuditEntry>, ApiError> {
+) -> Result<Vec<AuditEntry>, ServiceError> {
     q.limit = q.limit.clamp(1, PAGE_MAX + 1);
     Ok(state.store.list_audit_entries(&q).await?)
 }

@@ -5,15 +5,14 @@ use orgbase_store::{BillingAccount, StoreError};
 use serde_json::Value;
 
 use super::audit;
-use crate::auth::OrgAccess;
-use crate::error::ApiError;
-use crate::AppState;
+use crate::access::OrgAccess;
+use crate::{ServiceError, Services};
 
 /// The organization's account with its billing provider, if it has one.
 pub async fn account(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
-) -> Result<Option<BillingAccount>, ApiError> {
+) -> Result<Option<BillingAccount>, ServiceError> {
     access.require(Permission::BillingManage)?;
     Ok(state.store.get_billing_account(access.org.id).await?)
 }
@@ -22,18 +21,18 @@ pub async fn account(
 /// the provider that bills it, for an organization without a live subscription. `errors` holds
 /// what parsing the body found.
 pub async fn checkout(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     plan_id: Option<String>,
     success_url: Option<String>,
     cancel_url: Option<String>,
     mut errors: ValidationErrors,
-) -> Result<CheckoutSession, ApiError> {
+) -> Result<CheckoutSession, ServiceError> {
     access.require(Permission::BillingManage)?;
     let org = &access.org;
     if let Some(sub) = org.subscription.as_ref().filter(|s| s.is_live()) {
         // A second checkout would make a second subscription billing beside the first.
-        return Err(ApiError::Conflict {
+        return Err(ServiceError::Conflict {
             code: "already_subscribed",
             detail: format!(
                 "the organization has a live {} subscription: change its plan instead \
@@ -80,10 +79,10 @@ pub async fn checkout(
     let (Some(plan), Some((client, price_id)), Some(success_url), Some(cancel_url)) =
         (plan, billed, success_url, cancel_url)
     else {
-        return Err(ApiError::internal("checkout input checked"));
+        return Err(ServiceError::internal("checkout input checked"));
     };
     let provider = client.provider();
-    let upstream = |e: orgbase_billing::BillingError| ApiError::Upstream {
+    let upstream = |e: orgbase_billing::BillingError| ServiceError::Upstream {
         code: "billing_provider_error",
         detail: format!("the billing provider failed: {e}"),
     };

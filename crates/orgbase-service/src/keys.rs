@@ -8,9 +8,8 @@ use orgbase_domain::{
 use orgbase_store::{KeyQuery, StoreError};
 
 use super::audit;
-use crate::auth::{role_permissions, OrgAccess, PlatformAdmin};
-use crate::error::ApiError;
-use crate::AppState;
+use crate::access::{role_permissions, OrgAccess, PlatformAdmin};
+use crate::{ServiceError, Services};
 
 /// A new platform key and its secret, not yet stored (the command line stores it itself).
 pub fn new_platform_key(name: String) -> (ApiKey, String) {
@@ -20,10 +19,10 @@ pub fn new_platform_key(name: String) -> (ApiKey, String) {
 
 /// Why an organization cannot hold a partner key, if it cannot.
 pub async fn partner_refusal(
-    state: &AppState,
+    state: &Services,
     _admin: &PlatformAdmin,
     org: OrganizationId,
-) -> Result<Option<&'static str>, ApiError> {
+) -> Result<Option<&'static str>, ServiceError> {
     Ok(match state.store.get_organization(org).await {
         Ok(o) if !o.is_deleted() && o.org_type == OrgType::Partner => None,
         Ok(o) if !o.is_deleted() => Some("the organization is not of type partner"),
@@ -35,11 +34,11 @@ pub async fn partner_refusal(
 /// Makes and stores a key: a platform key, or (with `partner`) a partner key acting on that
 /// partner and its children. Answers it with its secret, shown once.
 pub async fn create(
-    state: &AppState,
+    state: &Services,
     admin: &PlatformAdmin,
     name: String,
     partner: Option<OrganizationId>,
-) -> Result<(ApiKey, String), ApiError> {
+) -> Result<(ApiKey, String), ServiceError> {
     let (mut key, plain) = new_platform_key(name);
     if let Some(org) = partner {
         key.kind = KeyKind::Partner;
@@ -59,19 +58,19 @@ pub async fn create(
 
 /// The keys `q` asks for, without their secrets.
 pub async fn list(
-    state: &AppState,
+    state: &Services,
     _admin: &PlatformAdmin,
     q: &KeyQuery,
-) -> Result<Vec<ApiKey>, ApiError> {
+) -> Result<Vec<ApiKey>, ServiceError> {
     Ok(state.store.list_api_keys(q).await?)
 }
 
 /// Revokes a key at once. The last active platform key cannot be revoked.
 pub async fn revoke(
-    state: &AppState,
+    state: &Services,
     admin: &PlatformAdmin,
     id: ApiKeyId,
-) -> Result<ApiKey, ApiError> {
+) -> Result<ApiKey, ServiceError> {
     let before = state.store.get_api_key(id).await?;
     if before.revoked_at.is_some() {
         return Ok(before);
@@ -97,12 +96,12 @@ pub async fn revoke(
 /// partner scope (acting on the partner and every child with every permission) only who holds
 /// every permission here may make. Answers it with its secret, shown once.
 pub async fn create_org_key(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     name: String,
     roles: Vec<i64>,
     kind: KeyKind,
-) -> Result<(ApiKey, String), ApiError> {
+) -> Result<(ApiKey, String), ServiceError> {
     access.require(Permission::KeysManage)?;
     let org = access.org.id;
     access.may_grant(role_permissions(state, org, &roles).await?, "roles")?;
@@ -130,10 +129,10 @@ pub async fn create_org_key(
 
 /// The organization's own keys (`q` names it), without their secrets.
 pub async fn list_org_keys(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     include_revoked: bool,
-) -> Result<Vec<ApiKey>, ApiError> {
+) -> Result<Vec<ApiKey>, ServiceError> {
     access.require(Permission::KeysManage)?;
     let q = KeyQuery {
         organization_id: Some(access.org.id),
@@ -145,14 +144,14 @@ pub async fn list_org_keys(
 
 /// Revokes one of the organization's own keys; another's is a 404.
 pub async fn revoke_org_key(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     id: ApiKeyId,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     access.require(Permission::KeysManage)?;
     let key = state.store.get_api_key(id).await?;
     if key.organization_id != Some(access.org.id) {
-        return Err(ApiError::NotFound);
+        return Err(ServiceError::NotFound);
     }
     if key.revoked_at.is_some() {
         return Ok(());

@@ -1,16 +1,6 @@
 //! The organization services, shared by every API surface. They take proofs of access from
 //! [`crate::auth`], apply the domain's rules and talk to storage.
 
-pub mod audit;
-pub mod billing;
-pub mod invitations;
-pub mod keys;
-pub mod members;
-pub mod plans;
-pub mod roles;
-pub mod sessions;
-pub mod wallet;
-pub mod workspaces;
 use orgbase_domain::{
     now, Email, Member, NewOrganization, OrgStatus, OrgType, Organization, OrganizationId,
     OrganizationPatch, Permission, Slug, Target, User, UserId, ValidationErrors,
@@ -18,9 +8,9 @@ use orgbase_domain::{
 use orgbase_store::{OrganizationQuery, StoreError};
 use rand::Rng;
 
-use crate::auth::{OrgAccess, PlatformAdmin, Principal};
-use crate::error::ApiError;
-use crate::AppState;
+use crate::access::{OrgAccess, PlatformAdmin, Principal};
+use crate::{audit, invitations};
+use crate::{ServiceError, Services};
 
 /// How often a made-up slug is retried with a new suffix when it is taken.
 const SLUG_ATTEMPTS: usize = 6;
@@ -46,21 +36,21 @@ fn random_suffix() -> String {
 /// Loads an organization the caller may reach, with the caller's permissions there; 404
 /// otherwise.
 pub async fn load<'p>(
-    state: &AppState,
+    state: &Services,
     who: &'p Principal,
     id: OrganizationId,
-) -> Result<OrgAccess<'p>, ApiError> {
+) -> Result<OrgAccess<'p>, ServiceError> {
     let org = state.store.get_organization(id).await?;
-    Ok(who.access(state, org).await?)
+    who.access(state, org).await
 }
 
 /// Loads an organization and requires a permission there (404 outside reach, then 403).
 pub async fn load_with<'p>(
-    state: &AppState,
+    state: &Services,
     who: &'p Principal,
     id: OrganizationId,
     p: Permission,
-) -> Result<OrgAccess<'p>, ApiError> {
+) -> Result<OrgAccess<'p>, ServiceError> {
     let access = load(state, who, id).await?;
     access.require(p)?;
     Ok(access)
@@ -78,10 +68,10 @@ pub enum Creator {
 
 /// A parent must be a live partner organization that is not itself a child.
 async fn check_parent(
-    state: &AppState,
+    state: &Services,
     parent_id: OrganizationId,
     errors: &mut ValidationErrors,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     match state.store.get_organization(parent_id).await {
         Ok(p) if p.is_deleted() => errors.add(
             "parentId",
@@ -104,11 +94,11 @@ async fn check_parent(
 
 /// Rules that need storage: the parent, and the two-level partner hierarchy.
 async fn check_hierarchy(
-    state: &AppState,
+    state: &Services,
     current: Option<&Organization>,
     next: &Organization,
     errors: &mut ValidationErrors,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let parent_changed = current
         .map(|c| c.parent_id != next.parent_id)
         .unwrap_or(true);
@@ -127,7 +117,7 @@ async fn check_hierarchy(
             && next.org_type != OrgType::Partner
             && state.store.count_children(cur.id).await? > 0
         {
-            return Err(ApiError::Conflict {
+            return Err(ServiceError::Conflict {
                 code: "has_children",
                 detail: "a partner with child organizations cannot change its type".into(),
             });
@@ -140,12 +130,12 @@ async fn check_hierarchy(
 /// invited to set one; the organization exists even if that e-mail fails (it is logged, and the
 /// invitation can be resent).
 pub async fn create(
-    state: &AppState,
+    state: &Services,
     who: &Principal,
     creator: Creator,
     new: NewOrganization,
     mut errors: ValidationErrors,
-) -> Result<(Organization, Option<Member>), ApiError> {
+) -> Result<(Organization, Option<Member>), ServiceError> {
     let actor = who.audit_actor();
     let (owner, named) = match creator {
         Creator::Platform(_, owner) | Creator::Partner(_, owner) => (owner, true),
@@ -213,7 +203,7 @@ pub async fn create(
                 constraint: "foreign_key",
             }) => {
                 // The parent vanished between the check and the insert.
-                return Err(ApiError::field(
+                return Err(ServiceError::field(
                     "parentId",
                     "invalid_parent",
                     "no such organization",
@@ -222,7 +212,7 @@ pub async fn create(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Internal("no free slug found".into()))
+    Err(ServiceError::Internal("no free slug found".into()))
 }
 
 /// What only the platform may change on an organization: its standing (status and reason), its
@@ -250,7 +240,7 @@ pub fn platform_only_fields(p: &OrganizationPatch) -> Vec<&'static str> {
 
 /// Who may make `patch`: `org:update`, and the platform for what only it decides, except what a
 /// partner decides for its children (switching them on and off, their plans, their paid state).
-fn authorize_patch(a: &OrgAccess<'_>, patch: &OrganizationPatch) -> Result<(), ApiError> {
+fn authorize_patch(a: &OrgAccess<'_>, patch: &OrganizationPatch) -> Result<(), ServiceError> {
     a.require(Permission::OrgUpdate)?;
     let allowed: &[&str] = if a.is_parent_partner() {
         &[
@@ -268,7 +258,7 @@ fn authorize_patch(a: &OrgAccess<'_>, patch: &OrganizationPatch) -> Result<(), A
         .filter(|f| !allowed.contains(f))
         .collect();
     if !a.is_platform() && !refused.is_empty() {
-        return Err(ApiError::Forbidden(format!(
+        return Err(ServiceError::Forbidden(format!(
             "only the platform may change {}",
             refused.join(", ")
         )));
@@ -276,9 +266,9 @@ fn authorize_patch(a: &OrgAccess<'_>, patch: &OrganizationPatch) -> Result<(), A
     Ok(())
 }
 
-fn refuse_deleted(org: &Organization) -> Result<(), ApiError> {
+fn refuse_deleted(org: &Organization) -> Result<(), ServiceError> {
     if org.is_deleted() {
-        return Err(ApiError::Conflict {
+        return Err(ServiceError::Conflict {
             code: "organization_deleted",
             detail: "a deleted organization cannot be changed; restore it first".into(),
         });
@@ -293,12 +283,12 @@ fn apply_patch(
     base: &Organization,
     patch: &OrganizationPatch,
     is_platform: bool,
-) -> Result<Organization, ApiError> {
+) -> Result<Organization, ServiceError> {
     let next = patch.clone().apply(base, now())?;
     let suspension_touched = next.status != current.status
         && (next.status == OrgStatus::Suspended || current.status == OrgStatus::Suspended);
     if suspension_touched && !is_platform {
-        return Err(ApiError::Forbidden(
+        return Err(ServiceError::Forbidden(
             "only the platform suspends an organization or lifts a suspension".into(),
         ));
     }
@@ -308,12 +298,12 @@ fn apply_patch(
 /// Applies a change, retrying on a concurrent write unless the caller pinned a version.
 /// Needs `org:update`; the platform-only fields need the platform.
 pub async fn update(
-    state: &AppState,
+    state: &Services,
     who: &Principal,
     id: OrganizationId,
     patch: OrganizationPatch,
     if_match: Option<IfMatch>,
-) -> Result<(Organization, Organization), ApiError> {
+) -> Result<(Organization, Organization), ServiceError> {
     let authorize = |a: &OrgAccess<'_>| authorize_patch(a, &patch);
     if patch.product_plan_id.is_some() || patch.offered_product_plan_id.is_some() {
         // Who may, before anything is looked up or sent to a provider.
@@ -351,18 +341,18 @@ pub enum SettingChange {
 
 /// What became of each setting, in the order given: `Ok` if it is in the committed change, its
 /// refusal otherwise.
-pub type SettingResults = Vec<(String, Result<(), ApiError>)>;
+pub type SettingResults = Vec<(String, Result<(), ServiceError>)>;
 
 /// Whether `e` refuses one setting (the rest go on), rather than the whole request (storage
 /// unavailable, an internal failure).
-fn refuses_one(e: &ApiError) -> bool {
+fn refuses_one(e: &ServiceError) -> bool {
     matches!(
         e,
-        ApiError::Validation(_)
-            | ApiError::Forbidden(_)
-            | ApiError::Conflict { .. }
-            | ApiError::Upstream { .. }
-            | ApiError::PaymentRequired { .. }
+        ServiceError::Validation(_)
+            | ServiceError::Forbidden(_)
+            | ServiceError::Conflict { .. }
+            | ServiceError::Upstream { .. }
+            | ServiceError::PaymentRequired { .. }
     )
 }
 
@@ -373,11 +363,11 @@ fn refuses_one(e: &ApiError) -> bool {
 /// organization must be the caller's customer: any for the platform, its children for a partner
 /// (others are 404). A deleted organization refuses the whole change (`organization_deleted`).
 pub async fn update_settings(
-    state: &AppState,
+    state: &Services,
     who: &Principal,
     id: OrganizationId,
     settings: &[(String, SettingChange)],
-) -> Result<SettingResults, ApiError> {
+) -> Result<SettingResults, ServiceError> {
     for attempt in 0..UPDATE_ATTEMPTS {
         if attempt > 0 {
             backoff(attempt).await;
@@ -387,7 +377,7 @@ pub async fn update_settings(
         // partner is the one that decides its settings, and a partner has none above it but
         // the platform.
         if !access.is_platform() && !access.is_parent_partner() {
-            return Err(ApiError::NotFound);
+            return Err(ServiceError::NotFound);
         }
         let current = &access.org;
         refuse_deleted(current)?;
@@ -396,7 +386,7 @@ pub async fn update_settings(
         // Each setting is tried on what passed before it; one refused by a rule that spans
         // fields (enabling SMS, removing an id SMS relies on) is tried again once others passed,
         // until a round passes nothing more: the outcome does not hang on the order given.
-        let mut outcome: Vec<Option<Result<(), ApiError>>> =
+        let mut outcome: Vec<Option<Result<(), ServiceError>>> =
             settings.iter().map(|_| None).collect();
         let mut pending: Vec<usize> = (0..settings.len()).collect();
         while !pending.is_empty() {
@@ -413,7 +403,7 @@ pub async fn update_settings(
                 };
                 match &r {
                     Ok(()) => passed = true,
-                    Err(ApiError::Validation(_)) => again.push(i),
+                    Err(ServiceError::Validation(_)) => again.push(i),
                     Err(e) if !refuses_one(e) => return Err(r.unwrap_err()),
                     Err(_) => {}
                 }
@@ -455,7 +445,7 @@ pub async fn update_settings(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Conflict {
+    Err(ServiceError::Conflict {
         code: "concurrent_update",
         detail: "the organization kept changing under this request; try again".into(),
     })
@@ -463,11 +453,11 @@ pub async fn update_settings(
 
 /// One organization setting of [`update_settings`], on `base`.
 async fn setting(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     base: &Organization,
     patch: &OrganizationPatch,
-) -> Result<Organization, ApiError> {
+) -> Result<Organization, ServiceError> {
     authorize_patch(access, patch)?;
     if patch.product_plan_id.is_some() || patch.offered_product_plan_id.is_some() {
         check_plans(state, &access.org, patch, None).await?;
@@ -477,18 +467,18 @@ async fn setting(
 
 /// The owner's new e-mail address: `None` when it is theirs already.
 async fn owner_email(
-    state: &AppState,
+    state: &Services,
     org: &Organization,
     email: &Email,
-) -> Result<Option<(UserId, Email)>, ApiError> {
+) -> Result<Option<(UserId, Email)>, ServiceError> {
     let Some(owner) = org.owner else {
-        return Err(ApiError::Conflict {
+        return Err(ServiceError::Conflict {
             code: "no_owner",
             detail: "the organization has no owner".into(),
         });
     };
     match state.store.find_user_by_email(email).await? {
-        Some(u) if u.id != owner => Err(ApiError::Conflict {
+        Some(u) if u.id != owner => Err(ServiceError::Conflict {
             code: "email_taken",
             detail: "the e-mail is used by another person".into(),
         }),
@@ -501,17 +491,17 @@ async fn owner_email(
 /// subscribed organization, and changes at the provider first (nothing is committed here if the
 /// provider refuses).
 async fn check_plans(
-    state: &AppState,
+    state: &Services,
     current: &Organization,
     patch: &OrganizationPatch,
     if_match: Option<&IfMatch>,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let mut errors = ValidationErrors::new();
     let get = |pid: String| async move {
         match state.store.get_plan(&pid).await {
             Ok(p) => Ok(Some(p)),
             Err(StoreError::NotFound) => Ok(None),
-            Err(e) => Err(ApiError::from(e)),
+            Err(e) => Err(ServiceError::from(e)),
         }
     };
     if let Some(Some(offered)) = &patch.offered_product_plan_id {
@@ -533,20 +523,22 @@ async fn check_plans(
     // What would refuse the change here is checked before the provider is asked.
     refuse_deleted(current)?;
     if if_match.is_some_and(|m| !m.matches(current.version)) {
-        return Err(ApiError::PreconditionFailed);
+        return Err(ServiceError::PreconditionFailed);
     }
     let subscribed = current.subscription.as_ref().filter(|s| s.is_live());
     let Some(provider) = plan.provider else {
         return match subscribed {
             None => Ok(()),
-            Some(sub) => crate::billing::change_plan(state, current, sub, &plan)
+            Some(sub) => crate::providers::change_plan(state, current, sub, &plan)
                 .await
-                .map_err(|detail| ApiError::field("productPlanId", "subscribed_elsewhere", detail)),
+                .map_err(|detail| {
+                    ServiceError::field("productPlanId", "subscribed_elsewhere", detail)
+                }),
         };
     };
     let live = subscribed.filter(|s| s.provider == provider);
     let Some(sub) = live else {
-        return Err(ApiError::field(
+        return Err(ServiceError::field(
             "productPlanId",
             "not_subscribed",
             format!(
@@ -557,15 +549,15 @@ async fn check_plans(
         ));
     };
     if let Err(e) = state.billing.client(provider) {
-        return Err(ApiError::field(
+        return Err(ServiceError::field(
             "productPlanId",
             "provider_not_configured",
             e.to_string(),
         ));
     }
-    crate::billing::change_plan(state, current, sub, &plan)
+    crate::providers::change_plan(state, current, sub, &plan)
         .await
-        .map_err(|detail| ApiError::Upstream {
+        .map_err(|detail| ServiceError::Upstream {
             code: "billing_provider_error",
             detail,
         })
@@ -574,12 +566,12 @@ async fn check_plans(
 /// Sets or clears the organization's avatar URL (an upload, or its removal): whoever may update
 /// the organization. Answers the organization before and after.
 pub async fn set_avatar(
-    state: &AppState,
+    state: &Services,
     who: &Principal,
     id: OrganizationId,
     url: Option<String>,
-) -> Result<(Organization, Organization), ApiError> {
-    let authorize = |a: &OrgAccess<'_>| Ok(a.require(Permission::OrgUpdate)?);
+) -> Result<(Organization, Organization), ServiceError> {
+    let authorize = |a: &OrgAccess<'_>| a.require(Permission::OrgUpdate);
     let change = |current: &Organization| {
         refuse_deleted(current)?;
         if current.avatar_url == url {
@@ -609,9 +601,9 @@ pub async fn set_avatar(
 /// The avatar URL an organization points at now (none once it is gone), read afresh: for
 /// keeping the avatar files in step with it.
 pub async fn stored_avatar_url(
-    state: &AppState,
+    state: &Services,
     id: OrganizationId,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, ServiceError> {
     match state.store.get_organization(id).await {
         Ok(o) => Ok(o.avatar_url),
         Err(StoreError::NotFound) => Ok(None),
@@ -622,39 +614,39 @@ pub async fn stored_avatar_url(
 /// Soft delete: the organization disappears for everyone but the platform, restorable. Only
 /// its owner and the platform may delete it.
 pub async fn delete(
-    state: &AppState,
+    state: &Services,
     who: &Principal,
     id: OrganizationId,
     if_match: Option<IfMatch>,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     set_deleted(state, who, id, if_match, true)
         .await
         .map(|_| ())
 }
 
 pub async fn restore(
-    state: &AppState,
+    state: &Services,
     admin: &PlatformAdmin,
     who: &Principal,
     id: OrganizationId,
-) -> Result<Organization, ApiError> {
+) -> Result<Organization, ServiceError> {
     let _ = admin;
     set_deleted(state, who, id, None, false).await
 }
 
 async fn set_deleted(
-    state: &AppState,
+    state: &Services,
     who: &Principal,
     id: OrganizationId,
     if_match: Option<IfMatch>,
     deleted: bool,
-) -> Result<Organization, ApiError> {
+) -> Result<Organization, ServiceError> {
     let authorize = |a: &OrgAccess<'_>| {
         if a.is_owner_or_platform() {
             Ok(())
         } else {
             a.require(Permission::OrgRead)?;
-            Err(ApiError::Forbidden(
+            Err(ServiceError::Forbidden(
                 "only the owner or the platform may delete an organization".into(),
             ))
         }
@@ -687,15 +679,15 @@ async fn set_deleted(
 /// version with If-Match.
 #[allow(clippy::too_many_arguments)]
 async fn modify(
-    state: &AppState,
+    state: &Services,
     who: &Principal,
     id: OrganizationId,
     if_match: Option<IfMatch>,
-    authorize: impl Fn(&OrgAccess<'_>) -> Result<(), ApiError>,
-    change: impl Fn(&Organization) -> Result<Option<Organization>, ApiError>,
+    authorize: impl Fn(&OrgAccess<'_>) -> Result<(), ServiceError>,
+    change: impl Fn(&Organization) -> Result<Option<Organization>, ServiceError>,
     action: &str,
     check_parent: bool,
-) -> Result<(Organization, Organization), ApiError> {
+) -> Result<(Organization, Organization), ServiceError> {
     for attempt in 0..UPDATE_ATTEMPTS {
         if attempt > 0 {
             backoff(attempt).await;
@@ -705,7 +697,7 @@ async fn modify(
         let current = access.org;
         if let Some(m) = &if_match {
             if !m.matches(current.version) {
-                return Err(ApiError::PreconditionFailed);
+                return Err(ServiceError::PreconditionFailed);
             }
         }
         let Some(next) = change(&current)? else {
@@ -730,7 +722,7 @@ async fn modify(
             Err(StoreError::Conflict {
                 constraint: "foreign_key",
             }) => {
-                return Err(ApiError::field(
+                return Err(ServiceError::field(
                     "parentId",
                     "invalid_parent",
                     "no such organization",
@@ -739,7 +731,7 @@ async fn modify(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Conflict {
+    Err(ServiceError::Conflict {
         code: "concurrent_update",
         detail: "the organization kept changing under this request; try again".into(),
     })
@@ -747,14 +739,14 @@ async fn modify(
 
 /// Readiness: the database answers (and, on SQLite, takes writes) within two seconds. Answers
 /// the database's kind, `sqlite` or `postgres`.
-pub async fn readiness(state: &AppState) -> Result<&'static str, ApiError> {
+pub async fn readiness(state: &Services) -> Result<&'static str, ServiceError> {
     match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => Ok(state.store.backend()),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::DatabaseUnavailable(e.to_string()))
+            Err(ServiceError::DatabaseUnavailable(e.to_string()))
         }
-        Err(_) => Err(ApiError::DatabaseUnavailable(
+        Err(_) => Err(ServiceError::DatabaseUnavailable(
             "the readiness check timed out".into(),
         )),
     }
@@ -763,10 +755,10 @@ pub async fn readiness(state: &AppState) -> Result<&'static str, ApiError> {
 /// The platform lists every organization; a person those they are a member of; an
 /// organization key its own.
 pub async fn list(
-    state: &AppState,
+    state: &Services,
     who: &Principal,
     mut q: OrganizationQuery,
-) -> Result<Vec<Organization>, ApiError> {
+) -> Result<Vec<Organization>, ServiceError> {
     match who {
         Principal::Platform { .. } => {}
         Principal::User { user_id, .. } => q.member = Some(*user_id),
@@ -778,7 +770,7 @@ pub async fn list(
     if !matches!(who, Principal::Platform { .. })
         && (q.include_deleted || q.status == Some(orgbase_store::StatusFilter::Deleted))
     {
-        return Err(ApiError::Forbidden(
+        return Err(ServiceError::Forbidden(
             "only the platform sees deleted organizations".into(),
         ));
     }
@@ -828,7 +820,10 @@ pub fn etag(version: i64) -> String {
 }
 
 /// The entitlements of the plan `plan_id` (none for a plan since deleted).
-pub async fn plan_entitlements(state: &AppState, plan_id: &str) -> Result<Vec<String>, ApiError> {
+pub async fn plan_entitlements(
+    state: &Services,
+    plan_id: &str,
+) -> Result<Vec<String>, ServiceError> {
     match state.store.get_plan(plan_id).await {
         Ok(p) => Ok(p.entitlements),
         Err(orgbase_store::StoreError::NotFound) => Ok(Vec::new()),

@@ -6,29 +6,32 @@ use uuid::Uuid;
 
 use super::audit;
 use super::roles::checked_roles;
-use crate::auth::{role_permissions, OrgAccess};
-use crate::error::ApiError;
-use crate::AppState;
+use crate::access::{role_permissions, OrgAccess};
+use crate::{ServiceError, Services};
 
 /// A member of the organization.
-pub async fn get(state: &AppState, access: &OrgAccess<'_>, id: i64) -> Result<Member, ApiError> {
+pub async fn get(
+    state: &Services,
+    access: &OrgAccess<'_>,
+    id: i64,
+) -> Result<Member, ServiceError> {
     Ok(state.store.get_member(access.org.id, id).await?)
 }
 
 /// The organization's member numbers: how many, and the version of what they hold (a listing
 /// made at that version is still right).
-pub async fn stats(state: &AppState, access: &OrgAccess<'_>) -> Result<MemberStats, ApiError> {
+pub async fn stats(state: &Services, access: &OrgAccess<'_>) -> Result<MemberStats, ServiceError> {
     Ok(state.store.member_stats(access.org.id).await?)
 }
 
 /// One page of the members, as `q` asks (its organization is the one reached). An unfiltered
 /// page of a large organization comes from the member directory (see `crate::directory`).
 pub async fn list(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     q: &MemberQuery,
     stats: MemberStats,
-) -> Result<MemberPage, ApiError> {
+) -> Result<MemberPage, ServiceError> {
     debug_assert_eq!(q.organization_id, access.org.id);
     if q.role.is_none() && q.workspace.is_none() && q.q.is_none() {
         let page = state
@@ -52,21 +55,21 @@ pub async fn list(
 /// The caller may act on `target` only if it holds every permission the target holds: nobody
 /// changes someone more powerful than themselves.
 pub async fn may_act_on(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     target: &Member,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let theirs = role_permissions(state, access.org.id, &target.roles).await?;
-    Ok(access.may_grant(theirs, "this change")?)
+    access.may_grant(theirs, "this change")
 }
 
 /// Removes a member. The owner is not removed (ownership moves first), and nobody removes
 /// someone more powerful than themselves.
-pub async fn remove(state: &AppState, access: &OrgAccess<'_>, id: i64) -> Result<(), ApiError> {
+pub async fn remove(state: &Services, access: &OrgAccess<'_>, id: i64) -> Result<(), ServiceError> {
     access.require(Permission::MembersManage)?;
     let target = get(state, access, id).await?;
     if target.is_owner() {
-        return Err(ApiError::Conflict {
+        return Err(ServiceError::Conflict {
             code: "owner_protected",
             detail: "the owner cannot be removed; transfer ownership first".into(),
         });
@@ -86,12 +89,12 @@ pub async fn remove(state: &AppState, access: &OrgAccess<'_>, id: i64) -> Result
 /// Makes member `to` the owner. Only the owner, or those above it (the platform, the partner
 /// of a child), may; the caller checks that before the body is judged.
 pub async fn transfer_ownership(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     to: i64,
-) -> Result<Organization, ApiError> {
+) -> Result<Organization, ServiceError> {
     if !access.is_owner_or_platform() {
-        return Err(ApiError::Forbidden(
+        return Err(ServiceError::Forbidden(
             "only the owner or the platform may transfer ownership".into(),
         ));
     }
@@ -99,7 +102,7 @@ pub async fn transfer_ownership(
     let new_owner = match state.store.get_member(org, to).await {
         Ok(m) => m,
         Err(StoreError::NotFound) => {
-            return Err(ApiError::field(
+            return Err(ServiceError::field(
                 "memberId",
                 "unknown_member",
                 "no such member of this organization",
@@ -127,19 +130,19 @@ pub async fn transfer_ownership(
 /// role (ownership moves only by transfer), and nobody grants roles beyond their own or changes
 /// someone more powerful than themselves.
 pub async fn update(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     target: Member,
     roles: Option<Vec<i64>>,
     workspaces: Option<Vec<String>>,
     mut errors: ValidationErrors,
-) -> Result<Member, ApiError> {
+) -> Result<Member, ServiceError> {
     access.require(Permission::MembersManage)?;
     let org = access.org.id;
     let roles = checked_roles(state, org, "roles", roles, target.is_owner(), &mut errors).await?;
     if let Some(r) = &roles {
         if target.is_owner() && !r.contains(&ROLE_OWNER) {
-            return Err(ApiError::Conflict {
+            return Err(ServiceError::Conflict {
                 code: "owner_protected",
                 detail: "the owner cannot be demoted; transfer ownership first".into(),
             });
@@ -203,7 +206,7 @@ pub async fn update(
         Err(orgbase_store::StoreError::Conflict {
             constraint: "foreign_key",
         }) => {
-            return Err(ApiError::field(
+            return Err(ServiceError::field(
                 "workspaces",
                 "unknown_workspace",
                 "a workspace was deleted meanwhile",

@@ -6,9 +6,8 @@ use orgbase_domain::{
 use uuid::Uuid;
 
 use super::audit;
-use crate::auth::Principal;
-use crate::error::ApiError;
-use crate::AppState;
+use crate::access::Principal;
+use crate::{ServiceError, Services};
 
 /// A session just started: its token is shown this once.
 pub struct Started {
@@ -19,10 +18,10 @@ pub struct Started {
 /// Starts a session for a person; answers its token, shown once. `entry` is the audit entry of
 /// a sign-in (none when the session is part of another change: accepting an invitation).
 pub async fn start_session(
-    state: &AppState,
+    state: &Services,
     user: orgbase_domain::UserId,
     entry: Option<AuditEntry>,
-) -> Result<Started, ApiError> {
+) -> Result<Started, ServiceError> {
     let secret = NewSecret::generate(SESSION_PREFIX);
     let created = now();
     let session = Session {
@@ -48,13 +47,13 @@ pub async fn start_session(
     })
 }
 
-const WRONG: ApiError = ApiError::Unauthorized {
+const WRONG: ServiceError = ServiceError::Unauthorized {
     code: "invalid_login",
     detail: "the e-mail or the password is wrong",
 };
 
-fn throttled(wait: std::time::Duration) -> ApiError {
-    ApiError::TooManyRequests {
+fn throttled(wait: std::time::Duration) -> ServiceError {
+    ServiceError::TooManyRequests {
         retry_after: wait.as_secs().max(1),
         detail: "too many failed logins; wait before trying again".into(),
     }
@@ -69,11 +68,11 @@ fn throttled(wait: std::time::Duration) -> ApiError {
 /// (more than 5 logins in flight on one account are refused, right or wrong). Per address, only
 /// failures count: many people may log in at once from one network.
 pub async fn login(
-    state: &AppState,
+    state: &Services,
     email: Option<Email>,
     password: String,
     address: Option<&str>,
-) -> Result<(User, Started), ApiError> {
+) -> Result<(User, Started), ServiceError> {
     let account_key = email
         .as_ref()
         .map(|e| e.as_str().to_owned())
@@ -116,9 +115,9 @@ pub async fn login(
 }
 
 /// Ends the caller's session: its token stops working at once. A key is revoked instead.
-pub async fn logout(state: &AppState, who: &Principal) -> Result<(), ApiError> {
+pub async fn logout(state: &Services, who: &Principal) -> Result<(), ServiceError> {
     let Principal::User { session_id, .. } = who else {
-        return Err(ApiError::Forbidden(
+        return Err(ServiceError::Forbidden(
             "logout ends a session; a key is revoked instead".into(),
         ));
     };
@@ -134,6 +133,6 @@ pub async fn logout(state: &AppState, who: &Principal) -> Result<(), ApiError> {
 }
 
 /// The person behind a session.
-pub async fn user(state: &AppState, id: UserId) -> Result<User, ApiError> {
+pub async fn user(state: &Services, id: UserId) -> Result<User, ServiceError> {
     Ok(state.store.get_user(id).await?)
 }

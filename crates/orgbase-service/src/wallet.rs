@@ -4,12 +4,11 @@ use orgbase_domain::{Organization, Permission, Target};
 use orgbase_store::{Appended, StoreError};
 
 use super::audit;
-use crate::auth::{OrgAccess, PlatformAdmin};
-use crate::error::ApiError;
-use crate::AppState;
+use crate::access::{OrgAccess, PlatformAdmin};
+use crate::{ServiceError, Services};
 
 /// The organization's wallet; one never used is empty, in its plan's currency.
-pub async fn get(state: &AppState, access: &OrgAccess<'_>) -> Result<Wallet, ApiError> {
+pub async fn get(state: &Services, access: &OrgAccess<'_>) -> Result<Wallet, ServiceError> {
     access.require(Permission::WalletRead)?;
     Ok(match state.store.get_wallet(access.org.id).await? {
         Some(w) => w,
@@ -25,11 +24,11 @@ pub async fn get(state: &AppState, access: &OrgAccess<'_>) -> Result<Wallet, Api
 
 /// The ledger, newest first: up to `limit` entries older than `before`.
 pub async fn entries(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     before: Option<uuid::Uuid>,
     limit: u32,
-) -> Result<Vec<Entry>, ApiError> {
+) -> Result<Vec<Entry>, ServiceError> {
     access.require(Permission::WalletRead)?;
     Ok(state
         .store
@@ -38,7 +37,7 @@ pub async fn entries(
 }
 
 /// The currency of a wallet made now: its plan's.
-pub async fn currency_for(state: &AppState, org: &Organization) -> Result<String, ApiError> {
+pub async fn currency_for(state: &Services, org: &Organization) -> Result<String, ServiceError> {
     match state.store.get_plan(&org.product_plan_id).await {
         Ok(p) => Ok(p.currency),
         Err(StoreError::NotFound) => Ok("USD".into()),
@@ -49,10 +48,10 @@ pub async fn currency_for(state: &AppState, org: &Organization) -> Result<String
 /// Appends an entry for the platform; a replay of the same Idempotency-Key answers as the first
 /// time did, and another request under that key is a 422.
 pub async fn append(
-    state: &AppState,
+    state: &Services,
     admin: &PlatformAdmin,
     entry: NewEntry,
-) -> Result<Entry, ApiError> {
+) -> Result<Entry, ServiceError> {
     let action = match entry.kind {
         EntryKind::Charge => "wallet.charged",
         EntryKind::Credit => "wallet.credited",
@@ -67,14 +66,14 @@ pub async fn append(
     match audit::record(vec![record], state.store.append_entry(&entry)).await {
         Ok(Appended::New(e)) => Ok(e),
         Ok(Appended::Existing(e)) if entry.same_as(&e) => Ok(e),
-        Ok(Appended::Existing(_)) => Err(ApiError::field(
+        Ok(Appended::Existing(_)) => Err(ServiceError::field(
             "Idempotency-Key",
             "idempotency_key_reused",
             "this key was used for another request; use a new key for a new request",
         )),
         Err(StoreError::Conflict {
             constraint: "insufficient_funds",
-        }) => Err(ApiError::PaymentRequired {
+        }) => Err(ServiceError::PaymentRequired {
             code: "insufficient_funds",
             detail: "the wallet's balance does not cover this charge".into(),
         }),

@@ -4,30 +4,32 @@ use orgbase_domain::{now, Permission, Target, Workspace};
 use uuid::Uuid;
 
 use super::audit;
-use crate::auth::OrgAccess;
-use crate::error::ApiError;
-use crate::AppState;
+use crate::access::OrgAccess;
+use crate::{ServiceError, Services};
 
-pub async fn list(state: &AppState, access: &OrgAccess<'_>) -> Result<Vec<Workspace>, ApiError> {
+pub async fn list(
+    state: &Services,
+    access: &OrgAccess<'_>,
+) -> Result<Vec<Workspace>, ServiceError> {
     access.require(Permission::OrgRead)?;
     Ok(state.store.list_workspaces(access.org.id).await?)
 }
 
 pub async fn get(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     id: Uuid,
-) -> Result<Workspace, ApiError> {
+) -> Result<Workspace, ServiceError> {
     access.require(Permission::OrgRead)?;
     Ok(state.store.get_workspace(access.org.id, id).await?)
 }
 
 /// Makes a workspace named `name` (checked already).
 pub async fn create(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     name: String,
-) -> Result<Workspace, ApiError> {
+) -> Result<Workspace, ServiceError> {
     access.require(Permission::WorkspacesManage)?;
     let t = now();
     let ws = Workspace {
@@ -46,11 +48,11 @@ pub async fn create(
 
 /// Renames a workspace; the same name changes nothing.
 pub async fn rename(
-    state: &AppState,
+    state: &Services,
     access: &OrgAccess<'_>,
     id: Uuid,
     name: String,
-) -> Result<Workspace, ApiError> {
+) -> Result<Workspace, ServiceError> {
     access.require(Permission::WorkspacesManage)?;
     let current = state.store.get_workspace(access.org.id, id).await?;
     if name == current.name {
@@ -69,7 +71,11 @@ pub async fn rename(
 }
 
 /// Deletes a workspace; its members stay, without it.
-pub async fn delete(state: &AppState, access: &OrgAccess<'_>, id: Uuid) -> Result<(), ApiError> {
+pub async fn delete(
+    state: &Services,
+    access: &OrgAccess<'_>,
+    id: Uuid,
+) -> Result<(), ServiceError> {
     access.require(Permission::WorkspacesManage)?;
     let current = state.store.get_workspace(access.org.id, id).await?;
     let entry = audit::on_org(access, "workspace.deleted", Target::new("workspace", id))

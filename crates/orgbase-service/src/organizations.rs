@@ -25,6 +25,19 @@ async fn backoff(attempt: usize) {
     tokio::time::sleep(std::time::Duration::from_micros(us)).await;
 }
 
+/// The parent vanished between its check and the write.
+fn parent_vanished() -> ServiceError {
+    ServiceError::field("parentId", "invalid_parent", "no such organization")
+}
+
+/// Every attempt lost a race with another writer.
+fn kept_changing() -> ServiceError {
+    ServiceError::Conflict {
+        code: "concurrent_update",
+        detail: "the organization kept changing under this request; try again".into(),
+    }
+}
+
 fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
     let mut rng = rand::thread_rng();
@@ -201,14 +214,7 @@ pub async fn create(
             }
             Err(StoreError::Conflict {
                 constraint: "foreign_key",
-            }) => {
-                // The parent vanished between the check and the insert.
-                return Err(ServiceError::field(
-                    "parentId",
-                    "invalid_parent",
-                    "no such organization",
-                ));
-            }
+            }) => return Err(parent_vanished()),
             Err(e) => return Err(e.into()),
         }
     }
@@ -445,10 +451,7 @@ pub async fn update_settings(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ServiceError::Conflict {
-        code: "concurrent_update",
-        detail: "the organization kept changing under this request; try again".into(),
-    })
+    Err(kept_changing())
 }
 
 /// One organization setting of [`update_settings`], on `base`.
@@ -721,20 +724,11 @@ async fn modify(
             Err(StoreError::VersionMismatch) if if_match.is_none() => continue,
             Err(StoreError::Conflict {
                 constraint: "foreign_key",
-            }) => {
-                return Err(ServiceError::field(
-                    "parentId",
-                    "invalid_parent",
-                    "no such organization",
-                ))
-            }
+            }) => return Err(parent_vanished()),
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ServiceError::Conflict {
-        code: "concurrent_update",
-        detail: "the organization kept changing under this request; try again".into(),
-    })
+    Err(kept_changing())
 }
 
 /// Readiness: the database answers (and, on SQLite, takes writes) within two seconds. Answers

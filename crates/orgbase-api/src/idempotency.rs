@@ -20,9 +20,8 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use orgbase_domain::{now, SecretHash};
-use orgbase_store::idempotency_mark::Mark;
-use orgbase_store::{Claim, StoredAnswer};
+use orgbase_domain::SecretHash;
+use orgbase_service::idempotency::{self as keys, Claim, Mark, Outcome, StoredAnswer};
 use sha2::{Digest, Sha256};
 
 use crate::error::{problem_response, ApiError};
@@ -30,14 +29,7 @@ use crate::surface::{error, Surface};
 use crate::AppState;
 
 pub const HEADER: &str = "idempotency-key";
-/// Keys are kept this long.
-pub fn retention() -> chrono::Duration {
-    chrono::Duration::hours(24)
-}
-/// A claim still unanswered after this long belonged to a request that died.
-fn abandoned_after() -> chrono::Duration {
-    chrono::Duration::minutes(5)
-}
+pub use keys::retention;
 /// Answers are read whole to be kept; none of ours comes near this.
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
 /// Headers worth replaying.
@@ -241,23 +233,16 @@ async fn claim_and_run(
     req: Request,
     next: Next,
 ) -> Response {
-    let t = now();
-    let claimed = state
-        .store
-        .claim_idempotency_key(
-            &claim.scope,
-            &claim.key,
-            &claim.claim_id,
-            &hash,
-            t,
-            t - abandoned_after(),
-        )
-        .await;
+    let claimed = keys::claim(&state, &claim, &hash).await;
     match claimed {
         Err(e) => {
             // The claim may have been stored with its answer lost: released once the database
             // is back (only this claim, by its id), so that it does not hold the key.
-            tokio::spawn(settle(state.clone(), claim, Outcome::Release));
+            tokio::spawn(keys::settle(
+                state.services.clone(),
+                claim,
+                Outcome::Release,
+            ));
             return error(surface, e.into());
         }
         Ok(Claim::Committed { request_hash }) => {
@@ -311,7 +296,7 @@ async fn claim_and_run(
     // The request's writes mark the key committed in their own transactions. The work is not
     // cut short by the request's deadline either: the key's fate is decided by how the work
     // really ended, not by when the client stopped waiting.
-    let res = orgbase_store::idempotency_mark::scope(claim.clone(), next.run(req)).await;
+    let res = keys::run(claim.clone(), next.run(req)).await;
     finish(&state, claim, res).await
 }
 
@@ -343,7 +328,11 @@ async fn finish(state: &AppState, claim: Mark, res: Response) -> Response {
         Ok(b) => b,
         Err(_) => {
             tracing::error!("an answer too large to keep for its Idempotency-Key");
-            tokio::spawn(settle(state.clone(), claim, Outcome::Release));
+            tokio::spawn(keys::settle(
+                state.services.clone(),
+                claim,
+                Outcome::Release,
+            ));
             return ApiError::Internal("answer too large".into()).into_response();
         }
     };
@@ -379,14 +368,10 @@ async fn finish(state: &AppState, claim: Mark, res: Response) -> Response {
             }
         };
         // Kept before the answer goes out, so that a retry right after it replays it.
-        match state
-            .store
-            .complete_idempotency_key(&claim.scope, &claim.key, &claim.claim_id, &answer)
-            .await
-        {
+        match keys::keep(state, &claim, &answer).await {
             Ok(()) => {
                 tracing::debug!(key = %claim.key, claim = %claim.claim_id, status = answer.status, "idempotency key answered");
-                Outcome::Kept
+                return Response::from_parts(parts, Body::from(body));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "keeping an idempotency key's answer failed; retrying");
@@ -394,60 +379,6 @@ async fn finish(state: &AppState, claim: Mark, res: Response) -> Response {
             }
         }
     };
-    if !matches!(outcome, Outcome::Kept) {
-        tokio::spawn(settle(state.clone(), claim, outcome));
-    }
+    tokio::spawn(keys::settle(state.services.clone(), claim, outcome));
     Response::from_parts(parts, Body::from(body))
-}
-
-/// What is left to do with a key once its request has ended.
-enum Outcome {
-    Kept,
-    Keep(StoredAnswer),
-    Release,
-}
-
-/// How long a key's outcome is retried while the database is away: well inside the five
-/// minutes after which an unfinished claim is taken over.
-const SETTLE_FOR: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// Keeps an answer or releases a key, retrying with backoff (from 100 ms to 5 s) while the
-/// database is away, for up to `SETTLE_FOR`.
-async fn settle(state: AppState, claim: Mark, outcome: Outcome) {
-    let Mark {
-        scope,
-        key,
-        claim_id,
-    } = claim;
-    let started = tokio::time::Instant::now();
-    let mut wait = std::time::Duration::from_millis(100);
-    loop {
-        let done = match &outcome {
-            Outcome::Kept => return,
-            Outcome::Keep(answer) => {
-                state
-                    .store
-                    .complete_idempotency_key(&scope, &key, &claim_id, answer)
-                    .await
-            }
-            Outcome::Release => {
-                state
-                    .store
-                    .release_idempotency_key(&scope, &key, &claim_id)
-                    .await
-            }
-        };
-        match done {
-            Ok(()) => return,
-            Err(e) if started.elapsed() + wait > SETTLE_FOR => {
-                tracing::error!(error = %e, "an idempotency key could not be settled; it is taken over after five minutes");
-                return;
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, key = %key, "settling an idempotency key failed; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(std::time::Duration::from_secs(5));
-            }
-        }
-    }
 }

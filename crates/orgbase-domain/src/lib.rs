@@ -8,6 +8,7 @@ pub mod ids;
 pub mod organization;
 pub mod people;
 pub mod plan;
+pub mod rules;
 pub mod validation;
 pub mod wallet;
 

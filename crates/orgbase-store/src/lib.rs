@@ -28,8 +28,9 @@ pub mod testing;
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// A uniqueness or reference rule of the schema refused the write. `constraint` is a stable
-    /// name of ours (`organization_slug`, …), the same on every database.
+    /// A uniqueness or reference rule of the schema, or a rule of `orgbase_domain::rules`,
+    /// refused the write. `constraint` is a stable name of ours (`organization_slug`,
+    /// `owner_role`, …), the same on every database.
     #[error("conflict on {constraint}")]
     Conflict { constraint: &'static str },
     /// A conditional write found another version than the one it was based on.
@@ -43,6 +44,14 @@ pub enum StoreError {
     Unavailable(String),
     #[error("storage error: {0}")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A rule of the domain refused the change the transaction was about to make: reported as a
+/// conflict named by the rule.
+impl From<orgbase_domain::rules::Refusal> for StoreError {
+    fn from(r: orgbase_domain::rules::Refusal) -> Self {
+        Self::Conflict { constraint: r.0 }
+    }
 }
 
 impl StoreError {
@@ -200,20 +209,15 @@ pub struct NewRole {
     pub at: DateTime<Utc>,
 }
 
-/// What accepting an invitation does about the person's account.
-#[derive(Debug, Clone)]
-pub enum Acceptance {
-    /// The person has an account with a password: it stays as it is.
-    ExistingAccount,
-    /// Set this password hash: on a new account (made from `user`), or on an account that has
-    /// none yet (an owner named by the platform).
-    SetPassword { user: User },
-}
+pub use orgbase_domain::rules::Acceptance;
 
-/// People: users and sessions, members, roles, workspaces, invitations. Every method is one
-/// atomic unit of work; conflicts come back as `Conflict` with a stable constraint name.
+// People: users and sessions, members, roles, workspaces, invitations, one trait each. Every
+// method is one atomic unit of work; conflicts come back as `Conflict` with a stable name (the
+// rule's, when a rule of `orgbase_domain::rules` refused the change).
+
+/// People's accounts and their login sessions.
 #[async_trait]
-pub trait PeopleStore: Send + Sync {
+pub trait UserStore: Send + Sync {
     /// `Conflict { constraint: "user_email" }` when the address is taken.
     async fn insert_user(&self, user: &User) -> StoreResult<()>;
     async fn get_user(&self, id: UserId) -> StoreResult<User>;
@@ -225,7 +229,11 @@ pub trait PeopleStore: Send + Sync {
     async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()>;
     /// Removes sessions that expired or were revoked before `before`; answers how many.
     async fn purge_sessions(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+}
 
+/// Memberships: who belongs to an organization, with which roles and workspaces, and who owns it.
+#[async_trait]
+pub trait MemberStore: Send + Sync {
     /// Inserts the organization and makes `owner` its owner (member with role 1), in one
     /// transaction. `owner` is used as given when nobody has its e-mail yet; otherwise the
     /// existing person becomes the owner. Answers the organization (its `owner` set to the
@@ -269,7 +277,11 @@ pub trait PeopleStore: Send + Sync {
     ) -> StoreResult<Member>;
     /// Removes a member; the owner cannot be removed (`Conflict { constraint: "owner_role" }`).
     async fn remove_member(&self, org: OrganizationId, id: i64) -> StoreResult<Member>;
+}
 
+/// An organization's own roles.
+#[async_trait]
+pub trait RoleStore: Send + Sync {
     /// The organization's custom roles (system roles are not stored).
     async fn list_roles(&self, org: OrganizationId) -> StoreResult<Vec<Role>>;
     async fn get_role(&self, org: OrganizationId, id: i64) -> StoreResult<Role>;
@@ -279,7 +291,11 @@ pub trait PeopleStore: Send + Sync {
     /// Deletes a custom role nobody holds (`Conflict { constraint: "role_in_use" }` otherwise:
     /// a member, an active key or a pending invitation).
     async fn delete_role(&self, org: OrganizationId, id: i64) -> StoreResult<()>;
+}
 
+/// An organization's workspaces.
+#[async_trait]
+pub trait WorkspaceStore: Send + Sync {
     async fn list_workspaces(&self, org: OrganizationId) -> StoreResult<Vec<Workspace>>;
     async fn get_workspace(&self, org: OrganizationId, id: Uuid) -> StoreResult<Workspace>;
     /// `Conflict { constraint: "workspace_name" }` when the name is taken in the organization.
@@ -287,7 +303,11 @@ pub trait PeopleStore: Send + Sync {
     async fn update_workspace(&self, ws: &Workspace) -> StoreResult<()>;
     /// Deletes a workspace and takes it off every member.
     async fn delete_workspace(&self, org: OrganizationId, id: Uuid) -> StoreResult<()>;
+}
 
+/// Invitations to join an organization, and their acceptance.
+#[async_trait]
+pub trait InvitationStore: Send + Sync {
     /// Inserts an invitation. A person with that e-mail who is a member already is
     /// `Conflict { constraint: "member_exists" }` (unless `owner_setup`: the invitation of an
     /// owner named by the platform to set a password); a pending invitation for the address is
@@ -476,6 +496,19 @@ pub struct BillingChange {
     pub account: BillingAccount,
 }
 
+impl BillingChange {
+    /// The change must be about one organization: its previous and next versions, and its
+    /// account.
+    pub(crate) fn check(&self) -> StoreResult<()> {
+        if self.next.id != self.previous.id || self.account.organization_id != self.next.id {
+            return Err(StoreError::msg(
+                "a billing change names more than one organization",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Billing accounts and the webhook events applied to them.
 #[async_trait]
 pub trait BillingStore: Send + Sync {
@@ -540,7 +573,11 @@ pub trait AuditStore: Send + Sync {
 pub trait Store:
     OrganizationStore
     + ApiKeyStore
-    + PeopleStore
+    + UserStore
+    + MemberStore
+    + RoleStore
+    + WorkspaceStore
+    + InvitationStore
     + PlanStore
     + WalletStore
     + IdempotencyStore

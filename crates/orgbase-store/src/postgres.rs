@@ -1034,11 +1034,7 @@ async fn revoke_key(pool: &PgPool, id: ApiKeyId, at: DateTime<Utc>) -> StoreResu
         .fetch_one(&mut *tx)
         .await
         .map_err(map_err)?;
-        if others == 0 {
-            return Err(StoreError::Conflict {
-                constraint: "last_platform_key",
-            });
-        }
+        key.check_revocable(others as u64)?;
     }
     sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1")
         .bind(id.0)

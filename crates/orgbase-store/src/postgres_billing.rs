@@ -81,16 +81,6 @@ async fn apply(
     Ok(true)
 }
 
-/// The change must be about one organization: its previous and next versions, and its account.
-fn check_change(c: &BillingChange) -> StoreResult<()> {
-    if c.next.id != c.previous.id || c.account.organization_id != c.next.id {
-        return Err(StoreError::msg(
-            "a billing change names more than one organization",
-        ));
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl BillingStore for PgStore {
     async fn get_billing_account(
@@ -185,7 +175,7 @@ impl BillingStore for PgStore {
         change: Option<&BillingChange>,
     ) -> StoreResult<bool> {
         if let Some(c) = change {
-            check_change(c)?;
+            c.check()?;
         }
         let (pool, event, owned) = (self.pool.clone(), event.clone(), change.cloned());
         let after = self.after_commit();

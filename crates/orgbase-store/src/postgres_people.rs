@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orgbase_domain::people::{parse_permissions, ROLE_ADMIN, ROLE_OWNER};
+use orgbase_domain::rules::{self, AccountStep};
 use orgbase_domain::{
     Email, Invitation, Member, Organization, OrganizationId, Permissions, Role, SecretHash,
     Session, User, UserId, Workspace,
@@ -18,8 +19,8 @@ use super::{
     ORG_COLUMNS,
 };
 use crate::{
-    like_escape, Acceptance, MemberPage, MemberQuery, MemberStats, NewRole, PeopleStore,
-    StoreError, StoreResult,
+    like_escape, Acceptance, InvitationStore, MemberPage, MemberQuery, MemberStats, MemberStore,
+    NewRole, RoleStore, StoreError, StoreResult, UserStore, WorkspaceStore,
 };
 
 fn conflict<T>(constraint: &'static str) -> StoreResult<T> {
@@ -320,10 +321,6 @@ async fn lock_invitation(
     Ok(inv)
 }
 
-fn is_settled(inv: &Invitation) -> bool {
-    inv.accepted_at.is_some() || inv.revoked_at.is_some()
-}
-
 /// The filters of a member listing, after `FROM members m JOIN users u …`.
 fn push_member_filters(b: &mut QueryBuilder<'_, Postgres>, q: &MemberQuery) {
     let org = q.organization_id.0;
@@ -353,7 +350,7 @@ fn push_member_filters(b: &mut QueryBuilder<'_, Postgres>, q: &MemberQuery) {
 }
 
 #[async_trait]
-impl PeopleStore for PgStore {
+impl UserStore for PgStore {
     async fn insert_user(&self, user: &User) -> StoreResult<()> {
         let mut tx = begin(&self.pool).await.map_err(map_err)?;
         insert_user(&mut *tx, user, false).await?;
@@ -439,7 +436,10 @@ impl PeopleStore for PgStore {
             .map(|r| r.rows_affected())
             .map_err(map_err)
     }
+}
 
+#[async_trait]
+impl MemberStore for PgStore {
     async fn insert_organization_with_owner(
         &self,
         org: &Organization,
@@ -665,10 +665,9 @@ impl PeopleStore for PgStore {
         detached(async move {
             let mut tx = begin(&pool).await.map_err(map_err)?;
             lock_member(&mut tx, org, id).await?;
-            let current = member_by_id(&mut *tx, org, id).await?;
-            if current.is_owner() != roles.contains(&ROLE_OWNER) {
-                return conflict("owner_role");
-            }
+            member_by_id(&mut *tx, org, id)
+                .await?
+                .check_roles_change(&roles)?;
             set_roles(&mut tx, org, id, &roles).await?;
             set_workspaces(&mut tx, org, id, &workspaces).await?;
             sqlx::query("UPDATE members SET updated_at = $2 WHERE id = $1")
@@ -690,9 +689,7 @@ impl PeopleStore for PgStore {
             let mut tx = begin(&pool).await.map_err(map_err)?;
             lock_member(&mut tx, org, id).await?;
             let current = member_by_id(&mut *tx, org, id).await?;
-            if current.is_owner() {
-                return conflict("owner_role");
-            }
+            current.check_removable()?;
             sqlx::query("DELETE FROM members WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)
@@ -703,7 +700,10 @@ impl PeopleStore for PgStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl RoleStore for PgStore {
     async fn list_roles(&self, org: OrganizationId) -> StoreResult<Vec<Role>> {
         let rows = sqlx::query(&format!(
             "SELECT {ROLE_COLUMNS} FROM roles WHERE organization_id = $1 ORDER BY id"
@@ -801,9 +801,7 @@ impl PeopleStore for PgStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(map_err)?;
-            if held > 0 {
-                return conflict("role_in_use");
-            }
+            rules::check_role_unused(held as u64)?;
             let done = sqlx::query("DELETE FROM roles WHERE organization_id = $1 AND id = $2")
                 .bind(org.0)
                 .bind(id)
@@ -817,7 +815,10 @@ impl PeopleStore for PgStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl WorkspaceStore for PgStore {
     async fn list_workspaces(&self, org: OrganizationId) -> StoreResult<Vec<Workspace>> {
         let rows = sqlx::query(&format!(
             "SELECT {WS_COLUMNS} FROM workspaces WHERE organization_id = $1 ORDER BY id"
@@ -893,7 +894,10 @@ impl PeopleStore for PgStore {
         }
         commit(tx).await
     }
+}
 
+#[async_trait]
+impl InvitationStore for PgStore {
     async fn insert_invitation(&self, inv: &Invitation, owner_setup: bool) -> StoreResult<()> {
         let (pool, inv) = (self.pool.clone(), inv.clone());
         detached(async move {
@@ -909,9 +913,7 @@ impl PeopleStore for PgStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                if member.is_some() {
-                    return conflict("member_exists");
-                }
+                Invitation::check_invitee(member.is_some(), owner_setup)?;
             }
             // An expired invitation no longer holds the address.
             sqlx::query(
@@ -1005,9 +1007,7 @@ impl PeopleStore for PgStore {
         detached(async move {
             let mut tx = begin(&pool).await.map_err(map_err)?;
             let inv = lock_invitation(&mut tx, Some(org), id).await?;
-            if is_settled(&inv) {
-                return conflict("invitation_not_pending");
-            }
+            inv.check_open()?;
             sqlx::query("UPDATE invitations SET revoked_at = $2 WHERE id = $1")
                 .bind(id)
                 .bind(at)
@@ -1034,9 +1034,7 @@ impl PeopleStore for PgStore {
         detached(async move {
             let mut tx = begin(&pool).await.map_err(map_err)?;
             let inv = lock_invitation(&mut tx, Some(org), id).await?;
-            if is_settled(&inv) {
-                return conflict("invitation_not_pending");
-            }
+            inv.check_open()?;
             let sends: i32 = sqlx::query_scalar(
                 "UPDATE invitations SET token_hash = $2, expires_at = $3, sends = sends + 1 \
                  WHERE id = $1 RETURNING sends",
@@ -1069,12 +1067,7 @@ impl PeopleStore for PgStore {
             let mut tx = begin(&pool).await.map_err(map_err)?;
             // Concurrent accepts queue on the row; each then sees what the one before did.
             let inv = lock_invitation(&mut tx, None, id).await?;
-            if is_settled(&inv) {
-                return conflict("invitation_not_pending");
-            }
-            if at >= inv.expires_at {
-                return conflict("invitation_expired");
-            }
+            inv.check_acceptable(at)?;
             let consumed = sqlx::query(
                 "UPDATE invitations SET accepted_at = $2 WHERE id = $1 \
                  AND accepted_at IS NULL AND revoked_at IS NULL",
@@ -1087,50 +1080,34 @@ impl PeopleStore for PgStore {
             if consumed.rows_affected() != 1 {
                 return conflict("invitation_not_pending");
             }
-            let email = inv.email.as_str();
-            let existing = user_by_email(&mut *tx, email).await?;
-            let user_id = match (existing, &acceptance) {
-                (Some(u), Acceptance::ExistingAccount) => {
-                    if u.password_hash.is_none() {
-                        return conflict("password_required");
+            let mut existing = user_by_email(&mut *tx, inv.email.as_str()).await?;
+            let user_id = loop {
+                match inv.account_step(existing.as_ref(), &acceptance)? {
+                    AccountStep::Keep(id) => break id,
+                    AccountStep::SetPassword { id, password_hash } => {
+                        // Only on an account that still has none: one with a password keeps it.
+                        sqlx::query(
+                            "UPDATE users SET password_hash = $2, updated_at = $3 \
+                             WHERE id = $1 AND password_hash IS NULL",
+                        )
+                        .bind(id.0)
+                        .bind(&password_hash)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                        break id;
                     }
-                    u.id
-                }
-                (None, Acceptance::ExistingAccount) => return conflict("password_required"),
-                (existing, Acceptance::SetPassword { user }) => {
-                    let account = match existing {
-                        Some(u) => Some(u.id),
-                        None => {
-                            // The account is the invitation's address, whatever `user` says.
-                            let fresh = User {
-                                email: inv.email.clone(),
-                                ..user.clone()
-                            };
-                            if insert_user(&mut *tx, &fresh, true).await? {
-                                None
-                            } else {
-                                // Someone took the address meanwhile: theirs is the account.
-                                let taken = user_by_email(&mut *tx, email).await?;
-                                Some(taken.ok_or(StoreError::NotFound)?.id)
-                            }
+                    AccountStep::Create(user) => {
+                        if insert_user(&mut *tx, &user, true).await? {
+                            break user.id;
                         }
-                    };
-                    match account {
-                        Some(id) => {
-                            // An account that has a password keeps it.
-                            sqlx::query(
-                                "UPDATE users SET password_hash = $2, updated_at = $3 \
-                                 WHERE id = $1 AND password_hash IS NULL",
-                            )
-                            .bind(id.0)
-                            .bind(&user.password_hash)
-                            .bind(at)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(map_err)?;
-                            id
+                        // Someone took the address meanwhile: theirs is the account, decided
+                        // on again as it is now.
+                        existing = user_by_email(&mut *tx, inv.email.as_str()).await?;
+                        if existing.is_none() {
+                            return Err(StoreError::NotFound);
                         }
-                        None => user.id,
                     }
                 }
             };
@@ -1138,19 +1115,8 @@ impl PeopleStore for PgStore {
             let member = match member_by_user(&mut *tx, org, user_id).await? {
                 Some(m) => m,
                 None => {
-                    // The owner role is never granted by an invitation: an owner named by the
-                    // platform is a member from the start, and their invitation only sets a
-                    // password. If they are no longer a member, it grants nothing.
-                    let roles: Vec<i64> = inv
-                        .roles
-                        .iter()
-                        .copied()
-                        .filter(|r| *r != ROLE_OWNER)
-                        .collect();
-                    if roles.is_empty() {
-                        return conflict("membership_ended");
-                    }
-                    let mid = insert_member(&mut tx, org, user_id, &roles, at).await?;
+                    let mid =
+                        insert_member(&mut tx, org, user_id, &inv.granted_roles()?, at).await?;
                     member_by_id(&mut *tx, org, mid).await?
                 }
             };

@@ -1349,11 +1349,7 @@ impl ApiKeyStore for SqliteStore {
                         )
                         .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)))
                         .map_err(map_err)?;
-                    if others == 0 {
-                        return Err(StoreError::Conflict {
-                            constraint: "last_platform_key",
-                        });
-                    }
+                    key.check_revocable(others as u64)?;
                 }
                 conn.prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1")
                     .and_then(|mut s| s.execute(params![id.to_string(), ts(&at)]))

@@ -45,16 +45,6 @@ fn account_of(conn: &Connection, org: OrganizationId) -> StoreResult<Option<Bill
     .map_err(map_err)
 }
 
-/// The change must be about one organization: its previous and next versions, and its account.
-fn check_change(c: &BillingChange) -> StoreResult<()> {
-    if c.next.id != c.previous.id || c.account.organization_id != c.next.id {
-        return Err(StoreError::msg(
-            "a billing change names more than one organization",
-        ));
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl BillingStore for SqliteStore {
     async fn get_billing_account(
@@ -141,7 +131,7 @@ impl BillingStore for SqliteStore {
         let event = event.clone();
         let change = match change {
             Some(c) => {
-                check_change(c)?;
+                c.check()?;
                 let new = org_values(&c.next)?;
                 let old = org_values(&c.previous)?;
                 Some((c.clone(), new, old))

@@ -2,6 +2,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orgbase_domain::people::{ROLE_ADMIN, ROLE_OWNER};
+use orgbase_domain::rules::{self, AccountStep};
 use orgbase_domain::{
     Email, Invitation, Member, Organization, OrganizationId, Permissions, Role, SecretHash,
     Session, User, UserId, Workspace,
@@ -15,7 +16,8 @@ use super::{
     SqliteStore, ORG_COLUMNS,
 };
 use crate::{
-    Acceptance, MemberPage, MemberQuery, MemberStats, NewRole, PeopleStore, StoreError, StoreResult,
+    Acceptance, InvitationStore, MemberPage, MemberQuery, MemberStats, MemberStore, NewRole,
+    RoleStore, StoreError, StoreResult, UserStore, WorkspaceStore,
 };
 
 const USER_COLUMNS: &str = "id, email, name, password_hash, created_at, updated_at";
@@ -275,7 +277,7 @@ fn inv_in_org(conn: &Connection, org: OrganizationId, id: Uuid) -> StoreResult<I
 }
 
 #[async_trait]
-impl PeopleStore for SqliteStore {
+impl UserStore for SqliteStore {
     async fn insert_user(&self, user: &User) -> StoreResult<()> {
         let user = user.clone();
         self.write(move |conn| insert_user(conn, &user)).await
@@ -373,7 +375,10 @@ impl PeopleStore for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl MemberStore for SqliteStore {
     async fn insert_organization_with_owner(
         &self,
         org: &Organization,
@@ -640,12 +645,7 @@ impl PeopleStore for SqliteStore {
         let roles = roles.to_vec();
         let workspaces = workspaces.to_vec();
         self.write(move |conn| {
-            let current = member_by_id(conn, org, id)?;
-            if current.is_owner() != roles.contains(&ROLE_OWNER) {
-                return Err(StoreError::Conflict {
-                    constraint: "owner_role",
-                });
-            }
+            member_by_id(conn, org, id)?.check_roles_change(&roles)?;
             set_roles(conn, org, id, &roles)?;
             set_workspaces(conn, org, id, &workspaces)?;
             conn.prepare_cached("UPDATE members SET updated_at = ?2 WHERE id = ?1")
@@ -659,11 +659,7 @@ impl PeopleStore for SqliteStore {
     async fn remove_member(&self, org: OrganizationId, id: i64) -> StoreResult<Member> {
         self.write(move |conn| {
             let current = member_by_id(conn, org, id)?;
-            if current.is_owner() {
-                return Err(StoreError::Conflict {
-                    constraint: "owner_role",
-                });
-            }
+            current.check_removable()?;
             conn.prepare_cached("DELETE FROM members WHERE id = ?1")
                 .and_then(|mut s| s.execute([id]))
                 .map_err(map_err)?;
@@ -671,7 +667,10 @@ impl PeopleStore for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl RoleStore for SqliteStore {
     async fn list_roles(&self, org: OrganizationId) -> StoreResult<Vec<Role>> {
         self.read_now(move |conn| {
             conn.prepare_cached(&format!(
@@ -778,11 +777,7 @@ impl PeopleStore for SqliteStore {
                 )
                 .and_then(|mut s| s.query_row(params![o, id], |r| r.get(0)))
                 .map_err(map_err)?;
-            if held > 0 {
-                return Err(StoreError::Conflict {
-                    constraint: "role_in_use",
-                });
-            }
+            rules::check_role_unused(held as u64)?;
             let n = conn
                 .prepare_cached("DELETE FROM roles WHERE organization_id = ?1 AND id = ?2")
                 .and_then(|mut s| s.execute(params![o, id]))
@@ -794,7 +789,10 @@ impl PeopleStore for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl WorkspaceStore for SqliteStore {
     async fn list_workspaces(&self, org: OrganizationId) -> StoreResult<Vec<Workspace>> {
         self.read_now(move |conn| {
             conn.prepare_cached(&format!(
@@ -879,7 +877,10 @@ impl PeopleStore for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl InvitationStore for SqliteStore {
     async fn insert_invitation(&self, inv: &Invitation, owner_setup: bool) -> StoreResult<()> {
         let inv = inv.clone();
         self.write(move |conn| {
@@ -895,11 +896,7 @@ impl PeopleStore for SqliteStore {
                             .optional()
                     })
                     .map_err(map_err)?;
-                if member.is_some() {
-                    return Err(StoreError::Conflict {
-                        constraint: "member_exists",
-                    });
-                }
+                Invitation::check_invitee(member.is_some(), owner_setup)?;
             }
             // An expired invitation no longer holds the address.
             conn.prepare_cached(
@@ -985,11 +982,7 @@ impl PeopleStore for SqliteStore {
     ) -> StoreResult<Invitation> {
         self.write(move |conn| {
             let inv = inv_in_org(conn, org, id)?;
-            if inv.accepted_at.is_some() || inv.revoked_at.is_some() {
-                return Err(StoreError::Conflict {
-                    constraint: "invitation_not_pending",
-                });
-            }
+            inv.check_open()?;
             conn.prepare_cached("UPDATE invitations SET revoked_at = ?2 WHERE id = ?1")
                 .and_then(|mut s| s.execute(params![id.to_string(), ts(&at)]))
                 .map_err(map_err)?;
@@ -1011,11 +1004,7 @@ impl PeopleStore for SqliteStore {
         let hash = hash.clone();
         self.write(move |conn| {
             let inv = inv_in_org(conn, org, id)?;
-            if inv.accepted_at.is_some() || inv.revoked_at.is_some() {
-                return Err(StoreError::Conflict {
-                    constraint: "invitation_not_pending",
-                });
-            }
+            inv.check_open()?;
             conn.prepare_cached(
                 "UPDATE invitations SET token_hash = ?2, expires_at = ?3, sends = sends + 1 \
                  WHERE id = ?1",
@@ -1041,16 +1030,7 @@ impl PeopleStore for SqliteStore {
         let acceptance = acceptance.clone();
         self.write(move |conn| {
             let inv = inv_by_id(conn, id)?;
-            if inv.accepted_at.is_some() || inv.revoked_at.is_some() {
-                return Err(StoreError::Conflict {
-                    constraint: "invitation_not_pending",
-                });
-            }
-            if at >= inv.expires_at {
-                return Err(StoreError::Conflict {
-                    constraint: "invitation_expired",
-                });
-            }
+            inv.check_acceptable(at)?;
             let consumed = conn
                 .prepare_cached(
                     "UPDATE invitations SET accepted_at = ?2 WHERE id = ?1 \
@@ -1064,59 +1044,27 @@ impl PeopleStore for SqliteStore {
                 });
             }
             let existing = user_by_email(conn, inv.email.as_str())?;
-            let user = match (existing, acceptance) {
-                (Some(u), Acceptance::ExistingAccount) => {
-                    if u.password_hash.is_none() {
-                        return Err(StoreError::Conflict {
-                            constraint: "password_required",
-                        });
-                    }
-                    u
+            let user_id = match inv.account_step(existing.as_ref(), &acceptance)? {
+                AccountStep::Keep(id) => id,
+                AccountStep::SetPassword { id, password_hash } => {
+                    conn.prepare_cached(
+                        "UPDATE users SET password_hash = ?2, updated_at = ?3 \
+                         WHERE id = ?1 AND password_hash IS NULL",
+                    )
+                    .and_then(|mut s| s.execute(params![id.to_string(), password_hash, ts(&at)]))
+                    .map_err(map_err)?;
+                    id
                 }
-                (Some(u), Acceptance::SetPassword { user }) => {
-                    if u.password_hash.is_some() {
-                        // An account exists already: its password stays as it is.
-                        u
-                    } else {
-                        conn.prepare_cached(
-                            "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
-                        )
-                        .and_then(|mut s| {
-                            s.execute(params![u.id.to_string(), user.password_hash, ts(&at)])
-                        })
-                        .map_err(map_err)?;
-                        u
-                    }
-                }
-                (None, Acceptance::SetPassword { user }) => {
+                AccountStep::Create(user) => {
                     insert_user(conn, &user)?;
-                    user
-                }
-                (None, Acceptance::ExistingAccount) => {
-                    return Err(StoreError::Conflict {
-                        constraint: "password_required",
-                    })
+                    user.id
                 }
             };
             let org = inv.organization_id;
-            match member_by_user(conn, org, user.id)? {
+            match member_by_user(conn, org, user_id)? {
                 Some(m) => Ok(m),
                 None => {
-                    // The owner role is never granted by an invitation: an owner named by the
-                    // platform is a member from the start, and their invitation only sets a
-                    // password. If they are no longer a member, it grants nothing.
-                    let roles: Vec<i64> = inv
-                        .roles
-                        .iter()
-                        .copied()
-                        .filter(|r| *r != ROLE_OWNER)
-                        .collect();
-                    if roles.is_empty() {
-                        return Err(StoreError::Conflict {
-                            constraint: "membership_ended",
-                        });
-                    }
-                    let mid = insert_member(conn, org, user.id, &roles, at)?;
+                    let mid = insert_member(conn, org, user_id, &inv.granted_roles()?, at)?;
                     member_by_id(conn, org, mid)
                 }
             }

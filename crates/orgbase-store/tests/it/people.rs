@@ -931,6 +931,31 @@ async fn accepting_creates_the_account_and_the_membership(db: TestDb) {
     );
 }
 
+/// The account made by an acceptance is at the invitation's address, whatever the acceptance
+/// carried (the rule is the domain's, so both databases agree).
+async fn a_new_account_takes_the_invitations_address(db: TestDb) {
+    let s = &db.store;
+    let (org, _) = org_with_owner(s, "acme").await;
+    let (inv, _) = invitation(org.id, "invited@example.com", &[3]);
+    s.insert_invitation(&inv, false).await.unwrap();
+    let other = user("someone-else@example.com", "Newcomer", Some("new-hash"));
+    let m = s
+        .accept_invitation(inv.id, now(), &set_password(other.clone()))
+        .await
+        .unwrap();
+    assert_eq!(m.email, email("invited@example.com"));
+    assert_eq!(
+        s.get_user(other.id).await.unwrap().email,
+        email("invited@example.com")
+    );
+    assert_eq!(
+        s.find_user_by_email(&email("someone-else@example.com"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 async fn accepting_with_an_account_keeps_its_password(db: TestDb) {
     let s = &db.store;
     let (org, _) = org_with_owner(s, "acme").await;
@@ -1269,6 +1294,7 @@ crate::conformance!(
     invitations_hold_an_address_once,
     invitations_are_revoked_and_reissued_while_pending,
     accepting_creates_the_account_and_the_membership,
+    a_new_account_takes_the_invitations_address,
     accepting_with_an_account_keeps_its_password,
     accepting_without_a_password_needs_one,
     an_owner_named_by_the_platform_sets_a_password,

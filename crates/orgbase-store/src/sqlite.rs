@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0010_member_content_version.sql"),
     include_str!("../migrations/sqlite/0011_idempotency_committed.sql"),
     include_str!("../migrations/sqlite/0012_audit_log.sql"),
+    include_str!("../migrations/sqlite/0013_audit_log_rowid.sql"),
 ];
 
 #[path = "sqlite_audit.rs"]

@@ -42,6 +42,15 @@ pub(super) fn insert(conn: &Connection, entries: &[AuditEntry]) -> StoreResult<(
     Ok(())
 }
 
+/// `COLUMNS`, each prefixed with `alias.`.
+fn qualified_columns(alias: &str) -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
     let org: Option<String> = r.get(1)?;
     let actor_type: String = r.get(3)?;
@@ -75,46 +84,72 @@ fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn list_audit_entries(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
-        let mut sql = format!("SELECT {COLUMNS} FROM audit_log WHERE 1 = 1");
         let mut args: Vec<SqlValue> = Vec::new();
-        let mut arg = |sql: &mut String, clause: &str, v: SqlValue| {
+        let mut arg = |v: SqlValue| {
             args.push(v);
-            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+            format!("?{}", args.len())
         };
+        // The organizations asked for, as a condition on a column naming an organization.
+        let mut scope: Vec<String> = Vec::new();
         if let Some(o) = q.organization_id {
-            arg(&mut sql, " AND organization_id = ?", o.to_string().into());
+            scope.push(format!("{{col}} = {}", arg(o.to_string().into())));
         }
         if let Some(p) = q.partner_id {
-            arg(
-                &mut sql,
-                " AND (organization_id = ? OR organization_id IN \
-                 (SELECT id FROM organizations WHERE parent_id = ?))",
-                p.to_string().into(),
-            );
+            let p = arg(p.to_string().into());
+            scope.push(format!(
+                "({{col}} = {p} OR {{col}} IN (SELECT id FROM organizations WHERE parent_id = {p}))"
+            ));
         }
+        let scope_on = |col: &str| -> String {
+            scope
+                .iter()
+                .map(|c| format!(" AND {}", c.replace("{col}", col)))
+                .collect()
+        };
+        // The other filters, on the entry `a`.
+        let mut filters = String::new();
         if let Some(a) = &q.action {
-            arg(&mut sql, " AND action = ?", a.clone().into());
+            filters += &format!(" AND a.action = {}", arg(a.clone().into()));
         }
         if let Some(a) = &q.actor_id {
-            arg(&mut sql, " AND actor_id = ?", a.clone().into());
+            filters += &format!(" AND a.actor_id = {}", arg(a.clone().into()));
         }
         if let Some(t) = &q.target_id {
-            arg(&mut sql, " AND target_id = ?", t.clone().into());
+            filters += &format!(" AND a.target_id = {}", arg(t.clone().into()));
         }
         if let Some(t) = &q.since {
-            arg(&mut sql, " AND occurred_at >= ?", ts(t).into());
+            filters += &format!(" AND a.occurred_at >= {}", arg(ts(t).into()));
         }
         if let Some(t) = &q.until {
-            arg(&mut sql, " AND occurred_at < ?", ts(t).into());
+            filters += &format!(" AND a.occurred_at < {}", arg(ts(t).into()));
         }
         if let Some(b) = q.before {
-            arg(&mut sql, " AND id < ?", b.to_string().into());
+            filters += &format!(" AND a.id < {}", arg(b.to_string().into()));
         }
-        arg(
-            &mut sql,
-            " ORDER BY id DESC LIMIT ?",
-            i64::from(q.limit).into(),
-        );
+        let limit = arg(i64::from(q.limit).into());
+        let cols = qualified_columns("a");
+        let sql = if scope.is_empty() {
+            format!(
+                "SELECT {cols} FROM audit_log a WHERE 1 = 1{filters} ORDER BY a.id DESC LIMIT {limit}"
+            )
+        } else {
+            // An organization's entries: those the indexer has put in the per-organization
+            // index (in the search database), and those written since, read from the log's
+            // end by sequence number (a range of rowids: the part of the log not indexed yet;
+            // NOT INDEXED, or the planner walks the whole id index for the outer ORDER BY).
+            // One statement, so both parts read the same moment of the index.
+            let indexed = scope_on("x.organization_id");
+            let recent = scope_on("a.organization_id");
+            format!(
+                "SELECT * FROM (SELECT {cols} FROM search.audit_by_org x \
+                   JOIN audit_log a ON a.id = x.id WHERE 1 = 1{indexed}{filters} \
+                   ORDER BY x.id DESC LIMIT {limit}) \
+                 UNION ALL \
+                 SELECT * FROM (SELECT {cols} FROM audit_log a NOT INDEXED \
+                   WHERE a.seq > (SELECT seq FROM search.audit_indexed){recent}{filters}) \
+                 ORDER BY 1 DESC LIMIT {limit}"
+            )
+        };
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
             let rows = stmt

@@ -104,6 +104,103 @@ async fn search_is_exact_whether_or_not_the_index_caught_up(mode: WriteMode) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The per-organization audit index is filled by the same indexer: an organization's entries
+/// (and a partner's reach) read the same before it caught up, after, and with new entries
+/// written since.
+async fn audit_reads_are_exact_whether_or_not_the_index_caught_up(mode: WriteMode) {
+    use orgbase_domain::audit::{Actor, ActorType, AuditEntry, AuditQuery, AuditSurface, Target};
+    use orgbase_domain::Origin;
+    use orgbase_store::audit::record;
+    use orgbase_store::AuditStore;
+
+    let dir = std::env::temp_dir().join(format!("orgbase-audit-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("o.db");
+    let s = SqliteStore::open(path.to_str().unwrap(), mode)
+        .await
+        .unwrap();
+    let mut partner = new_org("Partner", "partner");
+    partner.org_type = orgbase_domain::OrgType::Partner;
+    let mut child = new_org("Child", "child");
+    child.parent_id = Some(partner.id);
+    let other = new_org("Other", "other");
+    let entry = |o: &orgbase_domain::Organization| {
+        AuditEntry::new(
+            Some(o.id),
+            now(),
+            Actor::new(ActorType::PlatformKey, "k", None),
+            "organization.created",
+            Target::new("organization", o.id),
+            AuditSurface::Native,
+            &Origin::default(),
+        )
+    };
+    for o in [&partner, &child, &other] {
+        record(vec![entry(o)], s.insert_organization(o))
+            .await
+            .unwrap();
+    }
+    let list = |org: Option<&orgbase_domain::Organization>, partner_of: bool| {
+        let q = AuditQuery {
+            organization_id: org.filter(|_| !partner_of).map(|o| o.id),
+            partner_id: org.filter(|_| partner_of).map(|o| o.id),
+            limit: 10,
+            ..Default::default()
+        };
+        let s = &s;
+        async move {
+            s.list_audit_entries(&q)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.target.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let before = (
+        list(Some(&other), false).await,
+        list(Some(&partner), true).await,
+    );
+    assert_eq!(before.0, [other.id.to_string()]);
+    assert_eq!(before.1, [child.id.to_string(), partner.id.to_string()]);
+    s.drain_search_index().await.unwrap();
+    assert_eq!(
+        (
+            list(Some(&other), false).await,
+            list(Some(&partner), true).await
+        ),
+        before
+    );
+    // A new entry, not indexed yet, joins the indexed ones, newest first.
+    let mut renamed = child.clone();
+    renamed.name = "Child 2".into();
+    renamed.version += 1;
+    record(vec![entry(&child)], s.update_organization(&renamed, &child))
+        .await
+        .unwrap();
+    let expected = [
+        child.id.to_string(),
+        child.id.to_string(),
+        partner.id.to_string(),
+    ];
+    assert_eq!(list(Some(&partner), true).await, expected);
+    s.drain_search_index().await.unwrap();
+    assert_eq!(list(Some(&partner), true).await, expected);
+    assert_eq!(list(None, false).await.len(), 4);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_group_commit() {
+    audit_reads_are_exact_whether_or_not_the_index_caught_up(WriteMode::GroupCommit).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_pool_writers() {
+    audit_reads_are_exact_whether_or_not_the_index_caught_up(WriteMode::Pool).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_commit() {
     search_is_exact_whether_or_not_the_index_caught_up(WriteMode::GroupCommit).await;

@@ -126,19 +126,19 @@ pub async fn invite_owner(
 }
 
 /// The invitation of an owner named by the platform (to set a password) is the owner's and the
-/// platform's business: an admin may not revoke or resend it.
-pub async fn owner_setup_guard(
+/// platform's business: an admin may not revoke or resend it. Answers the invitation it read.
+async fn owner_setup_guard(
     state: &Services,
     access: &crate::access::OrgAccess<'_>,
     id: Uuid,
-) -> Result<(), ServiceError> {
+) -> Result<Invitation, ServiceError> {
     let inv = state.store.get_invitation(access.org.id, id).await?;
     if inv.roles.contains(&ROLE_OWNER) && !access.is_owner_or_platform() {
         return Err(ServiceError::Forbidden(
             "the owner's own invitation is handled by the owner or the platform".into(),
         ));
     }
-    Ok(())
+    Ok(inv)
 }
 
 /// Invites `email` with `roles` (checked already) and mails the token; nobody grants roles
@@ -194,8 +194,7 @@ pub async fn revoke(
     id: Uuid,
 ) -> Result<Invitation, ServiceError> {
     access.require(orgbase_domain::Permission::InvitationsManage)?;
-    owner_setup_guard(state, access, id).await?;
-    let current = state.store.get_invitation(access.org.id, id).await?;
+    let current = owner_setup_guard(state, access, id).await?;
     let at = now();
     let entry = audit::on_org(access, "invitation.revoked", Target::new("invitation", id)).diff(
         Some(&current),
@@ -217,8 +216,7 @@ pub async fn resend(
     id: Uuid,
 ) -> Result<Invitation, ServiceError> {
     access.require(orgbase_domain::Permission::InvitationsManage)?;
-    owner_setup_guard(state, access, id).await?;
-    let current = state.store.get_invitation(access.org.id, id).await?;
+    let current = owner_setup_guard(state, access, id).await?;
     let secret = NewSecret::generate(INVITE_PREFIX);
     let expires = now() + state.config.invitation_ttl;
     let entry = audit::on_org(access, "invitation.resent", Target::new("invitation", id)).diff(

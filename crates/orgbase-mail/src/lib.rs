@@ -89,6 +89,24 @@ fn single_line(value: &str) -> String {
     value.replace(['\r', '\n'], " ")
 }
 
+/// The text as 8bit when its lines allow (under 998 octets each, RFC 5322's limit, and no NUL):
+/// the body then reads as written, and a link in it stays whole on one line, however long its
+/// host name. lettre's own choice would wrap any line from 76 octets on (quoted-printable, a soft
+/// `=` mid-link), which is why the body is handed over encoded. Longer lines get lettre's choice.
+fn text_body(text: &str) -> lettre::message::Body {
+    use lettre::message::header::ContentTransferEncoding;
+    use lettre::message::Body;
+    let lines = text.replace("\r\n", "\n").replace('\r', "\n");
+    if lines.split('\n').all(|l| l.len() < 998) && !lines.contains('\0') {
+        Body::dangerous_pre_encoded(
+            lines.replace('\n', "\r\n").into_bytes(),
+            ContentTransferEncoding::EightBit,
+        )
+    } else {
+        Body::new(text.to_owned())
+    }
+}
+
 fn build_message(from: &Mailbox, mail: &Mail) -> Result<Message, MailError> {
     let address: Address = mail
         .to
@@ -106,7 +124,7 @@ fn build_message(from: &Mailbox, mail: &Mail) -> Result<Message, MailError> {
             from.email.domain()
         )))
         .header(ContentType::TEXT_PLAIN)
-        .body(mail.text.clone())
+        .body(text_body(&mail.text))
         .map_err(|e| MailError::Send(format!("cannot build the message: {e}")))
 }
 
@@ -131,6 +149,33 @@ mod tests {
         assert!(!text.lines().any(|line| line.starts_with("Bcc:")), "{text}");
         assert!(text.contains("Message-ID: <"), "{text}");
         assert!(text.contains("@localhost>"), "{text}");
+    }
+
+    #[test]
+    fn a_long_link_stays_on_one_line() {
+        let from = parse_from("no-reply@localhost").unwrap();
+        let link = format!(
+            "https://orgbase.a-rather-long-host-name.customers.example.internal:18080/invite/obi_{}",
+            "x".repeat(43)
+        );
+        let m = Mail {
+            to: "ada@example.com".into(),
+            to_name: Some("Zoë Müller".into()),
+            subject: "Join Café Zürich".into(),
+            text: format!("Grüße, Zoë invites you:\n\n  {link}\n"),
+        };
+        let text = String::from_utf8(build_message(&from, &m).unwrap().formatted()).unwrap();
+        assert!(text.contains("Content-Transfer-Encoding: 8bit"), "{text}");
+        assert!(text.lines().any(|l| l.trim() == link), "{text}");
+        assert!(text.contains("Grüße"), "{text}");
+        // A line no SMTP server would carry as it is still goes out, encoded.
+        let m = Mail {
+            text: "y".repeat(2000),
+            ..m
+        };
+        let text = String::from_utf8(build_message(&from, &m).unwrap().formatted()).unwrap();
+        assert!(!text.contains("8bit"), "{text}");
+        assert!(text.lines().all(|l| l.len() < 998));
     }
 
     #[test]

@@ -2,16 +2,16 @@
 //! own keys.
 use orgbase_domain::credential::API_KEY_PREFIX;
 use orgbase_domain::{
-    now, ApiKey, ApiKeyId, KeyKind, NewSecret, OrgType, OrganizationId, Permission, Permissions,
-    Target,
+    now, Actor, ApiKey, ApiKeyId, KeyKind, NewSecret, OrgType, OrganizationId, Permission,
+    Permissions, Target,
 };
-use orgbase_store::{KeyQuery, StoreError};
+use orgbase_store::{DynStore, KeyQuery, StoreError};
 
 use super::audit;
 use crate::access::{role_permissions, OrgAccess, PlatformAdmin};
 use crate::{ServiceError, Services};
 
-/// A new platform key and its secret, not yet stored (the command line stores it itself).
+/// A new platform key and its secret, not yet stored.
 pub fn new_platform_key(name: String) -> (ApiKey, String) {
     let secret = NewSecret::generate(API_KEY_PREFIX);
     (ApiKey::new_platform(name, &secret), secret.plain)
@@ -39,20 +39,30 @@ pub async fn create(
     name: String,
     partner: Option<OrganizationId>,
 ) -> Result<(ApiKey, String), ServiceError> {
+    let (key, plain) = insert(&state.store, admin.audit_actor(), name, partner).await?;
+    tracing::info!(key_id = %key.id, kind = key.kind.as_str(), actor = %admin.actor(), "key created");
+    Ok((key, plain))
+}
+
+async fn insert(
+    store: &DynStore,
+    actor: Actor,
+    name: String,
+    partner: Option<OrganizationId>,
+) -> Result<(ApiKey, String), ServiceError> {
     let (mut key, plain) = new_platform_key(name);
     if let Some(org) = partner {
         key.kind = KeyKind::Partner;
         key.organization_id = Some(org);
     }
     let entry = audit::entry(
-        admin.audit_actor(),
+        actor,
         key.organization_id,
         "api_key.created",
         Target::new("api_key", key.id),
     )
     .diff(None, Some(&key));
-    audit::record(vec![entry], state.store.insert_api_key(&key)).await?;
-    tracing::info!(key_id = %key.id, kind = key.kind.as_str(), actor = %admin.actor(), "key created");
+    audit::record(vec![entry], store.insert_api_key(&key)).await?;
     Ok((key, plain))
 }
 
@@ -71,7 +81,13 @@ pub async fn revoke(
     admin: &PlatformAdmin,
     id: ApiKeyId,
 ) -> Result<ApiKey, ServiceError> {
-    let before = state.store.get_api_key(id).await?;
+    let key = revoke_as(&state.store, admin.audit_actor(), id).await?;
+    tracing::info!(key_id = %key.id, actor = %admin.actor(), "key revoked");
+    Ok(key)
+}
+
+async fn revoke_as(store: &DynStore, actor: Actor, id: ApiKeyId) -> Result<ApiKey, ServiceError> {
+    let before = store.get_api_key(id).await?;
     if before.revoked_at.is_some() {
         return Ok(before);
     }
@@ -81,15 +97,54 @@ pub async fn revoke(
         ..before.clone()
     };
     let entry = audit::entry(
-        admin.audit_actor(),
+        actor,
         before.organization_id,
         "api_key.revoked",
         Target::new("api_key", id),
     )
     .diff(Some(&before), Some(&after));
-    let key = audit::record(vec![entry], state.store.revoke_api_key(id, at)).await?;
-    tracing::info!(key_id = %key.id, actor = %admin.actor(), "key revoked");
-    Ok(key)
+    Ok(audit::record(vec![entry], store.revoke_api_key(id, at)).await?)
+}
+
+/// The operator at the command line (`orgbase keys …`), with the database at hand: the audit
+/// log records them as the system's `command_line`.
+pub mod command_line {
+    use super::*;
+
+    fn actor() -> Actor {
+        Actor::system("command_line")
+    }
+
+    /// Makes and stores a platform key; answers it with its secret, shown once.
+    pub async fn create(store: &DynStore, name: String) -> Result<(ApiKey, String), ServiceError> {
+        insert(store, actor(), name, None).await
+    }
+
+    /// The platform and partner keys, revoked ones included, oldest first.
+    pub async fn list(store: &DynStore) -> Result<Vec<ApiKey>, ServiceError> {
+        let mut keys = Vec::new();
+        for kind in [KeyKind::Platform, KeyKind::Partner] {
+            keys.extend(
+                store
+                    .list_api_keys(&KeyQuery {
+                        kind: Some(kind),
+                        include_revoked: true,
+                        ..Default::default()
+                    })
+                    .await?,
+            );
+        }
+        keys.sort_by_key(|k| (k.created_at, k.id.0));
+        Ok(keys)
+    }
+
+    /// Revokes a platform or partner key (not the last active platform key).
+    pub async fn revoke(store: &DynStore, id: ApiKeyId) -> Result<ApiKey, ServiceError> {
+        match store.get_api_key(id).await? {
+            k if k.kind == KeyKind::Organization => Err(ServiceError::NotFound),
+            _ => revoke_as(store, actor(), id).await,
+        }
+    }
 }
 
 /// Makes an organization's own key with `roles`: nobody grants what they lack, and a key of

@@ -108,28 +108,44 @@ impl OrgMemo {
 
 /// Values by key (API keys by hash, plans by id) that a read fills and any change empties: a read
 /// may fill only if no change came since it began (the generation it took is still current).
+/// With a freshness bound, a value is also read again once it is that old, for what another
+/// process may change (a key revoked with `orgbase keys revoke`).
 pub(crate) struct Generational<V> {
-    inner: std::sync::Mutex<(u64, HashMap<String, V>)>,
+    inner: std::sync::Mutex<Filled<V>>,
     /// Values kept before all are dropped at once.
     max: usize,
+    fresh_for: Option<Duration>,
 }
+
+/// The generation, and the values with when each was read.
+type Filled<V> = (u64, HashMap<String, (V, Instant)>);
 
 impl<V: Clone> Generational<V> {
     pub(crate) fn new(max: usize) -> Self {
         Self {
             inner: std::sync::Mutex::new((0, HashMap::new())),
             max,
+            fresh_for: None,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, HashMap<String, V>)> {
+    /// Values are served for at most `age`, then read again.
+    pub(crate) fn fresh_for(mut self, age: Duration) -> Self {
+        self.fresh_for = Some(age);
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Filled<V>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The value, or the generation to hand back to `offer` with what is read after this call.
     pub(crate) fn get(&self, key: &str) -> Result<V, u64> {
         let c = self.lock();
-        c.1.get(key).cloned().ok_or(c.0)
+        c.1.get(key)
+            .filter(|(_, at)| self.fresh_for.is_none_or(|age| at.elapsed() < age))
+            .map(|(v, _)| v.clone())
+            .ok_or(c.0)
     }
 
     pub(crate) fn offer(&self, key: &str, value: &V, generation: u64) {
@@ -140,7 +156,7 @@ impl<V: Clone> Generational<V> {
         if c.1.len() >= self.max {
             c.1.clear();
         }
-        c.1.insert(key.to_owned(), value.clone());
+        c.1.insert(key.to_owned(), (value.clone(), Instant::now()));
     }
 
     /// Something changed: everything goes, and reads in flight fill nothing.

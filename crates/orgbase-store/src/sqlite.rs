@@ -120,10 +120,12 @@ impl Drop for SqliteStore {
 }
 
 /// Active API keys kept by hash (the key cache). Every request looks its key up, so this saves a
-/// read each time. Exact, not a time-based cache: a SQLite database has one serving process, and keys are
-/// revoked only through it, so revocation clears the cache before it answers. The generation
-/// stops a look-up that raced a revocation from putting back what was just revoked.
+/// read each time. A revocation through this process clears the cache before it answers; the
+/// generation stops a look-up that raced a revocation from putting back what was just revoked.
+/// A key revoked by another process (`orgbase keys revoke`) stops within `KEY_CACHE_FRESH`,
+/// since no entry is served older than that.
 const KEY_CACHE_MAX: usize = 10_000;
+const KEY_CACHE_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Organizations by id, for the look-up every organization route starts with. Exact, for the
 /// same reason as the key cache: this process is the only writer. A committed write keeps the
@@ -329,7 +331,7 @@ impl SqliteStore {
             writer,
             readers,
             _checkpointer,
-            keys: Arc::new(Generational::new(KEY_CACHE_MAX)),
+            keys: Arc::new(Generational::new(KEY_CACHE_MAX).fresh_for(KEY_CACHE_FRESH)),
             orgs: Arc::default(),
             plans: Arc::new(Generational::new(plans::PLAN_CACHE_MAX)),
             search_wake: Some(search_wake),

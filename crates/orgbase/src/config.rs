@@ -500,6 +500,69 @@ fn check_avatars(
 }
 
 /// A database URL without its password, for messages.
+/// The file of a `sqlite://PATH` (or `sqlite:PATH`) URL, as given (relative to the working
+/// directory); `None` for any other database.
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next().unwrap_or(path);
+    (!path.is_empty() && path != ":memory:").then(|| path.into())
+}
+
+/// The database `url` names, for a person: a SQLite file by its absolute path, anything else by
+/// its URL without the password.
+pub fn describe_database(url: &str) -> String {
+    match sqlite_path(url) {
+        Some(p) => std::path::absolute(&p).unwrap_or(p).display().to_string(),
+        None => redact_url(url),
+    }
+}
+
+/// What to do about a PostgreSQL database that cannot be opened, for the causes a new user meets:
+/// the database or the role does not exist yet, or no server answers. `cause` is the driver's
+/// message; `None` when it is none of these.
+pub fn database_hint(url: &str, cause: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        return None;
+    }
+    let host = parsed.host_str().unwrap_or("localhost");
+    let port = parsed.port().unwrap_or(5432);
+    let user = match parsed.username() {
+        "" => "postgres",
+        u => u,
+    };
+    let database = parsed.path().trim_start_matches('/');
+    let database = if database.is_empty() { user } else { database };
+    let quoted = |what: &str| {
+        let start = cause.find(&format!("{what} \""))? + what.len() + 2;
+        let len = cause[start..].find('"')?;
+        Some(cause[start..start + len].to_owned())
+    };
+    if cause.contains("does not exist") {
+        if let Some(db) = quoted("database") {
+            return Some(format!(
+                "database \"{db}\" does not exist; create it first: createdb -h {host} -p {port} -U {user} {db}"
+            ));
+        }
+        if let Some(role) = quoted("role") {
+            return Some(format!(
+                "role \"{role}\" does not exist; create it first (createuser -h {host} -p {port} -U postgres --createdb {role}) or name an existing role in the URL"
+            ));
+        }
+    }
+    if cause.contains("Connection refused")
+        || cause.contains("connection refused")
+        || cause.contains("pool timed out")
+    {
+        return Some(format!(
+            "no PostgreSQL server answers at {host}:{port}; start it, or correct the host and port in the URL ({database} is the database to use)"
+        ));
+    }
+    None
+}
+
 pub fn redact_url(u: &str) -> String {
     match url::Url::parse(u) {
         Ok(mut parsed) if parsed.password().is_some() => {
@@ -513,6 +576,25 @@ pub fn redact_url(u: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_hints_name_the_fix() {
+        let url = "postgres://app:secret@db.internal:6543/orgbase";
+        assert_eq!(
+            database_hint(url, r#"storage error: database "orgbase" does not exist"#).unwrap(),
+            "database \"orgbase\" does not exist; create it first: createdb -h db.internal -p 6543 -U app orgbase"
+        );
+        assert!(database_hint(url, r#"role "app" does not exist"#)
+            .unwrap()
+            .starts_with("role \"app\" does not exist; create it first (createuser"));
+        assert!(
+            database_hint(url, "pool timed out while waiting for an open connection")
+                .unwrap()
+                .starts_with("no PostgreSQL server answers at db.internal:6543")
+        );
+        assert_eq!(database_hint(url, "password authentication failed"), None);
+        assert_eq!(database_hint("sqlite://x.db", "pool timed out"), None);
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -64,6 +64,13 @@ enum KeysCommand {
         #[arg(long, default_value = "cli")]
         name: String,
     },
+    /// List the platform and partner keys (never their secrets).
+    List,
+    /// Revoke a platform or partner key at once (not the last active platform key).
+    Revoke {
+        /// The key's id, as `keys list` shows it.
+        id: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -88,6 +95,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logging(config.json_logs);
+    let json_logs = config.json_logs;
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
@@ -104,19 +112,44 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(cli.command, config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("orgbase: {e:#}");
+            // Once: as a log record where logs are read by machines, as a line for a person
+            // otherwise.
+            let message = say(&e);
+            if json_logs {
+                tracing::error!("{message}");
+            } else {
+                eprintln!("orgbase: {message}");
+            }
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: drivers repeat their source's text in
+/// their own, which would otherwise print the same cause three times.
+fn say(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    // Colours only for a person at a terminal: a file or a log collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder
@@ -136,9 +169,16 @@ async fn open_store(config: &config::Config) -> anyhow::Result<orgbase_store::Dy
         pg_bounds: config.pg_bounds,
         sqlite_write_mode: config.sqlite_write_mode,
     };
+    let database = config::describe_database(&config.database_url);
     orgbase_store::open(&config.database_url, &options)
         .await
-        .with_context(|| format!("opening {}", config::redact_url(&config.database_url)))
+        .map_err(|e| {
+            let cause = anyhow::Error::from(e);
+            match config::database_hint(&config.database_url, &say(&cause)) {
+                Some(hint) => anyhow::anyhow!("cannot open {database}: {hint}"),
+                None => cause.context(format!("cannot open {database}")),
+            }
+        })
 }
 
 async fn run(command: Command, config: config::Config) -> anyhow::Result<()> {
@@ -152,23 +192,73 @@ async fn run(command: Command, config: config::Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Keys {
-            command: KeysCommand::Create { platform: _, name },
-        } => {
-            let store = open_store(&config).await?;
+        Command::Keys { command } => keys(command, &config).await,
+        Command::Openapi => unreachable!("handled before configuration"),
+    }
+}
+
+/// `orgbase keys …`, on the database of the server it is meant for: one that exists already (a
+/// key in a new, empty database would be a key no server knows).
+async fn keys(command: KeysCommand, config: &config::Config) -> anyhow::Result<()> {
+    use orgbase_api::service::keys::command_line;
+    let database = config::describe_database(&config.database_url);
+    if let Some(path) = config::sqlite_path(&config.database_url) {
+        if !path.exists() {
+            anyhow::bail!(
+                "no database at {database}: run this where the server runs, or name its database with --database-url (nothing was created)"
+            );
+        }
+    }
+    let store = open_store(config).await?;
+    match command {
+        KeysCommand::Create { platform: _, name } => {
             let name = orgbase_domain::credential::parse_key_name("name", &name)
                 .map_err(|e| anyhow::anyhow!("--name {}", e.message))?;
-            let (key, plain) = orgbase_api::service::keys::new_platform_key(name);
-            store.insert_api_key(&key).await?;
+            let (key, plain) = command_line::create(&store, name).await?;
             eprintln!(
-                "orgbase: platform key {} created ({}); it is shown this once:",
+                "orgbase: platform key {} ({}) created in {database}; it is shown this once:",
                 key.id, key.prefix
             );
             println!("{plain}");
-            Ok(())
         }
-        Command::Openapi => unreachable!("handled before configuration"),
+        KeysCommand::List => {
+            let keys = command_line::list(&store).await?;
+            eprintln!("orgbase: {} key(s) in {database}", keys.len());
+            println!(
+                "{:<36}  {:<8}  {:<14}  {:<20}  {:<20}  NAME",
+                "ID", "KIND", "PREFIX", "CREATED", "REVOKED"
+            );
+            for k in keys {
+                let at =
+                    |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+                println!(
+                    "{:<36}  {:<8}  {:<14}  {:<20}  {:<20}  {}",
+                    k.id,
+                    k.kind.as_str(),
+                    k.prefix,
+                    at(k.created_at),
+                    k.revoked_at.map(at).unwrap_or_else(|| "-".into()),
+                    k.name
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let key_id = id
+                .parse::<uuid::Uuid>()
+                .map(orgbase_domain::ApiKeyId)
+                .map_err(|_| {
+                    anyhow::anyhow!("{id:?} is not a key id (a UUID, as `orgbase keys list` shows)")
+                })?;
+            match command_line::revoke(&store, key_id).await {
+                Ok(k) => eprintln!("orgbase: key {} ({}) revoked in {database}", k.id, k.name),
+                Err(orgbase_api::service::ServiceError::NotFound) => {
+                    anyhow::bail!("no platform or partner key {id} in {database}")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
+    Ok(())
 }
 
 async fn serve(config: config::Config) -> anyhow::Result<()> {

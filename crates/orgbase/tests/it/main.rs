@@ -243,6 +243,72 @@ fn first_start_prints_a_key_once(dir: &Path, db: &str) {
     assert!(cli_key.starts_with("obk_"));
     assert_eq!(get_status(&s.base, "/api/admin/api-keys", &cli_key), 200);
     assert_eq!(get_status(&s.base, "/api/admin/api-keys", "obk_wrong"), 401);
+    // `keys list` shows both platform keys, never a secret; `keys revoke` ends one at once.
+    let o = orgbase(dir)
+        .args(["--database-url", db, "keys", "list"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    let (listed, _) = text(&o);
+    assert!(
+        !listed.contains(&cli_key) && !listed.contains(&key),
+        "{listed}"
+    );
+    let rows: Vec<&str> = listed.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert!(rows.iter().all(|r| r.contains("platform")), "{listed}");
+    let ops = rows
+        .iter()
+        .find(|r| r.ends_with("ops"))
+        .expect("the ops key");
+    assert!(ops.contains(&cli_key[..12]), "the prefix is shown: {ops}");
+    let ops_id = ops.split_whitespace().next().unwrap().to_owned();
+    let first_id = rows
+        .iter()
+        .find(|r| !r.ends_with("ops"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let revoke = |id: &str| {
+        orgbase(dir)
+            .args(["--database-url", db, "keys", "revoke", id])
+            .output()
+            .unwrap()
+    };
+    let o = revoke("not-a-key-id");
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("is not a key id"), "{:?}", text(&o));
+    let o = revoke("00000000-0000-4000-8000-000000000000");
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("no platform or partner key"),
+        "{:?}",
+        text(&o)
+    );
+    let o = revoke(&ops_id);
+    assert!(o.status.success(), "{:?}", text(&o));
+    // The running server stops accepting it within a second (its key cache's freshness bound).
+    let revoked_at = Instant::now();
+    while get_status(&s.base, "/api/admin/api-keys", &cli_key) != 401 {
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(5),
+            "still accepted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The last active platform key stays: without it nobody could administer the service.
+    let o = revoke(&first_id);
+    assert!(!o.status.success(), "{:?}", text(&o));
+    assert_eq!(get_status(&s.base, "/api/admin/api-keys", &key), 200);
+    let o = orgbase(dir)
+        .args(["--database-url", db, "keys", "list"])
+        .output()
+        .unwrap();
+    let (listed, _) = text(&o);
+    let ops = listed.lines().find(|r| r.ends_with("ops")).unwrap();
+    assert!(!ops.contains("  -  "), "the revoked key shows when: {ops}");
     let (status, printed) = s.stop_and_read();
     assert!(status.success());
     assert!(
@@ -281,6 +347,65 @@ fn sqlite_first_start() {
         dir.0.join("orgbase.db").exists(),
         "the default file is in the working directory"
     );
+}
+
+/// `keys create` in a directory without the server's database refuses, and creates nothing: a
+/// key in a new, empty database would be a key no server knows.
+#[test]
+fn keys_need_an_existing_database() {
+    let dir = TempDir::new();
+    for args in [&["keys", "create", "--platform"][..], &["keys", "list"]] {
+        let o = orgbase(&dir.0).args(args).output().unwrap();
+        assert!(!o.status.success());
+        let (_, err) = text(&o);
+        assert!(err.contains("no database at"), "{err}");
+        assert!(err.contains("orgbase.db"), "names the file: {err}");
+        assert!(err.contains("--database-url"), "names the fix: {err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&dir.0).unwrap().count(),
+        0,
+        "nothing created"
+    );
+}
+
+/// A PostgreSQL database that cannot be opened is one line, printed once, naming the fix.
+#[test]
+fn an_unreachable_or_missing_database_is_one_line_naming_the_fix() {
+    let dir = TempDir::new();
+    let mut cases = vec![(
+        "postgres://postgres@127.0.0.1:1/orgbase".to_owned(),
+        "no PostgreSQL server answers at 127.0.0.1:1",
+    )];
+    if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+        let base = url.rsplit_once('/').unwrap().0.to_owned();
+        cases.push((
+            format!("{base}/orgbase_no_such_database"),
+            "database \"orgbase_no_such_database\" does not exist; create it first: createdb -h",
+        ));
+    }
+    for (db, says) in cases {
+        for args in [&["migrate"][..], &["keys", "list"], &["serve"]] {
+            let o = orgbase(&dir.0)
+                .args(["--database-url", db.as_str()])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(!o.status.success());
+            let (_, err) = text(&o);
+            let lines: Vec<&str> = err.lines().filter(|l| l.contains(says)).collect();
+            assert_eq!(lines.len(), 1, "{args:?}: printed once: {err}");
+            assert_eq!(
+                lines[0].matches("does not exist").count().max(1),
+                1,
+                "{err}"
+            );
+            assert!(
+                !err.contains('\u{1b}'),
+                "no colour codes off a terminal: {err:?}"
+            );
+        }
+    }
 }
 
 #[test]

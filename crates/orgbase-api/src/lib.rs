@@ -24,6 +24,7 @@ use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use orgbase_mail::Mailer;
+use orgbase_service::providers::Billing;
 use orgbase_service::{ServiceConfig, Services};
 use orgbase_store::DynStore;
 use std::net::SocketAddr;
@@ -107,10 +108,14 @@ impl Default for ApiConfig {
 }
 
 /// What every handler runs with: the services, and what only HTTP needs (the API's own
-/// configuration, metrics, the OpenAPI document, avatar files). It dereferences to the
-/// [`Services`], so a handler hands `&state` to a use case as it is.
+/// configuration, metrics, the OpenAPI document, avatar files). One shared handle, since every
+/// request takes a copy; it dereferences to [`Shared`] and on to the [`Services`], so a handler
+/// hands `&state` to a use case as it is.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What an [`AppState`] shares.
+pub struct Shared {
     pub services: Services,
     pub config: Arc<ApiConfig>,
     pub metrics: Arc<Metrics>,
@@ -119,24 +124,26 @@ pub struct AppState {
 }
 
 impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Shared {
     type Target = Services;
     fn deref(&self) -> &Services {
         &self.services
     }
 }
 
-impl std::ops::DerefMut for AppState {
-    fn deref_mut(&mut self) -> &mut Services {
-        &mut self.services
-    }
-}
-
 impl AppState {
-    /// The state for `config`, with the mailer it names (SMTP, or the outbox folder) and the
-    /// avatar storage (disk, or S3).
+    /// The state for `config`, with the mailer it names (SMTP, or the outbox folder), the
+    /// avatar storage (disk, or S3) and the billing providers configured.
     pub fn new(
         store: DynStore,
         config: ApiConfig,
+        billing: Billing,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let mailer: Arc<dyn Mailer> = orgbase_mail::from_config(
             config.smtp_url.as_deref(),
@@ -144,7 +151,7 @@ impl AppState {
             &config.mail_outbox,
         )?;
         let avatars = Arc::new(Avatars::new(&config.avatars, &config.public_url)?);
-        let services = Services::new(
+        let mut services = Services::new(
             store,
             ServiceConfig {
                 public_url: config.public_url.clone(),
@@ -154,13 +161,14 @@ impl AppState {
             },
             mailer,
         );
-        Ok(Self {
+        services.billing = billing;
+        Ok(Self(Arc::new(Shared {
             services,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             openapi_json: Arc::new(openapi_json()),
             avatars,
-        })
+        })))
     }
 }
 

@@ -19,15 +19,15 @@ pub use orgbase_billing::BillingError;
 
 use crate::{ServiceError, Services};
 
-/// The configured providers.
+/// The configured providers (shared: the services are cloned into tasks).
 #[derive(Clone, Default)]
 pub struct Billing {
-    clients: HashMap<BillingProvider, Arc<dyn BillingClient>>,
+    clients: Arc<HashMap<BillingProvider, Arc<dyn BillingClient>>>,
 }
 
 impl Billing {
     pub fn with(mut self, client: Arc<dyn BillingClient>) -> Self {
-        self.clients.insert(client.provider(), client);
+        Arc::make_mut(&mut self.clients).insert(client.provider(), client);
         self
     }
 

@@ -300,6 +300,13 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         },
         shutdown.clone(),
     ));
+    let mut billing = orgbase_api::billing::Billing::default();
+    if let Some(stripe) = config.stripe.clone() {
+        let client = orgbase_billing::StripeClient::new(stripe)
+            .map_err(|e| anyhow::anyhow!("setting up Stripe: {e}"))?;
+        billing = billing.with(std::sync::Arc::new(client));
+        tracing::info!(billing = "stripe", "billing provider configured");
+    }
     let state = AppState::new(
         store,
         ApiConfig {
@@ -317,16 +324,10 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
             request_timeout: config.request_timeout,
             ..ApiConfig::default()
         },
+        billing,
     )
     .map_err(|e| anyhow::anyhow!(e))
     .context("setting up mail and avatar storage")?;
-    let mut state = state;
-    if let Some(stripe) = config.stripe.clone() {
-        let client = orgbase_billing::StripeClient::new(stripe)
-            .map_err(|e| anyhow::anyhow!("setting up Stripe: {e}"))?;
-        state.billing = std::mem::take(&mut state.billing).with(std::sync::Arc::new(client));
-        tracing::info!(billing = "stripe", "billing provider configured");
-    }
     tracing::info!(mail = %state.mailer.describe(), "mail");
     orgbase_api::serve(listener, state, shutdown)
         .await

@@ -209,6 +209,7 @@ mod panics {
                 mail_outbox: outbox.path().to_owned(),
                 ..ApiConfig::default()
             },
+            Default::default(),
         )
         .unwrap();
         let routes = axum::Router::new().route(

@@ -155,8 +155,7 @@ impl App {
             config.public_url = base.clone();
         }
         let shutdown = CancellationToken::new();
-        let mut state = AppState::new(db.store.clone(), config).unwrap();
-        state.billing = billing;
+        let state = AppState::new(db.store.clone(), config, billing).unwrap();
         tokio::spawn(orgbase_api::serve(listener, state, shutdown.clone()));
         App {
             base,
@@ -258,6 +257,7 @@ impl App {
                 },
                 ..ApiConfig::default()
             },
+            Default::default(),
         )
         .unwrap();
         tokio::spawn(orgbase_api::serve(listener, state, self.shutdown.clone()));

@@ -8,6 +8,7 @@ pub mod compat;
 pub mod context;
 pub use orgbase_service::directory;
 pub mod error;
+pub mod error_codes;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;

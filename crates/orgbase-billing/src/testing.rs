@@ -1,18 +1,13 @@
 //! For tests: a local Stripe that keeps real state, and helpers to set it up.
 //!
-//! [`LocalStripe`] runs Python's localstripe (`python3 -m pip install localstripe`), which keeps
-//! customers, plans, subscriptions and invoices in memory, answers Stripe's form-encoded API and
-//! sends signed webhooks. It has no checkout sessions; a wiremock stand-in covers those.
-//!
-//! localstripe 1.15 is started through a short shim ([`SHIM`]) that changes three things:
-//! - it binds `127.0.0.1` only (localstripe itself binds `::`, which fails where IPv6 is off);
-//! - it keeps its state in memory only (localstripe pickles every change into one fixed file,
-//!   `/tmp/localstripe.pickle`, which tests running in parallel would share);
-//! - it accepts a subscription item's `price`, as today's Stripe API names it, where
-//!   localstripe predates Prices and knows only the older `plan` (a Plan's id is a valid price
-//!   id at Stripe too), and accepts `proration_behavior` on an update, which it answers with a
-//!   500 otherwise. Its answers still name the price `plan` only, which real Stripe also sends
-//!   for recurring prices, so the client reads either.
+//! [`LocalStripe`] runs `tools/stripe-standin.py` ([`SHIM`]): Python's localstripe
+//! (`python3 -m pip install localstripe`), which keeps customers, plans, subscriptions and
+//! invoices in memory, answers Stripe's form-encoded API and sends signed webhooks, with the
+//! changes the script's header lists: 127.0.0.1 only, state in memory only, a subscription item's
+//! `price` (localstripe 1.15 predates Prices and knows only `plan`; a Plan's id is a valid price id
+//! at Stripe too) and `proration_behavior`, and the checkout sessions localstripe lacks. Its
+//! answers still name the price `plan` only, which real Stripe also sends for recurring prices, so
+//! the client reads either. The same script is the offline stand-in the README's tour uses.
 
 use std::time::Duration;
 
@@ -29,79 +24,9 @@ pub const SECRET_KEY: &str = "sk_test_localstripe_0123456789";
 /// The webhook signing secret [`LocalStripe::config`] sets.
 pub const WEBHOOK_SECRET: &str = "whsec_localstripe_test";
 
-/// The Python that starts localstripe; the port is its first argument. See the module's
-/// documentation for why each change.
-pub const SHIM: &str = r#"
-import sys
-from aiohttp import web
-import localstripe.resources as r
-from localstripe.errors import UserError
-from localstripe.server import app
-
-r.Store.dump_to_disk = lambda self: None
-
-def prices_as_plans(items):
-    if isinstance(items, list):
-        for item in items:
-            if isinstance(item, dict) and 'price' in item:
-                if 'plan' in item:
-                    raise UserError(400, 'You may only specify one of these parameters: plan, price.')
-                item['plan'] = item.pop('price')
-
-create = r.Subscription.__init__
-def subscription_init(self, *args, items=None, **kwargs):
-    prices_as_plans(items)
-    create(self, *args, items=items, **kwargs)
-r.Subscription.__init__ = subscription_init
-
-update = r.Subscription._update
-def subscription_update(self, items=None, proration_behavior=None, **kwargs):
-    if proration_behavior not in (None, 'create_prorations', 'none', 'always_invoice'):
-        raise UserError(400, 'Invalid proration_behavior')
-    prices_as_plans(items)
-    return update(self, items=items, **kwargs)
-r.Subscription._update = subscription_update
-
-# Checkout sessions, which localstripe lacks: recorded as sent, answered as Stripe does, the same
-# session again for the same Idempotency-Key; listed at /_test/checkout_sessions.
-import secrets
-checkout_sessions = []
-by_key = {}
-
-@web.middleware
-async def checkout(request, handler):
-    if request.method == 'POST' and request.path == '/v1/checkout/sessions':
-        key = request.headers.get('Idempotency-Key')
-        if key in by_key:
-            return web.json_response(by_key[key])
-        form = await request.post()
-        sid = 'cs_test_' + secrets.token_hex(12)
-        session = {
-            'id': sid, 'object': 'checkout.session', 'livemode': False,
-            'url': 'https://checkout.stripe.test/c/pay/' + sid,
-            'mode': form.get('mode'), 'customer': form.get('customer'),
-            'client_reference_id': form.get('client_reference_id'),
-            'success_url': form.get('success_url'), 'cancel_url': form.get('cancel_url'),
-            'metadata': {k[len('metadata['):-1]: v for k, v in form.items()
-                         if k.startswith('metadata[')},
-            'price': form.get('line_items[0][price]'),
-            'subscription_metadata': {k[len('subscription_data[metadata]['):-1]: v
-                                      for k, v in form.items()
-                                      if k.startswith('subscription_data[metadata][')},
-            'idempotency_key': key,
-        }
-        checkout_sessions.append(session)
-        if key:
-            by_key[key] = session
-        return web.json_response(session)
-    if request.method == 'GET' and request.path == '/_test/checkout_sessions':
-        return web.json_response(checkout_sessions)
-    return await handler(request)
-
-app.middlewares.insert(0, checkout)
-
-web.run_app(app, host='127.0.0.1', port=int(sys.argv[1]), access_log=None, print=None)
-"#;
+/// The Python that starts the stand-in (`tools/stripe-standin.py`); the port is its first
+/// argument.
+pub const SHIM: &str = include_str!("../../../tools/stripe-standin.py");
 
 /// localstripe on `127.0.0.1` and a free port. Killed on drop.
 pub struct LocalStripe {

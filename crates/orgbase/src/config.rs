@@ -211,7 +211,7 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String>
         .extract()
         .map_err(|e| {
             e.into_iter()
-                .map(|e| format!("  - {e}"))
+                .map(|e| format!("  - {}", in_user_terms(&e)))
                 .collect::<Vec<_>>()
                 .join("\n")
         })?;
@@ -519,6 +519,44 @@ pub fn describe_database(url: &str) -> String {
     }
 }
 
+/// A setting that could not be read, as its user wrote it: `body_limit in ./orgbase.toml` or
+/// `ORGBASE_BODY_LIMIT`, and the form expected in words ("a whole number"), not Rust's (`u64`).
+fn in_user_terms(e: &figment::Error) -> String {
+    use figment::error::Kind;
+    let key = e.path.join(".");
+    let setting = match e.metadata.as_ref() {
+        Some(m) if m.name.contains("environment") => {
+            format!("ORGBASE_{}", key.to_ascii_uppercase())
+        }
+        Some(m) => match &m.source {
+            Some(figment::Source::File(path)) => format!("{key} in {}", path.display()),
+            _ => key.clone(),
+        },
+        None => key.clone(),
+    };
+    let what = match &e.kind {
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+            format!("must be {}, not {actual}", in_words(expected))
+        }
+        other => other.to_string(),
+    };
+    format!("{setting}: {what}")
+}
+
+/// serde's name of a type, as a person would say it.
+fn in_words(expected: &str) -> &str {
+    match expected.trim_start_matches("a ").trim_start_matches("an ") {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "bool" | "boolean" => "true or false",
+        "string" | "str" | "char" => "text (in quotes in the file)",
+        "sequence" | "seq" => "a list",
+        "map" | "dict" => "a table",
+        _ => expected,
+    }
+}
+
 /// What to do about a PostgreSQL database that cannot be opened, for the causes a new user meets:
 /// the database or the role does not exist yet, or no server answers. `cause` is the driver's
 /// message; `None` when it is none of these.
@@ -576,6 +614,23 @@ pub fn redact_url(u: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wrong_type_is_named_as_written() {
+        let dir = std::env::temp_dir().join(format!("orgbase-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("orgbase.toml");
+        std::fs::write(&file, "body_limit = \"big\"\n").unwrap();
+        let err = load(Some(&file), Overrides::default()).unwrap_err();
+        assert_eq!(
+            err.trim(),
+            format!(
+                "- body_limit in {}: must be a whole number, 0 or more, not string \"big\"",
+                file.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn database_hints_name_the_fix() {

@@ -496,18 +496,26 @@ async fn read_file(
     let mut form =
         multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
     let mut file: Option<Bytes> = None;
+    // A file under another field name: alone, a misnamed field; beside another, several files.
+    let mut misnamed: Option<String> = None;
+    let mut files = 0;
     while let Some(field) = form
         .next_field()
         .await
         .map_err(|e| multipart_error(e, max_file))?
     {
         let is_file = field.name() == Some("file");
-        let other_file = !is_file && field.file_name().is_some();
+        if is_file || field.file_name().is_some() {
+            files += 1;
+        }
+        if !is_file && field.file_name().is_some() {
+            misnamed = field.name().map(str::to_owned);
+        }
         let bytes = field
             .bytes()
             .await
             .map_err(|e| multipart_error(e, max_file))?;
-        if other_file || (is_file && file.is_some()) {
+        if files > 1 {
             return Err(ApiError::field(
                 "file",
                 "several_files",
@@ -518,14 +526,19 @@ async fn read_file(
             file = Some(bytes);
         }
     }
-    match file {
-        None => Err(ApiError::field(
+    match (file, misnamed) {
+        (None, Some(name)) => Err(ApiError::field(
+            "file",
+            "required",
+            format!("the file is in the field `{name}`: send it in the field `file`"),
+        )),
+        (None, None) => Err(ApiError::field(
             "file",
             "required",
             "the multipart body has no field `file`",
         )),
-        Some(b) if b.is_empty() => Err(ApiError::field("file", "empty", "the file is empty")),
-        Some(b) => Ok(b),
+        (Some(b), _) if b.is_empty() => Err(ApiError::field("file", "empty", "the file is empty")),
+        (Some(b), _) => Ok(b),
     }
 }
 

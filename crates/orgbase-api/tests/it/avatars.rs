@@ -294,6 +294,10 @@ async fn an_upload_becomes_the_avatar_everywhere(t: Avatars) {
     assert_eq!(first, second);
 }
 
+fn two_files_again(jpeg: &[u8]) -> Form {
+    form(jpeg.to_vec(), "image/jpeg").part("other", Part::bytes(jpeg.to_vec()).file_name("b.jpg"))
+}
+
 async fn every_refusal_stores_nothing_and_changes_nothing(t: Avatars) {
     let app = &t.app;
     let (org, owner) = app.owned_org("refused@avatar.test").await;
@@ -389,6 +393,26 @@ async fn every_refusal_stores_nothing_and_changes_nothing(t: Avatars) {
         assert_eq!(a.status.as_u16(), status, "{what}: {}", a.text);
         a.assert_problem(status, code);
     }
+    // One file under another field name is a misnamed field, not several files.
+    let misnamed = Form::new().part("avatar", Part::bytes(jpeg.clone()).file_name("a.jpg"));
+    let a = upload(app, Some(&owner), &org, misnamed).await;
+    a.assert_problem(422, "validation_failed");
+    assert_eq!(a.body["errors"][0]["field"], "file", "{}", a.text);
+    assert_eq!(a.body["errors"][0]["code"], "required", "{}", a.text);
+    assert!(
+        a.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`avatar`"),
+        "{}",
+        a.text
+    );
+    let two = upload(app, Some(&owner), &org, two_files_again(&jpeg)).await;
+    assert_eq!(
+        two.body["errors"][0]["code"], "several_files",
+        "{}",
+        two.text
+    );
     // Not multipart at all, and malformed multipart.
     let url = format!("{}{}", app.base, upload_path(&org));
     let json_body = app

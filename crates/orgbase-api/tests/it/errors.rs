@@ -295,3 +295,119 @@ mod database_failure {
         assert_eq!(a.status, 200);
     }
 }
+
+/// The README's error table is the code's own list, and the list covers the codes the source
+/// writes (answers the tests receive are checked against it in `Answer::check_code_is_listed`).
+mod error_table {
+    use orgbase_api::error_codes::{markdown_table, status_of, ERROR_CODES};
+    use std::path::{Path, PathBuf};
+
+    const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+    #[test]
+    fn the_readme_table_is_the_list() {
+        let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).unwrap();
+        let (begin, end) = ("<!-- error-codes:begin -->\n", "<!-- error-codes:end -->");
+        let start = readme
+            .find(begin)
+            .expect("the README marks its error table")
+            + begin.len();
+        let stop = readme[start..].find(end).expect("the table's end marker") + start;
+        assert_eq!(
+            &readme[start..stop],
+            markdown_table(),
+            "README.md's error table differs from orgbase_api::error_codes::ERROR_CODES; put \
+             this between its markers:\n{}",
+            markdown_table()
+        );
+    }
+
+    #[test]
+    fn each_code_is_listed_once_and_written_somewhere() {
+        let sources = rust_sources();
+        for (i, e) in ERROR_CODES.iter().enumerate() {
+            assert!(
+                ERROR_CODES[..i].iter().all(|o| o.code != e.code),
+                "{} twice",
+                e.code
+            );
+            let quoted = format!("\"{}\"", e.code);
+            assert!(
+                sources
+                    .iter()
+                    .any(|(p, s)| !p.ends_with("error_codes.rs") && s.contains(&quoted)),
+                "`{}` is listed but nothing answers it",
+                e.code
+            );
+        }
+    }
+
+    #[test]
+    fn every_code_the_source_writes_is_listed() {
+        for (path, text) in rust_sources() {
+            if path.ends_with("error_codes.rs")
+                || path.components().any(|c| c.as_os_str() == "tests")
+            {
+                continue;
+            }
+            let mut found = Vec::new();
+            for prefix in ["code: ", "gone(", "=> ("] {
+                found.extend(literals_after(&text, prefix));
+            }
+            // `(StatusCode::CONFLICT, "code", …)`
+            for (i, _) in text.match_indices("StatusCode::") {
+                let rest = text[i + "StatusCode::".len()..]
+                    .trim_start_matches(|c: char| c.is_ascii_uppercase() || c == '_');
+                if let Some(rest) = rest.strip_prefix(',') {
+                    found.extend(literal(rest.trim_start()));
+                }
+            }
+            for code in found {
+                assert!(
+                    status_of(&code).is_some(),
+                    "{}: `{code}` is not in orgbase_api::error_codes::ERROR_CODES",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    fn literals_after(text: &str, prefix: &str) -> Vec<String> {
+        text.match_indices(prefix)
+            .filter_map(|(i, _)| literal(text[i + prefix.len()..].trim_start()))
+            .collect()
+    }
+
+    /// The snake_case string literal `s` starts with.
+    fn literal(s: &str) -> Option<String> {
+        let body = s.strip_prefix('"')?;
+        let end = body.find('"')?;
+        let word = &body[..end];
+        (!word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .then(|| word.to_owned())
+    }
+
+    fn rust_sources() -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        let crates = Path::new(ROOT).join("crates");
+        for krate in std::fs::read_dir(crates).unwrap() {
+            walk(&krate.unwrap().path().join("src"), &mut out);
+        }
+        out
+    }
+
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                out.push((p, text));
+            }
+        }
+    }
+}

@@ -81,7 +81,26 @@ impl Answer {
 
     /// Asserts a problem answer: status, content type, code and request id.
     #[track_caller]
+    /// A problem answer's `code` is one of [`orgbase_api::error_codes::ERROR_CODES`], the list
+    /// the README's table is made from, with the status listed there: a new code, or a code
+    /// answered with another status, fails here until the list (and so the README) says so.
+    pub fn check_code_is_listed(&self) {
+        if self.header("content-type") != Some("application/problem+json") {
+            return;
+        }
+        let code = self.body["code"].as_str().unwrap_or_default();
+        assert_eq!(
+            orgbase_api::error_codes::status_of(code),
+            Some(self.status.as_u16()),
+            "`{code}` answered with {} is not in orgbase_api::error_codes::ERROR_CODES with \
+             that status: {}",
+            self.status,
+            self.text
+        );
+    }
+
     pub fn assert_problem(&self, status: u16, code: &str) {
+        self.check_code_is_listed();
         assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
         assert_eq!(
             self.header("content-type"),
@@ -214,12 +233,14 @@ impl App {
         let headers = res.headers().clone();
         let text = res.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer {
+        let answer = Answer {
             status,
             headers,
             body,
             text,
-        }
+        };
+        answer.check_code_is_listed();
+        answer
     }
 
     pub async fn get(&self, path: &str) -> Answer {

@@ -61,8 +61,11 @@ struct Server {
 }
 
 impl Server {
-    fn start(mut cmd: Command) -> Server {
-        let port = free_port();
+    fn start(cmd: Command) -> Server {
+        Self::start_on(cmd, free_port())
+    }
+
+    fn start_on(mut cmd: Command, port: u16) -> Server {
         let mut child = cmd
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::piped())
@@ -183,6 +186,19 @@ fn bad_configuration_is_refused_with_a_message_per_value() {
         "{err}"
     );
     assert!(!err.contains("too-short"), "the secret leaked: {err}");
+    // A wrong type speaks of the setting as written and of the form expected, in words.
+    let o = orgbase(&dir.0)
+        .env("ORGBASE_BODY_LIMIT", "lots")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("ORGBASE_BODY_LIMIT: must be a whole number, 0 or more, not string \"lots\""),
+        "{err}"
+    );
+    assert!(!err.contains("u64") && !err.contains("default."), "{err}");
     // Flags win over the environment, the file over nothing.
     std::fs::write(dir.0.join("orgbase.toml"), "log_format = \"yaml\"\n").unwrap();
     let o = orgbase(&dir.0).arg("migrate").output().unwrap();
@@ -772,4 +788,79 @@ fn tokens_in_urls_never_reach_logs_or_metrics() {
         }
         assert!(metrics.contains("/api/v2/updateOrganization"));
     }
+}
+
+/// The README's tour, as a reader runs it: every `sh` block between `<!-- tour -->` and
+/// `<!-- /tour -->`, in order, in one shell that stops at the first failure. Against a fresh
+/// server on SQLite, a random port and a public URL on a long host name (so e-mailed links are
+/// long), with the Stripe stand-in of `tools/stripe-standin.py` as its billing provider.
+#[test]
+fn the_readme_tour_runs_as_written() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let script = tour_script(&readme);
+    assert!(script.lines().count() > 20, "the tour is there: {script}");
+
+    let dir = TempDir::new();
+    let standin = orgbase_testkit::start_python_server(
+        &orgbase_testkit::PythonServerSpec {
+            name: "the Stripe stand-in",
+            module: "localstripe",
+            package: "localstripe",
+            timeout: Duration::from_secs(15),
+        },
+        &dir.0,
+        |port| vec![format!("{root}/tools/stripe-standin.py"), port.to_string()],
+    );
+    let stripe = format!("http://127.0.0.1:{}", standin.port);
+    let port = free_port();
+    let public =
+        format!("http://orgbase-tour.a-rather-long-host-name.customers.example.internal:{port}");
+    let mut cmd = orgbase(&dir.0);
+    cmd.env("ORGBASE_PUBLIC_URL", &public)
+        .env("ORGBASE_STRIPE_API_BASE", &stripe)
+        .env("ORGBASE_STRIPE_SECRET_KEY", "sk_test_standin")
+        .env("ORGBASE_STRIPE_WEBHOOK_SECRET", "whsec_standin");
+    let s = Server::start_on(cmd, port);
+    let key = s.wait_for_word("obk_");
+    let o = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(&dir.0)
+        .env("ORGBASE", &s.base)
+        .env("KEY", &key)
+        .env("STRIPE", &stripe)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(
+        o.status.success(),
+        "the tour failed ({}):\n--- output\n{out}\n--- errors\n{err}\n--- script\n{script}",
+        o.status
+    );
+}
+
+/// The `sh` blocks of the README's tour, joined.
+fn tour_script(readme: &str) -> String {
+    let start = readme
+        .find("<!-- tour -->")
+        .expect("the README marks its tour");
+    let end = readme[start..]
+        .find("<!-- /tour -->")
+        .expect("the tour's end")
+        + start;
+    let mut script = String::new();
+    let mut in_block = false;
+    for line in readme[start..end].lines() {
+        if in_block {
+            if line.trim_end() == "```" {
+                in_block = false;
+            } else {
+                script.push_str(line);
+                script.push('\n');
+            }
+        } else if line.trim_end() == "```sh" {
+            in_block = true;
+        }
+    }
+    script
 }

@@ -30,8 +30,9 @@ struct Cli {
     /// Database URL: sqlite://PATH (default sqlite://orgbase.db) or postgres://…
     #[arg(long, global = true)]
     database_url: Option<String>,
+    /// What to do; `serve` when none is named.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -75,11 +76,12 @@ enum KeysCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Command::Openapi = cli.command {
+    let command = cli.command.unwrap_or(Command::Serve { listen: None });
+    if let Command::Openapi = command {
         print!("{}", orgbase_api::openapi_json());
         return std::process::ExitCode::SUCCESS;
     }
-    let listen = match &cli.command {
+    let listen = match &command {
         Command::Serve { listen } => listen.clone(),
         _ => None,
     };
@@ -109,7 +111,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    match runtime.block_on(run(command, config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // Once: as a log record where logs are read by machines, as a line for a person

@@ -365,6 +365,31 @@ fn sqlite_first_start() {
     );
 }
 
+/// With no command the binary serves, as `cargo run --release` in the README does.
+#[test]
+fn no_command_means_serve() {
+    let dir = TempDir::new();
+    let port = free_port();
+    let mut child = orgbase(&dir.0)
+        .env("ORGBASE_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "not serving");
+        assert!(child.try_wait().unwrap().is_none(), "exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        get_status(&format!("http://127.0.0.1:{port}"), "/healthz", ""),
+        200
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// `keys create` in a directory without the server's database refuses, and creates nothing: a
 /// key in a new, empty database would be a key no server knows.
 #[test]

@@ -370,10 +370,11 @@ fn sqlite_first_start() {
 fn no_command_means_serve() {
     let dir = TempDir::new();
     let port = free_port();
+    let log = dir.0.join("stderr.log");
     let mut child = orgbase(&dir.0)
         .env("ORGBASE_LISTEN", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -388,6 +389,13 @@ fn no_command_means_serve() {
     );
     let _ = child.kill();
     let _ = child.wait();
+    // Text logs written to a file carry no colour codes.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("INFO"), "{logged}");
+    assert!(
+        !logged.contains('\u{1b}'),
+        "colour codes in a file: {logged:?}"
+    );
 }
 
 /// `keys create` in a directory without the server's database refuses, and creates nothing: a

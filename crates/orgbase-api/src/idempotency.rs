@@ -116,6 +116,43 @@ fn problem(surface: Surface, status: StatusCode, code: &str, detail: &str) -> Re
     }
 }
 
+/// The POST routes that take no credential; their key is judged at once.
+const PUBLIC_POSTS: [&str; 3] = [
+    "/api/auth/login",
+    "/api/billing/webhooks/*",
+    "/api/organizations/invite/*/accept",
+];
+
+/// `pattern` with `*` standing for one path segment.
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let (mut p, mut q) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (p.next(), q.next()) {
+            (None, None) => return true,
+            (Some("*"), Some(seg)) if !seg.is_empty() => {}
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
+}
+
+fn invalid_key(surface: Surface) -> Response {
+    match surface {
+        Surface::Native => ApiError::field(
+            "Idempotency-Key",
+            "invalid_value",
+            "must be 1–255 visible ASCII characters",
+        )
+        .into_response(),
+        _ => problem(
+            surface,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1–255 visible ASCII characters",
+        ),
+    }
+}
+
 fn replay(answer: StoredAnswer) -> Response {
     let mut res = Response::new(Body::from(answer.body));
     *res.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
@@ -143,33 +180,26 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         return strip(next.run(req).await);
     }
     let surface = Surface::of(req.uri().path());
-    let key = match raw_key.to_str() {
-        Ok(k)
-            if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..=0x7e).contains(&b)) =>
-        {
-            k.to_owned()
-        }
-        _ => {
-            return match surface {
-                Surface::Native => ApiError::field(
-                    "Idempotency-Key",
-                    "invalid_value",
-                    "must be 1–255 visible ASCII characters",
-                )
-                .into_response(),
-                _ => problem(
-                    surface,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_idempotency_key",
-                    "Idempotency-Key must be 1–255 visible ASCII characters",
-                ),
-            }
-        }
-    };
+    let key = raw_key
+        .to_str()
+        .ok()
+        .filter(|k| {
+            !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        })
+        .map(str::to_owned);
+    // Who calls, and whether they may call here at all, come before the key is judged: a
+    // request without a valid credential, or a non-platform one on a platform route, goes on
+    // unkeyed to be refused (401, 403) by the route, before anything acts.
     let Some(credential) = credential(&req) else {
-        // No credential, no scope: the request goes ahead as if without a key (it will be
-        // refused anyway where a credential is needed).
-        return strip(next.run(req).await);
+        return match key {
+            None if PUBLIC_POSTS
+                .iter()
+                .any(|p| path_matches(p, req.uri().path())) =>
+            {
+                invalid_key(surface)
+            }
+            _ => strip(next.run(req).await),
+        };
     };
     // Only a valid credential gets a scope: a revoked one must not be replayed an old answer,
     // and junk must not cost a write. One that could not be looked up is not "no credential":
@@ -180,6 +210,14 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             return strip(next.run(req).await)
         }
         Err(e) => return error(surface, e.into()),
+    };
+    if req.uri().path().starts_with("/api/admin/")
+        && !matches!(principal, crate::auth::Principal::Platform { .. })
+    {
+        return strip(next.run(req).await);
+    }
+    let Some(key) = key else {
+        return invalid_key(surface);
     };
     let scope = SecretHash::of(&credential).as_str().to_owned();
     let (parts, body) = req.into_parts();

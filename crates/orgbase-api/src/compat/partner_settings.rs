@@ -60,7 +60,20 @@ pub struct SettingsError {
     pub message: String,
 }
 
+/// A refusal before any setting was tried. A 400 has the settings answer's shape, with no
+/// setting updated and `failedSettings` null (none was tried), so that a client reading the
+/// documented 400 finds its lists; other statuses are `{success, message}`.
 fn refuse(status: StatusCode, message: &str) -> Response {
+    if status == StatusCode::BAD_REQUEST {
+        let body = SettingsAnswer {
+            success: false,
+            message: message.to_owned(),
+            updated_settings: Vec::new(),
+            failed_settings: None,
+            failure_reasons: None,
+        };
+        return (status, Json(body)).into_response();
+    }
     (
         status,
         Json(SettingsError {
@@ -270,7 +283,7 @@ fn reason(key: &str, e: &ServiceError) -> String {
     request_body(content = Object, description = "Any of: active, productPlanId, offeredProductPlanId, email, orgName, smsEnabled, smsBrandId, smsCampaignId, vidaPremium, externalAccountId, externalBillingId"),
     responses(
         (status = 200, description = "At least one setting was successfully updated", body = SettingsAnswer),
-        (status = 400, description = "No setting passed, or the body or target is missing or malformed", body = SettingsAnswer),
+        (status = 400, description = "No setting passed (`failedSettings` names them), or the body or target is missing or malformed (no setting tried: `updatedSettings` empty, `failedSettings` null)", body = SettingsAnswer),
         (status = 401, description = "Missing or invalid token", body = SettingsError),
         (status = 404, description = "No such organization within the token's reach", body = SettingsError),
     )

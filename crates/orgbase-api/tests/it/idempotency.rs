@@ -13,6 +13,7 @@ crate::api_tests!(
     answers_holding_a_secret_are_not_kept,
     a_revoked_credential_gets_no_replay,
     the_compatible_apis_refuse_in_their_own_shape,
+    who_calls_comes_before_the_key,
 );
 
 async fn the_compatible_apis_refuse_in_their_own_shape(app: App) {
@@ -301,4 +302,41 @@ async fn bad_keys_are_refused(app: App) {
         }
     }
     assert_eq!(count(&app, "Nope").await, 0);
+}
+
+/// A malformed key is judged only after the credential and the route's platform gate: without
+/// a credential, or with one that may not call the route, nothing about the key is told.
+async fn who_calls_comes_before_the_key(app: App) {
+    let (org, owner_session) = app.owned_org("keyless@idem.test").await;
+    let bad = [("idempotency-key", "has space")];
+    let credit = format!("/api/admin/organizations/{org}/credit");
+    let body = json!({"amount": 100, "reason": "top-up"});
+    for (token, status, code) in [
+        (None, 401, "missing_credentials"),
+        (Some("obk_wrong"), 401, "invalid_credentials"),
+        (Some(owner_session.as_str()), 403, "forbidden"),
+        (Some(app.key.as_str()), 422, "validation_failed"),
+    ] {
+        let a = app
+            .call(Method::POST, &credit, token, Some(&body), &bad)
+            .await;
+        a.assert_problem(status, code);
+    }
+    // A route that takes no credential judges the key at once.
+    let a = app
+        .call(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(&json!({"email": "keyless@idem.test", "password": "whatever-it-is"})),
+            &bad,
+        )
+        .await;
+    a.assert_problem(422, "validation_failed");
+    let wallet = app.get(&format!("/api/organizations/{org}/wallet")).await;
+    assert_eq!(
+        wallet.body["balance"], 0,
+        "nothing was credited: {}",
+        wallet.text
+    );
 }

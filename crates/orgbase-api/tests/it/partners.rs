@@ -175,6 +175,34 @@ async fn the_compatible_surfaces_answer_every_error_in_their_own_shape(app: App)
     );
     assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
 
+    // Every 400 has the documented settings answer: the lists, none updated, none tried.
+    for (query, body) in [
+        (format!("targetOrganizationId={id}"), "[null, null]"),
+        (format!("targetOrganizationId={id}"), "{\"orgName\": "),
+        (String::new(), "{\"orgName\": \"X\"}"),
+    ] {
+        let r = app
+            .http
+            .post(format!(
+                "{}/api/v2/updateOrganization?token={pk}&{query}",
+                app.base
+            ))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query} {body}");
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(answer["success"], false, "{answer}");
+        assert!(
+            answer["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{answer}"
+        );
+        assert_eq!(answer["updatedSettings"], serde_json::json!([]), "{answer}");
+        assert_eq!(answer["failedSettings"], Value::Null, "{answer}");
+    }
+
     let r = app
         .http
         .patch(format!("{}/v1/orgs/{id}/properties", app.base))

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod billing;
 pub mod compat;
 pub mod context;
+mod document;
 pub use orgbase_service::directory;
 pub mod error;
 pub mod error_codes;
@@ -275,11 +276,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().split_for_parts().1
 }
 
-/// The OpenAPI document as committed in `openapi.json` (pretty, with a final newline).
+/// The OpenAPI document as committed in `openapi.json` (pretty, with a final newline), refined
+/// with what the routes do beyond their types (`document`).
 pub fn openapi_json() -> String {
-    let mut s = openapi()
-        .to_pretty_json()
-        .expect("OpenAPI document serializes");
+    let mut doc = serde_json::to_value(openapi()).expect("OpenAPI document serializes");
+    document::refine(&mut doc);
+    let mut s = serde_json::to_string_pretty(&doc).expect("OpenAPI document serializes");
     s.push('\n');
     s
 }

@@ -21,10 +21,10 @@ use crate::AppState;
 #[serde(default, rename_all = "camelCase")]
 pub struct CreateApiKey {
     /// 1–100 characters, for people to tell keys apart.
-    #[schema(value_type = String, example = "billing sync")]
+    #[schema(required = true, value_type = String, example = "billing sync")]
     pub name: Field<String>,
     /// `platform`, or `partner` with the partner organization's id.
-    #[schema(value_type = String, example = "platform")]
+    #[schema(required = true, value_type = String, example = "platform")]
     pub kind: Field<String>,
     /// The partner organization, for a partner key.
     #[schema(value_type = Option<Uuid>)]

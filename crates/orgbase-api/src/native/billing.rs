@@ -22,13 +22,13 @@ use crate::{service, AppState};
 #[serde(default, rename_all = "camelCase")]
 pub struct CheckoutInput {
     /// A public plan, or the plan offered to this organization, billed through a provider.
-    #[schema(value_type = String, example = "pro")]
+    #[schema(required = true, value_type = String, example = "pro")]
     pub plan_id: Field<String>,
     /// Where the customer's browser goes after paying (`https`, or `http` for local use).
-    #[schema(value_type = String, example = "https://app.example.com/billing/done")]
+    #[schema(required = true, value_type = String, example = "https://app.example.com/billing/done")]
     pub success_url: Field<String>,
     /// Where it goes when the customer gives up.
-    #[schema(value_type = String, example = "https://app.example.com/billing")]
+    #[schema(required = true, value_type = String, example = "https://app.example.com/billing")]
     pub cancel_url: Field<String>,
 }
 

@@ -69,12 +69,12 @@ pub struct InvitationList {
 #[serde(default)]
 pub struct InviteInput {
     /// Required: where the invitation goes.
-    #[schema(value_type = String, example = "john@example.com")]
+    #[schema(required = true, value_type = String, example = "john@example.com")]
     pub email: Field<String>,
     #[schema(value_type = Option<String>, example = "John Doe")]
     pub name: Field<String>,
     /// Role ids the person will have (default `[3]`, member). Not the owner role.
-    #[schema(value_type = Option<Vec<i64>>, example = json!([3]))]
+    #[schema(value_type = Vec<i64>, example = json!([3]))]
     pub roles: Field<Vec<i64>>,
 }
 
@@ -233,10 +233,10 @@ pub async fn resend(
 #[serde(default)]
 pub struct AcceptInput {
     /// 8–128 characters: required for a person without an account, ignored otherwise.
-    #[schema(value_type = Option<String>, example = "password123")]
+    #[schema(value_type = String, example = "password123")]
     pub password: Field<String>,
     /// Must equal `password`.
-    #[schema(value_type = Option<String>, example = "password123")]
+    #[schema(value_type = String, example = "password123")]
     pub password_confirmation: Field<String>,
 }
 

@@ -233,10 +233,10 @@ pub async fn get(
 #[serde(default)]
 pub struct UpdateMember {
     /// Array of workspace IDs (this organization's).
-    #[schema(value_type = Vec<Uuid>)]
+    #[schema(required = true, value_type = Vec<Uuid>)]
     pub workspaces: Field<Vec<String>>,
     /// Array of IAM role IDs (system 2–5 or this organization's custom roles; at least one).
-    #[schema(value_type = Vec<i64>)]
+    #[schema(required = true, value_type = Vec<i64>)]
     pub roles: Field<Vec<i64>>,
 }
 
@@ -342,7 +342,7 @@ pub async fn me(
 #[serde(default, rename_all = "camelCase")]
 pub struct TransferOwnership {
     /// The member who becomes the owner. The previous owner stays, as an admin.
-    #[schema(value_type = i64)]
+    #[schema(required = true, value_type = i64)]
     pub member_id: Field<i64>,
 }
 

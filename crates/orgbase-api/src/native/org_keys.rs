@@ -24,14 +24,14 @@ use crate::AppState;
 #[serde(default)]
 pub struct CreateOrgKey {
     /// 1–100 characters, for people to tell keys apart.
-    #[schema(value_type = String, example = "crm sync")]
+    #[schema(required = true, value_type = String, example = "crm sync")]
     pub name: Field<String>,
     /// Role ids the key acts with (at least one; not the owner role).
-    #[schema(value_type = Vec<i64>, example = json!([5]))]
+    #[schema(required = true, value_type = Vec<i64>, example = json!([5]))]
     pub roles: Field<Vec<i64>>,
     /// `organization` (default), or `partner` on an organization of type partner: the key then
     /// acts for the partner on itself and its children (its roles are not used).
-    #[schema(value_type = Option<String>, example = "organization")]
+    #[schema(value_type = String, example = "organization")]
     pub scope: Field<String>,
 }
 

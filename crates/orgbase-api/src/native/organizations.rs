@@ -36,59 +36,59 @@ pub const MAX_LIMIT: u32 = 100;
 #[serde(default, rename_all = "camelCase")]
 pub struct OrganizationInput {
     /// 1–100 characters after trimming.
-    #[schema(value_type = Option<String>, example = "My Organization")]
+    #[schema(value_type = String, example = "My Organization")]
     pub name: Field<String>,
     /// ISO 3166-1 alpha-2.
-    #[schema(value_type = Option<String>, example = "US")]
+    #[schema(value_type = String, example = "US")]
     pub country_code: Field<String>,
     /// `[a-z0-9-]`, 3–48, unique; made from the name when not given.
-    #[schema(value_type = Option<String>, example = "my-organization")]
+    #[schema(value_type = String, example = "my-organization")]
     pub slug: Field<String>,
     /// An `https` URL of at most 2048 characters, or null.
     #[schema(value_type = Option<String>, example = "https://example.com/avatar.png")]
     pub avatar_url: Field<String>,
     /// `active`, `inactive` or `suspended` (a suspension needs `statusReason`).
-    #[schema(value_type = Option<String>, example = "active")]
+    #[schema(value_type = String, example = "active")]
     pub status: Field<String>,
     /// At most 500 characters.
     #[schema(value_type = Option<String>, example = "Violation of terms")]
     pub status_reason: Field<String>,
     /// `normal` (default) or `partner`.
     #[serde(rename = "type")]
-    #[schema(value_type = Option<String>, example = "normal")]
+    #[schema(value_type = String, example = "normal")]
     pub org_type: Field<String>,
     /// The partner organization that owns this one.
     #[schema(value_type = Option<Uuid>)]
     pub parent_id: Field<String>,
     /// `{enabled, brandId, campaignId}`; enabling needs both ids (given or stored).
-    #[schema(value_type = Option<SmsInput>)]
+    #[schema(value_type = SmsInput)]
     pub sms: Field<Value>,
     #[schema(value_type = Option<String>, example = "AC_123")]
     pub external_account_id: Field<String>,
     #[schema(value_type = Option<String>)]
     pub external_billing_id: Field<String>,
     /// 0–3.
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = i64)]
     pub kyc_level: Field<i64>,
-    #[schema(value_type = Option<String>, example = "shared")]
+    #[schema(value_type = String, example = "shared")]
     pub placement_group: Field<String>,
     /// Requests per second for this organization's credentials.
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = i64)]
     pub rate_limit: Field<i64>,
     /// The organization's own grants, on top of its plan's.
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Vec<String>)]
     pub entitlements: Field<Vec<String>>,
     /// Given keys merge into the stored preferences.
-    #[schema(value_type = Option<PreferencesInput>)]
+    #[schema(value_type = PreferencesInput)]
     pub preferences: Field<Value>,
     /// Merged into the stored metadata; a key set to null is removed. At most 50 keys of
     /// `[A-Za-z0-9_.-]{1,64}`, values string, number or boolean, 8 KiB in all.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object)]
     pub metadata: Field<Value>,
     /// The plan (platform or the organization's partner; after creation). A plan billed
     /// through a provider is set only on a subscribed organization, and changes at the
     /// provider first.
-    #[schema(value_type = Option<String>, example = "starter")]
+    #[schema(value_type = String, example = "starter")]
     pub product_plan_id: Field<String>,
     /// A plan offered before checkout, or null (platform or the organization's partner).
     #[schema(value_type = Option<String>, example = "pro")]
@@ -96,17 +96,17 @@ pub struct OrganizationInput {
     /// On create by the platform: the owner's e-mail. A person without an account is invited to
     /// set a password. (With a session, the caller becomes the owner.) Ownership changes later
     /// only by a transfer.
-    #[schema(value_type = Option<String>, example = "owner@example.com")]
+    #[schema(value_type = String, example = "owner@example.com")]
     pub owner_email: Field<String>,
     /// On create, with `ownerEmail`: the owner's name for a new account.
-    #[schema(value_type = Option<String>, example = "Ann Owner")]
+    #[schema(value_type = String, example = "Ann Owner")]
     pub owner_name: Field<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default, rename_all = "camelCase")]
 pub struct SmsInput {
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = bool)]
     pub enabled: Field<bool>,
     #[schema(value_type = Option<String>)]
     pub brand_id: Field<String>,
@@ -117,7 +117,7 @@ pub struct SmsInput {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default, rename_all = "camelCase")]
 pub struct PreferencesInput {
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = bool)]
     pub use_platform_url: Field<bool>,
     /// 1–1825, or -1 for no limit.
     #[schema(value_type = Option<i64>)]

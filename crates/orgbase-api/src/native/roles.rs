@@ -54,7 +54,7 @@ pub struct RoleList {
 #[serde(default)]
 pub struct RoleInput {
     /// 1–50 characters, unique in the organization.
-    #[schema(value_type = Option<String>, example = "support")]
+    #[schema(value_type = String, example = "support")]
     pub name: Field<String>,
     /// Up to 500 characters.
     #[schema(value_type = Option<String>)]
@@ -62,7 +62,7 @@ pub struct RoleInput {
     /// Permission names from the catalogue: org:read, org:update, members:read, members:manage,
     /// invitations:manage, workspaces:manage, roles:manage, wallet:read, billing:manage,
     /// keys:manage, webhooks:manage, audit:read.
-    #[schema(value_type = Option<Vec<String>>, example = json!(["org:read", "members:read"]))]
+    #[schema(value_type = Vec<String>, example = json!(["org:read", "members:read"]))]
     pub permissions: Field<Vec<String>>,
 }
 

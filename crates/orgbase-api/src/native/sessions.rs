@@ -19,9 +19,9 @@ use crate::AppState;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct LoginInput {
-    #[schema(value_type = String, example = "ann@example.com")]
+    #[schema(required = true, value_type = String, example = "ann@example.com")]
     pub email: Field<String>,
-    #[schema(value_type = String, example = "correct horse battery staple")]
+    #[schema(required = true, value_type = String, example = "correct horse battery staple")]
     pub password: Field<String>,
 }
 

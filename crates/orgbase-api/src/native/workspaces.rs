@@ -48,7 +48,7 @@ pub struct WorkspaceList {
 #[serde(default)]
 pub struct WorkspaceInput {
     /// 1–50 characters, unique in the organization.
-    #[schema(value_type = String, example = "Support")]
+    #[schema(required = true, value_type = String, example = "Support")]
     pub name: Field<String>,
 }
 

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod avatars;
 mod billing;
+mod contract;
 mod errors;
 mod golden;
 mod idempotency;

@@ -6,7 +6,11 @@
 //! - a `#[serde(default)]` input shows `default: null` on every field, which a non-nullable
 //!   field's schema must not: the null defaults go;
 //! - one input type serves a creation and an update whose rules differ: the creation gets a
-//!   schema of its own with its required fields, and each drops the fields it refuses.
+//!   schema of its own with its required fields, and each drops the fields it refuses;
+//! - the answers every native route can give besides its own: 401 and 403 behind a credential,
+//!   404 with a path parameter, 422 with query parameters, 400/413/415 with a JSON body, 503
+//!   when the database is away or the request times out;
+//! - the closed sets of query values, and the document's own routes.
 use serde_json::{json, Value};
 
 /// A request body that differs between its routes: the route, the schema it gets, the fields
@@ -74,8 +78,111 @@ const VARIANTS: [Variant; 6] = [
     },
 ];
 
+/// Query parameters with a closed set of values: route, method, parameter, values.
+const QUERY_ENUMS: [(&str, &str, &str, &[&str]); 3] = [
+    (
+        "/api/organizations",
+        "get",
+        "status",
+        &["active", "inactive", "suspended", "deleted"],
+    ),
+    ("/api/organizations", "get", "type", &["normal", "partner"]),
+    (
+        "/api/organizations/{organizationId}/invitations",
+        "get",
+        "status",
+        &["pending", "all"],
+    ),
+];
+
+/// The answers a native route gives besides its own (see the module's documentation).
+fn common_answers(path: &str, op: &mut Value) {
+    if !path.starts_with("/api/") || path.starts_with("/api/v2/") {
+        return;
+    }
+    let problem = |description: &str| {
+        json!({
+            "description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        })
+    };
+    let add = |op: &mut Value, status: &str, description: &str| {
+        if op["responses"].get(status).is_none() {
+            op["responses"][status] = problem(description);
+        }
+    };
+    if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+        add(op, "401", "No valid credential (`missing_credentials`, `invalid_credentials`, `revoked_credentials`, `expired_credentials`)");
+        add(op, "403", "The credential may not do this (`forbidden`)");
+    }
+    let params = op["parameters"].as_array().cloned().unwrap_or_default();
+    if params.iter().any(|p| p["in"] == "path") {
+        add(
+            op,
+            "404",
+            "No such resource within the caller's reach (`not_found`)",
+        );
+    }
+    if params.iter().any(|p| p["in"] == "query") {
+        add(
+            op,
+            "422",
+            "An invalid or unknown query parameter, each named (`validation_failed`)",
+        );
+    }
+    if op["requestBody"]["content"]["application/json"].is_object() {
+        add(op, "400", "The body is not JSON (`malformed_json`)");
+        add(
+            op,
+            "413",
+            "The body is over the limit (`payload_too_large`)",
+        );
+        add(
+            op,
+            "415",
+            "The body is not `application/json` (`unsupported_media_type`)",
+        );
+        add(
+            op,
+            "422",
+            "Invalid or unknown fields, each named (`validation_failed`)",
+        );
+    }
+    add(op, "503", "The database cannot be reached, or the request was not answered in time (`database_unavailable`, `request_timeout`); with `Retry-After`");
+}
+
 /// Applies the refinements to the document `doc` (as JSON).
 pub fn refine(doc: &mut Value) {
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, ops) in paths.iter_mut() {
+            for op in ops.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+                common_answers(path, op);
+            }
+        }
+    }
+    for (path, method, name, values) in QUERY_ENUMS {
+        for p in doc["paths"][path][method]["parameters"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            if p["name"] == name && p["in"] == "query" {
+                p["schema"]["enum"] = json!(values);
+            }
+        }
+    }
+    doc["paths"]["/openapi.json"] = json!({"get": {
+        "tags": ["Operations"],
+        "summary": "This document",
+        "operationId": "openapi_json",
+        "responses": {"200": {"description": "The OpenAPI 3.1 document", "content": {"application/json": {"schema": {"type": "object"}}}}}
+    }});
+    doc["paths"]["/docs"] = json!({"get": {
+        "tags": ["Operations"],
+        "summary": "This document, to browse",
+        "operationId": "docs",
+        "responses": {"200": {"description": "An HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}
+    }});
     for v in &VARIANTS {
         let mut schema = doc["components"]["schemas"][v.base].clone();
         if let Some(props) = schema["properties"].as_object_mut() {

@@ -122,7 +122,7 @@ fn page(mut rows: Vec<AuditEntry>, limit: u32) -> AuditPage {
     get, path = "/api/organizations/{organizationId}/audit-log", tag = "Audit log",
     params(
         ("organizationId" = Uuid, Path),
-        ("limit" = Option<u32>, Query, description = "1–100, default 50"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 50"),
         ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
         ("action" = Option<String>, Query, description = "Only this action (`organization.updated`)"),
         ("actorId" = Option<String>, Query, description = "Only changes by this key or person"),
@@ -165,7 +165,7 @@ pub async fn list(
 #[utoipa::path(
     get, path = "/api/admin/audit-log", tag = "Audit log",
     params(
-        ("limit" = Option<u32>, Query, description = "1–100, default 50"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 50"),
         ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
         ("action" = Option<String>, Query, description = "Only this action (`organization.updated`)"),
         ("actorId" = Option<String>, Query, description = "Only changes by this key or person"),

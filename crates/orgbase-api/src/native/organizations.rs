@@ -698,12 +698,12 @@ pub fn parse_list_query(raw: Option<&str>) -> Result<OrganizationQuery, ApiError
 #[utoipa::path(
     get, path = "/api/organizations", tag = "Organizations",
     params(
-        ("limit" = Option<u32>, Query, description = "1–100, default 20"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"),
         ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
         ("status" = Option<String>, Query, description = "active, inactive, suspended or deleted"),
         ("type" = Option<String>, Query, description = "normal or partner"),
         ("parentId" = Option<Uuid>, Query, description = "Children of this partner"),
-        ("q" = Option<String>, Query, description = "Case-insensitive substring of the name or slug, 3 characters or more"),
+        ("q" = Option<String>, Query, min_length = 3, max_length = 100, description = "Case-insensitive substring of the name or slug, 3–100 characters"),
         ("externalAccountId" = Option<String>, Query),
         ("includeDeleted" = Option<bool>, Query, description = "Include soft-deleted organizations"),
         ("metadata[key]" = Option<String>, Query, description = "Metadata `key` equals the value; repeatable"),

@@ -340,7 +340,7 @@ pub async fn get(
     get, path = "/api/organizations/{organizationId}/wallet/transactions", tag = "Wallet",
     params(
         ("organizationId" = Uuid, Path),
-        ("limit" = Option<u32>, Query, description = "1–100, default 20"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"),
         ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
     ),
     responses(

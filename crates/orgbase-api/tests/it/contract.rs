@@ -28,23 +28,6 @@ fn nullable(p: &Value) -> bool {
             .is_some_and(|o| o.iter().any(|s| s["type"] == "null"))
 }
 
-/// The fields an answer's validation errors name.
-fn failing(body: &Value) -> Vec<(String, String)> {
-    body["errors"]
-        .as_array()
-        .map(|e| {
-            e.iter()
-                .map(|f| {
-                    (
-                        f["field"].as_str().unwrap_or_default().to_owned(),
-                        f["code"].as_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 async fn request_bodies_are_described_as_they_are_judged(app: App) {
     let doc: Value = serde_json::from_str(&orgbase_api::openapi_json()).unwrap();
     let org = app
@@ -120,7 +103,8 @@ async fn request_bodies_are_described_as_they_are_judged(app: App) {
                 .as_array()
                 .map(|r| r.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
                 .unwrap_or_default();
-            let mut found: Vec<String> = failing(&a.body)
+            let mut found: Vec<String> = a
+                .field_errors()
                 .into_iter()
                 .filter(|(_, code)| code == "required")
                 .map(|(f, _)| f)
@@ -137,7 +121,7 @@ async fn request_bodies_are_described_as_they_are_judged(app: App) {
             // Null: refused exactly where the document does not allow it.
             for (name, p) in props {
                 let a = send(json!({ name.as_str(): null })).await;
-                let refused = failing(&a.body).iter().any(|(f, _)| f == name);
+                let refused = a.field_errors().iter().any(|(f, _)| f == name);
                 if refused == nullable(p) {
                     mismatches.push(format!(
                         "{label}: `{name}` is {} in the document, and null is {} ({} {})",
@@ -164,7 +148,8 @@ async fn request_bodies_are_described_as_they_are_judged(app: App) {
                     continue;
                 }
                 let a = send(json!({ name.as_str(): {"zzUnknownField": 1} })).await;
-                let refused = failing(&a.body)
+                let refused = a
+                    .field_errors()
                     .iter()
                     .any(|(f, _)| f == &format!("{name}.zzUnknownField"));
                 if refused != (inner["additionalProperties"] == json!(false)) {
@@ -180,7 +165,7 @@ async fn request_bodies_are_described_as_they_are_judged(app: App) {
 
             // Unknown fields: refused exactly where additionalProperties is false.
             let a = send(json!({"zzUnknownField": 1})).await;
-            let refused = failing(&a.body).iter().any(|(f, _)| f == "zzUnknownField");
+            let refused = a.field_errors().iter().any(|(f, _)| f == "zzUnknownField");
             let closed = schema["additionalProperties"] == json!(false);
             if refused != closed {
                 mismatches.push(format!(

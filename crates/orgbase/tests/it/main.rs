@@ -80,18 +80,7 @@ impl Server {
             }
         });
         let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                drop(s);
-                break;
-            }
-            assert!(Instant::now() < deadline, "the server did not start");
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("the server exited early: {status}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_serving(&mut child, port);
         Server {
             child,
             base,
@@ -140,6 +129,18 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits until `child` accepts connections on `port` (20 s at most; panics if it exits).
+fn wait_until_serving(child: &mut Child, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the server exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -377,12 +378,7 @@ fn no_command_means_serve() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "not serving");
-        assert!(child.try_wait().unwrap().is_none(), "exited");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_serving(&mut child, port);
     assert_eq!(
         get_status(&format!("http://127.0.0.1:{port}"), "/healthz", ""),
         200

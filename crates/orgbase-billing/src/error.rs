@@ -34,6 +34,20 @@ pub enum BillingError {
 }
 
 impl BillingError {
+    /// What a client may be told: the provider's own refusal, or that it could not be reached,
+    /// never a connection's or a parser's internals (those go to the log).
+    pub fn public_detail(&self) -> String {
+        match self {
+            Self::NotConfigured(_) => "billing through this provider is not set up here".into(),
+            Self::Provider { message, .. } => {
+                format!("the billing provider refused the request: {message}")
+            }
+            Self::Timeout => "the billing provider did not answer in time".into(),
+            Self::Transport(_) => "the billing provider cannot be reached".into(),
+            Self::InvalidResponse(_) => "the billing provider answered unexpectedly".into(),
+        }
+    }
+
     /// The provider says the object does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::Provider { status: 404, .. })
@@ -67,4 +81,26 @@ pub enum WebhookError {
     /// Signed correctly but not an event we can read.
     #[error("the payload is not a valid event: {0}")]
     InvalidPayload(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_detail_keeps_internals_out() {
+        let e = BillingError::Transport(
+            "error sending request for url (http://10.0.0.7:12111/v1/customers): tcp connect"
+                .into(),
+        );
+        assert_eq!(e.public_detail(), "the billing provider cannot be reached");
+        let e = BillingError::Provider {
+            status: 400,
+            kind: None,
+            code: None,
+            message: "No such price: 'price_x'".into(),
+            request_id: None,
+        };
+        assert!(e.public_detail().ends_with("No such price: 'price_x'"));
+    }
 }

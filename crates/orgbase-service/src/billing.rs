@@ -82,9 +82,12 @@ pub async fn checkout(
         return Err(ServiceError::internal("checkout input checked"));
     };
     let provider = client.provider();
-    let upstream = |e: orgbase_billing::BillingError| ServiceError::Upstream {
-        code: "billing_provider_error",
-        detail: format!("the billing provider failed: {e}"),
+    let upstream = |e: orgbase_billing::BillingError| {
+        tracing::warn!(organization_id = %org.id, error = %e, "checkout: the billing provider failed");
+        ServiceError::Upstream {
+            code: "billing_provider_error",
+            detail: e.public_detail(),
+        }
     };
 
     // The customer: made once per organization (the key makes a retried creation the same one).

@@ -49,7 +49,7 @@ pub async fn change_plan(
     let client = state
         .billing
         .client(sub.provider)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.public_detail())?;
     if plan.provider != Some(sub.provider) {
         return Err(format!(
             "the organization is subscribed through {}; a plan not billed there would leave the \
@@ -73,7 +73,10 @@ pub async fn change_plan(
         .change_plan(&sub.id, price, &key)
         .await
         .map(|_| ())
-        .map_err(|e| format!("the billing provider refused the change: {e}"))
+        .map_err(|e| {
+            tracing::warn!(organization_id = %org.id, error = %e, "plan change: the billing provider failed");
+            e.public_detail()
+        })
 }
 
 /// How often an event is re-applied when the organization changed under it.

@@ -737,3 +737,35 @@ async fn a_failing_provider_is_a_502_and_changes_nothing() {
     assert_eq!(b.body["provider"], Value::Null);
     assert_eq!(org(&app, id).await["version"], o["version"]);
 }
+
+/// A provider that cannot be reached is a 502 that names no address, port or connection error:
+/// those go to the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_provider_is_a_502_without_internals() {
+    let port = orgbase_testkit::free_port();
+    let mut config = orgbase_billing::StripeConfig::new("sk_test_x".to_owned().into());
+    config.api_base = format!("http://127.0.0.1:{port}");
+    config.retry_base_delay = std::time::Duration::from_millis(5);
+    let app = App::start_with_billing(
+        orgbase_store::testing::sqlite().await,
+        ApiConfig::default(),
+        Billing::default().with(Arc::new(StripeClient::new(config).unwrap())),
+    )
+    .await;
+    plan(&app, "team", 9900, true, "team_monthly").await;
+    let o = app.org(json!({"name": "Away", "countryCode": "US"})).await;
+    let id = o["id"].as_str().unwrap();
+    let a = app
+        .post(
+            &format!("/api/organizations/{id}/billing/checkout"),
+            json!({"planId": "team", "successUrl": "https://a.example/ok", "cancelUrl": "https://a.example/no"}),
+        )
+        .await;
+    a.assert_problem(502, "billing_provider_error");
+    assert_eq!(
+        a.body["detail"], "the billing provider cannot be reached",
+        "{}",
+        a.text
+    );
+    assert!(!a.text.contains(&port.to_string()), "{}", a.text);
+}

@@ -31,11 +31,14 @@ impl ValidationErrors {
     pub fn new() -> Self {
         Self::default()
     }
+    /// Records `e`, once: the same error again (a repeated query parameter) is not listed twice.
     pub fn push(&mut self, e: FieldError) {
-        self.0.push(e);
+        if !self.0.contains(&e) {
+            self.0.push(e);
+        }
     }
     pub fn add(&mut self, field: impl Into<String>, code: &str, message: impl Into<String>) {
-        self.0.push(FieldError::new(field, code, message));
+        self.push(FieldError::new(field, code, message));
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -45,7 +48,7 @@ impl ValidationErrors {
         match r {
             Ok(v) => Some(v),
             Err(e) => {
-                self.0.push(e);
+                self.push(e);
                 None
             }
         }

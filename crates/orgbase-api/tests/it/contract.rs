@@ -6,7 +6,23 @@ use serde_json::{json, Value};
 
 use crate::App;
 
-crate::api_tests!(request_bodies_are_described_as_they_are_judged);
+crate::api_tests!(
+    request_bodies_are_described_as_they_are_judged,
+    a_repeated_bad_parameter_is_one_error,
+);
+
+async fn a_repeated_bad_parameter_is_one_error(app: App) {
+    let a = app
+        .get("/api/admin/api-keys?includeRevoked=maybe&includeRevoked=maybe")
+        .await;
+    a.assert_problem(422, "validation_failed");
+    assert_eq!(
+        a.field_errors(),
+        vec![("includeRevoked".to_owned(), "invalid_value".to_owned())],
+        "{}",
+        a.text
+    );
+}
 
 /// The schema `s` stands for, following a `$ref`.
 fn resolve<'a>(doc: &'a Value, s: &'a Value) -> &'a Value {

@@ -177,7 +177,7 @@ async fn target(state: &AppState, who: &Principal, raw: &str) -> Result<Organiza
     post, path = "/api/admin/organizations/{organization}/charge", tag = "Wallet",
     params(
         ("organization" = Uuid, Path, description = "Organization UUID"),
-        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body replays the first answer and charges once"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$", description = "The same key and body replays the first answer and charges once"),
     ),
     request_body = ChargeInput,
     responses(
@@ -258,7 +258,7 @@ pub async fn charge(
     post, path = "/api/admin/organizations/{organization}/credit", tag = "Wallet",
     params(
         ("organization" = Uuid, Path, description = "Organization UUID"),
-        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body replays the first answer and credits once"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$", description = "The same key and body replays the first answer and credits once"),
     ),
     request_body = CreditInput,
     responses(

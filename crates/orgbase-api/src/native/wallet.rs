@@ -26,13 +26,13 @@ use crate::AppState;
 #[serde(default)]
 pub struct ChargeInput {
     /// Amount to charge, in minor units (1–100000000).
-    #[schema(required = true, value_type = i64, minimum = 1, maximum = orgbase_domain::wallet::MAX_AMOUNT, example = 1000)]
+    #[schema(required = true, value_type = i64, minimum = 1, maximum = 100_000_000, example = 1000)]
     pub amount: Field<i64>,
     /// Service type: sms, voice, whatsapp, email, ai, phone_number, subscription, other.
     #[schema(required = true, value_type = String, example = "sms")]
     pub service: Field<String>,
     /// Required when service is 'sms'. Number of SMS points, credited to the SMS-point balance.
-    #[schema(value_type = i64, minimum = 1, maximum = MAX_SMS_POINTS, example = 100)]
+    #[schema(value_type = i64, minimum = 1, maximum = 10_000_000, example = 100)]
     pub sms_point: Field<i64>,
     /// Optional reason for the charge.
     #[schema(value_type = Option<String>, example = "Monthly SMS package")]
@@ -43,7 +43,7 @@ pub struct ChargeInput {
 #[serde(default)]
 pub struct CreditInput {
     /// Amount to add, in minor units (1–100000000).
-    #[schema(required = true, value_type = i64, minimum = 1, maximum = orgbase_domain::wallet::MAX_AMOUNT, example = 5000)]
+    #[schema(required = true, value_type = i64, minimum = 1, maximum = 100_000_000, example = 5000)]
     pub amount: Field<i64>,
     #[schema(value_type = Option<String>, example = "Top-up by bank transfer")]
     pub reason: Field<String>,

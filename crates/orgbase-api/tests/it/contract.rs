@@ -11,6 +11,21 @@ crate::api_tests!(
     a_repeated_bad_parameter_is_one_error,
 );
 
+/// Bounds written in the schema attributes are the domain's (utoipa takes literals only).
+#[test]
+fn schema_bounds_are_the_domains() {
+    let doc: Value = serde_json::from_str(&orgbase_api::openapi_json()).unwrap();
+    let s = &doc["components"]["schemas"];
+    for (schema, field, max) in [
+        ("ChargeInput", "amount", orgbase_domain::wallet::MAX_AMOUNT),
+        ("CreditInput", "amount", orgbase_domain::wallet::MAX_AMOUNT),
+        ("ChargeInput", "sms_point", orgbase_domain::wallet::MAX_SMS_POINTS),
+    ] {
+        assert_eq!(s[schema]["properties"][field]["maximum"], json!(max), "{schema}.{field}");
+        assert_eq!(s[schema]["properties"][field]["minimum"], json!(1), "{schema}.{field}");
+    }
+}
+
 async fn a_repeated_bad_parameter_is_one_error(app: App) {
     let a = app
         .get("/api/admin/api-keys?includeRevoked=maybe&includeRevoked=maybe")

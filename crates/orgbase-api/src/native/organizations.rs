@@ -358,12 +358,12 @@ pub async fn create(
             Creator::Partner(*partner_id, named_owner(&mut errors))
         }
         Principal::User { user_id, .. } => {
+            // Who may name an owner depends on the credential, not the body: a 403, as PATCH
+            // answers for a field the caller may not set.
             if owner_email.is_some() || owner_name.is_some() {
-                errors.add(
-                    "ownerEmail",
-                    "not_allowed",
-                    "you become the owner of what you create; transfer ownership later",
-                );
+                return Err(ApiError::Forbidden(
+                    "you become the owner of what you create; transfer ownership later".into(),
+                ));
             }
             Creator::Person(*user_id)
         }

@@ -192,7 +192,7 @@ async fn a_session_creates_an_organization_and_owns_it(app: App) {
             Some(json!({"name": "X", "countryCode": "US", "ownerEmail": "z@example.com"})),
         )
         .await;
-    a.assert_problem(422, "validation_failed");
+    a.assert_problem(403, "forbidden");
     // The owner may update it, but not what only the platform decides.
     let a = app
         .as_(

@@ -26,11 +26,41 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(match Value::deserialize(d)? {
             Value::Null => Field::Null,
-            v => match serde_json::from_value(v) {
+            v => match serde_json::from_value(v.clone()) {
                 Ok(t) => Field::Value(t),
-                Err(e) => Field::Invalid(e.to_string()),
+                // JSON has one number type: `671.0` is the integer 671 to JSON Schema (and to
+                // most clients' encoders), so a whole number written with a point is taken.
+                Err(e) => match integral(&v).and_then(|w| serde_json::from_value(w).ok()) {
+                    Some(t) => Field::Value(t),
+                    None => Field::Invalid(e.to_string()),
+                },
             },
         })
+    }
+}
+
+/// `v` with every whole number written as a float (`2.0`) as an integer, if it has any.
+fn integral(v: &Value) -> Option<Value> {
+    // Beyond 2^53 a float no longer names one integer.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match v {
+        Value::Number(n) if n.is_f64() => n
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)
+            .map(|f| Value::from(f as i64)),
+        Value::Array(items) => {
+            let changed: Vec<Option<Value>> = items.iter().map(integral).collect();
+            changed.iter().any(Option::is_some).then(|| {
+                Value::Array(
+                    items
+                        .iter()
+                        .zip(changed)
+                        .map(|(old, new)| new.unwrap_or_else(|| old.clone()))
+                        .collect(),
+                )
+            })
+        }
+        _ => None,
     }
 }
 
@@ -253,6 +283,18 @@ mod tests {
         name: Field<String>,
         country_code: Field<String>,
         count: Field<i64>,
+    }
+
+    #[test]
+    fn a_whole_number_with_a_point_is_an_integer() {
+        let f: Field<i64> = serde_json::from_str("671.0").unwrap();
+        assert!(matches!(f, Field::Value(671)));
+        let f: Field<Vec<i64>> = serde_json::from_str("[2, 3.0]").unwrap();
+        assert!(matches!(f, Field::Value(ref v) if v == &[2, 3]));
+        for not_whole in ["671.5", "1e300", "\"671\""] {
+            let f: Field<i64> = serde_json::from_str(not_whole).unwrap();
+            assert!(matches!(f, Field::Invalid(_)), "{not_whole}");
+        }
     }
 
     #[test]

@@ -9,7 +9,30 @@ use crate::App;
 crate::api_tests!(
     request_bodies_are_described_as_they_are_judged,
     a_repeated_bad_parameter_is_one_error,
+    a_whole_number_written_with_a_point_is_taken,
 );
+
+/// JSON Schema's `integer` includes `500.0`; so does the server.
+async fn a_whole_number_written_with_a_point_is_taken(app: App) {
+    let org = app.org(json!({"name": "Point", "countryCode": "US"})).await;
+    let id = org["id"].as_str().unwrap();
+    let a = app
+        .post(
+            &format!("/api/admin/organizations/{id}/credit"),
+            json!({"amount": 500.0}),
+        )
+        .await;
+    assert!(a.status.is_success(), "{}", a.text);
+    let a = app
+        .post(
+            &format!("/api/admin/organizations/{id}/credit"),
+            json!({"amount": 500.5}),
+        )
+        .await;
+    a.assert_problem(422, "validation_failed");
+    let w = app.get(&format!("/api/organizations/{id}/wallet")).await;
+    assert_eq!(w.body["balance"], 500, "{}", w.text);
+}
 
 /// Bounds written in the schema attributes are the domain's (utoipa takes literals only).
 #[test]
@@ -19,10 +42,22 @@ fn schema_bounds_are_the_domains() {
     for (schema, field, max) in [
         ("ChargeInput", "amount", orgbase_domain::wallet::MAX_AMOUNT),
         ("CreditInput", "amount", orgbase_domain::wallet::MAX_AMOUNT),
-        ("ChargeInput", "sms_point", orgbase_domain::wallet::MAX_SMS_POINTS),
+        (
+            "ChargeInput",
+            "sms_point",
+            orgbase_domain::wallet::MAX_SMS_POINTS,
+        ),
     ] {
-        assert_eq!(s[schema]["properties"][field]["maximum"], json!(max), "{schema}.{field}");
-        assert_eq!(s[schema]["properties"][field]["minimum"], json!(1), "{schema}.{field}");
+        assert_eq!(
+            s[schema]["properties"][field]["maximum"],
+            json!(max),
+            "{schema}.{field}"
+        );
+        assert_eq!(
+            s[schema]["properties"][field]["minimum"],
+            json!(1),
+            "{schema}.{field}"
+        );
     }
 }
 

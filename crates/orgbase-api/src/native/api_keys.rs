@@ -24,7 +24,7 @@ pub struct CreateApiKey {
     #[schema(required = true, value_type = String, example = "billing sync")]
     pub name: Field<String>,
     /// `platform`, or `partner` with the partner organization's id.
-    #[schema(required = true, value_type = String, example = "platform")]
+    #[schema(required = true, value_type = String, pattern = r"^(platform|partner)$", example = "platform")]
     pub kind: Field<String>,
     /// The partner organization, for a partner key.
     #[schema(value_type = Option<Uuid>)]

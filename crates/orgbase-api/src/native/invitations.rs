@@ -74,7 +74,7 @@ pub struct InviteInput {
     #[schema(value_type = Option<String>, example = "John Doe")]
     pub name: Field<String>,
     /// Role ids the person will have (default `[3]`, member). Not the owner role.
-    #[schema(value_type = Vec<i64>, example = json!([3]))]
+    #[schema(value_type = Vec<i64>, min_items = 1, example = json!([3]))]
     pub roles: Field<Vec<i64>>,
 }
 

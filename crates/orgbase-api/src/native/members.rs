@@ -236,7 +236,7 @@ pub struct UpdateMember {
     #[schema(required = true, value_type = Vec<Uuid>)]
     pub workspaces: Field<Vec<String>>,
     /// Array of IAM role IDs (system 2–5 or this organization's custom roles; at least one).
-    #[schema(required = true, value_type = Vec<i64>)]
+    #[schema(required = true, value_type = Vec<i64>, min_items = 1)]
     pub roles: Field<Vec<i64>>,
 }
 

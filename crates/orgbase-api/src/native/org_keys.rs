@@ -27,11 +27,11 @@ pub struct CreateOrgKey {
     #[schema(required = true, value_type = String, example = "crm sync")]
     pub name: Field<String>,
     /// Role ids the key acts with (at least one; not the owner role).
-    #[schema(required = true, value_type = Vec<i64>, example = json!([5]))]
+    #[schema(required = true, value_type = Vec<i64>, min_items = 1, example = json!([5]))]
     pub roles: Field<Vec<i64>>,
     /// `organization` (default), or `partner` on an organization of type partner: the key then
     /// acts for the partner on itself and its children (its roles are not used).
-    #[schema(value_type = String, example = "organization")]
+    #[schema(value_type = String, pattern = r"^(organization|partner)$", example = "organization")]
     pub scope: Field<String>,
 }
 

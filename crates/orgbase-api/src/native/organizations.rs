@@ -42,20 +42,20 @@ pub struct OrganizationInput {
     #[schema(value_type = String, example = "US")]
     pub country_code: Field<String>,
     /// `[a-z0-9-]`, 3–48, unique; made from the name when not given.
-    #[schema(value_type = String, example = "my-organization")]
+    #[schema(value_type = String, pattern = r"^[a-z0-9-]{3,48}$", example = "my-organization")]
     pub slug: Field<String>,
     /// An `https` URL of at most 2048 characters, or null.
     #[schema(value_type = Option<String>, example = "https://example.com/avatar.png")]
     pub avatar_url: Field<String>,
     /// `active`, `inactive` or `suspended` (a suspension needs `statusReason`).
-    #[schema(value_type = String, example = "active")]
+    #[schema(value_type = String, pattern = r"^(active|inactive|suspended)$", example = "active")]
     pub status: Field<String>,
     /// At most 500 characters.
     #[schema(value_type = Option<String>, example = "Violation of terms")]
     pub status_reason: Field<String>,
     /// `normal` (default) or `partner`.
     #[serde(rename = "type")]
-    #[schema(value_type = String, example = "normal")]
+    #[schema(value_type = String, pattern = r"^(normal|partner)$", example = "normal")]
     pub org_type: Field<String>,
     /// The partner organization that owns this one.
     #[schema(value_type = Option<Uuid>)]
@@ -68,12 +68,12 @@ pub struct OrganizationInput {
     #[schema(value_type = Option<String>)]
     pub external_billing_id: Field<String>,
     /// 0–3.
-    #[schema(value_type = i64)]
+    #[schema(value_type = i64, minimum = 0, maximum = 3)]
     pub kyc_level: Field<i64>,
-    #[schema(value_type = String, example = "shared")]
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9_.:-]{1,64}$", example = "shared")]
     pub placement_group: Field<String>,
     /// Requests per second for this organization's credentials.
-    #[schema(value_type = i64)]
+    #[schema(value_type = i64, minimum = 1, maximum = 100_000)]
     pub rate_limit: Field<i64>,
     /// The organization's own grants, on top of its plan's.
     #[schema(value_type = Vec<String>)]
@@ -88,10 +88,10 @@ pub struct OrganizationInput {
     /// The plan (platform or the organization's partner; after creation). A plan billed
     /// through a provider is set only on a subscribed organization, and changes at the
     /// provider first.
-    #[schema(value_type = String, example = "starter")]
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "starter")]
     pub product_plan_id: Field<String>,
     /// A plan offered before checkout, or null (platform or the organization's partner).
-    #[schema(value_type = Option<String>, example = "pro")]
+    #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "pro")]
     pub offered_product_plan_id: Field<String>,
     /// On create by the platform: the owner's e-mail. A person without an account is invited to
     /// set a password. (With a session, the caller becomes the owner.) Ownership changes later

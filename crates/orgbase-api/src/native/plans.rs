@@ -68,29 +68,29 @@ pub struct PlanList {
 #[serde(default, rename_all = "camelCase")]
 pub struct PlanInput {
     /// On create: `[A-Za-z0-9_-]`, 1–64, unique. Cannot change.
-    #[schema(value_type = String, example = "pro")]
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "pro")]
     pub id: Field<String>,
     #[schema(value_type = String, example = "Pro")]
     pub name: Field<String>,
     /// Minor units (cents), 0–100000000.
-    #[schema(value_type = i64, example = 4900)]
+    #[schema(value_type = i64, minimum = 0, maximum = 100_000_000, example = 4900)]
     pub price: Field<i64>,
     /// ISO 4217 (default USD).
     #[schema(value_type = String, example = "USD")]
     pub currency: Field<String>,
     /// `month` (default) or `year`.
-    #[schema(value_type = String, example = "month")]
+    #[schema(value_type = String, pattern = r"^(month|year)$", example = "month")]
     pub interval: Field<String>,
     #[schema(value_type = Vec<String>, example = json!(["sms", "voice"]))]
     pub entitlements: Field<Vec<String>>,
     /// Requests per second (default 5).
-    #[schema(value_type = i64, example = 20)]
+    #[schema(value_type = i64, minimum = 1, maximum = 100_000, example = 20)]
     pub rate_limit: Field<i64>,
     /// Listed by `GET /api/plans` (default true).
     #[schema(value_type = bool)]
     pub public: Field<bool>,
     /// `stripe`, `chargebee` or null; with `providerPriceId`.
-    #[schema(value_type = Option<String>, example = "stripe")]
+    #[schema(value_type = Option<String>, pattern = r"^(stripe|chargebee)$", example = "stripe")]
     pub provider: Field<String>,
     #[schema(value_type = Option<String>, example = "price_123")]
     pub provider_price_id: Field<String>,

@@ -21,7 +21,7 @@ use crate::AppState;
 pub struct LoginInput {
     #[schema(required = true, value_type = String, example = "ann@example.com")]
     pub email: Field<String>,
-    #[schema(required = true, value_type = String, example = "correct horse battery staple")]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 128, example = "correct horse battery staple")]
     pub password: Field<String>,
 }
 

@@ -29,7 +29,7 @@ pub struct ChargeInput {
     #[schema(required = true, value_type = i64, minimum = 1, maximum = 100_000_000, example = 1000)]
     pub amount: Field<i64>,
     /// Service type: sms, voice, whatsapp, email, ai, phone_number, subscription, other.
-    #[schema(required = true, value_type = String, example = "sms")]
+    #[schema(required = true, value_type = String, pattern = r"^(sms|voice|whatsapp|email|ai|phone_number|subscription|other)$", example = "sms")]
     pub service: Field<String>,
     /// Required when service is 'sms'. Number of SMS points, credited to the SMS-point balance.
     #[schema(value_type = i64, minimum = 1, maximum = 10_000_000, example = 100)]

@@ -59,6 +59,14 @@ fn schema_bounds_are_the_domains() {
             "{schema}.{field}"
         );
     }
+    let rate = orgbase_domain::organization::MAX_RATE_LIMIT;
+    for schema in ["NewOrganizationInput", "NewPlanInput"] {
+        assert_eq!(
+            s[schema]["properties"]["rateLimit"]["maximum"],
+            json!(rate),
+            "{schema}"
+        );
+    }
 }
 
 async fn a_repeated_bad_parameter_is_one_error(app: App) {

@@ -1,6 +1,6 @@
 //! Every `code` a problem answer of the native API carries, with its status and when it is
-//! answered. The README's error table is made from this list (a test compares them), and the API
-//! tests check every problem answer they receive against it.
+//! answered. The README's list and `docs/errors.md`'s table are made from it (a test compares
+//! them), and the API tests check every problem answer they receive against it.
 
 /// One code: its HTTP status and, in a user's words, when it is answered.
 pub struct ErrorCode {
@@ -77,7 +77,23 @@ pub fn status_of(code: &str) -> Option<u16> {
         .map(|e| e.status)
 }
 
-/// The README's table.
+/// The README's list: the codes of each status, one line a status.
+pub fn markdown_summary() -> String {
+    let mut t = String::from("| status | `code` |\n|---|---|\n");
+    let mut statuses: Vec<u16> = ERROR_CODES.iter().map(|e| e.status).collect();
+    statuses.dedup();
+    for status in statuses {
+        let codes: Vec<String> = ERROR_CODES
+            .iter()
+            .filter(|e| e.status == status)
+            .map(|e| format!("`{}`", e.code))
+            .collect();
+        t.push_str(&format!("| {status} | {} |\n", codes.join(", ")));
+    }
+    t
+}
+
+/// `docs/errors.md`'s table: every code with when it is answered.
 pub fn markdown_table() -> String {
     let mut t = String::from("| status | `code` | when |\n|---|---|---|\n");
     for e in ERROR_CODES {

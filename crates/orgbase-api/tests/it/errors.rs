@@ -299,25 +299,34 @@ mod database_failure {
 /// The README's error table is the code's own list, and the list covers the codes the source
 /// writes (answers the tests receive are checked against it in `Answer::check_code_is_listed`).
 mod error_table {
-    use orgbase_api::error_codes::{markdown_table, status_of, ERROR_CODES};
+    use orgbase_api::error_codes::{markdown_summary, markdown_table, status_of, ERROR_CODES};
     use std::path::{Path, PathBuf};
 
     const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
-    #[test]
-    fn the_readme_table_is_the_list() {
-        let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).unwrap();
+    /// The text between `<!-- error-codes:begin -->` and `<!-- error-codes:end -->` in `file`.
+    fn marked(file: &str) -> String {
+        let text = std::fs::read_to_string(format!("{ROOT}/{file}")).unwrap();
         let (begin, end) = ("<!-- error-codes:begin -->\n", "<!-- error-codes:end -->");
-        let start = readme
-            .find(begin)
-            .expect("the README marks its error table")
-            + begin.len();
-        let stop = readme[start..].find(end).expect("the table's end marker") + start;
+        let start = text.find(begin).expect("the error codes are marked") + begin.len();
+        let stop = text[start..].find(end).expect("the end marker") + start;
+        text[start..stop].to_owned()
+    }
+
+    #[test]
+    fn the_readme_and_docs_tables_are_the_list() {
         assert_eq!(
-            &readme[start..stop],
-            markdown_table(),
-            "README.md's error table differs from orgbase_api::error_codes::ERROR_CODES; put \
+            marked("README.md"),
+            markdown_summary(),
+            "README.md's error codes differ from orgbase_api::error_codes::ERROR_CODES; put \
              this between its markers:\n{}",
+            markdown_summary()
+        );
+        assert_eq!(
+            marked("docs/errors.md"),
+            markdown_table(),
+            "docs/errors.md differs from orgbase_api::error_codes::ERROR_CODES; put this \
+             between its markers:\n{}",
             markdown_table()
         );
     }

@@ -171,6 +171,7 @@ pub fn refine(doc: &mut Value) {
             }
         }
     }
+    item_rules(doc);
     doc["paths"]["/openapi.json"] = json!({"get": {
         "tags": ["Operations"],
         "summary": "This document",
@@ -260,4 +261,49 @@ fn refs(schema: &Value) -> Vec<String> {
         out.extend(refs(&schema["items"]));
     }
     out
+}
+
+/// The rules of list items and across fields, which the types' attributes cannot carry.
+fn item_rules(doc: &mut Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    let permissions: Vec<&str> = orgbase_domain::Permission::ALL
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    for role in ["NewRoleInput", "RolePatchInput"] {
+        schemas[role]["properties"]["permissions"]["items"]["enum"] = json!(permissions);
+    }
+    // orgbase_domain::organization::parse_entitlements: `[A-Za-z0-9_.:-]{1,64}` each.
+    for (schema, max) in [
+        (
+            "NewOrganizationInput",
+            orgbase_domain::organization::MAX_ENTITLEMENTS,
+        ),
+        (
+            "OrganizationPatchInput",
+            orgbase_domain::organization::MAX_ENTITLEMENTS,
+        ),
+        (
+            "NewPlanInput",
+            orgbase_domain::organization::MAX_ENTITLEMENTS,
+        ),
+        (
+            "PlanPatchInput",
+            orgbase_domain::organization::MAX_ENTITLEMENTS,
+        ),
+    ] {
+        let e = &mut schemas[schema]["properties"]["entitlements"];
+        e["items"]["pattern"] = json!("^[A-Za-z0-9_.:-]{1,64}$");
+        // Repeated names are taken once, not refused: no uniqueItems.
+        e["maxItems"] = json!(max);
+    }
+    // A charge for SMS names its points.
+    schemas["ChargeInput"]["if"] =
+        json!({"properties": {"service": {"const": "sms"}}, "required": ["service"]});
+    schemas["ChargeInput"]["then"] = json!({"required": ["sms_point"]});
+    // A platform key belongs to no organization; a partner key to its partner.
+    schemas["CreateApiKey"]["if"] =
+        json!({"properties": {"kind": {"const": "partner"}}, "required": ["kind"]});
+    schemas["CreateApiKey"]["then"] = json!({"required": ["organizationId"], "properties": {"organizationId": {"type": "string"}}});
+    schemas["CreateApiKey"]["else"] = json!({"properties": {"organizationId": {"type": "null"}}});
 }

@@ -71,7 +71,7 @@ pub struct InviteInput {
     /// Required: where the invitation goes.
     #[schema(required = true, value_type = String, example = "john@example.com")]
     pub email: Field<String>,
-    #[schema(value_type = Option<String>, example = "John Doe")]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "John Doe")]
     pub name: Field<String>,
     /// Role ids the person will have (default `[3]`, member). Not the owner role.
     #[schema(value_type = Vec<i64>, min_items = 1, example = json!([3]))]

@@ -24,7 +24,7 @@ use crate::AppState;
 #[serde(default)]
 pub struct CreateOrgKey {
     /// 1–100 characters, for people to tell keys apart.
-    #[schema(required = true, value_type = String, example = "crm sync")]
+    #[schema(required = true, value_type = String, max_length = 100, pattern = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "crm sync")]
     pub name: Field<String>,
     /// Role ids the key acts with (at least one; not the owner role).
     #[schema(required = true, value_type = Vec<i64>, min_items = 1, example = json!([5]))]
@@ -115,9 +115,10 @@ pub async fn create(
     let mut kind = KeyKind::Organization;
     match body.scope.optional("scope", e).as_deref() {
         None | Some("organization") => {}
+        // Right in form, wrong for this organization: a code of its own.
         Some("partner") if access.org.org_type != OrgType::Partner => e.add(
             "scope",
-            "invalid_value",
+            "not_partner",
             "partner scope is only for organizations of type partner",
         ),
         Some("partner") => kind = KeyKind::Partner,

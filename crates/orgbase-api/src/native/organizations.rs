@@ -36,7 +36,7 @@ pub const MAX_LIMIT: u32 = 100;
 #[serde(default, rename_all = "camelCase")]
 pub struct OrganizationInput {
     /// 1–100 characters after trimming.
-    #[schema(value_type = String, example = "My Organization")]
+    #[schema(value_type = String, max_length = 100, pattern = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "My Organization")]
     pub name: Field<String>,
     /// ISO 3166-1 alpha-2.
     #[schema(value_type = String, example = "US")]
@@ -51,7 +51,7 @@ pub struct OrganizationInput {
     #[schema(value_type = String, pattern = r"^(active|inactive|suspended)$", example = "active")]
     pub status: Field<String>,
     /// At most 500 characters.
-    #[schema(value_type = Option<String>, example = "Violation of terms")]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "Violation of terms")]
     pub status_reason: Field<String>,
     /// `normal` (default) or `partner`.
     #[serde(rename = "type")]
@@ -63,9 +63,9 @@ pub struct OrganizationInput {
     /// `{enabled, brandId, campaignId}`; enabling needs both ids (given or stored).
     #[schema(value_type = SmsInput)]
     pub sms: Field<Value>,
-    #[schema(value_type = Option<String>, example = "AC_123")]
+    #[schema(value_type = Option<String>, max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$", example = "AC_123")]
     pub external_account_id: Field<String>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$")]
     pub external_billing_id: Field<String>,
     /// 0–3.
     #[schema(value_type = i64, minimum = 0, maximum = 3)]

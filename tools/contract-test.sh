@@ -8,7 +8,8 @@
 # Needs python3 with localstripe and schemathesis 4 (`st`; both pip-installed if missing), curl
 # and jq. About 4-5 minutes with the defaults. Environment, all optional:
 #   CONTRACT_MAX_TIME    seconds per schemathesis run (default 75)
-#   CONTRACT_WORKERS     schemathesis workers (default 2)
+#   CONTRACT_WORKERS     schemathesis workers (default 1: with 2, CPython 3.11 sometimes
+#                        fails inside Hypothesis, gh-106905)
 #   CONTRACT_RUNS        which runs, among "platform org session" (default all three)
 #   CONTRACT_REPORT_DIR  where each run's log, JSON report and server log go
 #                        (default: a new /tmp/contract-report.XXXXXX)
@@ -24,7 +25,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${1:-$repo/target/debug/orgbase}
 [[ $bin = /* ]] || bin=$PWD/$bin
 max_time=${CONTRACT_MAX_TIME:-75}
-workers=${CONTRACT_WORKERS:-2}
+workers=${CONTRACT_WORKERS:-1}
 runs=${CONTRACT_RUNS:-platform org session}
 reports=${CONTRACT_REPORT_DIR:-$(mktemp -d /tmp/contract-report.XXXXXX)}
 config=$repo/tools/schemathesis.toml

@@ -171,7 +171,6 @@ pub fn refine(doc: &mut Value) {
             }
         }
     }
-    item_rules(doc);
     doc["paths"]["/openapi.json"] = json!({"get": {
         "tags": ["Operations"],
         "summary": "This document",
@@ -244,6 +243,8 @@ pub fn refine(doc: &mut Value) {
             }
         }
     }
+    // Last: the per-route schemas exist by now.
+    item_rules(doc);
 }
 
 /// The component names `schema` refers to, directly or in `oneOf`/`items`.

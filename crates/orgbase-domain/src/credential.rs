@@ -158,7 +158,8 @@ impl ApiKey {
     }
 }
 
-/// A key name: 1–100 characters after trimming, no control characters.
+/// A key name: at most 100 characters as sent, at least one after trimming, no control
+/// characters.
 pub fn parse_key_name(field: &str, raw: &str) -> Result<String, crate::FieldError> {
     let name = raw.trim();
     if name.is_empty() {
@@ -168,7 +169,7 @@ pub fn parse_key_name(field: &str, raw: &str) -> Result<String, crate::FieldErro
             "must not be empty",
         ));
     }
-    if name.chars().count() > 100 {
+    if raw.chars().count() > 100 {
         return Err(crate::FieldError::new(
             field,
             "too_long",

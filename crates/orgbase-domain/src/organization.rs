@@ -27,6 +27,8 @@ fn text_field(
 ) -> Result<String, FieldError> {
     let s = if trim { raw.trim() } else { raw };
     let n = s.chars().count();
+    // The limit is on what was sent, blanks included, as the API document states it.
+    let sent = raw.chars().count();
     if n < min {
         return Err(if n == 0 {
             FieldError::new(field, "required", "must not be empty")
@@ -38,7 +40,7 @@ fn text_field(
             )
         });
     }
-    if n > max {
+    if sent > max {
         return Err(FieldError::new(
             field,
             "too_long",
@@ -55,7 +57,7 @@ fn text_field(
     Ok(s.to_owned())
 }
 
-/// 1–100 characters after trimming, no control characters.
+/// At most 100 characters as sent, at least one after trimming, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgName(String);
 

@@ -75,13 +75,14 @@ impl fmt::Display for Email {
     }
 }
 
-/// A person's display name: 1–100 characters after trimming, no control characters.
+/// A person's display name: at most 100 characters as sent, at least one after trimming, no
+/// control characters.
 pub fn parse_person_name(field: &str, raw: &str) -> Result<String, FieldError> {
     let n = raw.trim();
     if n.is_empty() {
         return Err(FieldError::new(field, "required", "must not be empty"));
     }
-    if n.chars().count() > 100 {
+    if raw.chars().count() > 100 {
         return Err(FieldError::new(
             field,
             "too_long",
@@ -321,7 +322,7 @@ pub fn parse_role_name(field: &str, raw: &str) -> Result<String, FieldError> {
     if n.is_empty() {
         return Err(FieldError::new(field, "required", "must not be empty"));
     }
-    if n.chars().count() > 50 {
+    if raw.chars().count() > 50 {
         return Err(FieldError::new(
             field,
             "too_long",

@@ -102,10 +102,10 @@ pub fn parse_plan_id(field: &str, raw: &str) -> Result<String, FieldError> {
     }
 }
 
-/// 1–100 characters after trimming, no control characters.
+/// At most 100 characters as sent, at least one after trimming, no control characters.
 pub fn parse_plan_name(field: &str, raw: &str) -> Result<String, FieldError> {
     let n = raw.trim();
-    if n.is_empty() || n.chars().count() > 100 || has_control(n) {
+    if n.is_empty() || raw.chars().count() > 100 || has_control(n) {
         return Err(FieldError::new(
             field,
             "invalid_value",
@@ -145,7 +145,7 @@ pub fn parse_price(field: &str, v: i64) -> Result<i64, FieldError> {
 /// A provider's price id: 1–255 printable characters.
 pub fn parse_provider_price_id(field: &str, raw: &str) -> Result<String, FieldError> {
     let s = raw.trim();
-    if s.is_empty() || s.len() > 255 || has_control(s) {
+    if s.is_empty() || raw.chars().count() > 255 || has_control(s) {
         return Err(FieldError::new(
             field,
             "invalid_value",

@@ -35,7 +35,7 @@ pub const MAX_LIMIT: u32 = 100;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default, rename_all = "camelCase")]
 pub struct OrganizationInput {
-    /// 1–100 characters after trimming.
+    /// At most 100 characters, at least one not blank (blanks at the ends are dropped).
     #[schema(value_type = String, max_length = 100, pattern = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "My Organization")]
     pub name: Field<String>,
     /// ISO 3166-1 alpha-2.

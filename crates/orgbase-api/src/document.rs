@@ -298,6 +298,15 @@ fn item_rules(doc: &mut Value) {
         // Repeated names are taken once, not refused: no uniqueItems.
         e["maxItems"] = json!(max);
     }
+    // orgbase_domain::organization::parse_recording_lifespan: -1 (no limit) or 1–1825 days.
+    schemas["PreferencesInput"]["properties"]["recordingLifespanDays"] = json!({
+        "description": "1–1825 days, or -1 for no limit; null to clear.",
+        "oneOf": [
+            {"type": "null"},
+            {"type": "integer", "const": -1},
+            {"type": "integer", "minimum": 1, "maximum": 1825}
+        ]
+    });
     // A charge for SMS names its points.
     schemas["ChargeInput"]["if"] =
         json!({"properties": {"service": {"const": "sms"}}, "required": ["service"]});

@@ -148,8 +148,9 @@ pub async fn create(
         (Some(KeyKind::Partner), Some(id)) => match id.parse::<OrganizationId>() {
             Ok(id) => match service::keys::partner_refusal(&state, &admin, id).await? {
                 None => Some(id),
+                // Right in form, wrong for what is stored: a code of its own.
                 Some(why) => {
-                    errors.add("organizationId", "invalid_value", why);
+                    errors.add("organizationId", "not_partner", why);
                     None
                 }
             },

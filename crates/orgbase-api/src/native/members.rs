@@ -135,7 +135,7 @@ fn parse_member_query(org: OrganizationId, raw: Option<&str>) -> Result<MemberQu
     get, path = "/api/organizations/{organizationId}/members", tag = "Members",
     params(
         ("organizationId" = Uuid, Path, description = "ID of the organization"),
-        ("page" = Option<u64>, Query, minimum = 1, description = "Page number, from 1 (default 1)"),
+        ("page" = Option<u64>, Query, minimum = 1, maximum = 1_000_000_000, description = "Page number, from 1 (default 1)"),
         ("per_page" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Members per page, 1–100 (default 15)"),
         ("role" = Option<i64>, Query, minimum = 1, description = "Only members holding this role"),
         ("workspace" = Option<Uuid>, Query, description = "Only members of this workspace"),

@@ -69,7 +69,7 @@ pub struct InvitationList {
 #[serde(default)]
 pub struct InviteInput {
     /// Required: where the invitation goes.
-    #[schema(required = true, value_type = String, example = "john@example.com")]
+    #[schema(required = true, value_type = String, max_length = 254, pattern = r#"^[ \t\n\r\x0b\x0c]*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?[ \t\n\r\x0b\x0c]*$"#, example = "john@example.com")]
     pub email: Field<String>,
     #[schema(value_type = Option<String>, max_length = 100, pattern = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "John Doe")]
     pub name: Field<String>,

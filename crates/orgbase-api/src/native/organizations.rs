@@ -96,7 +96,7 @@ pub struct OrganizationInput {
     /// On create by the platform: the owner's e-mail. A person without an account is invited to
     /// set a password. (With a session, the caller becomes the owner.) Ownership changes later
     /// only by a transfer.
-    #[schema(value_type = String, example = "owner@example.com")]
+    #[schema(value_type = String, max_length = 254, pattern = r#"^[ \t\n\r\x0b\x0c]*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?[ \t\n\r\x0b\x0c]*$"#, example = "owner@example.com")]
     pub owner_email: Field<String>,
     /// On create, with `ownerEmail`: the owner's name for a new account.
     #[schema(value_type = String, example = "Ann Owner")]

@@ -19,7 +19,7 @@ use crate::AppState;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct LoginInput {
-    #[schema(required = true, value_type = String, example = "ann@example.com")]
+    #[schema(required = true, value_type = String, max_length = 254, pattern = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "ann@example.com")]
     pub email: Field<String>,
     #[schema(required = true, value_type = String, min_length = 1, max_length = 128, example = "correct horse battery staple")]
     pub password: Field<String>,

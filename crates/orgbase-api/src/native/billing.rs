@@ -25,10 +25,10 @@ pub struct CheckoutInput {
     #[schema(required = true, value_type = String, example = "pro")]
     pub plan_id: Field<String>,
     /// Where the customer's browser goes after paying (`https`, or `http` for local use).
-    #[schema(required = true, value_type = String, example = "https://app.example.com/billing/done")]
+    #[schema(required = true, value_type = String, max_length = 2048, pattern = r#"^https?://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?(\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?$"#, example = "https://app.example.com/billing/done")]
     pub success_url: Field<String>,
     /// Where it goes when the customer gives up.
-    #[schema(required = true, value_type = String, example = "https://app.example.com/billing")]
+    #[schema(required = true, value_type = String, max_length = 2048, pattern = r#"^https?://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?(\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?$"#, example = "https://app.example.com/billing")]
     pub cancel_url: Field<String>,
 }
 

@@ -45,7 +45,7 @@ pub struct OrganizationInput {
     #[schema(value_type = String, pattern = r"^[a-z0-9-]{3,48}$", example = "my-organization")]
     pub slug: Field<String>,
     /// An `https` URL of at most 2048 characters, or null.
-    #[schema(value_type = Option<String>, example = "https://example.com/avatar.png")]
+    #[schema(value_type = Option<String>, max_length = 2048, pattern = r#"^https://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?(\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?$"#, example = "https://example.com/avatar.png")]
     pub avatar_url: Field<String>,
     /// `active`, `inactive` or `suspended` (a suspension needs `statusReason`).
     #[schema(value_type = String, pattern = r"^(active|inactive|suspended)$", example = "active")]

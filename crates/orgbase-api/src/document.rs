@@ -245,6 +245,7 @@ pub fn refine(doc: &mut Value) {
     }
     // Last: the per-route schemas exist by now.
     item_rules(doc);
+    compatible_bodies(doc);
 }
 
 /// The component names `schema` refers to, directly or in `oneOf`/`items`.
@@ -316,4 +317,38 @@ fn item_rules(doc: &mut Value) {
         json!({"properties": {"kind": {"const": "partner"}}, "required": ["kind"]});
     schemas["CreateApiKey"]["then"] = json!({"required": ["organizationId"], "properties": {"organizationId": {"type": "string"}}});
     schemas["CreateApiKey"]["else"] = json!({"properties": {"organizationId": {"type": "null"}}});
+}
+
+/// Non-blank text with blanks allowed only at the ends and no control characters: what the
+/// trimmed text fields take.
+const TRIMMED: &str = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$";
+
+/// The properties API's body (`compat::properties::parse_updates`), which its handler reads
+/// as JSON itself.
+fn compatible_bodies(doc: &mut Value) {
+    let body = &mut doc["paths"]["/v1/orgs/{org_id}/properties"]["patch"]["requestBody"]["content"]
+        ["application/json"]["schema"];
+    *body = json!({
+        "type": "object",
+        "required": ["updates"],
+        "additionalProperties": false,
+        "properties": {"updates": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "org_display_name": {"type": "string", "maxLength": 30, "pattern": TRIMMED},
+                "preferences": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "use_bland_url": {"type": "boolean"},
+                        "recording_lifespan_days": {"oneOf": [
+                            {"type": "integer", "const": -1},
+                            {"type": "integer", "minimum": 1, "maximum": 1825}
+                        ]}
+                    }
+                }
+            }
+        }}
+    });
 }

@@ -160,6 +160,18 @@ pub fn refine(doc: &mut Value) {
             }
         }
     }
+    // A cursor is base64url, as the lists give it out.
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for ops in paths.values_mut() {
+            for op in ops.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+                for p in op["parameters"].as_array_mut().into_iter().flatten() {
+                    if p["name"] == "cursor" && p["in"] == "query" {
+                        p["schema"]["pattern"] = json!("^[A-Za-z0-9_-]+$");
+                    }
+                }
+            }
+        }
+    }
     for (path, method, name, values) in QUERY_ENUMS {
         for p in doc["paths"][path][method]["parameters"]
             .as_array_mut()
@@ -308,10 +320,55 @@ fn item_rules(doc: &mut Value) {
             {"type": "integer", "minimum": 1, "maximum": 1825}
         ]
     });
-    // A charge for SMS names its points.
+    // A charge for SMS names its points, within their range; another service ignores them.
+    let points = schemas["ChargeInput"]["properties"]["sms_point"].clone();
+    if let Some(p) = schemas["ChargeInput"]["properties"]["sms_point"].as_object_mut() {
+        p.remove("minimum");
+        p.remove("maximum");
+    }
     schemas["ChargeInput"]["if"] =
         json!({"properties": {"service": {"const": "sms"}}, "required": ["service"]});
-    schemas["ChargeInput"]["then"] = json!({"required": ["sms_point"]});
+    schemas["ChargeInput"]["then"] =
+        json!({"required": ["sms_point"], "properties": {"sms_point": points}});
+    // Codes as `CountryCode::parse` takes them (it also takes them trimmed, in lower case).
+    let countries = orgbase_domain::organization::CountryCode::all();
+    for schema in ["NewOrganizationInput", "OrganizationPatchInput"] {
+        schemas[schema]["properties"]["countryCode"]["enum"] = json!(countries);
+    }
+    // `Metadata::check`: keys `[A-Za-z0-9_.-]{1,64}`, at most 50, values strings (at most 500
+    // characters, no NUL), numbers, booleans, or null to remove.
+    for schema in ["NewOrganizationInput", "OrganizationPatchInput"] {
+        let m = &mut schemas[schema]["properties"]["metadata"];
+        m["propertyNames"] = json!({"pattern": "^[A-Za-z0-9_.-]{1,64}$"});
+        m["maxProperties"] = json!(orgbase_domain::organization::METADATA_MAX_KEYS);
+        m["additionalProperties"] = json!({"oneOf": [
+            {"type": "string", "maxLength": orgbase_domain::organization::METADATA_MAX_VALUE_CHARS, "pattern": "^[^\\x00]*$"},
+            {"type": "number"},
+            {"type": "boolean"},
+            {"type": "null"}
+        ]});
+    }
+    // SMS ids as `parse_external_id` takes them.
+    for id in ["brandId", "campaignId"] {
+        let p = &mut schemas["SmsInput"]["properties"][id];
+        p["maxLength"] = json!(255);
+        p["pattern"] = json!("^[^\\x00-\\x1f\\x7f-\\x9f]+$");
+    }
+    // The system roles' names are taken, in any case.
+    let system: Vec<String> = orgbase_domain::people::system_roles()
+        .iter()
+        .map(|r| {
+            r.name
+                .chars()
+                .map(|c| format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase()))
+                .collect::<String>()
+        })
+        .collect();
+    for schema in ["NewRoleInput", "RolePatchInput"] {
+        schemas[schema]["properties"]["name"]["not"] = json!({
+            "pattern": format!("^[ \\t\\n\\r\\x0b\\x0c]*({})[ \\t\\n\\r\\x0b\\x0c]*$", system.join("|"))
+        });
+    }
     // A platform key belongs to no organization; a partner key to its partner.
     schemas["CreateApiKey"]["if"] =
         json!({"properties": {"kind": {"const": "partner"}}, "required": ["kind"]});

@@ -148,6 +148,13 @@ impl Slug {
 pub struct CountryCode(String);
 
 impl CountryCode {
+    /// Every code `parse` takes, upper case (it also takes them trimmed and in lower case).
+    pub fn all() -> Vec<&'static str> {
+        isocountry::CountryCode::iter()
+            .map(|c| c.alpha2())
+            .collect()
+    }
+
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         let up = raw.trim().to_ascii_uppercase();
         if up.len() == 2 && isocountry::CountryCode::for_alpha2(&up).is_ok() {

@@ -154,7 +154,8 @@ fn parse_updates(body: &Bytes) -> Result<OrganizationPatch, Vec<(&'static str, S
     for (k, v) in updates {
         match k.as_str() {
             "org_display_name" => match v.as_str() {
-                Some(s) if (1..=30).contains(&s.trim().chars().count()) => {
+                // At most 30 characters as sent, one or more after trimming.
+                Some(s) if !s.trim().is_empty() && s.chars().count() <= 30 => {
                     match OrgName::parse("org_display_name", s) {
                         Ok(n) => patch.name = Some(n),
                         Err(e) => errors.push(("INVALID_ORG_DISPLAY_NAME", e.message)),

@@ -164,7 +164,9 @@ pub fn refine(doc: &mut Value) {
     if let Some(paths) = doc["paths"].as_object_mut() {
         for ops in paths.values_mut() {
             for op in ops.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
-                for p in op["parameters"].as_array_mut().into_iter().flatten() {
+                // `get_mut`, not indexing: an index would insert `parameters: null`.
+                let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+                for p in params.into_iter().flatten() {
                     if p["name"] == "cursor" && p["in"] == "query" {
                         p["schema"]["pattern"] = json!("^[A-Za-z0-9_-]+$");
                     }

@@ -122,6 +122,16 @@ pub async fn properties_of(state: &AppState, o: Organization) -> Result<OrgPrope
 }
 
 /// Checks `updates` whole: the change it makes, or every error in it.
+/// A JSON number that is a whole number, also when written with a point (`30.0`), as JSON
+/// Schema's `integer` is.
+fn whole_number(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0)
+            .map(|f| f as i64)
+    })
+}
+
 fn parse_updates(body: &Bytes) -> Result<OrganizationPatch, Vec<(&'static str, String)>> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| vec![("INVALID_JSON", format!("the body is not valid JSON: {e}"))])?;
@@ -181,7 +191,7 @@ fn parse_updates(body: &Bytes) -> Result<OrganizationPatch, Vec<(&'static str, S
                                     "preferences.use_bland_url must be a boolean".into(),
                                 )),
                             },
-                            "recording_lifespan_days" => match pv.as_i64() {
+                            "recording_lifespan_days" => match whole_number(&pv) {
                                 Some(d) => match parse_recording_lifespan(
                                     "preferences.recording_lifespan_days",
                                     d,

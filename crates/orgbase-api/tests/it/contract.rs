@@ -32,6 +32,24 @@ async fn a_whole_number_written_with_a_point_is_taken(app: App) {
     a.assert_problem(422, "validation_failed");
     let w = app.get(&format!("/api/organizations/{id}/wallet")).await;
     assert_eq!(w.body["balance"], 500, "{}", w.text);
+    // The properties API too.
+    for (days, status) in [(json!(30.0), 200), (json!(30.5), 400)] {
+        let r = app
+            .http
+            .patch(format!("{}/v1/orgs/{id}/properties", app.base))
+            .header("authorization", app.key.as_str())
+            .json(&json!({"updates": {"preferences": {"recording_lifespan_days": days}}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{days}");
+    }
+    let o = app.get(&format!("/api/organizations/{id}")).await;
+    assert_eq!(
+        o.body["preferences"]["recordingLifespanDays"], 30,
+        "{}",
+        o.text
+    );
 }
 
 /// The document has no `null` where OpenAPI expects an object or a list (a refinement that

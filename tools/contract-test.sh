@@ -209,6 +209,8 @@ import schemathesis
 
 STATE_CODES = {"invalid_parent", "unknown_plan", "plan_not_offered", "not_subscribed",
                "unknown_role", "unknown_member", "unknown_workspace", "not_partner",
+               # A plan's provider and price id, judged with what the plan has stored.
+               "provider_pair",
                # A cursor is opaque: only one the server gave out names a place in a list.
                "invalid_cursor",
                # What the wallet holds, not the request's form.

@@ -371,6 +371,12 @@ fn item_rules(doc: &mut Value) {
             "pattern": format!("^[ \\t\\n\\r\\x0b\\x0c]*({})[ \\t\\n\\r\\x0b\\x0c]*$", system.join("|"))
         });
     }
+    // A new plan names its provider and price together, or neither (`plans::apply`).
+    schemas["NewPlanInput"]["oneOf"] = json!([
+        {"required": ["provider", "providerPriceId"],
+         "properties": {"provider": {"type": "string"}, "providerPriceId": {"type": "string"}}},
+        {"properties": {"provider": {"type": "null"}, "providerPriceId": {"type": "null"}}}
+    ]);
     // A platform key belongs to no organization; a partner key to its partner.
     schemas["CreateApiKey"]["if"] =
         json!({"properties": {"kind": {"const": "partner"}}, "required": ["kind"]});

@@ -153,10 +153,12 @@ fn apply(input: PlanInput, p: &mut Plan, e: &mut ValidationErrors) {
             }
         }
     }
+    // Judged on the plan as it would be (a change may give one and keep the stored other):
+    // a code of its own, apart from a malformed value.
     if p.provider.is_some() != p.provider_price_id.is_some() {
         e.add(
             "providerPriceId",
-            "invalid_value",
+            "provider_pair",
             "a provider and its price id go together: give both or neither",
         );
     }

@@ -371,6 +371,13 @@ fn item_rules(doc: &mut Value) {
             "pattern": format!("^[ \\t\\n\\r\\x0b\\x0c]*({})[ \\t\\n\\r\\x0b\\x0c]*$", system.join("|"))
         });
     }
+    // A new organization created suspended says why.
+    schemas["NewOrganizationInput"]["if"] =
+        json!({"properties": {"status": {"const": "suspended"}}, "required": ["status"]});
+    schemas["NewOrganizationInput"]["then"] = json!({
+        "required": ["statusReason"],
+        "properties": {"statusReason": {"type": "string"}}
+    });
     // A new plan names its provider and price together, or neither (`plans::apply`).
     schemas["NewPlanInput"]["oneOf"] = json!([
         {"required": ["provider", "providerPriceId"],

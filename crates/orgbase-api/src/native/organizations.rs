@@ -99,7 +99,7 @@ pub struct OrganizationInput {
     #[schema(value_type = String, max_length = 254, pattern = r#"^[ \t\n\r\x0b\x0c]*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?[ \t\n\r\x0b\x0c]*$"#, example = "owner@example.com")]
     pub owner_email: Field<String>,
     /// On create, with `ownerEmail`: the owner's name for a new account.
-    #[schema(value_type = String, example = "Ann Owner")]
+    #[schema(value_type = String, max_length = 100, pattern = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "Ann Owner")]
     pub owner_name: Field<String>,
 }
 

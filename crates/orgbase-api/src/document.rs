@@ -151,26 +151,24 @@ fn common_answers(path: &str, op: &mut Value) {
     add(op, "503", "The database cannot be reached, or the request was not answered in time (`database_unavailable`, `request_timeout`); with `Retry-After`");
 }
 
+/// A cursor is base64url, as the lists give it out.
+fn cursor_alphabet(op: &mut Value) {
+    // `get_mut`, not indexing: an index would insert `parameters: null`.
+    let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+    for p in params.into_iter().flatten() {
+        if p["name"] == "cursor" && p["in"] == "query" {
+            p["schema"]["pattern"] = json!("^[A-Za-z0-9_-]+$");
+        }
+    }
+}
+
 /// Applies the refinements to the document `doc` (as JSON).
 pub fn refine(doc: &mut Value) {
     if let Some(paths) = doc["paths"].as_object_mut() {
         for (path, ops) in paths.iter_mut() {
             for op in ops.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
                 common_answers(path, op);
-            }
-        }
-    }
-    // A cursor is base64url, as the lists give it out.
-    if let Some(paths) = doc["paths"].as_object_mut() {
-        for ops in paths.values_mut() {
-            for op in ops.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
-                // `get_mut`, not indexing: an index would insert `parameters: null`.
-                let params = op.get_mut("parameters").and_then(Value::as_array_mut);
-                for p in params.into_iter().flatten() {
-                    if p["name"] == "cursor" && p["in"] == "query" {
-                        p["schema"]["pattern"] = json!("^[A-Za-z0-9_-]+$");
-                    }
-                }
+                cursor_alphabet(op);
             }
         }
     }

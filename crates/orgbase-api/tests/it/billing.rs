@@ -700,6 +700,32 @@ async fn checkout_takes_only_plans_this_organization_may_buy(db: TestDb) {
     a.assert_problem(422, "validation_failed");
 }
 
+/// An app whose Stripe client talks to `api_base`, a public plan `team` billed there, and one
+/// organization's checkout of it: (the app, the organization as created, the answer).
+async fn checkout_against(api_base: String) -> (App, Value, crate::Answer) {
+    let mut config = orgbase_billing::StripeConfig::new("sk_test_x".to_owned().into());
+    config.api_base = api_base;
+    config.retry_base_delay = std::time::Duration::from_millis(5);
+    let app = App::start_with_billing(
+        orgbase_store::testing::sqlite().await,
+        ApiConfig::default(),
+        Billing::default().with(Arc::new(StripeClient::new(config).unwrap())),
+    )
+    .await;
+    plan(&app, "team", 9900, true, "team_monthly").await;
+    let o = app
+        .org(json!({"name": "Checkout", "countryCode": "US"}))
+        .await;
+    let id = o["id"].as_str().unwrap();
+    let a = app
+        .post(
+            &format!("/api/organizations/{id}/billing/checkout"),
+            json!({"planId": "team", "successUrl": "https://a.example/ok", "cancelUrl": "https://a.example/no"}),
+        )
+        .await;
+    (app, o, a)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_provider_is_a_502_and_changes_nothing() {
     use wiremock::matchers::any;
@@ -713,24 +739,8 @@ async fn a_failing_provider_is_a_502_and_changes_nothing() {
         )
         .mount(&server)
         .await;
-    let mut config = orgbase_billing::StripeConfig::new("sk_test_x".to_owned().into());
-    config.api_base = server.uri();
-    config.retry_base_delay = std::time::Duration::from_millis(5);
-    let app = App::start_with_billing(
-        orgbase_store::testing::sqlite().await,
-        ApiConfig::default(),
-        Billing::default().with(Arc::new(StripeClient::new(config).unwrap())),
-    )
-    .await;
-    plan(&app, "team", 9900, true, "team_monthly").await;
-    let o = app.org(json!({"name": "Down", "countryCode": "US"})).await;
+    let (app, o, a) = checkout_against(server.uri()).await;
     let id = o["id"].as_str().unwrap();
-    let a = app
-        .post(
-            &format!("/api/organizations/{id}/billing/checkout"),
-            json!({"planId": "team", "successUrl": "https://a.example/ok", "cancelUrl": "https://a.example/no"}),
-        )
-        .await;
     a.assert_problem(502, "billing_provider_error");
     assert!(!a.text.contains("sk_test_x"));
     let b = app.get(&format!("/api/organizations/{id}/billing")).await;
@@ -743,24 +753,7 @@ async fn a_failing_provider_is_a_502_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_provider_is_a_502_without_internals() {
     let port = orgbase_testkit::free_port();
-    let mut config = orgbase_billing::StripeConfig::new("sk_test_x".to_owned().into());
-    config.api_base = format!("http://127.0.0.1:{port}");
-    config.retry_base_delay = std::time::Duration::from_millis(5);
-    let app = App::start_with_billing(
-        orgbase_store::testing::sqlite().await,
-        ApiConfig::default(),
-        Billing::default().with(Arc::new(StripeClient::new(config).unwrap())),
-    )
-    .await;
-    plan(&app, "team", 9900, true, "team_monthly").await;
-    let o = app.org(json!({"name": "Away", "countryCode": "US"})).await;
-    let id = o["id"].as_str().unwrap();
-    let a = app
-        .post(
-            &format!("/api/organizations/{id}/billing/checkout"),
-            json!({"planId": "team", "successUrl": "https://a.example/ok", "cancelUrl": "https://a.example/no"}),
-        )
-        .await;
+    let (_app, _, a) = checkout_against(format!("http://127.0.0.1:{port}")).await;
     a.assert_problem(502, "billing_provider_error");
     assert_eq!(
         a.body["detail"], "the billing provider cannot be reached",

@@ -95,6 +95,147 @@ const QUERY_ENUMS: [(&str, &str, &str, &[&str]); 3] = [
     ),
 ];
 
+/// Text query parameters and the pattern of what their route takes: route, method, parameter,
+/// pattern. A pattern replaces the parameter's lengths (it carries them, counted after trimming
+/// where the route trims).
+const QUERY_PATTERNS: [(&str, &str, &str, &str); 10] = [
+    ("/api/admin/audit-log", "get", "action", AUDIT_TEXT),
+    ("/api/admin/audit-log", "get", "actorId", AUDIT_TEXT),
+    ("/api/admin/audit-log", "get", "targetId", AUDIT_TEXT),
+    (
+        "/api/organizations/{organizationId}/audit-log",
+        "get",
+        "action",
+        AUDIT_TEXT,
+    ),
+    (
+        "/api/organizations/{organizationId}/audit-log",
+        "get",
+        "actorId",
+        AUDIT_TEXT,
+    ),
+    (
+        "/api/organizations/{organizationId}/audit-log",
+        "get",
+        "targetId",
+        AUDIT_TEXT,
+    ),
+    // `parse_list_query`: trimmed, 3–100 characters; no NUL in any value.
+    (
+        "/api/organizations",
+        "get",
+        "q",
+        r"^[ \t\n\r\x0b\x0c]*[^\s\x00][^\x00]{1,98}[^\s\x00][ \t\n\r\x0b\x0c]*$",
+    ),
+    (
+        "/api/organizations",
+        "get",
+        "externalAccountId",
+        r"^[^\x00]*$",
+    ),
+    ("/api/organizations", "get", "metadata[key]", r"^[^\x00]*$"),
+    // The members list: trimmed, 1–100 characters, no NUL.
+    (
+        "/api/organizations/{organizationId}/members",
+        "get",
+        "q",
+        r"^[ \t\n\r\x0b\x0c]*[^\s\x00]([^\x00]{0,98}[^\s\x00])?[ \t\n\r\x0b\x0c]*$",
+    ),
+];
+
+/// The audit log's text filters (`audit::parse_query`): 1–200 characters, no NUL.
+const AUDIT_TEXT: &str = r"^[^\x00]{1,200}$";
+
+/// OpenAPI links from what a creation answers to the operations on what it created: source
+/// operation, its status, the id's place in its answer, the target's path parameter, targets.
+const LINKS: [(&str, &str, &str, &str, &[&str]); 7] = [
+    (
+        "createOrganization",
+        "201",
+        "/id",
+        "organizationId",
+        &[
+            "getOrganization",
+            "updateOrganization",
+            "deleteOrganization",
+        ],
+    ),
+    (
+        "createWorkspace",
+        "201",
+        "/id",
+        "workspaceId",
+        &["getWorkspace", "updateWorkspace", "deleteWorkspace"],
+    ),
+    (
+        "createRole",
+        "201",
+        "/id",
+        "roleId",
+        &["getRole", "updateRole", "deleteRole"],
+    ),
+    (
+        "createOrganizationKey",
+        "201",
+        "/id",
+        "keyId",
+        &["revokeOrganizationKey"],
+    ),
+    (
+        "createPlatformKey",
+        "201",
+        "/id",
+        "keyId",
+        &["revokePlatformKey"],
+    ),
+    (
+        "createPlan",
+        "201",
+        "/id",
+        "planId",
+        &["getPlan", "updatePlan", "deletePlan"],
+    ),
+    (
+        "inviteMember",
+        "200",
+        "/data/id",
+        "invitationId",
+        &["resendInvitation", "revokeInvitation"],
+    ),
+];
+
+/// Adds [`LINKS`]: each target gets the new id, and the organization the creation was made in.
+fn links(doc: &mut Value) {
+    let mut paths_of = std::collections::HashMap::new();
+    if let Some(paths) = doc["paths"].as_object() {
+        for (path, ops) in paths {
+            for (method, op) in ops.as_object().into_iter().flatten() {
+                if let Some(id) = op["operationId"].as_str() {
+                    paths_of.insert(id.to_owned(), (path.clone(), method.clone()));
+                }
+            }
+        }
+    }
+    for (source, status, pointer, param, targets) in LINKS {
+        let Some((path, method)) = paths_of.get(source) else {
+            continue;
+        };
+        let in_org = path.contains("{organizationId}");
+        let mut links = serde_json::Map::new();
+        for target in targets {
+            let mut parameters = json!({ param: format!("$response.body#{pointer}") });
+            if in_org && param != "organizationId" {
+                parameters["organizationId"] = json!("$request.path.organizationId");
+            }
+            links.insert(
+                (*target).to_owned(),
+                json!({"operationId": target, "parameters": parameters}),
+            );
+        }
+        doc["paths"][path][method]["responses"][status]["links"] = Value::Object(links);
+    }
+}
+
 /// The answers a native route gives besides its own (see the module's documentation).
 fn common_answers(path: &str, op: &mut Value) {
     if !path.starts_with("/api/") || path.starts_with("/api/v2/") {
@@ -186,15 +327,30 @@ pub fn refine(doc: &mut Value) {
     doc["paths"]["/openapi.json"] = json!({"get": {
         "tags": ["Operations"],
         "summary": "This document",
-        "operationId": "openapi_json",
+        "operationId": "getOpenApiDocument",
         "responses": {"200": {"description": "The OpenAPI 3.1 document", "content": {"application/json": {"schema": {"type": "object"}}}}}
     }});
     doc["paths"]["/docs"] = json!({"get": {
         "tags": ["Operations"],
         "summary": "This document, to browse",
-        "operationId": "docs",
+        "operationId": "getApiDocs",
         "responses": {"200": {"description": "An HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}
     }});
+    for (path, method, name, pattern) in QUERY_PATTERNS {
+        for p in doc["paths"][path][method]["parameters"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            if p["name"] == name && p["in"] == "query" {
+                if let Some(schema) = p["schema"].as_object_mut() {
+                    schema.remove("minLength");
+                    schema.remove("maxLength");
+                    schema.insert("pattern".into(), json!(pattern));
+                }
+            }
+        }
+    }
     for v in &VARIANTS {
         let mut schema = doc["components"]["schemas"][v.base].clone();
         if let Some(props) = schema["properties"].as_object_mut() {
@@ -258,6 +414,7 @@ pub fn refine(doc: &mut Value) {
     // Last: the per-route schemas exist by now.
     item_rules(doc);
     compatible_bodies(doc);
+    links(doc);
 }
 
 /// The component names `schema` refers to, directly or in `oneOf`/`items`.
@@ -369,13 +526,39 @@ fn item_rules(doc: &mut Value) {
             "pattern": format!("^[ \\t\\n\\r\\x0b\\x0c]*({})[ \\t\\n\\r\\x0b\\x0c]*$", system.join("|"))
         });
     }
-    // A new organization created suspended says why.
-    schemas["NewOrganizationInput"]["if"] =
-        json!({"properties": {"status": {"const": "suspended"}}, "required": ["status"]});
-    schemas["NewOrganizationInput"]["then"] = json!({
-        "required": ["statusReason"],
-        "properties": {"statusReason": {"type": "string"}}
+    // A partner has no parent (`check_hierarchy`); a new organization created suspended says
+    // why.
+    let partner_has_no_parent = json!({
+        "if": {"properties": {"type": {"const": "partner"}}, "required": ["type"]},
+        "then": {"properties": {"parentId": {"type": "null"}}}
     });
+    schemas["NewOrganizationInput"]["allOf"] = json!([
+        partner_has_no_parent,
+        {
+            "if": {"properties": {"status": {"const": "suspended"}}, "required": ["status"]},
+            "then": {"required": ["statusReason"], "properties": {"statusReason": {"type": "string"}}}
+        }
+    ]);
+    schemas["OrganizationPatchInput"]["allOf"] = json!([partner_has_no_parent]);
+    // `Email::parse`: the local part is at most 64 characters (RFC 5321), which the address
+    // pattern cannot say along with the rest.
+    for (schema, field) in [
+        ("NewOrganizationInput", "ownerEmail"),
+        ("InviteInput", "email"),
+    ] {
+        schemas[schema]["properties"][field]["allOf"] = json!([{"pattern": LOCAL_PART}]);
+    }
+    // Web addresses: the domain's patterns, which the server checks.
+    use orgbase_domain::organization::{HTTPS_URL_PATTERN, HTTP_URL_PATTERN};
+    for schema in ["NewOrganizationInput", "OrganizationPatchInput"] {
+        schemas[schema]["properties"]["avatarUrl"]["pattern"] = json!(HTTPS_URL_PATTERN);
+    }
+    for field in ["successUrl", "cancelUrl"] {
+        schemas["CheckoutInput"]["properties"][field]["pattern"] = json!(HTTP_URL_PATTERN);
+    }
+    // One part, `file`, with at least one byte (`avatars::read_file`).
+    schemas["AvatarUpload"]["additionalProperties"] = json!(false);
+    schemas["AvatarUpload"]["properties"]["file"]["minLength"] = json!(1);
     // A new plan names its provider and price together, or neither (`plans::apply`).
     schemas["NewPlanInput"]["oneOf"] = json!([
         {"required": ["provider", "providerPriceId"],
@@ -393,9 +576,52 @@ fn item_rules(doc: &mut Value) {
 /// trimmed text fields take.
 const TRIMMED: &str = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$";
 
-/// The properties API's body (`compat::properties::parse_updates`), which its handler reads
-/// as JSON itself.
+/// An e-mail address's local part is 1–64 characters (blanks before it are trimmed).
+const LOCAL_PART: &str = r"^[ \t\n\r\x0b\x0c]*[^@]{1,64}@[^@]*$";
+
+/// The bodies of the compatible APIs, which their handlers read as JSON themselves: the
+/// properties API's (`compat::properties::parse_updates`) and the partner settings API's
+/// (`compat::partner_settings::parse_one`, each setting as the native field it sets).
 fn compatible_bodies(doc: &mut Value) {
+    let native = doc["components"]["schemas"]["OrganizationPatchInput"]["properties"].clone();
+    let owner_email =
+        doc["components"]["schemas"]["NewOrganizationInput"]["properties"]["ownerEmail"].clone();
+    let sms_id = doc["components"]["schemas"]["SmsInput"]["properties"]["brandId"].clone();
+    let setting = |native: &Value, description: &str, nullable: bool| {
+        let mut s = native.clone();
+        s["description"] = json!(description);
+        s["type"] = if nullable {
+            json!(["string", "null"])
+        } else {
+            json!("string")
+        };
+        if let Some(o) = s.as_object_mut() {
+            o.remove("example");
+        }
+        s
+    };
+    let settings = &mut doc["paths"]["/api/v2/updateOrganization"]["post"]["requestBody"]
+        ["content"]["application/json"]["schema"];
+    *settings = json!({
+        "type": "object",
+        "description": "The settings to change, at least one. Each is tried on its own: those that pass are committed together and listed in `updatedSettings`, the others are named in `failedSettings` with the reason. An unknown setting fails as such.",
+        "minProperties": 1,
+        "additionalProperties": false,
+        "properties": {
+            "active": {"type": "boolean", "description": "false makes the organization inactive: its calls and messages are no longer answered. A suspension is lifted only by the platform."},
+            "productPlanId": setting(&native["productPlanId"], "Change the plan. A plan billed through a provider needs a subscription: offer it first.", false),
+            "offeredProductPlanId": setting(&native["offeredProductPlanId"], "Offer a plan before checkout; null removes the offer.", true),
+            "email": setting(&owner_email, "The owner's e-mail: the owning person's address changes.", false),
+            "orgName": setting(&native["name"], "The organization's name.", false),
+            "smsEnabled": {"type": "boolean", "description": "Enable SMS; needs a brand and a campaign id, stored or in the same request."},
+            "smsBrandId": setting(&sms_id, "The registered SMS brand id; null removes it (not while SMS is enabled).", true),
+            "smsCampaignId": setting(&sms_id, "The approved SMS campaign id; null removes it (not while SMS is enabled).", true),
+            "vidaPremium": {"type": "boolean", "description": "The account is in an unlocked (paid) state."},
+            "externalAccountId": setting(&native["externalAccountId"], "Your system's account id; null removes it.", true),
+            "externalBillingId": setting(&native["externalBillingId"], "Your billing system's id; null removes it.", true)
+        }
+    });
+
     let body = &mut doc["paths"]["/v1/orgs/{org_id}/properties"]["patch"]["requestBody"]["content"]
         ["application/json"]["schema"];
     *body = json!({

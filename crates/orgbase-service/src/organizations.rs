@@ -121,7 +121,7 @@ async fn check_hierarchy(
     if next.org_type == OrgType::Partner && next.parent_id.is_some() {
         errors.add(
             "type",
-            "invalid_value",
+            "partner_parent",
             "a partner organization cannot have a parent",
         );
     }

@@ -275,7 +275,7 @@ fn reason(key: &str, e: &ServiceError) -> String {
 /// The token is a platform key or the key of the target's partner, in the query string (never
 /// logged). Each setting is applied on its own; those that pass are committed together.
 #[utoipa::path(
-    post, path = "/api/v2/updateOrganization", tag = "Partner settings",
+    post, path = "/api/v2/updateOrganization", operation_id = "updateOrganizationSettings", tag = "Partner settings",
     params(
         ("token" = String, Query, description = "Vida API Token: a platform key or the target's partner key"),
         ("targetOrganizationId" = String, Query, description = "Target Organization Id to update settings for"),

@@ -239,7 +239,7 @@ fn parse_updates(body: &Bytes) -> Result<OrganizationPatch, Vec<(&'static str, S
 /// The `authorization` header carries the key, with or without `Bearer `. Any invalid key or
 /// value: 400 with every error, and nothing applied.
 #[utoipa::path(
-    patch, path = "/v1/orgs/{org_id}/properties", tag = "Properties",
+    patch, path = "/v1/orgs/{org_id}/properties", operation_id = "updateOrganizationProperties", tag = "Properties",
     params(
         ("org_id" = String, Path, description = "The unique identifier of the organization."),
         ("authorization" = String, Header, description = "Your API key for authentication."),

@@ -95,7 +95,7 @@ impl CreatedApiKey {
 /// Create an API key (platform only): a platform key, or a partner key for an organization of
 /// type partner (it acts on that partner and its children).
 #[utoipa::path(
-    post, path = "/api/admin/api-keys", tag = "Admin",
+    post, path = "/api/admin/api-keys", operation_id = "createPlatformKey", tag = "Admin",
     request_body = CreateApiKey,
     responses(
         (status = 201, description = "Key created; `key` is shown this once", body = CreatedApiKey),
@@ -172,7 +172,7 @@ pub async fn create(
 
 /// List API keys (platform only), without their secrets.
 #[utoipa::path(
-    get, path = "/api/admin/api-keys", tag = "Admin",
+    get, path = "/api/admin/api-keys", operation_id = "listPlatformKeys", tag = "Admin",
     params(("includeRevoked" = Option<bool>, Query, description = "Include revoked keys")),
     responses(
         (status = 200, description = "The keys", body = ApiKeyList),
@@ -212,7 +212,7 @@ pub async fn list(
 
 /// Revoke an API key at once (platform only). The last active platform key cannot be revoked.
 #[utoipa::path(
-    delete, path = "/api/admin/api-keys/{keyId}", tag = "Admin",
+    delete, path = "/api/admin/api-keys/{keyId}", operation_id = "revokePlatformKey", tag = "Admin",
     params(("keyId" = Uuid, Path)),
     responses(
         (status = 204, description = "Revoked"),

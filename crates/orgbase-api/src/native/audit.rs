@@ -57,8 +57,11 @@ fn parse_query(raw: Option<&str>) -> Result<AuditQuery, ApiError> {
     };
     let mut e = ValidationErrors::new();
     let text = |e: &mut ValidationErrors, k: &str, v: &str| {
-        if v.is_empty() || v.len() > 200 || v.contains('\0') {
+        if v.is_empty() || v.chars().count() > 200 {
             e.add(k, "invalid_value", "must be 1–200 characters");
+            None
+        } else if v.contains('\0') {
+            e.add(k, "invalid_characters", "must not contain NUL characters");
             None
         } else {
             Some(v.to_owned())
@@ -119,7 +122,7 @@ fn page(mut rows: Vec<AuditEntry>, limit: u32) -> AuditPage {
 /// which API, and each changed field's value before and after. A partner key reading its own
 /// partner organization reads its children's entries too.
 #[utoipa::path(
-    get, path = "/api/organizations/{organizationId}/audit-log", tag = "Audit log",
+    get, path = "/api/organizations/{organizationId}/audit-log", operation_id = "listOrganizationAuditLog", tag = "Audit log",
     params(
         ("organizationId" = Uuid, Path),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 50"),
@@ -163,7 +166,7 @@ pub async fn list(
 /// The platform's audit log, newest first (platform keys): every organization's entries and the
 /// platform-wide changes (plans, platform and partner keys, sign-ins, purges).
 #[utoipa::path(
-    get, path = "/api/admin/audit-log", tag = "Audit log",
+    get, path = "/api/admin/audit-log", operation_id = "listPlatformAuditLog", tag = "Audit log",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 50"),
         ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),

@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use orgbase_domain::OrganizationId;
+use orgbase_domain::{OrganizationId, ValidationErrors};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
@@ -258,7 +258,7 @@ pub struct AvatarUpload {
 /// The image is cropped to a centred square and stored as JPEG at 512 and 128 pixels, without
 /// its metadata; `avatarUrl` becomes the 512-pixel one. The type is read from the bytes.
 #[utoipa::path(
-    post, path = "/api/organizations/{organization}/upload-avatar", tag = "Organizations",
+    post, path = "/api/organizations/{organization}/upload-avatar", operation_id = "uploadAvatar", tag = "Organizations",
     params(("organization" = Uuid, Path, description = "The organization ID")),
     request_body(content = AvatarUpload, content_type = "multipart/form-data"),
     responses(
@@ -389,7 +389,7 @@ pub async fn upload(
 
 /// Remove an organization's avatar.
 #[utoipa::path(
-    delete, path = "/api/organizations/{organizationId}/avatar", tag = "Organizations",
+    delete, path = "/api/organizations/{organizationId}/avatar", operation_id = "removeAvatar", tag = "Organizations",
     params(("organizationId" = Uuid, Path, description = "The organization ID")),
     responses(
         (status = 204, description = "The organization has no avatar now"),
@@ -419,7 +419,7 @@ pub async fn remove(
 /// An avatar stored on local disk. Names are content hashes, so the answer may be cached
 /// forever.
 #[utoipa::path(
-    get, path = "/avatars/{organizationId}/{file}", tag = "Organizations",
+    get, path = "/avatars/{organizationId}/{file}", operation_id = "getAvatar", tag = "Organizations",
     params(
         ("organizationId" = Uuid, Path, description = "The organization ID"),
         ("file" = String, Path, description = "`{hash}-{size}.jpg`"),
@@ -499,6 +499,8 @@ async fn read_file(
     // A file under another field name: alone, a misnamed field; beside another, several files.
     let mut misnamed: Option<String> = None;
     let mut files = 0;
+    // Parts other than the file are refused, as a JSON body's unknown fields are.
+    let mut unknown = ValidationErrors::new();
     while let Some(field) = form
         .next_field()
         .await
@@ -510,6 +512,14 @@ async fn read_file(
         }
         if !is_file && field.file_name().is_some() {
             misnamed = field.name().map(str::to_owned);
+        }
+        if !is_file && field.file_name().is_none() {
+            let name = field.name().unwrap_or_default().to_owned();
+            unknown.add(
+                name.clone(),
+                "unknown_field",
+                format!("`{name}` is not a part of this upload: send only the file, as `file`"),
+            );
         }
         let bytes = field
             .bytes()
@@ -526,6 +536,7 @@ async fn read_file(
             file = Some(bytes);
         }
     }
+    unknown.into_result()?;
     match (file, misnamed) {
         (None, Some(name)) => Err(ApiError::field(
             "file",

@@ -80,7 +80,7 @@ pub struct InviteInput {
 
 /// Invite a new user to the organization.
 #[utoipa::path(
-    post, path = "/api/organizations/{organizationId}/invite", tag = "Invitations",
+    post, path = "/api/organizations/{organizationId}/invite", operation_id = "inviteMember", tag = "Invitations",
     params(("organizationId" = Uuid, Path, description = "ID of the organization to invite the user to")),
     request_body = InviteInput,
     responses(
@@ -133,7 +133,7 @@ pub async fn invite(
 
 /// List an organization's invitations: pending ones, or all with `status=all`.
 #[utoipa::path(
-    get, path = "/api/organizations/{organizationId}/invitations", tag = "Invitations",
+    get, path = "/api/organizations/{organizationId}/invitations", operation_id = "listInvitations", tag = "Invitations",
     params(
         ("organizationId" = Uuid, Path),
         ("status" = Option<String>, Query, description = "`pending` (default) or `all`"),
@@ -182,7 +182,7 @@ fn invitation_id(raw: &str) -> Result<Uuid, ApiError> {
 
 /// Revoke an invitation: its link stops working at once.
 #[utoipa::path(
-    delete, path = "/api/organizations/{organizationId}/invitations/{invitationId}", tag = "Invitations",
+    delete, path = "/api/organizations/{organizationId}/invitations/{invitationId}", operation_id = "revokeInvitation", tag = "Invitations",
     params(("organizationId" = Uuid, Path), ("invitationId" = Uuid, Path)),
     responses(
         (status = 200, description = "Revoked", body = Done),
@@ -206,7 +206,7 @@ pub async fn revoke(
 
 /// Send an invitation again, with a new link; the previous link stops working.
 #[utoipa::path(
-    post, path = "/api/organizations/{organizationId}/invitations/{invitationId}/resend", tag = "Invitations",
+    post, path = "/api/organizations/{organizationId}/invitations/{invitationId}/resend", operation_id = "resendInvitation", tag = "Invitations",
     params(("organizationId" = Uuid, Path), ("invitationId" = Uuid, Path)),
     responses(
         (status = 200, description = "Sent again", body = Envelope<InvitationView>),
@@ -256,7 +256,7 @@ pub struct Accepted {
 /// A new person sets a password (8–128 characters, confirmed). A person who already has an
 /// account joins without it changing.
 #[utoipa::path(
-    post, path = "/api/organizations/invite/{inviteToken}/accept", tag = "Invitations",
+    post, path = "/api/organizations/invite/{inviteToken}/accept", operation_id = "acceptInvitation", tag = "Invitations",
     params(("inviteToken" = String, Path, description = "Invite token sent to the user")),
     request_body = AcceptInput,
     responses(

@@ -132,7 +132,7 @@ fn parse_member_query(org: OrganizationId, raw: Option<&str>) -> Result<MemberQu
 
 /// List the members of an organization, a page at a time.
 #[utoipa::path(
-    get, path = "/api/organizations/{organizationId}/members", tag = "Members",
+    get, path = "/api/organizations/{organizationId}/members", operation_id = "listMembers", tag = "Members",
     params(
         ("organizationId" = Uuid, Path, description = "ID of the organization"),
         ("page" = Option<u64>, Query, minimum = 1, maximum = 1_000_000_000, description = "Page number, from 1 (default 1)"),
@@ -209,7 +209,7 @@ fn member_id(raw: &str) -> Result<i64, ApiError> {
 
 /// Get one member.
 #[utoipa::path(
-    get, path = "/api/organizations/{organizationId}/members/{memberId}", tag = "Members",
+    get, path = "/api/organizations/{organizationId}/members/{memberId}", operation_id = "getMember", tag = "Members",
     params(("organizationId" = Uuid, Path), ("memberId" = i64, Path)),
     responses(
         (status = 200, description = "The member", body = Envelope<MemberView>),
@@ -242,7 +242,7 @@ pub struct UpdateMember {
 
 /// Update a member's roles and workspaces in an organization.
 #[utoipa::path(
-    put, path = "/api/organizations/{organizationId}/members/{memberId}", tag = "Members",
+    put, path = "/api/organizations/{organizationId}/members/{memberId}", operation_id = "updateMember", tag = "Members",
     params(
         ("organizationId" = Uuid, Path, description = "ID of the organization"),
         ("memberId" = i64, Path, description = "ID of the member to be updated"),
@@ -274,7 +274,7 @@ pub async fn update(
 
 /// Delete a member from an organization. The owner cannot be removed.
 #[utoipa::path(
-    delete, path = "/api/organizations/{organizationId}/members/{memberId}", tag = "Members",
+    delete, path = "/api/organizations/{organizationId}/members/{memberId}", operation_id = "removeMember", tag = "Members",
     params(
         ("organizationId" = Uuid, Path, description = "ID of the organization"),
         ("memberId" = i64, Path, description = "ID of the member to be deleted"),
@@ -308,7 +308,7 @@ pub struct MeView {
 
 /// The caller's own membership of an organization, with what it may do there.
 #[utoipa::path(
-    get, path = "/api/organizations/{organizationId}/me", tag = "Members",
+    get, path = "/api/organizations/{organizationId}/me", operation_id = "getMyMembership", tag = "Members",
     params(("organizationId" = Uuid, Path)),
     responses(
         (status = 200, description = "The caller's membership", body = Envelope<MeView>),
@@ -348,7 +348,7 @@ pub struct TransferOwnership {
 
 /// Hand the organization to another member (the owner or the platform).
 #[utoipa::path(
-    post, path = "/api/organizations/{organizationId}/transfer-ownership", tag = "Members",
+    post, path = "/api/organizations/{organizationId}/transfer-ownership", operation_id = "transferOwnership", tag = "Members",
     params(("organizationId" = Uuid, Path)),
     request_body = TransferOwnership,
     responses(

@@ -24,7 +24,7 @@ pub struct Readiness {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "Operations",
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "Operations",
     responses((status = 200, description = "Alive", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
@@ -32,7 +32,7 @@ pub async fn healthz() -> Json<Health> {
 
 /// Readiness: the database answers (and, on SQLite, takes writes). 503 `database_unavailable`
 /// with `Retry-After` when it does not.
-#[utoipa::path(get, path = "/readyz", tag = "Operations",
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "Operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "The database does not answer", body = Problem, content_type = "application/problem+json"),
@@ -46,7 +46,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Ap
 }
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "Operations",
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "Operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (

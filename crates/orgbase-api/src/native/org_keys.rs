@@ -85,7 +85,7 @@ pub struct OrgKeyList {
 
 /// Create an organization key.
 #[utoipa::path(
-    post, path = "/api/organizations/{organizationId}/api-keys", tag = "Keys",
+    post, path = "/api/organizations/{organizationId}/api-keys", operation_id = "createOrganizationKey", tag = "Keys",
     params(("organizationId" = Uuid, Path)),
     request_body = CreateOrgKey,
     responses(
@@ -146,7 +146,7 @@ pub async fn create(
 
 /// List an organization's keys, without their secrets.
 #[utoipa::path(
-    get, path = "/api/organizations/{organizationId}/api-keys", tag = "Keys",
+    get, path = "/api/organizations/{organizationId}/api-keys", operation_id = "listOrganizationKeys", tag = "Keys",
     params(
         ("organizationId" = Uuid, Path),
         ("includeRevoked" = Option<bool>, Query, description = "Include revoked keys"),
@@ -194,7 +194,7 @@ pub async fn list(
 
 /// Revoke one of the organization's keys at once.
 #[utoipa::path(
-    delete, path = "/api/organizations/{organizationId}/api-keys/{keyId}", tag = "Keys",
+    delete, path = "/api/organizations/{organizationId}/api-keys/{keyId}", operation_id = "revokeOrganizationKey", tag = "Keys",
     params(("organizationId" = Uuid, Path), ("keyId" = Uuid, Path)),
     responses(
         (status = 204, description = "Revoked"),

@@ -166,7 +166,7 @@ fn apply(input: PlanInput, p: &mut Plan, e: &mut ValidationErrors) {
 
 /// Create a plan (platform only).
 #[utoipa::path(
-    post, path = "/api/admin/plans", tag = "Admin",
+    post, path = "/api/admin/plans", operation_id = "createPlan", tag = "Admin",
     request_body = PlanInput,
     responses(
         (status = 201, description = "Created", body = PlanView),
@@ -226,7 +226,7 @@ pub async fn create(
 
 /// List every plan (platform only).
 #[utoipa::path(
-    get, path = "/api/admin/plans", tag = "Admin",
+    get, path = "/api/admin/plans", operation_id = "listPlans", tag = "Admin",
     responses(
         (status = 200, description = "Every plan, public and private", body = PlanList),
         (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
@@ -247,7 +247,7 @@ pub async fn list_all(
 
 /// The public plans, for anyone (no credential needed).
 #[utoipa::path(
-    get, path = "/api/plans", tag = "Plans",
+    get, path = "/api/plans", operation_id = "listPublicPlans", tag = "Plans",
     responses((status = 200, description = "The public plans, cheapest first", body = PlanList))
 )]
 pub async fn list_public(State(state): State<AppState>) -> Result<Json<PlanList>, ApiError> {
@@ -259,7 +259,7 @@ pub async fn list_public(State(state): State<AppState>) -> Result<Json<PlanList>
 
 /// Get a plan (platform only).
 #[utoipa::path(
-    get, path = "/api/admin/plans/{planId}", tag = "Admin",
+    get, path = "/api/admin/plans/{planId}", operation_id = "getPlan", tag = "Admin",
     params(("planId" = String, Path)),
     responses(
         (status = 200, description = "The plan", body = PlanView),
@@ -280,7 +280,7 @@ pub async fn get(
 
 /// Change a plan (platform only). Its id cannot change.
 #[utoipa::path(
-    patch, path = "/api/admin/plans/{planId}", tag = "Admin",
+    patch, path = "/api/admin/plans/{planId}", operation_id = "updatePlan", tag = "Admin",
     params(("planId" = String, Path)),
     request_body = PlanInput,
     responses(
@@ -312,7 +312,7 @@ pub async fn update(
 
 /// Delete a plan nobody is on (platform only). `starter`, the default, stays.
 #[utoipa::path(
-    delete, path = "/api/admin/plans/{planId}", tag = "Admin",
+    delete, path = "/api/admin/plans/{planId}", operation_id = "deletePlan", tag = "Admin",
     params(("planId" = String, Path)),
     responses(
         (status = 204, description = "Deleted"),

@@ -75,7 +75,7 @@ fn role_id(raw: &str) -> Result<i64, ApiError> {
 
 /// List the roles usable in an organization: the system roles, then its own.
 #[utoipa::path(
-    get, path = "/api/organizations/{organizationId}/roles", tag = "Roles",
+    get, path = "/api/organizations/{organizationId}/roles", operation_id = "listRoles", tag = "Roles",
     params(("organizationId" = uuid::Uuid, Path)),
     responses(
         (status = 200, description = "The roles", body = RoleList),
@@ -99,7 +99,7 @@ pub async fn list(
 
 /// Create a custom role.
 #[utoipa::path(
-    post, path = "/api/organizations/{organizationId}/roles", tag = "Roles",
+    post, path = "/api/organizations/{organizationId}/roles", operation_id = "createRole", tag = "Roles",
     params(("organizationId" = uuid::Uuid, Path)),
     request_body = RoleInput,
     responses(
@@ -152,7 +152,7 @@ pub async fn create(
 
 /// Get a role.
 #[utoipa::path(
-    get, path = "/api/organizations/{organizationId}/roles/{roleId}", tag = "Roles",
+    get, path = "/api/organizations/{organizationId}/roles/{roleId}", operation_id = "getRole", tag = "Roles",
     params(("organizationId" = uuid::Uuid, Path), ("roleId" = i64, Path)),
     responses(
         (status = 200, description = "The role", body = RoleView),
@@ -177,7 +177,7 @@ pub async fn get(
 
 /// Change a custom role: its name, description or permissions. System roles cannot change.
 #[utoipa::path(
-    patch, path = "/api/organizations/{organizationId}/roles/{roleId}", tag = "Roles",
+    patch, path = "/api/organizations/{organizationId}/roles/{roleId}", operation_id = "updateRole", tag = "Roles",
     params(("organizationId" = uuid::Uuid, Path), ("roleId" = i64, Path)),
     request_body = RoleInput,
     responses(
@@ -234,7 +234,7 @@ pub async fn update(
 
 /// Delete a custom role that nobody holds.
 #[utoipa::path(
-    delete, path = "/api/organizations/{organizationId}/roles/{roleId}", tag = "Roles",
+    delete, path = "/api/organizations/{organizationId}/roles/{roleId}", operation_id = "deleteRole", tag = "Roles",
     params(("organizationId" = uuid::Uuid, Path), ("roleId" = i64, Path)),
     responses(
         (status = 204, description = "Deleted"),

@@ -46,7 +46,7 @@ pub struct LoginAnswer {
 /// A wrong e-mail and a wrong password answer the same 401 in about the same time. Failed logins
 /// are throttled per account and per client address (429 with `Retry-After`).
 #[utoipa::path(
-    post, path = "/api/auth/login", tag = "People",
+    post, path = "/api/auth/login", operation_id = "login", tag = "People",
     request_body = LoginInput,
     responses(
         (status = 200, description = "Logged in; `token` is shown this once", body = LoginAnswer),
@@ -93,7 +93,7 @@ pub async fn login(
 
 /// Log out: the session token stops working at once.
 #[utoipa::path(
-    post, path = "/api/auth/logout", tag = "People",
+    post, path = "/api/auth/logout", operation_id = "logout", tag = "People",
     responses(
         (status = 204, description = "Logged out"),
         (status = 401, description = "No valid session", body = Problem, content_type = "application/problem+json"),
@@ -115,7 +115,7 @@ pub struct MeAnswer {
 
 /// Who the session belongs to.
 #[utoipa::path(
-    get, path = "/api/auth/me", tag = "People",
+    get, path = "/api/auth/me", operation_id = "getMe", tag = "People",
     responses(
         (status = 200, description = "The person behind the session", body = MeAnswer),
         (status = 401, description = "No valid session", body = Problem, content_type = "application/problem+json"),

@@ -174,7 +174,7 @@ async fn target(state: &AppState, who: &Principal, raw: &str) -> Result<Organiza
 
 /// Charge an organization's wallet (platform only).
 #[utoipa::path(
-    post, path = "/api/admin/organizations/{organization}/charge", tag = "Wallet",
+    post, path = "/api/admin/organizations/{organization}/charge", operation_id = "chargeWallet", tag = "Wallet",
     params(
         ("organization" = Uuid, Path, description = "Organization UUID"),
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$", description = "The same key and body replays the first answer and charges once"),
@@ -255,7 +255,7 @@ pub async fn charge(
 
 /// Top up an organization's wallet (platform only).
 #[utoipa::path(
-    post, path = "/api/admin/organizations/{organization}/credit", tag = "Wallet",
+    post, path = "/api/admin/organizations/{organization}/credit", operation_id = "creditWallet", tag = "Wallet",
     params(
         ("organization" = Uuid, Path, description = "Organization UUID"),
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$", description = "The same key and body replays the first answer and credits once"),
@@ -310,7 +310,7 @@ pub async fn credit(
 
 /// The organization's balances.
 #[utoipa::path(
-    get, path = "/api/organizations/{organizationId}/wallet", tag = "Wallet",
+    get, path = "/api/organizations/{organizationId}/wallet", operation_id = "getWallet", tag = "Wallet",
     params(("organizationId" = Uuid, Path)),
     responses(
         (status = 200, description = "The balances", body = WalletView),
@@ -337,7 +337,7 @@ pub async fn get(
 
 /// The wallet's ledger, newest first.
 #[utoipa::path(
-    get, path = "/api/organizations/{organizationId}/wallet/transactions", tag = "Wallet",
+    get, path = "/api/organizations/{organizationId}/wallet/transactions", operation_id = "listWalletTransactions", tag = "Wallet",
     params(
         ("organizationId" = Uuid, Path),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"),

@@ -67,7 +67,7 @@ fn parse_name(
 
 /// List an organization's workspaces.
 #[utoipa::path(
-    get, path = "/api/organizations/{organizationId}/workspaces", tag = "Workspaces",
+    get, path = "/api/organizations/{organizationId}/workspaces", operation_id = "listWorkspaces", tag = "Workspaces",
     params(("organizationId" = Uuid, Path)),
     responses(
         (status = 200, description = "The workspaces", body = WorkspaceList),
@@ -91,7 +91,7 @@ pub async fn list(
 
 /// Create a workspace.
 #[utoipa::path(
-    post, path = "/api/organizations/{organizationId}/workspaces", tag = "Workspaces",
+    post, path = "/api/organizations/{organizationId}/workspaces", operation_id = "createWorkspace", tag = "Workspaces",
     params(("organizationId" = Uuid, Path)),
     request_body = WorkspaceInput,
     responses(
@@ -120,7 +120,7 @@ pub async fn create(
 
 /// Get a workspace.
 #[utoipa::path(
-    get, path = "/api/organizations/{organizationId}/workspaces/{workspaceId}", tag = "Workspaces",
+    get, path = "/api/organizations/{organizationId}/workspaces/{workspaceId}", operation_id = "getWorkspace", tag = "Workspaces",
     params(("organizationId" = Uuid, Path), ("workspaceId" = Uuid, Path)),
     responses(
         (status = 200, description = "The workspace", body = WorkspaceView),
@@ -142,7 +142,7 @@ pub async fn get(
 
 /// Rename a workspace.
 #[utoipa::path(
-    patch, path = "/api/organizations/{organizationId}/workspaces/{workspaceId}", tag = "Workspaces",
+    patch, path = "/api/organizations/{organizationId}/workspaces/{workspaceId}", operation_id = "updateWorkspace", tag = "Workspaces",
     params(("organizationId" = Uuid, Path), ("workspaceId" = Uuid, Path)),
     request_body = WorkspaceInput,
     responses(
@@ -174,7 +174,7 @@ pub async fn update(
 
 /// Delete a workspace; its members stay, without it.
 #[utoipa::path(
-    delete, path = "/api/organizations/{organizationId}/workspaces/{workspaceId}", tag = "Workspaces",
+    delete, path = "/api/organizations/{organizationId}/workspaces/{workspaceId}", operation_id = "deleteWorkspace", tag = "Workspaces",
     params(("organizationId" = Uuid, Path), ("workspaceId" = Uuid, Path)),
     responses(
         (status = 204, description = "Deleted"),

@@ -407,6 +407,18 @@ async fn every_refusal_stores_nothing_and_changes_nothing(t: Avatars) {
         "{}",
         a.text
     );
+    // A part beside the file is refused by name, as a JSON body's unknown field is, and
+    // nothing is stored.
+    let extra = form(jpeg.clone(), "image/jpeg").text("caption", "team photo");
+    let a = upload(app, Some(&owner), &org, extra).await;
+    a.assert_problem(422, "validation_failed");
+    assert_eq!(
+        a.field_errors(),
+        [("caption".into(), "unknown_field".into())],
+        "{}",
+        a.text
+    );
+    assert_eq!(org_json(app, &org).await["avatarUrl"], Value::Null);
     let two = upload(app, Some(&owner), &org, two_files_again(&jpeg)).await;
     assert_eq!(
         two.body["errors"][0]["code"], "several_files",

@@ -464,8 +464,25 @@ async fn partner_hierarchy_rules(app: App) {
     let a = app.patch(&ppath, json!({"type": "normal"})).await;
     a.assert_problem(409, "has_children");
     let cpath = format!("/api/organizations/{}", child["id"].as_str().unwrap());
+    // A partner has no parent: whether both come in the request or one is stored.
     let a = app.patch(&cpath, json!({"type": "partner"})).await;
-    assert_eq!(a.field_errors(), [("type".into(), "invalid_value".into())]);
+    assert_eq!(a.field_errors(), [("type".into(), "partner_parent".into())]);
+    let a = app
+        .post(
+            "/api/organizations",
+            json!({"name": "P2", "countryCode": "US", "type": "partner", "parentId": partner["id"]}),
+        )
+        .await;
+    assert_eq!(a.field_errors(), [("type".into(), "partner_parent".into())]);
+    let a = app
+        .patch(&cpath, json!({"type": "partner", "parentId": null}))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["type"], "partner");
+    let a = app
+        .patch(&cpath, json!({"type": "normal", "parentId": partner["id"]}))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     let a = app.patch(&cpath, json!({"parentId": child["id"]})).await;
     assert!(
         a.field_errors()

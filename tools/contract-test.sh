@@ -81,8 +81,10 @@ start_server() {
   local port
   port=$(free_port)
   platform_key=$(python3 -c 'import secrets, string; a = string.ascii_letters + string.digits; print("".join(secrets.choice(a) for _ in range(40)))')
+  # Webhooks may go to 127.0.0.1: the fixtures' endpoints point at a closed port there.
   ORGBASE_STRIPE_API_BASE=$stripe ORGBASE_STRIPE_SECRET_KEY=sk_test_standin \
     ORGBASE_STRIPE_WEBHOOK_SECRET=whsec_standin ORGBASE_BOOTSTRAP_KEY=$platform_key \
+    ORGBASE_WEBHOOK_ALLOW_PRIVATE=true \
     "$tmp/orgbase" serve --listen "127.0.0.1:$port" >server.log 2>&1 &
   server_pid=$!
   base=http://127.0.0.1:$port
@@ -196,6 +198,24 @@ fixtures() {
   victim_org=$(api POST /api/organizations '{"name":"Victim","countryCode":"US"}' | jq -r .id)
   if [[ $run = platform ]]; then CT_ORG_DEL=$victim_org; else CT_ORG_DEL=$CT_ORG; fi
 
+  # Webhook endpoints (to a closed port: deliveries fail and wait for their retry), one of the
+  # organization's and one of the platform's, each with a victim for DELETE; a change so that
+  # each has a delivery (the server's worker fans it out within moments).
+  CT_WEBHOOK=$(api POST "/api/organizations/$CT_ORG/webhooks" '{"url":"http://127.0.0.1:9/hook"}' | jq -r .id)
+  CT_WEBHOOK_DEL=$(api POST "/api/organizations/$CT_ORG/webhooks" '{"url":"http://127.0.0.1:9/victim"}' | jq -r .id)
+  CT_ADMIN_WEBHOOK=$(api POST /api/admin/webhooks '{"url":"http://127.0.0.1:9/platform"}' | jq -r .id)
+  CT_ADMIN_WEBHOOK_DEL=$(api POST /api/admin/webhooks '{"url":"http://127.0.0.1:9/victim"}' | jq -r .id)
+  api PATCH "/api/organizations/$CT_ORG" '{"name":"Contract hooks"}' >/dev/null
+  CT_MESSAGE= CT_ADMIN_MESSAGE=
+  for _ in $(seq 40); do
+    CT_MESSAGE=$(api GET "/api/organizations/$CT_ORG/webhooks/$CT_WEBHOOK/messages" | jq -r '.data[0].id // empty')
+    CT_ADMIN_MESSAGE=$(api GET "/api/admin/webhooks/$CT_ADMIN_WEBHOOK/messages" | jq -r '.data[0].id // empty')
+    [[ -n $CT_MESSAGE && -n $CT_ADMIN_MESSAGE ]] && break
+    sleep 0.25
+  done
+  [[ -n $CT_MESSAGE && -n $CT_ADMIN_MESSAGE ]] || fail "the webhook worker made no delivery of the fixtures' change"
+
+  export CT_WEBHOOK CT_WEBHOOK_DEL CT_ADMIN_WEBHOOK CT_ADMIN_WEBHOOK_DEL CT_MESSAGE CT_ADMIN_MESSAGE
   export CT_ORG CT_MEMBER_EMAIL CT_SESSION CT_LOGOUT_SESSION CT_ORG_KEY CT_KEY_DEL CT_WORKSPACE \
     CT_WORKSPACE_DEL CT_INVITATION CT_INVITATION_DEL CT_INVITE_TOKEN CT_PLAN CT_PLAN_DEL CT_PARTNER \
     CT_PARTNER_KEY CT_CHILD CT_COMPAT_TOKEN CT_AVATAR_FILE CT_ORG_DEL
@@ -226,7 +246,10 @@ STATE_CODES = {"invalid_parent", "unknown_plan", "plan_not_offered", "not_subscr
                # What the wallet holds, not the request's form.
                "insufficient_funds",
                # Enabling SMS needs a brand and a campaign id, stored or in the request.
-               "sms_setup_incomplete"}
+               "sms_setup_incomplete",
+               # A webhook URL's host must resolve (to a public address): the network decides,
+               # and this sandbox resolves no generated name.
+               "unreachable_url"}
 # Field refusals that depend on what is stored, on one operation: a suspension needs a reason
 # unless the organization is suspended already with one (and then its reason cannot go).
 STATE_FIELDS = {("PATCH /api/organizations/{organizationId}", "statusReason:required")}

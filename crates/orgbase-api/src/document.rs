@@ -24,7 +24,39 @@ struct Variant {
     refused: &'static [&'static str],
 }
 
-const VARIANTS: [Variant; 6] = [
+const VARIANTS: [Variant; 10] = [
+    Variant {
+        method: "post",
+        path: "/api/organizations/{organizationId}/webhooks",
+        base: "EndpointInput",
+        name: "NewEndpointInput",
+        required: &["url"],
+        refused: &[],
+    },
+    Variant {
+        method: "post",
+        path: "/api/admin/webhooks",
+        base: "EndpointInput",
+        name: "NewEndpointInput",
+        required: &["url"],
+        refused: &[],
+    },
+    Variant {
+        method: "patch",
+        path: "/api/organizations/{organizationId}/webhooks/{endpointId}",
+        base: "EndpointInput",
+        name: "EndpointPatchInput",
+        required: &[],
+        refused: &[],
+    },
+    Variant {
+        method: "patch",
+        path: "/api/admin/webhooks/{endpointId}",
+        base: "EndpointInput",
+        name: "EndpointPatchInput",
+        required: &[],
+        refused: &[],
+    },
     Variant {
         method: "post",
         path: "/api/organizations",
@@ -148,7 +180,31 @@ const AUDIT_TEXT: &str = r"^[^\x00]{1,200}$";
 
 /// OpenAPI links from what a creation answers to the operations on what it created: source
 /// operation, its status, the id's place in its answer, the target's path parameter, targets.
-const LINKS: [(&str, &str, &str, &str, &[&str]); 7] = [
+const LINKS: [(&str, &str, &str, &str, &[&str]); 9] = [
+    (
+        "createWebhookEndpoint",
+        "201",
+        "/id",
+        "endpointId",
+        &[
+            "getWebhookEndpoint",
+            "updateWebhookEndpoint",
+            "deleteWebhookEndpoint",
+            "listWebhookMessages",
+        ],
+    ),
+    (
+        "createPlatformWebhookEndpoint",
+        "201",
+        "/id",
+        "endpointId",
+        &[
+            "getPlatformWebhookEndpoint",
+            "updatePlatformWebhookEndpoint",
+            "deletePlatformWebhookEndpoint",
+            "listPlatformWebhookMessages",
+        ],
+    ),
     (
         "createOrganization",
         "201",
@@ -415,6 +471,50 @@ pub fn refine(doc: &mut Value) {
     item_rules(doc);
     compatible_bodies(doc);
     links(doc);
+    webhooks(doc);
+}
+
+/// The events Orgbase sends, as OpenAPI 3.1 `webhooks`: one per event type, each a POST of a
+/// `WebhookEvent` with the Standard Webhooks headers.
+fn webhooks(doc: &mut Value) {
+    use orgbase_domain::webhook::EventType;
+    let types: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+    doc["components"]["schemas"]["WebhookEvent"] = json!({
+        "type": "object",
+        "description": "An event, as a delivery's body. `data` holds the object's id and the fields the change set; `previous` what those fields were (null for a creation).",
+        "required": ["id", "type", "occurredAt", "organizationId", "data", "previous"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^evt_[0-9a-f]{32}$", "description": "Also the `webhook-id` header: the same on every attempt and replay"},
+            "type": {"type": "string", "enum": types},
+            "occurredAt": {"type": "string", "format": "date-time"},
+            "organizationId": {"type": ["string", "null"], "format": "uuid"},
+            "data": {"type": "object"},
+            "previous": {"type": ["object", "null"]}
+        }
+    });
+    let header = |name: &str, description: &str| json!({"name": name, "in": "header", "required": true, "description": description, "schema": {"type": "string"}});
+    let mut hooks = serde_json::Map::new();
+    for t in EventType::ALL {
+        hooks.insert(
+            t.as_str().to_owned(),
+            json!({"post": {
+                "summary": format!("`{}`", t.as_str()),
+                "operationId": format!("event_{}", t.as_str().replace('.', "_")),
+                "tags": ["Webhooks"],
+                "parameters": [
+                    header("webhook-id", "The event's id"),
+                    header("webhook-timestamp", "Seconds since the epoch, when this attempt was signed"),
+                    header("webhook-signature", "`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one per secret (two during a rotation), space-separated")
+                ],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "allOf": [{"$ref": "#/components/schemas/WebhookEvent"}],
+                    "properties": {"type": {"const": t.as_str()}}
+                }}}},
+                "responses": {"2XX": {"description": "Received. Anything else is retried; 410 disables the endpoint."}}
+            }}),
+        );
+    }
+    doc["webhooks"] = Value::Object(hooks);
 }
 
 /// The component names `schema` refers to, directly or in `oneOf`/`items`.
@@ -555,6 +655,17 @@ fn item_rules(doc: &mut Value) {
     }
     for field in ["successUrl", "cancelUrl"] {
         schemas["CheckoutInput"]["properties"][field]["pattern"] = json!(HTTP_URL_PATTERN);
+    }
+    // Webhook endpoints: the event types by name, the URL as webhooks take it.
+    let event_types: Vec<&str> = orgbase_domain::webhook::EventType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    for schema in ["NewEndpointInput", "EndpointPatchInput"] {
+        let p = &mut schemas[schema]["properties"];
+        p["eventTypes"]["items"] = json!({"type": "string", "enum": event_types});
+        p["url"]["pattern"] = json!(HTTP_URL_PATTERN);
+        p["description"]["pattern"] = json!("^[^\\x00]*$");
     }
     // One part, `file`, with at least one byte (`avatars::read_file`).
     schemas["AvatarUpload"]["additionalProperties"] = json!(false);

@@ -49,7 +49,7 @@ use crate::metrics::Metrics;
 use crate::native::avatars::{AvatarConfig, Avatars};
 use crate::native::{
     api_keys, audit, avatars, billing as billing_routes, invitations, members, ops, org_keys,
-    organizations, plans, roles, sessions, wallet, workspaces,
+    organizations, plans, roles, sessions, wallet, webhooks, workspaces,
 };
 
 /// What the HTTP layer needs from the configuration. (`Debug` leaves out the SMTP URL, which
@@ -75,6 +75,8 @@ pub struct ApiConfig {
     pub avatars: AvatarConfig,
     /// A request not answered within this is answered 503 `request_timeout`.
     pub request_timeout: Duration,
+    /// Webhooks may go to private and loopback addresses (`ORGBASE_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -105,6 +107,7 @@ impl Default for ApiConfig {
             member_directory_min: 1000,
             avatars: AvatarConfig::default(),
             request_timeout: Duration::from_secs(10),
+            webhook_allow_private: false,
         }
     }
 }
@@ -164,6 +167,7 @@ impl AppState {
             mailer,
         );
         services.billing = billing;
+        let services = services.with_private_webhooks(config.webhook_allow_private);
         Ok(Self(Arc::new(Shared {
             services,
             config: Arc::new(config),
@@ -195,6 +199,7 @@ impl AppState {
         (name = "Plans", description = "The public product plans"),
         (name = "Wallet", description = "Balances, charges, top-ups and the ledger"),
         (name = "Audit log", description = "Who changed what, when, and through which API: one entry per change, written with it"),
+        (name = "Webhooks", description = "Endpoints that receive signed events (Standard Webhooks) of every change, their deliveries, attempts and replays"),
         (name = "Billing", description = "Checkout with the billing provider, billing state, and the provider's signed webhooks"),
         (name = "Partner settings", description = "POST /api/v2/updateOrganization, as the partner settings document specifies"),
         (name = "Properties", description = "PATCH /v1/orgs/{org_id}/properties, as the properties document specifies"),
@@ -262,6 +267,30 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(wallet::credit))
         .routes(routes!(wallet::get))
         .routes(routes!(wallet::transactions))
+        .routes(routes!(webhooks::org_list, webhooks::org_create))
+        .routes(routes!(
+            webhooks::org_get,
+            webhooks::org_update,
+            webhooks::org_delete
+        ))
+        .routes(routes!(webhooks::org_rotate))
+        .routes(routes!(webhooks::org_test))
+        .routes(routes!(webhooks::org_messages))
+        .routes(routes!(webhooks::org_attempts))
+        .routes(routes!(webhooks::org_replay))
+        .routes(routes!(webhooks::org_recover))
+        .routes(routes!(webhooks::admin_list, webhooks::admin_create))
+        .routes(routes!(
+            webhooks::admin_get,
+            webhooks::admin_update,
+            webhooks::admin_delete
+        ))
+        .routes(routes!(webhooks::admin_rotate))
+        .routes(routes!(webhooks::admin_test))
+        .routes(routes!(webhooks::admin_messages))
+        .routes(routes!(webhooks::admin_attempts))
+        .routes(routes!(webhooks::admin_replay))
+        .routes(routes!(webhooks::admin_recover))
         .routes(routes!(audit::list))
         .routes(routes!(audit::list_all))
         .routes(routes!(compat::partner_settings::update_organization))

@@ -11,6 +11,7 @@ pub mod plan;
 pub mod rules;
 pub mod validation;
 pub mod wallet;
+pub mod webhook;
 
 pub use audit::{Actor, ActorType, AuditEntry, AuditQuery, AuditSurface, Audited, Origin, Target};
 pub use credential::{ApiKey, KeyKind, NewSecret, SecretHash};

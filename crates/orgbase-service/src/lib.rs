@@ -20,6 +20,7 @@ pub mod providers;
 pub mod roles;
 pub mod sessions;
 pub mod wallet;
+pub mod webhooks;
 pub mod workspaces;
 
 use std::sync::Arc;
@@ -60,10 +61,31 @@ pub struct Services {
     pub members: Arc<MemberDirectory>,
     /// The billing providers configured (none by default).
     pub billing: Billing,
+    /// Webhook delivery: this node's worker, and the client it sends with.
+    pub webhooks: Webhooks,
+}
+
+/// Webhook delivery on this node.
+#[derive(Clone)]
+pub struct Webhooks {
+    pub worker: Arc<orgbase_webhooks::Worker>,
+    pub deliverer: orgbase_webhooks::Deliverer,
+}
+
+impl Webhooks {
+    /// Delivery from `store`, to public addresses only unless `allow_private`.
+    pub fn new(store: DynStore, allow_private: bool) -> Self {
+        let deliverer = orgbase_webhooks::Deliverer::new(allow_private);
+        Self {
+            worker: orgbase_webhooks::Worker::new(store, deliverer.clone()),
+            deliverer,
+        }
+    }
 }
 
 impl Services {
     pub fn new(store: DynStore, config: ServiceConfig, mailer: Arc<dyn Mailer>) -> Self {
+        let store_for_webhooks = store.clone();
         Self {
             store,
             config: Arc::new(config),
@@ -74,6 +96,14 @@ impl Services {
             login_by_address: Arc::new(FailureThrottle::new(20, Duration::from_secs(60))),
             members: Arc::new(MemberDirectory::default()),
             billing: Billing::default(),
+            webhooks: Webhooks::new(store_for_webhooks, false),
         }
+    }
+
+    /// Webhooks may (or may not) reach private and loopback addresses
+    /// (`ORGBASE_WEBHOOK_ALLOW_PRIVATE`).
+    pub fn with_private_webhooks(mut self, allow: bool) -> Self {
+        self.webhooks = Webhooks::new(self.store.clone(), allow);
+        self
     }
 }

@@ -41,6 +41,8 @@ pub struct Retention {
     pub deleted: chrono::Duration,
     /// Audit entries.
     pub audit: chrono::Duration,
+    /// Webhook events whose deliveries all succeeded (with their attempts).
+    pub webhooks: chrono::Duration,
 }
 
 /// Removes the audit entries older than `retention` (in batches); answers how many.
@@ -52,6 +54,22 @@ pub async fn purge_audit_log(
     let mut total = 0;
     loop {
         let n = store.purge_audit_entries(before, 5000).await?;
+        total += n;
+        if n < 5000 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Removes the delivered webhook events older than `retention` (in batches); answers how many.
+pub async fn purge_webhook_events(
+    store: &DynStore,
+    retention: chrono::Duration,
+) -> Result<u64, orgbase_store::StoreError> {
+    let before = orgbase_domain::now() - retention;
+    let mut total = 0;
+    loop {
+        let n = store.purge_webhook_events(before, 5000).await?;
         total += n;
         if n < 5000 {
             return Ok(total);
@@ -86,6 +104,11 @@ pub async fn purge_periodically(
                     Ok(0) => {}
                     Ok(n) => tracing::info!(keys = n, "idempotency keys past 24 hours removed"),
                     Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed; will retry"),
+                }
+                match purge_webhook_events(&store, retention.webhooks).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(events = n, "delivered webhook events past their retention removed"),
+                    Err(e) => tracing::warn!(error = %e, "purging webhook events failed; will retry"),
                 }
                 match store.purge_sessions(orgbase_domain::now()).await {
                     Ok(0) => {}

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use orgbase_domain::webhook::Event;
 use orgbase_domain::AuditEntry;
 use serde_json::{json, Value};
 
@@ -23,6 +24,9 @@ pub struct Staged {
     /// The ids storage gave the change's targets (a new role's; the organizations a purge
     /// removed), for entries staged without one.
     targets: OnceLock<Vec<String>>,
+    /// The webhook events of the entries, made once: the ids are random, and a committed
+    /// transaction must hold exactly one copy of each event however often it was attempted.
+    events: OnceLock<Vec<Event>>,
 }
 
 impl Staged {
@@ -52,6 +56,13 @@ impl Staged {
             }
         }
         Cow::Owned(out)
+    }
+
+    /// The outbox events of the entries (see [`Event::from_entry`]), made on the first call and
+    /// the same after: call it where the entries are inserted, once their targets are resolved.
+    pub(crate) fn events(&self) -> &[Event] {
+        self.events
+            .get_or_init(|| self.entries().iter().flat_map(Event::from_entry).collect())
     }
 
     /// Gives entries staged without a target id (the service cannot know the ids storage
@@ -96,6 +107,7 @@ where
         entries,
         written: AtomicBool::new(false),
         targets: OnceLock::new(),
+        events: OnceLock::new(),
     });
     let out = STAGED.scope(staged.clone(), write).await;
     if out.is_ok() && !staged.is_written() {

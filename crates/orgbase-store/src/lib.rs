@@ -568,6 +568,87 @@ pub trait AuditStore: Send + Sync {
     async fn purge_audit_entries(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
 }
 
+/// Webhooks: endpoints, the outbox of events (written by the changes themselves, with their
+/// audit entries: see [`audit`]), and each event's delivery to each endpoint with its attempts.
+///
+/// Several nodes may run the delivery worker on one PostgreSQL database: dispatching and
+/// claiming take rows no other node holds (`FOR UPDATE SKIP LOCKED`), and a claimed message is
+/// leased, so that a node that dies mid-delivery leaves it to another once the lease ends.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    async fn create_webhook_endpoint(
+        &self,
+        e: &orgbase_domain::webhook::WebhookEndpoint,
+    ) -> StoreResult<()>;
+    async fn get_webhook_endpoint(
+        &self,
+        id: Uuid,
+    ) -> StoreResult<Option<orgbase_domain::webhook::WebhookEndpoint>>;
+    /// An owner's endpoints, oldest first.
+    async fn list_webhook_endpoints(
+        &self,
+        owner: orgbase_domain::webhook::EndpointOwner,
+    ) -> StoreResult<Vec<orgbase_domain::webhook::WebhookEndpoint>>;
+    /// Stores every field of `e` but its id, owner and creation time; false when it is gone.
+    async fn update_webhook_endpoint(
+        &self,
+        e: &orgbase_domain::webhook::WebhookEndpoint,
+    ) -> StoreResult<bool>;
+    /// Removes the endpoint with its messages and attempts; false when it was gone.
+    async fn delete_webhook_endpoint(&self, id: Uuid) -> StoreResult<bool>;
+    /// Fans out up to `limit` undispatched events, oldest first: one pending message, due at
+    /// once, for each enabled endpoint that wants the event's type and was made before it, of
+    /// the platform, of the event's organization, or of that organization's parent (a partner).
+    /// The events are then dispatched. Answers how many events it took.
+    async fn dispatch_webhook_events(&self, limit: u32) -> StoreResult<u32>;
+    /// Leases up to `limit` pending messages due at `now` (and not leased by another worker)
+    /// until `lease_until`, soonest due first, with their payloads and endpoints.
+    async fn claim_webhook_messages(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<orgbase_domain::webhook::DueMessage>>;
+    /// Records `attempt` and what it leaves of its message (releasing the lease), and disables
+    /// the endpoint when the outcome says so. One transaction.
+    async fn finish_webhook_attempt(
+        &self,
+        attempt: &orgbase_domain::webhook::WebhookAttempt,
+        outcome: &orgbase_domain::webhook::AttemptOutcome,
+    ) -> StoreResult<()>;
+    /// An endpoint's messages, newest first, before the message `before` if given.
+    async fn list_webhook_messages(
+        &self,
+        endpoint: Uuid,
+        before: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<orgbase_domain::webhook::WebhookMessage>>;
+    async fn get_webhook_message(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<orgbase_domain::webhook::WebhookMessage>>;
+    /// A message's attempts, oldest first.
+    async fn list_webhook_attempts(
+        &self,
+        message: &str,
+    ) -> StoreResult<Vec<orgbase_domain::webhook::WebhookAttempt>>;
+    /// Sets messages pending again, due at `now` (a replay, a recovery): the message `id`, or
+    /// with `failed_since` every failed message of the endpoint updated since then. Answers
+    /// how many.
+    async fn requeue_webhook_messages(
+        &self,
+        endpoint: Uuid,
+        id: Option<&str>,
+        failed_since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+    /// The oldest attempt of the endpoint's unbroken run of failures (no success since), if any.
+    async fn webhook_failing_since(&self, endpoint: Uuid) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Removes up to `limit` dispatched events that occurred before `before` and whose messages
+    /// are all delivered (or that had none); answers how many.
+    async fn purge_webhook_events(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
+}
+
 /// Everything Orgbase stores.
 #[async_trait]
 pub trait Store:
@@ -583,6 +664,7 @@ pub trait Store:
     + IdempotencyStore
     + BillingStore
     + AuditStore
+    + WebhookStore
     + Send
     + Sync
     + 'static

@@ -37,6 +37,8 @@ mod plans;
 mod search;
 #[path = "postgres_wallet.rs"]
 mod wallet;
+#[path = "postgres_webhooks.rs"]
+mod webhooks;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -175,7 +177,7 @@ pub(crate) async fn begin(
 pub(crate) async fn commit(mut tx: sqlx::Transaction<'_, Postgres>) -> StoreResult<()> {
     let staged = crate::audit::staged();
     if let Some(s) = &staged {
-        audit::insert(&mut tx, &s.entries()).await?;
+        audit::insert(&mut *tx, &s.entries(), s.events()).await?;
     }
     if let Some(m) = crate::idempotency_mark::current() {
         let marked = sqlx::query(

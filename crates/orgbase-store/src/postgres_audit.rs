@@ -4,10 +4,11 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orgbase_domain::audit::{Actor, ActorType, AuditEntry, AuditQuery, AuditSurface, Target};
+use orgbase_domain::webhook::Event;
 use orgbase_domain::OrganizationId;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgConnection, QueryBuilder, Row};
+use sqlx::{PgExecutor, QueryBuilder, Row};
 
 use super::{bad, begin, map_err, PgStore};
 use crate::audit::{row, COLUMNS};
@@ -18,18 +19,31 @@ use crate::{AuditStore, StoreResult};
 pub(super) const INSERT: &str =
     "INSERT INTO audit_log SELECT * FROM jsonb_populate_recordset(NULL::audit_log, $1)";
 
+/// `INSERT`, and in the same statement the webhook events of the entries
+/// (`super::webhooks::rows`).
+const INSERT_WITH_EVENTS: &str = "WITH ev AS (INSERT INTO webhook_events \
+    SELECT * FROM jsonb_populate_recordset(NULL::webhook_events, $2)) \
+    INSERT INTO audit_log SELECT * FROM jsonb_populate_recordset(NULL::audit_log, $1)";
+
 /// `entries` as the JSON array `INSERT` takes.
 pub(super) fn rows(entries: &[AuditEntry]) -> serde_json::Value {
     serde_json::Value::Array(entries.iter().map(row).collect())
 }
 
-/// Inserts `entries` with the transaction `conn` is in.
-pub(super) async fn insert(conn: &mut PgConnection, entries: &[AuditEntry]) -> StoreResult<()> {
-    sqlx::query(INSERT)
-        .bind(rows(entries))
-        .execute(conn)
-        .await
-        .map_err(map_err)?;
+/// Inserts `entries` and their webhook `events` (one statement, so no round trip more for the
+/// events), in the transaction `conn` is in or as a transaction of its own.
+pub(super) async fn insert<'c>(
+    conn: impl PgExecutor<'c>,
+    entries: &[AuditEntry],
+    events: &[Event],
+) -> StoreResult<()> {
+    let q = match super::webhooks::rows(events) {
+        Some(events) => sqlx::query(INSERT_WITH_EVENTS)
+            .bind(rows(entries))
+            .bind(events),
+        None => sqlx::query(INSERT).bind(rows(entries)),
+    };
+    q.execute(conn).await.map_err(map_err)?;
     Ok(())
 }
 
@@ -103,12 +117,8 @@ impl AuditStore for PgStore {
     }
 
     async fn append_audit_entries(&self, entries: &[AuditEntry]) -> StoreResult<()> {
-        sqlx::query(INSERT)
-            .bind(rows(entries))
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(())
+        let events: Vec<Event> = entries.iter().flat_map(Event::from_entry).collect();
+        insert(&self.pool, entries, &events).await
     }
 
     async fn purge_audit_entries(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {

@@ -50,7 +50,7 @@ const BATCH_COLUMNS: [usize; 16] = [1, 2, 3, 4, 6, 12, 13, 14, 15, 16, 17, 18, 1
 /// The batch's statement: its rows, each if still at the version its writer read, and the cache
 /// notice of those updated, inside the same transaction (one notice a batch: with one batch in
 /// flight, the commit-time serialization of notifying transactions costs nothing), and the
-/// audit entries of the rows updated.
+/// audit entries and webhook events of the rows updated.
 const BATCH_UPDATE: &str = "WITH u AS (UPDATE organizations o SET \
     name = v.name, slug = v.slug, country_code = v.country_code, avatar_url = v.avatar_url, \
     status_reason = v.status_reason, sms_enabled = v.sms_enabled, \
@@ -68,6 +68,9 @@ const BATCH_UPDATE: &str = "WITH u AS (UPDATE organizations o SET \
     WHERE o.id = v.id AND o.version = v.prev \
     RETURNING o.id, o.version), \
     a AS (INSERT INTO audit_log SELECT r.* FROM jsonb_populate_recordset(NULL::audit_log, $20) r \
+        WHERE r.organization_id IN (SELECT id FROM u)), \
+    ev AS (INSERT INTO webhook_events SELECT r.* \
+        FROM jsonb_populate_recordset(NULL::webhook_events, $21) r \
         WHERE r.organization_id IN (SELECT id FROM u)) \
     SELECT coalesce(array_agg(u.id), '{}'), CASE WHEN count(*) > 0 THEN pg_notify($19, \
         string_agg('org:' || u.id::text || ':' || u.version::text, ',')) END \
@@ -333,6 +336,12 @@ async fn update_rows(
         .bind(col(batch, |o| o.version))
         .bind(cache::CHANNEL)
         .bind(super::audit::rows(&entries))
+        .bind(super::webhooks::rows(
+            batch
+                .iter()
+                .filter_map(|p| p.staged.as_ref())
+                .flat_map(|s| s.events()),
+        ))
         .fetch_one(&mut *conn)
         .await?;
     Ok(rows.into_iter().collect())

@@ -99,12 +99,13 @@ impl WalletStore for PgStore {
                 return Ok(Appended::Existing(found));
             }
         }
-        // The entry's audit entries go in its statement.
+        // The entry's audit entries and webhook events go in its statement.
         let staged = crate::audit::staged();
         let entries = staged
             .as_ref()
             .map(|s| s.entries().into_owned())
             .unwrap_or_default();
+        let events = super::webhooks::rows(staged.iter().flat_map(|s| s.events()));
         for _ in 0..2 {
             // One statement, so one transaction and one round trip.
             let row = sqlx::query(&format!(
@@ -119,7 +120,10 @@ impl WalletStore for PgStore {
                  created_at) SELECT organization_id, actor, idempotency_key, id, created_at \
                  FROM e WHERE idempotency_key IS NOT NULL), \
                  a AS (INSERT INTO audit_log SELECT * FROM \
-                 jsonb_populate_recordset(NULL::audit_log, $12) WHERE EXISTS (SELECT 1 FROM e)) \
+                 jsonb_populate_recordset(NULL::audit_log, $12) WHERE EXISTS (SELECT 1 FROM e)), \
+                 ev AS (INSERT INTO webhook_events SELECT * FROM \
+                 jsonb_populate_recordset(NULL::webhook_events, $13) \
+                 WHERE EXISTS (SELECT 1 FROM e)) \
                  SELECT * FROM e"
             ))
             .bind(e.id)
@@ -134,6 +138,7 @@ impl WalletStore for PgStore {
             .bind(e.created_at)
             .bind(e.amount)
             .bind(super::audit::rows(&entries))
+            .bind(&events)
             .fetch_optional(&self.pool)
             .await;
             match row {

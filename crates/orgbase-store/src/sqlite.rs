@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0011_idempotency_committed.sql"),
     include_str!("../migrations/sqlite/0012_audit_log.sql"),
     include_str!("../migrations/sqlite/0013_audit_log_rowid.sql"),
+    include_str!("../migrations/sqlite/0014_webhooks.sql"),
 ];
 
 #[path = "sqlite_audit.rs"]
@@ -58,6 +59,8 @@ mod people;
 mod plans;
 #[path = "sqlite_wallet.rs"]
 mod wallet;
+#[path = "sqlite_webhooks.rs"]
+mod webhooks;
 const READERS: usize = 4;
 /// Upper bound on the writes one transaction takes, so one fsync never waits on an endless queue.
 const MAX_BATCH: usize = 512;
@@ -446,12 +449,13 @@ impl SqliteStore {
     {
         // The request's Idempotency-Key, marked committed in this write's own transaction.
         let mark = crate::idempotency_mark::current();
-        // The change's audit entries, written in the same transaction.
+        // The change's audit entries and webhook events, written in the same transaction.
         let staged = crate::audit::staged();
         let f = move |conn: &Connection| {
             let v = f(conn)?;
             if let Some(s) = staged.as_ref().filter(|s| !s.is_written()) {
                 audit::insert(conn, &s.entries())?;
+                webhooks::insert_events(conn, s.events())?;
             }
             if let Some(m) = &mark {
                 let marked = conn

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orgbase_domain::audit::{Actor, ActorType, AuditEntry, AuditQuery, AuditSurface, Target};
+use orgbase_domain::webhook::Event;
 use orgbase_domain::OrganizationId;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, Row};
@@ -162,7 +163,12 @@ impl AuditStore for SqliteStore {
 
     async fn append_audit_entries(&self, entries: &[AuditEntry]) -> StoreResult<()> {
         let entries = entries.to_vec();
-        self.write(move |conn| insert(conn, &entries)).await
+        let events: Vec<Event> = entries.iter().flat_map(Event::from_entry).collect();
+        self.write(move |conn| {
+            insert(conn, &entries)?;
+            super::webhooks::insert_events(conn, &events)
+        })
+        .await
     }
 
     async fn purge_audit_entries(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {

@@ -32,6 +32,10 @@ pub struct Settings {
     pub deleted_retention_days: u32,
     /// Days an audit entry is kept before the retention purge removes it.
     pub audit_retention_days: u32,
+    /// Webhooks may go to private, loopback and link-local addresses (tests, private networks).
+    pub webhook_allow_private: bool,
+    /// Days a delivered webhook event is kept (with its attempts) before it is purged.
+    pub webhook_retention_days: u32,
     /// `smtp://host:port` or `smtps://…`; unset: mail goes to `mail_outbox`.
     #[serde(skip_serializing)]
     pub smtp_url: Option<SecretString>,
@@ -80,6 +84,8 @@ impl Default for Settings {
             database_statement_timeout_ms: 5_000,
             deleted_retention_days: 30,
             audit_retention_days: 365,
+            webhook_allow_private: false,
+            webhook_retention_days: 30,
             smtp_url: None,
             mail_from: "Orgbase <no-reply@localhost>".into(),
             mail_outbox: "mail-outbox".into(),
@@ -126,6 +132,8 @@ const KNOWN: &[&str] = &[
     "database_statement_timeout_ms",
     "deleted_retention_days",
     "audit_retention_days",
+    "webhook_allow_private",
+    "webhook_retention_days",
     "smtp_url",
     "mail_from",
     "mail_outbox",
@@ -163,6 +171,8 @@ pub struct Config {
     pub pg_bounds: orgbase_store::postgres::Bounds,
     pub deleted_retention: chrono::Duration,
     pub audit_retention: chrono::Duration,
+    pub webhook_allow_private: bool,
+    pub webhook_retention: chrono::Duration,
     pub smtp_url: Option<SecretString>,
     pub mail_from: String,
     pub mail_outbox: std::path::PathBuf,
@@ -328,6 +338,10 @@ fn check(s: Settings) -> Result<Config, String> {
     if !(1..=36500).contains(&s.audit_retention_days) {
         errors.push("audit_retention_days (ORGBASE_AUDIT_RETENTION_DAYS): must be 1–36500".into());
     }
+    if !(1..=3650).contains(&s.webhook_retention_days) {
+        errors
+            .push("webhook_retention_days (ORGBASE_WEBHOOK_RETENTION_DAYS): must be 1–3650".into());
+    }
     if let Some(u) = &s.smtp_url {
         let ok = url::Url::parse(u.expose_secret())
             .is_ok_and(|p| matches!(p.scheme(), "smtp" | "smtps") && p.host_str().is_some());
@@ -390,6 +404,8 @@ fn check(s: Settings) -> Result<Config, String> {
         },
         deleted_retention: chrono::Duration::days(s.deleted_retention_days as i64),
         audit_retention: chrono::Duration::days(s.audit_retention_days as i64),
+        webhook_allow_private: s.webhook_allow_private,
+        webhook_retention: chrono::Duration::days(s.webhook_retention_days as i64),
         smtp_url: s.smtp_url,
         mail_from: s.mail_from,
         mail_outbox: s.mail_outbox.into(),

@@ -299,6 +299,7 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         orgbase_api::Retention {
             deleted: config.deleted_retention,
             audit: config.audit_retention,
+            webhooks: config.webhook_retention,
         },
         shutdown.clone(),
     ));
@@ -324,6 +325,7 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
             mail_outbox: config.mail_outbox.clone(),
             avatars: config.avatars.clone(),
             request_timeout: config.request_timeout,
+            webhook_allow_private: config.webhook_allow_private,
             ..ApiConfig::default()
         },
         billing,
@@ -331,9 +333,12 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!(e))
     .context("setting up mail and avatar storage")?;
     tracing::info!(mail = %state.mailer.describe(), "mail");
+    // Webhook delivery: this node's worker, until shutdown.
+    let webhooks = state.webhooks.worker.clone().spawn(shutdown.clone());
     orgbase_api::serve(listener, state, shutdown)
         .await
         .context("serving")?;
+    let _ = webhooks.await;
     tracing::info!("orgbase stopped");
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod roles;
 pub mod sessions;
 pub mod views;
 pub mod wallet;
+pub mod webhooks;
 pub mod workspaces;
 
 /// An answer that carries a secret shown once: marked so that an Idempotency-Key does not keep

@@ -17,6 +17,7 @@ mod outages;
 mod partners;
 mod people;
 mod wallet;
+mod webhooks;
 
 use orgbase_api::{ApiConfig, AppState, Bootstrap};
 use orgbase_store::testing::{self, TestDb};
@@ -63,6 +64,8 @@ pub struct App {
     pub outbox: tempfile::TempDir,
     /// Where avatars go (unless the config names another folder or a bucket).
     pub avatar_dir: tempfile::TempDir,
+    /// The server's state: its services (the webhook worker, for tests to drain).
+    pub state: AppState,
     shutdown: CancellationToken,
 }
 
@@ -142,8 +145,16 @@ impl Answer {
 }
 
 impl App {
+    /// With webhooks allowed to reach loopback, where tests' receivers listen.
     pub async fn start(db: TestDb) -> App {
-        Self::start_with(db, ApiConfig::default()).await
+        Self::start_with(
+            db,
+            ApiConfig {
+                webhook_allow_private: true,
+                ..ApiConfig::default()
+            },
+        )
+        .await
     }
 
     pub async fn start_with(db: TestDb, config: ApiConfig) -> App {
@@ -176,7 +187,11 @@ impl App {
         }
         let shutdown = CancellationToken::new();
         let state = AppState::new(db.store.clone(), config, billing).unwrap();
-        tokio::spawn(orgbase_api::serve(listener, state, shutdown.clone()));
+        tokio::spawn(orgbase_api::serve(
+            listener,
+            state.clone(),
+            shutdown.clone(),
+        ));
         App {
             base,
             key,
@@ -187,6 +202,7 @@ impl App {
             db,
             outbox,
             avatar_dir,
+            state,
             shutdown,
         }
     }

@@ -327,6 +327,138 @@ fn table() -> Vec<Row> {
             None,
             [401, 401, 403, 403, 403, 403, 204],
         ),
+        row(
+            M::GET,
+            "/api/organizations/{org}/webhooks",
+            None,
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::POST,
+            "/api/organizations/{org}/webhooks",
+            Some(json!({"url": "http://127.0.0.1:9/hook/{n}"})),
+            org_route(403, 403, 201, 201),
+        ),
+        row(
+            M::GET,
+            "/api/organizations/{org}/webhooks/{endpoint}",
+            None,
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::PATCH,
+            "/api/organizations/{org}/webhooks/{endpoint}",
+            Some(json!({"description": "hook {n}"})),
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::DELETE,
+            "/api/organizations/{org}/webhooks/{endpoint}",
+            None,
+            org_route(403, 403, 204, 204),
+        ),
+        row(
+            M::POST,
+            "/api/organizations/{org}/webhooks/{endpoint}/rotate-secret",
+            None,
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::POST,
+            "/api/organizations/{org}/webhooks/{endpoint}/test",
+            None,
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::GET,
+            "/api/organizations/{org}/webhooks/{endpoint}/messages",
+            None,
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::GET,
+            "/api/organizations/{org}/webhooks/{endpoint}/messages/{message}/attempts",
+            None,
+            org_route(403, 403, 200, 200),
+        ),
+        row(
+            M::POST,
+            "/api/organizations/{org}/webhooks/{endpoint}/messages/{message}/replay",
+            None,
+            org_route(403, 403, 202, 202),
+        ),
+        row(
+            M::POST,
+            "/api/organizations/{org}/webhooks/{endpoint}/recover?since=2020-01-01T00:00:00Z",
+            None,
+            org_route(403, 403, 202, 202),
+        ),
+        row(
+            M::GET,
+            "/api/admin/webhooks",
+            None,
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
+        row(
+            M::POST,
+            "/api/admin/webhooks",
+            Some(json!({"url": "http://127.0.0.1:9/platform/{n}"})),
+            [401, 401, 403, 403, 403, 403, 201],
+        ),
+        row(
+            M::GET,
+            "/api/admin/webhooks/{admin_endpoint}",
+            None,
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
+        row(
+            M::PATCH,
+            "/api/admin/webhooks/{admin_endpoint}",
+            Some(json!({"description": "hook {n}"})),
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
+        row(
+            M::DELETE,
+            "/api/admin/webhooks/{admin_endpoint}",
+            None,
+            [401, 401, 403, 403, 403, 403, 204],
+        ),
+        row(
+            M::POST,
+            "/api/admin/webhooks/{admin_endpoint}/rotate-secret",
+            None,
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
+        row(
+            M::POST,
+            "/api/admin/webhooks/{admin_endpoint}/test",
+            None,
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
+        row(
+            M::GET,
+            "/api/admin/webhooks/{admin_endpoint}/messages",
+            None,
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
+        row(
+            M::GET,
+            "/api/admin/webhooks/{admin_endpoint}/messages/{admin_message}/attempts",
+            None,
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
+        row(
+            M::POST,
+            "/api/admin/webhooks/{admin_endpoint}/messages/{admin_message}/replay",
+            None,
+            [401, 401, 403, 403, 403, 403, 202],
+        ),
+        row(
+            M::POST,
+            "/api/admin/webhooks/{admin_endpoint}/recover?since=2020-01-01T00:00:00Z",
+            None,
+            [401, 401, 403, 403, 403, 403, 202],
+        ),
         // The token travels in the query string here, and only platform and partner keys count.
         row(
             M::POST,
@@ -462,6 +594,59 @@ fn actions() -> BTreeMap<&'static str, &'static str> {
         (
             "POST /api/organizations/{org}/transfer-ownership",
             "organization.ownership_transferred",
+        ),
+        (
+            "POST /api/organizations/{org}/webhooks",
+            "webhook_endpoint.created",
+        ),
+        (
+            "PATCH /api/organizations/{org}/webhooks/{endpoint}",
+            "webhook_endpoint.updated",
+        ),
+        (
+            "DELETE /api/organizations/{org}/webhooks/{endpoint}",
+            "webhook_endpoint.deleted",
+        ),
+        (
+            "POST /api/organizations/{org}/webhooks/{endpoint}/rotate-secret",
+            "webhook_endpoint.secret_rotated",
+        ),
+        (
+            "POST /api/organizations/{org}/webhooks/{endpoint}/test",
+            "webhook_endpoint.tested",
+        ),
+        (
+            "POST /api/organizations/{org}/webhooks/{endpoint}/messages/{message}/replay",
+            "webhook_message.replayed",
+        ),
+        (
+            "POST /api/organizations/{org}/webhooks/{endpoint}/recover?since=2020-01-01T00:00:00Z",
+            "webhook_endpoint.recovered",
+        ),
+        ("POST /api/admin/webhooks", "webhook_endpoint.created"),
+        (
+            "PATCH /api/admin/webhooks/{admin_endpoint}",
+            "webhook_endpoint.updated",
+        ),
+        (
+            "DELETE /api/admin/webhooks/{admin_endpoint}",
+            "webhook_endpoint.deleted",
+        ),
+        (
+            "POST /api/admin/webhooks/{admin_endpoint}/rotate-secret",
+            "webhook_endpoint.secret_rotated",
+        ),
+        (
+            "POST /api/admin/webhooks/{admin_endpoint}/test",
+            "webhook_endpoint.tested",
+        ),
+        (
+            "POST /api/admin/webhooks/{admin_endpoint}/messages/{admin_message}/replay",
+            "webhook_message.replayed",
+        ),
+        (
+            "POST /api/admin/webhooks/{admin_endpoint}/recover?since=2020-01-01T00:00:00Z",
+            "webhook_endpoint.recovered",
         ),
     ])
 }
@@ -606,6 +791,38 @@ impl Fixture<'_> {
             );
             s = s.replace("{plan}", p.body["id"].as_str().unwrap());
         }
+        if s.contains("{endpoint}") || s.contains("{admin_endpoint}") {
+            // An endpoint (at a closed port), and a delivery of a change to it.
+            let admin = s.contains("{admin_endpoint}");
+            let base = if admin {
+                "/api/admin/webhooks".to_owned()
+            } else {
+                format!("/api/organizations/{org}/webhooks")
+            };
+            let e = made(
+                app.post(&base, json!({"url": "http://127.0.0.1:9/fixture"}))
+                    .await,
+            );
+            let id = e.body["id"].as_str().unwrap().to_owned();
+            if s.contains("{message}") || s.contains("{admin_message}") {
+                made(
+                    app.patch(
+                        &format!("/api/organizations/{org}"),
+                        json!({"name": format!("Hooked {}", self.next())}),
+                    )
+                    .await,
+                );
+                app.state.webhooks.worker.drain().await.unwrap();
+                let m = made(app.get(&format!("{base}/{id}/messages")).await);
+                let mid = m.body["data"][0]["id"].as_str().unwrap().to_owned();
+                s = s
+                    .replace("{message}", &mid)
+                    .replace("{admin_message}", &mid);
+            }
+            s = s
+                .replace("{endpoint}", &id)
+                .replace("{admin_endpoint}", &id);
+        }
         if s.contains("{admin_key}") {
             let k = made(
                 app.post(
@@ -660,6 +877,10 @@ fn documented_spelling(path: &str) -> String {
         .replace("{invitation}", "{invitationId}")
         .replace("{token}", "{inviteToken}")
         .replace("{admin_key}", "{keyId}")
+        .replace("{admin_endpoint}", "{endpointId}")
+        .replace("{endpoint}", "{endpointId}")
+        .replace("{admin_message}", "{messageId}")
+        .replace("{message}", "{messageId}")
         .replace("{key}", "{keyId}")
 }
 

@@ -12,6 +12,7 @@ mod pg_search;
 mod plans;
 mod sqlite_search;
 mod wallet;
+mod webhooks;
 
 use orgbase_store::sqlite::WriteMode;
 use orgbase_store::testing::{self, TestDb};

@@ -1,0 +1,13 @@
+//! Webhook delivery. Events are written to the outbox by the changes themselves (see
+//! `orgbase_store::audit`); the [`worker::Worker`] fans them out to the endpoints that want them
+//! and delivers each with the Standard Webhooks headers ([`sign`]), retrying on the schedule of
+//! `orgbase_domain::webhook`, only to addresses the [`guard`] lets through.
+#![forbid(unsafe_code)]
+
+pub mod deliver;
+pub mod guard;
+pub mod sign;
+pub mod worker;
+
+pub use deliver::{Deliverer, Sent};
+pub use worker::{Progress, Worker};

@@ -1,0 +1,260 @@
+//! The delivery worker, one per node: it fans new events out of the outbox into messages (one
+//! per endpoint that wants the event), then leases the messages that are due and attempts each.
+//! A message is leased while its attempt runs, so several nodes on one PostgreSQL database
+//! never attempt it twice at once, and a node that dies mid-attempt leaves it to another (or to
+//! its restart) when the lease ends: delivery is at least once.
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use orgbase_domain::webhook::{
+    failing_limit, next_attempt, AttemptOutcome, DueMessage, MessageStatus, WebhookAttempt,
+};
+use orgbase_domain::{now, Actor, AuditEntry, AuditSurface, Origin, Target};
+use orgbase_store::{DynStore, StoreResult};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::deliver::{Deliverer, Sent};
+
+/// Events fanned out, and messages claimed, per round.
+const BATCH: u32 = 256;
+/// Attempts in flight at once, per node.
+const CONCURRENCY: usize = 64;
+/// How long an idle worker waits before looking again (unless woken).
+const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// What a round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub dispatched: u32,
+    pub attempted: u32,
+}
+
+impl Progress {
+    pub fn idle(&self) -> bool {
+        self.dispatched == 0 && self.attempted == 0
+    }
+}
+
+/// The worker of one node.
+pub struct Worker {
+    store: DynStore,
+    deliverer: Deliverer,
+    wake: Notify,
+}
+
+impl Worker {
+    pub fn new(store: DynStore, deliverer: Deliverer) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            deliverer,
+            wake: Notify::new(),
+        })
+    }
+
+    /// Makes an idle worker look at once (a change was committed, a message replayed).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// One round: every new event fanned out, then one batch of due messages attempted.
+    pub async fn run_once(&self) -> StoreResult<Progress> {
+        self.round(None).await
+    }
+
+    /// A round that also attempts the messages due by `due_by` (a test's way of letting a
+    /// retry's wait pass).
+    async fn round(&self, due_by: Option<DateTime<Utc>>) -> StoreResult<Progress> {
+        let mut progress = Progress::default();
+        loop {
+            let n = self.store.dispatch_webhook_events(BATCH).await?;
+            progress.dispatched += n;
+            if n < BATCH {
+                break;
+            }
+        }
+        let at = due_by.unwrap_or_else(now);
+        // The lease outlasts the attempt's own time limit.
+        let lease = chrono::Duration::from_std(crate::deliver::TIMEOUT * 4).unwrap_or_default();
+        let due = self
+            .store
+            .claim_webhook_messages(at, at + lease, BATCH)
+            .await?;
+        progress.attempted = due.len() as u32;
+        let results: Vec<StoreResult<()>> = futures::stream::iter(due)
+            .map(|m| self.attempt(m))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect::<StoreResult<Vec<()>>>()?;
+        Ok(progress)
+    }
+
+    /// Rounds until one finds nothing to do now: every event fanned out and every message due
+    /// now attempted (a retry scheduled for later stays). For tests, and for a node's shutdown.
+    pub async fn drain(&self) -> StoreResult<Progress> {
+        self.drain_rounds(None).await
+    }
+
+    /// [`Self::drain`], counting as due what is due by `at`.
+    pub async fn drain_due_by(&self, at: DateTime<Utc>) -> StoreResult<Progress> {
+        self.drain_rounds(Some(at)).await
+    }
+
+    async fn drain_rounds(&self, due_by: Option<DateTime<Utc>>) -> StoreResult<Progress> {
+        let mut total = Progress::default();
+        loop {
+            let p = self.round(due_by).await?;
+            if p.idle() {
+                return Ok(total);
+            }
+            total.dispatched += p.dispatched;
+            total.attempted += p.attempted;
+        }
+    }
+
+    /// Runs rounds until `shutdown`, resting while there is nothing to do.
+    pub fn spawn(self: Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut warned_at: Option<std::time::Instant> = None;
+            loop {
+                let rest = match self.run_once().await {
+                    Ok(p) if !p.idle() => continue,
+                    Ok(_) => IDLE_POLL,
+                    Err(e) => {
+                        // The database away: say so once a minute, and keep trying.
+                        if warned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                            tracing::warn!(error = %e, "webhook delivery paused: the database cannot be reached");
+                            warned_at = Some(std::time::Instant::now());
+                        }
+                        Duration::from_secs(1)
+                    }
+                };
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(rest) => {}
+                }
+            }
+        })
+    }
+
+    /// One attempt at `m`, and what it leaves.
+    async fn attempt(&self, m: DueMessage) -> StoreResult<()> {
+        let at = now();
+        let secrets = m.endpoint.signing_secrets(at);
+        let sent = self
+            .deliverer
+            .send(
+                &m.endpoint.url,
+                &m.message.event_id,
+                &m.payload,
+                &secrets,
+                at,
+            )
+            .await;
+        let attempt = WebhookAttempt {
+            id: format!("atm_{}", uuid::Uuid::new_v4().simple()),
+            message_id: m.message.id.clone(),
+            endpoint_id: m.endpoint.id,
+            attempted_at: at,
+            status_code: sent.status,
+            response: sent.response.clone(),
+            duration_ms: sent.duration_ms,
+            error: sent.error.clone(),
+        };
+        let outcome = self.outcome(&m, &sent, at).await?;
+        tracing::debug!(
+            message = %m.message.id, endpoint = %m.endpoint.id, status = ?sent.status,
+            error = ?sent.error, outcome = outcome.status.as_str(), "webhook attempt"
+        );
+        match &outcome.disable_endpoint {
+            Some(reason) => {
+                let mut entry = AuditEntry::new(
+                    m.endpoint.owner.organization_id(),
+                    at,
+                    Actor::system("webhooks"),
+                    "webhook_endpoint.disabled",
+                    Target::new("webhook_endpoint", m.endpoint.id),
+                    AuditSurface::System,
+                    &Origin::default(),
+                );
+                entry.changes.insert(
+                    "disabled".into(),
+                    orgbase_domain::audit::FieldChange {
+                        before: false.into(),
+                        after: true.into(),
+                    },
+                );
+                entry.changes.insert(
+                    "disabledReason".into(),
+                    orgbase_domain::audit::FieldChange {
+                        before: serde_json::Value::Null,
+                        after: reason.clone().into(),
+                    },
+                );
+                orgbase_store::audit::record(
+                    vec![entry],
+                    self.store.finish_webhook_attempt(&attempt, &outcome),
+                )
+                .await
+            }
+            None => self.store.finish_webhook_attempt(&attempt, &outcome).await,
+        }
+    }
+
+    /// Where an attempt leaves its message: delivered on a 2xx; on a 410 failed, and the
+    /// endpoint disabled; otherwise retried on the schedule, and failed after it, the endpoint
+    /// disabled once it has failed everything for five days.
+    async fn outcome(
+        &self,
+        m: &DueMessage,
+        sent: &Sent,
+        at: DateTime<Utc>,
+    ) -> StoreResult<AttemptOutcome> {
+        let attempts = m.message.attempts + 1;
+        if sent.succeeded() {
+            return Ok(AttemptOutcome {
+                status: MessageStatus::Delivered,
+                attempts,
+                next_attempt_at: None,
+                disable_endpoint: None,
+            });
+        }
+        if sent.gone() {
+            return Ok(AttemptOutcome {
+                status: MessageStatus::Failed,
+                attempts,
+                next_attempt_at: None,
+                disable_endpoint: Some("the endpoint answered 410 Gone".into()),
+            });
+        }
+        let retry_after = sent
+            .retry_after
+            .map(|s| chrono::Duration::seconds(s.min(86_400) as i64));
+        let next = next_attempt(attempts, at, retry_after);
+        let failing_since = self
+            .store
+            .webhook_failing_since(m.endpoint.id)
+            .await?
+            .unwrap_or(at);
+        let disable = (at - failing_since >= failing_limit()).then(|| {
+            format!(
+                "every delivery failed since {}",
+                failing_since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        });
+        Ok(AttemptOutcome {
+            status: if next.is_some() {
+                MessageStatus::Pending
+            } else {
+                MessageStatus::Failed
+            },
+            attempts,
+            next_attempt_at: next,
+            disable_endpoint: disable,
+        })
+    }
+}

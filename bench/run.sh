@@ -18,6 +18,13 @@
 #           unit, each request its own Idempotency-Key) on that one organization, and after each
 #           wrk run check that the balance equals the ledger's sum and the ledger holds a charge for
 #           each 2xx answer (bench/wallet.py check).
+#   webhooks: the orgs scenario's seeded organizations, a receiver (bench/hooks_receiver.py) and
+#           one platform webhook endpoint pointing at it, enabled only for this scenario's runs;
+#           drive PATCH /api/organizations/{id} as patch_org does, with the endpoint subscribed:
+#           hooked_patch (as fast as it goes: compare its req/s with patch_org's, and the rate the
+#           receiver got the events at, after the run's backlog drained) and hooked_paced
+#           (BENCH_HOOKS_RATE changes a second, steady: the lag from each change to its receipt,
+#           p50 and p99). Each run waits for every event to arrive before the next.
 #   avatars: fixtures and one organization, through the API (bench/avatars.py setup): a 1200 x 850
 #           JPEG and a PNG decompression bomb (50000 x 50000 declared), each a prebuilt multipart
 #           body, one checked upload of each and one checked GET of the stored avatar; drive
@@ -47,6 +54,7 @@
 #   BENCH_WALLET_LEDGER=sql   how the wallet check reads the ledger: sql (the server's database) or
 #                         api (GET .../wallet/transactions, 100 entries a request: slow)
 #   BENCH_BIN=PATH        use this orgbase binary instead of `cargo build --release -p orgbase`
+#   BENCH_HOOKS_RATE=1000 changes a second of the webhooks scenario's paced run
 #   BENCH_STRICT=1        exit 1 when a gating target fails (default: report only, exit 0)
 set -euo pipefail
 
@@ -114,7 +122,7 @@ is_uint "$LOGIN_LOW_CONNECTIONS" ||
 is_uint "$CHILDREN" && ((CHILDREN >= 2)) || die "BENCH_CHILDREN must be >= 2 (got '$CHILDREN')"
 [[ $PACED =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] || die "BENCH_PACED must be a fraction from 0 to 1 (got '$PACED'; 0 = no paced runs)"
 [[ $WALLET_LEDGER == sql || $WALLET_LEDGER == api ]] || die "BENCH_WALLET_LEDGER must be sql or api (got '$WALLET_LEDGER')"
-ORGS=0 PEOPLE=0 COMPAT=0 WALLET=0 AVATARS=0
+ORGS=0 PEOPLE=0 COMPAT=0 WALLET=0 AVATARS=0 WEBHOOKS=0
 for sc in $SCENARIOS; do
     case $sc in
         orgs) ORGS=1 ;;
@@ -122,10 +130,13 @@ for sc in $SCENARIOS; do
         compat) COMPAT=1 ;;
         wallet) WALLET=1 ;;
         avatars) AVATARS=1 ;;
-        *) die "BENCH_SCENARIOS: unknown scenario '$sc' (use orgs, people, compat, wallet, avatars)" ;;
+        webhooks) WEBHOOKS=1 ;;
+        *) die "BENCH_SCENARIOS: unknown scenario '$sc' (use orgs, people, compat, wallet, avatars, webhooks)" ;;
     esac
 done
-((ORGS + PEOPLE + COMPAT + WALLET + AVATARS > 0)) || die "BENCH_SCENARIOS selects no scenario"
+((ORGS + PEOPLE + COMPAT + WALLET + AVATARS + WEBHOOKS > 0)) || die "BENCH_SCENARIOS selects no scenario"
+HOOKS_RATE=${BENCH_HOOKS_RATE:-1000}
+is_uint "$HOOKS_RATE" && ((HOOKS_RATE >= 1)) || die "BENCH_HOOKS_RATE must be >= 1 (got '$HOOKS_RATE')"
 # The endpoints, in the order each run takes them. Login comes last: it is CPU-bound (argon2),
 # and each login run is followed by a drain (see drain_logins).
 ENDPOINTS=()
@@ -135,6 +146,11 @@ if ((COMPAT)); then ENDPOINTS+=(v2_update_org v1_properties); fi
 if ((WALLET)); then ENDPOINTS+=(charge); fi
 # The bomb first: its run's RSS then starts from what the previous run's uploads left.
 if ((AVATARS)); then ENDPOINTS+=(avatar_bomb avatar_upload avatar_get); fi
+# Without the orgs scenario, patch_org runs here too: the baseline of hooked_patch.
+if ((WEBHOOKS)); then
+    ((ORGS)) || ENDPOINTS+=(patch_org)
+    ENDPOINTS+=(hooked_patch hooked_paced)
+fi
 if ((PEOPLE)); then
     if ((LOGIN_LOW_CONNECTIONS > 0)); then ENDPOINTS+=(login_low); fi
     ENDPOINTS+=(login)
@@ -195,6 +211,7 @@ cleanup() {
         wait "$RSS_PID" 2>/dev/null
     fi
     stop_server
+    stop_receiver
     drop_pg_db
     for d in ${TMPDIRS[@]+"${TMPDIRS[@]}"}; do
         [[ -n "$d" && -d "$d" ]] && rm -rf -- "$d"
@@ -291,6 +308,8 @@ start_server() { # db
         cd "$WORKDIR"
         # Backtraces would flood the log (and slow the server) if a handler panics per request.
         export RUST_LOG=warn RUST_BACKTRACE=0 NO_COLOR=1 ORGBASE_BOOTSTRAP_KEY="$KEY"
+        # The webhooks scenario's receiver listens on 127.0.0.1.
+        ((WEBHOOKS)) && export ORGBASE_WEBHOOK_ALLOW_PRIVATE=true
         [[ -n "$mode" ]] && export ORGBASE_SQLITE_WRITE_MODE="$mode"
         exec "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$url"
     ) >"$WORKDIR/server.out" 2>"$WORKDIR/server.err" &
@@ -333,6 +352,7 @@ preflight() { # db ids_file
 # Per endpoint: the wrk script, the connections, and (members) the page.
 ep_script() {
     case $1 in
+        hooked_*) echo patch_org ;;
         members_p1 | members_p5000) echo members ;;
         login | login_low) echo login ;;
         *_paced) echo "${1%_paced}" ;;
@@ -382,6 +402,7 @@ run_wrk() { # db endpoint tag seconds record(0|1) [rate: requests a second in al
     esac
     RSS_FIELDS=""
     [[ $ep != avatar_* ]] || rss_start
+    [[ $ep != hooked_* ]] || hooks_on
     # In the background plus `wait`, so that Ctrl-C runs the INT trap at once (bash defers
     # traps while a foreground command runs, and skips them if that command exits normally).
     BENCH_DB=$db BENCH_ENDPOINT=$ep BENCH_RUN_TAG=$tag BENCH_KEY=$KEY \
@@ -400,6 +421,8 @@ run_wrk() { # db endpoint tag seconds record(0|1) [rate: requests a second in al
     wait "$CHILD_PID" || rc=$?
     CHILD_PID=""
     [[ -z "$RSS_PID" ]] || rss_stop
+    H_FIELDS=""
+    [[ $ep != hooked_* ]] || hooks_off "$db"
     out=$(<"$WORKDIR/wrk.out")
     if ((record)); then
         grep -v '^RESULT ' <<<"$out" | sed 's/^/    | /' || true
@@ -432,6 +455,7 @@ run_wrk() { # db endpoint tag seconds record(0|1) [rate: requests a second in al
             check_bomb "$db" "$line" "$record"
             ;;
         avatar_get) line="$line connections=$conns body_bytes=$A_AVATAR_BYTES $RSS_FIELDS" ;;
+        hooked_*) line="$line connections=$conns $H_FIELDS" ;;
     esac
     LAST_LINE=$line
     if ((record)); then
@@ -620,6 +644,64 @@ check_wallet() { # db result-line record(0|1)
     fi
 }
 
+# The webhooks scenario: a receiver, and a platform endpoint at it, disabled between its runs.
+H_RECEIVER_PID=""
+setup_webhooks() { # db
+    local db=$1 body
+    H_PORT=$(free_port)
+    python3 "$ROOT/bench/hooks_receiver.py" "$H_PORT" >"$WORKDIR/receiver.log" 2>&1 &
+    H_RECEIVER_PID=$!
+    local deadline=$((SECONDS + 10))
+    until curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$H_PORT/_stats" 2>/dev/null; do
+        ((SECONDS < deadline)) || die "[$db] the webhook receiver did not start: $(tail -5 "$WORKDIR/receiver.log")"
+        sleep 0.1
+    done
+    body=$(curl -fsS -X POST "http://127.0.0.1:$PORT/api/admin/webhooks" -H "Authorization: Bearer $KEY" \
+        -H 'Content-Type: application/json' \
+        --data "{\"url\":\"http://127.0.0.1:$H_PORT/hook\",\"disabled\":true,\"eventTypes\":[\"organization.updated\"]}") ||
+        die "[$db] could not create the webhook endpoint"
+    H_ENDPOINT=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <<<"$body")
+    echo "bench: [$db] webhook receiver on 127.0.0.1:$H_PORT, platform endpoint $H_ENDPOINT (enabled for the hooked_* runs)"
+}
+hooks_set() { # disabled(true|false)
+    curl -fsS -o /dev/null -X PATCH "http://127.0.0.1:$PORT/api/admin/webhooks/$H_ENDPOINT" \
+        -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' --data "{\"disabled\":$1}" ||
+        die "could not switch the webhook endpoint (disabled=$1)"
+}
+hooks_on() {
+    curl -fsS -o /dev/null "http://127.0.0.1:$H_PORT/_reset"
+    hooks_set false
+}
+# After a hooked_* run: wait until the receiver has had nothing new for 2 s (the backlog
+# delivered; at most 120 s), read its figures into H_FIELDS, then disable the endpoint.
+hooks_off() { # db
+    local db=$1 count last=-1 still=0 deadline=$((SECONDS + 120)) stats
+    while ((SECONDS < deadline)); do
+        count=$(curl -fsS "http://127.0.0.1:$H_PORT/_stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])')
+        if ((count == last)); then
+            still=$((still + 1))
+            ((still < 4)) || break
+        else
+            still=0 last=$count
+        fi
+        sleep 0.5
+    done
+    hooks_set true
+    stats=$(curl -fsS "http://127.0.0.1:$H_PORT/_stats")
+    H_FIELDS=$(python3 -c '
+import json, sys
+s = json.loads(sys.argv[1])
+print(" ".join(f"{k}={s.get(k)}" for k in ("count", "distinct", "rate", "lag_p50_ms", "lag_p99_ms", "lag_max_ms")).replace("count=", "delivered=").replace("rate=", "delivery_rate="))
+' "$stats")
+}
+stop_receiver() {
+    if [[ -n "$H_RECEIVER_PID" ]]; then
+        kill "$H_RECEIVER_PID" 2>/dev/null || true
+        wait "$H_RECEIVER_PID" 2>/dev/null || true
+        H_RECEIVER_PID=""
+    fi
+}
+
 bench_db() { # db
     local db=$1
     echo
@@ -628,7 +710,7 @@ bench_db() { # db
     echo "=============================================================================="
     start_server "$db"
 
-    if ((ORGS)); then
+    if ((ORGS || WEBHOOKS)); then
         echo "bench: [$db] seeding $SEED_COUNT organizations"
         local rc=0
         python3 "$ROOT/bench/seed.py" --url "http://127.0.0.1:$PORT" --key "$KEY" \
@@ -650,12 +732,18 @@ bench_db() { # db
     if ((WALLET)); then setup_wallet "$db"; fi
     A_ORG="" A_BOUNDARY="" A_PHOTO_BODY="" A_BOMB_BODY="" A_PATH="" A_PHOTO_BYTES="" A_BOMB_BYTES="" A_AVATAR_BYTES=""
     if ((AVATARS)); then setup_avatars "$db"; fi
+    H_ENDPOINT="" H_PORT=""
+    if ((WEBHOOKS)); then setup_webhooks "$db"; fi
 
     local ep run
     if ((WARMUP > 0)); then
         echo "bench: [$db] warm-up, ${WARMUP} s per endpoint (not recorded)"
         for ep in "${ENDPOINTS[@]}"; do
-            run_wrk "$db" "$ep" "w$RANDOM" "$WARMUP" 0
+            if [[ $ep == hooked_paced ]]; then
+                run_wrk "$db" "$ep" "w$RANDOM" "$WARMUP" 0 "$HOOKS_RATE"
+            else
+                run_wrk "$db" "$ep" "w$RANDOM" "$WARMUP" 0
+            fi
         done
     fi
     # Runs interleave the endpoints so slow drift (WAL growth, caches) spreads over all of them.
@@ -664,7 +752,11 @@ bench_db() { # db
             local c
             c=$(ep_connections "$ep")
             echo "bench: [$db] run $run/$RUNS: $ep (${DURATION} s, $c connections, $((THREADS < c ? THREADS : c)) threads)"
-            run_wrk "$db" "$ep" "r$run$RANDOM" "$DURATION" 1
+            if [[ $ep == hooked_paced ]]; then
+                run_wrk "$db" "$ep" "r$run$RANDOM" "$DURATION" 1 "$HOOKS_RATE"
+            else
+                run_wrk "$db" "$ep" "r$run$RANDOM" "$DURATION" 1
+            fi
             # The compat endpoints again, paced at a fraction of the rate just reached: the
             # latency of a load the server carries, rather than of 32 requests always queued.
             if [[ $ep == v2_update_org || $ep == v1_properties ]] && [[ $PACED =~ [1-9] ]]; then
@@ -688,6 +780,7 @@ bench_db() { # db
         die "[$db] the server died during the benchmark"
     fi
     stop_server
+    stop_receiver
     if [[ -s "$WORKDIR/server.err" ]]; then
         echo "bench: [$db] the server logged $(wc -l <"$WORKDIR/server.err") line(s) at warn or above; last 10:"
         tail -n 10 "$WORKDIR/server.err" | strip_ansi | sed 's/^/    ! /'
@@ -698,6 +791,7 @@ bench_db() { # db
     WORKDIR=""
     echo
     python3 "$ROOT/bench/summarize.py" "$RAW" --db "$db" || true
+    if ((WEBHOOKS)); then python3 "$ROOT/bench/hooks_receiver.py" --summary "$RAW" "$db" || true; fi
 }
 
 # ---------------------------------------------------------------------------------------------

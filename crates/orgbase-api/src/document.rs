@@ -475,10 +475,24 @@ pub fn refine(doc: &mut Value) {
 }
 
 /// The events Orgbase sends, as OpenAPI 3.1 `webhooks`: one per event type, each a POST of a
-/// `WebhookEvent` with the Standard Webhooks headers.
+/// `WebhookEvent` with the Standard Webhooks headers. The test route's `eventType` is one.
 fn webhooks(doc: &mut Value) {
     use orgbase_domain::webhook::EventType;
     let types: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+    for path in [
+        "/api/organizations/{organizationId}/webhooks/{endpointId}/test",
+        "/api/admin/webhooks/{endpointId}/test",
+    ] {
+        for p in doc["paths"][path]["post"]["parameters"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            if p["name"] == "eventType" {
+                p["schema"]["enum"] = json!(types);
+            }
+        }
+    }
     doc["components"]["schemas"]["WebhookEvent"] = json!({
         "type": "object",
         "description": "An event, as a delivery's body. `data` holds the object's id and the fields the change set; `previous` what those fields were (null for a creation).",

@@ -144,17 +144,25 @@ impl Worker {
     /// One attempt at `m`, and what it leaves.
     async fn attempt(&self, m: DueMessage) -> StoreResult<()> {
         let at = now();
-        let secrets = m.endpoint.signing_secrets(at);
-        let sent = self
-            .deliverer
-            .send(
-                &m.endpoint.url,
-                &m.message.event_id,
-                &m.payload,
-                &secrets,
-                at,
-            )
-            .await;
+        let sent = if m.endpoint.disabled {
+            // Disabled since the message was made: it receives nothing. The message fails,
+            // for `recover` to send once the endpoint is enabled again.
+            Sent {
+                error: Some("the endpoint is disabled".into()),
+                ..Sent::default()
+            }
+        } else {
+            let secrets = m.endpoint.signing_secrets(at);
+            self.deliverer
+                .send(
+                    &m.endpoint.url,
+                    &m.message.event_id,
+                    &m.payload,
+                    &secrets,
+                    at,
+                )
+                .await
+        };
         let attempt = WebhookAttempt {
             id: format!("atm_{}", uuid::Uuid::new_v4().simple()),
             message_id: m.message.id.clone(),
@@ -215,6 +223,14 @@ impl Worker {
         at: DateTime<Utc>,
     ) -> StoreResult<AttemptOutcome> {
         let attempts = m.message.attempts + 1;
+        if m.endpoint.disabled {
+            return Ok(AttemptOutcome {
+                status: MessageStatus::Failed,
+                attempts,
+                next_attempt_at: None,
+                disable_endpoint: None,
+            });
+        }
         if sent.succeeded() {
             return Ok(AttemptOutcome {
                 status: MessageStatus::Delivered,

@@ -329,7 +329,17 @@ async fn a_failed_delivery_is_retried_and_a_410_disables_the_endpoint(db: TestDb
     let got = app
         .get(&format!("/api/organizations/{oid}/webhooks/{eid}"))
         .await;
-    assert_eq!(got.body["disabled"], true, "{}", got.text);
+    let history = app
+        .get(&format!("/api/organizations/{oid}/webhooks/{eid}/messages"))
+        .await;
+    assert_eq!(
+        got.body["disabled"],
+        true,
+        "{}\n{}\n{:?}",
+        got.text,
+        history.text,
+        rx.deliveries("flaky").await
+    );
     assert!(got.body["disabledReason"].as_str().unwrap().contains("410"));
     let log = app
         .get(&format!(

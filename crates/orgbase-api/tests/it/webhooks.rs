@@ -320,11 +320,13 @@ async fn a_failed_delivery_is_retried_and_a_410_disables_the_endpoint(db: TestDb
     // 410 Gone: the endpoint is disabled, and the audit log says why.
     rx.config("flaky", json!({"secrets": [e["secret"]], "status": 410}))
         .await;
-    app.patch(
-        &format!("/api/organizations/{oid}"),
-        json!({"name": "Acme 3"}),
-    )
-    .await;
+    let a = app
+        .patch(
+            &format!("/api/organizations/{oid}"),
+            json!({"name": "Acme 3"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     drain(&app).await;
     let got = app
         .get(&format!("/api/organizations/{oid}/webhooks/{eid}"))

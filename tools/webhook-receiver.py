@@ -83,8 +83,16 @@ class Handler(BaseHTTPRequestHandler):
         extra = []
         if conf.get("retryAfter") is not None:
             extra.append(("Retry-After", str(conf["retryAfter"])))
-        self.answer(status, b"ok" if status < 300 else b"not now", extra)
+        # A 204 has no body: bytes after it would be read as the next answer on the connection.
+        body = b"" if status in (204, 304) else (b"ok" if status < 300 else b"not now")
+        self.answer(status, body, extra)
+
+
+class Server(ThreadingHTTPServer):
+    # The default backlog (5) drops connections when a worker opens dozens at once.
+    request_queue_size = 1024
+    daemon_threads = True
 
 
 if __name__ == "__main__":
-    ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+    Server(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()

@@ -644,6 +644,12 @@ pub trait WebhookStore: Send + Sync {
     ) -> StoreResult<u64>;
     /// The oldest attempt of the endpoint's unbroken run of failures (no success since), if any.
     async fn webhook_failing_since(&self, endpoint: Uuid) -> StoreResult<Option<DateTime<Utc>>>;
+    /// At a node's start: frees the leases a previous process of it left, where that is known
+    /// (SQLite, one node); elsewhere (PostgreSQL, several nodes) leases end by themselves.
+    /// Answers how many.
+    async fn release_webhook_leases(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
     /// Removes up to `limit` dispatched events that occurred before `before` and whose messages
     /// are all delivered (or that had none); answers how many.
     async fn purge_webhook_events(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;

@@ -491,6 +491,19 @@ impl WebhookStore for SqliteStore {
         opt_ts(found).map_err(map_err)
     }
 
+    /// One node works on an SQLite database: a lease left at start is a dead process's.
+    async fn release_webhook_leases(&self) -> StoreResult<u64> {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "UPDATE webhook_messages SET lease_until = NULL WHERE lease_until IS NOT NULL",
+            )
+            .and_then(|mut s| s.execute([]))
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
     async fn purge_webhook_events(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
         let before = ts(&before);
         self.write(move |conn| {

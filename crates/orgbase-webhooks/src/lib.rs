@@ -7,6 +7,7 @@
 pub mod deliver;
 pub mod guard;
 pub mod sign;
+pub mod stats;
 pub mod worker;
 
 pub use deliver::{Deliverer, Sent};

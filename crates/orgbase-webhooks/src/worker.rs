@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::deliver::{Deliverer, Sent};
 
-/// Events fanned out, and messages claimed, per round.
+/// Events fanned out per step of a round.
 const BATCH: u32 = 256;
 /// Attempts in flight at once, per node.
 const CONCURRENCY: usize = 64;
@@ -43,6 +43,7 @@ pub struct Worker {
     store: DynStore,
     deliverer: Deliverer,
     wake: Notify,
+    stats: crate::stats::Stats,
 }
 
 impl Worker {
@@ -51,7 +52,13 @@ impl Worker {
             store,
             deliverer,
             wake: Notify::new(),
+            stats: Default::default(),
         })
+    }
+
+    /// What this node's worker did, for `/metrics`.
+    pub fn stats(&self) -> &crate::stats::Stats {
+        &self.stats
     }
 
     /// Makes an idle worker look at once (a change was committed, a message replayed).
@@ -76,11 +83,14 @@ impl Worker {
             }
         }
         let at = due_by.unwrap_or_else(now);
-        // The lease outlasts the attempt's own time limit.
-        let lease = chrono::Duration::from_std(crate::deliver::TIMEOUT * 4).unwrap_or_default();
+        // The lease outlasts the attempt's own time limit (and its record), by a margin; a
+        // node that dies holding it delays its messages by this much on PostgreSQL.
+        let lease = chrono::Duration::from_std(crate::deliver::TIMEOUT * 2).unwrap_or_default();
+        // No more than can be attempted at once: every message claimed starts now, well within
+        // its lease.
         let due = self
             .store
-            .claim_webhook_messages(at, at + lease, BATCH)
+            .claim_webhook_messages(at, at + lease, CONCURRENCY as u32)
             .await?;
         progress.attempted = due.len() as u32;
         let results: Vec<StoreResult<()>> = futures::stream::iter(due)
@@ -118,6 +128,18 @@ impl Worker {
     /// Runs rounds until `shutdown`, resting while there is nothing to do.
     pub fn spawn(self: Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
+            // A message this node's previous process held when it died goes again at once
+            // where storage can tell (SQLite); elsewhere when its lease ends.
+            match self.store.release_webhook_leases().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    messages = n,
+                    "webhook deliveries left in flight by the previous process resumed"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not resume the previous process's webhook deliveries; their leases will end")
+                }
+            }
             let mut warned_at: Option<std::time::Instant> = None;
             loop {
                 let rest = match self.run_once().await {
@@ -174,6 +196,18 @@ impl Worker {
             error: sent.error.clone(),
         };
         let outcome = self.outcome(&m, &sent, at).await?;
+        if !m.endpoint.disabled {
+            self.stats.attempt(sent.succeeded(), sent.duration_ms);
+        }
+        match outcome.status {
+            MessageStatus::Delivered => {
+                let lag = crate::stats::occurred_at(&m.payload)
+                    .map(|t| (now() - t).num_milliseconds().max(0) as u64);
+                self.stats.delivered(lag);
+            }
+            MessageStatus::Failed => self.stats.failed(),
+            MessageStatus::Pending => {}
+        }
         tracing::debug!(
             message = %m.message.id, endpoint = %m.endpoint.id, status = ?sent.status,
             error = ?sent.error, outcome = outcome.status.as_str(), "webhook attempt"

@@ -616,6 +616,20 @@ pub trait WebhookStore: Send + Sync {
         attempt: &orgbase_domain::webhook::WebhookAttempt,
         outcome: &orgbase_domain::webhook::AttemptOutcome,
     ) -> StoreResult<()>;
+    /// [`Self::finish_webhook_attempt`] for each of `done` (none disabling its endpoint), in
+    /// one transaction: a worker's round of attempts, recorded at once.
+    async fn finish_webhook_attempts(
+        &self,
+        done: &[(
+            orgbase_domain::webhook::WebhookAttempt,
+            orgbase_domain::webhook::AttemptOutcome,
+        )],
+    ) -> StoreResult<()> {
+        for (a, o) in done {
+            self.finish_webhook_attempt(a, o).await?;
+        }
+        Ok(())
+    }
     /// An endpoint's messages, newest first, before the message `before` if given.
     async fn list_webhook_messages(
         &self,

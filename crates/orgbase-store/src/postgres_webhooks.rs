@@ -323,6 +323,65 @@ impl WebhookStore for PgStore {
         change(&self.pool, q).await.map(|_| ())
     }
 
+    async fn finish_webhook_attempts(
+        &self,
+        done: &[(WebhookAttempt, AttemptOutcome)],
+    ) -> StoreResult<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        // One statement for the round: the attempts of messages still there, and the messages
+        // moved on with their leases released.
+        let sql = format!(
+            "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], \
+                 $4::timestamptz[], $5::int[], $6::text[], $7::int[], $8::text[], $9::text[], \
+                 $10::int[], $11::timestamptz[]) AS v(id, message_id, endpoint_id, attempted_at, \
+                 status_code, response, duration_ms, error, status, attempts, next_attempt_at)), \
+             a AS (INSERT INTO webhook_attempts ({ATTEMPT_COLUMNS}) \
+                 SELECT v.id, v.message_id, v.endpoint_id, v.attempted_at, v.status_code, \
+                 v.response, v.duration_ms, v.error FROM v \
+                 WHERE EXISTS (SELECT 1 FROM webhook_messages m WHERE m.id = v.message_id)) \
+             UPDATE webhook_messages m SET status = v.status, attempts = v.attempts, \
+                 next_attempt_at = v.next_attempt_at, lease_until = NULL, \
+                 updated_at = v.attempted_at FROM v WHERE m.id = v.message_id"
+        );
+        let col = |f: &dyn Fn(&(WebhookAttempt, AttemptOutcome)) -> Option<String>| {
+            done.iter().map(f).collect::<Vec<_>>()
+        };
+        sqlx::query(&sql)
+            .bind(col(&|(a, _)| Some(a.id.clone())))
+            .bind(col(&|(a, _)| Some(a.message_id.clone())))
+            .bind(done.iter().map(|(a, _)| a.endpoint_id).collect::<Vec<_>>())
+            .bind(done.iter().map(|(a, _)| a.attempted_at).collect::<Vec<_>>())
+            .bind(
+                done.iter()
+                    .map(|(a, _)| a.status_code.map(i32::from))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(col(&|(a, _)| a.response.clone()))
+            .bind(
+                done.iter()
+                    .map(|(a, _)| i32::try_from(a.duration_ms).unwrap_or(i32::MAX))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(col(&|(a, _)| a.error.clone()))
+            .bind(col(&|(_, o)| Some(o.status.as_str().to_owned())))
+            .bind(
+                done.iter()
+                    .map(|(_, o)| i32::try_from(o.attempts).unwrap_or(i32::MAX))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                done.iter()
+                    .map(|(_, o)| o.next_attempt_at)
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn list_webhook_messages(
         &self,
         endpoint: Uuid,

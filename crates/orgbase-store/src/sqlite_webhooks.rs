@@ -336,52 +336,25 @@ impl WebhookStore for SqliteStore {
         let (a, o) = (attempt.clone(), outcome.clone());
         let staged = crate::audit::staged();
         self.write(move |conn| {
-            let at = ts(&a.attempted_at);
-            let moved = conn
-                .prepare_cached(
-                    "UPDATE webhook_messages SET status = ?2, attempts = ?3, \
-                     next_attempt_at = ?4, lease_until = NULL, updated_at = ?5 WHERE id = ?1",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        a.message_id,
-                        o.status.as_str(),
-                        o.attempts,
-                        o.next_attempt_at.as_ref().map(ts),
-                        at,
-                    ])
-                })
-                .map_err(map_err)?;
-            if moved == 0 {
-                // The message is gone (its endpoint deleted during the attempt): nothing to
-                // record.
+            if !finish_one(conn, &a, &o)? {
                 unchanged(&staged);
-                return Ok(());
             }
-            conn.prepare_cached(&format!(
-                "INSERT INTO webhook_attempts ({ATTEMPT_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-            ))
-            .and_then(|mut s| {
-                s.execute(params![
-                    a.id,
-                    a.message_id,
-                    a.endpoint_id.to_string(),
-                    at,
-                    a.status_code,
-                    a.response,
-                    a.duration_ms,
-                    a.error,
-                ])
-            })
-            .map_err(map_err)?;
-            if let Some(reason) = &o.disable_endpoint {
-                conn.prepare_cached(
-                    "UPDATE webhook_endpoints SET disabled = 1, disabled_reason = ?2, \
-                     updated_at = ?3 WHERE id = ?1",
-                )
-                .and_then(|mut s| s.execute(params![a.endpoint_id.to_string(), reason, at]))
-                .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish_webhook_attempts(
+        &self,
+        done: &[(WebhookAttempt, AttemptOutcome)],
+    ) -> StoreResult<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let done = done.to_vec();
+        self.write(move |conn| {
+            for (a, o) in &done {
+                finish_one(conn, a, o)?;
             }
             Ok(())
         })
@@ -520,4 +493,56 @@ impl WebhookStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Records attempt `a` and moves its message as `o` says; false when the message is gone (its
+/// endpoint deleted during the attempt), and nothing is recorded.
+fn finish_one(conn: &Connection, a: &WebhookAttempt, o: &AttemptOutcome) -> StoreResult<bool> {
+    let at = ts(&a.attempted_at);
+    let moved = conn
+        .prepare_cached(
+            "UPDATE webhook_messages SET status = ?2, attempts = ?3, \
+                 next_attempt_at = ?4, lease_until = NULL, updated_at = ?5 WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                a.message_id,
+                o.status.as_str(),
+                o.attempts,
+                o.next_attempt_at.as_ref().map(ts),
+                at,
+            ])
+        })
+        .map_err(map_err)?;
+    if moved == 0 {
+        // The message is gone (its endpoint deleted during the attempt): nothing to
+        // record.
+        return Ok(false);
+    }
+    conn.prepare_cached(&format!(
+        "INSERT INTO webhook_attempts ({ATTEMPT_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ))
+    .and_then(|mut s| {
+        s.execute(params![
+            a.id,
+            a.message_id,
+            a.endpoint_id.to_string(),
+            at,
+            a.status_code,
+            a.response,
+            a.duration_ms,
+            a.error,
+        ])
+    })
+    .map_err(map_err)?;
+    if let Some(reason) = &o.disable_endpoint {
+        conn.prepare_cached(
+            "UPDATE webhook_endpoints SET disabled = 1, disabled_reason = ?2, \
+                 updated_at = ?3 WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![a.endpoint_id.to_string(), reason, at]))
+        .map_err(map_err)?;
+    }
+    Ok(true)
 }

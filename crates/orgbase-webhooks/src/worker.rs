@@ -93,12 +93,20 @@ impl Worker {
             .claim_webhook_messages(at, at + lease, CONCURRENCY as u32)
             .await?;
         progress.attempted = due.len() as u32;
-        let results: Vec<StoreResult<()>> = futures::stream::iter(due)
-            .map(|m| self.attempt(m))
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        results.into_iter().collect::<StoreResult<Vec<()>>>()?;
+        let results: Vec<StoreResult<Option<(WebhookAttempt, AttemptOutcome)>>> =
+            futures::stream::iter(due)
+                .map(|m| self.attempt(m))
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+        // The round's attempts recorded together: one transaction, not one each.
+        let done = results
+            .into_iter()
+            .collect::<StoreResult<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>();
+        self.store.finish_webhook_attempts(&done).await?;
         Ok(progress)
     }
 
@@ -163,8 +171,12 @@ impl Worker {
         })
     }
 
-    /// One attempt at `m`, and what it leaves.
-    async fn attempt(&self, m: DueMessage) -> StoreResult<()> {
+    /// One attempt at `m`, and what it leaves: to record with the round's others, or (when it
+    /// disables the endpoint, with its audit entry) recorded already.
+    async fn attempt(
+        &self,
+        m: DueMessage,
+    ) -> StoreResult<Option<(WebhookAttempt, AttemptOutcome)>> {
         let at = now();
         let sent = if m.endpoint.disabled {
             // Disabled since the message was made: it receives nothing. The message fails,
@@ -241,9 +253,10 @@ impl Worker {
                     vec![entry],
                     self.store.finish_webhook_attempt(&attempt, &outcome),
                 )
-                .await
+                .await?;
+                Ok(None)
             }
-            None => self.store.finish_webhook_attempt(&attempt, &outcome).await,
+            None => Ok(Some((attempt, outcome))),
         }
     }
 

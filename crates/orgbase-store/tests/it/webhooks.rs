@@ -26,6 +26,7 @@ crate::conformance!(
     dispatch_fans_out_to_the_endpoints_that_take_the_event,
     a_claim_leases_its_messages,
     finishing_an_attempt_records_it_and_moves_the_message,
+    a_round_of_attempts_is_recorded_at_once,
     messages_list_newest_first_with_a_cursor,
     messages_requeue_by_id_and_by_failed_since,
     failing_since_is_the_start_of_the_current_run_of_failures,
@@ -849,4 +850,42 @@ async fn the_purge_removes_old_events_all_delivered(db: TestDb) {
     assert_eq!(left, [recent.id.clone(), failed.id.clone()]);
     // The undispatched one is still there to dispatch.
     assert_eq!(s.dispatch_webhook_events(100).await.unwrap(), 1);
+}
+
+/// A worker's round: several attempts recorded in one call, each as alone.
+async fn a_round_of_attempts_is_recorded_at_once(db: TestDb) {
+    let s = &db.store;
+    let hook = platform(s).await;
+    platform_events(s, 3).await;
+    s.dispatch_webhook_events(100).await.unwrap();
+    let ms = messages(s, &hook).await;
+    let t = now();
+    let next = t + Duration::seconds(5);
+    let round = vec![
+        (
+            attempt(&ms[0], t, Some(204)),
+            outcome(MessageStatus::Delivered, 1, None),
+        ),
+        (
+            attempt(&ms[1], t, Some(500)),
+            outcome(MessageStatus::Pending, 1, Some(next)),
+        ),
+        (
+            attempt(&ms[2], t, None),
+            outcome(MessageStatus::Failed, 1, None),
+        ),
+    ];
+    s.finish_webhook_attempts(&round).await.unwrap();
+    for (a, o) in &round {
+        let got = s.get_webhook_message(&a.message_id).await.unwrap().unwrap();
+        assert_eq!(
+            (got.status, got.attempts, got.next_attempt_at),
+            (o.status.clone(), o.attempts, o.next_attempt_at)
+        );
+        assert_eq!(
+            s.list_webhook_attempts(&a.message_id).await.unwrap(),
+            vec![a.clone()]
+        );
+    }
+    s.finish_webhook_attempts(&[]).await.unwrap();
 }

@@ -45,20 +45,31 @@ pub struct Retention {
     pub webhooks: chrono::Duration,
 }
 
+/// Runs `purge` (removing up to the number it is given) until a batch comes back short;
+/// answers how many went in all.
+async fn in_batches<F, Fut>(purge: F) -> Result<u64, orgbase_store::StoreError>
+where
+    F: Fn(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, orgbase_store::StoreError>>,
+{
+    const BATCH: u32 = 5000;
+    let mut total = 0;
+    loop {
+        let n = purge(BATCH).await?;
+        total += n;
+        if n < u64::from(BATCH) {
+            return Ok(total);
+        }
+    }
+}
+
 /// Removes the audit entries older than `retention` (in batches); answers how many.
 pub async fn purge_audit_log(
     store: &DynStore,
     retention: chrono::Duration,
 ) -> Result<u64, orgbase_store::StoreError> {
     let before = orgbase_domain::now() - retention;
-    let mut total = 0;
-    loop {
-        let n = store.purge_audit_entries(before, 5000).await?;
-        total += n;
-        if n < 5000 {
-            return Ok(total);
-        }
-    }
+    in_batches(|n| store.purge_audit_entries(before, n)).await
 }
 
 /// Removes the delivered webhook events older than `retention` (in batches); answers how many.
@@ -67,14 +78,7 @@ pub async fn purge_webhook_events(
     retention: chrono::Duration,
 ) -> Result<u64, orgbase_store::StoreError> {
     let before = orgbase_domain::now() - retention;
-    let mut total = 0;
-    loop {
-        let n = store.purge_webhook_events(before, 5000).await?;
-        total += n;
-        if n < 5000 {
-            return Ok(total);
-        }
-    }
+    in_batches(|n| store.purge_webhook_events(before, n)).await
 }
 
 /// Purges (deleted organizations and audit entries past their retention, expired and revoked

@@ -89,6 +89,16 @@ impl Staged {
     }
 }
 
+/// Rung when a change committed with webhook events, so that this node's delivery worker need
+/// not wait for its next look (other nodes find the events when they look).
+static OUTBOX: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Waits until a change commits with webhook events on this node (or one did since the last
+/// wait).
+pub async fn outbox_written() {
+    OUTBOX.notified().await
+}
+
 tokio::task_local! {
     static STAGED: Arc<Staged>;
 }
@@ -110,6 +120,10 @@ where
         events: OnceLock::new(),
     });
     let out = STAGED.scope(staged.clone(), write).await;
+    // Committed with events: this node's delivery worker may look at once.
+    if out.is_ok() && staged.events.get().is_some_and(|e| !e.is_empty()) {
+        OUTBOX.notify_one();
+    }
     if out.is_ok() && !staged.is_written() {
         let action = staged.entries[0].action.clone();
         tracing::error!(%action, "a change committed without its audit entry");

@@ -174,3 +174,20 @@ fn launch(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `tools/webhook-receiver.py` on a free port: it verifies every delivery with the Standard
+/// Webhooks reference library (pip: standardwebhooks, installed if missing) and keeps what it got
+/// (see the script for its `/_config/NAME` and `/_deliveries/NAME`).
+pub fn start_webhook_receiver(log_dir: &std::path::Path) -> PythonServer {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tools/webhook-receiver.py"
+    );
+    let spec = PythonServerSpec {
+        name: "the webhook receiver",
+        module: "standardwebhooks",
+        package: "standardwebhooks==1.3.0",
+        timeout: std::time::Duration::from_secs(20),
+    };
+    start_python_server(&spec, log_dir, |port| vec![script.into(), port.to_string()])
+}

@@ -20,10 +20,15 @@ use crate::deliver::{Deliverer, Sent};
 
 /// Events fanned out per step of a round.
 const BATCH: u32 = 256;
+/// Steps of fan-out per round, at most.
+const DISPATCH_STEPS: usize = 8;
 /// Attempts in flight at once, per node.
 const CONCURRENCY: usize = 64;
-/// How long an idle worker waits before looking again (unless woken).
+/// How long an idle worker waits before looking again (unless woken: by a change committed on
+/// this node, a replay).
 const IDLE_POLL: Duration = Duration::from_millis(100);
+/// After a wake by a commit, how long to let others join the round.
+const COALESCE: Duration = Duration::from_millis(2);
 
 /// What a round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,7 +71,8 @@ impl Worker {
         self.wake.notify_one();
     }
 
-    /// One round: every new event fanned out, then one batch of due messages attempted.
+    /// One round: new events fanned out (up to `DISPATCH_STEPS` batches), then the due messages
+    /// that can run at once attempted.
     pub async fn run_once(&self) -> StoreResult<Progress> {
         self.round(None).await
     }
@@ -75,7 +81,9 @@ impl Worker {
     /// retry's wait pass).
     async fn round(&self, due_by: Option<DateTime<Utc>>) -> StoreResult<Progress> {
         let mut progress = Progress::default();
-        loop {
+        // A bounded share of the outbox per round: while changes come faster than they fan
+        // out, deliveries must still go (an unbounded loop here starved them on PostgreSQL).
+        for _ in 0..DISPATCH_STEPS {
             let n = self.store.dispatch_webhook_events(BATCH).await?;
             progress.dispatched += n;
             if n < BATCH {
@@ -165,6 +173,10 @@ impl Worker {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = self.wake.notified() => {}
+                    _ = orgbase_store::audit::outbox_written() => {
+                        // A moment for the changes committing alongside to join the round.
+                        tokio::time::sleep(COALESCE).await;
+                    }
                     _ = tokio::time::sleep(rest) => {}
                 }
             }

@@ -20,19 +20,7 @@ struct Receiver {
 impl Receiver {
     fn start() -> Receiver {
         let dir = tempfile::tempdir().unwrap();
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tools/webhook-receiver.py"
-        );
-        let spec = orgbase_testkit::PythonServerSpec {
-            name: "the webhook receiver",
-            module: "standardwebhooks",
-            package: "standardwebhooks==1.3.0",
-            timeout: Duration::from_secs(20),
-        };
-        let server = orgbase_testkit::start_python_server(&spec, dir.path(), |port| {
-            vec![script.into(), port.to_string()]
-        });
+        let server = orgbase_testkit::start_webhook_receiver(dir.path());
         Receiver {
             base: format!("http://127.0.0.1:{}", server.port),
             _server: server,

@@ -42,7 +42,7 @@ pub(super) fn rows<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<Va
 }
 
 const ENDPOINT_COLUMNS: &str = "id, organization_id, url, description, event_types, disabled, \
-    disabled_reason, secret, previous_secret, previous_secret_expires_at, created_at, updated_at";
+    disabled_reason, secret, previous_secret, previous_secret_expires_at, created_at, updated_at, enabled_at";
 const MESSAGE_COLUMNS: &str = "id, endpoint_id, event_id, event_type, status, attempts, \
     next_attempt_at, created_at, updated_at";
 const ATTEMPT_COLUMNS: &str = "id, message_id, endpoint_id, attempted_at, status_code, response, \
@@ -75,6 +75,7 @@ fn endpoint_from_row(r: &PgRow, at: usize) -> Result<WebhookEndpoint, sqlx::Erro
         previous_secret_expires_at: r.try_get(at + 9)?,
         created_at: r.try_get(at + 10)?,
         updated_at: r.try_get(at + 11)?,
+        enabled_at: r.try_get(at + 12)?,
     })
 }
 
@@ -154,7 +155,7 @@ const DISPATCH: &str = "WITH ev AS (SELECT id, organization_id, event_type, occu
         SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.id, ev.id, ev.event_type, \
             'pending', 0, LEAST(ev.occurred_at, $2), NULL, $2, $2 \
         FROM ev LEFT JOIN organizations o ON o.id = ev.organization_id \
-        JOIN webhook_endpoints e ON NOT e.disabled AND e.created_at <= ev.occurred_at \
+        JOIN webhook_endpoints e ON NOT e.disabled AND e.enabled_at <= ev.occurred_at \
             AND (e.event_types = '[]'::jsonb OR e.event_types @> jsonb_build_array(ev.event_type)) \
             AND (e.organization_id IS NULL OR e.organization_id = ev.organization_id \
                 OR e.organization_id = o.parent_id) \
@@ -168,8 +169,8 @@ impl WebhookStore for PgStore {
         let q = sqlx::query(
             "INSERT INTO webhook_endpoints (id, organization_id, url, description, event_types, \
              disabled, disabled_reason, secret, previous_secret, previous_secret_expires_at, \
-             created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             created_at, updated_at, enabled_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(e.id)
         .bind(e.owner.organization_id().map(|o| o.0))
@@ -182,7 +183,8 @@ impl WebhookStore for PgStore {
         .bind(&e.previous_secret)
         .bind(e.previous_secret_expires_at)
         .bind(e.created_at)
-        .bind(e.updated_at);
+        .bind(e.updated_at)
+        .bind(e.enabled_at);
         change(&self.pool, q).await.map(|_| ())
     }
 
@@ -221,7 +223,7 @@ impl WebhookStore for PgStore {
         let q = sqlx::query(
             "UPDATE webhook_endpoints SET url = $2, description = $3, event_types = $4, \
              disabled = $5, disabled_reason = $6, secret = $7, previous_secret = $8, \
-             previous_secret_expires_at = $9, updated_at = $10 WHERE id = $1",
+             previous_secret_expires_at = $9, updated_at = $10, enabled_at = $11 WHERE id = $1",
         )
         .bind(e.id)
         .bind(&e.url)
@@ -232,7 +234,8 @@ impl WebhookStore for PgStore {
         .bind(&e.secret)
         .bind(&e.previous_secret)
         .bind(e.previous_secret_expires_at)
-        .bind(e.updated_at);
+        .bind(e.updated_at)
+        .bind(e.enabled_at);
         change(&self.pool, q).await.map(|n| n > 0)
     }
 

@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0012_audit_log.sql"),
     include_str!("../migrations/sqlite/0013_audit_log_rowid.sql"),
     include_str!("../migrations/sqlite/0014_webhooks.sql"),
+    include_str!("../migrations/sqlite/0015_webhook_enabled_at.sql"),
 ];
 
 #[path = "sqlite_audit.rs"]

@@ -44,7 +44,7 @@ pub(super) fn insert_events(conn: &Connection, events: &[Event]) -> StoreResult<
 }
 
 const ENDPOINT_COLUMNS: &str = "id, organization_id, url, description, event_types, disabled, \
-    disabled_reason, secret, previous_secret, previous_secret_expires_at, created_at, updated_at";
+    disabled_reason, secret, previous_secret, previous_secret_expires_at, created_at, updated_at, enabled_at";
 const MESSAGE_COLUMNS: &str = "id, endpoint_id, event_id, event_type, status, attempts, \
     next_attempt_at, created_at, updated_at";
 const ATTEMPT_COLUMNS: &str = "id, message_id, endpoint_id, attempted_at, status_code, response, \
@@ -81,6 +81,7 @@ fn endpoint_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<WebhookEndpoint
         previous_secret_expires_at: opt_ts(r.get(at + 9)?)?,
         created_at: parse_ts(&r.get::<_, String>(at + 10)?)?,
         updated_at: parse_ts(&r.get::<_, String>(at + 11)?)?,
+        enabled_at: parse_ts(&r.get::<_, String>(at + 12)?)?,
     })
 }
 
@@ -131,7 +132,7 @@ impl WebhookStore for SqliteStore {
         self.write(move |conn| {
             conn.prepare_cached(&format!(
                 "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
             ))
             .and_then(|mut s| {
                 s.execute(params![
@@ -147,6 +148,7 @@ impl WebhookStore for SqliteStore {
                     e.previous_secret_expires_at.as_ref().map(ts),
                     ts(&e.created_at),
                     ts(&e.updated_at),
+                    ts(&e.enabled_at),
                 ])
             })
             .map_err(map_err)?;
@@ -198,7 +200,8 @@ impl WebhookStore for SqliteStore {
                 .prepare_cached(
                     "UPDATE webhook_endpoints SET url = ?2, description = ?3, event_types = ?4, \
                      disabled = ?5, disabled_reason = ?6, secret = ?7, previous_secret = ?8, \
-                     previous_secret_expires_at = ?9, updated_at = ?10 WHERE id = ?1",
+                     previous_secret_expires_at = ?9, updated_at = ?10, enabled_at = ?11 \
+                     WHERE id = ?1",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
@@ -212,6 +215,7 @@ impl WebhookStore for SqliteStore {
                         e.previous_secret,
                         e.previous_secret_expires_at.as_ref().map(ts),
                         ts(&e.updated_at),
+                        ts(&e.enabled_at),
                     ])
                 })
                 .map_err(map_err)?;
@@ -263,7 +267,7 @@ impl WebhookStore for SqliteStore {
                  SELECT 'msg_' || lower(hex(randomblob(16))), e.id, ev.id, ev.event_type, \
                      'pending', 0, min(ev.occurred_at, ?2), NULL, ?2, ?2 \
                  FROM webhook_events ev JOIN webhook_endpoints e ON e.disabled = 0 \
-                     AND e.created_at <= ev.occurred_at \
+                     AND e.enabled_at <= ev.occurred_at \
                      AND (e.event_types = '[]' OR EXISTS \
                          (SELECT 1 FROM json_each(e.event_types) t WHERE t.value = ev.event_type)) \
                      AND (e.organization_id IS NULL OR e.organization_id = ev.organization_id \

@@ -342,14 +342,14 @@ async fn a_failed_delivery_is_retried_and_a_410_disables_the_endpoint(db: TestDb
         "{}",
         log.text
     );
-    // A disabled endpoint receives nothing more; enabling it clears the reason.
+    // A disabled endpoint receives nothing more, even once enabled again; enabling it clears
+    // the reason.
     app.patch(
         &format!("/api/organizations/{oid}"),
         json!({"name": "Acme 4"}),
     )
     .await;
-    drain(&app).await;
-    assert_eq!(rx.deliveries("flaky").await.len(), 3);
+    // Not fanned out yet when the endpoint is enabled again (no drain here): still not its.
     let on = app
         .patch(
             &format!("/api/organizations/{oid}/webhooks/{eid}"),
@@ -358,6 +358,21 @@ async fn a_failed_delivery_is_retried_and_a_410_disables_the_endpoint(db: TestDb
         .await;
     assert_eq!(on.body["disabled"], false, "{}", on.text);
     assert_eq!(on.body["disabledReason"], Value::Null);
+    // What changed while it was disabled is not its to receive; what changes now is.
+    drain(&app).await;
+    assert_eq!(rx.deliveries("flaky").await.len(), 3);
+    rx.config("flaky", json!({"secrets": [e["secret"]]})).await;
+    let a = app
+        .patch(
+            &format!("/api/organizations/{oid}"),
+            json!({"name": "Acme 5"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    drain(&app).await;
+    let got = rx.deliveries("flaky").await;
+    assert_eq!(got.len(), 4, "{got:#?}");
+    assert!(got[3]["body"].as_str().unwrap().contains("Acme 5"));
 }
 
 async fn a_rotated_secret_signs_beside_the_new_one(db: TestDb) {

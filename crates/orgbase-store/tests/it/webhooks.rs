@@ -86,6 +86,7 @@ fn endpoint(owner: EndpointOwner, types: &[EventType]) -> WebhookEndpoint {
         secret: new_secret(),
         previous_secret: None,
         previous_secret_expires_at: None,
+        enabled_at: t,
         created_at: t,
         updated_at: t,
     }
@@ -203,6 +204,7 @@ async fn endpoints_round_trip_every_field(db: TestDb) {
     next.previous_secret = None;
     next.previous_secret_expires_at = None;
     next.updated_at = t + Duration::seconds(5);
+    next.enabled_at = t + Duration::seconds(4);
     let mut ignored = next.clone();
     ignored.owner = EndpointOwner::Organization(o.id);
     ignored.created_at = t - Duration::days(3);
@@ -467,9 +469,13 @@ async fn dispatch_fans_out_to_the_endpoints_that_take_the_event(db: TestDb) {
     )
     .await
     .unwrap();
-    // Made after the event: not for it.
+    // Made after the event, or enabled only after it: not for it.
     let mut late = endpoint(EndpointOwner::Platform, &[]);
     late.created_at = now() + Duration::seconds(1);
+    late.enabled_at = late.created_at;
+    let mut reenabled = endpoint(EndpointOwner::Platform, &[]);
+    reenabled.enabled_at = now() + Duration::seconds(1);
+    s.create_webhook_endpoint(&reenabled).await.unwrap();
     s.create_webhook_endpoint(&late).await.unwrap();
 
     assert_eq!(s.dispatch_webhook_events(100).await.unwrap(), 1);
@@ -479,7 +485,7 @@ async fn dispatch_fans_out_to_the_endpoints_that_take_the_event(db: TestDb) {
     assert_eq!(got(updates_only.clone()).await, one);
     assert_eq!(got(of_partner.clone()).await, one);
     assert_eq!(got(of_child.clone()).await, one);
-    for e in [&members_only, &disabled, &of_other, &late] {
+    for e in [&members_only, &disabled, &of_other, &late, &reenabled] {
         assert!(got(e.clone()).await.is_empty(), "{e:?}");
     }
     let m = &messages(s, &of_child).await[0];
@@ -801,6 +807,7 @@ async fn the_purge_removes_old_events_all_delivered(db: TestDb) {
     let s = &db.store;
     let mut hook = endpoint(EndpointOwner::Platform, &[EventType::ApiKeyCreated]);
     hook.created_at = now() - Duration::days(100);
+    hook.enabled_at = hook.created_at;
     s.create_webhook_endpoint(&hook).await.unwrap();
     let old = now() - Duration::days(40);
     let event = |action: &str, at: DateTime<Utc>| {

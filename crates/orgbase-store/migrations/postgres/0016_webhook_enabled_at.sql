@@ -1,0 +1,5 @@
+-- Since when each endpoint has been enabled: events of changes made before (while it was
+-- disabled, or before it existed) are not fanned out to it, however late they are fanned out.
+ALTER TABLE webhook_endpoints ADD COLUMN enabled_at TIMESTAMPTZ;
+UPDATE webhook_endpoints SET enabled_at = created_at;
+ALTER TABLE webhook_endpoints ALTER COLUMN enabled_at SET NOT NULL;

@@ -647,8 +647,8 @@ pub trait WebhookStore: Send + Sync {
         message: &str,
     ) -> StoreResult<Vec<orgbase_domain::webhook::WebhookAttempt>>;
     /// Sets messages pending again, due at `now` (a replay, a recovery): the message `id`, or
-    /// with `failed_since` every failed message of the endpoint updated since then. Answers
-    /// how many.
+    /// with `failed_since` every failed message of the endpoint updated since then; never a
+    /// message whose attempt is in flight (leased). Answers how many.
     async fn requeue_webhook_messages(
         &self,
         endpoint: Uuid,

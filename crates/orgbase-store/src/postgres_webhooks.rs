@@ -452,7 +452,8 @@ impl WebhookStore for PgStore {
             "UPDATE webhook_messages SET status = 'pending', next_attempt_at = $4, \
              lease_until = NULL, updated_at = $4 WHERE endpoint_id = $1 \
              AND ($2::text IS NULL OR id = $2) \
-             AND ($3::timestamptz IS NULL OR (status = 'failed' AND updated_at >= $3))",
+             AND ($3::timestamptz IS NULL OR (status = 'failed' AND updated_at >= $3)) \
+             AND (lease_until IS NULL OR lease_until <= $4)",
         )
         .bind(endpoint)
         .bind(id)

@@ -440,7 +440,8 @@ impl WebhookStore for SqliteStore {
                     "UPDATE webhook_messages SET status = 'pending', next_attempt_at = ?4, \
                      lease_until = NULL, updated_at = ?4 WHERE endpoint_id = ?1 \
                      AND (?2 IS NULL OR id = ?2) \
-                     AND (?3 IS NULL OR (status = 'failed' AND updated_at >= ?3))",
+                     AND (?3 IS NULL OR (status = 'failed' AND updated_at >= ?3)) \
+                     AND (lease_until IS NULL OR lease_until <= ?4)",
                 )
                 .and_then(|mut s| s.execute(params![endpoint.to_string(), id, since, now]))
                 .map_err(map_err)?;

@@ -50,6 +50,8 @@ impl Deliverer {
             .timeout(TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve and connect in our stead, around the guard.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { allow_private }))
             .user_agent(concat!("Orgbase-Webhooks/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(8)
@@ -102,8 +104,8 @@ impl Deliverer {
             Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
             _ => None,
         };
-        if let Some(ip) = literal.filter(|ip| !self.allow_private && is_private(*ip)) {
-            return fail(format!("{ip} is an internal address: refused"));
+        if literal.is_some_and(|ip| !self.allow_private && is_private(ip)) {
+            return fail("the URL names an internal address: refused".into());
         }
         let timestamp = now.timestamp();
         let request = self
@@ -126,7 +128,7 @@ impl Deliverer {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+            .and_then(|v| retry_after_secs(v, now));
         let mut read = Vec::new();
         let mut error = None;
         while read.len() < MAX_READ {
@@ -148,6 +150,16 @@ impl Deliverer {
             retry_after,
         }
     }
+}
+
+/// `Retry-After` in seconds: delay-seconds, or an HTTP date (RFC 9110 10.2.3).
+fn retry_after_secs(v: &str, now: DateTime<Utc>) -> Option<u64> {
+    let v = v.trim();
+    if let Ok(s) = v.parse::<u64>() {
+        return Some(s);
+    }
+    let at = DateTime::parse_from_rfc2822(v).ok()?;
+    Some((at.with_timezone(&Utc) - now).num_seconds().max(0) as u64)
 }
 
 /// An HTTP client error in one line, with its causes.
@@ -191,6 +203,23 @@ mod tests {
             }
         });
         (port.to_string(), hits)
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-06T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(retry_after_secs(" 120 ", now), Some(120));
+        assert_eq!(
+            retry_after_secs("Sun, 06 Dec 2026 10:01:30 GMT", now),
+            Some(90)
+        );
+        assert_eq!(
+            retry_after_secs("Sun, 06 Dec 2026 09:00:00 GMT", now),
+            Some(0)
+        );
+        assert_eq!(retry_after_secs("soon", now), None);
     }
 
     /// At send time the guard holds for an address and for a name that resolves inward (what

@@ -21,6 +21,30 @@ pub fn is_private(ip: IpAddr) -> bool {
                 return is_private_v4(v4);
             }
             let s = v6.segments();
+            let v4_at = |i: usize| {
+                Ipv4Addr::new(
+                    (s[i] >> 8) as u8,
+                    s[i] as u8,
+                    (s[i + 1] >> 8) as u8,
+                    s[i + 1] as u8,
+                )
+            };
+            // 6to4 (2002::/16) carries an IPv4 address in its bits 16-47; IPv4-translated
+            // (::ffff:0:a.b.c.d) in its last 32.
+            if s[0] == 0x2002 {
+                return is_private_v4(v4_at(1));
+            }
+            if s[0..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
+                return is_private_v4(v4_at(6));
+            }
+            // Teredo (2001::/32) tunnels to hidden addresses; local-use NAT64 (64:ff9b:1::/48);
+            // discard-only (100::/64).
+            if (s[0] == 0x2001 && s[1] == 0)
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+                || (s[0] == 0x100 && s[1..4] == [0, 0, 0])
+            {
+                return true;
+            }
             // NAT64 (64:ff9b::/96) carries an IPv4 address in its last 32 bits.
             if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
                 let v4 =
@@ -84,12 +108,14 @@ pub async fn check_url(raw: &str, allow_private: bool) -> Result<(), String> {
         return Err("its host resolves to no address".into());
     }
     if !allow_private {
-        if let Some(ip) = addrs.iter().find(|ip| is_private(**ip)) {
-            return Err(format!(
-                "reaches {ip}, a private, loopback, link-local or otherwise internal address: \
+        // Which address is not said: the answer must not map a private network.
+        if addrs.iter().any(|ip| is_private(*ip)) {
+            return Err(
+                "reaches a private, loopback, link-local or otherwise internal address: \
                  webhooks go to public addresses only (ORGBASE_WEBHOOK_ALLOW_PRIVATE=true lifts \
                  this on a private network)"
-            ));
+                    .into(),
+            );
         }
     }
     Ok(())
@@ -118,15 +144,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 let why: Box<dyn std::error::Error + Send + Sync> = if found.is_empty() {
                     format!("{host} resolves to no address").into()
                 } else {
-                    format!(
-                        "{host} resolves only to internal addresses ({}): refused",
-                        found
-                            .iter()
-                            .map(|a| a.ip().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                    .into()
+                    // Which addresses is not said: attempts are shown to the endpoint's owner.
+                    format!("{host} resolves only to internal addresses: refused").into()
                 };
                 return Err(why);
             }
@@ -158,6 +177,12 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "::ffff:0:127.0.0.1",
+            "2002:a9fe:a9fe::",
+            "2002:7f00:1::",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "64:ff9b:1::a00:1",
+            "100::1",
             "64:ff9b::a00:1",
             "ff02::1",
         ] {

@@ -107,12 +107,17 @@ impl Worker {
                 .buffer_unordered(CONCURRENCY)
                 .collect()
                 .await;
-        // The round's attempts recorded together: one transaction, not one each.
+        // The round's attempts recorded together: one transaction, not one each. One attempt
+        // that could not finish (its endpoint's disabling not written) leaves the others
+        // recorded; its own message goes again when its lease ends.
         let done = results
             .into_iter()
-            .collect::<StoreResult<Vec<_>>>()?
-            .into_iter()
-            .flatten()
+            .filter_map(|r| {
+                r.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "a webhook attempt could not be recorded; it goes again");
+                    None
+                })
+            })
             .collect::<Vec<_>>();
         self.store.finish_webhook_attempts(&done).await?;
         Ok(progress)
@@ -310,10 +315,13 @@ impl Worker {
             .retry_after
             .map(|s| chrono::Duration::seconds(s.min(86_400) as i64));
         let next = next_attempt(attempts, at, retry_after);
+        // Unknown (the database away a moment): no disabling this time.
         let failing_since = self
             .store
             .webhook_failing_since(m.endpoint.id)
-            .await?
+            .await
+            .ok()
+            .flatten()
             .unwrap_or(at);
         let disable = (at - failing_since >= failing_limit()).then(|| {
             format!(

@@ -83,15 +83,18 @@ impl EventType {
     }
 
     /// The events an audit entry stands for: most actions are an event of the same name; an
-    /// organization's update that moves its status is also `organization.status_changed`, and an
-    /// accepted invitation also adds a member. Other actions (sessions, roles, workspaces,
-    /// plans of the catalogue, checkouts started) emit nothing.
+    /// organization's update that moves its status is also `organization.status_changed`, an
+    /// accepted invitation also adds a member, and an ownership transfer updates the
+    /// organization. Other actions (sessions, roles, workspaces, plans of the catalogue,
+    /// checkouts started) emit nothing.
     pub fn of(entry: &AuditEntry) -> Vec<EventType> {
         match entry.action.as_str() {
             "organization.updated" if entry.changes.contains_key("status") => {
                 vec![Self::OrganizationUpdated, Self::OrganizationStatusChanged]
             }
             "invitation.accepted" => vec![Self::InvitationAccepted, Self::MemberAdded],
+            // The organization's `owner` changed.
+            "organization.ownership_transferred" => vec![Self::OrganizationUpdated],
             other => Self::parse(other).into_iter().collect(),
         }
     }
@@ -363,6 +366,13 @@ mod tests {
         assert_eq!(events[0].payload["previous"]["status"], "active");
         assert_ne!(events[0].id, events[1].id);
         assert!(Event::from_entry(&entry("session.created", &[])).is_empty());
+        let moved = Event::from_entry(&entry(
+            "organization.ownership_transferred",
+            &[("owner", json!("u1"), json!("u2"))],
+        ));
+        assert_eq!(moved[0].event_type, EventType::OrganizationUpdated);
+        assert_eq!(moved[0].payload["data"]["owner"], "u2");
+        assert_eq!(moved[0].payload["previous"]["owner"], "u1");
         let created = Event::from_entry(&entry(
             "organization.created",
             &[("name", Value::Null, json!("Acme"))],

@@ -175,10 +175,25 @@ fn launch(
     }
 }
 
-/// `tools/webhook-receiver.py` on a free port: it verifies every delivery with the Standard
-/// Webhooks reference library (pip: standardwebhooks, installed if missing) and keeps what it got
-/// (see the script for its `/_config/NAME` and `/_deliveries/NAME`).
-pub fn start_webhook_receiver(log_dir: &std::path::Path) -> PythonServer {
+/// `tools/webhook-receiver.py`, running: it verifies every delivery with the Standard Webhooks
+/// reference library (pip: standardwebhooks, installed if missing) and keeps what it got (see
+/// the script for its `/_config/NAME` and `/_deliveries/NAME`). Stopped, and its log folder
+/// removed, on drop.
+pub struct WebhookReceiver {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    _server: PythonServer,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts the webhook receiver on a free port.
+pub fn start_webhook_receiver() -> WebhookReceiver {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tools/webhook-receiver.py"
@@ -189,5 +204,16 @@ pub fn start_webhook_receiver(log_dir: &std::path::Path) -> PythonServer {
         package: "standardwebhooks==1.3.0",
         timeout: std::time::Duration::from_secs(20),
     };
-    start_python_server(&spec, log_dir, |port| vec![script.into(), port.to_string()])
+    let dir = std::env::temp_dir().join(format!(
+        "orgbase-webhook-receiver-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).expect("a log folder for the webhook receiver");
+    let server = start_python_server(&spec, &dir, |port| vec![script.into(), port.to_string()]);
+    WebhookReceiver {
+        base: format!("http://127.0.0.1:{}", server.port),
+        _server: server,
+        dir,
+    }
 }

@@ -54,23 +54,20 @@ async fn app_reaching_loopback(db: TestDb) -> App {
     .await
 }
 
-/// `tools/webhook-receiver.py`, on a free port.
+/// `tools/webhook-receiver.py`, with a client for it.
 struct Receiver {
     base: String,
     http: reqwest::Client,
-    _server: orgbase_testkit::PythonServer,
-    _dir: tempfile::TempDir,
+    _running: orgbase_testkit::WebhookReceiver,
 }
 
 impl Receiver {
     fn start() -> Receiver {
-        let dir = tempfile::tempdir().unwrap();
-        let server = orgbase_testkit::start_webhook_receiver(dir.path());
+        let running = orgbase_testkit::start_webhook_receiver();
         Receiver {
-            base: format!("http://127.0.0.1:{}", server.port),
+            base: running.base.clone(),
             http: reqwest::Client::new(),
-            _server: server,
-            _dir: dir,
+            _running: running,
         }
     }
 

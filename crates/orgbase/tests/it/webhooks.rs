@@ -11,23 +11,7 @@ use crate::{orgbase, pg_database, Server, TempDir};
 
 const BOOT: &str = "a-bootstrap-key-of-at-least-32-characters!";
 
-struct Receiver {
-    base: String,
-    _server: orgbase_testkit::PythonServer,
-    _dir: tempfile::TempDir,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let dir = tempfile::tempdir().unwrap();
-        let server = orgbase_testkit::start_webhook_receiver(dir.path());
-        Receiver {
-            base: format!("http://127.0.0.1:{}", server.port),
-            _server: server,
-            _dir: dir,
-        }
-    }
-}
+type Receiver = orgbase_testkit::WebhookReceiver;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -145,7 +129,7 @@ async fn wait_for_all(
 
 fn a_killed_node_loses_no_event(db: Option<&str>) {
     let dir = TempDir::new();
-    let rx = Receiver::start();
+    let rx = orgbase_testkit::start_webhook_receiver();
     let rt = runtime();
     let http = reqwest::Client::new();
     let mut first = node(&dir.0, db);
@@ -200,7 +184,7 @@ fn postgres_two_nodes_deliver_every_event() {
         return;
     };
     let (dir_a, dir_b) = (TempDir::new(), TempDir::new());
-    let rx = Receiver::start();
+    let rx = orgbase_testkit::start_webhook_receiver();
     let rt = runtime();
     let http = reqwest::Client::new();
     let a = node(&dir_a.0, Some(&db));

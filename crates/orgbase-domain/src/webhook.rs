@@ -201,9 +201,6 @@ pub struct WebhookEndpoint {
     /// The secret before the last rotation, also signing until `previous_secret_expires_at`.
     pub previous_secret: Option<String>,
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
-    /// Since when it has been enabled (its creation, or its last enabling): it receives the
-    /// events of changes made since then, never those made while it was disabled.
-    pub enabled_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

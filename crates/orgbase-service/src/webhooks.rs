@@ -116,7 +116,6 @@ pub async fn create(
         secret: new_secret(),
         previous_secret: None,
         previous_secret_expires_at: None,
-        enabled_at: t,
         created_at: t,
         updated_at: t,
     };
@@ -161,10 +160,6 @@ pub async fn update(
         return Ok(current);
     }
     next.updated_at = now();
-    // Enabled again: the changes made while it was disabled are not its to receive.
-    if current.disabled && !next.disabled {
-        next.enabled_at = next.updated_at;
-    }
     let entry = scope
         .entry("webhook_endpoint.updated", id)
         .diff(Some(&current), Some(&next));

@@ -571,9 +571,16 @@ pub trait AuditStore: Send + Sync {
 /// Webhooks: endpoints, the outbox of events (written by the changes themselves, with their
 /// audit entries: see [`audit`]), and each event's delivery to each endpoint with its attempts.
 ///
-/// Several nodes may run the delivery worker on one PostgreSQL database: dispatching and
-/// claiming take rows no other node holds (`FOR UPDATE SKIP LOCKED`), and a claimed message is
-/// leased, so that a node that dies mid-delivery leaves it to another once the lease ends.
+/// Writing an event makes its messages in the same transaction: one, pending and due at once,
+/// for each enabled endpoint that wants the event's type, of the platform, of the event's
+/// organization or of that organization's parent (a partner). A trigger of the outbox table
+/// does it on both databases, so every path that writes events (`commit`, the batched PATCH,
+/// the wallet's one statement, the SQLite group commit) makes them, and an endpoint receives
+/// the events of exactly the changes made while it was enabled.
+///
+/// Several nodes may run the delivery worker on one PostgreSQL database: claiming takes rows
+/// no other node holds (`FOR UPDATE SKIP LOCKED`), and a claimed message is leased, so that a
+/// node that dies mid-delivery leaves it to another once the lease ends.
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
     async fn create_webhook_endpoint(
@@ -596,11 +603,6 @@ pub trait WebhookStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Removes the endpoint with its messages and attempts; false when it was gone.
     async fn delete_webhook_endpoint(&self, id: Uuid) -> StoreResult<bool>;
-    /// Fans out up to `limit` undispatched events, oldest first: one pending message, due at
-    /// once, for each enabled endpoint that wants the event's type and was made before it, of
-    /// the platform, of the event's organization, or of that organization's parent (a partner).
-    /// The events are then dispatched. Answers how many events it took.
-    async fn dispatch_webhook_events(&self, limit: u32) -> StoreResult<u32>;
     /// Leases up to `limit` pending messages due at `now` (and not leased by another worker)
     /// until `lease_until`, soonest due first, with their payloads and endpoints.
     async fn claim_webhook_messages(
@@ -664,8 +666,8 @@ pub trait WebhookStore: Send + Sync {
     async fn release_webhook_leases(&self) -> StoreResult<u64> {
         Ok(0)
     }
-    /// Removes up to `limit` dispatched events that occurred before `before` and whose messages
-    /// are all delivered (or that had none); answers how many.
+    /// Removes up to `limit` events that occurred before `before` and whose messages are all
+    /// delivered (or that had none); answers how many.
     async fn purge_webhook_events(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
 }
 

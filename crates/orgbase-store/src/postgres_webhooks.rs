@@ -20,8 +20,9 @@ use super::{bad, begin, commit, map_err, PgStore};
 use crate::{StoreResult, WebhookStore};
 
 /// An event as a row of `webhook_events`, by column name: the one place that names them for
-/// writing. Every column is given, `dispatched` too: `jsonb_populate_recordset` sets a column
-/// missing from the JSON to NULL, not to its default.
+/// writing. Every column is given: `jsonb_populate_recordset` sets a column missing from the
+/// JSON to NULL, not to its default. Writing it makes its messages (the trigger of migration
+/// 0017), in the same statement.
 fn row(e: &Event) -> Value {
     json!({
         "id": e.id,
@@ -29,7 +30,6 @@ fn row(e: &Event) -> Value {
         "event_type": e.event_type.as_str(),
         "occurred_at": e.occurred_at,
         "payload": e.payload,
-        "dispatched": false,
     })
 }
 
@@ -42,7 +42,7 @@ pub(super) fn rows<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<Va
 }
 
 const ENDPOINT_COLUMNS: &str = "id, organization_id, url, description, event_types, disabled, \
-    disabled_reason, secret, previous_secret, previous_secret_expires_at, created_at, updated_at, enabled_at";
+    disabled_reason, secret, previous_secret, previous_secret_expires_at, created_at, updated_at";
 const MESSAGE_COLUMNS: &str = "id, endpoint_id, event_id, event_type, status, attempts, \
     next_attempt_at, created_at, updated_at";
 const ATTEMPT_COLUMNS: &str = "id, message_id, endpoint_id, attempted_at, status_code, response, \
@@ -75,7 +75,6 @@ fn endpoint_from_row(r: &PgRow, at: usize) -> Result<WebhookEndpoint, sqlx::Erro
         previous_secret_expires_at: r.try_get(at + 9)?,
         created_at: r.try_get(at + 10)?,
         updated_at: r.try_get(at + 11)?,
-        enabled_at: r.try_get(at + 12)?,
     })
 }
 
@@ -141,36 +140,14 @@ async fn change(
     Ok(n)
 }
 
-/// The fan-out: the oldest undispatched events no other node holds, one message for each
-/// endpoint that takes the event (see `WebhookStore::dispatch_webhook_events`), due at once
-/// (since the event, so that a worker's clock a little behind this one's still finds it), and
-/// the events marked dispatched. A partner's endpoints take its children's events: the parent
-/// is looked up even for a deleted organization, and an organization no longer stored reaches
-/// the platform's endpoints only.
-const DISPATCH: &str = "WITH ev AS (SELECT id, organization_id, event_type, occurred_at \
-        FROM webhook_events WHERE NOT dispatched ORDER BY occurred_at, id LIMIT $1 \
-        FOR UPDATE SKIP LOCKED), \
-    m AS (INSERT INTO webhook_messages (id, endpoint_id, event_id, event_type, status, attempts, \
-        next_attempt_at, lease_until, created_at, updated_at) \
-        SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.id, ev.id, ev.event_type, \
-            'pending', 0, LEAST(ev.occurred_at, $2), NULL, $2, $2 \
-        FROM ev LEFT JOIN organizations o ON o.id = ev.organization_id \
-        JOIN webhook_endpoints e ON NOT e.disabled AND e.enabled_at <= ev.occurred_at \
-            AND (e.event_types = '[]'::jsonb OR e.event_types @> jsonb_build_array(ev.event_type)) \
-            AND (e.organization_id IS NULL OR e.organization_id = ev.organization_id \
-                OR e.organization_id = o.parent_id) \
-        ON CONFLICT (event_id, endpoint_id) DO NOTHING), \
-    d AS (UPDATE webhook_events w SET dispatched = TRUE FROM ev WHERE w.id = ev.id) \
-    SELECT count(*) FROM ev";
-
 #[async_trait]
 impl WebhookStore for PgStore {
     async fn create_webhook_endpoint(&self, e: &WebhookEndpoint) -> StoreResult<()> {
         let q = sqlx::query(
             "INSERT INTO webhook_endpoints (id, organization_id, url, description, event_types, \
              disabled, disabled_reason, secret, previous_secret, previous_secret_expires_at, \
-             created_at, updated_at, enabled_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(e.id)
         .bind(e.owner.organization_id().map(|o| o.0))
@@ -183,8 +160,7 @@ impl WebhookStore for PgStore {
         .bind(&e.previous_secret)
         .bind(e.previous_secret_expires_at)
         .bind(e.created_at)
-        .bind(e.updated_at)
-        .bind(e.enabled_at);
+        .bind(e.updated_at);
         change(&self.pool, q).await.map(|_| ())
     }
 
@@ -223,7 +199,7 @@ impl WebhookStore for PgStore {
         let q = sqlx::query(
             "UPDATE webhook_endpoints SET url = $2, description = $3, event_types = $4, \
              disabled = $5, disabled_reason = $6, secret = $7, previous_secret = $8, \
-             previous_secret_expires_at = $9, updated_at = $10, enabled_at = $11 WHERE id = $1",
+             previous_secret_expires_at = $9, updated_at = $10 WHERE id = $1",
         )
         .bind(e.id)
         .bind(&e.url)
@@ -234,24 +210,13 @@ impl WebhookStore for PgStore {
         .bind(&e.secret)
         .bind(&e.previous_secret)
         .bind(e.previous_secret_expires_at)
-        .bind(e.updated_at)
-        .bind(e.enabled_at);
+        .bind(e.updated_at);
         change(&self.pool, q).await.map(|n| n > 0)
     }
 
     async fn delete_webhook_endpoint(&self, id: Uuid) -> StoreResult<bool> {
         let q = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1").bind(id);
         change(&self.pool, q).await.map(|n| n > 0)
-    }
-
-    async fn dispatch_webhook_events(&self, limit: u32) -> StoreResult<u32> {
-        let n: i64 = sqlx::query_scalar(DISPATCH)
-            .bind(i64::from(limit))
-            .bind(Utc::now())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(n as u32)
     }
 
     async fn claim_webhook_messages(
@@ -479,7 +444,7 @@ impl WebhookStore for PgStore {
         // Oldest first by id (time-ordered), which walks the primary key.
         sqlx::query(
             "DELETE FROM webhook_events WHERE id IN (SELECT ev.id FROM webhook_events ev \
-             WHERE ev.dispatched AND ev.occurred_at < $1 AND NOT EXISTS \
+             WHERE ev.occurred_at < $1 AND NOT EXISTS \
              (SELECT 1 FROM webhook_messages m WHERE m.event_id = ev.id \
               AND m.status <> 'delivered') ORDER BY ev.id LIMIT $2)",
         )

@@ -46,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0013_audit_log_rowid.sql"),
     include_str!("../migrations/sqlite/0014_webhooks.sql"),
     include_str!("../migrations/sqlite/0015_webhook_enabled_at.sql"),
+    include_str!("../migrations/sqlite/0016_webhook_fan_out_at_write.sql"),
 ];
 
 #[path = "sqlite_audit.rs"]

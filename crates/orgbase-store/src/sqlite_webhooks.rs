@@ -19,15 +19,16 @@ use crate::audit::Staged;
 use crate::{StoreResult, WebhookStore};
 
 /// Inserts `events` into the outbox with the transaction `conn` is in: the one place that names
-/// the columns of `webhook_events` for writing.
+/// the columns of `webhook_events` for writing. Each insert makes the event's messages (the
+/// trigger of migration 0016).
 pub(super) fn insert_events(conn: &Connection, events: &[Event]) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
     let mut stmt = conn
         .prepare_cached(
-            "INSERT INTO webhook_events (id, organization_id, event_type, occurred_at, payload, \
-             dispatched) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+            "INSERT INTO webhook_events (id, organization_id, event_type, occurred_at, payload) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )
         .map_err(map_err)?;
     for e in events {
@@ -44,7 +45,7 @@ pub(super) fn insert_events(conn: &Connection, events: &[Event]) -> StoreResult<
 }
 
 const ENDPOINT_COLUMNS: &str = "id, organization_id, url, description, event_types, disabled, \
-    disabled_reason, secret, previous_secret, previous_secret_expires_at, created_at, updated_at, enabled_at";
+    disabled_reason, secret, previous_secret, previous_secret_expires_at, created_at, updated_at";
 const MESSAGE_COLUMNS: &str = "id, endpoint_id, event_id, event_type, status, attempts, \
     next_attempt_at, created_at, updated_at";
 const ATTEMPT_COLUMNS: &str = "id, message_id, endpoint_id, attempted_at, status_code, response, \
@@ -81,7 +82,6 @@ fn endpoint_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<WebhookEndpoint
         previous_secret_expires_at: opt_ts(r.get(at + 9)?)?,
         created_at: parse_ts(&r.get::<_, String>(at + 10)?)?,
         updated_at: parse_ts(&r.get::<_, String>(at + 11)?)?,
-        enabled_at: parse_ts(&r.get::<_, String>(at + 12)?)?,
     })
 }
 
@@ -132,7 +132,7 @@ impl WebhookStore for SqliteStore {
         self.write(move |conn| {
             conn.prepare_cached(&format!(
                 "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
             ))
             .and_then(|mut s| {
                 s.execute(params![
@@ -148,7 +148,6 @@ impl WebhookStore for SqliteStore {
                     e.previous_secret_expires_at.as_ref().map(ts),
                     ts(&e.created_at),
                     ts(&e.updated_at),
-                    ts(&e.enabled_at),
                 ])
             })
             .map_err(map_err)?;
@@ -200,8 +199,7 @@ impl WebhookStore for SqliteStore {
                 .prepare_cached(
                     "UPDATE webhook_endpoints SET url = ?2, description = ?3, event_types = ?4, \
                      disabled = ?5, disabled_reason = ?6, secret = ?7, previous_secret = ?8, \
-                     previous_secret_expires_at = ?9, updated_at = ?10, enabled_at = ?11 \
-                     WHERE id = ?1",
+                     previous_secret_expires_at = ?9, updated_at = ?10 WHERE id = ?1",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
@@ -215,7 +213,6 @@ impl WebhookStore for SqliteStore {
                         e.previous_secret,
                         e.previous_secret_expires_at.as_ref().map(ts),
                         ts(&e.updated_at),
-                        ts(&e.enabled_at),
                     ])
                 })
                 .map_err(map_err)?;
@@ -238,52 +235,6 @@ impl WebhookStore for SqliteStore {
                 unchanged(&staged);
             }
             Ok(n > 0)
-        })
-        .await
-    }
-
-    async fn dispatch_webhook_events(&self, limit: u32) -> StoreResult<u32> {
-        let now = ts(&Utc::now());
-        self.write(move |conn| {
-            // The events taken: the oldest undispatched, which are exactly those undispatched
-            // up to the last one taken.
-            let (taken, last): (i64, Option<i64>) = conn
-                .prepare_cached(
-                    "SELECT count(*), max(seq) FROM (SELECT seq FROM webhook_events \
-                     WHERE dispatched = 0 ORDER BY seq LIMIT ?1)",
-                )
-                .and_then(|mut s| s.query_row([limit], |r| Ok((r.get(0)?, r.get(1)?))))
-                .map_err(map_err)?;
-            let Some(last) = last else {
-                return Ok(0);
-            };
-            // One message for each endpoint that takes the event, due at once (since the
-            // event, so that a worker's clock a little behind still finds it). A partner's
-            // endpoints take its children's events: the parent is looked up even for a
-            // deleted organization, and one no longer stored reaches the platform's only.
-            conn.prepare_cached(
-                "INSERT INTO webhook_messages (id, endpoint_id, event_id, event_type, status, \
-                 attempts, next_attempt_at, lease_until, created_at, updated_at) \
-                 SELECT 'msg_' || lower(hex(randomblob(16))), e.id, ev.id, ev.event_type, \
-                     'pending', 0, min(ev.occurred_at, ?2), NULL, ?2, ?2 \
-                 FROM webhook_events ev JOIN webhook_endpoints e ON e.disabled = 0 \
-                     AND e.enabled_at <= ev.occurred_at \
-                     AND (e.event_types = '[]' OR EXISTS \
-                         (SELECT 1 FROM json_each(e.event_types) t WHERE t.value = ev.event_type)) \
-                     AND (e.organization_id IS NULL OR e.organization_id = ev.organization_id \
-                         OR e.organization_id = \
-                         (SELECT o.parent_id FROM organizations o WHERE o.id = ev.organization_id)) \
-                 WHERE ev.dispatched = 0 AND ev.seq <= ?1 \
-                 ON CONFLICT DO NOTHING",
-            )
-            .and_then(|mut s| s.execute(params![last, now]))
-            .map_err(map_err)?;
-            conn.prepare_cached(
-                "UPDATE webhook_events SET dispatched = 1 WHERE dispatched = 0 AND seq <= ?1",
-            )
-            .and_then(|mut s| s.execute([last]))
-            .map_err(map_err)?;
-            Ok(taken as u32)
         })
         .await
     }
@@ -488,7 +439,7 @@ impl WebhookStore for SqliteStore {
             // Oldest first, in the order of the outbox.
             conn.prepare_cached(
                 "DELETE FROM webhook_events WHERE seq IN (SELECT ev.seq FROM webhook_events ev \
-                 WHERE ev.dispatched = 1 AND ev.occurred_at < ?1 AND NOT EXISTS \
+                 WHERE ev.occurred_at < ?1 AND NOT EXISTS \
                  (SELECT 1 FROM webhook_messages m WHERE m.event_id = ev.id \
                   AND m.status <> 'delivered') ORDER BY ev.seq LIMIT ?2)",
             )

@@ -1,6 +1,6 @@
 //! Webhook delivery. Events are written to the outbox by the changes themselves (see
-//! `orgbase_store::audit`); the [`worker::Worker`] fans them out to the endpoints that want them
-//! and delivers each with the Standard Webhooks headers ([`sign`]), retrying on the schedule of
+//! `orgbase_store::audit`), each with a message for every endpoint that wants it; the
+//! [`worker::Worker`] delivers each message with the Standard Webhooks headers ([`sign`]), retrying on the schedule of
 //! `orgbase_domain::webhook`, only to addresses the [`guard`] lets through.
 #![forbid(unsafe_code)]
 

@@ -1,5 +1,5 @@
-//! The delivery worker, one per node: it fans new events out of the outbox into messages (one
-//! per endpoint that wants the event), then leases the messages that are due and attempts each.
+//! The delivery worker, one per node: it leases the messages that are due (made with their
+//! events, by the changes' own transactions) and attempts each.
 //! A message is leased while its attempt runs, so several nodes on one PostgreSQL database
 //! never attempt it twice at once, and a node that dies mid-attempt leaves it to another (or to
 //! its restart) when the lease ends: delivery is at least once.
@@ -18,10 +18,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::deliver::{Deliverer, Sent};
 
-/// Events fanned out per step of a round.
-const BATCH: u32 = 256;
-/// Steps of fan-out per round, at most.
-const DISPATCH_STEPS: usize = 8;
 /// Attempts in flight at once, per node.
 const CONCURRENCY: usize = 64;
 /// How long an idle worker waits before looking again (unless woken: by a change committed on
@@ -33,13 +29,12 @@ const COALESCE: Duration = Duration::from_millis(2);
 /// What a round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
-    pub dispatched: u32,
     pub attempted: u32,
 }
 
 impl Progress {
     pub fn idle(&self) -> bool {
-        self.dispatched == 0 && self.attempted == 0
+        self.attempted == 0
     }
 }
 
@@ -71,8 +66,7 @@ impl Worker {
         self.wake.notify_one();
     }
 
-    /// One round: new events fanned out (up to `DISPATCH_STEPS` batches), then the due messages
-    /// that can run at once attempted.
+    /// One round: the due messages that can run at once attempted.
     pub async fn run_once(&self) -> StoreResult<Progress> {
         self.round(None).await
     }
@@ -81,15 +75,6 @@ impl Worker {
     /// retry's wait pass).
     async fn round(&self, due_by: Option<DateTime<Utc>>) -> StoreResult<Progress> {
         let mut progress = Progress::default();
-        // A bounded share of the outbox per round: while changes come faster than they fan
-        // out, deliveries must still go (an unbounded loop here starved them on PostgreSQL).
-        for _ in 0..DISPATCH_STEPS {
-            let n = self.store.dispatch_webhook_events(BATCH).await?;
-            progress.dispatched += n;
-            if n < BATCH {
-                break;
-            }
-        }
         let at = due_by.unwrap_or_else(now);
         // The lease outlasts the attempt's own time limit (and its record), by a margin; a
         // node that dies holding it delays its messages by this much on PostgreSQL.
@@ -123,8 +108,7 @@ impl Worker {
         Ok(progress)
     }
 
-    /// Rounds until one finds nothing to do now: every event fanned out and every message due
-    /// now attempted (a retry scheduled for later stays). For tests, and for a node's shutdown.
+    /// Rounds until one finds nothing to do now: every message due now attempted (a retry scheduled for later stays). For tests, and for a node's shutdown.
     pub async fn drain(&self) -> StoreResult<Progress> {
         self.drain_rounds(None).await
     }
@@ -141,7 +125,6 @@ impl Worker {
             if p.idle() {
                 return Ok(total);
             }
-            total.dispatched += p.dispatched;
             total.attempted += p.attempted;
         }
     }

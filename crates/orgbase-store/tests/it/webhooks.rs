@@ -1,7 +1,7 @@
 //! Webhooks: endpoints round-trip; a change writes its events to the outbox with it and only
 //! with it, on every write path (PostgreSQL's transactions, batched statement and one-statement
-//! wallet entry; SQLite's group commit); dispatching fans each event out to the endpoints that
-//! take it; claiming leases; an attempt moves its message on; and messages list, requeue and
+//! wallet entry; SQLite's group commit), each with a message for every endpoint that takes it;
+//! claiming leases; an attempt moves its message on; and messages list, requeue and
 //! purge as the contract says.
 use chrono::{DateTime, Duration, Utc};
 use orgbase_domain::audit::{Actor, ActorType, AuditEntry, AuditSurface, Target};
@@ -23,7 +23,7 @@ crate::conformance!(
     a_change_writes_its_events_with_it_and_a_failed_one_none,
     every_write_path_writes_its_events,
     batched_settings_updates_write_the_events_of_the_rows_updated,
-    dispatch_fans_out_to_the_endpoints_that_take_the_event,
+    an_event_is_written_with_a_message_for_each_endpoint_that_takes_it,
     a_claim_leases_its_messages,
     finishing_an_attempt_records_it_and_moves_the_message,
     a_round_of_attempts_is_recorded_at_once,
@@ -86,7 +86,6 @@ fn endpoint(owner: EndpointOwner, types: &[EventType]) -> WebhookEndpoint {
         secret: new_secret(),
         previous_secret: None,
         previous_secret_expires_at: None,
-        enabled_at: t,
         created_at: t,
         updated_at: t,
     }
@@ -204,7 +203,6 @@ async fn endpoints_round_trip_every_field(db: TestDb) {
     next.previous_secret = None;
     next.previous_secret_expires_at = None;
     next.updated_at = t + Duration::seconds(5);
-    next.enabled_at = t + Duration::seconds(4);
     let mut ignored = next.clone();
     ignored.owner = EndpointOwner::Organization(o.id);
     ignored.created_at = t - Duration::days(3);
@@ -233,7 +231,6 @@ async fn a_change_writes_its_events_with_it_and_a_failed_one_none(db: TestDb) {
     record(vec![created(&o)], s.insert_organization(&o))
         .await
         .unwrap();
-    assert_eq!(s.dispatch_webhook_events(100).await.unwrap(), 1);
     assert_eq!(types_of(s, &hook).await, [EventType::OrganizationCreated]);
     let due = s
         .claim_webhook_messages(now(), now() + Duration::seconds(30), 10)
@@ -279,7 +276,6 @@ async fn a_change_writes_its_events_with_it_and_a_failed_one_none(db: TestDb) {
     // A change that emits nothing.
     let e = entry(Some(o.id), "session.created", Target::new("session", "s1"));
     s.append_audit_entries(&[e]).await.unwrap();
-    assert_eq!(s.dispatch_webhook_events(100).await.unwrap(), 0);
     assert_eq!(messages(s, &hook).await.len(), 1);
 }
 
@@ -328,7 +324,6 @@ async fn every_write_path_writes_its_events(db: TestDb) {
     // Entries of a change made elsewhere.
     platform_events(s, 1).await;
 
-    assert_eq!(s.dispatch_webhook_events(100).await.unwrap(), 6);
     assert_eq!(
         types_of(s, &hook).await,
         [
@@ -411,7 +406,6 @@ async fn batched_settings_updates_write_the_events_of_the_rows_updated(db: TestD
     let mut made = renames(orgs[..12].to_vec(), stale).await;
     made.extend(renames(orgs[12..].to_vec(), taken).await);
     assert_eq!(made.len(), 18);
-    assert_eq!(s.dispatch_webhook_events(100).await.unwrap(), 18);
     let due = s
         .claim_webhook_messages(now(), now() + Duration::minutes(1), 100)
         .await
@@ -431,7 +425,7 @@ async fn batched_settings_updates_write_the_events_of_the_rows_updated(db: TestD
     assert_eq!(messages(&s, &hook).await.len(), 18);
 }
 
-async fn dispatch_fans_out_to_the_endpoints_that_take_the_event(db: TestDb) {
+async fn an_event_is_written_with_a_message_for_each_endpoint_that_takes_it(db: TestDb) {
     let s = &db.store;
     let mut partner = new_org("Partner", "partner");
     partner.org_type = OrgType::Partner;
@@ -470,30 +464,25 @@ async fn dispatch_fans_out_to_the_endpoints_that_take_the_event(db: TestDb) {
     .await
     .unwrap();
     // Made after the event, or enabled only after it: not for it.
-    let mut late = endpoint(EndpointOwner::Platform, &[]);
-    late.created_at = now() + Duration::seconds(1);
-    late.enabled_at = late.created_at;
-    let mut reenabled = endpoint(EndpointOwner::Platform, &[]);
-    reenabled.enabled_at = now() + Duration::seconds(1);
-    s.create_webhook_endpoint(&reenabled).await.unwrap();
+    let late = endpoint(EndpointOwner::Platform, &[]);
     s.create_webhook_endpoint(&late).await.unwrap();
+    let mut reenabled = disabled.clone();
+    reenabled.disabled = false;
+    assert!(s.update_webhook_endpoint(&reenabled).await.unwrap());
 
-    assert_eq!(s.dispatch_webhook_events(100).await.unwrap(), 1);
     let got = |e: WebhookEndpoint| async move { types_of(s, &e).await };
     let one = vec![EventType::OrganizationUpdated];
     assert_eq!(got(all.clone()).await, one);
     assert_eq!(got(updates_only.clone()).await, one);
     assert_eq!(got(of_partner.clone()).await, one);
     assert_eq!(got(of_child.clone()).await, one);
-    for e in [&members_only, &disabled, &of_other, &late, &reenabled] {
+    for e in [&members_only, &disabled, &of_other, &late] {
         assert!(got(e.clone()).await.is_empty(), "{e:?}");
     }
     let m = &messages(s, &of_child).await[0];
     assert_eq!(m.status, MessageStatus::Pending);
     assert_eq!(m.attempts, 0);
     assert!(m.next_attempt_at.is_some_and(|t| t <= now()), "due at once");
-    // Dispatched once only.
-    assert_eq!(s.dispatch_webhook_events(100).await.unwrap(), 0);
     assert_eq!(messages(s, &all).await.len(), 1);
 
     // A soft-deleted organization's events still reach its partner.
@@ -512,8 +501,6 @@ async fn dispatch_fans_out_to_the_endpoints_that_take_the_event(db: TestDb) {
     let gone = OrganizationId::new();
     let e = entry(Some(gone), "member.added", Target::new("member", "m1"));
     s.append_audit_entries(&[e]).await.unwrap();
-    // One at a time, oldest first.
-    assert_eq!(s.dispatch_webhook_events(1).await.unwrap(), 1);
     assert_eq!(
         got(of_partner.clone()).await,
         [
@@ -521,10 +508,12 @@ async fn dispatch_fans_out_to_the_endpoints_that_take_the_event(db: TestDb) {
             EventType::OrganizationDeleted
         ]
     );
-    assert!(got(members_only.clone()).await.is_empty());
-    assert_eq!(s.dispatch_webhook_events(1).await.unwrap(), 1);
-    assert_eq!(s.dispatch_webhook_events(1).await.unwrap(), 0);
     assert_eq!(got(members_only.clone()).await, [EventType::MemberAdded]);
+    // Enabled after the first event, it receives the later ones only.
+    assert_eq!(
+        got(disabled.clone()).await,
+        [EventType::OrganizationDeleted, EventType::MemberAdded]
+    );
     assert_eq!(got(updates_only.clone()).await.len(), 2);
     assert_eq!(got(of_partner).await.len(), 2);
     assert_eq!(got(of_child).await.len(), 2);
@@ -535,7 +524,6 @@ async fn a_claim_leases_its_messages(db: TestDb) {
     let s = &db.store;
     let hook = platform(s).await;
     platform_events(s, 3).await;
-    assert_eq!(s.dispatch_webhook_events(100).await.unwrap(), 3);
     let t = now();
     let lease = t + Duration::seconds(30);
     let first = s.claim_webhook_messages(t, lease, 2).await.unwrap();
@@ -589,7 +577,6 @@ async fn finishing_an_attempt_records_it_and_moves_the_message(db: TestDb) {
     let s = &db.store;
     let hook = platform(s).await;
     platform_events(s, 2).await;
-    s.dispatch_webhook_events(100).await.unwrap();
     let ms = messages(s, &hook).await;
     let (a, b) = (&ms[0], &ms[1]);
     let t = now();
@@ -656,11 +643,9 @@ async fn messages_list_newest_first_with_a_cursor(db: TestDb) {
     let s = &db.store;
     let hook = platform(s).await;
     let other = platform(s).await;
-    // Two dispatches: the second's messages are newer; within one, later events come first.
+    // Two writes: the second's messages are newer; within one, later events come first.
     platform_events(s, 2).await;
-    s.dispatch_webhook_events(100).await.unwrap();
     platform_events(s, 3).await;
-    s.dispatch_webhook_events(100).await.unwrap();
     let all = messages(s, &hook).await;
     assert_eq!(all.len(), 5);
     for pair in all.windows(2) {
@@ -701,7 +686,6 @@ async fn messages_requeue_by_id_and_by_failed_since(db: TestDb) {
     let hook = platform(s).await;
     let other = platform(s).await;
     platform_events(s, 3).await;
-    s.dispatch_webhook_events(100).await.unwrap();
     let ms = messages(s, &hook).await;
     let t = now();
     // Two failed, an hour apart; one delivered.
@@ -775,7 +759,6 @@ async fn failing_since_is_the_start_of_the_current_run_of_failures(db: TestDb) {
     let hook = platform(s).await;
     let other = platform(s).await;
     platform_events(s, 1).await;
-    s.dispatch_webhook_events(100).await.unwrap();
     let m = messages(s, &hook).await.remove(0);
     let theirs = messages(s, &other).await.remove(0);
     assert_eq!(s.webhook_failing_since(hook.id).await.unwrap(), None);
@@ -807,7 +790,6 @@ async fn the_purge_removes_old_events_all_delivered(db: TestDb) {
     let s = &db.store;
     let mut hook = endpoint(EndpointOwner::Platform, &[EventType::ApiKeyCreated]);
     hook.created_at = now() - Duration::days(100);
-    hook.enabled_at = hook.created_at;
     s.create_webhook_endpoint(&hook).await.unwrap();
     let old = now() - Duration::days(40);
     let event = |action: &str, at: DateTime<Utc>| {
@@ -824,14 +806,13 @@ async fn the_purge_removes_old_events_all_delivered(db: TestDb) {
     ])
     .await
     .unwrap();
-    assert_eq!(s.dispatch_webhook_events(100).await.unwrap(), 4);
-    // Old, but not dispatched yet.
-    s.append_audit_entries(&[event("api_key.created", old)])
+    // Older still, and not attempted yet.
+    s.append_audit_entries(&[event("api_key.created", old - Duration::days(1))])
         .await
         .unwrap();
     let ms = messages(s, &hook).await;
-    assert_eq!(ms.len(), 3);
-    let (recent, failed, delivered) = (&ms[0], &ms[1], &ms[2]);
+    assert_eq!(ms.len(), 4);
+    let (recent, failed, delivered, pending) = (&ms[0], &ms[1], &ms[2], &ms[3]);
     let t = now();
     for (m, status) in [
         (delivered, MessageStatus::Delivered),
@@ -854,9 +835,10 @@ async fn the_purge_removes_old_events_all_delivered(db: TestDb) {
         .unwrap()
         .is_empty());
     let left: Vec<_> = messages(s, &hook).await.into_iter().map(|m| m.id).collect();
-    assert_eq!(left, [recent.id.clone(), failed.id.clone()]);
-    // The undispatched one is still there to dispatch.
-    assert_eq!(s.dispatch_webhook_events(100).await.unwrap(), 1);
+    assert_eq!(
+        left,
+        [recent.id.clone(), failed.id.clone(), pending.id.clone()]
+    );
 }
 
 /// A worker's round: several attempts recorded in one call, each as alone.
@@ -864,7 +846,6 @@ async fn a_round_of_attempts_is_recorded_at_once(db: TestDb) {
     let s = &db.store;
     let hook = platform(s).await;
     platform_events(s, 3).await;
-    s.dispatch_webhook_events(100).await.unwrap();
     let ms = messages(s, &hook).await;
     let t = now();
     let next = t + Duration::seconds(5);

@@ -94,6 +94,8 @@ impl Default for Metrics {
 /// ids and tokens).
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
+    // Counted in flight until answered: the webhook worker yields to many.
+    let _in_flight = state.webhooks.worker.load().enter();
     // Only the standard methods become labels: a made-up one must not add a series.
     let method: &'static str = match req.method().as_str() {
         "GET" => "GET",

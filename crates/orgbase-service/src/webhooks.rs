@@ -329,3 +329,8 @@ pub async fn recover(
     state.webhooks.worker.wake();
     Ok(n)
 }
+
+/// The messages waiting for delivery, of every endpoint (the backlog), for `/metrics`.
+pub async fn pending(state: &Services) -> Result<u64, ServiceError> {
+    Ok(state.store.pending_webhook_messages().await?)
+}

@@ -658,6 +658,8 @@ pub trait WebhookStore: Send + Sync {
         failed_since: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> StoreResult<u64>;
+    /// Messages pending (to attempt now or at a retry), of every endpoint: the backlog.
+    async fn pending_webhook_messages(&self) -> StoreResult<u64>;
     /// The oldest attempt of the endpoint's unbroken run of failures (no success since), if any.
     async fn webhook_failing_since(&self, endpoint: Uuid) -> StoreResult<Option<DateTime<Utc>>>;
     /// At a node's start: frees the leases a previous process of it left, where that is known

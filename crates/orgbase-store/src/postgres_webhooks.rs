@@ -440,6 +440,15 @@ impl WebhookStore for PgStore {
         .map_err(map_err)
     }
 
+    async fn pending_webhook_messages(&self) -> StoreResult<u64> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_messages WHERE status = 'pending'")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(n as u64)
+    }
+
     async fn purge_webhook_events(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
         // Oldest first by id (time-ordered), which walks the primary key.
         sqlx::query(

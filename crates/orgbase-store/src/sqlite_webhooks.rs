@@ -433,6 +433,16 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
+    async fn pending_webhook_messages(&self) -> StoreResult<u64> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT count(*) FROM webhook_messages WHERE status = 'pending'")
+                .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+                .map(|n| n as u64)
+                .map_err(map_err)
+        })
+        .await
+    }
+
     async fn purge_webhook_events(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
         let before = ts(&before);
         self.write(move |conn| {

@@ -6,9 +6,11 @@
 
 pub mod deliver;
 pub mod guard;
+pub mod load;
 pub mod sign;
 pub mod stats;
 pub mod worker;
 
 pub use deliver::{Deliverer, Sent};
+pub use load::Load;
 pub use worker::{Progress, Worker};

@@ -15,6 +15,7 @@ pub struct Stats {
     lag: [AtomicU64; LAG_BUCKETS.len()],
     lag_count: AtomicU64,
     lag_ms_sum: AtomicU64,
+    yielded: AtomicU64,
 }
 
 impl Stats {
@@ -47,6 +48,11 @@ impl Stats {
         self.failed.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A round kept short, and followed by a pause, because the node was busy serving.
+    pub(crate) fn yielded(&self) {
+        self.yielded.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The figures in Prometheus' text format.
     pub fn render(&self) -> String {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -72,6 +78,12 @@ impl Stats {
             "orgbase_webhook_messages_total{{status=\"delivered\"}} {}\norgbase_webhook_messages_total{{status=\"failed\"}} {}\n",
             get(&self.delivered),
             get(&self.failed)
+        ));
+        out.push_str("# HELP orgbase_webhook_busy_rounds_total Delivery rounds kept short because the node was busy serving requests.\n");
+        out.push_str("# TYPE orgbase_webhook_busy_rounds_total counter\n");
+        out.push_str(&format!(
+            "orgbase_webhook_busy_rounds_total {}\n",
+            get(&self.yielded)
         ));
         out.push_str("# HELP orgbase_webhook_lag_seconds From a change to its delivery.\n");
         out.push_str("# TYPE orgbase_webhook_lag_seconds histogram\n");

@@ -25,6 +25,11 @@ const CONCURRENCY: usize = 64;
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// After a wake by a commit, how long to let others join the round.
 const COALESCE: Duration = Duration::from_millis(2);
+/// While the node is busy serving requests (see `load`): attempts per round, and the pause
+/// after each round. At most 8 per 40 ms (200 a second) then, so that deliveries go on without
+/// taking the requests' CPU; the rest waits until the load falls.
+const BUSY_ROUND: usize = 8;
+const BUSY_PAUSE: Duration = Duration::from_millis(40);
 
 /// What a round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,6 +49,7 @@ pub struct Worker {
     deliverer: Deliverer,
     wake: Notify,
     stats: crate::stats::Stats,
+    load: Arc<crate::Load>,
 }
 
 impl Worker {
@@ -53,7 +59,14 @@ impl Worker {
             deliverer,
             wake: Notify::new(),
             stats: Default::default(),
+            load: Default::default(),
         })
+    }
+
+    /// The node's requests in flight: the server counts each one here, and the worker yields
+    /// to them when they are many.
+    pub fn load(&self) -> &Arc<crate::Load> {
+        &self.load
     }
 
     /// What this node's worker did, for `/metrics`.
@@ -68,12 +81,13 @@ impl Worker {
 
     /// One round: the due messages that can run at once attempted.
     pub async fn run_once(&self) -> StoreResult<Progress> {
-        self.round(None).await
+        self.round(None, CONCURRENCY).await
     }
 
     /// A round that also attempts the messages due by `due_by` (a test's way of letting a
     /// retry's wait pass).
-    async fn round(&self, due_by: Option<DateTime<Utc>>) -> StoreResult<Progress> {
+    /// A round of at most `limit` attempts.
+    async fn round(&self, due_by: Option<DateTime<Utc>>, limit: usize) -> StoreResult<Progress> {
         let mut progress = Progress::default();
         let at = due_by.unwrap_or_else(now);
         // The lease outlasts the attempt's own time limit (and its record), by a margin; a
@@ -83,7 +97,7 @@ impl Worker {
         // its lease.
         let due = self
             .store
-            .claim_webhook_messages(at, at + lease, CONCURRENCY as u32)
+            .claim_webhook_messages(at, at + lease, limit as u32)
             .await?;
         progress.attempted = due.len() as u32;
         let results: Vec<StoreResult<Option<(WebhookAttempt, AttemptOutcome)>>> =
@@ -121,7 +135,7 @@ impl Worker {
     async fn drain_rounds(&self, due_by: Option<DateTime<Utc>>) -> StoreResult<Progress> {
         let mut total = Progress::default();
         loop {
-            let p = self.round(due_by).await?;
+            let p = self.round(due_by, CONCURRENCY).await?;
             if p.idle() {
                 return Ok(total);
             }
@@ -146,8 +160,17 @@ impl Worker {
             }
             let mut warned_at: Option<std::time::Instant> = None;
             loop {
-                let rest = match self.run_once().await {
-                    Ok(p) if !p.idle() => continue,
+                let busy = self.load.busy();
+                let limit = if busy { BUSY_ROUND } else { CONCURRENCY };
+                let rest = match self.round(None, limit).await {
+                    Ok(p) if !p.idle() && !busy => continue,
+                    Ok(p) if !p.idle() => {
+                        self.stats.yielded();
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(BUSY_PAUSE) => continue,
+                        }
+                    }
                     Ok(_) => IDLE_POLL,
                     Err(e) => {
                         // The database away: say so once a minute, and keep trying.

@@ -49,13 +49,22 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Ap
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "Operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = state.metrics.render() + &state.webhooks.worker.stats().render();
+    // Left out while the database cannot be reached: the other figures still answer.
+    if let Ok(n) = crate::service::webhooks::pending(&state).await {
+        text.push_str(
+            "# HELP orgbase_webhook_messages_pending Messages waiting for delivery, of every node.\n\
+             # TYPE orgbase_webhook_messages_pending gauge\n",
+        );
+        text.push_str(&format!("orgbase_webhook_messages_pending {n}\n"));
+    }
     (
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render() + &state.webhooks.worker.stats().render(),
+        text,
     )
         .into_response()
 }

@@ -160,7 +160,35 @@ async fn deliveries_are_signed_and_go_to_whom_they_concern(db: TestDb) {
         )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    // Two events, each for the reseller's and the platform's endpoints: four messages waiting.
+    let metric = |text: &str, name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    let m = app.get("/metrics").await;
+    assert_eq!(
+        metric(&m.text, "orgbase_webhook_messages_pending"),
+        Some(4),
+        "{}",
+        m.text
+    );
     drain(&app).await;
+    let m = app.get("/metrics").await;
+    assert_eq!(
+        metric(&m.text, "orgbase_webhook_messages_pending"),
+        Some(0),
+        "{}",
+        m.text
+    );
+    assert_eq!(
+        metric(
+            &m.text,
+            "orgbase_webhook_messages_total{status=\"delivered\"}"
+        ),
+        Some(4),
+        "{}",
+        m.text
+    );
 
     let got = rx.deliveries("reseller").await;
     // Deliveries are made side by side, in no promised order.

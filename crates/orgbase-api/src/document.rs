@@ -495,7 +495,7 @@ fn webhooks(doc: &mut Value) {
     }
     doc["components"]["schemas"]["WebhookEvent"] = json!({
         "type": "object",
-        "description": "An event, as a delivery's body. `data` holds the object's id and the fields the change set; `previous` what those fields were (null for a creation).",
+        "description": "An event, as a delivery's body. `data` is the object after the change (as it was, for a removal), fields named as in the audit log, secrets left out; `previous` what the changed fields were (null for a creation).",
         "required": ["id", "type", "occurredAt", "organizationId", "data", "previous"],
         "properties": {
             "id": {"type": "string", "pattern": "^evt_[0-9a-f]{32}$", "description": "Also the `webhook-id` header: the same on every attempt and replay"},

@@ -6,7 +6,7 @@
 //! only fields an entry can name.
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -162,12 +162,18 @@ pub struct Diff<'a, T> {
     before: Option<&'a T>,
     after: Option<&'a T>,
     out: Changes,
+    /// Set for a snapshot: every field of `after`, changed or not.
+    whole: Option<Map<String, Value>>,
 }
 
 impl<'a, T> Diff<'a, T> {
     /// The field `name`, read by `get` from both versions. A field that is `null` on both sides
     /// (an absent version reads as `null`) is no change.
     pub fn field<V: Serialize + PartialEq>(&mut self, name: &str, get: impl Fn(&'a T) -> V) {
+        if let (Some(whole), Some(after)) = (&mut self.whole, self.after) {
+            whole.insert(name.to_owned(), to_value(get(after)));
+            return;
+        }
         let before = self.before.map(&get);
         let after = self.after.map(&get);
         if let (Some(b), Some(a)) = (&before, &after) {
@@ -197,9 +203,23 @@ pub fn changes<T: Audited>(before: Option<&T>, after: Option<&T>) -> Changes {
         before,
         after,
         out: Changes::new(),
+        whole: None,
     };
     T::audit_fields(&mut d);
     d.out
+}
+
+/// Every field of `x` as the audit log names them (`null` ones too), secrets left out: the
+/// object a webhook event carries.
+pub fn snapshot<T: Audited>(x: &T) -> Map<String, Value> {
+    let mut d = Diff {
+        before: None,
+        after: Some(x),
+        out: Changes::new(),
+        whole: Some(Map::new()),
+    };
+    T::audit_fields(&mut d);
+    d.whole.unwrap_or_default()
 }
 
 /// Where a request came from, for its entries.
@@ -228,6 +248,21 @@ pub struct AuditEntry {
     pub client_address: Option<String>,
     pub user_agent: Option<String>,
     pub surface: AuditSurface,
+    /// The changed object whole, after the change (before it, for a removal), for the webhook
+    /// events of the entry: made only for an action that has events, and not kept in the log.
+    #[serde(skip)]
+    pub object: Carried,
+}
+
+/// What an entry carries to its webhook events and the log does not keep: no part of the
+/// entry's identity (two entries equal whatever they carry).
+#[derive(Debug, Clone, Default)]
+pub struct Carried(pub Option<Value>);
+
+impl PartialEq for Carried {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl AuditEntry {
@@ -254,6 +289,7 @@ impl AuditEntry {
             client_address: origin.client_address.clone(),
             user_agent: origin.user_agent.clone(),
             surface,
+            object: Carried::default(),
         }
     }
 
@@ -263,7 +299,11 @@ impl AuditEntry {
     }
 
     /// `with_changes` of the fields that differ between `before` and `after`.
-    pub fn diff<T: Audited>(self, before: Option<&T>, after: Option<&T>) -> Self {
+    /// The object whole is kept too when the action has webhook events.
+    pub fn diff<T: Audited>(mut self, before: Option<&T>, after: Option<&T>) -> Self {
+        if !crate::webhook::EventType::of(&self).is_empty() {
+            self.object = Carried(after.or(before).map(|x| Value::Object(snapshot(x))));
+        }
         self.with_changes(changes(before, after))
     }
 
@@ -456,6 +496,43 @@ mod tests {
         assert_eq!(created["name"].before, Value::Null);
         let deleted = changes(Some(&a), None);
         assert_eq!(deleted["name"].after, Value::Null);
+    }
+
+    fn entry(action: &str) -> AuditEntry {
+        AuditEntry::new(
+            None,
+            Utc::now(),
+            Actor::system("test"),
+            action,
+            Target::new("thing", "t1"),
+            AuditSurface::Native,
+            &Origin::default(),
+        )
+    }
+
+    #[test]
+    fn an_entry_with_events_carries_the_object_whole_to_them() {
+        let (a, b) = (thing("A", vec![1]), thing("B", vec![1]));
+        let e = entry("member.updated").diff(Some(&a), Some(&b));
+        assert_eq!(
+            e.object.0,
+            Some(json!({"name": "B", "slug": "a", "tags": [1], "note": null}))
+        );
+        let events = crate::webhook::Event::from_entry(&e);
+        assert_eq!(
+            events[0].payload["data"],
+            json!({"id": "t1", "name": "B", "slug": "a", "tags": [1], "note": null})
+        );
+        assert_eq!(events[0].payload["previous"], json!({"name": "A"}));
+        // A removal carries the object as it was.
+        let removed = entry("member.removed").diff(Some(&a), None);
+        let events = crate::webhook::Event::from_entry(&removed);
+        assert_eq!(events[0].payload["data"]["name"], "A");
+        assert_eq!(events[0].payload["previous"]["name"], "A");
+        // No events, nothing carried; and never kept in the log.
+        let quiet = entry("role.updated").diff(Some(&a), Some(&b));
+        assert_eq!(quiet.object.0, None);
+        assert!(serde_json::to_value(&e).unwrap().get("object").is_none());
     }
 
     #[test]

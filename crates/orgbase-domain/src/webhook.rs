@@ -126,19 +126,27 @@ pub struct Event {
 }
 
 impl Event {
-    /// The events of `entry`, with their payloads: `data` is the object after the change as the
-    /// entry describes it (its id, and every field the change set), `previous` the changed
-    /// fields before it (for a change of an existing object).
+    /// The events of `entry`, with their payloads: `data` is the object after the change (before
+    /// it, for a removal), every field as the audit log names it, where the entry carries it
+    /// (an entry made with `diff`); else its id and every field the change set. `previous` is
+    /// the changed fields before it (null for a creation).
     pub fn from_entry(entry: &AuditEntry) -> Vec<Event> {
         EventType::of(entry)
             .into_iter()
             .map(|t| {
                 let id = format!("evt_{}", Uuid::now_v7().simple());
-                let mut data = Map::new();
-                data.insert("id".into(), json!(entry.target.id));
+                // The object whole where the entry carries it; else its id and what changed.
+                let mut data = match &entry.object.0 {
+                    Some(Value::Object(o)) => o.clone(),
+                    _ => Map::new(),
+                };
+                data.entry("id").or_insert_with(|| json!(entry.target.id));
+                let whole = entry.object.0.is_some();
                 let mut previous = Map::new();
                 for (field, change) in &entry.changes {
-                    data.insert(field.clone(), change.after.clone());
+                    if !whole || !data.contains_key(field) {
+                        data.insert(field.clone(), change.after.clone());
+                    }
                     previous.insert(field.clone(), change.before.clone());
                 }
                 // Nothing before: a creation.

@@ -72,6 +72,7 @@ fn entry_from_row(r: &PgRow) -> Result<AuditEntry, sqlx::Error> {
         client_address: r.try_get("client_address")?,
         user_agent: r.try_get("user_agent")?,
         surface: AuditSurface::parse(&surface).ok_or_else(|| bad("surface", &surface))?,
+        object: Default::default(),
     })
 }
 

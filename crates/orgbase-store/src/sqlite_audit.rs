@@ -79,6 +79,7 @@ fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
         client_address: r.get(11)?,
         user_agent: r.get(12)?,
         surface: AuditSurface::parse(&surface).ok_or_else(|| bad_value("surface", &surface))?,
+        object: Default::default(),
     })
 }
 

@@ -206,7 +206,12 @@ async fn deliveries_are_signed_and_go_to_whom_they_concern(db: TestDb) {
         assert_eq!(body["organizationId"], cid);
         assert_eq!(body["data"]["status"], "suspended");
         assert_eq!(body["data"]["statusReason"], "unpaid");
+        // The object whole, not only what changed.
+        assert_eq!(body["data"]["name"], "Customer", "{body}");
+        assert_eq!(body["data"]["countryCode"], "US", "{body}");
+        assert_eq!(body["data"]["parentId"], pid, "{body}");
         assert_eq!(body["previous"]["status"], "active");
+        assert!(body["previous"].get("name").is_none(), "{body}");
         assert!(body["occurredAt"].as_str().is_some(), "{body}");
     }
     // The platform's endpoint gets every organization's events (the creations came before it

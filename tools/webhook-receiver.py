@@ -3,9 +3,10 @@ library (pip: standardwebhooks) and keeps what it got.
 
     python3 tools/webhook-receiver.py PORT
 
-- POST /_config/NAME  {"secrets": ["whsec_…"], "status": 204, "retryAfter": null}
+- POST /_config/NAME  {"secrets": ["whsec_…"], "status": 204, "retryAfter": null, "delayMs": 0}
   sets what endpoint NAME verifies with and answers (a status per delivery can be queued with
-  {"then": [500, 500, 204]}: each delivery takes the next, then `status`).
+  {"then": [500, 500, 204]}: each delivery takes the next, then `status`), and how long it takes
+  to answer (a delivery is kept at once, answered after `delayMs`).
 - POST /hook/NAME     a delivery: verified with each configured secret (the delivery must carry a
   valid signature for every one of them), kept, answered as configured.
 - GET  /_deliveries/NAME  what NAME got: [{id, timestamp, type, verified, errors, body}].
@@ -13,6 +14,7 @@ library (pip: standardwebhooks) and keeps what it got.
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook
@@ -85,6 +87,8 @@ class Handler(BaseHTTPRequestHandler):
             extra.append(("Retry-After", str(conf["retryAfter"])))
         # A 204 has no body: bytes after it would be read as the next answer on the connection.
         body = b"" if status in (204, 304) else (b"ok" if status < 300 else b"not now")
+        if conf.get("delayMs"):
+            time.sleep(conf["delayMs"] / 1000)
         self.answer(status, body, extra)
 
 

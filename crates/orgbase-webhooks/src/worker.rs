@@ -14,6 +14,7 @@ use orgbase_domain::webhook::{
 use orgbase_domain::{now, Actor, AuditEntry, AuditSurface, Origin, Target};
 use orgbase_store::{DynStore, StoreResult};
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::deliver::{Deliverer, Sent};
@@ -25,11 +26,24 @@ const CONCURRENCY: usize = 64;
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// After a wake by a commit, how long to let others join the round.
 const COALESCE: Duration = Duration::from_millis(2);
-/// While the node is busy serving requests (see `load`): attempts per round, and the pause
-/// after each round. At most 8 per 40 ms (200 a second) then, so that deliveries go on without
+/// While the node is busy serving requests (see `load`): attempts in flight, and the pause
+/// after each claim. At most 8 per 40 ms (200 a second) then, so that deliveries go on without
 /// taking the requests' CPU; the rest waits until the load falls.
 const BUSY_ROUND: usize = 8;
 const BUSY_PAUSE: Duration = Duration::from_millis(40);
+
+/// An attempt's end: what to record with the others, or nothing (recorded already, when it
+/// disabled its endpoint), or the error that kept it from being recorded.
+type Finished = StoreResult<Option<(WebhookAttempt, AttemptOutcome)>>;
+
+/// A task's result; a panicked attempt is recorded nowhere, and goes again when its lease ends.
+fn joined(r: Result<Finished, tokio::task::JoinError>) -> Finished {
+    r.unwrap_or_else(|e| {
+        Err(orgbase_store::StoreError::msg(format!(
+            "a webhook attempt panicked: {e}"
+        )))
+    })
+}
 
 /// What a round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -81,48 +95,27 @@ impl Worker {
 
     /// One round: the due messages that can run at once attempted.
     pub async fn run_once(&self) -> StoreResult<Progress> {
-        self.round(None, CONCURRENCY).await
+        self.round(None).await
     }
 
-    /// A round that also attempts the messages due by `due_by` (a test's way of letting a
-    /// retry's wait pass).
-    /// A round of at most `limit` attempts.
-    async fn round(&self, due_by: Option<DateTime<Utc>>, limit: usize) -> StoreResult<Progress> {
-        let mut progress = Progress::default();
-        let at = due_by.unwrap_or_else(now);
-        // The lease outlasts the attempt's own time limit (and its record), by a margin; a
-        // node that dies holding it delays its messages by this much on PostgreSQL.
-        let lease = chrono::Duration::from_std(crate::deliver::TIMEOUT * 2).unwrap_or_default();
-        // No more than can be attempted at once: every message claimed starts now, well within
-        // its lease.
-        let due = self
-            .store
-            .claim_webhook_messages(at, at + lease, limit as u32)
-            .await?;
-        progress.attempted = due.len() as u32;
-        let results: Vec<StoreResult<Option<(WebhookAttempt, AttemptOutcome)>>> =
-            futures::stream::iter(due)
-                .map(|m| self.attempt(m))
-                .buffer_unordered(CONCURRENCY)
-                .collect()
-                .await;
-        // The round's attempts recorded together: one transaction, not one each. One attempt
-        // that could not finish (its endpoint's disabling not written) leaves the others
-        // recorded; its own message goes again when its lease ends.
-        let done = results
-            .into_iter()
-            .filter_map(|r| {
-                r.unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "a webhook attempt could not be recorded; it goes again");
-                    None
-                })
-            })
-            .collect::<Vec<_>>();
-        self.store.finish_webhook_attempts(&done).await?;
+    /// A round: up to `CONCURRENCY` messages due now (or by `due_by`, a test's way of letting a
+    /// retry's wait pass) claimed, attempted side by side, and recorded together.
+    async fn round(&self, due_by: Option<DateTime<Utc>>) -> StoreResult<Progress> {
+        let due = self.claim(due_by, CONCURRENCY).await?;
+        let progress = Progress {
+            attempted: due.len() as u32,
+        };
+        let finished: Vec<Finished> = futures::stream::iter(due)
+            .map(|m| self.attempt(m))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        self.record(finished).await?;
         Ok(progress)
     }
 
-    /// Rounds until one finds nothing to do now: every message due now attempted (a retry scheduled for later stays). For tests, and for a node's shutdown.
+    /// Rounds until one finds nothing to do now: every message due now attempted (a retry
+    /// scheduled for later stays). For tests.
     pub async fn drain(&self) -> StoreResult<Progress> {
         self.drain_rounds(None).await
     }
@@ -135,7 +128,7 @@ impl Worker {
     async fn drain_rounds(&self, due_by: Option<DateTime<Utc>>) -> StoreResult<Progress> {
         let mut total = Progress::default();
         loop {
-            let p = self.round(due_by, CONCURRENCY).await?;
+            let p = self.round(due_by).await?;
             if p.idle() {
                 return Ok(total);
             }
@@ -143,7 +136,13 @@ impl Worker {
         }
     }
 
-    /// Runs rounds until `shutdown`, resting while there is nothing to do.
+    /// Delivers until `shutdown`, resting while there is nothing to do.
+    ///
+    /// Attempts run side by side, up to `CONCURRENCY`, each in its own task: a slow endpoint
+    /// (up to its 15 s time limit) holds one slot, never the others' deliveries. Finished
+    /// attempts are recorded together, a moment's worth at a time; free slots are filled by
+    /// one claim once a quarter of them are free (or none is busy), so claims stay batched.
+    /// At shutdown no more are claimed, and the attempts in flight finish and are recorded.
     pub fn spawn(self: Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             // A message this node's previous process held when it died goes again at once
@@ -158,40 +157,119 @@ impl Worker {
                     tracing::warn!(error = %e, "could not resume the previous process's webhook deliveries; their leases will end")
                 }
             }
+            let mut in_flight: JoinSet<Finished> = JoinSet::new();
+            let mut done: Vec<Finished> = Vec::new();
             let mut warned_at: Option<std::time::Instant> = None;
+            // No claim before this (a pause while busy).
+            let mut hold_until = tokio::time::Instant::now();
             loop {
+                while let Some(r) = in_flight.try_join_next() {
+                    done.push(joined(r));
+                }
+                self.record_or_warn(std::mem::take(&mut done)).await;
+                if shutdown.is_cancelled() {
+                    while let Some(r) = in_flight.join_next().await {
+                        done.push(joined(r));
+                    }
+                    self.record_or_warn(done).await;
+                    return;
+                }
+                // Busy serving: a few at a time, with a pause between.
                 let busy = self.load.busy();
-                let limit = if busy { BUSY_ROUND } else { CONCURRENCY };
-                let rest = match self.round(None, limit).await {
-                    Ok(p) if !p.idle() && !busy => continue,
-                    Ok(p) if !p.idle() => {
-                        self.stats.yielded();
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            _ = tokio::time::sleep(BUSY_PAUSE) => continue,
+                let slots = if busy { BUSY_ROUND } else { CONCURRENCY };
+                let free = slots.saturating_sub(in_flight.len());
+                let mut rest = IDLE_POLL;
+                let held = hold_until.saturating_duration_since(tokio::time::Instant::now());
+                if !held.is_zero() {
+                    rest = held;
+                } else if free > 0 && (in_flight.is_empty() || free >= slots / 4) {
+                    match self.claim(None, free).await {
+                        Ok(due) => {
+                            let claimed = due.len();
+                            for m in due {
+                                let worker = self.clone();
+                                in_flight.spawn(async move { worker.attempt(m).await });
+                            }
+                            if busy && claimed > 0 {
+                                self.stats.yielded();
+                                hold_until = tokio::time::Instant::now() + BUSY_PAUSE;
+                                rest = BUSY_PAUSE;
+                            } else if claimed == free {
+                                // Perhaps more due: look again as soon as slots free up.
+                                rest = Duration::ZERO;
+                            }
+                        }
+                        Err(e) => {
+                            // The database away: say so once a minute, and keep trying.
+                            if warned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                                tracing::warn!(error = %e, "webhook delivery paused: the database cannot be reached");
+                                warned_at = Some(std::time::Instant::now());
+                            }
+                            rest = Duration::from_secs(1);
                         }
                     }
-                    Ok(_) => IDLE_POLL,
-                    Err(e) => {
-                        // The database away: say so once a minute, and keep trying.
-                        if warned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                            tracing::warn!(error = %e, "webhook delivery paused: the database cannot be reached");
-                            warned_at = Some(std::time::Instant::now());
-                        }
-                        Duration::from_secs(1)
-                    }
-                };
+                }
+                if rest.is_zero() && in_flight.len() < slots {
+                    continue;
+                }
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = self.wake.notified() => {}
-                    _ = orgbase_store::audit::outbox_written() => {
-                        // A moment for the changes committing alongside to join the round.
+                    _ = shutdown.cancelled() => {}
+                    Some(r) = in_flight.join_next(), if !in_flight.is_empty() => {
+                        done.push(joined(r));
+                        // A moment for the attempts finishing alongside to be recorded with it.
                         tokio::time::sleep(COALESCE).await;
                     }
-                    _ = tokio::time::sleep(rest) => {}
+                    _ = self.wake.notified() => {}
+                    _ = orgbase_store::audit::outbox_written(), if !busy => {
+                        // A moment for the changes committing alongside to join the claim.
+                        tokio::time::sleep(COALESCE).await;
+                    }
+                    _ = tokio::time::sleep(rest), if !rest.is_zero() => {}
                 }
             }
         })
+    }
+
+    /// Leases up to `limit` messages due now (or by `due_by`) for attempts that start at once.
+    async fn claim(
+        &self,
+        due_by: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueMessage>> {
+        let at = due_by.unwrap_or_else(now);
+        // The lease outlasts the attempt's own time limit (and its record), by a margin; a
+        // node that dies holding it delays its messages by this much on PostgreSQL.
+        let lease = chrono::Duration::from_std(crate::deliver::TIMEOUT * 2).unwrap_or_default();
+        self.store
+            .claim_webhook_messages(at, at + lease, limit as u32)
+            .await
+    }
+
+    /// Records finished attempts together: one transaction, not one each. One attempt that
+    /// could not finish (its endpoint's disabling not written) leaves the others recorded; its
+    /// own message goes again when its lease ends, as do all of them if the record fails.
+    async fn record(&self, finished: Vec<Finished>) -> StoreResult<()> {
+        let done: Vec<_> = finished
+            .into_iter()
+            .filter_map(|r| {
+                r.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "a webhook attempt could not be recorded; it goes again");
+                    None
+                })
+            })
+            .collect();
+        if done.is_empty() {
+            return Ok(());
+        }
+        self.store.finish_webhook_attempts(&done).await
+    }
+
+    /// [`Self::record`] for the running worker: a failure is logged (its messages go again
+    /// when their leases end).
+    async fn record_or_warn(&self, finished: Vec<Finished>) {
+        if let Err(e) = self.record(finished).await {
+            tracing::warn!(error = %e, "webhook attempts could not be recorded; they go again when their leases end");
+        }
     }
 
     /// One attempt at `m`, and what it leaves: to record with the round's others, or (when it

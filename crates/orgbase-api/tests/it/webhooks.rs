@@ -40,6 +40,7 @@ webhook_tests!(
     a_rotated_secret_signs_beside_the_new_one,
     endpoints_refuse_bad_input_and_other_callers,
     internal_addresses_are_refused_when_saved,
+    a_slow_endpoint_holds_up_no_other,
 );
 
 /// An app whose webhooks may reach the receiver on 127.0.0.1.
@@ -543,4 +544,61 @@ async fn internal_addresses_are_refused_when_saved(db: TestDb) {
         );
     }
     assert_eq!(app.get(&path).await.body["data"], json!([]));
+}
+
+/// The running worker (not drained): an endpoint that takes seconds to answer holds one
+/// delivery slot, not the others' deliveries; at shutdown its attempt finishes and is recorded.
+async fn a_slow_endpoint_holds_up_no_other(db: TestDb) {
+    use std::time::{Duration, Instant};
+    let app = app_reaching_loopback(db).await;
+    let rx = Receiver::start();
+    let slow = endpoint(&app, "/api/admin/webhooks", json!({"url": rx.url("slow")})).await;
+    endpoint(&app, "/api/admin/webhooks", json!({"url": rx.url("fast")})).await;
+    rx.config("slow", json!({"delayMs": 4000})).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let worker = app.state.webhooks.worker.clone().spawn(shutdown.clone());
+    let arrived = |name: &'static str, n: usize, within: Duration| {
+        let rx = &rx;
+        async move {
+            let start = Instant::now();
+            while rx.deliveries(name).await.len() < n {
+                assert!(
+                    start.elapsed() < within,
+                    "{name} got fewer than {n} within {within:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            start.elapsed()
+        }
+    };
+    let org = app
+        .org(json!({"name": "Patient", "countryCode": "US"}))
+        .await;
+    arrived("fast", 1, Duration::from_secs(3)).await;
+    arrived("slow", 1, Duration::from_secs(3)).await;
+    // The slow endpoint is still answering its first; the next change reaches the fast one now.
+    let a = app
+        .patch(
+            &format!("/api/organizations/{}", org["id"].as_str().unwrap()),
+            json!({"name": "Patient 2"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let waited = arrived("fast", 2, Duration::from_secs(2)).await;
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    // Shutdown waits for the slow attempt, and records it.
+    shutdown.cancel();
+    worker.await.unwrap();
+    let sid = slow["id"].as_str().unwrap();
+    let list = app
+        .get(&format!("/api/admin/webhooks/{sid}/messages"))
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    let statuses: Vec<&str> = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["status"].as_str().unwrap())
+        .collect();
+    assert!(statuses.contains(&"delivered"), "{}", list.text);
 }

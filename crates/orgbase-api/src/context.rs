@@ -1,6 +1,6 @@
 //! What a request carries through its task: its id (for error bodies and panics), and where it
 //! came from and through which surface (for the audit entries of the changes it makes).
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -8,6 +8,7 @@ use orgbase_domain::{AuditSurface, Origin};
 use std::net::SocketAddr;
 
 use crate::surface::Surface;
+use crate::AppState;
 
 pub use orgbase_service::context::{
     audit_surface, carry, current, origin, request_id, RequestContext,
@@ -16,14 +17,14 @@ pub use orgbase_service::context::{
 /// The longest user agent an entry keeps.
 const USER_AGENT_MAX: usize = 512;
 
-/// Makes the request id (set by `SetRequestIdLayer`), the client's address and user agent, and
-/// the surface available to everything the request runs.
-pub async fn scope(req: Request, next: Next) -> Response {
-    let ctx = context_of(&req);
+/// Makes the request id (set by `SetRequestIdLayer`), the client's address (see
+/// `client_address`) and user agent, and the surface available to everything the request runs.
+pub async fn scope(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let ctx = context_of(&state, &req);
     orgbase_service::context::scope(ctx, next.run(req)).await
 }
 
-fn context_of(req: &Request) -> RequestContext {
+fn context_of(state: &AppState, req: &Request) -> RequestContext {
     let text = |name: header::HeaderName| {
         req.headers()
             .get(name)
@@ -44,10 +45,13 @@ fn context_of(req: &Request) -> RequestContext {
     RequestContext {
         origin: Origin {
             request_id: text(header::HeaderName::from_static("x-request-id")),
-            client_address: req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
+            client_address: req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| {
+                state
+                    .config
+                    .trusted_proxies
+                    .client(c.0.ip(), req.headers())
+                    .to_string()
+            }),
             user_agent,
         },
         surface: match Surface::of(req.uri().path()) {

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod billing;
+pub mod client_address;
 pub mod compat;
 pub mod context;
 mod document;
@@ -77,6 +78,9 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// Webhooks may go to private and loopback addresses (`ORGBASE_WEBHOOK_ALLOW_PRIVATE`).
     pub webhook_allow_private: bool,
+    /// The proxies whose `Forwarded` / `X-Forwarded-For` name the client
+    /// (`ORGBASE_TRUSTED_PROXIES`; none by default).
+    pub trusted_proxies: client_address::TrustedProxies,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -90,6 +94,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("mail_outbox", &self.mail_outbox)
             .field("avatars", &self.avatars)
             .field("request_timeout", &self.request_timeout)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish_non_exhaustive()
     }
 }
@@ -108,6 +113,7 @@ impl Default for ApiConfig {
             avatars: AvatarConfig::default(),
             request_timeout: Duration::from_secs(10),
             webhook_allow_private: false,
+            trusted_proxies: Default::default(),
         }
     }
 }
@@ -376,7 +382,10 @@ pub fn with_layers(router: Router<AppState>, state: AppState) -> Router {
                         .latency_unit(tower_http::LatencyUnit::Micros),
                 ),
         )
-        .layer(axum::middleware::from_fn(context::scope))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            context::scope,
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

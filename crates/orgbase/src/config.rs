@@ -36,6 +36,9 @@ pub struct Settings {
     pub webhook_allow_private: bool,
     /// Days a delivered webhook event is kept (with its attempts) before it is purged.
     pub webhook_retention_days: u32,
+    /// The proxies (CIDRs or addresses, comma-separated) whose `Forwarded` / `X-Forwarded-For`
+    /// name the client; empty: the TCP peer is the client.
+    pub trusted_proxies: String,
     /// `smtp://host:port` or `smtps://…`; unset: mail goes to `mail_outbox`.
     #[serde(skip_serializing)]
     pub smtp_url: Option<SecretString>,
@@ -86,6 +89,7 @@ impl Default for Settings {
             audit_retention_days: 365,
             webhook_allow_private: false,
             webhook_retention_days: 30,
+            trusted_proxies: String::new(),
             smtp_url: None,
             mail_from: "Orgbase <no-reply@localhost>".into(),
             mail_outbox: "mail-outbox".into(),
@@ -134,6 +138,7 @@ const KNOWN: &[&str] = &[
     "audit_retention_days",
     "webhook_allow_private",
     "webhook_retention_days",
+    "trusted_proxies",
     "smtp_url",
     "mail_from",
     "mail_outbox",
@@ -173,6 +178,7 @@ pub struct Config {
     pub audit_retention: chrono::Duration,
     pub webhook_allow_private: bool,
     pub webhook_retention: chrono::Duration,
+    pub trusted_proxies: orgbase_api::client_address::TrustedProxies,
     pub smtp_url: Option<SecretString>,
     pub mail_from: String,
     pub mail_outbox: std::path::PathBuf,
@@ -378,6 +384,11 @@ fn check(s: Settings) -> Result<Config, String> {
     if !(100..=600_000).contains(&s.database_statement_timeout_ms) {
         errors.push("database_statement_timeout_ms (ORGBASE_DATABASE_STATEMENT_TIMEOUT_MS): must be 100–600000 (milliseconds)".into());
     }
+    let trusted_proxies = orgbase_api::client_address::TrustedProxies::parse(&s.trusted_proxies)
+        .unwrap_or_else(|e| {
+            errors.push(format!("trusted_proxies (ORGBASE_TRUSTED_PROXIES): {e}"));
+            Default::default()
+        });
     let avatars = check_avatars(&s, &mut errors);
     let stripe = check_stripe(&s, &mut errors);
     if !errors.is_empty() {
@@ -406,6 +417,7 @@ fn check(s: Settings) -> Result<Config, String> {
         audit_retention: chrono::Duration::days(s.audit_retention_days as i64),
         webhook_allow_private: s.webhook_allow_private,
         webhook_retention: chrono::Duration::days(s.webhook_retention_days as i64),
+        trusted_proxies,
         smtp_url: s.smtp_url,
         mail_from: s.mail_from,
         mail_outbox: s.mail_outbox.into(),

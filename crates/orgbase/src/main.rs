@@ -326,6 +326,7 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
             avatars: config.avatars.clone(),
             request_timeout: config.request_timeout,
             webhook_allow_private: config.webhook_allow_private,
+            trusted_proxies: config.trusted_proxies.clone(),
             ..ApiConfig::default()
         },
         billing,

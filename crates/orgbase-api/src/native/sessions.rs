@@ -1,11 +1,9 @@
 //! `/api/auth/…`: a person logs in with e-mail and password, gets a session token, and logs out.
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Extension;
 use axum::Json;
 use orgbase_domain::Email;
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -57,8 +55,6 @@ pub struct LoginAnswer {
 )]
 pub async fn login(
     State(state): State<AppState>,
-    // Absent when the app is not served over TCP (in-process tests).
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     JsonBody(body, mut errors): JsonBody<LoginInput>,
 ) -> Result<axum::response::Response, ApiError> {
     let email = body.email.required("email", &mut errors);
@@ -74,7 +70,9 @@ pub async fn login(
     };
     // A malformed address cannot belong to anyone: the same answer as an unknown one.
     let email = Email::parse("email", &email).ok();
-    let address = peer.map(|Extension(ConnectInfo(a))| a.ip().to_string());
+    // The client's address, behind trusted proxies too (absent when the app is not served over
+    // TCP: in-process tests).
+    let address = crate::context::origin().client_address;
     let (user, session) =
         service::sessions::login(&state, email, password, address.as_deref()).await?;
     Ok(crate::native::secret_answer(

@@ -11,6 +11,7 @@ crate::api_tests!(
     a_refused_or_invalid_change_records_nothing,
     the_log_filters_pages_and_stays_within_reach,
     purges_and_retention_are_recorded_and_applied,
+    the_client_address_is_forwarded_only_by_a_trusted_proxy,
 );
 
 /// The organization's entries, oldest first.
@@ -335,4 +336,44 @@ async fn purges_and_retention_are_recorded_and_applied(app: App) {
         .get(&format!("/api/admin/audit-log?targetId={id}"))
         .await;
     assert_eq!(a.body["data"].as_array().unwrap().len(), 3, "{}", a.text);
+}
+
+/// The `clientAddress` recorded for an organization made with `headers`.
+async fn made_by(app: &App, headers: &[(&str, &str)]) -> Value {
+    let a = app
+        .call(
+            Method::POST,
+            "/api/organizations",
+            Some(&app.key),
+            Some(&json!({"name": "Forwarded", "countryCode": "US"})),
+            headers,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let id = a.body["id"].as_str().unwrap().to_owned();
+    log(app, &id).await[0]["clientAddress"].clone()
+}
+
+/// `X-Forwarded-For` / `Forwarded` name the client only when the peer is a trusted proxy; the
+/// audit log's `clientAddress` shows which address was taken.
+async fn the_client_address_is_forwarded_only_by_a_trusted_proxy(app: App) {
+    let spoofed: &[(&str, &str)] = &[("x-forwarded-for", "203.0.113.9")];
+    // Nobody trusted (the default): the peer, whatever the headers say.
+    assert_eq!(made_by(&app, spoofed).await, "127.0.0.1");
+    // Loopback trusted: the right-most address that is not a trusted proxy.
+    let behind = App::start_with(
+        orgbase_store::testing::sqlite().await,
+        orgbase_api::ApiConfig {
+            trusted_proxies: orgbase_api::client_address::TrustedProxies::parse("127.0.0.0/8")
+                .unwrap(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(made_by(&behind, spoofed).await, "203.0.113.9");
+    let chain: &[(&str, &str)] = &[("x-forwarded-for", "198.51.100.1, 203.0.113.9, 127.0.0.2")];
+    assert_eq!(made_by(&behind, chain).await, "203.0.113.9");
+    let forwarded: &[(&str, &str)] = &[("forwarded", "for=\"[2001:db8::17]:4711\";proto=https")];
+    assert_eq!(made_by(&behind, forwarded).await, "2001:db8::17");
+    assert_eq!(made_by(&behind, &[]).await, "127.0.0.1");
 }

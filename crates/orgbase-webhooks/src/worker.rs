@@ -26,6 +26,10 @@ const CONCURRENCY: usize = 64;
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// After a wake by a commit, how long to let others join the round.
 const COALESCE: Duration = Duration::from_millis(2);
+/// Finished attempts are recorded together once this many wait, or the oldest has waited this
+/// long, or none is left in flight.
+const RECORD_AT: usize = 32;
+const RECORD_WITHIN: Duration = Duration::from_millis(10);
 /// While the node is busy serving requests (see `load`): attempts in flight, and the pause
 /// after each claim. At most 8 per 40 ms (200 a second) then, so that deliveries go on without
 /// taking the requests' CPU; the rest waits until the load falls.
@@ -140,7 +144,7 @@ impl Worker {
     ///
     /// Attempts run side by side, up to `CONCURRENCY`, each in its own task: a slow endpoint
     /// (up to its 15 s time limit) holds one slot, never the others' deliveries. Finished
-    /// attempts are recorded together, a moment's worth at a time; free slots are filled by
+    /// attempts are recorded together (`RECORD_AT`, `RECORD_WITHIN`); free slots are filled by
     /// one claim once a quarter of them are free (or none is busy), so claims stay batched.
     /// At shutdown no more are claimed, and the attempts in flight finish and are recorded.
     pub fn spawn(self: Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
@@ -162,11 +166,22 @@ impl Worker {
             let mut warned_at: Option<std::time::Instant> = None;
             // No claim before this (a pause while busy).
             let mut hold_until = tokio::time::Instant::now();
+            // When the oldest finished attempt not yet recorded finished.
+            let mut done_since: Option<tokio::time::Instant> = None;
             loop {
                 while let Some(r) = in_flight.try_join_next() {
                     done.push(joined(r));
                 }
-                self.record_or_warn(std::mem::take(&mut done)).await;
+                if !done.is_empty() {
+                    let since = *done_since.get_or_insert_with(tokio::time::Instant::now);
+                    if in_flight.is_empty()
+                        || done.len() >= RECORD_AT
+                        || since.elapsed() >= RECORD_WITHIN
+                    {
+                        self.record_or_warn(std::mem::take(&mut done)).await;
+                        done_since = None;
+                    }
+                }
                 if shutdown.is_cancelled() {
                     while let Some(r) = in_flight.join_next().await {
                         done.push(joined(r));
@@ -212,12 +227,19 @@ impl Worker {
                 if rest.is_zero() && in_flight.len() < slots {
                     continue;
                 }
+                // Back in time to record what finished.
+                if let Some(since) = done_since {
+                    let due = RECORD_WITHIN
+                        .saturating_sub(since.elapsed())
+                        .max(Duration::from_millis(1));
+                    if rest.is_zero() || due < rest {
+                        rest = due;
+                    }
+                }
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
                     Some(r) = in_flight.join_next(), if !in_flight.is_empty() => {
                         done.push(joined(r));
-                        // A moment for the attempts finishing alongside to be recorded with it.
-                        tokio::time::sleep(COALESCE).await;
                     }
                     _ = self.wake.notified() => {}
                     _ = orgbase_store::audit::outbox_written(), if !busy => {

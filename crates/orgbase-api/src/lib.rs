@@ -49,8 +49,8 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::native::avatars::{AvatarConfig, Avatars};
 use crate::native::{
-    api_keys, audit, avatars, billing as billing_routes, invitations, members, ops, org_keys,
-    organizations, plans, roles, sessions, wallet, webhooks, workspaces,
+    access, api_keys, audit, avatars, billing as billing_routes, invitations, members, ops,
+    org_keys, organizations, plans, roles, sessions, wallet, webhooks, workspaces,
 };
 
 /// What the HTTP layer needs from the configuration. (`Debug` leaves out the SMTP URL, which
@@ -204,6 +204,7 @@ impl AppState {
         (name = "Keys", description = "An organization's own API keys"),
         (name = "Plans", description = "The public product plans"),
         (name = "Wallet", description = "Balances, charges, top-ups and the ledger"),
+        (name = "Access", description = "May an organization handle a call or a message now, and every reason it may not"),
         (name = "Audit log", description = "Who changed what, when, and through which API: one entry per change, written with it"),
         (name = "Webhooks", description = "Endpoints that receive signed events (Standard Webhooks) of every change, their deliveries, attempts and replays"),
         (name = "Billing", description = "Checkout with the billing provider, billing state, and the provider's signed webhooks"),
@@ -269,6 +270,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(plans::create, plans::list_all))
         .routes(routes!(plans::get, plans::update, plans::delete))
         .routes(routes!(plans::list_public))
+        .routes(routes!(access::check))
+        .routes(routes!(access::check_batch))
         .routes(routes!(wallet::charge))
         .routes(routes!(wallet::credit))
         .routes(routes!(wallet::get))

@@ -2,6 +2,7 @@
 //! built from them, and the rules that govern changes. Nothing here does I/O.
 #![forbid(unsafe_code)]
 
+pub mod access_check;
 pub mod audit;
 pub mod credential;
 pub mod ids;

@@ -3,6 +3,7 @@
 //! `SPEC.md`, writes through storage with its audit entry, and answers domain values or a
 //! [`ServiceError`]. Nothing here knows HTTP; each surface maps the answers to its own shape.
 pub mod access;
+pub mod access_check;
 pub mod audit;
 pub mod billing;
 pub mod context;

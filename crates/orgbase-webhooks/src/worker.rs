@@ -195,7 +195,8 @@ impl Worker {
                 let free = slots.saturating_sub(in_flight.len());
                 let mut rest = IDLE_POLL;
                 let held = hold_until.saturating_duration_since(tokio::time::Instant::now());
-                if !held.is_zero() {
+                let holding = !held.is_zero();
+                if holding {
                     rest = held;
                 } else if free > 0 && (in_flight.is_empty() || free >= slots / 4) {
                     match self.claim(None, free).await {
@@ -242,7 +243,7 @@ impl Worker {
                         done.push(joined(r));
                     }
                     _ = self.wake.notified() => {}
-                    _ = orgbase_store::audit::outbox_written(), if !busy => {
+                    _ = orgbase_store::audit::outbox_written(), if !holding => {
                         // A moment for the changes committing alongside to join the claim.
                         tokio::time::sleep(COALESCE).await;
                     }

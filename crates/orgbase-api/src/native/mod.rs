@@ -1,4 +1,5 @@
 //! The native API under `/api/…`.
+pub mod access;
 pub mod api_keys;
 pub mod audit;
 pub mod avatars;

@@ -1,6 +1,7 @@
 //! Black-box tests of the native API: the real router on a real port, driven over HTTP, against
 //! SQLite always and PostgreSQL when `TEST_DATABASE_URL` is set.
 
+mod access;
 mod api_keys;
 mod audit;
 mod auth;

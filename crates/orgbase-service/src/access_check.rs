@@ -1,0 +1,78 @@
+//! The access check through the service: the organization within the caller's reach (with
+//! `org:read`), its effective entitlements and its wallet, judged by
+//! `orgbase_domain::access_check`. Reads go through the store as every read does; on several
+//! PostgreSQL nodes an organization's status reaches every node's cache with the change's own
+//! commit (see `orgbase_store::postgres_cache`), so a suspension is seen everywhere at once.
+use chrono::{DateTime, Utc};
+use orgbase_domain::access_check::{reasons, Channel, Reason};
+use orgbase_domain::{now, Organization, OrganizationId, Permission};
+
+use crate::access::Principal;
+use crate::organizations::{load_with, plan_entitlements};
+use crate::{ServiceError, Services};
+
+/// The most pairs one batch may check.
+pub const BATCH_MAX: usize = 100;
+
+/// What the check found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub organization_id: OrganizationId,
+    pub channel: Channel,
+    /// Every reason the channel is refused; none: allowed.
+    pub reasons: Vec<Reason>,
+    pub checked_at: DateTime<Utc>,
+}
+
+impl Verdict {
+    pub fn allowed(&self) -> bool {
+        self.reasons.is_empty()
+    }
+}
+
+/// May the organization `id` handle `channel` now? 404 outside the caller's reach, 403 without
+/// `org:read` there.
+pub async fn check(
+    state: &Services,
+    who: &Principal,
+    id: OrganizationId,
+    channel: Channel,
+) -> Result<Verdict, ServiceError> {
+    let access = load_with(state, who, id, Permission::OrgRead).await?;
+    verdict(state, &access.org, channel).await
+}
+
+/// [`check`] for each pair, in order, side by side. A pair outside reach (or without
+/// `org:read`) is answered with its own error; a failure of storage fails the whole batch.
+pub async fn check_many(
+    state: &Services,
+    who: &Principal,
+    pairs: &[(OrganizationId, Channel)],
+) -> Result<Vec<Result<Verdict, ServiceError>>, ServiceError> {
+    let answers =
+        futures::future::join_all(pairs.iter().map(|(id, c)| check(state, who, *id, *c))).await;
+    answers
+        .into_iter()
+        .map(|a| match a {
+            Err(e @ (ServiceError::NotFound | ServiceError::Forbidden(_))) => Ok(Err(e)),
+            Err(e) => Err(e),
+            ok => Ok(ok),
+        })
+        .collect()
+}
+
+async fn verdict(
+    state: &Services,
+    org: &Organization,
+    channel: Channel,
+) -> Result<Verdict, ServiceError> {
+    let entitlements =
+        org.entitlements_with(&plan_entitlements(state, &org.product_plan_id).await?);
+    let wallet = state.store.get_wallet(org.id).await?;
+    Ok(Verdict {
+        organization_id: org.id,
+        channel,
+        reasons: reasons(org, &entitlements, wallet.as_ref(), channel),
+        checked_at: now(),
+    })
+}

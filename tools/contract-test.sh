@@ -249,7 +249,9 @@ STATE_CODES = {"invalid_parent", "unknown_plan", "plan_not_offered", "not_subscr
                "sms_setup_incomplete",
                # A webhook URL's host must resolve (to a public address): the network decides,
                # and this sandbox resolves no generated name.
-               "unreachable_url"}
+               "unreachable_url",
+               # The organization's stored status: a suspended one's own callers may read only.
+               "organization_suspended"}
 # Field refusals that depend on what is stored, on one operation: a suspension needs a reason
 # unless the organization is suspended already with one (and then its reason cannot go).
 STATE_FIELDS = {("PATCH /api/organizations/{organizationId}", "statusReason:required")}

@@ -1,7 +1,7 @@
 //! What a request carries through its task: its id (for error bodies and panics), and where it
 //! came from and through which surface (for the audit entries of the changes it makes).
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header;
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use orgbase_domain::{AuditSurface, Origin};
@@ -13,6 +13,9 @@ use crate::AppState;
 pub use orgbase_service::context::{
     audit_surface, carry, current, origin, request_id, RequestContext,
 };
+
+/// Routes that read, though by POST (a body of questions).
+pub const READS_BY_POST: &[&str] = &["/api/access/check"];
 
 /// The longest user agent an entry keeps.
 const USER_AGENT_MAX: usize = 512;
@@ -54,6 +57,8 @@ fn context_of(state: &AppState, req: &Request) -> RequestContext {
             }),
             user_agent,
         },
+        changes: !matches!(*req.method(), Method::GET | Method::HEAD)
+            && !READS_BY_POST.contains(&req.uri().path()),
         surface: match Surface::of(req.uri().path()) {
             Surface::Native => AuditSurface::Native,
             Surface::PartnerSettings => AuditSurface::PartnerSettings,

@@ -35,6 +35,9 @@ pub enum ApiError {
     },
     #[error("forbidden")]
     Forbidden(String),
+    /// 403 `organization_suspended`: the organization's own callers may read, not change.
+    #[error("organization suspended")]
+    Suspended(String),
     /// 402: the wallet does not cover the charge.
     #[error("payment required: {code}")]
     PaymentRequired { code: &'static str, detail: String },
@@ -140,6 +143,7 @@ impl ApiError {
             ),
             Unauthorized { code, detail } => (StatusCode::UNAUTHORIZED, code, (*detail).into()),
             Forbidden(d) => (StatusCode::FORBIDDEN, "forbidden", d.clone()),
+            Suspended(d) => (StatusCode::FORBIDDEN, "organization_suspended", d.clone()),
             PaymentRequired { code, detail } => {
                 (StatusCode::PAYMENT_REQUIRED, code, detail.clone())
             }
@@ -213,6 +217,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Validation(v) => Self::Validation(v),
             ServiceError::Unauthorized { code, detail } => Self::Unauthorized { code, detail },
             ServiceError::Forbidden(d) => Self::Forbidden(d),
+            ServiceError::Suspended(d) => Self::Suspended(d),
             ServiceError::PaymentRequired { code, detail } => {
                 Self::PaymentRequired { code, detail }
             }

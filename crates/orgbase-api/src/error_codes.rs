@@ -25,6 +25,7 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     c("invalid_login", 401, "a wrong e-mail or password (the same answer for both)"),
     c("insufficient_funds", 402, "the wallet does not cover a charge"),
     c("forbidden", 403, "the credential may not do this (a non-platform credential on `/api/admin/…`, or a missing permission)"),
+    c("organization_suspended", 403, "the organization is suspended: its own keys and members may read, not change; the platform and its partner still act"),
     c("not_found", 404, "no such resource, or one outside the caller's reach"),
     c("method_not_allowed", 405, "the resource does not answer this method"),
     c("slug_taken", 409, "another organization uses the slug"),

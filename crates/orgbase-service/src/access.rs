@@ -4,8 +4,8 @@
 //! compile.
 use orgbase_domain::people::{system_role, FIRST_CUSTOM_ROLE_ID, SESSION_PREFIX};
 use orgbase_domain::{
-    now, Actor, ActorType, ApiKeyId, KeyKind, Member, Organization, OrganizationId, Permission,
-    Permissions, SecretHash, UserId,
+    now, Actor, ActorType, ApiKeyId, KeyKind, Member, OrgStatus, Organization, OrganizationId,
+    Permission, Permissions, SecretHash, UserId,
 };
 use uuid::Uuid;
 
@@ -21,6 +21,8 @@ pub enum Principal {
         key_id: ApiKeyId,
         partner_id: OrganizationId,
         label: String,
+        /// The partner itself is suspended: its key may read, not change, its children too.
+        suspended: bool,
     },
     /// An integration of one organization, by an organization key, within its roles.
     OrgKey {
@@ -134,6 +136,17 @@ const EXPIRED: ServiceError = ServiceError::Unauthorized {
     detail: "the session has expired; log in again",
 };
 
+/// What a suspended organization's own callers get for a change: they may read, not change;
+/// the platform and the organization's partner still act. The one place this rule is decided
+/// (in [`Principal::access`], which every use case on an organization passes through, and for
+/// an invitation's acceptance, which joins the organization).
+pub fn suspended(org: &Organization) -> ServiceError {
+    ServiceError::Suspended(match &org.status_reason {
+        Some(r) => format!("the organization is suspended ({r}): it may read, not change"),
+        None => "the organization is suspended: it may read, not change".into(),
+    })
+}
+
 /// The caller a token stands for: a session (`obs_…`) or a key.
 pub async fn authenticate(state: &Services, token: &str) -> Result<Principal, ServiceError> {
     let hash = SecretHash::of(token);
@@ -168,6 +181,7 @@ pub async fn authenticate(state: &Services, token: &str) -> Result<Principal, Se
                     key_id: key.id,
                     partner_id: partner,
                     label: key.name,
+                    suspended: p.status == OrgStatus::Suspended,
                 }),
                 Ok(_) | Err(orgbase_store::StoreError::NotFound) => Err(INVALID),
                 Err(e) => Err(e.into()),
@@ -260,12 +274,41 @@ impl Principal {
                 (role_permissions(state, org.id, &m.roles).await?, Some(m))
             }
         };
+        if crate::context::changes() {
+            if org.status == OrgStatus::Suspended && self.is_own(&org) {
+                return Err(suspended(&org));
+            }
+            self.may_change()?;
+        }
         Ok(OrgAccess {
             principal: self,
             org,
             permissions,
             member,
         })
+    }
+
+    /// A suspended partner's key changes nothing, of its children either (nor makes new ones).
+    pub fn may_change(&self) -> Result<(), ServiceError> {
+        match self {
+            Principal::Partner {
+                suspended: true, ..
+            } => Err(ServiceError::Suspended(
+                "the partner organization is suspended: its key may read, not change".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the caller is the organization's own (one of its keys, a partner key of the
+    /// partner itself, a member), rather than one above it (the platform, its partner).
+    /// Reached through [`Self::access`], a person is a member.
+    fn is_own(&self, org: &Organization) -> bool {
+        match self {
+            Principal::Platform { .. } => false,
+            Principal::Partner { partner_id, .. } => org.id == *partner_id,
+            Principal::OrgKey { .. } | Principal::User { .. } => true,
+        }
     }
 
     /// The person behind the call, if it is a person.

@@ -9,6 +9,9 @@ use orgbase_domain::{AuditSurface, Origin};
 pub struct RequestContext {
     pub origin: Origin,
     pub surface: AuditSurface,
+    /// The request asks for a change (any method but GET and HEAD, save the few routes that
+    /// read by POST): what a suspended organization's own callers are refused.
+    pub changes: bool,
 }
 
 tokio::task_local! {
@@ -31,6 +34,12 @@ pub fn request_id() -> Option<String> {
 /// The current request, if called within one.
 pub fn current() -> Option<RequestContext> {
     REQUEST.try_with(Clone::clone).ok()
+}
+
+/// Whether the current request asks for a change; outside a request (work the system does
+/// itself, a test calling a service), a change.
+pub fn changes() -> bool {
+    REQUEST.try_with(|r| r.changes).unwrap_or(true)
 }
 
 /// Where the current request came from (empty outside a request: work without one).

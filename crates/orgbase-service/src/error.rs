@@ -17,6 +17,10 @@ pub enum ServiceError {
     /// The caller may reach the resource, not do this to it.
     #[error("forbidden")]
     Forbidden(String),
+    /// The organization is suspended, and the caller is its own (a key of it, a member): it may
+    /// read, not change.
+    #[error("organization suspended")]
+    Suspended(String),
     /// The wallet does not cover the charge.
     #[error("payment required: {code}")]
     PaymentRequired { code: &'static str, detail: String },

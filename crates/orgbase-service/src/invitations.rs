@@ -289,6 +289,10 @@ pub async fn accept(
             "the organization of this invitation no longer exists",
         ));
     }
+    // Joining is a change to the organization, by a person who would be its own.
+    if org.status == orgbase_domain::OrgStatus::Suspended {
+        return Err(crate::access::suspended(&org));
+    }
     let existing = state.store.find_user_by_email(&inv.email).await?;
     let has_account = existing.as_ref().is_some_and(|u| u.password_hash.is_some());
     let acceptance = if has_account {

@@ -149,6 +149,7 @@ pub async fn create(
     new: NewOrganization,
     mut errors: ValidationErrors,
 ) -> Result<(Organization, Option<Member>), ServiceError> {
+    who.may_change()?;
     let actor = who.audit_actor();
     let (owner, named) = match creator {
         Creator::Platform(_, owner) | Creator::Partner(_, owner) => (owner, true),

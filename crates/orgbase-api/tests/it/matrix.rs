@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::App;
 
-crate::api_tests!(every_route_answers_only_to_those_allowed);
+crate::api_tests!(
+    every_route_answers_only_to_those_allowed,
+    a_suspended_organizations_own_callers_change_nothing,
+);
 
 /// The callers, in the order of each row's expected statuses.
 const CALLERS: [&str; 7] = [
@@ -1092,4 +1095,124 @@ fn audit_problem(
         ));
     }
     None
+}
+
+/// The row's call, its placeholders filled in, as `token`, with the audit entries it wrote
+/// (not counting those of the fixtures it needed).
+async fn call_row(fixture: &Fixture<'_>, r: &Row, token: &str) -> (crate::Answer, usize) {
+    let app = fixture.app;
+    let path = fixture.fill(r.path).await;
+    let body = match &r.body {
+        Some(b) => {
+            let mut v: Value = serde_json::from_str(&fixture.fill(&b.to_string()).await).unwrap();
+            if let Some(m) = v.get("memberId").and_then(|m| m.as_str()) {
+                v["memberId"] = json!(m.parse::<i64>().unwrap());
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    let (path, header) = if path.contains("{caller}") {
+        (path.replace("{caller}", token), None)
+    } else {
+        (path, Some(token))
+    };
+    let before = audit_entries(app).await.len();
+    let a = if body.as_ref().is_some_and(|b| b.get("$multipart").is_some()) {
+        let form =
+            crate::avatars::form(orgbase_avatar::testing::images::jpeg(32, 32), "image/jpeg");
+        let org = path.split('/').nth(3).unwrap().to_owned();
+        crate::avatars::upload(app, header, &org, form).await
+    } else {
+        app.as_(header, r.method.clone(), &path, body).await
+    };
+    let written = audit_entries(app).await.len() - before;
+    (a, written)
+}
+
+/// SPEC's `suspended`: the organization's own key and its members' sessions may read, but every
+/// change they attempt, on every surface, answers 403 `organization_suspended` and records
+/// nothing; the platform still acts. Every mutating row of the table that the owner may call
+/// (on the organization, or joining it by an invitation) is walked.
+async fn a_suspended_organizations_own_callers_change_nothing(app: App) {
+    let (org, owner) = app.owned_org("owner@suspended.test").await;
+    let key = app
+        .post(
+            &format!("/api/organizations/{org}/api-keys"),
+            json!({"name": "integration", "roles": [5]}),
+        )
+        .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
+    let org_key = key.body["key"].as_str().unwrap().to_owned();
+    let (_, viewer_member) = app
+        .person(&org, "viewer@suspended.test", &[ROLE_VIEWER])
+        .await;
+    let a = app
+        .patch(
+            &format!("/api/organizations/{org}"),
+            json!({"status": "suspended", "statusReason": "chargeback"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let fixture = Fixture {
+        app: &app,
+        org: org.clone(),
+        viewer_member,
+        n: AtomicUsize::new(0),
+    };
+    let mut failures = Vec::new();
+    let mut walked = 0;
+    for r in table() {
+        let op = format!("{} {}", r.method, r.path);
+        let owners = (200..300).contains(&r.expect[5]);
+        let on_org = r.path.contains("{org}") || r.path.contains("{token}");
+        if r.method == Method::GET || READS_BY_POST.contains(&op.as_str()) || !owners || !on_org {
+            continue;
+        }
+        walked += 1;
+        for (who, token) in [("owner", &owner), ("organization key", &org_key)] {
+            let (a, written) = call_row(&fixture, &r, token).await;
+            let said = a.text.contains("organization_suspended")
+                || a.text.contains("ORGANIZATION_SUSPENDED")
+                || a.text.contains("is suspended");
+            if a.status != StatusCode::FORBIDDEN || !said || written != 0 {
+                failures.push(format!(
+                    "{op} as {who}: {} {} ({written} entries)",
+                    a.status,
+                    a.text.chars().take(160).collect::<String>()
+                ));
+            }
+        }
+        // The platform still acts (joining by an invitation is a person's own act; the
+        // organization's deletion comes last, below).
+        if r.path.contains("{token}") || op == "DELETE /api/organizations/{org}" {
+            continue;
+        }
+        let (a, _) = call_row(&fixture, &r, &app.key).await;
+        if a.status.as_u16() != r.expect[6] {
+            failures.push(format!(
+                "{op} as the platform: expected {}, got {} {}",
+                r.expect[6],
+                a.status,
+                a.text.chars().take(160).collect::<String>()
+            ));
+        }
+    }
+    assert!(walked >= 25, "{walked} rows walked");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Reading still works for its own callers.
+    for token in [&owner, &org_key] {
+        let a = app
+            .as_(
+                Some(token),
+                Method::GET,
+                &format!("/api/organizations/{org}"),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        assert_eq!(a.body["status"], "suspended");
+    }
+    let a = app.delete(&format!("/api/organizations/{org}")).await;
+    assert!(a.status.is_success(), "{}", a.text);
 }

@@ -14,7 +14,97 @@ crate::api_tests!(
     a_plan_change_takes_up_its_offer_on_every_surface,
     entitlements_are_the_plans_and_the_organizations_own_on_every_surface,
     the_same_settings_store_the_same_organization_through_native_and_v2,
+    a_suspension_stops_its_own_callers_and_not_the_partner,
 );
+
+/// SPEC's `suspended` on the partner settings API: a suspended partner's key changes nothing
+/// (403, `success: false`), its children included, and may still read; a suspended child is
+/// still its (active) partner's to change.
+async fn a_suspension_stops_its_own_callers_and_not_the_partner(app: App) {
+    let (pid, pk) = partner(&app, "Suspended Reseller").await;
+    let kid = child(&app, &pk, "Customer").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v2 = |target: &str| {
+        format!("/api/v2/updateOrganization?token={pk}&targetOrganizationId={target}")
+    };
+    let suspend = |id: String| {
+        let app = &app;
+        async move {
+            let a = app
+                .patch(
+                    &format!("/api/organizations/{id}"),
+                    json!({"status": "suspended", "statusReason": "fraud review"}),
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        }
+    };
+    let lift = |id: String| {
+        let app = &app;
+        async move {
+            let a = app
+                .patch(
+                    &format!("/api/organizations/{id}"),
+                    json!({"status": "active", "statusReason": null}),
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        }
+    };
+    let rename = |name: &'static str| {
+        let (app, url) = (&app, v2(&kid));
+        async move {
+            app.as_(None, Method::POST, &url, Some(json!({"orgName": name})))
+                .await
+        }
+    };
+    // A suspended child: its partner still changes it.
+    suspend(kid.clone()).await;
+    let a = rename("Customer 2").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["updatedSettings"], json!(["orgName"]), "{}", a.text);
+    lift(kid.clone()).await;
+    // A suspended partner: its key changes nothing, on any surface, and still reads.
+    suspend(pid.clone()).await;
+    let a = rename("Customer 3").await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+    assert_eq!(a.body["success"], false, "{}", a.text);
+    assert!(a.text.contains("suspended"), "{}", a.text);
+    let a = app
+        .as_(
+            Some(&pk),
+            Method::PATCH,
+            &format!("/api/organizations/{kid}"),
+            Some(json!({"name": "Customer 4"})),
+        )
+        .await;
+    a.assert_problem(403, "organization_suspended");
+    let a = app
+        .as_(
+            Some(&pk),
+            Method::POST,
+            "/api/organizations",
+            Some(json!({"name": "Another", "countryCode": "US"})),
+        )
+        .await;
+    a.assert_problem(403, "organization_suspended");
+    let a = app
+        .as_(
+            Some(&pk),
+            Method::GET,
+            &format!("/api/organizations/{kid}"),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["name"], "Customer 2");
+    // Lifted by the platform, the partner acts again.
+    lift(pid.clone()).await;
+    let a = rename("Customer 5").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+}
 
 /// SPEC: an organization's entitlements are its plan's plus its own grants. The native view and
 /// the properties API show the same list; the native view also shows the own grants, which are

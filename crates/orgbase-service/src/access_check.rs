@@ -1,8 +1,8 @@
 //! The access check through the service: the organization within the caller's reach (with
 //! `org:read`), its effective entitlements and its wallet, judged by
-//! `orgbase_domain::access_check`. Reads go through the store as every read does; on several
-//! PostgreSQL nodes an organization's status reaches every node's cache with the change's own
-//! commit (see `orgbase_store::postgres_cache`), so a suspension is seen everywhere at once.
+//! `orgbase_domain::access_check`. The organization judged is read as committed, not from the
+//! node's cache: on several PostgreSQL nodes a change reaches the other nodes' caches a moment
+//! after its commit, and a check must never answer from before a change its caller has seen.
 use chrono::{DateTime, Utc};
 use orgbase_domain::access_check::{reasons, Channel, Reason};
 use orgbase_domain::{now, Organization, OrganizationId, Permission};
@@ -38,8 +38,11 @@ pub async fn check(
     id: OrganizationId,
     channel: Channel,
 ) -> Result<Verdict, ServiceError> {
-    let access = load_with(state, who, id, Permission::OrgRead).await?;
-    verdict(state, &access.org, channel).await
+    load_with(state, who, id, Permission::OrgRead).await?;
+    // Judged on the organization as committed now: a change made through another node a
+    // moment ago counts (the reach above may come from this node's cache).
+    let org = state.store.get_organization_committed(id).await?;
+    verdict(state, &org, channel).await
 }
 
 /// [`check`] for each pair, in order, side by side. A pair outside reach (or without

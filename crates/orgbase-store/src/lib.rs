@@ -124,6 +124,12 @@ pub trait OrganizationStore: Send + Sync {
     async fn insert_organization(&self, org: &Organization) -> StoreResult<()>;
     /// Any organization, deleted ones included: hiding them is the caller's rule.
     async fn get_organization(&self, id: OrganizationId) -> StoreResult<Organization>;
+    /// [`Self::get_organization`] as committed now, never from a copy another node's change
+    /// may not have reached yet (the access check). Where the store keeps no such copy (SQLite:
+    /// one node, its cache exact) this is the same read.
+    async fn get_organization_committed(&self, id: OrganizationId) -> StoreResult<Organization> {
+        self.get_organization(id).await
+    }
     /// Replaces `previous` (as read) with `org`, if the stored version is still
     /// `previous.version`; otherwise `VersionMismatch` (or `NotFound`). Every change bumps the
     /// version, so a matching version means the stored row is `previous`, and only the columns

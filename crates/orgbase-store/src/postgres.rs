@@ -566,6 +566,19 @@ impl OrganizationStore for PgStore {
         Ok(org)
     }
 
+    async fn get_organization_committed(&self, id: OrganizationId) -> StoreResult<Organization> {
+        // Straight from the database: the cache's copy is dropped by the change's notice, which
+        // can reach this node a moment after a client that saw the change's answer asks here.
+        let row = sqlx::query(&format!(
+            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"
+        ))
+        .bind(id.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        org_from_row(&row).map_err(StoreError::other)
+    }
+
     async fn update_organization(
         &self,
         org: &Organization,

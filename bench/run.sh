@@ -5,7 +5,8 @@
 # `orgbase serve` on a free 127.0.0.1 port in a fresh temp dir, then, per scenario
 # (BENCH_SCENARIOS, default "orgs people compat wallet"):
 #   orgs:   seed BENCH_SEED_COUNT organizations (bench/seed.py); drive GET /healthz,
-#           GET/PATCH /api/organizations/{id} and POST /api/organizations.
+#           GET/PATCH /api/organizations/{id}, GET .../{id}/access?channel=voice (the access
+#           check) and POST /api/organizations.
 #   people: fill one organization with BENCH_MEMBERS members by SQL and make one person who can
 #           log in (bench/people.py); drive GET .../members?page=1 and ?page=5000 (per_page=15),
 #           and POST /api/auth/login at BENCH_CONNECTIONS and at BENCH_LOGIN_LOW_CONNECTIONS.
@@ -140,7 +141,7 @@ is_uint "$HOOKS_RATE" && ((HOOKS_RATE >= 1)) || die "BENCH_HOOKS_RATE must be >=
 # The endpoints, in the order each run takes them. Login comes last: it is CPU-bound (argon2),
 # and each login run is followed by a drain (see drain_logins).
 ENDPOINTS=()
-if ((ORGS)); then ENDPOINTS+=(healthz get_org patch_org post_org); fi
+if ((ORGS)); then ENDPOINTS+=(healthz get_org access patch_org post_org); fi
 if ((PEOPLE)); then ENDPOINTS+=(members_p1 members_p5000); fi
 if ((COMPAT)); then ENDPOINTS+=(v2_update_org v1_properties); fi
 if ((WALLET)); then ENDPOINTS+=(charge); fi

@@ -50,6 +50,7 @@ import sys
 ENDPOINTS = [
     ("healthz", "GET /healthz"),
     ("get_org", "GET /api/organizations/{id}"),
+    ("access", "GET /api/organizations/{id}/access"),
     ("patch_org", "PATCH /api/organizations/{id}"),
     ("post_org", "POST /api/organizations"),
 ]
@@ -80,6 +81,8 @@ LOGIN_ENDPOINTS = [
 ]
 # Targets.
 GET_RATIO_MIN = 0.5  # GET org rps >= 0.5 x healthz rps
+ACCESS_RATIO_MIN = 0.7  # the access check (issue 23): rps >= 0.7 x healthz rps
+ACCESS_P99_MAX_MS = 5.0  # and p99 < 5 ms at 32 connections
 WRITE_RPS_MIN = 4000.0  # PATCH and POST, each
 WRITE_P99_MAX_MS = 20.0  # PATCH and POST, each
 MEMBERS_P99_MAX_MS = 10.0  # each member page
@@ -202,6 +205,12 @@ def org_checks(agg, out):
     else:
         out.append("GET org / healthz req/s ratio: n/a")
         checks.append((f"GET org >= {GET_RATIO_MIN} x healthz (missing results)", False))
+    a = agg.get("access")
+    if h and a and h["rps"] > 0:
+        ratio = a["rps"] / h["rps"]
+        why = tainted("healthz", "access")
+        checks.append((f"access check >= {ACCESS_RATIO_MIN} x healthz (ratio {ratio:.3f}{why})", ratio >= ACCESS_RATIO_MIN and not why))
+        checks.append((f"access check p99 < {ACCESS_P99_MAX_MS:.0f} ms ({a['p99']:.2f}{why})", a["p99"] < ACCESS_P99_MAX_MS and not why))
     for ep, name in (("patch_org", "PATCH"), ("post_org", "POST")):
         a = agg.get(ep)
         if a is None:

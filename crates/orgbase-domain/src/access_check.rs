@@ -125,27 +125,10 @@ pub fn reasons(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::organization::{
-        CountryCode, NewOrganization, OrgName, OrgType, OrganizationPatch, Slug, Sms,
-    };
-    use crate::OrganizationId;
+    use crate::organization::Sms;
 
     fn ready() -> (Organization, Vec<String>, Wallet) {
-        let mut org = NewOrganization {
-            name: OrgName::parse("name", "Acme").unwrap(),
-            slug: None,
-            country_code: CountryCode::parse("countryCode", "us").unwrap(),
-            org_type: OrgType::Normal,
-            parent_id: None,
-            owner: None,
-            rest: OrganizationPatch::default(),
-        }
-        .build(
-            OrganizationId::new(),
-            Slug::from_name("Acme", "x1y2"),
-            chrono::Utc::now(),
-        )
-        .unwrap();
+        let mut org = crate::organization::test_org();
         org.sms = Sms {
             enabled: true,
             brand_id: Some("B1".into()),

@@ -736,11 +736,17 @@ impl OrganizationPatch {
     }
 }
 
+/// An organization named Acme (US), for the domain's tests.
+#[cfg(test)]
+pub(crate) fn test_org() -> Organization {
+    tests::org()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn org() -> Organization {
+    pub(super) fn org() -> Organization {
         NewOrganization {
             name: OrgName::parse("name", "Acme").unwrap(),
             slug: None,

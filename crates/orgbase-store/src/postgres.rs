@@ -552,14 +552,7 @@ impl OrganizationStore for PgStore {
             return Ok(org);
         }
         let generation = self.cache.org_generation();
-        let row = sqlx::query(&format!(
-            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"
-        ))
-        .bind(id.0)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let org = org_from_row(&row).map_err(StoreError::other)?;
+        let org = self.get_organization_committed(id).await?;
         if let Some(g) = generation {
             self.cache.offer_org(&org, g);
         }

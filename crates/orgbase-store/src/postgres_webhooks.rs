@@ -265,7 +265,9 @@ impl WebhookStore for PgStore {
     ) -> StoreResult<()> {
         // One statement: the attempt, the endpoint disabled if the outcome says so, and the
         // message moved on with its lease released. A message gone meanwhile (its endpoint
-        // deleted during the attempt) leaves nothing to record.
+        // deleted during the attempt) leaves nothing to record. A message another worker has
+        // moved past this attempt (this one outlived its lease) keeps its state: the attempt
+        // is recorded, as it was made, but never moves the message back.
         let sql = format!(
             "WITH a AS (INSERT INTO webhook_attempts ({ATTEMPT_COLUMNS}) \
                  SELECT $1, id, $3, $4, $5, $6, $7, $8 FROM webhook_messages WHERE id = $2), \
@@ -273,7 +275,7 @@ impl WebhookStore for PgStore {
                  updated_at = $4 WHERE id = $3 AND $12::text IS NOT NULL \
                  AND EXISTS (SELECT 1 FROM webhook_messages WHERE id = $2)) \
              UPDATE webhook_messages SET status = $9, attempts = $10, next_attempt_at = $11, \
-                 lease_until = NULL, updated_at = $4 WHERE id = $2"
+                 lease_until = NULL, updated_at = $4 WHERE id = $2 AND attempts < $10"
         );
         let q = sqlx::query(&sql)
             .bind(&attempt.id)
@@ -311,7 +313,8 @@ impl WebhookStore for PgStore {
                  WHERE EXISTS (SELECT 1 FROM webhook_messages m WHERE m.id = v.message_id)) \
              UPDATE webhook_messages m SET status = v.status, attempts = v.attempts, \
                  next_attempt_at = v.next_attempt_at, lease_until = NULL, \
-                 updated_at = v.attempted_at FROM v WHERE m.id = v.message_id"
+                 updated_at = v.attempted_at FROM v WHERE m.id = v.message_id \
+                 AND m.attempts < v.attempts"
         );
         let col = |f: &dyn Fn(&(WebhookAttempt, AttemptOutcome)) -> Option<String>| {
             done.iter().map(f).collect::<Vec<_>>()

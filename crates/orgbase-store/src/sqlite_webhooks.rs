@@ -468,7 +468,8 @@ fn finish_one(conn: &Connection, a: &WebhookAttempt, o: &AttemptOutcome) -> Stor
     let moved = conn
         .prepare_cached(
             "UPDATE webhook_messages SET status = ?2, attempts = ?3, \
-                 next_attempt_at = ?4, lease_until = NULL, updated_at = ?5 WHERE id = ?1",
+                 next_attempt_at = ?4, lease_until = NULL, updated_at = ?5 \
+                 WHERE id = ?1 AND attempts < ?3",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -480,9 +481,15 @@ fn finish_one(conn: &Connection, a: &WebhookAttempt, o: &AttemptOutcome) -> Stor
             ])
         })
         .map_err(map_err)?;
-    if moved == 0 {
-        // The message is gone (its endpoint deleted during the attempt): nothing to
-        // record.
+    // Not moved: the message is gone (its endpoint deleted during the attempt), and there is
+    // nothing to record; or another worker moved it past this attempt (this one outlived its
+    // lease), and the attempt is recorded, as it was made, without moving the message back.
+    if moved == 0
+        && !conn
+            .prepare_cached("SELECT 1 FROM webhook_messages WHERE id = ?1")
+            .and_then(|mut s| s.exists([&a.message_id]))
+            .map_err(map_err)?
+    {
         return Ok(false);
     }
     conn.prepare_cached(&format!(

@@ -609,8 +609,27 @@ async fn finishing_an_attempt_records_it_and_moves_the_message(db: TestDb) {
     );
     assert_eq!(
         s.list_webhook_attempts(&a.id).await.unwrap(),
-        vec![failed, ok],
+        vec![failed.clone(), ok.clone()],
         "oldest first, every field"
+    );
+    // Attempts that outlived their lease (another worker took the message, and finished it):
+    // recorded as made, alone and in a round, never moving the message back.
+    let late = attempt(a, t + Duration::seconds(8), Some(500));
+    s.finish_webhook_attempt(&late, &outcome(MessageStatus::Pending, 1, Some(next)))
+        .await
+        .unwrap();
+    let later = attempt(a, t + Duration::seconds(9), None);
+    s.finish_webhook_attempts(&[(later.clone(), outcome(MessageStatus::Failed, 2, None))])
+        .await
+        .unwrap();
+    let got = s.get_webhook_message(&a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.status, got.attempts, got.next_attempt_at),
+        (MessageStatus::Delivered, 2, None)
+    );
+    assert_eq!(
+        s.list_webhook_attempts(&a.id).await.unwrap(),
+        vec![failed, ok, late, later]
     );
     // Failed for good, and the endpoint disabled with it.
     let gone = attempt(b, t + Duration::seconds(7), Some(410));

@@ -675,7 +675,8 @@ pub trait WebhookStore: Send + Sync {
         Ok(0)
     }
     /// Removes up to `limit` events that occurred before `before` and whose messages are all
-    /// delivered (or that had none); answers how many.
+    /// finished, delivered or failed for good (or that had none), with their messages and
+    /// attempts; answers how many. An event still to be delivered stays.
     async fn purge_webhook_events(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
 }
 

@@ -458,7 +458,7 @@ impl WebhookStore for PgStore {
             "DELETE FROM webhook_events WHERE id IN (SELECT ev.id FROM webhook_events ev \
              WHERE ev.occurred_at < $1 AND NOT EXISTS \
              (SELECT 1 FROM webhook_messages m WHERE m.event_id = ev.id \
-              AND m.status <> 'delivered') ORDER BY ev.id LIMIT $2)",
+              AND m.status = 'pending') ORDER BY ev.id LIMIT $2)",
         )
         .bind(before)
         .bind(i64::from(limit))

@@ -451,7 +451,7 @@ impl WebhookStore for SqliteStore {
                 "DELETE FROM webhook_events WHERE seq IN (SELECT ev.seq FROM webhook_events ev \
                  WHERE ev.occurred_at < ?1 AND NOT EXISTS \
                  (SELECT 1 FROM webhook_messages m WHERE m.event_id = ev.id \
-                  AND m.status <> 'delivered') ORDER BY ev.seq LIMIT ?2)",
+                  AND m.status = 'pending') ORDER BY ev.seq LIMIT ?2)",
             )
             .and_then(|mut s| s.execute(params![before, limit]))
             .map(|n| n as u64)

@@ -34,7 +34,8 @@ pub struct Settings {
     pub audit_retention_days: u32,
     /// Webhooks may go to private, loopback and link-local addresses (tests, private networks).
     pub webhook_allow_private: bool,
-    /// Days a delivered webhook event is kept (with its attempts) before it is purged.
+    /// Days a webhook event whose deliveries have all finished is kept (with its attempts)
+    /// before it is purged.
     pub webhook_retention_days: u32,
     /// The proxies (CIDRs or addresses, comma-separated) whose `Forwarded` / `X-Forwarded-For`
     /// name the client; empty: the TCP peer is the client.

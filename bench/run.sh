@@ -33,6 +33,15 @@
 #           bomb (avatar_bomb: every answer must be a 422, else the run fails loudly), and
 #           GET /avatars/{org}/{hash}-512.jpg from disk (avatar_get). The server's VmRSS is
 #           sampled every 100 ms during each run on an avatar endpoint (bench/avatars.py rss).
+#   limits: not on the server above but on one server per rate limiter (BENCH_LIMITERS, default
+#           "off memory redis"; each started after the other scenarios' server stopped, with
+#           ORGBASE_RATE_LIMITS=false, nothing, or ORGBASE_REDIS_URL=redis://127.0.0.1:6379), set
+#           up through the API: one organization whose rateLimit is the most allowed (100,000 a
+#           second: never refused, so what is measured is the limiter's cost) and a viewer key of
+#           it; one checked GET (200, RateLimit header present unless off); drive
+#           GET /api/organizations/{id} of that one organization with its key (one hot bucket),
+#           reported as get_org_key_off, get_org_key_memory, get_org_key_redis. In redis mode,
+#           Redis must answer `redis-cli -h 127.0.0.1 ping` first.
 # wrk runs BENCH_CONNECTIONS connections, BENCH_THREADS threads, BENCH_DURATION seconds,
 # BENCH_RUNS runs per endpoint; bench/summarize.py reports medians against the targets.
 # Everything printed also goes to bench/results/latest.txt.
@@ -45,7 +54,7 @@
 #   BENCH_SEED_COUNT=10000, BENCH_SEED_THREADS=8
 #   BENCH_CONNECTIONS=32, BENCH_THREADS=2
 #   BENCH_SCENARIOS="orgs people compat wallet"   which scenarios (space or comma separated; also
-#                         avatars, not in the default set)
+#                         avatars, webhooks and limits, not in the default set)
 #   BENCH_MEMBERS=100000  members of the people scenario's organization
 #   BENCH_LOGIN_LOW_CONNECTIONS=4   connections of the second login run, login_low (0 = skip it)
 #   BENCH_CHILDREN=1000   the compat scenario's partner's children (the requests take turns on them)
@@ -56,6 +65,9 @@
 #                         api (GET .../wallet/transactions, 100 entries a request: slow)
 #   BENCH_BIN=PATH        use this orgbase binary instead of `cargo build --release -p orgbase`
 #   BENCH_HOOKS_RATE=1000 changes a second of the webhooks scenario's paced run
+#   BENCH_LIMITERS="off memory redis"   the limits scenario's rate limiters, a server each, in this
+#                         order (space or comma separated; the summary compares memory and redis
+#                         with off, so keep off)
 #   BENCH_STRICT=1        exit 1 when a gating target fails (default: report only, exit 0)
 set -euo pipefail
 
@@ -123,7 +135,7 @@ is_uint "$LOGIN_LOW_CONNECTIONS" ||
 is_uint "$CHILDREN" && ((CHILDREN >= 2)) || die "BENCH_CHILDREN must be >= 2 (got '$CHILDREN')"
 [[ $PACED =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] || die "BENCH_PACED must be a fraction from 0 to 1 (got '$PACED'; 0 = no paced runs)"
 [[ $WALLET_LEDGER == sql || $WALLET_LEDGER == api ]] || die "BENCH_WALLET_LEDGER must be sql or api (got '$WALLET_LEDGER')"
-ORGS=0 PEOPLE=0 COMPAT=0 WALLET=0 AVATARS=0 WEBHOOKS=0
+ORGS=0 PEOPLE=0 COMPAT=0 WALLET=0 AVATARS=0 WEBHOOKS=0 LIMITS=0
 for sc in $SCENARIOS; do
     case $sc in
         orgs) ORGS=1 ;;
@@ -132,14 +144,36 @@ for sc in $SCENARIOS; do
         wallet) WALLET=1 ;;
         avatars) AVATARS=1 ;;
         webhooks) WEBHOOKS=1 ;;
-        *) die "BENCH_SCENARIOS: unknown scenario '$sc' (use orgs, people, compat, wallet, avatars, webhooks)" ;;
+        limits) LIMITS=1 ;;
+        *) die "BENCH_SCENARIOS: unknown scenario '$sc' (use orgs, people, compat, wallet, avatars, webhooks, limits)" ;;
     esac
 done
-((ORGS + PEOPLE + COMPAT + WALLET + AVATARS + WEBHOOKS > 0)) || die "BENCH_SCENARIOS selects no scenario"
+((ORGS + PEOPLE + COMPAT + WALLET + AVATARS + WEBHOOKS + LIMITS > 0)) || die "BENCH_SCENARIOS selects no scenario"
 HOOKS_RATE=${BENCH_HOOKS_RATE:-1000}
 is_uint "$HOOKS_RATE" && ((HOOKS_RATE >= 1)) || die "BENCH_HOOKS_RATE must be >= 1 (got '$HOOKS_RATE')"
+# The limits scenario: one server per rate limiter. off: ORGBASE_RATE_LIMITS=false; memory: the
+# default (limits on, buckets in the server's memory); redis: buckets in this machine's Redis.
+LIMITERS=${BENCH_LIMITERS:-off memory redis}
+LIMITERS=${LIMITERS//,/ }
+LIMITS_REDIS=0
+if ((LIMITS)); then
+    [[ -n "${LIMITERS// /}" ]] || die "BENCH_LIMITERS selects no rate limiter (use off, memory, redis)"
+    for lm in $LIMITERS; do
+        case $lm in
+            off | memory) ;;
+            redis) LIMITS_REDIS=1 ;;
+            *) die "BENCH_LIMITERS: unknown rate limiter '$lm' (use off, memory, redis)" ;;
+        esac
+    done
+fi
+LIMITS_REDIS_HOST=127.0.0.1 LIMITS_REDIS_PORT=6379
+LIMITS_REDIS_URL=redis://$LIMITS_REDIS_HOST:$LIMITS_REDIS_PORT
+# The organization's own rateLimit: the most the API allows (a burst of twice that), far above
+# what wrk reaches on this machine, so that no request is refused.
+LIMITS_RATE=100000
 # The endpoints, in the order each run takes them. Login comes last: it is CPU-bound (argon2),
-# and each login run is followed by a drain (see drain_logins).
+# and each login run is followed by a drain (see drain_logins). The limits scenario's endpoint is
+# not here: it runs on servers of its own (bench_limits).
 ENDPOINTS=()
 if ((ORGS)); then ENDPOINTS+=(healthz get_org access patch_org post_org); fi
 if ((PEOPLE)); then ENDPOINTS+=(members_p1 members_p5000); fi
@@ -162,6 +196,18 @@ while read -r v; do unset "$v"; done < <(compgen -e | grep '^ORGBASE_' || true)
 
 command -v python3 >/dev/null || die "python3 is required"
 command -v curl >/dev/null || die "curl is required"
+
+# The limits scenario's redis mode measures this machine's Redis: it must answer, checked before
+# anything is measured (so a long run does not fail at its end) and again before that server starts.
+check_redis() {
+    local pong
+    command -v redis-cli >/dev/null ||
+        die "the limits scenario's redis mode needs redis-cli (apt-get install redis-tools) to check Redis on $LIMITS_REDIS_HOST:$LIMITS_REDIS_PORT (or leave redis out of BENCH_LIMITERS)"
+    pong=$(timeout 5 redis-cli -h "$LIMITS_REDIS_HOST" -p "$LIMITS_REDIS_PORT" ping 2>&1) || true
+    [[ $pong == PONG ]] ||
+        die "the limits scenario's redis mode needs Redis on $LIMITS_REDIS_HOST:$LIMITS_REDIS_PORT, but \`redis-cli -h $LIMITS_REDIS_HOST -p $LIMITS_REDIS_PORT ping\` answered '${pong:-nothing}', not PONG (start Redis, or leave redis out of BENCH_LIMITERS)"
+}
+if ((LIMITS && LIMITS_REDIS)); then check_redis; fi
 
 # ---------------------------------------------------------------------------------------------
 # State and cleanup
@@ -287,8 +333,8 @@ free_port() {
 # ---------------------------------------------------------------------------------------------
 # Server
 
-start_server() { # db
-    local db=$1 url mode=""
+start_server() { # db [limiter: off|memory|redis, the limits scenario's; none = the default, memory]
+    local db=$1 limiter=${2:-} url mode=""
     new_tmpdir
     WORKDIR=$NEW_TMPDIR
     PORT=$(free_port)
@@ -304,7 +350,12 @@ start_server() { # db
             url="postgres://postgres@127.0.0.1:5432/$PG_DB"
             ;;
     esac
-    echo "bench: [$db] starting server on 127.0.0.1:$PORT (database $url${mode:+, ORGBASE_SQLITE_WRITE_MODE=$mode}) in $WORKDIR"
+    local limits_env=""
+    case $limiter in
+        off) limits_env="ORGBASE_RATE_LIMITS=false" ;;
+        redis) limits_env="ORGBASE_REDIS_URL=$LIMITS_REDIS_URL" ;;
+    esac
+    echo "bench: [$db] starting server on 127.0.0.1:$PORT (database $url${mode:+, ORGBASE_SQLITE_WRITE_MODE=$mode}${limiter:+, rate limiter $limiter}${limits_env:+: $limits_env}) in $WORKDIR"
     (
         cd "$WORKDIR"
         # Backtraces would flood the log (and slow the server) if a handler panics per request.
@@ -312,6 +363,7 @@ start_server() { # db
         # The webhooks scenario's receiver listens on 127.0.0.1.
         ((WEBHOOKS)) && export ORGBASE_WEBHOOK_ALLOW_PRIVATE=true
         [[ -n "$mode" ]] && export ORGBASE_SQLITE_WRITE_MODE="$mode"
+        [[ -n "$limits_env" ]] && export "$limits_env"
         exec "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$url"
     ) >"$WORKDIR/server.out" 2>"$WORKDIR/server.err" &
     SERVER_PID=$!
@@ -357,6 +409,7 @@ ep_script() {
         members_p1 | members_p5000) echo members ;;
         login | login_low) echo login ;;
         *_paced) echo "${1%_paced}" ;;
+        get_org_key_*) echo get_org_key ;;
         *) echo "$1" ;;
     esac
 }
@@ -413,7 +466,7 @@ run_wrk() { # db endpoint tag seconds record(0|1) [rate: requests a second in al
         BENCH_COMPAT_TOKEN=$C_TOKEN BENCH_COMPAT_PKEY=$C_PKEY \
         BENCH_WALLET_ORG=$W_ORG BENCH_WALLET_SEQ=$W_SEQ \
         BENCH_AVATAR_ORG=$A_ORG BENCH_AVATAR_BOUNDARY=$A_BOUNDARY BENCH_AVATAR_BODY=$avatar_body \
-        BENCH_AVATAR_PATH=$A_PATH BENCH_RATE=$rate \
+        BENCH_AVATAR_PATH=$A_PATH BENCH_LIMITS_ORG=$L_ORG BENCH_LIMITS_KEY=$L_KEY BENCH_RATE=$rate \
         timeout --foreground --signal=INT --kill-after=10 $((secs + 60)) \
         wrk --threads "$threads" --connections "$conns" --duration "${secs}s" \
         --timeout "$(ep_timeout "$ep")" --latency --script "$ROOT/bench/lua/$(ep_script "$ep").lua" "http://127.0.0.1:$PORT" \
@@ -457,6 +510,7 @@ run_wrk() { # db endpoint tag seconds record(0|1) [rate: requests a second in al
             ;;
         avatar_get) line="$line connections=$conns body_bytes=$A_AVATAR_BYTES $RSS_FIELDS" ;;
         hooked_*) line="$line connections=$conns $H_FIELDS" ;;
+        get_org_key_*) line="$line connections=$conns limiter=${ep#get_org_key_} rate_limit=$LIMITS_RATE failed_open=$(failed_open)" ;;
     esac
     LAST_LINE=$line
     if ((record)); then
@@ -776,23 +830,158 @@ bench_db() { # db
         done
     done
 
+    finish_server "$db"
+}
+
+# After a server's last run: it must still be alive. Stop it (and the webhook receiver, if any),
+# show what it logged at warn or above, drop its PostgreSQL database and remove its directory.
+finish_server() { # db [what, for the messages]
+    local db=$1 what=${2:+ ($2)}
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
         server_tail
-        die "[$db] the server died during the benchmark"
+        die "[$db] the server$what died during the benchmark"
     fi
     stop_server
     stop_receiver
     if [[ -s "$WORKDIR/server.err" ]]; then
-        echo "bench: [$db] the server logged $(wc -l <"$WORKDIR/server.err") line(s) at warn or above; last 10:"
+        echo "bench: [$db] the server$what logged $(wc -l <"$WORKDIR/server.err") line(s) at warn or above; last 10:"
         tail -n 10 "$WORKDIR/server.err" | strip_ansi | sed 's/^/    ! /'
         server_panics
     fi
     drop_pg_db
     rm -rf -- "$WORKDIR"
     WORKDIR=""
-    echo
-    python3 "$ROOT/bench/summarize.py" "$RAW" --db "$db" || true
-    if ((WEBHOOKS)); then python3 "$ROOT/bench/hooks_receiver.py" --summary "$RAW" "$db" || true; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# The limits scenario: what the rate limiter adds to GET /api/organizations/{id}
+
+L_ORG="" L_KEY=""
+
+# A call of the limits set-up with the platform key (not limited by default); the answer's body
+# goes to limits.body. Prints the status (000: no answer).
+limits_api() { # method path json-body
+    rm -f -- "$WORKDIR/limits.body"
+    curl -sS -o "$WORKDIR/limits.body" -w '%{http_code}' --max-time 10 -X "$1" \
+        -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' --data "$3" \
+        "http://127.0.0.1:$PORT$2" || true
+}
+
+# One field of the JSON object in limits.body ("" if it is not there, or not JSON).
+limits_field() { # name
+    python3 -c '
+import json, sys
+try:
+    v = json.load(open(sys.argv[1], encoding="utf-8")).get(sys.argv[2])
+except Exception:
+    v = None
+print("" if v is None else v)
+' "$WORKDIR/limits.body" "$1"
+}
+
+limits_fail() { # db limiter message
+    if [[ -s "$WORKDIR/limits.body" ]]; then
+        echo "bench: [$1] the answer's body:" >&2
+        head -c 2000 "$WORKDIR/limits.body" | sed 's/^/    | /' >&2
+        echo >&2
+    fi
+    server_tail
+    die "[$1] limits ($2): $3"
+}
+
+# Through the API, with the platform key: one organization; its own rateLimit set to LIMITS_RATE
+# (the answer must say so: rateLimit $LIMITS_RATE, source organization); a viewer key of it
+# (role 5: enough to read it). Sets L_ORG and L_KEY (the key is never printed).
+setup_limits() { # db limiter
+    local db=$1 limiter=$2 code
+    echo "bench: [$db] limits ($limiter): one organization, its rateLimit set to $LIMITS_RATE, a viewer key of it (API)"
+    code=$(limits_api POST /api/organizations '{"name":"Bench Limits Org","countryCode":"US"}')
+    [[ $code == 201 ]] || limits_fail "$db" "$limiter" "POST /api/organizations answered $code (expected 201)"
+    L_ORG=$(limits_field id)
+    [[ -n $L_ORG ]] || limits_fail "$db" "$limiter" "POST /api/organizations answered 201 without an id"
+    code=$(limits_api PATCH "/api/organizations/$L_ORG" "{\"rateLimit\":$LIMITS_RATE}")
+    [[ $code == 200 ]] || limits_fail "$db" "$limiter" "PATCH /api/organizations/$L_ORG {\"rateLimit\":$LIMITS_RATE} answered $code (expected 200)"
+    [[ $(limits_field rateLimit) == "$LIMITS_RATE" && $(limits_field rateLimitSource) == organization ]] ||
+        limits_fail "$db" "$limiter" "the PATCH answered 200 but not with rateLimit $LIMITS_RATE from the organization (rateLimit '$(limits_field rateLimit)', rateLimitSource '$(limits_field rateLimitSource)')"
+    code=$(limits_api POST "/api/organizations/$L_ORG/api-keys" '{"name":"bench","roles":[5]}')
+    [[ $code == 201 ]] || limits_fail "$db" "$limiter" "POST /api/organizations/$L_ORG/api-keys answered $code (expected 201)"
+    L_KEY=$(limits_field key)
+    rm -f -- "$WORKDIR/limits.body" # it holds the key
+    [[ $L_KEY == obk_* ]] || limits_fail "$db" "$limiter" "POST …/api-keys answered 201 without an obk_ key"
+}
+
+# One request as the wrk script sends it, before measuring: it must answer 200, and carry the
+# RateLimit headers when the limiter is on (RateLimit-Policy with the burst of 2 x LIMITS_RATE: the
+# limiter counts against the rateLimit just set) and not when it is off (else off would be no
+# baseline). Without them in redis mode, Redis could not be asked and the limiter let the request
+# through (it fails open): the figures would not be Redis's.
+limits_preflight() { # db limiter
+    local db=$1 limiter=$2 code hdr=$WORKDIR/limits.headers policy state
+    code=$(curl -sS -D "$hdr" -o "$WORKDIR/limits.body" -w '%{http_code}' --max-time 5 \
+        -H "Authorization: Bearer $L_KEY" "http://127.0.0.1:$PORT/api/organizations/$L_ORG") || true
+    [[ $code == 200 ]] ||
+        limits_fail "$db" "$limiter" "preflight GET /api/organizations/$L_ORG with the organization's key answered $code (expected 200)"
+    policy=$(tr -d '\r' <"$hdr" | grep -i '^ratelimit-policy:' | sed 's/^[^:]*: *//' | tail -n1) || true
+    state=$(tr -d '\r' <"$hdr" | grep -i '^ratelimit:' | sed 's/^[^:]*: *//' | tail -n1) || true
+    if [[ $limiter == off ]]; then
+        [[ -z $policy && -z $state ]] ||
+            limits_fail "$db" "$limiter" "with ORGBASE_RATE_LIMITS=false the answer still carries RateLimit headers (RateLimit: '$state', RateLimit-Policy: '$policy'): the limiter is not off"
+    else
+        [[ -n $state ]] ||
+            limits_fail "$db" "$limiter" "the answer carries no RateLimit header: the limiter did not count the request$([[ $limiter == redis ]] && echo " (Redis could not be asked, so it let the request through)")"
+        [[ $policy == *";q=$((2 * LIMITS_RATE));"* ]] ||
+            limits_fail "$db" "$limiter" "RateLimit-Policy is '$policy', not the burst of $((2 * LIMITS_RATE)) of rateLimit $LIMITS_RATE: the runs could be refused"
+    fi
+    if [[ -n $state ]]; then
+        echo "bench: [$db] limits ($limiter): preflight GET with the organization's key: 200, RateLimit: $state, RateLimit-Policy: $policy"
+    else
+        echo "bench: [$db] limits ($limiter): preflight GET with the organization's key: 200, no RateLimit headers"
+    fi
+}
+
+# The server's count of requests the limiter let through because Redis could not be asked, since
+# it started (warm-up included): in redis mode anything but 0 means some requests skipped Redis.
+# "-" when /metrics does not say.
+failed_open() {
+    local n
+    n=$(curl -sS --max-time 5 "http://127.0.0.1:$PORT/metrics" 2>/dev/null |
+        sed -n 's/^orgbase_rate_limit_failed_open_total \([0-9][0-9]*\)$/\1/p' | tail -n1) || true
+    echo "${n:--}"
+}
+
+# For each rate limiter (LIMITERS, in order): a server of its own (the limiter is chosen when it
+# starts) on a fresh database, the set-up and the preflight, then get_org_key_<limiter> as the
+# other endpoints run (warm-up, then RUNS runs), and the server stopped. One limiter after the
+# other, each with the whole machine.
+bench_limits() { # db
+    local db=$1 limiter ep run c
+    for limiter in $LIMITERS; do
+        echo
+        echo "=============================================================================="
+        echo "bench: [$db] limits, rate limiter $limiter"
+        echo "=============================================================================="
+        [[ $limiter != redis ]] || check_redis
+        start_server "$db" "$limiter"
+        # run_wrk passes every scenario's settings on: only the limits scenario's are set here.
+        P_ORG="" P_EMAIL="" P_PASSWORD="" P_TOTAL="" C_TOKEN="" C_PKEY="" C_CHILDREN=""
+        W_ORG="" W_TOPUPS="" W_FIELDS="" W_SEQ=0 H_ENDPOINT="" H_PORT=""
+        A_ORG="" A_BOUNDARY="" A_PHOTO_BODY="" A_BOMB_BODY="" A_PATH="" A_PHOTO_BYTES="" A_BOMB_BYTES="" A_AVATAR_BYTES=""
+        L_ORG="" L_KEY=""
+        setup_limits "$db" "$limiter"
+        limits_preflight "$db" "$limiter"
+        ep=get_org_key_$limiter
+        c=$(ep_connections "$ep")
+        if ((WARMUP > 0)); then
+            echo "bench: [$db] warm-up, ${WARMUP} s (not recorded)"
+            run_wrk "$db" "$ep" "w$RANDOM" "$WARMUP" 0
+        fi
+        for run in $(seq 1 "$RUNS"); do
+            echo "bench: [$db] run $run/$RUNS: $ep (${DURATION} s, $c connections, $((THREADS < c ? THREADS : c)) threads)"
+            run_wrk "$db" "$ep" "r$run$RANDOM" "$DURATION" 1
+        done
+        finish_server "$db" "rate limiter $limiter"
+        L_ORG="" L_KEY=""
+    done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -813,6 +1002,7 @@ if ((PEOPLE)); then settings+=" members=$MEMBERS login_low_connections=$LOGIN_LO
 if ((COMPAT)); then settings+=" children=$CHILDREN"; fi
 if ((WALLET)); then settings+=" wallet_ledger=$WALLET_LEDGER"; fi
 if ((AVATARS)); then settings+=" avatar_rss_interval=100ms"; fi
+if ((LIMITS)); then settings+=" limiters=[$LIMITERS] rate_limit=$LIMITS_RATE"; fi
 echo "settings: $settings"
 
 RAN=()
@@ -826,18 +1016,23 @@ for db in $DBS; do
             continue
         fi
     fi
-    bench_db "$db"
+    # The limits scenario needs servers of its own: the others' server first, if any.
+    if ((${#ENDPOINTS[@]} > 0)); then bench_db "$db"; fi
+    if ((LIMITS)); then bench_limits "$db"; fi
+    echo
+    python3 "$ROOT/bench/summarize.py" "$RAW" --db "$db" || true
+    if ((WEBHOOKS)); then python3 "$ROOT/bench/hooks_receiver.py" --summary "$RAW" "$db" || true; fi
     RAN+=("$db")
 done
 
 echo
 echo "=============================================================================="
-echo "SUMMARY (median of $RUNS run(s) of ${DURATION} s each; organization, wallet and avatar targets gate sqlite, member-page and compatible-API targets gate sqlite and postgres, the wallet ledger check and the bomb's refusals every database)"
+echo "SUMMARY (median of $RUNS run(s) of ${DURATION} s each; organization, wallet, avatar and rate-limit targets gate sqlite, member-page and compatible-API targets gate sqlite and postgres, the wallet ledger check and the bomb's refusals every database)"
 echo "=============================================================================="
 ((${#RAN[@]} > 0)) || die "no database was benchmarked"
 rc=0
 python3 "$ROOT/bench/summarize.py" "$RAW" --gate sqlite --people-gate sqlite --people-gate postgres \
-    --compat-gate sqlite --compat-gate postgres --wallet-gate sqlite --avatar-gate sqlite --overall || rc=$?
+    --compat-gate sqlite --compat-gate postgres --wallet-gate sqlite --avatar-gate sqlite --limits-gate sqlite --overall || rc=$?
 echo "full output: $RESULTS_DIR/latest.txt"
 if ((AVATAR_BOMB_FAILED)); then
     echo "bench: FAIL: the decompression bomb was not refused with 422 every time (see above)" >&2

@@ -3,7 +3,7 @@
 
     python3 bench/summarize.py RESULTS_FILE [--db DB] [--gate sqlite] [--people-gate sqlite
         --people-gate postgres] [--compat-gate sqlite --compat-gate postgres] [--wallet-gate sqlite]
-        [--avatar-gate sqlite] [--overall]
+        [--avatar-gate sqlite] [--limits-gate sqlite] [--overall]
 
 For each database (or only --db): the median req/s, p50 and p99 over the runs of each
 endpoint, the summed non-2xx responses and socket errors, and PASS/FAIL against the targets:
@@ -37,6 +37,14 @@ endpoint, the summed non-2xx responses and socket errors, and PASS/FAIL against 
 - the bomb's refusals (the avatars scenario): every answer to the bomb a 422 naming
   image_too_large (avatar_bomb.lua counts the others as non422). Gating on every database: a bomb
   that gets through is a hole, not a slow machine.
+- rate limits (the limits scenario; the rate-limit issue's goals): GET /api/organizations/{id}
+  of one organization with its own key, on three servers: rate limits off, the limiter in memory,
+  the limiter in Redis (get_org_key_off, _memory, _redis). The p50 the limiter adds to off's
+  (medians of the runs): under 0.1 ms in memory, under 1 ms with Redis; no non-2xx (the
+  organization's rateLimit is the most allowed: a 429 is a bug), no socket errors, and in Redis no
+  request let through because Redis could not be asked (failed_open). The p99s and the req/s
+  against off's are reported too. They decide the verdict for the --limits-gate database(s)
+  (default: sqlite).
 - login (the people scenario) has no target: req/s, p50, p99 and non-2xx are reported, with what
   a login costs.
 
@@ -75,6 +83,13 @@ AVATAR_ENDPOINTS = [
     ("avatar_bomb", "POST …/upload-avatar (PNG bomb)"),
     ("avatar_get", "GET /avatars/{org}/{hash}-512.*"),
 ]
+# The limits scenario: one organization's GET with its own key, one server per rate limiter.
+LIMITS_MODES = [
+    ("off", "rate limits off"),
+    ("memory", "limiter in memory"),
+    ("redis", "limiter in Redis"),
+]
+LIMITS_ENDPOINTS = [(f"get_org_key_{m}", f"GET org, org key, {t}") for m, t in LIMITS_MODES]
 LOGIN_ENDPOINTS = [
     ("login_low", "POST /api/auth/login"),
     ("login", "POST /api/auth/login"),
@@ -92,6 +107,8 @@ WALLET_P99_MAX_MS = 20.0
 AVATAR_RSS_MAX_MB = 200.0  # peak RSS during an upload run, JPEG or bomb
 AVATAR_BOMB_RSS_GROWTH_MAX_MB = 16.0  # "flat": peak - start of a bomb run
 AVATAR_GET_RPS_MIN = 10000.0  # GET of a stored avatar from disk
+# What the rate limiter may add to the p50 of GET org (one organization, its key) against limits off.
+LIMITS_ADDED_P50_MAX_MS = {"memory": 0.1, "redis": 1.0}
 # The server's argon2id parameters (for the login cost line).
 ARGON2_MIB = 19
 
@@ -162,6 +179,10 @@ def aggregate(rows, ep):
         "late_max": max((float(r.get("late_max_ms", 0) or 0) for r in rs), default=0.0),
         # An upper bound of the p99 of lateness + latency: p99.5 of each, summed (common.lua).
         "p99_bound": statistics.median(float(r["p99_bound_ms"]) for r in rs) if all("p99_bound_ms" in r for r in rs) else None,
+        # The limits scenario: requests the limiter let through because Redis could not be asked,
+        # since the server started (run.sh reads /metrics after each run; None: not counted).
+        "failed_open": max((int(r["failed_open"]) for r in rs if r.get("failed_open", "-").isdigit()), default=None),
+        "rate_limit": rs[-1].get("rate_limit"),
     }
 
 
@@ -488,6 +509,84 @@ def bomb_checks(agg):
     )]
 
 
+def limits_checks(agg, out):
+    """The limits scenario: each limiter's p50 and p99 against rate limits off (lines in out), and
+    the goals on the p50 the limiter adds. At 32 connections a p50 is mostly queueing, so what the
+    limiter adds to it is roughly its server time a request, times the requests queued ahead."""
+    checks = []
+    off = agg.get("get_org_key_off")
+    present = [(m, t, agg[f"get_org_key_{m}"]) for m, t in LIMITS_MODES if f"get_org_key_{m}" in agg]
+    if present:
+        tw = max(len(t) for _, t, _ in present)
+        a0 = present[0][2]
+        conns = f", {a0['connections']} connections" if a0["connections"] else ""
+        rl = f" (rateLimit {int(a0['rate_limit']):,})" if a0["rate_limit"] else ""
+        out.append(f"rate limits: GET org of one organization{rl} with its key{conns}; medians, ms:")
+    for m, t, a in present:
+        line = f"  {t:<{tw}}  p50 {a['p50']:.3f}"
+        if off is not None and m != "off":
+            line += f" ({a['p50'] - off['p50']:+.3f})"
+        line += f"  p99 {a['p99']:.3f}"
+        if off is not None and m != "off":
+            line += f" ({a['p99'] - off['p99']:+.3f})"
+        line += f"  {a['rps']:,.0f} req/s"
+        if off is not None and m != "off" and off["rps"] > 0:
+            line += f" ({a['rps'] / off['rps']:.2f} x off)"
+        out.append(line)
+    if off is not None and len(present) > 1:
+        out.append("  (in brackets: what the limiter adds to off's p50 and p99, and its req/s as a share of off's, for information)")
+
+    def tainted(*eps):
+        """Speed of failing requests proves nothing: such checks fail, saying why."""
+        bad = []
+        non = sum(agg[e]["non2xx"] for e in eps if e in agg)
+        err = sum(agg[e]["errors"] for e in eps if e in agg)
+        if non:
+            bad.append(f"{non} non-2xx")
+        if err:
+            bad.append(f"{err} socket errors")
+        fo = agg.get("get_org_key_redis", {}).get("failed_open") if "get_org_key_redis" in eps else None
+        if fo:
+            bad.append(f"{fo} requests let through without Redis")
+        return f"; not meaningful: {', '.join(bad)}" if bad else ""
+
+    for m, t in LIMITS_MODES:
+        if m == "off":
+            continue
+        ep = f"get_org_key_{m}"
+        limit = LIMITS_ADDED_P50_MAX_MS[m]
+        a = agg.get(ep)
+        if a is None:
+            checks.append((f"{t}: results present (is {m} in BENCH_LIMITERS?)", False))
+            continue
+        if off is None:
+            checks.append((f"{t} adds < {limit:g} ms to p50 (no rate-limits-off run to compare with: keep off in BENCH_LIMITERS)", False))
+            continue
+        added = a["p50"] - off["p50"]
+        why = tainted("get_org_key_off", ep)
+        checks.append((
+            f"{t} adds < {limit:g} ms to p50 ({added:+.3f}: {a['p50']:.3f} vs {off['p50']:.3f} off{why})",
+            added < limit and not why,
+        ))
+    r = agg.get("get_org_key_redis")
+    if r is not None:
+        fo = r["failed_open"]
+        if fo is None:
+            checks.append(("limiter in Redis: Redis asked for every request (not counted: no failed_open on the RESULT lines)", False))
+        else:
+            checks.append((f"limiter in Redis: Redis asked for every request ({fo} let through failing open)", fo == 0))
+    eps = [ep for ep, _ in LIMITS_ENDPOINTS if ep in agg]
+    non = sum(agg[e]["non2xx"] for e in eps)
+    err = sum(agg[e]["errors"] for e in eps)
+    statuses = sorted(set(s for e in eps for s in agg[e]["statuses"]))
+    st = f": {' '.join(statuses)}" if statuses else ""
+    if any(x.startswith("429:") for x in statuses):
+        st += "; 429 = refused by the limiter, which the rateLimit set should never do"
+    checks.append((f"no non-2xx responses ({non}{st})", non == 0))
+    checks.append((f"no socket errors ({err})", err == 0))
+    return checks
+
+
 def login_lines(agg, width):
     """Login: no target. The table rows, and what a login costs."""
     out = [table_header(width)]
@@ -538,11 +637,12 @@ def login_lines(agg, width):
     return out
 
 
-def summarize(db, rows, gated, people_gated, compat_gated=False, wallet_gated=False, avatar_gated=False):
+def summarize(db, rows, gated, people_gated, compat_gated=False, wallet_gated=False, avatar_gated=False, limits_gated=False):
     """(ok, lines, sections): sections is [(name, gating, ok)]; ok covers the gating ones."""
     out = []
     agg = {}
-    for ep, _ in ENDPOINTS + MEMBER_ENDPOINTS + COMPAT_ENDPOINTS + COMPAT_PACED_ENDPOINTS + WALLET_ENDPOINTS + AVATAR_ENDPOINTS + LOGIN_ENDPOINTS:
+    for ep, _ in (ENDPOINTS + MEMBER_ENDPOINTS + COMPAT_ENDPOINTS + COMPAT_PACED_ENDPOINTS + WALLET_ENDPOINTS + AVATAR_ENDPOINTS
+                  + LIMITS_ENDPOINTS + LOGIN_ENDPOINTS):
         a = aggregate(rows, ep)
         if a is not None:
             agg[ep] = a
@@ -553,7 +653,8 @@ def summarize(db, rows, gated, people_gated, compat_gated=False, wallet_gated=Fa
     has_compat = any(ep in agg for ep, _ in COMPAT_ENDPOINTS)
     has_wallet = any(ep in agg for ep, _ in WALLET_ENDPOINTS)
     has_avatars = any(ep in agg for ep, _ in AVATAR_ENDPOINTS)
-    if not has_orgs and not has_people and not has_compat and not has_wallet and not has_avatars:
+    has_limits = any(ep in agg for ep, _ in LIMITS_ENDPOINTS)
+    if not has_orgs and not has_people and not has_compat and not has_wallet and not has_avatars and not has_limits:
         has_orgs = True  # no known endpoint at all: fail the organization checks, as before
 
     titles = (
@@ -562,10 +663,11 @@ def summarize(db, rows, gated, people_gated, compat_gated=False, wallet_gated=Fa
         + ([t for _, t in COMPAT_ENDPOINTS] if has_compat else [])
         + ([t for _, t in WALLET_ENDPOINTS] if has_wallet else [])
         + ([t for _, t in AVATAR_ENDPOINTS] if has_avatars else [])
+        + ([t for _, t in LIMITS_ENDPOINTS] if has_limits else [])
     )
     width = max([32] + [len(t) + 1 for t in titles if len(t) >= 32])
     out.append(f"=== {db} ===")
-    if has_orgs or has_people or has_compat or has_wallet:
+    if has_orgs or has_people or has_compat or has_wallet or has_limits:
         out.append(table_header(width))
     if has_orgs:
         for ep, title in ENDPOINTS:
@@ -580,6 +682,9 @@ def summarize(db, rows, gated, people_gated, compat_gated=False, wallet_gated=Fa
                 out.append(table_row(f"{ptitle} ({agg[pep]['rate']:.0f} req/s offered)", agg[pep], width))
     if has_wallet:
         for ep, title in WALLET_ENDPOINTS:
+            out.append(table_row(title, agg.get(ep), width))
+    if has_limits:
+        for ep, title in LIMITS_ENDPOINTS:
             out.append(table_row(title, agg.get(ep), width))
     if has_avatars:
         out.extend(avatar_lines(agg, width))
@@ -606,6 +711,8 @@ def summarize(db, rows, gated, people_gated, compat_gated=False, wallet_gated=Fa
         sections.append(("avatar targets", avatar_gated, avatar_checks(agg)))
         if "avatar_bomb" in agg:
             sections.append(("bomb refusals, every answer a 422", True, bomb_checks(agg)))
+    if has_limits:
+        sections.append(("rate-limit targets, one organization with its key", limits_gated, limits_checks(agg, out)))
 
     results = []
     for name, gating, checks in sections:
@@ -655,6 +762,10 @@ def main():
         "--avatar-gate", action="append",
         help="databases whose avatar targets decide the exit status (default: sqlite; the bomb's refusals gate every database)",
     )
+    p.add_argument(
+        "--limits-gate", action="append",
+        help="databases whose rate-limit targets decide the exit status (default: sqlite)",
+    )
     p.add_argument("--overall", action="store_true", help="end with an OVERALL line over every gating check")
     args = p.parse_args()
     gates = set(args.gate or ["sqlite"])
@@ -662,6 +773,7 @@ def main():
     compat_gates = set(args.compat_gate or ["sqlite", "postgres"])
     wallet_gates = set(args.wallet_gate or ["sqlite"])
     avatar_gates = set(args.avatar_gate or ["sqlite"])
+    limits_gates = set(args.limits_gate or ["sqlite"])
     rows = parse(args.results)
     dbs = []
     for r in rows:
@@ -677,7 +789,7 @@ def main():
     for i, db in enumerate(dbs):
         ok, lines, results = summarize(
             db, [r for r in rows if r.get("db") == db], db in gates, db in people_gates, db in compat_gates,
-            db in wallet_gates, db in avatar_gates,
+            db in wallet_gates, db in avatar_gates, db in limits_gates,
         )
         if i:
             print()
@@ -693,7 +805,8 @@ def main():
                 f"{', '.join(sorted(gates))}; member-page targets gate {', '.join(sorted(people_gates))}; "
                 f"compatible-API targets gate {', '.join(sorted(compat_gates))}; "
                 f"wallet targets gate {', '.join(sorted(wallet_gates))}; "
-                f"avatar targets gate {', '.join(sorted(avatar_gates))})"
+                f"avatar targets gate {', '.join(sorted(avatar_gates))}; "
+                f"rate-limit targets gate {', '.join(sorted(limits_gates))})"
             )
         else:
             by_section = {}

@@ -8,14 +8,15 @@
 --   BENCH_IDS_FILE   file with one organization id per line (get_org, patch_org; the compat
 --                    scripts: the partner's children)
 --   BENCH_DB         label for the RESULT line (sqlite, sqlite-pool, postgres)
---   BENCH_ENDPOINT   label for the RESULT line (healthz, get_org, patch_org, post_org,
+--   BENCH_ENDPOINT   label for the RESULT line (healthz, get_org, access, patch_org, post_org,
 --                    members_p1, members_p5000, v2_update_org, v1_properties, charge, login,
---                    login_low)
+--                    login_low, get_org_key_off, get_org_key_memory, get_org_key_redis, ...)
 --   BENCH_RUN_TAG    unique per wrk invocation; makes POSTed names unique across runs
 --   BENCH_MEMBERS_ORG, BENCH_MEMBERS_PAGE, BENCH_MEMBERS_PER_PAGE   members.lua
 --   BENCH_LOGIN_EMAIL, BENCH_LOGIN_PASSWORD                          login.lua
 --   BENCH_COMPAT_TOKEN, BENCH_COMPAT_PKEY, BENCH_WRK_THREADS         v2_update_org.lua, v1_properties.lua
 --   BENCH_WALLET_ORG, BENCH_WALLET_SEQ                               charge.lua
+--   BENCH_LIMITS_ORG, BENCH_LIMITS_KEY                               get_org_key.lua
 --
 -- A script may set bench.expect_body (in init) to a literal every 2xx answer must contain: a 2xx
 -- answer without it counts as "unexpected" (e.g. a 200 whose settings partly failed).

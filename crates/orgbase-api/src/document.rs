@@ -311,6 +311,7 @@ fn common_answers(path: &str, op: &mut Value) {
     if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
         add(op, "401", "No valid credential (`missing_credentials`, `invalid_credentials`, `revoked_credentials`, `expired_credentials`)");
         add(op, "403", "The credential may not do this (`forbidden`)");
+        add(op, "429", "Over the rate limit of the credential's organization or platform key (`rate_limited`); with `Retry-After`, `RateLimit` and `RateLimit-Policy`. Nothing ran");
     }
     let params = op["parameters"].as_array().cloned().unwrap_or_default();
     if params.iter().any(|p| p["in"] == "path") {

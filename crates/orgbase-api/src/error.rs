@@ -44,6 +44,10 @@ pub enum ApiError {
     /// Too many attempts: try again after `retry_after` seconds.
     #[error("too many requests")]
     TooManyRequests { retry_after: u64, detail: String },
+    /// Over the rate limit of the credential's organization (or of the platform key): try
+    /// again after `retry_after` seconds.
+    #[error("rate limited")]
+    RateLimited { retry_after: u64, detail: String },
     /// The resource existed but is used up (an expired or revoked invitation).
     #[error("gone: {code}")]
     Gone { code: &'static str, detail: String },
@@ -150,6 +154,11 @@ impl ApiError {
             TooManyRequests { detail, .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
+                detail.clone(),
+            ),
+            RateLimited { detail, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
                 detail.clone(),
             ),
             Gone { code, detail } => (StatusCode::GONE, code, detail.clone()),
@@ -293,7 +302,9 @@ impl ApiError {
     }
 
     fn add_headers(&self, status: StatusCode, res: &mut Response) {
-        if let ApiError::TooManyRequests { retry_after, .. } = self {
+        if let ApiError::TooManyRequests { retry_after, .. }
+        | ApiError::RateLimited { retry_after, .. } = self
+        {
             if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);
             }

@@ -62,6 +62,7 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     c("invalid_idempotency_key", 422, "the Idempotency-Key is not 1–255 visible ASCII characters"),
     c("idempotency_key_reused", 422, "the Idempotency-Key was used for another request"),
     c("too_many_requests", 429, "too many failed logins; wait for `Retry-After`"),
+    c("rate_limited", 429, "over the rate limit of the credential's organization (or platform key); wait for `Retry-After`"),
     c("internal_error", 500, "anything on our side (the answer has the request id; the cause is in the log only)"),
     c("mail_failed", 502, "the invitation e-mail could not be sent (the invitation is kept; resend it)"),
     c("billing_provider_error", 502, "the billing provider failed; nothing changed here"),

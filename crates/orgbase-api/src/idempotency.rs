@@ -44,7 +44,7 @@ use crate::surface::QUERY_TOKEN_ROUTE;
 /// The credential a request carries, as the route reads it: the `token` query parameter on the
 /// partner settings API (its last value, as the handler takes it), the `Authorization` header
 /// (with or without `Bearer `) everywhere else.
-fn credential(req: &Request) -> Option<String> {
+pub(crate) fn credential(req: &Request) -> Option<String> {
     if req.uri().path() == QUERY_TOKEN_ROUTE {
         return url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
             .filter(|(k, _)| k == "token")
@@ -204,12 +204,11 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     // Only a valid credential gets a scope: a revoked one must not be replayed an old answer,
     // and junk must not cost a write. One that could not be looked up is not "no credential":
     // going ahead unkeyed could act twice.
-    let principal = match crate::auth::authenticate(&state, &credential).await {
+    let earlier = req.extensions().get::<crate::auth::Authenticated>();
+    let principal = match crate::auth::authenticate_once(&state, earlier, &credential).await {
         Ok(p) => p,
-        Err(orgbase_service::ServiceError::Unauthorized { .. }) => {
-            return strip(next.run(req).await)
-        }
-        Err(e) => return error(surface, e.into()),
+        Err(ApiError::Unauthorized { .. }) => return strip(next.run(req).await),
+        Err(e) => return error(surface, e),
     };
     if req.uri().path().starts_with("/api/admin/")
         && !matches!(principal, crate::auth::Principal::Platform { .. })

@@ -13,6 +13,7 @@ pub mod error;
 pub mod error_codes;
 pub mod extract;
 pub mod idempotency;
+pub mod limits;
 pub mod metrics;
 pub mod native;
 pub use orgbase_service as service;
@@ -81,6 +82,13 @@ pub struct ApiConfig {
     /// The proxies whose `Forwarded` / `X-Forwarded-For` name the client
     /// (`ORGBASE_TRUSTED_PROXIES`; none by default).
     pub trusted_proxies: client_address::TrustedProxies,
+    /// Requests count against their organization's rate limit (`ORGBASE_RATE_LIMITS`, on).
+    pub rate_limits: bool,
+    /// Requests per second for each platform key (`ORGBASE_PLATFORM_RATE_LIMIT`; unlimited).
+    pub platform_rate_limit: Option<u32>,
+    /// `redis://…`: rate limits and login throttles shared by every node through Redis
+    /// (`ORGBASE_REDIS_URL`); unset: in this node's memory.
+    pub redis_url: Option<String>,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -95,6 +103,9 @@ impl std::fmt::Debug for ApiConfig {
             .field("avatars", &self.avatars)
             .field("request_timeout", &self.request_timeout)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("rate_limits", &self.rate_limits)
+            .field("platform_rate_limit", &self.platform_rate_limit)
+            .field("redis", &self.redis_url.as_ref().map(|_| "(set)"))
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +125,9 @@ impl Default for ApiConfig {
             request_timeout: Duration::from_secs(10),
             webhook_allow_private: false,
             trusted_proxies: Default::default(),
+            rate_limits: true,
+            platform_rate_limit: None,
+            redis_url: None,
         }
     }
 }
@@ -169,9 +183,14 @@ impl AppState {
                 session_ttl: config.session_ttl,
                 invitation_ttl: config.invitation_ttl,
                 member_directory_min: config.member_directory_min,
+                rate_limits: config.rate_limits,
+                platform_rate_limit: config.platform_rate_limit,
             },
             mailer,
         );
+        if let Some(url) = &config.redis_url {
+            services.limiter = orgbase_limits::Limiter::redis(url)?;
+        }
         services.billing = billing;
         let services = services.with_private_webhooks(config.webhook_allow_private);
         Ok(Self(Arc::new(Shared {
@@ -361,6 +380,11 @@ pub fn with_layers(router: Router<AppState>, state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::layer,
+        ))
+        // Outside the idempotency layer: a request over its rate limit never claims its key.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::layer,
         ))
         // Outside the idempotency layer: a keyed request's work goes on past the deadline and
         // settles its key; inside metrics, so that a request cut off is counted.

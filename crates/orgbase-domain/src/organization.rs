@@ -7,6 +7,35 @@ use std::collections::BTreeMap;
 use crate::ids::{OrganizationId, UserId};
 use crate::validation::{has_control, FieldError, ValidationErrors};
 
+/// An organization's rate limit in force, and where it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EffectiveRateLimit {
+    pub per_second: i32,
+    pub source: RateLimitSource,
+}
+
+/// Where an organization's rate limit comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitSource {
+    /// The platform set it on the organization.
+    Organization,
+    /// The organization's plan's.
+    Plan,
+    /// Neither: the plan is gone; Orgbase's default.
+    Default,
+}
+
+impl RateLimitSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Organization => "organization",
+            Self::Plan => "plan",
+            Self::Default => "default",
+        }
+    }
+}
+
 /// The plan every organization starts on.
 pub const DEFAULT_PLAN: &str = "starter";
 pub const DEFAULT_PLACEMENT_GROUP: &str = "shared";
@@ -484,7 +513,9 @@ pub struct Organization {
     pub kyc_level: i16,
     pub placement_group: String,
     pub billing_overdue: bool,
-    pub rate_limit: i32,
+    /// Requests per second the platform set for this organization; `None` follows its plan's
+    /// (see [`Organization::rate_limit_with`]).
+    pub rate_limit: Option<i32>,
     pub entitlements: Vec<String>,
     pub preferences: Preferences,
     pub metadata: Metadata,
@@ -511,6 +542,26 @@ impl Organization {
             }
         }
         all
+    }
+
+    /// The requests per second the organization's credentials may make, and where that comes
+    /// from: its own value if the platform set one, else its plan's (`plan_rate_limit`, `None`
+    /// for a plan since deleted: the default).
+    pub fn rate_limit_with(&self, plan_rate_limit: Option<i32>) -> EffectiveRateLimit {
+        match (self.rate_limit, plan_rate_limit) {
+            (Some(v), _) => EffectiveRateLimit {
+                per_second: v,
+                source: RateLimitSource::Organization,
+            },
+            (None, Some(v)) => EffectiveRateLimit {
+                per_second: v,
+                source: RateLimitSource::Plan,
+            },
+            (None, None) => EffectiveRateLimit {
+                per_second: DEFAULT_RATE_LIMIT,
+                source: RateLimitSource::Default,
+            },
+        }
     }
 
     /// Puts the organization on `plan_id`. An offer of that very plan is taken up by the move,
@@ -564,7 +615,7 @@ impl NewOrganization {
             kyc_level: 0,
             placement_group: DEFAULT_PLACEMENT_GROUP.to_owned(),
             billing_overdue: false,
-            rate_limit: DEFAULT_RATE_LIMIT,
+            rate_limit: None,
             entitlements: Vec::new(),
             preferences: Preferences::default(),
             metadata: Metadata::default(),
@@ -600,7 +651,8 @@ pub struct OrganizationPatch {
     pub external_billing_id: Option<Option<String>>,
     pub kyc_level: Option<i16>,
     pub placement_group: Option<String>,
-    pub rate_limit: Option<i32>,
+    /// The organization's own limit; `Some(None)` returns it to its plan's.
+    pub rate_limit: Option<Option<i32>>,
     pub entitlements: Option<Vec<String>>,
     pub use_platform_url: Option<bool>,
     pub recording_lifespan_days: Option<Option<i32>>,

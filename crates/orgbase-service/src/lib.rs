@@ -12,6 +12,7 @@ pub mod error;
 pub mod idempotency;
 pub mod invitations;
 pub mod keys;
+pub mod limits;
 pub mod maintenance;
 pub mod members;
 pub mod organizations;
@@ -24,17 +25,15 @@ pub mod wallet;
 pub mod webhooks;
 pub mod workspaces;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use orgbase_mail::Mailer;
 use orgbase_store::DynStore;
+use std::sync::Arc;
 
 pub use error::{ServiceError, ServiceResult};
 pub use organizations::*;
 
 use directory::MemberDirectory;
-use password::{FailureThrottle, Passwords};
+use password::Passwords;
 use providers::Billing;
 
 /// What the use cases are configured with.
@@ -46,19 +45,23 @@ pub struct ServiceConfig {
     pub invitation_ttl: chrono::Duration,
     /// From how many members an organization's member pages come from the member directory.
     pub member_directory_min: u64,
+    /// Requests count against their organization's rate limit (see [`limits`]).
+    pub rate_limits: bool,
+    /// Requests per second for each platform key; `None`: not limited.
+    pub platform_rate_limit: Option<u32>,
 }
 
 /// Everything the use cases run on: storage, the outside services, and what a node keeps in
-/// memory (login throttles, the member directory).
+/// memory (the member directory) or shares (the rate limiter, with the other nodes through
+/// Redis).
 #[derive(Clone)]
 pub struct Services {
     pub store: DynStore,
     pub config: Arc<ServiceConfig>,
     pub mailer: Arc<dyn Mailer>,
     pub passwords: Arc<Passwords>,
-    /// Failed logins per account (e-mail) and per client address.
-    pub login_by_account: Arc<FailureThrottle>,
-    pub login_by_address: Arc<FailureThrottle>,
+    /// Rate limits and failed-login throttles: in memory, or in Redis across nodes.
+    pub limiter: orgbase_limits::Limiter,
     pub members: Arc<MemberDirectory>,
     /// The billing providers configured (none by default).
     pub billing: Billing,
@@ -92,9 +95,7 @@ impl Services {
             config: Arc::new(config),
             mailer,
             passwords: Arc::new(Passwords::new()),
-            // 5 failures per account, then one per 3 minutes; 20 per address, then one per 3 s.
-            login_by_account: Arc::new(FailureThrottle::new(5, Duration::from_secs(15 * 60))),
-            login_by_address: Arc::new(FailureThrottle::new(20, Duration::from_secs(60))),
+            limiter: orgbase_limits::Limiter::in_memory(),
             members: Arc::new(MemberDirectory::default()),
             billing: Billing::default(),
             webhooks: Webhooks::new(store_for_webhooks, false),

@@ -814,14 +814,30 @@ pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
 
+/// What the plan `plan_id` gives the organizations on it (nothing for a plan since deleted).
+#[derive(Debug, Clone, Default)]
+pub struct PlanTerms {
+    pub entitlements: Vec<String>,
+    /// Requests per second, for the organizations without a limit of their own.
+    pub rate_limit: Option<i32>,
+}
+
+/// The terms of the plan `plan_id`.
+pub async fn plan_terms(state: &Services, plan_id: &str) -> Result<PlanTerms, ServiceError> {
+    match state.store.get_plan(plan_id).await {
+        Ok(p) => Ok(PlanTerms {
+            entitlements: p.entitlements,
+            rate_limit: Some(p.rate_limit),
+        }),
+        Err(orgbase_store::StoreError::NotFound) => Ok(PlanTerms::default()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The entitlements of the plan `plan_id` (none for a plan since deleted).
 pub async fn plan_entitlements(
     state: &Services,
     plan_id: &str,
 ) -> Result<Vec<String>, ServiceError> {
-    match state.store.get_plan(plan_id).await {
-        Ok(p) => Ok(p.entitlements),
-        Err(orgbase_store::StoreError::NotFound) => Ok(Vec::new()),
-        Err(e) => Err(e.into()),
-    }
+    Ok(plan_terms(state, plan_id).await?.entitlements)
 }

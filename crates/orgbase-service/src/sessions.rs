@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::audit;
 use crate::access::Principal;
+use crate::limits;
 use crate::{ServiceError, Services};
 
 /// A session just started: its token is shown this once.
@@ -54,14 +55,15 @@ const WRONG: ServiceError = ServiceError::Unauthorized {
 
 fn throttled(wait: std::time::Duration) -> ServiceError {
     ServiceError::TooManyRequests {
-        retry_after: wait.as_secs().max(1),
+        retry_after: orgbase_limits::whole_seconds(wait),
         detail: "too many failed logins; wait before trying again".into(),
     }
 }
 
 /// Logs a person in with e-mail and password: a new session, or 401 whatever was wrong (an
 /// unknown e-mail costs the same password check as a known one). Failed logins are throttled
-/// per account and per client address (`address`, when known).
+/// per account and per client address (`address`, when known), on the rate limiter: with Redis,
+/// across every node.
 ///
 /// Per account, an attempt counts as a failure from before the (slow) password check until it
 /// succeeds, so a burst of parallel guesses cannot all slip past the limit while being checked
@@ -73,17 +75,21 @@ pub async fn login(
     password: String,
     address: Option<&str>,
 ) -> Result<(User, Started), ServiceError> {
-    let account_key = email
-        .as_ref()
-        .map(|e| e.as_str().to_owned())
-        .unwrap_or_default();
-    if let Some(a) = address {
-        state.login_by_address.check(a).map_err(throttled)?;
+    let account = limits::login_account_key(email.as_ref().map_or("", |e| e.as_str()));
+    let by_address = address.map(limits::login_address_key);
+    if let Some(a) = &by_address {
+        let d = state.limiter.peek(a, limits::login_address_quota()).await;
+        if let Some(wait) = d.retry_after.filter(|_| !d.allowed) {
+            return Err(throttled(wait));
+        }
     }
-    state
-        .login_by_account
-        .attempt(&account_key)
-        .map_err(throttled)?;
+    let d = state
+        .limiter
+        .take(&account, limits::login_account_quota())
+        .await;
+    if let Some(wait) = d.retry_after.filter(|_| !d.allowed) {
+        return Err(throttled(wait));
+    }
     let user = match &email {
         Some(e) => state.store.find_user_by_email(e).await?,
         None => None,
@@ -92,13 +98,13 @@ pub async fn login(
     let ok = state.passwords.verify(password, stored).await?;
     let Some(user) = user.filter(|_| ok) else {
         // The account's attempt stays counted as a failure; the address gets one too.
-        if let Some(a) = address {
-            state.login_by_address.failed(a);
+        if let Some(a) = &by_address {
+            state.limiter.take(a, limits::login_address_quota()).await;
         }
         tracing::info!("login failed");
         return Err(WRONG);
     };
-    state.login_by_account.forget(&account_key);
+    state.limiter.forget(&account).await;
     let entry = audit::entry(
         Actor::new(
             ActorType::User,

@@ -47,6 +47,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0014_webhooks.sql"),
     include_str!("../migrations/sqlite/0015_webhook_enabled_at.sql"),
     include_str!("../migrations/sqlite/0016_webhook_fan_out_at_write.sql"),
+    include_str!("../migrations/sqlite/0017_rate_limit_nullable.sql"),
+    include_str!("../migrations/sqlite/0018_rate_limit_follows_plan.sql"),
 ];
 
 #[path = "sqlite_audit.rs"]
@@ -232,6 +234,12 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         }
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
+        if sql.contains("PRAGMA writable_schema = ON") {
+            // The table definitions were edited in place: a new schema version makes every
+            // connection, this one included, read them again.
+            let schema: i64 = tx.pragma_query_value(None, "schema_version", |r| r.get(0))?;
+            tx.pragma_update(None, "schema_version", schema + 1)?;
+        }
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
     }
@@ -909,7 +917,8 @@ fn org_values(o: &Organization) -> StoreResult<Vec<SqlValue>> {
         SqlValue::Integer(o.kyc_level as i64),
         SqlValue::Text(o.placement_group.clone()),
         SqlValue::Integer(o.billing_overdue as i64),
-        SqlValue::Integer(o.rate_limit as i64),
+        o.rate_limit
+            .map_or(SqlValue::Null, |v| SqlValue::Integer(v.into())),
         SqlValue::Text(to_json(&o.entitlements)?),
         SqlValue::Text(to_json(&o.preferences)?),
         SqlValue::Text(to_json(&o.metadata)?),

@@ -4,6 +4,7 @@
 //! local Stripe). [`ensure_python_module`] installs one with pip the first time a test needs
 //! it, so that `cargo nextest run --workspace` works on a fresh machine as written.
 pub mod proxy;
+pub mod redis;
 
 use std::process::{Command, Stdio};
 

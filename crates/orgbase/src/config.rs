@@ -40,6 +40,14 @@ pub struct Settings {
     /// The proxies (CIDRs or addresses, comma-separated) whose `Forwarded` / `X-Forwarded-For`
     /// name the client; empty: the TCP peer is the client.
     pub trusted_proxies: String,
+    /// Requests count against their organization's rate limit (off: no limit but the login
+    /// throttle).
+    pub rate_limits: bool,
+    /// Requests per second for each platform key; unset: not limited.
+    pub platform_rate_limit: Option<u32>,
+    /// `redis://…`: rate limits and login throttles shared by every node; unset: in memory.
+    #[serde(skip_serializing)]
+    pub redis_url: Option<SecretString>,
     /// `smtp://host:port` or `smtps://…`; unset: mail goes to `mail_outbox`.
     #[serde(skip_serializing)]
     pub smtp_url: Option<SecretString>,
@@ -91,6 +99,9 @@ impl Default for Settings {
             webhook_allow_private: false,
             webhook_retention_days: 30,
             trusted_proxies: String::new(),
+            rate_limits: true,
+            platform_rate_limit: None,
+            redis_url: None,
             smtp_url: None,
             mail_from: "Orgbase <no-reply@localhost>".into(),
             mail_outbox: "mail-outbox".into(),
@@ -140,6 +151,9 @@ const KNOWN: &[&str] = &[
     "webhook_allow_private",
     "webhook_retention_days",
     "trusted_proxies",
+    "rate_limits",
+    "platform_rate_limit",
+    "redis_url",
     "smtp_url",
     "mail_from",
     "mail_outbox",
@@ -180,6 +194,9 @@ pub struct Config {
     pub webhook_allow_private: bool,
     pub webhook_retention: chrono::Duration,
     pub trusted_proxies: orgbase_api::client_address::TrustedProxies,
+    pub rate_limits: bool,
+    pub platform_rate_limit: Option<u32>,
+    pub redis_url: Option<SecretString>,
     pub smtp_url: Option<SecretString>,
     pub mail_from: String,
     pub mail_outbox: std::path::PathBuf,
@@ -390,6 +407,19 @@ fn check(s: Settings) -> Result<Config, String> {
             errors.push(format!("trusted_proxies (ORGBASE_TRUSTED_PROXIES): {e}"));
             Default::default()
         });
+    if s.platform_rate_limit
+        .is_some_and(|n| !(1..=orgbase_domain::MAX_RATE_LIMIT as u32).contains(&n))
+    {
+        errors.push(format!(
+            "platform_rate_limit (ORGBASE_PLATFORM_RATE_LIMIT): must be 1–{} requests per second",
+            orgbase_domain::MAX_RATE_LIMIT
+        ));
+    }
+    if let Some(url) = &s.redis_url {
+        if !url.expose_secret().starts_with("redis://") {
+            errors.push("redis_url (ORGBASE_REDIS_URL): must be a redis://[user:password@]host[:port][/db] URL".into());
+        }
+    }
     let avatars = check_avatars(&s, &mut errors);
     let stripe = check_stripe(&s, &mut errors);
     if !errors.is_empty() {
@@ -419,6 +449,9 @@ fn check(s: Settings) -> Result<Config, String> {
         webhook_allow_private: s.webhook_allow_private,
         webhook_retention: chrono::Duration::days(s.webhook_retention_days as i64),
         trusted_proxies,
+        rate_limits: s.rate_limits,
+        platform_rate_limit: s.platform_rate_limit,
+        redis_url: s.redis_url,
         smtp_url: s.smtp_url,
         mail_from: s.mail_from,
         mail_outbox: s.mail_outbox.into(),

@@ -327,6 +327,12 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
             request_timeout: config.request_timeout,
             webhook_allow_private: config.webhook_allow_private,
             trusted_proxies: config.trusted_proxies.clone(),
+            rate_limits: config.rate_limits,
+            platform_rate_limit: config.platform_rate_limit,
+            redis_url: config
+                .redis_url
+                .as_ref()
+                .map(|u| secrecy::ExposeSecret::expose_secret(u).to_owned()),
             ..ApiConfig::default()
         },
         billing,
@@ -334,6 +340,11 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!(e))
     .context("setting up mail and avatar storage")?;
     tracing::info!(mail = %state.mailer.describe(), "mail");
+    tracing::info!(
+        rate_limits = state.services.config.rate_limits,
+        limiter = state.limiter.backend(),
+        "rate limits"
+    );
     // Webhook delivery: this node's worker, until shutdown.
     let webhooks = state.webhooks.worker.clone().spawn(shutdown.clone());
     orgbase_api::serve(listener, state, shutdown)

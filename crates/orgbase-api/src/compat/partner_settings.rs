@@ -286,6 +286,7 @@ fn reason(key: &str, e: &ServiceError) -> String {
         (status = 400, description = "No setting passed (`failedSettings` names them), or the body or target is missing or malformed (no setting tried: `updatedSettings` empty, `failedSettings` null)", body = SettingsAnswer),
         (status = 401, description = "Missing or invalid token", body = SettingsError),
         (status = 404, description = "No such organization within the token's reach", body = SettingsError),
+        (status = 429, description = "Over the rate limit of the partner (or platform key), with `Retry-After`; nothing applied", body = SettingsError),
     )
 )]
 pub async fn update_organization(

@@ -96,8 +96,9 @@ fn placement_group(group: String) -> String {
 }
 
 pub async fn properties_of(state: &AppState, o: Organization) -> Result<OrgProperties, ApiError> {
-    let entitlements =
-        o.entitlements_with(&service::plan_entitlements(state, &o.product_plan_id).await?);
+    let plan = service::plan_terms(state, &o.product_plan_id).await?;
+    let entitlements = o.entitlements_with(&plan.entitlements);
+    let rate_limit = o.rate_limit_with(plan.rate_limit).per_second;
     let mut preferences = json!({"use_bland_url": o.preferences.use_platform_url});
     if let Some(d) = o.preferences.recording_lifespan_days {
         preferences["recording_lifespan_days"] = json!(d);
@@ -114,7 +115,7 @@ pub async fn properties_of(state: &AppState, o: Organization) -> Result<OrgPrope
         is_deleted: o.deleted_at.is_some(),
         is_stripe_overdue: o.billing_overdue,
         is_suspended: o.status == OrgStatus::Suspended,
-        org_rate_limit: o.rate_limit,
+        org_rate_limit: rate_limit,
         org_type: o.org_type.as_str().to_owned(),
         entitlements,
         preferences,
@@ -251,6 +252,7 @@ fn parse_updates(body: &Bytes) -> Result<OrganizationPatch, Vec<(&'static str, S
         (status = 401, description = "Missing or invalid key", body = PropertiesAnswer),
         (status = 403, description = "The key may not update this organization", body = PropertiesAnswer),
         (status = 404, description = "No such organization within reach", body = PropertiesAnswer),
+        (status = 429, description = "Over the rate limit of the key's organization (`RATE_LIMITED`), with `Retry-After`; nothing applied", body = PropertiesAnswer),
     )
 )]
 pub async fn update_properties(

@@ -377,6 +377,6 @@ pub async fn transfer_ownership(
     errors.clone().into_result()?;
     let updated =
         service::members::transfer_ownership(&state, &access, to.expect("validated")).await?;
-    let plan = service::plan_entitlements(&state, &updated.product_plan_id).await?;
+    let plan = service::plan_terms(&state, &updated.product_plan_id).await?;
     Ok(Json(OrganizationView::new(updated, &plan)).into_response())
 }

@@ -50,6 +50,13 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Ap
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.metrics.render() + &state.webhooks.worker.stats().render();
+    text.push_str(&format!(
+        "# HELP orgbase_rate_limit_failed_open_total Requests let through because the rate \
+         limiter's Redis could not be asked.\n\
+         # TYPE orgbase_rate_limit_failed_open_total counter\n\
+         orgbase_rate_limit_failed_open_total {}\n",
+        state.limiter.failed_open_total()
+    ));
     // Left out while the database cannot be reached: the other figures still answer.
     if let Ok(n) = crate::service::webhooks::pending(&state).await {
         text.push_str(

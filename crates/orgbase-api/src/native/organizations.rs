@@ -72,8 +72,9 @@ pub struct OrganizationInput {
     pub kyc_level: Field<i64>,
     #[schema(value_type = String, pattern = r"^[A-Za-z0-9_.:-]{1,64}$", example = "shared")]
     pub placement_group: Field<String>,
-    /// Requests per second for this organization's credentials.
-    #[schema(value_type = i64, minimum = 1, maximum = 100_000)]
+    /// Requests per second for this organization's credentials (burst: twice that), overriding
+    /// its plan's; `null` returns it to its plan's. Platform only.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 100_000)]
     pub rate_limit: Field<i64>,
     /// The organization's own grants, on top of its plan's.
     #[schema(value_type = Vec<String>)]
@@ -206,7 +207,7 @@ impl OrganizationInput {
                 e,
                 |v| parse_placement_group("placementGroup", &v),
             ),
-            rate_limit: parse_with(self.rate_limit.optional("rateLimit", e), e, |v| {
+            rate_limit: parse_nullable(self.rate_limit.nullable("rateLimit", e), e, |v| {
                 parse_rate_limit("rateLimit", v)
             }),
             entitlements: parse_with(self.entitlements.optional("entitlements", e), e, |v| {
@@ -277,7 +278,7 @@ async fn org_response(
 ) -> Result<Response, ApiError> {
     let id = org.id;
     let tag = etag(org.version);
-    let plan = service::plan_entitlements(state, &org.product_plan_id).await?;
+    let plan = service::plan_terms(state, &org.product_plan_id).await?;
     let mut res = (status, Json(OrganizationView::new(org, &plan))).into_response();
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&tag) {
@@ -748,15 +749,15 @@ async fn views(
     state: &AppState,
     rows: Vec<Organization>,
 ) -> Result<Vec<OrganizationView>, ApiError> {
-    let mut plans: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut plans: std::collections::HashMap<String, service::PlanTerms> = Default::default();
     let mut out = Vec::with_capacity(rows.len());
     for o in rows {
         if !plans.contains_key(&o.product_plan_id) {
-            let ents = service::plan_entitlements(state, &o.product_plan_id).await?;
-            plans.insert(o.product_plan_id.clone(), ents);
+            let terms = service::plan_terms(state, &o.product_plan_id).await?;
+            plans.insert(o.product_plan_id.clone(), terms);
         }
-        let ents = &plans[&o.product_plan_id];
-        out.push(OrganizationView::new(o, ents));
+        let terms = &plans[&o.product_plan_id];
+        out.push(OrganizationView::new(o, terms));
     }
     Ok(out)
 }

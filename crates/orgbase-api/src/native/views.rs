@@ -3,6 +3,7 @@
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
 use orgbase_domain::{OrgType, Organization};
+use orgbase_service::PlanTerms;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -43,7 +44,12 @@ pub struct OrganizationView {
     pub kyc_level: i16,
     pub placement_group: String,
     pub billing_overdue: bool,
+    /// Requests per second allowed to the organization's credentials (with a burst of twice
+    /// that): its own value if the platform set one, else its plan's.
     pub rate_limit: i32,
+    /// Where `rateLimit` comes from. `PATCH` `rateLimit` sets the organization's own; `null`
+    /// returns it to its plan's.
+    pub rate_limit_source: RateLimitSourceView,
     /// What the organization may use: its plan's entitlements and its own grants.
     pub entitlements: Vec<String>,
     /// The organization's own grants, beyond its plan's: what `PATCH` `entitlements` sets.
@@ -58,6 +64,28 @@ pub struct OrganizationView {
     pub deleted_at: Option<String>,
     /// Increments on every change; also the `ETag`.
     pub version: i64,
+}
+
+/// Where an organization's rate limit comes from.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitSourceView {
+    /// Set by the platform on the organization.
+    Organization,
+    /// The organization's plan's.
+    Plan,
+    /// Orgbase's default (the plan is gone).
+    Default,
+}
+
+impl From<orgbase_domain::RateLimitSource> for RateLimitSourceView {
+    fn from(s: orgbase_domain::RateLimitSource) -> Self {
+        match s {
+            orgbase_domain::RateLimitSource::Organization => Self::Organization,
+            orgbase_domain::RateLimitSource::Plan => Self::Plan,
+            orgbase_domain::RateLimitSource::Default => Self::Default,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,10 +113,13 @@ pub struct SubscriptionView {
 }
 
 impl OrganizationView {
-    /// The view of `o`, whose plan grants `plan_entitlements`.
-    pub fn new(o: Organization, plan_entitlements: &[String]) -> Self {
+    /// The view of `o`, on a plan with `plan`'s terms.
+    pub fn new(o: Organization, plan: &PlanTerms) -> Self {
+        let limit = o.rate_limit_with(plan.rate_limit);
         Self {
-            entitlements: o.entitlements_with(plan_entitlements),
+            entitlements: o.entitlements_with(&plan.entitlements),
+            rate_limit: limit.per_second,
+            rate_limit_source: limit.source.into(),
             id: o.id.0,
             status: if o.is_deleted() {
                 "deleted"
@@ -116,7 +147,6 @@ impl OrganizationView {
             kyc_level: o.kyc_level,
             placement_group: o.placement_group,
             billing_overdue: o.billing_overdue,
-            rate_limit: o.rate_limit,
             own_entitlements: o.entitlements,
             preferences: PreferencesView {
                 use_platform_url: o.preferences.use_platform_url,

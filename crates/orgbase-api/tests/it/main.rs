@@ -11,6 +11,7 @@ mod contract;
 mod errors;
 mod golden;
 mod idempotency;
+mod limits;
 mod matrix;
 mod ops;
 mod organizations;
@@ -162,8 +163,24 @@ impl App {
         Self::start_with_billing(db, config, Default::default()).await
     }
 
-    /// With billing providers (a Stripe client pointed at a local stand-in, say).
+    /// With billing providers (a Stripe client pointed at a local stand-in, say). Rate limits
+    /// are off: a test makes requests faster than an organization's default 5 a second; the
+    /// tests of the limits themselves start with [`App::start_limited`].
     pub async fn start_with_billing(
+        db: TestDb,
+        mut config: ApiConfig,
+        billing: orgbase_api::billing::Billing,
+    ) -> App {
+        config.rate_limits = false;
+        Self::launch(db, config, billing).await
+    }
+
+    /// With rate limits as `config` says (on, unless it turns them off).
+    pub async fn start_limited(db: TestDb, config: ApiConfig) -> App {
+        Self::launch(db, config, Default::default()).await
+    }
+
+    async fn launch(
         db: TestDb,
         mut config: ApiConfig,
         billing: orgbase_api::billing::Billing,
@@ -246,7 +263,7 @@ impl App {
         Self::answer(req.body(body).send().await.unwrap()).await
     }
 
-    async fn answer(res: reqwest::Response) -> Answer {
+    pub async fn answer(res: reqwest::Response) -> Answer {
         let status = res.status();
         let headers = res.headers().clone();
         let text = res.text().await.unwrap();
@@ -294,6 +311,9 @@ impl App {
                     dir: self.avatar_dir.path().to_owned(),
                     ..Default::default()
                 },
+                rate_limits: self.state.config.rate_limits,
+                platform_rate_limit: self.state.config.platform_rate_limit,
+                redis_url: self.state.config.redis_url.clone(),
                 ..ApiConfig::default()
             },
             Default::default(),

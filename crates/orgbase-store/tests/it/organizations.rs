@@ -72,7 +72,7 @@ async fn insert_then_get_round_trips_every_field(db: TestDb) {
     o.kyc_level = 2;
     o.placement_group = "dedicated".into();
     o.billing_overdue = true;
-    o.rate_limit = 42;
+    o.rate_limit = Some(42);
     o.entitlements = vec!["voice".into(), "sms".into()];
     o.preferences.use_platform_url = true;
     o.preferences.recording_lifespan_days = Some(-1);
@@ -118,7 +118,7 @@ async fn an_update_writes_every_changed_column(db: TestDb) {
     n.kyc_level = 1;
     n.placement_group = "pg".into();
     n.billing_overdue = true;
-    n.rate_limit = 9;
+    n.rate_limit = Some(9);
     n.entitlements = vec!["x".into()];
     n.preferences.use_platform_url = true;
     n.preferences.recording_lifespan_days = Some(7);
@@ -135,10 +135,16 @@ async fn an_update_writes_every_changed_column(db: TestDb) {
     assert_eq!(s.get_organization(o.id).await.unwrap(), n);
     // Then one column alone.
     let mut m = n.clone();
-    m.rate_limit = 10;
+    m.rate_limit = Some(10);
     m.version = 3;
     s.update_organization(&m, &n).await.unwrap();
     assert_eq!(s.get_organization(o.id).await.unwrap(), m);
+    // An organization's own rate limit returns to its plan's (NULL).
+    let mut back = m.clone();
+    back.rate_limit = None;
+    back.version = 4;
+    s.update_organization(&back, &m).await.unwrap();
+    assert_eq!(s.get_organization(o.id).await.unwrap().rate_limit, None);
 }
 
 async fn unknown_ids_are_not_found(db: TestDb) {

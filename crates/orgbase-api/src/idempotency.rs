@@ -173,12 +173,6 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(raw_key) = req.headers().get(HEADER) else {
         return strip(next.run(req).await);
     };
-    if req.uri().path().ends_with("/upload-avatar") {
-        // An upload is idempotent by nature (the same image is the same files and URL), and
-        // buffering its body here would hold up to the upload limit in memory per request
-        // before the route's own gates: the key is not used.
-        return strip(next.run(req).await);
-    }
     let surface = Surface::of(req.uri().path());
     let key = raw_key
         .to_str()
@@ -219,13 +213,25 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         return invalid_key(surface);
     };
     let scope = SecretHash::of(&credential).as_str().to_owned();
+    // An upload's body is read here, up to the upload limit, only once it has a place among the
+    // uploads holding a body in memory (passed on to the route, which then takes none).
+    let (limit, admitted) = if req.uri().path().ends_with("/upload-avatar") {
+        match state.avatars.admit_upload().await {
+            Ok(a) => (state.avatars.request_limit(), Some(a)),
+            Err(e) => return error(surface, e),
+        }
+    } else {
+        (state.config.body_limit, None)
+    };
     let (parts, body) = req.into_parts();
-    let limit = state.config.body_limit;
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => return error(surface, ApiError::PayloadTooLarge { limit }),
     };
     let mut req = Request::from_parts(parts, Body::from(bytes.clone()));
+    if let Some(a) = admitted {
+        req.extensions_mut().insert(a);
+    }
     // The handler's extractor takes it from here instead of looking the credential up again.
     req.extensions_mut()
         .insert(crate::auth::Authenticated(credential.clone(), principal));

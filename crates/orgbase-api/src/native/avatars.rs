@@ -67,7 +67,7 @@ pub struct Avatars {
     pub limits: Limits,
     request_limit: usize,
     /// Uploads holding a body in memory at once.
-    uploads: Semaphore,
+    uploads: Arc<Semaphore>,
     /// Decodes run on these threads only, one a core: a client that hangs up cannot start
     /// another before its decode ends, and the decoders' memory is reused by a few threads
     /// instead of being retained by whichever of the runtime's many blocking threads ran one.
@@ -83,7 +83,29 @@ pub struct Avatars {
 /// The decode memory budget: room for one image at the largest default size, or several small.
 const DECODE_MEMORY_MIB: u32 = 256;
 
+/// An upload's place among those holding a body in memory (see [`Avatars::admit_upload`]):
+/// taken by the idempotency layer for a keyed upload, which reads the body first, and passed on
+/// to the route in the request's extensions.
+#[derive(Clone)]
+pub struct UploadAdmitted(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+
 impl Avatars {
+    /// Waits for a place among the uploads holding a body in memory.
+    pub async fn admit_upload(&self) -> Result<UploadAdmitted, ApiError> {
+        let permit = self
+            .uploads
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(UploadAdmitted(Arc::new(permit)))
+    }
+
+    /// The largest upload request body.
+    pub fn request_limit(&self) -> usize {
+        self.request_limit
+    }
+
     /// Disk under `config.dir` with URLs under `public_url`, or S3 when configured.
     pub fn new(config: &AvatarConfig, public_url: &str) -> Result<Self, StorageError> {
         let (storage, disk): (Arc<dyn AvatarStorage>, _) = match &config.s3 {
@@ -99,7 +121,7 @@ impl Avatars {
             disk,
             limits: config.limits,
             request_limit: config.request_limit(),
-            uploads: Semaphore::new(cores * 8),
+            uploads: Arc::new(Semaphore::new(cores * 8)),
             decodes: DecodePool::new(cores),
             memory: Arc::new(Semaphore::new(DECODE_MEMORY_MIB as usize)),
             org_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
@@ -279,6 +301,7 @@ pub async fn upload(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
+    admitted: Option<axum::Extension<UploadAdmitted>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -294,11 +317,11 @@ pub async fn upload(
         });
     }
     let avatars = state.avatars.clone();
-    let _upload = avatars
-        .uploads
-        .acquire()
-        .await
-        .map_err(ApiError::internal)?;
+    // A keyed upload was admitted by the idempotency layer, which read its body.
+    let _upload = match admitted {
+        Some(axum::Extension(a)) => a,
+        None => avatars.admit_upload().await?,
+    };
     let file = read_file(
         &headers,
         body,

@@ -273,25 +273,42 @@ async fn an_upload_becomes_the_avatar_everywhere(t: Avatars) {
     assert_eq!(t.stored().await, stored);
     assert_eq!(org_json(app, &org).await["version"], current["version"]);
 
-    // With an Idempotency-Key, a retry (the same bytes) is answered from the first.
-    let png = images::png(300, 300);
-    let mut body = b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n".to_vec();
-    body.extend_from_slice(&png);
-    body.extend_from_slice(b"\r\n--b0undary--\r\n");
-    let send = |key: &'static str| {
+    // With an Idempotency-Key, a retry (the same bytes) is replayed from the first; the same
+    // key with another image is refused.
+    let multipart = |image: &[u8]| {
+        let mut body = b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n".to_vec();
+        body.extend_from_slice(image);
+        body.extend_from_slice(b"\r\n--b0undary--\r\n");
+        body
+    };
+    let send = |key: &'static str, body: Vec<u8>| {
         app.http
             .post(format!("{}{}", app.base, upload_path(&org)))
             .bearer_auth(&owner)
             .header("idempotency-key", key)
             .header("content-type", "multipart/form-data; boundary=b0undary")
-            .body(body.clone())
+            .body(body)
             .send()
     };
-    let first = send("avatar-1").await.unwrap();
+    let png = multipart(&images::png(300, 300));
+    let first = send("avatar-1", png.clone()).await.unwrap();
     assert_eq!(first.status(), StatusCode::OK);
+    assert!(first.headers().get("idempotency-replayed").is_none());
     let first: Value = first.json().await.unwrap();
-    let second: Value = send("avatar-1").await.unwrap().json().await.unwrap();
+    let second = send("avatar-1", png).await.unwrap();
+    assert_eq!(second.headers()["idempotency-replayed"], "true");
+    let second: Value = second.json().await.unwrap();
     assert_eq!(first, second);
+    let other = send("avatar-1", multipart(&images::png(200, 200)))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let other: Value = other.json().await.unwrap();
+    assert_eq!(other["code"], "idempotency_key_reused");
+    assert_eq!(
+        org_json(app, &org).await["avatarUrl"],
+        first["data"]["avatarUrl"]
+    );
 }
 
 fn two_files_again(jpeg: &[u8]) -> Form {

@@ -262,6 +262,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(billing_routes::checkout))
         .routes(routes!(billing_routes::get))
         .routes(routes!(billing_routes::stripe_webhook))
+        .routes(routes!(billing_routes::chargebee_webhook))
         .routes(routes!(api_keys::create, api_keys::list))
         .routes(routes!(api_keys::revoke))
         .routes(routes!(sessions::login))

@@ -38,7 +38,7 @@ impl BillingError {
     /// never a connection's or a parser's internals (those go to the log).
     pub fn public_detail(&self) -> String {
         match self {
-            Self::NotConfigured(_) => "billing through this provider is not set up here".into(),
+            Self::NotConfigured(why) => why.clone(),
             Self::Provider { message, .. } => {
                 format!("the billing provider refused the request: {message}")
             }
@@ -81,6 +81,17 @@ pub enum WebhookError {
     /// Signed correctly but not an event we can read.
     #[error("the payload is not a valid event: {0}")]
     InvalidPayload(String),
+    /// The delivery's credentials (a provider's HTTP Basic) are wrong: answered 401.
+    #[error("the webhook's credentials are wrong")]
+    Unauthorized,
+    /// The provider, asked for the event the body names, does not know it or says otherwise: a
+    /// forged or altered body.
+    #[error("the provider does not confirm the event: {0}")]
+    Unverified(String),
+    /// The provider could not be asked to confirm the event: answered 503, so that it delivers
+    /// again later.
+    #[error("the provider cannot confirm the event now: {0}")]
+    ProviderUnavailable(String),
 }
 
 #[cfg(test)]

@@ -18,11 +18,14 @@ use chrono::{DateTime, Utc};
 use orgbase_domain::{BillingProvider, OrganizationId, Subscription};
 use sha2::{Digest, Sha256};
 
+pub mod chargebee;
 mod error;
 pub mod stripe;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod transport;
 
+pub use chargebee::{ChargebeeClient, ChargebeeConfig};
 pub use error::{BillingError, WebhookError};
 pub use stripe::webhook::sign_webhook;
 pub use stripe::{StripeClient, StripeConfig, STRIPE_VERSION};
@@ -88,6 +91,18 @@ pub trait BillingClient: Send + Sync + 'static {
         signature_header: &str,
         now: DateTime<Utc>,
     ) -> Result<WebhookEvent, WebhookError>;
+
+    /// What the webhook route calls: [`parse_webhook`](Self::parse_webhook), where the
+    /// signature proves the body (Stripe); a provider that signs nothing (Chargebee) also
+    /// re-fetches the event from its API and reads it from there.
+    async fn verify_webhook(
+        &self,
+        payload: &[u8],
+        signature_header: &str,
+        now: DateTime<Utc>,
+    ) -> Result<WebhookEvent, WebhookError> {
+        self.parse_webhook(payload, signature_header, now)
+    }
 }
 
 /// An organization as a billing customer.
@@ -151,7 +166,7 @@ pub struct SubscriptionState {
 impl SubscriptionState {
     /// The provider will not bring this subscription back: a later "updated" for it is stale.
     pub fn is_ended(&self) -> bool {
-        matches!(self.status.as_str(), "canceled" | "incomplete_expired")
+        ended_status(&self.status)
     }
 
     /// Whether this state should replace `stored`, given webhooks arrive out of order: an older
@@ -172,6 +187,25 @@ impl SubscriptionState {
             status: self.status.clone(),
         }
     }
+}
+
+/// A subscription status the provider never brings back: Stripe's `canceled` and
+/// `incomplete_expired`, Chargebee's `cancelled` and `transferred`.
+pub fn ended_status(status: &str) -> bool {
+    matches!(
+        status,
+        "canceled" | "incomplete_expired" | "cancelled" | "transferred"
+    )
+}
+
+/// A subscription status that is paid for and running: Stripe's `active`, `trialing` and
+/// `past_due` (still retrying), Chargebee's `active`, `in_trial` and `non_renewing` (running to
+/// the end of its term).
+pub fn live_status(status: &str) -> bool {
+    matches!(
+        status,
+        "active" | "trialing" | "past_due" | "in_trial" | "non_renewing"
+    )
 }
 
 /// A verified webhook delivery.

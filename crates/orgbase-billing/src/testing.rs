@@ -249,3 +249,175 @@ fn string(object: &Value, key: &str) -> String {
         .unwrap_or_else(|| panic!("localstripe answered no `{key}`: {object}"))
         .to_owned()
 }
+
+/// What tests authenticate to the Chargebee stand-in with (it takes any `test_…` key).
+pub const CHARGEBEE_API_KEY: &str = "test_standin_0123456789";
+/// The Basic auth the Chargebee stand-in sends its webhooks with ([`LocalChargebee::hook_to`]).
+pub const CHARGEBEE_HOOK_USER: &str = "orgbase";
+pub const CHARGEBEE_HOOK_PASSWORD: &str = "hook-password-standin";
+
+/// The Python of the Chargebee stand-in (`tools/chargebee-standin.py`); the port is its first
+/// argument.
+pub const CHARGEBEE_SHIM: &str = include_str!("../../../tools/chargebee-standin.py");
+
+/// The Chargebee stand-in on `127.0.0.1` and a free port: customers, item prices, hosted
+/// checkout pages, subscriptions and events in memory, Chargebee's documented shapes, webhooks
+/// with HTTP Basic, and test controls under `/_test/`. Killed on drop.
+pub struct LocalChargebee {
+    server: orgbase_testkit::PythonServer,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalChargebee {
+    /// Starts the stand-in and waits until it accepts connections.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder for the Chargebee stand-in");
+        let spec = orgbase_testkit::PythonServerSpec {
+            name: "the Chargebee stand-in",
+            module: "aiohttp",
+            package: "aiohttp",
+            timeout: START_TIMEOUT,
+        };
+        let server = orgbase_testkit::start_python_server(&spec, dir.path(), |port| {
+            vec!["-c".into(), CHARGEBEE_SHIM.into(), port.to_string()]
+        });
+        Self {
+            server,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.server.port)
+    }
+
+    /// A configuration that talks to this server, with the webhook Basic auth it is told to
+    /// send, a 5 s timeout and short retry delays.
+    pub fn config(&self) -> crate::ChargebeeConfig {
+        let mut config =
+            crate::ChargebeeConfig::new("standin-test", SecretString::from(CHARGEBEE_API_KEY));
+        config.api_base = Some(self.url());
+        config.webhook_username = Some(CHARGEBEE_HOOK_USER.into());
+        config.webhook_password = Some(SecretString::from(CHARGEBEE_HOOK_PASSWORD));
+        config.timeout = Duration::from_secs(5);
+        config.retry_base_delay = Duration::from_millis(10);
+        config
+    }
+
+    async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        json: Option<Value>,
+        form: &[(&str, &str)],
+    ) -> Value {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.url()));
+        request = match json {
+            Some(j) => request.json(&j),
+            None => request.form(form),
+        };
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} to the Chargebee stand-in: {e}"));
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{method} {path}: {status} {body}");
+        body
+    }
+
+    /// Sends the stand-in's webhooks to `url`, with the Basic auth [`Self::config`] expects.
+    pub async fn hook_to(&self, url: &str) {
+        self.control(
+            reqwest::Method::POST,
+            "/_config/webhook",
+            None,
+            &[
+                ("url", url),
+                ("username", CHARGEBEE_HOOK_USER),
+                ("password", CHARGEBEE_HOOK_PASSWORD),
+            ],
+        )
+        .await;
+    }
+
+    /// An item price (of a plan item) with the given id.
+    pub async fn create_item_price(&self, id: &str, cents: i64, currency: &str) {
+        let cents = cents.to_string();
+        self.control(
+            reqwest::Method::POST,
+            "/_test/item_prices",
+            None,
+            &[("id", id), ("price", &cents), ("currency_code", currency)],
+        )
+        .await;
+    }
+
+    /// The customer pays on hosted page `id`: its subscription is made and
+    /// `subscription_created` delivered. Answers the stand-in's account of it.
+    pub async fn complete_checkout(&self, id: &str) -> Value {
+        self.control(
+            reqwest::Method::POST,
+            &format!("/_test/hosted_pages/{id}/complete"),
+            None,
+            &[],
+        )
+        .await
+    }
+
+    /// An event of `event_type` about `subscription_id` (with `invoice` when given), delivered
+    /// at once unless `deliver` is false. Answers the event (and its delivery).
+    pub async fn event(
+        &self,
+        event_type: &str,
+        subscription_id: &str,
+        invoice: Option<Value>,
+        deliver: bool,
+    ) -> Value {
+        let mut body = serde_json::json!({
+            "event_type": event_type, "subscription_id": subscription_id, "deliver": deliver,
+        });
+        if let Some(i) = invoice {
+            body["invoice"] = i;
+        }
+        self.control(reqwest::Method::POST, "/_test/events", Some(body), &[])
+            .await
+    }
+
+    /// Delivers the stored event `id` (again).
+    pub async fn deliver(&self, id: &str) -> Value {
+        self.control(
+            reqwest::Method::POST,
+            &format!("/_test/events/{id}/deliver"),
+            None,
+            &[],
+        )
+        .await
+    }
+
+    /// Waits until the events API calls caused have been delivered.
+    pub async fn settle(&self) {
+        self.control(reqwest::Method::POST, "/_test/settle", None, &[])
+            .await;
+    }
+
+    /// Every API request Orgbase made: `[{method, path, form, user, idempotency_key}]`.
+    pub async fn requests(&self) -> Vec<Value> {
+        let v = self
+            .control(reqwest::Method::GET, "/_test/requests", None, &[])
+            .await;
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Every webhook delivery: `[{event_id, event_type, url, status, error, at}]`.
+    pub async fn deliveries(&self) -> Vec<Value> {
+        let v = self
+            .control(reqwest::Method::GET, "/_test/deliveries", None, &[])
+            .await;
+        v.as_array().cloned().unwrap_or_default()
+    }
+}

@@ -32,9 +32,14 @@ impl Billing {
     }
 
     pub fn client(&self, p: BillingProvider) -> Result<&Arc<dyn BillingClient>, BillingError> {
-        self.clients
-            .get(&p)
-            .ok_or_else(|| BillingError::NotConfigured(p.as_str().to_owned()))
+        self.clients.get(&p).ok_or_else(|| {
+            BillingError::NotConfigured(format!(
+                "{} is not set up here (ORGBASE_{}_…): its plans cannot be subscribed or \
+                 changed",
+                p.as_str(),
+                p.as_str().to_ascii_uppercase()
+            ))
+        })
     }
 }
 
@@ -255,11 +260,11 @@ async fn plan_of(
 /// Final: the provider never brings such a subscription back. (`unpaid` and `paused` are not
 /// final: paying the invoice, or resuming, makes them active again.)
 fn ended(status: &str) -> bool {
-    matches!(status, "canceled" | "incomplete_expired")
+    orgbase_billing::ended_status(status)
 }
 
 fn live(status: &str) -> bool {
-    matches!(status, "active" | "trialing" | "past_due")
+    orgbase_billing::live_status(status)
 }
 
 /// The organization and account after `event`, or `None` when it changes nothing. Pure: the

@@ -78,6 +78,15 @@ pub struct Settings {
     #[serde(skip_serializing)]
     pub stripe_webhook_secret: Option<SecretString>,
     pub stripe_api_base: String,
+    /// Set with the API key: Chargebee is the billing provider of plans tied to it.
+    pub chargebee_site: Option<String>,
+    #[serde(skip_serializing)]
+    pub chargebee_api_key: Option<SecretString>,
+    pub chargebee_webhook_username: Option<String>,
+    #[serde(skip_serializing)]
+    pub chargebee_webhook_password: Option<SecretString>,
+    /// Unset: `https://{site}.chargebee.com`.
+    pub chargebee_api_base: Option<String>,
 }
 
 impl Default for Settings {
@@ -120,6 +129,11 @@ impl Default for Settings {
             stripe_secret_key: None,
             stripe_webhook_secret: None,
             stripe_api_base: "https://api.stripe.com".into(),
+            chargebee_site: None,
+            chargebee_api_key: None,
+            chargebee_webhook_username: None,
+            chargebee_webhook_password: None,
+            chargebee_api_base: None,
         }
     }
 }
@@ -172,6 +186,11 @@ const KNOWN: &[&str] = &[
     "stripe_secret_key",
     "stripe_webhook_secret",
     "stripe_api_base",
+    "chargebee_site",
+    "chargebee_api_key",
+    "chargebee_webhook_username",
+    "chargebee_webhook_password",
+    "chargebee_api_base",
 ];
 
 /// The checked configuration.
@@ -205,6 +224,8 @@ pub struct Config {
     pub avatars: orgbase_api::native::avatars::AvatarConfig,
     /// Stripe, when a secret key is set.
     pub stripe: Option<orgbase_billing::StripeConfig>,
+    /// Chargebee, when an API key is set.
+    pub chargebee: Option<orgbase_billing::ChargebeeConfig>,
 }
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String> {
@@ -422,6 +443,7 @@ fn check(s: Settings) -> Result<Config, String> {
     }
     let avatars = check_avatars(&s, &mut errors);
     let stripe = check_stripe(&s, &mut errors);
+    let chargebee = check_chargebee(&s, &mut errors);
     if !errors.is_empty() {
         return Err(errors
             .into_iter()
@@ -459,6 +481,7 @@ fn check(s: Settings) -> Result<Config, String> {
         invitation_ttl: chrono::Duration::days(s.invitation_ttl_days as i64),
         avatars,
         stripe,
+        chargebee,
     })
 }
 
@@ -486,6 +509,44 @@ fn check_stripe(s: &Settings, errors: &mut Vec<String>) -> Option<orgbase_billin
     let mut c = orgbase_billing::StripeConfig::new(key);
     c.webhook_secret = s.stripe_webhook_secret.clone();
     c.api_base = s.stripe_api_base.trim_end_matches('/').to_owned();
+    Some(c)
+}
+
+fn check_chargebee(
+    s: &Settings,
+    errors: &mut Vec<String>,
+) -> Option<orgbase_billing::ChargebeeConfig> {
+    let key = s.chargebee_api_key.clone()?;
+    let site = s.chargebee_site.clone().unwrap_or_default();
+    if !site.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        || (site.is_empty() && s.chargebee_api_base.is_none())
+    {
+        errors.push("chargebee_site (ORGBASE_CHARGEBEE_SITE): must be set with ORGBASE_CHARGEBEE_API_KEY, the site's name (acme for acme.chargebee.com)".into());
+    }
+    if s.chargebee_webhook_username
+        .as_deref()
+        .unwrap_or("")
+        .is_empty()
+        || s.chargebee_webhook_password.is_none()
+    {
+        errors.push("chargebee_webhook_username, chargebee_webhook_password (ORGBASE_CHARGEBEE_WEBHOOK_USERNAME, _PASSWORD): must be set with ORGBASE_CHARGEBEE_API_KEY: they are the Basic auth Chargebee's webhooks are configured with, without which none is accepted".into());
+    }
+    if let Some(base) = &s.chargebee_api_base {
+        if !url::Url::parse(base)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        {
+            errors.push(format!(
+                "chargebee_api_base (ORGBASE_CHARGEBEE_API_BASE): {base:?} is not an http(s) URL"
+            ));
+        }
+    }
+    let mut c = orgbase_billing::ChargebeeConfig::new(site, key);
+    c.webhook_username = s.chargebee_webhook_username.clone();
+    c.webhook_password = s.chargebee_webhook_password.clone();
+    c.api_base = s
+        .chargebee_api_base
+        .as_ref()
+        .map(|b| b.trim_end_matches('/').to_owned());
     Some(c)
 }
 

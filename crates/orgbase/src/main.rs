@@ -310,6 +310,12 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         billing = billing.with(std::sync::Arc::new(client));
         tracing::info!(billing = "stripe", "billing provider configured");
     }
+    if let Some(chargebee) = config.chargebee.clone() {
+        let client = orgbase_billing::ChargebeeClient::new(chargebee)
+            .map_err(|e| anyhow::anyhow!("setting up Chargebee: {e}"))?;
+        billing = billing.with(std::sync::Arc::new(client));
+        tracing::info!(billing = "chargebee", "billing provider configured");
+    }
     let state = AppState::new(
         store,
         ApiConfig {

@@ -173,7 +173,42 @@ pub async fn stripe_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<WebhookAnswer>, ApiError> {
-    let provider = BillingProvider::Stripe;
+    receive(&state, BillingProvider::Stripe, &headers, &body).await
+}
+
+/// Chargebee's webhook deliveries.
+///
+/// Give Chargebee `{ORGBASE_PUBLIC_URL}/api/billing/webhooks/chargebee`, with "Protect webhook
+/// URL with basic authentication" set to `ORGBASE_CHARGEBEE_WEBHOOK_USERNAME` / `_PASSWORD`,
+/// and API version v2. Chargebee signs nothing: besides the Basic auth, each event is re-fetched
+/// by its id from Chargebee's events API, and what is applied is that answer, never the body.
+/// Each event id is applied once; a subscription's `resource_version` orders its events.
+#[utoipa::path(
+    post, path = "/api/billing/webhooks/chargebee", operation_id = "receiveChargebeeWebhook", tag = "Billing",
+    request_body(content = Object, description = "A Chargebee event (API version v2)"),
+    responses(
+        (status = 200, description = "Received (applied now, or before)", body = WebhookAnswer),
+        (status = 400, description = "Not an event, or one Chargebee does not confirm (unknown id, another type); nothing changed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong Basic auth (`invalid_credentials`); nothing changed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Chargebee is not configured here", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Chargebee could not be asked to confirm the event; it delivers again later", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn chargebee_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<WebhookAnswer>, ApiError> {
+    receive(&state, BillingProvider::Chargebee, &headers, &body).await
+}
+
+/// A provider's delivery: verified by its client, then applied once.
+async fn receive(
+    state: &AppState,
+    provider: BillingProvider,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Json<WebhookAnswer>, ApiError> {
     let client = state
         .billing
         .client(provider)
@@ -183,15 +218,24 @@ pub async fn stripe_webhook(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let event = client
-        .parse_webhook(&body, signature, now())
+        .verify_webhook(body, signature, now())
+        .await
         .map_err(|e| match e {
             WebhookError::NotConfigured => ApiError::NotFound,
+            WebhookError::Unauthorized => ApiError::Unauthorized {
+                code: "invalid_credentials",
+                detail: "the webhook's credentials are wrong",
+            },
+            WebhookError::ProviderUnavailable(why) => {
+                tracing::warn!(provider = provider.as_str(), %why, "a webhook could not be confirmed");
+                ApiError::Unavailable
+            }
             e => ApiError::BadRequest {
                 code: "invalid_webhook",
                 detail: format!("the webhook was refused: {e}"),
             },
         })?;
-    let outcome = apply_event(&state, provider, &event).await?;
+    let outcome = apply_event(state, provider, &event).await?;
     Ok(Json(WebhookAnswer {
         received: true,
         duplicate: outcome == Outcome::Duplicate,

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod avatars;
 mod billing;
+mod chargebee;
 mod contract;
 mod errors;
 mod golden;

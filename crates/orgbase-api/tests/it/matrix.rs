@@ -125,8 +125,10 @@ fn table() -> Vec<Row> {
             None,
             org_route(403, 403, 200, 200),
         ),
-        // Authenticated by Stripe's signature, not a credential; Stripe is not configured here.
+        // Authenticated by Stripe's signature and Chargebee's Basic auth, not a credential; neither
+        // is configured here.
         row(M::POST, "/api/billing/webhooks/stripe", None, [404; 7]),
+        row(M::POST, "/api/billing/webhooks/chargebee", None, [404; 7]),
         row(
             M::GET,
             "/api/organizations/{org}/me",
@@ -545,6 +547,7 @@ fn actions() -> BTreeMap<&'static str, &'static str> {
             "billing.checkout_started",
         ),
         ("POST /api/billing/webhooks/stripe", "plan.changed"),
+        ("POST /api/billing/webhooks/chargebee", "plan.changed"),
         (
             "PUT /api/organizations/{org}/members/{member}",
             "member.updated",

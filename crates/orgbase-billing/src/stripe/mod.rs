@@ -1,6 +1,6 @@
-//! Stripe over its documented HTTP API: form-encoded requests (`metadata[organization_id]=…`),
-//! JSON answers, a pinned API version, an idempotency key on every POST, a timeout, and a few
-//! jittered retries where Stripe says a retry can help.
+//! Stripe over its documented HTTP API (through [`crate::transport`]): form-encoded requests
+//! (`metadata[organization_id]=…`), JSON answers, a pinned API version, an idempotency key on
+//! every POST, a timeout, and a few jittered retries where Stripe says a retry can help.
 
 use std::fmt;
 use std::time::Duration;
@@ -8,12 +8,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orgbase_domain::BillingProvider;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use reqwest::{Method, StatusCode};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
-use url::Url;
 
+use crate::transport::{Provider, Refusal, Transport};
 use crate::{
     BillingClient, BillingError, CheckoutRequest, CheckoutSession, CustomerRef, SubscriptionState,
     WebhookError, WebhookEvent,
@@ -63,28 +63,18 @@ impl StripeConfig {
     }
 }
 
-/// The longest wait between two attempts, whatever the doubling says.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
-
 /// [`BillingClient`] for Stripe.
 #[derive(Clone)]
 pub struct StripeClient {
-    http: reqwest::Client,
-    base: Url,
-    /// `Bearer sk_…`, marked sensitive so that reqwest never prints it.
-    authorization: HeaderValue,
-    /// The secret key itself, to scrub it from any message Stripe echoes back.
-    secret_key: SecretString,
+    transport: Transport,
     webhook_secret: Option<SecretString>,
-    max_attempts: u32,
-    retry_base_delay: Duration,
 }
 
 impl fmt::Debug for StripeClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StripeClient")
-            .field("api_base", &self.base.as_str())
-            .field("max_attempts", &self.max_attempts)
+            .field("api_base", &self.transport.base().as_str())
+            .field("max_attempts", &self.transport.max_attempts())
             .finish_non_exhaustive()
     }
 }
@@ -93,67 +83,31 @@ impl StripeClient {
     /// Checks the configuration once, at start, so that a bad one fails there rather than at a
     /// customer's first checkout.
     pub fn new(config: StripeConfig) -> Result<Self, BillingError> {
-        let key = config.secret_key.expose_secret();
-        if key.trim().is_empty() {
-            return Err(BillingError::NotConfigured(
-                "the Stripe secret key is empty".into(),
-            ));
-        }
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-            BillingError::NotConfigured(
-                "the Stripe secret key holds characters a header cannot carry".into(),
-            )
-        })?;
-        authorization.set_sensitive(true);
-
-        let base = Url::parse(config.api_base.trim()).map_err(|e| {
-            BillingError::NotConfigured(format!("the Stripe API base is not a URL: {e}"))
-        })?;
-        if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
-            return Err(BillingError::NotConfigured(
-                "the Stripe API base must be an http(s) URL".into(),
-            ));
-        }
-
-        let mut headers = HeaderMap::new();
-        headers.insert("Stripe-Version", HeaderValue::from_static(STRIPE_VERSION));
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .default_headers(headers)
-            .user_agent(concat!("orgbase-billing/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| {
-                BillingError::NotConfigured(format!("cannot build the HTTP client: {e}"))
-            })?;
-
-        Ok(Self {
-            http,
-            base,
-            authorization,
-            secret_key: config.secret_key,
-            webhook_secret: config.webhook_secret,
-            max_attempts: config.max_attempts.max(1),
+        let mut default_headers = HeaderMap::new();
+        default_headers.insert("Stripe-Version", HeaderValue::from_static(STRIPE_VERSION));
+        let transport = Transport::new(Provider {
+            name: "Stripe",
+            authorization: format!("Bearer {}", config.secret_key.expose_secret()),
+            api_base: config.api_base,
+            prefix: &["v1"],
+            secret: config.secret_key,
+            idempotency_header: "Idempotency-Key",
+            request_id_header: Some("Request-Id"),
+            default_headers,
+            timeout: config.timeout,
+            max_attempts: config.max_attempts,
             retry_base_delay: config.retry_base_delay,
+            refusal,
+            scrub,
+        })?;
+        Ok(Self {
+            transport,
+            webhook_secret: config.webhook_secret,
         })
     }
 
-    /// `{base}/v1/{segments…}`, each segment percent-encoded, so an id can never reach another
-    /// path.
-    fn url(&self, segments: &[&str]) -> Result<Url, BillingError> {
-        let mut url = self.base.clone();
-        {
-            let mut path = url.path_segments_mut().map_err(|_| {
-                BillingError::NotConfigured("the Stripe API base must be an http(s) URL".into())
-            })?;
-            path.pop_if_empty().push("v1").extend(segments);
-        }
-        Ok(url)
-    }
-
     async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, BillingError> {
-        self.send(Method::GET, segments, &[], None).await
+        self.transport.get(segments).await
     }
 
     async fn post<T: DeserializeOwned>(
@@ -162,155 +116,7 @@ impl StripeClient {
         form: &[(&str, &str)],
         idempotency_key: &str,
     ) -> Result<T, BillingError> {
-        self.send(Method::POST, segments, form, Some(idempotency_key))
-            .await
-    }
-
-    /// One request, attempted up to `max_attempts` times. A POST carries its idempotency key on
-    /// every attempt, which is what makes retrying it safe.
-    async fn send<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        segments: &[&str],
-        form: &[(&str, &str)],
-        idempotency_key: Option<&str>,
-    ) -> Result<T, BillingError> {
-        let url = self.url(segments)?;
-        let body = (method == Method::POST).then(|| {
-            url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(form)
-                .finish()
-        });
-        let mut attempt = 1;
-        loop {
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .header(AUTHORIZATION, self.authorization.clone());
-            if let Some(key) = idempotency_key {
-                request = request.header("Idempotency-Key", key);
-            }
-            if let Some(body) = &body {
-                request = request
-                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(body.clone());
-            }
-            let (error, retry) = match self.attempt(request).await {
-                Ok(bytes) => {
-                    return serde_json::from_slice(&bytes).map_err(|e| {
-                        BillingError::InvalidResponse(format!("{method} {}: {e}", url.path()))
-                    })
-                }
-                Err(failure) => failure,
-            };
-            if !retry || attempt >= self.max_attempts {
-                return Err(error);
-            }
-            let delay = self.retry_delay(attempt);
-            tracing::warn!(
-                %method,
-                path = url.path(),
-                attempt,
-                delay_ms = delay.as_millis() as u64,
-                error = %error,
-                "Stripe request failed; retrying"
-            );
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-        }
-    }
-
-    /// The body of a successful answer, or the error with whether another attempt may help.
-    async fn attempt(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<Vec<u8>, (BillingError, bool)> {
-        let response = request.send().await.map_err(|e| {
-            let retry = !e.is_timeout();
-            (self.transport_error(e), retry)
-        })?;
-        let status = response.status();
-        let should_retry = response
-            .headers()
-            .get("Stripe-Should-Retry")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.eq_ignore_ascii_case("true"));
-        let request_id = response
-            .headers()
-            .get("Request-Id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| (self.transport_error(e), false))?;
-        if status.is_success() {
-            return Ok(bytes.to_vec());
-        }
-        let error = self.provider_error(status, &bytes, request_id);
-        Err((error, is_retryable(status, should_retry)))
-    }
-
-    fn transport_error(&self, error: reqwest::Error) -> BillingError {
-        if error.is_timeout() {
-            return BillingError::Timeout;
-        }
-        // `reqwest::Error`'s own text is terse ("error sending request"); its causes say why
-        // ("Connection refused"). The URL is left out: it says nothing the caller lacks.
-        let error = error.without_url();
-        let mut message = error.to_string();
-        let mut cause = std::error::Error::source(&error);
-        while let Some(inner) = cause {
-            message.push_str(": ");
-            message.push_str(&inner.to_string());
-            cause = inner.source();
-        }
-        BillingError::Transport(scrub(&message, self.secret_key.expose_secret()))
-    }
-
-    fn provider_error(
-        &self,
-        status: StatusCode,
-        body: &[u8],
-        request_id: Option<String>,
-    ) -> BillingError {
-        let detail = serde_json::from_slice::<wire::ErrorBody>(body)
-            .ok()
-            .map(|b| b.error);
-        let (kind, code, message) = match detail {
-            Some(d) => (d.kind, d.code, d.message),
-            None => (None, None, None),
-        };
-        let message = message.filter(|m| !m.trim().is_empty()).unwrap_or_else(|| {
-            status
-                .canonical_reason()
-                .unwrap_or("an unexpected status")
-                .to_owned()
-        });
-        BillingError::Provider {
-            status: status.as_u16(),
-            kind,
-            code,
-            message: scrub(&message, self.secret_key.expose_secret()),
-            request_id,
-        }
-    }
-
-    /// Exponential from `retry_base_delay`, capped, and jittered into its upper half so that
-    /// clients that failed together do not retry together.
-    fn retry_delay(&self, attempt: u32) -> Duration {
-        let exponential = self
-            .retry_base_delay
-            .saturating_mul(1u32 << (attempt - 1).min(16))
-            .min(MAX_RETRY_DELAY);
-        let half = exponential / 2;
-        let jitter_ms = half.as_millis() as u64;
-        let jitter = if jitter_ms == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_millis(rand::Rng::gen_range(&mut rand::thread_rng(), 0..=jitter_ms))
-        };
-        half + jitter
+        self.transport.post(segments, form, idempotency_key).await
     }
 
     async fn subscription(&self, id: &str) -> Result<wire::Subscription, BillingError> {
@@ -326,16 +132,29 @@ impl StripeClient {
     }
 }
 
-/// Stripe's advice, `Stripe-Should-Retry`, wins when given; otherwise rate limiting and server
-/// errors are retried and every other refusal is final (the same request would be refused
-/// again). `true` is also honoured on a 409, which Stripe sends while another request with the
-/// same idempotency key is still in flight.
-fn is_retryable(status: StatusCode, should_retry: Option<bool>) -> bool {
-    let transient = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-    match should_retry {
-        Some(false) => false,
-        Some(true) => transient || status == StatusCode::CONFLICT,
-        None => transient,
+/// A Stripe error answer: `{"error": {type, code, message}}`, and its advice on retrying
+/// (`Stripe-Should-Retry`).
+fn refusal(headers: &HeaderMap, body: &[u8]) -> Refusal {
+    let detail = serde_json::from_slice::<wire::ErrorBody>(body)
+        .ok()
+        .map(|b| b.error);
+    let retry = headers
+        .get("Stripe-Should-Retry")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.eq_ignore_ascii_case("true"));
+    match detail {
+        Some(d) => Refusal {
+            kind: d.kind,
+            code: d.code,
+            message: d.message,
+            retry,
+        },
+        None => Refusal {
+            kind: None,
+            code: None,
+            message: None,
+            retry,
+        },
     }
 }
 
@@ -473,6 +292,7 @@ impl BillingClient for StripeClient {
         // Stripe ignores idempotency keys on DELETE (it is idempotent by definition); instead a
         // refusal is checked against the subscription's state, so cancelling twice succeeds.
         match self
+            .transport
             .send::<wire::Subscription>(
                 Method::DELETE,
                 &["subscriptions", subscription_id],
@@ -551,6 +371,8 @@ mod tests {
 
     #[test]
     fn only_transient_failures_are_retried() {
+        use crate::transport::is_retryable;
+        use reqwest::StatusCode;
         assert!(is_retryable(StatusCode::TOO_MANY_REQUESTS, None));
         assert!(is_retryable(StatusCode::INTERNAL_SERVER_ERROR, None));
         assert!(is_retryable(StatusCode::SERVICE_UNAVAILABLE, None));
@@ -571,11 +393,11 @@ mod tests {
         config.retry_base_delay = Duration::from_millis(100);
         let client = StripeClient::new(config).unwrap();
         for _ in 0..20 {
-            let first = client.retry_delay(1);
+            let first = client.transport.retry_delay(1);
             assert!((Duration::from_millis(50)..=Duration::from_millis(100)).contains(&first));
-            let second = client.retry_delay(2);
+            let second = client.transport.retry_delay(2);
             assert!((Duration::from_millis(100)..=Duration::from_millis(200)).contains(&second));
-            assert!(client.retry_delay(30) <= MAX_RETRY_DELAY);
+            assert!(client.transport.retry_delay(30) <= crate::transport::MAX_RETRY_DELAY);
         }
     }
 
@@ -605,6 +427,7 @@ mod tests {
         config.api_base = "http://127.0.0.1:1234/prefix/".into();
         let client = StripeClient::new(config).unwrap();
         let url = client
+            .transport
             .url(&["subscriptions", "sub_1/../../customers"])
             .unwrap();
         assert_eq!(

@@ -2,6 +2,7 @@
 //! retries, failures), webhook signatures and events, and the client against localstripe, which
 //! keeps real state.
 
+mod chargebee;
 mod localstripe;
 mod stripe_http;
 mod support;

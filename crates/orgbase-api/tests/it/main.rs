@@ -19,6 +19,7 @@ mod organizations;
 mod outages;
 mod partners;
 mod people;
+mod providers;
 mod wallet;
 mod webhooks;
 

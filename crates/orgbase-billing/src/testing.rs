@@ -18,6 +18,26 @@ use crate::StripeConfig;
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Runs the stand-in `shim` (Python needing `module`, pip's package of the same name) on a free
+/// port, its log in a folder of its own (returned, to live as long as the server).
+fn start_standin(
+    name: &str,
+    module: &str,
+    shim: &str,
+) -> (orgbase_testkit::PythonServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary folder for a stand-in's log");
+    let spec = orgbase_testkit::PythonServerSpec {
+        name,
+        module,
+        package: module,
+        timeout: START_TIMEOUT,
+    };
+    let server = orgbase_testkit::start_python_server(&spec, dir.path(), |port| {
+        vec!["-c".into(), shim.into(), port.to_string()]
+    });
+    (server, dir)
+}
+
 /// What tests authenticate with: localstripe takes any `sk_…` key.
 pub const SECRET_KEY: &str = "sk_test_localstripe_0123456789";
 
@@ -43,16 +63,7 @@ impl LocalStripe {
     /// When it is not answering within 15 s, with what it printed; when localstripe is missing,
     /// with how to install it.
     pub fn start() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary folder for localstripe");
-        let spec = orgbase_testkit::PythonServerSpec {
-            name: "localstripe",
-            module: "localstripe",
-            package: "localstripe",
-            timeout: START_TIMEOUT,
-        };
-        let server = orgbase_testkit::start_python_server(&spec, dir.path(), |port| {
-            vec!["-c".into(), SHIM.into(), port.to_string()]
-        });
+        let (server, dir) = start_standin("localstripe", "localstripe", SHIM);
         Self {
             server,
             http: reqwest::Client::new(),
@@ -272,16 +283,7 @@ pub struct LocalChargebee {
 impl LocalChargebee {
     /// Starts the stand-in and waits until it accepts connections.
     pub fn start() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary folder for the Chargebee stand-in");
-        let spec = orgbase_testkit::PythonServerSpec {
-            name: "the Chargebee stand-in",
-            module: "aiohttp",
-            package: "aiohttp",
-            timeout: START_TIMEOUT,
-        };
-        let server = orgbase_testkit::start_python_server(&spec, dir.path(), |port| {
-            vec!["-c".into(), CHARGEBEE_SHIM.into(), port.to_string()]
-        });
+        let (server, dir) = start_standin("the Chargebee stand-in", "aiohttp", CHARGEBEE_SHIM);
         Self {
             server,
             http: reqwest::Client::new(),

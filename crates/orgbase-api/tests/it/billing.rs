@@ -13,29 +13,7 @@ use std::sync::Arc;
 
 use crate::{Answer, App};
 
-/// One test per database for each `async fn(TestDb)`: each starts its own app, with Stripe.
-macro_rules! billing_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(orgbase_store::testing::sqlite().await).await;
-            }
-        )* }
-        mod postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some(db) = orgbase_store::testing::postgres().await else {
-                    eprintln!("skipped: TEST_DATABASE_URL is not set");
-                    return;
-                };
-                super::$name(db).await;
-            }
-        )* }
-    };
-}
-
-billing_tests!(
+crate::db_tests!(sqlite, postgres;
     offer_checkout_webhooks_and_a_plan_change,
     webhooks_with_bad_signatures_change_nothing,
     checkout_takes_only_plans_this_organization_may_buy,

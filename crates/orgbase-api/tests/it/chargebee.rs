@@ -14,28 +14,7 @@ use std::sync::Arc;
 
 use crate::{Answer, App};
 
-macro_rules! chargebee_tests {
-    ($($name:ident),* $(,)?) => {
-        mod chargebee_sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(orgbase_store::testing::sqlite().await).await;
-            }
-        )* }
-        mod chargebee_postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some(db) = orgbase_store::testing::postgres().await else {
-                    eprintln!("skipped: TEST_DATABASE_URL is not set");
-                    return;
-                };
-                super::$name(db).await;
-            }
-        )* }
-    };
-}
-
-chargebee_tests!(
+crate::db_tests!(chargebee_sqlite, chargebee_postgres;
     checkout_webhooks_and_plan_changes_through_chargebee,
     webhooks_with_wrong_credentials_or_forged_bodies_change_nothing,
 );

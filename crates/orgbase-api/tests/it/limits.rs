@@ -11,33 +11,7 @@ use serde_json::json;
 use crate::partners::partner;
 use crate::{Answer, App};
 
-/// One test per database, each on an app with rate limits on (in memory unless it says).
-macro_rules! limit_tests {
-    ($($name:ident),* $(,)?) => {
-        mod limited_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(orgbase_store::testing::sqlite().await).await;
-                }
-            )*
-        }
-        mod limited_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = orgbase_store::testing::postgres().await else {
-                        eprintln!("skipped: TEST_DATABASE_URL is not set");
-                        return;
-                    };
-                    super::$name(db).await;
-                }
-            )*
-        }
-    };
-}
-
-limit_tests!(
+crate::db_tests!(limited_sqlite, limited_postgres;
     an_organizations_credentials_share_its_bucket_and_get_429,
     a_refused_request_changes_nothing_and_keeps_its_idempotency_key,
     every_surface_answers_429_in_its_own_shape,

@@ -57,6 +57,35 @@ macro_rules! api_tests {
     };
 }
 
+/// One test per database for each listed `async fn(TestDb)`, which starts its own app (with
+/// billing, rate limits, …), in the modules `$sqlite` and `$postgres` (named apart from
+/// [`api_tests!`]'s when a file has both).
+#[macro_export]
+macro_rules! db_tests {
+    ($sqlite:ident, $postgres:ident; $($name:ident),* $(,)?) => {
+        mod $sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(orgbase_store::testing::sqlite().await).await;
+                }
+            )*
+        }
+        mod $postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = orgbase_store::testing::postgres().await else {
+                        eprintln!("skipped: TEST_DATABASE_URL is not set");
+                        return;
+                    };
+                    super::$name(db).await;
+                }
+            )*
+        }
+    };
+}
+
 /// The app, serving on a free port, with a platform key.
 pub struct App {
     pub base: String,

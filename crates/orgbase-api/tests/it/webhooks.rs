@@ -9,32 +9,7 @@ use serde_json::{json, Value};
 
 use crate::App;
 
-macro_rules! webhook_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(orgbase_store::testing::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = orgbase_store::testing::postgres().await else {
-                        eprintln!("skipped: TEST_DATABASE_URL is not set");
-                        return;
-                    };
-                    super::$name(db).await;
-                }
-            )*
-        }
-    };
-}
-
-webhook_tests!(
+crate::db_tests!(sqlite, postgres;
     deliveries_are_signed_and_go_to_whom_they_concern,
     a_failed_delivery_is_retried_and_a_410_disables_the_endpoint,
     a_rotated_secret_signs_beside_the_new_one,

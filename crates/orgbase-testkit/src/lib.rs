@@ -62,6 +62,26 @@ fn importable(module: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The Python interpreter itself, not whatever `python3` on the PATH is. A version manager's
+/// shim (pyenv) may run the interpreter as a child rather than in its own place (pyenv's
+/// pip-rehash hook does when the arguments mention pip, as the stand-ins' scripts do): killing
+/// the process started would then leave the server running, one per test.
+fn python_executable() -> &'static str {
+    static EXECUTABLE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    EXECUTABLE.get_or_init(|| {
+        Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "python3".to_owned())
+    })
+}
+
 /// A Python test server started by [`start_python_server`]: killed (and reaped) on drop.
 pub struct PythonServer {
     child: std::process::Child,
@@ -137,7 +157,7 @@ fn launch(
     let output = std::fs::File::create(log)
         .unwrap_or_else(|e| panic!("a log file for {name} ({}): {e}", log.display()));
     let errors = output.try_clone().expect("a second handle on the log file");
-    let mut child = Command::new("python3")
+    let mut child = Command::new(python_executable())
         .args(args)
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::null())

@@ -10,7 +10,15 @@
         as `signature<TAB>body` lines. The signatures are fresh (Stripe's tolerance is 5 minutes):
         write the file right before the runs.
 
-    webhooks.py check --db orgbase.db --orgs N --fresh F
+    webhooks.py setup-chargebee --url URL --ids ids.txt --standin STANDIN_URL --auth BASIC
+            --events events.txt
+        The same for Chargebee: each organization's customer is the organization itself (as
+        Orgbase names them); a `payment_failed` then a `payment_succeeded` event each (the
+        invoice's resource_version orders them), stored at the stand-in (POST /_test/events/bulk)
+        so that Orgbase's re-fetch finds them. The failures are delivered now, with the HTTP
+        Basic `Authorization` BASIC; events.txt gets `BASIC<TAB>body` lines of the successes.
+
+    webhooks.py check --db orgbase.db --orgs N --fresh F [--paid-type T --failed-type T]
         Reads the server's SQLite database and checks that every invoice.paid event applied was
         applied exactly once: as many events recorded as organizations no longer overdue, each of
         those exactly one version further than the set-up left it, none further, and as many as
@@ -46,6 +54,78 @@ def event(event_id: str, kind: str, created: int, customer: str, org: str) -> by
             "metadata": {"organization_id": org},
         }},
     }, separators=(",", ":")).encode()
+
+
+def cb_event(event_id: str, kind: str, at: int, org: str, due: int) -> dict:
+    return {
+        "id": event_id, "object": "event", "api_version": "v2", "event_type": kind,
+        "occurred_at": at, "source": "system", "webhook_status": "scheduled",
+        "content": {
+            "invoice": {"id": "inv_" + event_id, "customer_id": org, "object": "invoice",
+                        "status": "payment_due" if due else "paid", "amount_due": due,
+                        "updated_at": at, "resource_version": at * 1000},
+            "customer": {"id": org, "object": "customer", "deleted": False,
+                         "meta_data": {"organization_id": org}},
+        },
+    }
+
+
+def post_all(url: str, path: str, bodies, headers: dict) -> list:
+    """POSTs each body to url+path on 8 connections; answers the failures."""
+    u = urllib.parse.urlsplit(url)
+    failures = []
+    lock = threading.Lock()
+
+    def work(part):
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        for body in part:
+            conn.request("POST", path, body=body, headers=headers)
+            r = conn.getresponse()
+            text = r.read()
+            if r.status != 200:
+                with lock:
+                    failures.append(f"{r.status} {text[:200]!r}")
+                return
+
+    threads = [threading.Thread(target=work, args=(bodies[k::8],)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return failures
+
+
+def setup_chargebee(args) -> int:
+    ids = [l.strip() for l in open(args.ids) if l.strip()]
+    now = int(time.time())
+    failed = [cb_event(f"ev_failed_{i}", "payment_failed", now - 3600, org, 100)
+              for i, org in enumerate(ids)]
+    paid = [cb_event(f"ev_paid_{i}", "payment_succeeded", now - 1800, org, 0)
+            for i, org in enumerate(ids)]
+    u = urllib.parse.urlsplit(args.standin)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+    for chunk in range(0, len(ids), 500):
+        body = json.dumps({"events": failed[chunk:chunk + 500] + paid[chunk:chunk + 500]})
+        conn.request("POST", "/_test/events/bulk", body=body,
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        if r.status != 200:
+            print(f"webhooks setup: the stand-in refused the events: {r.status}", file=sys.stderr)
+            return 1
+    started = time.time()
+    failures = post_all(args.url, "/api/billing/webhooks/chargebee",
+                        [json.dumps(e, separators=(",", ":")).encode() for e in failed],
+                        {"Authorization": args.auth, "Content-Type": "application/json"})
+    if failures:
+        print("webhooks setup: a set-up delivery failed:", failures[0], file=sys.stderr)
+        return 1
+    print(f"webhooks setup: {len(ids)} organizations overdue through Chargebee events, in "
+          f"{time.time() - started:.1f} s")
+    with open(args.events, "w") as f:
+        for e in paid:
+            f.write(args.auth + "\t" + json.dumps(e, separators=(",", ":")) + "\n")
+    return 0
 
 
 def setup(args) -> int:
@@ -92,9 +172,10 @@ def setup(args) -> int:
 def check(args) -> int:
     db = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
     recorded = db.execute(
-        "SELECT count(*) FROM billing_events WHERE event_type = 'invoice.paid'").fetchone()[0]
+        "SELECT count(*) FROM billing_events WHERE event_type = ?", (args.paid_type,)
+    ).fetchone()[0]
     failed = db.execute(
-        "SELECT count(*) FROM billing_events WHERE event_type = 'invoice.payment_failed'"
+        "SELECT count(*) FROM billing_events WHERE event_type = ?", (args.failed_type,)
     ).fetchone()[0]
     # Each organization: created (version 1), then its failed payment applied (2); a paid
     # invoice applied once makes it 3.
@@ -124,14 +205,22 @@ def main() -> int:
     s.add_argument("--ids", required=True)
     s.add_argument("--secret", required=True)
     s.add_argument("--events", required=True)
+    g = sub.add_parser("setup-chargebee")
+    g.add_argument("--url", required=True)
+    g.add_argument("--ids", required=True)
+    g.add_argument("--standin", required=True)
+    g.add_argument("--auth", required=True)
+    g.add_argument("--events", required=True)
     c = sub.add_parser("check")
     c.add_argument("--db", required=True)
     c.add_argument("--orgs", type=int, required=True)
     c.add_argument("--fresh", type=int, required=True)
+    c.add_argument("--paid-type", default="invoice.paid")
+    c.add_argument("--failed-type", default="invoice.payment_failed")
     c.add_argument("--in-flight", type=int, default=0,
                    help="requests wrk may have left in flight when it stopped: applied, unanswered")
     args = p.parse_args()
-    return setup(args) if args.cmd == "setup" else check(args)
+    return {"setup": setup, "setup-chargebee": setup_chargebee, "check": check}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@
 #   POST /_test/events JSON {event_type, subscription_id, invoice?: {…}, subscription?: {patch},
 #        source?, deliver?: true}: an event with the subscription's state (after the patch)
 #   POST /_test/events/{id}/deliver     (re)delivers a stored event, at once
+#   POST /_test/events/bulk JSON {events: [...]}: stores events as given, delivering none
 #   POST /_test/settle                  answers once the background deliveries are done
 #   GET  /_test/deliveries              [{event_id, event_type, url, status, error, at}]
 #   GET|DELETE /_test/requests          [{method, path, form, user, idempotency_key}]
@@ -491,6 +492,14 @@ async def test_event(request):
     sent = await deliver_now([event]) if wants_delivery(params) else []
     return web.json_response({"event": event, "delivery": sent[0] if sent else None})
 
+async def test_bulk_events(request):
+    """Stores events as given (JSON {"events": [...]}), delivering none: for a benchmark that
+    posts them itself and needs the events API to know them."""
+    given = (await request.json()).get("events") or []
+    for event in given:
+        events[event["id"]] = event
+    return web.json_response({"stored": len(given)})
+
 async def test_redeliver(request):
     event = events.get(request.match_info["id"])
     if event is None:
@@ -529,6 +538,7 @@ app.add_routes([
     web.post("/_test/item_prices", test_item_price),
     web.post("/_test/hosted_pages/{id}/complete", test_complete),
     web.post("/_test/events", test_event),
+    web.post("/_test/events/bulk", test_bulk_events),
     web.post("/_test/events/{id}/deliver", test_redeliver),
     web.post("/_test/settle", test_settle),
     web.get("/_test/requests", test_requests),

@@ -1,5 +1,6 @@
--- POST /api/billing/webhooks/stripe with pre-signed Stripe events, one a line of
--- BENCH_EVENTS_FILE ("signature<TAB>body", written by bench/webhooks.py setup). Thread k of n
+-- POST BENCH_HOOK_PATH (/api/billing/webhooks/stripe) with pre-signed events, one a line of
+-- BENCH_EVENTS_FILE ("header<TAB>body", written by bench/webhooks.py setup or setup-chargebee),
+-- the first part sent as BENCH_HOOK_HEADER (Stripe-Signature; Authorization for Chargebee). Thread k of n
 -- sends lines k, k+n, k+2n, ... and starts its share again when it runs out (so a long run mixes
 -- in redeliveries). Counts the answers that said "duplicate":false (fresh) and true (dup); done()
 -- prints them with the usual counts.
@@ -7,6 +8,8 @@ dofile((os.getenv("BENCH_LUA_DIR") or "bench/lua") .. "/common.lua")
 
 local lines = {}
 local at
+local path = os.getenv("BENCH_HOOK_PATH") or "/api/billing/webhooks/stripe"
+local header = os.getenv("BENCH_HOOK_HEADER") or "Stripe-Signature"
 
 function init(args)
    bench.init_thread({ auth = false })
@@ -27,8 +30,8 @@ end
 
 function request()
    at = at % #lines + 1
-   wrk.headers["Stripe-Signature"] = lines[at][1]
-   return wrk.format("POST", "/api/billing/webhooks/stripe", nil, lines[at][2])
+   wrk.headers[header] = lines[at][1]
+   return wrk.format("POST", path, nil, lines[at][2])
 end
 
 local base_response = response

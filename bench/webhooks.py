@@ -18,9 +18,10 @@
         so that Orgbase's re-fetch finds them. The failures are delivered now, with the HTTP
         Basic `Authorization` BASIC; events.txt gets `BASIC<TAB>body` lines of the successes.
 
-    webhooks.py check --db orgbase.db --orgs N --fresh F [--paid-type T --failed-type T]
+    webhooks.py check --db orgbase.db --orgs N --fresh F [--provider P --paid-type T --failed-type T]
         Reads the server's SQLite database and checks that every invoice.paid event applied was
-        applied exactly once: as many events recorded as organizations no longer overdue, each of
+        applied exactly once (--provider chargebee --paid-type payment_succeeded --failed-type
+        payment_failed for Chargebee's; only the provider's own events and accounts count): as many events recorded as organizations no longer overdue, each of
         those exactly one version further than the set-up left it, none further, and as many as
         the answers that said `"duplicate":false` (F), give or take the requests wrk left in flight
         when it stopped (--in-flight: applied, but their answers never read). Prints CHECK ok|FAIL with the counts.
@@ -171,17 +172,19 @@ def setup(args) -> int:
 
 def check(args) -> int:
     db = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
+    # Billing events are keyed by (provider, event_id): count the provider's own.
     recorded = db.execute(
-        "SELECT count(*) FROM billing_events WHERE event_type = ?", (args.paid_type,)
-    ).fetchone()[0]
+        "SELECT count(*) FROM billing_events WHERE provider = ? AND event_type = ?",
+        (args.provider, args.paid_type)).fetchone()[0]
     failed = db.execute(
-        "SELECT count(*) FROM billing_events WHERE event_type = ?", (args.failed_type,)
-    ).fetchone()[0]
+        "SELECT count(*) FROM billing_events WHERE provider = ? AND event_type = ?",
+        (args.provider, args.failed_type)).fetchone()[0]
     # Each organization: created (version 1), then its failed payment applied (2); a paid
     # invoice applied once makes it 3.
     rows = db.execute(
         "SELECT version, billing_overdue FROM organizations WHERE id IN "
-        "(SELECT organization_id FROM billing_accounts)").fetchall()
+        "(SELECT organization_id FROM billing_accounts WHERE provider = ?)",
+        (args.provider,)).fetchall()
     cleared = sum(1 for v, overdue in rows if not overdue)
     at3 = sum(1 for v, overdue in rows if v == 3 and not overdue)
     beyond = sum(1 for v, _ in rows if v > 3)
@@ -215,6 +218,7 @@ def main() -> int:
     c.add_argument("--db", required=True)
     c.add_argument("--orgs", type=int, required=True)
     c.add_argument("--fresh", type=int, required=True)
+    c.add_argument("--provider", default="stripe", help="billing_events.provider to count")
     c.add_argument("--paid-type", default="invoice.paid")
     c.add_argument("--failed-type", default="invoice.payment_failed")
     c.add_argument("--in-flight", type=int, default=0,

@@ -119,8 +119,11 @@ mod tests {
             store.step(&format!("k{i}"), Q, true);
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
-        // Every bucket above refilled; the next new key in each shard prunes it.
-        for i in 0..400 {
+        // Every bucket above refilled; the next prune of each shard drops it. A shard prunes
+        // when it grows past twice what its last prune kept (at most 2 x 200 here), and the
+        // hash spreads keys at random: 20,000 new keys (about 1,250 a shard) make every shard
+        // prune, where 400 left one that had raised its threshold unpruned now and then.
+        for i in 0..20_000 {
             store.step(&format!("fresh{i}"), Q, true);
         }
         let stale = store

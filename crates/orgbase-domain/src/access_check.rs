@@ -1,8 +1,9 @@
 //! The access check: may an organization handle a call (`voice`) or a message (`sms`) now? The
 //! services that answer calls and messages ask this instead of reading the organization and
 //! re-deciding. Every reason it may not is given, each with a stable code.
-use crate::organization::{OrgStatus, Organization};
+use crate::organization::{merge_entitlements, OrgStatus, Organization, Sms};
 use crate::wallet::Wallet;
+use crate::OrganizationId;
 
 /// What is to be handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,18 +51,53 @@ pub const REASON_CODES: [&str; 10] = [
     "channel_not_entitled",
 ];
 
+/// The part of an organization that decides access (and, with its id and parent, who may ask):
+/// what the check reads, and no more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standing {
+    pub id: OrganizationId,
+    pub parent_id: Option<OrganizationId>,
+    pub status: OrgStatus,
+    pub status_reason: Option<String>,
+    pub deleted: bool,
+    pub billing_overdue: bool,
+    pub sms: Sms,
+    /// Its own grants; its plan's come apart.
+    pub entitlements: Vec<String>,
+}
+
+impl Standing {
+    pub fn of(org: &Organization) -> Self {
+        Self {
+            id: org.id,
+            parent_id: org.parent_id,
+            status: org.status,
+            status_reason: org.status_reason.clone(),
+            deleted: org.is_deleted(),
+            billing_overdue: org.billing_overdue,
+            sms: org.sms.clone(),
+            entitlements: org.entitlements.clone(),
+        }
+    }
+
+    /// Its plan's entitlements and its own, as [`Organization::entitlements_with`].
+    pub fn entitlements_with(&self, plan_entitlements: &[String]) -> Vec<String> {
+        merge_entitlements(plan_entitlements, &self.entitlements)
+    }
+}
+
 /// Every reason `org` may not use `channel` now; none: it may. `entitlements` are the
 /// organization's effective ones (its plan's and its own); `wallet` is absent before the first
 /// entry (every balance zero).
 pub fn reasons(
-    org: &Organization,
+    org: &Standing,
     entitlements: &[String],
     wallet: Option<&Wallet>,
     channel: Channel,
 ) -> Vec<Reason> {
     let mut out = Vec::new();
     let mut refuse = |code: &'static str, message: String| out.push(Reason { code, message });
-    if org.is_deleted() {
+    if org.deleted {
         refuse("organization_deleted", "the organization is deleted".into());
     }
     match org.status {
@@ -187,10 +223,16 @@ mod tests {
         for (code, channel, change) in cases {
             let (mut org, mut ents, mut wallet) = ready();
             for c in [Channel::Voice, Channel::Sms] {
-                assert!(reasons(&org, &ents, Some(&wallet), c).is_empty(), "{c:?}");
+                assert!(
+                    reasons(&Standing::of(&org), &ents, Some(&wallet), c).is_empty(),
+                    "{c:?}"
+                );
             }
             change(&mut org, &mut ents, &mut wallet);
-            assert_eq!(codes(reasons(&org, &ents, Some(&wallet), channel)), [code]);
+            assert_eq!(
+                codes(reasons(&Standing::of(&org), &ents, Some(&wallet), channel)),
+                [code]
+            );
         }
         // Every code is listed, in the order given.
         assert_eq!(cases.map(|c| c.0), REASON_CODES);
@@ -204,7 +246,7 @@ mod tests {
         org.status_reason = Some("fraud".into());
         org.billing_overdue = true;
         org.sms = Sms::default();
-        let sms = reasons(&org, &[], None, Channel::Sms);
+        let sms = reasons(&Standing::of(&org), &[], None, Channel::Sms);
         assert_eq!(
             codes(sms.clone()),
             [
@@ -221,7 +263,12 @@ mod tests {
         assert_eq!(sms[1].message, "the organization is suspended: fraud");
         // SMS set-up is no reason to refuse a call; an empty wallet is.
         assert_eq!(
-            codes(reasons(&org, &["voice".into()], None, Channel::Voice)),
+            codes(reasons(
+                &Standing::of(&org),
+                &["voice".into()],
+                None,
+                Channel::Voice
+            )),
             [
                 "organization_deleted",
                 "organization_suspended",

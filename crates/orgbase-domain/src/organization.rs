@@ -535,13 +535,7 @@ impl Organization {
     /// What the organization may use: its plan's entitlements, then its own grants not among
     /// them. Every surface that shows entitlements shows these.
     pub fn entitlements_with(&self, plan_entitlements: &[String]) -> Vec<String> {
-        let mut all = plan_entitlements.to_vec();
-        for e in &self.entitlements {
-            if !all.contains(e) {
-                all.push(e.clone());
-            }
-        }
-        all
+        merge_entitlements(plan_entitlements, &self.entitlements)
     }
 
     /// The requests per second the organization's credentials may make, and where that comes
@@ -792,6 +786,17 @@ impl OrganizationPatch {
 #[cfg(test)]
 pub(crate) fn test_org() -> Organization {
     tests::org()
+}
+
+/// A plan's entitlements, then an organization's own grants not among them.
+pub fn merge_entitlements(plan: &[String], own: &[String]) -> Vec<String> {
+    let mut all = plan.to_vec();
+    for e in own {
+        if !all.contains(e) {
+            all.push(e.clone());
+        }
+    }
+    all
 }
 
 #[cfg(test)]

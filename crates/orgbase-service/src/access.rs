@@ -78,13 +78,7 @@ pub struct OrgAccess<'a> {
 impl OrgAccess<'_> {
     /// 403 unless the caller holds `p` here.
     pub fn require(&self, p: Permission) -> Result<(), ServiceError> {
-        if self.permissions.has(p) {
-            Ok(())
-        } else {
-            Err(ServiceError::Forbidden(format!(
-                "this needs the {p} permission on the organization"
-            )))
-        }
+        require(self.permissions, p)
     }
 
     pub fn is_platform(&self) -> bool {
@@ -198,6 +192,17 @@ pub async fn authenticate(state: &Services, token: &str) -> Result<Principal, Se
     }
 }
 
+/// 403 unless `held` includes `p`.
+pub fn require(held: Permissions, p: Permission) -> Result<(), ServiceError> {
+    if held.has(p) {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden(format!(
+            "this needs the {p} permission on the organization"
+        )))
+    }
+}
+
 /// The permissions a set of roles gives on an organization: system roles from the code, custom
 /// roles from the organization's own (a role of another organization gives nothing).
 pub async fn role_permissions(
@@ -239,20 +244,23 @@ impl Principal {
         matches!(self, Principal::Platform { .. })
     }
 
-    /// Access to an organization the caller may reach, with its permissions there; 404 outside
-    /// its reach, never 403, so that nothing learns what exists beyond it.
-    pub async fn access(
+    /// The caller's permissions on the organization `id` (child of `parent_id`, deleted or
+    /// not) and its membership there: [`Self::access`] without the organization itself (the
+    /// access check reads no more of it than decides access). 404 outside reach.
+    pub async fn reach(
         &self,
         state: &Services,
-        org: Organization,
-    ) -> Result<OrgAccess<'_>, ServiceError> {
-        if org.is_deleted() && !self.sees_deleted() {
+        id: OrganizationId,
+        parent_id: Option<OrganizationId>,
+        deleted: bool,
+    ) -> Result<(Permissions, Option<Member>), ServiceError> {
+        if deleted && !self.sees_deleted() {
             return Err(ServiceError::NotFound);
         }
-        let (permissions, member) = match self {
+        Ok(match self {
             Principal::Platform { .. } => (Permissions::all(), None),
             Principal::Partner { partner_id, .. } => {
-                if org.id != *partner_id && org.parent_id != Some(*partner_id) {
+                if id != *partner_id && parent_id != Some(*partner_id) {
                     return Err(ServiceError::NotFound);
                 }
                 (Permissions::all(), None)
@@ -262,18 +270,30 @@ impl Principal {
                 roles,
                 ..
             } => {
-                if *organization_id != org.id {
+                if *organization_id != id {
                     return Err(ServiceError::NotFound);
                 }
-                (role_permissions(state, org.id, roles).await?, None)
+                (role_permissions(state, id, roles).await?, None)
             }
             Principal::User { user_id, .. } => {
-                let Some(m) = state.store.find_member(org.id, *user_id).await? else {
+                let Some(m) = state.store.find_member(id, *user_id).await? else {
                     return Err(ServiceError::NotFound);
                 };
-                (role_permissions(state, org.id, &m.roles).await?, Some(m))
+                (role_permissions(state, id, &m.roles).await?, Some(m))
             }
-        };
+        })
+    }
+
+    /// Access to an organization the caller may reach, with its permissions there; 404 outside
+    /// its reach, never 403, so that nothing learns what exists beyond it.
+    pub async fn access(
+        &self,
+        state: &Services,
+        org: Organization,
+    ) -> Result<OrgAccess<'_>, ServiceError> {
+        let (permissions, member) = self
+            .reach(state, org.id, org.parent_id, org.is_deleted())
+            .await?;
         if crate::context::changes() {
             if org.status == OrgStatus::Suspended && self.is_own(&org) {
                 return Err(suspended(&org));

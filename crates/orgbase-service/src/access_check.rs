@@ -1,14 +1,17 @@
 //! The access check through the service: the organization within the caller's reach (with
 //! `org:read`), its effective entitlements and its wallet, judged by
-//! `orgbase_domain::access_check`. The organization judged is read as committed, not from the
-//! node's cache: on several PostgreSQL nodes a change reaches the other nodes' caches a moment
-//! after its commit, and a check must never answer from before a change its caller has seen.
+//! `orgbase_domain::access_check`. What is judged is read as committed ([`Store::access_facts`]),
+//! not from the node's caches: on several PostgreSQL nodes a change reaches the other nodes'
+//! caches a moment after its commit, and a check must never answer from before a change its
+//! caller has seen.
+//!
+//! [`Store::access_facts`]: orgbase_store::Store::access_facts
 use chrono::{DateTime, Utc};
 use orgbase_domain::access_check::{reasons, Channel, Reason};
-use orgbase_domain::{now, Organization, OrganizationId, Permission};
+use orgbase_domain::{now, OrganizationId, Permission};
+use orgbase_store::AccessFacts;
 
-use crate::access::Principal;
-use crate::organizations::{load_with, plan_entitlements};
+use crate::access::{require, Principal};
 use crate::{ServiceError, Services};
 
 /// The most pairs one batch may check.
@@ -38,11 +41,22 @@ pub async fn check(
     id: OrganizationId,
     channel: Channel,
 ) -> Result<Verdict, ServiceError> {
-    load_with(state, who, id, Permission::OrgRead).await?;
-    // Judged on the organization as committed now: a change made through another node a
-    // moment ago counts (the reach above may come from this node's cache).
-    let org = state.store.get_organization_committed(id).await?;
-    verdict(state, &org, channel).await
+    // Reach and verdict both judged on the organization as committed now: a change made
+    // through another node a moment ago counts.
+    let AccessFacts {
+        standing: org,
+        wallet,
+        plan_entitlements,
+    } = state.store.access_facts(id).await?;
+    let (permissions, _) = who.reach(state, org.id, org.parent_id, org.deleted).await?;
+    require(permissions, Permission::OrgRead)?;
+    let entitlements = org.entitlements_with(plan_entitlements.as_deref().unwrap_or_default());
+    Ok(Verdict {
+        organization_id: org.id,
+        channel,
+        reasons: reasons(&org, &entitlements, wallet.as_ref(), channel),
+        checked_at: now(),
+    })
 }
 
 /// [`check`] for each pair, in order, side by side. A pair outside reach (or without
@@ -62,20 +76,4 @@ pub async fn check_many(
             ok => Ok(ok),
         })
         .collect()
-}
-
-async fn verdict(
-    state: &Services,
-    org: &Organization,
-    channel: Channel,
-) -> Result<Verdict, ServiceError> {
-    let entitlements =
-        org.entitlements_with(&plan_entitlements(state, &org.product_plan_id).await?);
-    let wallet = state.store.get_wallet(org.id).await?;
-    Ok(Verdict {
-        organization_id: org.id,
-        channel,
-        reasons: reasons(org, &entitlements, wallet.as_ref(), channel),
-        checked_at: now(),
-    })
 }

@@ -702,8 +702,39 @@ pub trait Store:
 {
     /// Checks that the database answers (readiness).
     async fn ping(&self) -> StoreResult<()>;
+    /// What the access check judges, all as committed now (never from a copy another node's
+    /// change may not have reached yet): the organization's standing, its wallet
+    /// and its plan's entitlements. Where the store holds no such copy (SQLite: one node, its
+    /// caches exact) these are the usual reads; PostgreSQL reads the three in one statement, one
+    /// round trip for every check waiting at that moment.
+    async fn access_facts(&self, id: OrganizationId) -> StoreResult<AccessFacts> {
+        let organization = self.get_organization_committed(id).await?;
+        let standing = orgbase_domain::access_check::Standing::of(&organization);
+        let plan_entitlements = match self.get_plan(&organization.product_plan_id).await {
+            Ok(p) => Some(p.entitlements),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let wallet = self.get_wallet(id).await?;
+        Ok(AccessFacts {
+            standing,
+            wallet,
+            plan_entitlements,
+        })
+    }
     /// Which database this is, for logs and metrics.
     fn backend(&self) -> &'static str;
+}
+
+/// What [`Store::access_facts`] reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessFacts {
+    /// What decides access of the organization (deleted ones included).
+    pub standing: orgbase_domain::access_check::Standing,
+    /// None: never credited.
+    pub wallet: Option<orgbase_domain::wallet::Wallet>,
+    /// The entitlements of the organization's plan; none when the plan is gone.
+    pub plan_entitlements: Option<Vec<String>>,
 }
 
 pub type DynStore = Arc<dyn Store>;

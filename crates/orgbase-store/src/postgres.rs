@@ -19,6 +19,8 @@ use crate::{
     StoreResult,
 };
 
+#[path = "postgres_access.rs"]
+mod access;
 #[path = "postgres_audit.rs"]
 mod audit;
 #[path = "postgres_batch.rs"]
@@ -27,6 +29,8 @@ mod batch;
 mod billing;
 #[path = "postgres_cache.rs"]
 mod cache;
+#[path = "postgres_conn.rs"]
+mod conn;
 #[path = "postgres_idempotency.rs"]
 mod idempotency;
 #[path = "postgres_people.rs"]
@@ -47,6 +51,7 @@ pub struct PgStore {
     cache: Arc<PgCache>,
     notifier: cache::Notifier,
     batcher: batch::OrgBatcher,
+    access: access::AccessReader,
     listener: tokio::task::JoinHandle<()>,
     indexer: tokio::task::JoinHandle<()>,
 }
@@ -260,12 +265,14 @@ impl PgStore {
         let listener = tokio::spawn(cache::listen(pool.clone(), cache.clone(), wait));
         let notifier = cache::Notifier::start(pool.clone(), wait);
         let batcher = batch::OrgBatcher::start(opts.clone(), bounds);
+        let access = access::AccessReader::start(opts.clone(), bounds);
         let indexer = tokio::spawn(search::index(pool.clone(), wait));
         Ok(Self {
             pool,
             cache,
             notifier,
             batcher,
+            access,
             listener,
             indexer,
         })
@@ -1070,5 +1077,9 @@ impl Store for PgStore {
 
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn access_facts(&self, id: OrganizationId) -> StoreResult<crate::AccessFacts> {
+        self.access.read(id).await
     }
 }

@@ -28,11 +28,11 @@ use chrono::{DateTime, Utc};
 use orgbase_domain::{AuditEntry, Organization};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::types::Json;
-use sqlx::ConnectOptions;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::conn::Dedicated;
 use super::{cache, column_differs, map_err, Bounds, ORG_COLUMNS};
 use crate::audit::Staged;
 use crate::{StoreError, StoreResult};
@@ -107,7 +107,10 @@ pub(crate) struct OrgBatcher {
 impl OrgBatcher {
     pub(crate) fn start(opts: PgConnectOptions, bounds: Bounds) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(send_batches(opts, bounds, rx));
+        tokio::spawn(send_batches(
+            Dedicated::new("the organization batch writer", opts, bounds),
+            rx,
+        ));
         Self { queue }
     }
 
@@ -132,17 +135,8 @@ impl OrgBatcher {
     }
 }
 
-async fn send_batches(
-    opts: PgConnectOptions,
-    bounds: Bounds,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
-) {
-    let mut conn: Option<PgConnection> = None;
-    // Writes of an organization already in the batch being gathered, for the next one.
+async fn send_batches(mut conn: Dedicated, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let mut later: VecDeque<Pending> = VecDeque::new();
-    // After a failed connect, batches fail at once until this instant (the pool's own wait):
-    // a database that refuses is not asked again for every write.
-    let mut down_until: Option<(tokio::time::Instant, String)> = None;
     loop {
         let first = match later.pop_front() {
             Some(p) => p,
@@ -169,63 +163,22 @@ async fn send_batches(
             take(p, &mut batch);
         }
         later = again;
-        let fail = |batch: Vec<Pending>, msg: &str| {
-            for p in batch {
-                let _ = p.done.send(Err(StoreError::unavailable(msg)));
-            }
-        };
-        if let Some((until, msg)) = &down_until {
-            if tokio::time::Instant::now() < *until {
-                fail(batch, msg);
-                continue;
-            }
-            down_until = None;
-        }
-        let c = match conn.as_mut() {
-            Some(c) => c,
-            None => match tokio::time::timeout(bounds.acquire_timeout, opts.connect()).await {
-                Ok(Ok(c)) => conn.insert(c),
-                Ok(Err(e)) => {
-                    let msg = format!("the organization batch writer could not connect: {e}");
-                    down_until = Some((
-                        tokio::time::Instant::now() + bounds.acquire_timeout,
-                        msg.clone(),
-                    ));
-                    fail(batch, &msg);
-                    continue;
-                }
-                Err(_) => {
-                    let msg = "the organization batch writer could not connect in time";
-                    down_until = Some((
-                        tokio::time::Instant::now() + bounds.acquire_timeout,
-                        msg.to_owned(),
-                    ));
-                    fail(batch, msg);
-                    continue;
-                }
-            },
-        };
-        // A connection that stops answering (a partition) is given up after the statement
-        // bound: its writes are answered as unavailable, and the next batch connects again.
-        match tokio::time::timeout(bounds.client_wait(), write_batch(c, batch)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                // The connection broke: the next batch opens another.
-                tracing::warn!(error = %e, "organization batch writer lost its connection");
-                conn = None;
-            }
-            Err(_) => {
-                // The writes' answer channels were dropped with the future: their callers see
-                // the batch writer as unavailable.
-                tracing::warn!("organization batch writer's connection stopped answering");
-                conn = None;
+        // Each waiter is answered by `write_batch` (the batch is moved there); only a
+        // connection that could not be had leaves them to answer here.
+        let mut batch = Some(batch);
+        let sent = conn
+            .run(async |c: &mut PgConnection| {
+                write_batch(c, batch.take().expect("one batch")).await
+            })
+            .await;
+        if let Err(msg) = sent {
+            for p in batch.into_iter().flatten() {
+                let _ = p.done.send(Err(StoreError::unavailable(&msg)));
             }
         }
     }
 }
 
-/// A connection-level error (not one of the database's own), for each write of a batch: the
-/// database is unavailable to them.
 fn map_err_ref(e: &sqlx::Error) -> StoreError {
     StoreError::unavailable(e)
 }

@@ -1,6 +1,7 @@
 //! The storage conformance suite: the same tests against every implementation. SQLite always (in
 //! both write modes); PostgreSQL when `TEST_DATABASE_URL` is set, on a fresh database per test.
 
+mod access;
 mod audit;
 mod billing;
 mod idempotency;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::organizations::new_org;
 
-fn entry(org: OrganizationId, kind: EntryKind, amount: i64, key: Option<&str>) -> NewEntry {
+pub fn entry(org: OrganizationId, kind: EntryKind, amount: i64, key: Option<&str>) -> NewEntry {
     NewEntry {
         id: Uuid::now_v7(),
         organization_id: org,

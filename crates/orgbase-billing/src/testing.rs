@@ -18,24 +18,39 @@ use crate::StripeConfig;
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Runs the stand-in `shim` (Python needing `module`, pip's package of the same name) on a free
-/// port, its log in a folder of its own (returned, to live as long as the server).
-fn start_standin(
-    name: &str,
-    module: &str,
-    shim: &str,
-) -> (orgbase_testkit::PythonServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("a temporary folder for a stand-in's log");
-    let spec = orgbase_testkit::PythonServerSpec {
-        name,
-        module,
-        package: module,
-        timeout: START_TIMEOUT,
-    };
-    let server = orgbase_testkit::start_python_server(&spec, dir.path(), |port| {
-        vec!["-c".into(), shim.into(), port.to_string()]
-    });
-    (server, dir)
+/// A stand-in's process on `127.0.0.1` and a free port, a client for its test controls, and the
+/// folder of its log. Killed on drop.
+struct Standin {
+    server: orgbase_testkit::PythonServer,
+    http: reqwest::Client,
+    // Last, so the log goes after the process that writes it.
+    _dir: tempfile::TempDir,
+}
+
+impl Standin {
+    /// Runs the stand-in `shim` (Python needing `module`, pip's package of the same name) on a
+    /// free port, its log in a folder of its own, and waits until it accepts connections.
+    fn start(name: &str, module: &str, shim: &str) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder for a stand-in's log");
+        let spec = orgbase_testkit::PythonServerSpec {
+            name,
+            module,
+            package: module,
+            timeout: START_TIMEOUT,
+        };
+        let server = orgbase_testkit::start_python_server(&spec, dir.path(), |port| {
+            vec!["-c".into(), shim.into(), port.to_string()]
+        });
+        Self {
+            server,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.server.port)
+    }
 }
 
 /// What tests authenticate with: localstripe takes any `sk_…` key.
@@ -50,10 +65,7 @@ pub const SHIM: &str = include_str!("../../../tools/stripe-standin.py");
 
 /// localstripe on `127.0.0.1` and a free port. Killed on drop.
 pub struct LocalStripe {
-    server: orgbase_testkit::PythonServer,
-    http: reqwest::Client,
-    // Last, so the log goes after the process that writes it.
-    _dir: tempfile::TempDir,
+    standin: Standin,
 }
 
 impl LocalStripe {
@@ -63,21 +75,18 @@ impl LocalStripe {
     /// When it is not answering within 15 s, with what it printed; when localstripe is missing,
     /// with how to install it.
     pub fn start() -> Self {
-        let (server, dir) = start_standin("localstripe", "localstripe", SHIM);
         Self {
-            server,
-            http: reqwest::Client::new(),
-            _dir: dir,
+            standin: Standin::start("localstripe", "localstripe", SHIM),
         }
     }
 
     /// The API base to configure a client with.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.server.port)
+        self.standin.url()
     }
 
     pub fn port(&self) -> u16 {
-        self.server.port
+        self.standin.server.port
     }
 
     /// A Stripe configuration that talks to this server, with [`WEBHOOK_SECRET`], a 5 s timeout
@@ -95,6 +104,7 @@ impl LocalStripe {
     /// refusal, with localstripe's answer.
     pub async fn call(&self, method: reqwest::Method, path: &str, form: &[(&str, &str)]) -> Value {
         let response = self
+            .standin
             .http
             .request(method.clone(), format!("{}{path}", self.url()))
             .bearer_auth(SECRET_KEY)
@@ -118,6 +128,7 @@ impl LocalStripe {
     /// and the session it answered).
     pub async fn checkout_sessions(&self) -> Vec<Value> {
         let response = self
+            .standin
             .http
             .get(format!("{}/_test/checkout_sessions", self.url()))
             .send()
@@ -240,6 +251,7 @@ impl LocalStripe {
             form.push(("events[]", event));
         }
         let response = self
+            .standin
             .http
             .post(format!("{}/_config/webhooks/orgbase", self.url()))
             .form(&form)
@@ -275,24 +287,19 @@ pub const CHARGEBEE_SHIM: &str = include_str!("../../../tools/chargebee-standin.
 /// checkout pages, subscriptions and events in memory, Chargebee's documented shapes, webhooks
 /// with HTTP Basic, and test controls under `/_test/`. Killed on drop.
 pub struct LocalChargebee {
-    server: orgbase_testkit::PythonServer,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    standin: Standin,
 }
 
 impl LocalChargebee {
     /// Starts the stand-in and waits until it accepts connections.
     pub fn start() -> Self {
-        let (server, dir) = start_standin("the Chargebee stand-in", "aiohttp", CHARGEBEE_SHIM);
         Self {
-            server,
-            http: reqwest::Client::new(),
-            _dir: dir,
+            standin: Standin::start("the Chargebee stand-in", "aiohttp", CHARGEBEE_SHIM),
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.server.port)
+        self.standin.url()
     }
 
     /// A configuration that talks to this server, with the webhook Basic auth it is told to
@@ -316,6 +323,7 @@ impl LocalChargebee {
         form: &[(&str, &str)],
     ) -> Value {
         let mut request = self
+            .standin
             .http
             .request(method.clone(), format!("{}{path}", self.url()));
         request = match json {
@@ -369,6 +377,23 @@ impl LocalChargebee {
             &[],
         )
         .await
+    }
+
+    /// The `subscription_created` event among those a [`Self::complete_checkout`] answered
+    /// (`done`), and the id of the subscription it made.
+    pub fn subscription_created(done: &Value) -> (String, Value) {
+        let event = done["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["event_type"] == "subscription_created")
+            .cloned()
+            .unwrap();
+        let id = event["content"]["subscription"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (id, event)
     }
 
     /// An event of `event_type` about `subscription_id` (with `invoice` when given), delivered

@@ -8,10 +8,11 @@ use orgbase_api::ApiConfig;
 use orgbase_billing::testing::{LocalChargebee, CHARGEBEE_API_KEY};
 use orgbase_billing::ChargebeeClient;
 use orgbase_store::testing::TestDb;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+use crate::providers::{cancel_at_chargebee, checkout, org, set_plan, settings};
 use crate::{Answer, App};
 
 crate::db_tests!(chargebee_sqlite, chargebee_postgres;
@@ -43,25 +44,6 @@ async fn plan(app: &App, id: &str, price: i64, price_id: &str) {
         )
         .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
-}
-
-async fn org(app: &App, id: &str) -> Value {
-    let a = app.get(&format!("/api/organizations/{id}")).await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-    a.body
-}
-
-async fn settings(app: &App, org: &str, body: Value) -> Answer {
-    app.as_(
-        None,
-        Method::POST,
-        &format!(
-            "/api/v2/updateOrganization?token={}&targetOrganizationId={org}",
-            app.key
-        ),
-        Some(body),
-    )
-    .await
 }
 
 /// Posts `body` to the Chargebee webhook route with `authorization`.
@@ -104,13 +86,7 @@ async fn checked_out(app: &App, cb: &LocalChargebee) -> (String, String, Value) 
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
     assert_eq!(org(app, &id).await["productPlanId"], "starter");
 
-    let a = app
-        .post(
-            &format!("/api/organizations/{id}/billing/checkout"),
-            json!({"planId": "pro", "successUrl": "https://app.example.com/done",
-                   "cancelUrl": "https://app.example.com/billing"}),
-        )
-        .await;
+    let a = checkout(app, &id, "pro").await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
     let page = a.body["sessionId"].as_str().unwrap().to_owned();
     assert!(a.body["url"].as_str().unwrap().starts_with("http"));
@@ -134,17 +110,7 @@ async fn checked_out(app: &App, cb: &LocalChargebee) -> (String, String, Value) 
 
     let done = cb.complete_checkout(&page).await;
     assert_eq!(done["deliveries"][0]["status"], 200, "{done}");
-    let event = done["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["event_type"] == "subscription_created")
-        .cloned()
-        .unwrap();
-    let sub = event["content"]["subscription"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (sub, event) = LocalChargebee::subscription_created(&done);
     (id, sub, event)
 }
 
@@ -173,14 +139,7 @@ async fn checkout_webhooks_and_plan_changes_through_chargebee(db: TestDb) {
     let late = cb.event("subscription_renewed", &sub, None, false).await;
 
     // v2's productPlanId after subscription: the change is made at Chargebee first.
-    let a = settings(&app, &id, json!({"productPlanId": "team"})).await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-    assert_eq!(
-        a.body["updatedSettings"],
-        json!(["productPlanId"]),
-        "{}",
-        a.text
-    );
+    set_plan(&app, &id, "team").await;
     cb.settle().await;
     let o = org(&app, &id).await;
     assert_eq!(o["productPlanId"], "team");
@@ -231,18 +190,7 @@ async fn checkout_webhooks_and_plan_changes_through_chargebee(db: TestDb) {
     assert_eq!(org(&app, &id).await["billingOverdue"], true);
 
     // Cancelled at Chargebee: back to the default plan.
-    let res = reqwest::Client::new()
-        .post(format!(
-            "{}/api/v2/subscriptions/{sub}/cancel_for_items",
-            cb.url()
-        ))
-        .basic_auth(CHARGEBEE_API_KEY, Some(""))
-        .form(&[("end_of_term", "false")])
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success());
-    cb.settle().await;
+    cancel_at_chargebee(&cb, &sub).await;
     let o = org(&app, &id).await;
     assert_eq!(o["productPlanId"], "starter", "{o}");
     assert_eq!(o["premium"], false);
@@ -302,13 +250,7 @@ async fn without_chargebee_its_plans_say_why(app: App) {
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
     let o = app.org(json!({"name": "No CB", "countryCode": "US"})).await;
     let id = o["id"].as_str().unwrap();
-    let a = app
-        .post(
-            &format!("/api/organizations/{id}/billing/checkout"),
-            json!({"planId": "cb", "successUrl": "https://a.example/ok",
-                   "cancelUrl": "https://a.example/no"}),
-        )
-        .await;
+    let a = checkout(&app, id, "cb").await;
     assert!(
         a.status.is_client_error() || a.status.is_server_error(),
         "{}",

@@ -152,6 +152,20 @@ async fn an_organizations_credentials_share_its_bucket_and_get_429(
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
 }
 
+/// Invites `new@example.com` into the organization at `path` with `key`, always under the
+/// `Idempotency-Key` `invite-1`.
+async fn invite(app: &App, path: &str, key: &str) -> Answer {
+    let body = json!({"email": "new@example.com", "name": "New", "roles": [ROLE_VIEWER]});
+    app.call(
+        Method::POST,
+        &format!("{path}/invite"),
+        Some(key),
+        Some(&body),
+        &[("idempotency-key", "invite-1")],
+    )
+    .await
+}
+
 /// Over the limit, a change is refused before it runs: nothing changes, no audit entry is
 /// written, and its `Idempotency-Key` is not claimed (the retry runs).
 async fn a_refused_request_changes_nothing_and_keeps_its_idempotency_key(
@@ -179,16 +193,7 @@ async fn a_refused_request_changes_nothing_and_keeps_its_idempotency_key(
         )
         .await;
     a.assert_problem(429, "rate_limited");
-    let invite = json!({"email": "new@example.com", "name": "New", "roles": [ROLE_VIEWER]});
-    let a = app
-        .call(
-            Method::POST,
-            &format!("{path}/invite"),
-            Some(&key),
-            Some(&invite),
-            &[("idempotency-key", "invite-1")],
-        )
-        .await;
+    let a = invite(&app, &path, &key).await;
     a.assert_problem(429, "rate_limited");
     let o = app.get(&path).await;
     assert_eq!(o.body["name"], "Limited");
@@ -198,15 +203,7 @@ async fn a_refused_request_changes_nothing_and_keeps_its_idempotency_key(
     assert!(app.mailed_tokens().is_empty());
     // Later, the same keyed request runs (its key was never claimed) and is then replayed.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let a = app
-        .call(
-            Method::POST,
-            &format!("{path}/invite"),
-            Some(&key),
-            Some(&invite),
-            &[("idempotency-key", "invite-1")],
-        )
-        .await;
+    let a = invite(&app, &path, &key).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(app.mailed_tokens().len(), 1);
 }

@@ -201,13 +201,7 @@ impl Provider {
     /// The organization checks out on `plan` (through Orgbase) and pays: the provider has a live
     /// subscription, and says so.
     async fn subscribe(&self, app: &App, org: &str, plan: &str, price: &str) -> Sub {
-        let a = app
-            .post(
-                &format!("/api/organizations/{org}/billing/checkout"),
-                json!({"planId": plan, "successUrl": "https://app.example/ok",
-                       "cancelUrl": "https://app.example/no"}),
-            )
-            .await;
+        let a = checkout(app, org, plan).await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
         let session = a.body["sessionId"].as_str().unwrap().to_owned();
         match self.kind {
@@ -247,17 +241,13 @@ impl Provider {
                 let cb = self.chargebee.as_ref().unwrap();
                 let done = cb.complete_checkout(&session).await;
                 assert_eq!(done["deliveries"][0]["status"], 200, "{done}");
-                let event = done["events"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|e| e["event_type"] == "subscription_created")
-                    .cloned()
-                    .unwrap();
-                let s = &event["content"]["subscription"];
+                let (id, event) = LocalChargebee::subscription_created(&done);
                 let sub = Sub {
-                    id: s["id"].as_str().unwrap().to_owned(),
-                    customer: s["customer_id"].as_str().unwrap().to_owned(),
+                    id,
+                    customer: event["content"]["subscription"]["customer_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
                     price: price.to_owned(),
                 };
                 *self.last.lock().unwrap() = Some(event);
@@ -324,20 +314,7 @@ impl Provider {
                 assert_eq!(a.status, StatusCode::OK, "{}", a.text);
             }
             Kind::Chargebee => {
-                let cb = self.chargebee.as_ref().unwrap();
-                let res = reqwest::Client::new()
-                    .post(format!(
-                        "{}/api/v2/subscriptions/{}/cancel_for_items",
-                        cb.url(),
-                        sub.id
-                    ))
-                    .basic_auth(CHARGEBEE_API_KEY, Some(""))
-                    .form(&[("end_of_term", "false")])
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(res.status().is_success());
-                cb.settle().await;
+                cancel_at_chargebee(self.chargebee.as_ref().unwrap(), &sub.id).await;
             }
         }
     }
@@ -379,10 +356,65 @@ impl Provider {
     }
 }
 
-async fn org(app: &App, id: &str) -> Value {
+/// Organization `id`, as the native API answers it.
+pub async fn org(app: &App, id: &str) -> Value {
     let a = app.get(&format!("/api/organizations/{id}")).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     a.body
+}
+
+/// Opens a checkout of organization `org` on `plan`, through Orgbase.
+pub async fn checkout(app: &App, org: &str, plan: &str) -> Answer {
+    app.post(
+        &format!("/api/organizations/{org}/billing/checkout"),
+        json!({"planId": plan, "successUrl": "https://app.example/ok",
+               "cancelUrl": "https://app.example/no"}),
+    )
+    .await
+}
+
+/// The partner settings API (v2's `updateOrganization`), as the platform, on organization `org`.
+pub async fn settings(app: &App, org: &str, body: Value) -> Answer {
+    app.as_(
+        None,
+        Method::POST,
+        &format!(
+            "/api/v2/updateOrganization?token={}&targetOrganizationId={org}",
+            app.key
+        ),
+        Some(body),
+    )
+    .await
+}
+
+/// Moves organization `org` to `plan` through the partner settings API, which answers that it
+/// did.
+pub async fn set_plan(app: &App, org: &str, plan: &str) {
+    let a = settings(app, org, json!({"productPlanId": plan})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(
+        a.body["updatedSettings"],
+        json!(["productPlanId"]),
+        "{}",
+        a.text
+    );
+}
+
+/// Cancels `sub` at the Chargebee stand-in, not through Orgbase (as from Chargebee's dashboard),
+/// and waits until the stand-in has delivered the events that caused.
+pub async fn cancel_at_chargebee(cb: &LocalChargebee, sub: &str) {
+    let res = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v2/subscriptions/{sub}/cancel_for_items",
+            cb.url()
+        ))
+        .basic_auth(CHARGEBEE_API_KEY, Some(""))
+        .form(&[("end_of_term", "false")])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    cb.settle().await;
 }
 
 async fn new_org(app: &App) -> String {
@@ -413,13 +445,7 @@ async fn the_plan_changes_when_the_provider_says_so_and_once(kind: Kind, db: Tes
     assert_eq!(a.body["duplicate"], true, "{}", a.text);
     assert_eq!(org(&app, &id).await["version"], o["version"]);
     // A second checkout while subscribed is refused.
-    let a = app
-        .post(
-            &format!("/api/organizations/{id}/billing/checkout"),
-            json!({"planId": "pro", "successUrl": "https://app.example/ok",
-                   "cancelUrl": "https://app.example/no"}),
-        )
-        .await;
+    let a = checkout(&app, &id, "pro").await;
     a.assert_problem(409, "already_subscribed");
 }
 
@@ -454,37 +480,14 @@ async fn the_partner_settings_change_the_plan_at_the_provider_first(kind: Kind, 
     let pro = p.plan(&app, "pro", 4900).await;
     let team = p.plan(&app, "team", 9900).await;
     let id = new_org(&app).await;
-    let settings = |body: Value| {
-        let app = &app;
-        let id = id.clone();
-        async move {
-            app.as_(
-                None,
-                Method::POST,
-                &format!(
-                    "/api/v2/updateOrganization?token={}&targetOrganizationId={id}",
-                    app.key
-                ),
-                Some(body),
-            )
-            .await
-        }
-    };
     // Before the organization subscribed, a plan billed by the provider cannot be set.
-    let a = settings(json!({"productPlanId": "pro"})).await;
+    let a = settings(&app, &id, json!({"productPlanId": "pro"})).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
     assert_eq!(a.body["failedSettings"], json!(["productPlanId"]));
     assert_eq!(org(&app, &id).await["productPlanId"], "starter");
     // After: the provider moves the subscription, then the plan is set here.
     let sub = p.subscribe(&app, &id, "pro", &pro).await;
-    let a = settings(json!({"productPlanId": "team"})).await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-    assert_eq!(
-        a.body["updatedSettings"],
-        json!(["productPlanId"]),
-        "{}",
-        a.text
-    );
+    set_plan(&app, &id, "team").await;
     assert_eq!(org(&app, &id).await["productPlanId"], "team");
     assert_eq!(p.price_at_provider(&sub).await, team);
 }

@@ -8,7 +8,7 @@ use orgbase_billing::testing::{
 };
 use orgbase_billing::{
     BillingClient, BillingError, ChargebeeClient, CheckoutRequest, CustomerRef, WebhookError,
-    WebhookEventKind,
+    WebhookEvent, WebhookEventKind,
 };
 use serde_json::Value;
 
@@ -44,6 +44,29 @@ async fn last_form(cb: &LocalChargebee, path: &str) -> Value {
     r["form"].clone()
 }
 
+/// A checkout of the organization's `customer` on item price `price_id`, for the plan `basic`.
+fn checkout_request(customer: &str, price_id: &str) -> CheckoutRequest {
+    CheckoutRequest {
+        customer_id: customer.into(),
+        price_id: price_id.into(),
+        organization_id: organization(),
+        plan_id: "basic".into(),
+        success_url: "https://app.example/ok".into(),
+        cancel_url: "https://app.example/cancel".into(),
+    }
+}
+
+/// What the client makes of `event`, delivered with the right Basic auth.
+async fn verify(client: &ChargebeeClient, event: &Value) -> Result<WebhookEvent, WebhookError> {
+    client
+        .verify_webhook(
+            &serde_json::to_vec(event).unwrap(),
+            &hook_auth(),
+            Utc::now(),
+        )
+        .await
+}
+
 /// An organization subscribed to `basic` through a completed checkout: (customer id,
 /// subscription id, the `subscription_created` event as Chargebee stored it).
 async fn subscribed(cb: &LocalChargebee, client: &ChargebeeClient) -> (String, String, Value) {
@@ -64,30 +87,13 @@ async fn subscribed(cb: &LocalChargebee, client: &ChargebeeClient) -> (String, S
         .unwrap();
     let page = client
         .create_checkout(
-            &CheckoutRequest {
-                customer_id: customer.clone(),
-                price_id: "basic-USD-monthly".into(),
-                organization_id: org,
-                plan_id: "basic".into(),
-                success_url: "https://app.example/ok".into(),
-                cancel_url: "https://app.example/cancel".into(),
-            },
+            &checkout_request(&customer, "basic-USD-monthly"),
             "k-checkout",
         )
         .await
         .unwrap();
     let done = cb.complete_checkout(&page.id).await;
-    let event = done["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["event_type"] == "subscription_created")
-        .cloned()
-        .unwrap();
-    let sub = event["content"]["subscription"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (sub, event) = LocalChargebee::subscription_created(&done);
     (customer, sub, event)
 }
 
@@ -124,17 +130,7 @@ async fn checkout_names_the_organization_and_its_customer() {
     );
 
     let page = client
-        .create_checkout(
-            &CheckoutRequest {
-                customer_id: id.clone(),
-                price_id: "basic-USD-monthly".into(),
-                organization_id: org,
-                plan_id: "basic".into(),
-                success_url: "https://app.example/ok".into(),
-                cancel_url: "https://app.example/cancel".into(),
-            },
-            "k-checkout",
-        )
+        .create_checkout(&checkout_request(&id, "basic-USD-monthly"), "k-checkout")
         .await
         .unwrap();
     assert!(page.url.starts_with("http"), "{page:?}");
@@ -152,17 +148,7 @@ async fn checkout_names_the_organization_and_its_customer() {
 
     // An item price Chargebee does not have: refused, with Chargebee's words.
     let e = client
-        .create_checkout(
-            &CheckoutRequest {
-                customer_id: id,
-                price_id: "nope".into(),
-                organization_id: org,
-                plan_id: "basic".into(),
-                success_url: "https://app.example/ok".into(),
-                cancel_url: "https://app.example/cancel".into(),
-            },
-            "k-checkout-2",
-        )
+        .create_checkout(&checkout_request(&id, "nope"), "k-checkout-2")
         .await
         .unwrap_err();
     assert!(matches!(e, BillingError::Provider { .. }), "{e:?}");
@@ -255,41 +241,21 @@ async fn a_webhook_is_read_from_chargebee_never_from_its_body() {
     let mut forged = event.clone();
     forged["content"]["subscription"]["subscription_items"][0]["item_price_id"] =
         "pro-USD-monthly".into();
-    let read = client
-        .verify_webhook(
-            &serde_json::to_vec(&forged).unwrap(),
-            &hook_auth(),
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+    let read = verify(&client, &forged).await.unwrap();
     let WebhookEventKind::SubscriptionCreated(state) = &read.kind else {
         panic!("{read:?}");
     };
     assert_eq!(state.price_id.as_deref(), Some("basic-USD-monthly"));
     // An id Chargebee never made, and a type it does not confirm: refused.
-    let mut unknown = event.clone();
-    unknown["id"] = "ev_forged".into();
-    let e = client
-        .verify_webhook(
-            &serde_json::to_vec(&unknown).unwrap(),
-            &hook_auth(),
-            Utc::now(),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(e, WebhookError::Unverified(_)), "{e:?}");
-    let mut retyped = event.clone();
-    retyped["event_type"] = "subscription_cancelled".into();
-    let e = client
-        .verify_webhook(
-            &serde_json::to_vec(&retyped).unwrap(),
-            &hook_auth(),
-            Utc::now(),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(e, WebhookError::Unverified(_)), "{e:?}");
+    for (field, value) in [
+        ("id", "ev_forged"),
+        ("event_type", "subscription_cancelled"),
+    ] {
+        let mut tampered = event.clone();
+        tampered[field] = value.into();
+        let e = verify(&client, &tampered).await.unwrap_err();
+        assert!(matches!(e, WebhookError::Unverified(_)), "{e:?}");
+    }
     // Wrong Basic auth: refused before Chargebee is asked.
     let n = cb.requests().await.len();
     let e = client
@@ -300,14 +266,7 @@ async fn a_webhook_is_read_from_chargebee_never_from_its_body() {
     assert_eq!(cb.requests().await.len(), n);
     // Invoices: a failed payment, then one that succeeded.
     let failed = cb.event("payment_failed", &sub, None, false).await;
-    let read = client
-        .verify_webhook(
-            &serde_json::to_vec(&failed["event"]).unwrap(),
-            &hook_auth(),
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+    let read = verify(&client, &failed["event"]).await.unwrap();
     assert!(
         matches!(&read.kind, WebhookEventKind::InvoicePaymentFailed(i) if i.organization_id == Some(organization())),
         "{read:?}"

@@ -362,7 +362,9 @@ pub fn app(state: AppState) -> Router {
     let (router, _) = api_router().split_for_parts();
     let router = router
         .route("/openapi.json", axum::routing::get(ops::openapi_json))
-        .route("/docs", axum::routing::get(ops::docs));
+        .route("/docs", axum::routing::get(ops::docs))
+        .route("/docs/", axum::routing::get(ops::docs_file))
+        .route("/docs/{*file}", axum::routing::get(ops::docs_file));
     with_layers(router, state)
 }
 

@@ -243,6 +243,8 @@ pub struct AuditEntry {
     /// A stable dotted name: `organization.updated`, `member.roles_changed`, `wallet.charged`, …
     pub action: String,
     pub target: Target,
+    /// Each changed field's value before and after, by field name.
+    #[schema(inline)]
     pub changes: Changes,
     pub request_id: Option<String>,
     pub client_address: Option<String>,

@@ -1,7 +1,9 @@
 //! Operations: health, readiness, metrics, and the API's own description.
-use axum::extract::State;
+use std::sync::{Arc, LazyLock};
+
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -85,23 +87,30 @@ pub async fn openapi_json(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// A browsable page for the OpenAPI document. The page is a few lines, so it is written here
-/// rather than pulled in as a crate (the Swagger UI crate downloads its assets at build time,
-/// which a closed build machine cannot do); the browser loads the viewer's script itself.
-pub async fn docs() -> Html<&'static str> {
-    Html(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Orgbase API</title>
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-</head>
-<body>
-  <script id="api-reference" data-url="/openapi.json"></script>
-  <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
-  <noscript>The API description is at <a href="/openapi.json">/openapi.json</a>.</noscript>
-</body>
-</html>"#,
-    )
+/// Where Swagger UI finds the document: the one `/openapi.json` serves.
+static DOCS_CONFIG: LazyLock<Arc<utoipa_swagger_ui::Config<'static>>> =
+    LazyLock::new(|| Arc::new(utoipa_swagger_ui::Config::from("/openapi.json")));
+
+/// `/docs`: to `/docs/`, where the page's relative links (its script and styles) resolve.
+pub async fn docs() -> Redirect {
+    Redirect::permanent("/docs/")
+}
+
+/// A browsable page for the OpenAPI document: Swagger UI, its every file served from the binary
+/// (the crate's `vendored` Swagger UI), so the page works where no CDN can be reached.
+pub async fn docs_file(file: Option<Path<String>>) -> Response {
+    let file = file.map(|Path(f)| f).unwrap_or_default();
+    match utoipa_swagger_ui::serve(&file, DOCS_CONFIG.clone()) {
+        Ok(Some(f)) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, f.content_type),
+                (header::CACHE_CONTROL, "public, max-age=3600".to_owned()),
+            ],
+            f.bytes.into_owned(),
+        )
+            .into_response(),
+        Ok(None) => ApiError::NotFound.into_response(),
+        Err(e) => ApiError::Internal(format!("the docs page: {e}")).into_response(),
+    }
 }

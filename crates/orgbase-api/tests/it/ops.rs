@@ -43,10 +43,48 @@ async fn openapi_and_docs_are_served(app: App) {
     ] {
         assert!(o.body["paths"].get(path).is_some(), "{path} missing");
     }
-    let d = app.call(Method::GET, "/docs", None, None, &[]).await;
-    assert_eq!(d.status, StatusCode::OK);
-    assert!(d.header("content-type").unwrap().starts_with("text/html"));
-    assert!(d.text.contains("/openapi.json"));
+    // The page is Swagger UI, every file of it from the binary: nothing from another host.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let d = no_redirects
+        .get(format!("{}/docs", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(d.headers()["location"], "/docs/");
+    let page = app.call(Method::GET, "/docs/", None, None, &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.text.contains("swagger-ui-bundle.js"), "{}", page.text);
+    for external in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
+        assert!(!page.text.contains(external), "{external} in {}", page.text);
+    }
+    let init = app
+        .call(Method::GET, "/docs/swagger-initializer.js", None, None, &[])
+        .await;
+    assert_eq!(init.status, StatusCode::OK);
+    assert!(init.text.contains("\"/openapi.json\""), "{}", init.text);
+    for (file, kind) in [
+        ("swagger-ui-bundle.js", "javascript"),
+        ("swagger-ui.css", "text/css"),
+    ] {
+        let f = app
+            .call(Method::GET, &format!("/docs/{file}"), None, None, &[])
+            .await;
+        assert_eq!(f.status, StatusCode::OK, "{file}");
+        assert!(f.header("content-type").unwrap().contains(kind), "{file}");
+        assert!(f.text.len() > 10_000, "{file} is {} bytes", f.text.len());
+    }
+    let missing = app
+        .call(Method::GET, "/docs/nothing.js", None, None, &[])
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
 crate::api_tests!(

@@ -17,6 +17,11 @@ pub use orgbase_service::context::{
 /// Routes that read, though by POST (a body of questions).
 pub const READS_BY_POST: &[&str] = &["/api/access/check"];
 
+/// The admin console's pages (`orgbase-console`), whose changes say `surface: console`.
+pub fn is_console(path: &str) -> bool {
+    path == "/console" || path.starts_with("/console/")
+}
+
 /// The longest user agent an entry keeps.
 const USER_AGENT_MAX: usize = 512;
 
@@ -60,6 +65,7 @@ fn context_of(state: &AppState, req: &Request) -> RequestContext {
         changes: !matches!(*req.method(), Method::GET | Method::HEAD)
             && !READS_BY_POST.contains(&req.uri().path()),
         surface: match Surface::of(req.uri().path()) {
+            _ if is_console(req.uri().path()) => AuditSurface::Console,
             Surface::Native => AuditSurface::Native,
             Surface::PartnerSettings => AuditSurface::PartnerSettings,
             Surface::Properties => AuditSurface::Properties,

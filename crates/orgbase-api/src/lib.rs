@@ -359,8 +359,15 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The whole application: routes, and the layers every request passes through.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// [`app`] with more routes behind the same layers: the binary's admin console
+/// (`orgbase-console`), which builds on this crate.
+pub fn app_with(state: AppState, more: Router<AppState>) -> Router {
     let (router, _) = api_router().split_for_parts();
     let router = router
+        .merge(more)
         .route("/openapi.json", axum::routing::get(ops::openapi_json))
         .route("/docs", axum::routing::get(ops::docs))
         .route("/docs/", axum::routing::get(ops::docs_file))
@@ -464,9 +471,18 @@ pub async fn serve(
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_app(listener, app(state), shutdown).await
+}
+
+/// [`serve`] for an app built with [`app_with`].
+pub async fn serve_app(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown.cancelled_owned())
     .await

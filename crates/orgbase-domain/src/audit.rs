@@ -92,6 +92,8 @@ pub enum AuditSurface {
     Properties,
     /// A billing provider's webhook.
     BillingWebhook,
+    /// The admin console (`/console`).
+    Console,
     /// Work done without a request.
     System,
 }
@@ -103,6 +105,7 @@ impl AuditSurface {
             Self::PartnerSettings => "partner_settings",
             Self::Properties => "properties",
             Self::BillingWebhook => "billing_webhook",
+            Self::Console => "console",
             Self::System => "system",
         }
     }
@@ -113,6 +116,7 @@ impl AuditSurface {
             "partner_settings" => Self::PartnerSettings,
             "properties" => Self::Properties,
             "billing_webhook" => Self::BillingWebhook,
+            "console" => Self::Console,
             "system" => Self::System,
             _ => return None,
         })

@@ -3,6 +3,7 @@
 //! The tests talk to real servers written in Python (an SMTP server, an S3-compatible server, a
 //! local Stripe). [`ensure_python_module`] installs one with pip the first time a test needs
 //! it, so that `cargo nextest run --workspace` works on a fresh machine as written.
+pub mod browser;
 pub mod proxy;
 pub mod redis;
 

@@ -353,7 +353,8 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
     );
     // Webhook delivery: this node's worker, until shutdown.
     let webhooks = state.webhooks.worker.clone().spawn(shutdown.clone());
-    orgbase_api::serve(listener, state, shutdown)
+    let app = orgbase_api::app_with(state, orgbase_console::routes());
+    orgbase_api::serve_app(listener, app, shutdown)
         .await
         .context("serving")?;
     let _ = webhooks.await;

@@ -1,0 +1,307 @@
+//! The organizations: a list to search and filter, and one organization's page (details, the
+//! access check, its status, the audit log).
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use orgbase_api::service::{self, access_check, ServiceError};
+use orgbase_api::AppState;
+use orgbase_domain::access_check::Channel;
+use orgbase_domain::{
+    AuditEntry, AuditQuery, OrgStatus, Organization, OrganizationId, OrganizationPatch, Permission,
+};
+use orgbase_store::{OrganizationQuery, StatusFilter};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::session::{self, Console};
+use crate::views::{AccessRow, AuditRow, OrgDetails, OrgRow, OrganizationPage, OrganizationsPage};
+use crate::{render, PageError};
+
+/// Rows a page shows.
+const PAGE: u32 = 50;
+/// Audit entries the organization page shows, newest first.
+const AUDIT_SHOWN: u32 = 30;
+/// The statuses the list filters by; `deleted` only for the platform.
+const STATUSES: [&str; 4] = ["active", "inactive", "suspended", "deleted"];
+
+#[derive(Deserialize, Default)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    /// The last id of the previous page.
+    after: Option<String>,
+}
+
+/// The organizations the signed-in principal may see: a person's own, a partner's children,
+/// every one for the platform; searched by name or slug, filtered by status, paged by cursor.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: Console,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    let (csrf, set) = session::csrf_token(&state, &headers);
+    let q = query.q.trim();
+    let q_error = (!q.is_empty() && q.chars().count() < 3)
+        .then(|| "Search with 3 characters or more.".to_owned());
+    let status = match query.status.as_str() {
+        "" => None,
+        "deleted" => Some(StatusFilter::Deleted),
+        s => Some(StatusFilter::Is(OrgStatus::parse(s).ok_or_else(|| {
+            PageError::new(StatusCode::BAD_REQUEST, "Not valid", "No such status.")
+        })?)),
+    };
+    let before = match query.after.as_deref() {
+        None | Some("") => None,
+        Some(a) => Some(org_id(a)?),
+    };
+    let mut rows = if q_error.is_some() {
+        Vec::new()
+    } else {
+        service::organizations::list(
+            &state,
+            &who.principal,
+            OrganizationQuery {
+                limit: PAGE + 1,
+                before,
+                status,
+                include_deleted: status == Some(StatusFilter::Deleted),
+                q: (!q.is_empty()).then(|| q.to_owned()),
+                ..OrganizationQuery::default()
+            },
+        )
+        .await?
+    };
+    let next = (rows.len() > PAGE as usize).then(|| {
+        rows.truncate(PAGE as usize);
+        let last = rows.last().expect("a full page").id;
+        next_page(q, &query.status, &last.to_string())
+    });
+    let page = OrganizationsPage {
+        user: &who.label,
+        csrf: &csrf,
+        q,
+        q_error,
+        statuses: STATUSES.iter().map(|s| (*s, *s == query.status)).collect(),
+        rows: rows.iter().map(row).collect(),
+        next,
+    };
+    Ok(session::with_csrf_cookie(render(&page), set))
+}
+
+/// The address of the page after `last`, with the same search.
+fn next_page(q: &str, status: &str, last: &str) -> String {
+    let pairs = [("q", q), ("status", status), ("after", last)];
+    let query: Vec<String> = pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    format!("/console/organizations?{}", query.join("&"))
+}
+
+/// A query string value, percent-encoded.
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn row(o: &Organization) -> OrgRow {
+    OrgRow {
+        id: o.id.to_string(),
+        name: o.name.clone(),
+        slug: o.slug.clone(),
+        status: status_of(o),
+        org_type: o.org_type.as_str(),
+        created: o.created_at.format("%Y-%m-%d").to_string(),
+    }
+}
+
+fn status_of(o: &Organization) -> &'static str {
+    if o.is_deleted() {
+        "deleted"
+    } else {
+        o.status.as_str()
+    }
+}
+
+fn org_id(raw: &str) -> Result<OrganizationId, PageError> {
+    raw.parse()
+        .map_err(|_| PageError::from(ServiceError::NotFound))
+}
+
+/// One organization.
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: Console,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let (csrf, set) = session::csrf_token(&state, &headers);
+    let page = organization_page(&state, &who, &csrf, org_id(&id)?, "", None).await?;
+    Ok(session::with_csrf_cookie(page, set))
+}
+
+/// The organization page, with what a refused status change sent and why it was refused.
+async fn organization_page(
+    state: &AppState,
+    who: &Console,
+    csrf: &str,
+    id: OrganizationId,
+    reason: &str,
+    status_error: Option<String>,
+) -> Result<Response, PageError> {
+    let access =
+        service::organizations::load_with(state, &who.principal, id, Permission::OrgRead).await?;
+    let mut checks = Vec::new();
+    for channel in [Channel::Voice, Channel::Sms] {
+        let v = access_check::check(state, &who.principal, id, channel).await?;
+        checks.push(AccessRow {
+            channel: channel.as_str(),
+            allowed: v.allowed(),
+            reasons: v.reasons.into_iter().map(|r| (r.code, r.message)).collect(),
+        });
+    }
+    // The timeline needs `audit:read`; without it the page shows none.
+    let audit = if access.permissions.has(Permission::AuditRead) {
+        service::audit::list_org(
+            state,
+            &access,
+            AuditQuery {
+                limit: AUDIT_SHOWN,
+                ..AuditQuery::default()
+            },
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    let may_set_status = access.is_platform() || access.is_parent_partner();
+    let org = &access.org;
+    let status = if status_error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = OrganizationPage {
+        user: &who.label,
+        csrf,
+        org: OrgDetails {
+            id: org.id.to_string(),
+            name: org.name.clone(),
+            slug: org.slug.clone(),
+            org_type: org.org_type.as_str(),
+            status: status_of(org),
+            suspended: org.status == OrgStatus::Suspended && !org.is_deleted(),
+            status_reason: org.status_reason.clone(),
+            country: org.country_code.clone(),
+            plan: org.product_plan_id.clone(),
+            offered_plan: org.offered_product_plan_id.clone(),
+            sms: sms_summary(org),
+            created: org.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            deleted: org.is_deleted(),
+        },
+        access: checks,
+        may_set_status: may_set_status && !org.is_deleted(),
+        reason,
+        status_error,
+        audit: audit.iter().map(audit_row).collect(),
+    };
+    Ok((status, render(&page)).into_response())
+}
+
+fn sms_summary(org: &Organization) -> String {
+    let on = if org.sms.enabled {
+        "enabled"
+    } else {
+        "not enabled"
+    };
+    let part = |name: &str, v: &Option<String>| match v {
+        Some(v) => format!("{name} {v}"),
+        None => format!("no {name}"),
+    };
+    format!(
+        "{on}; {}; {}",
+        part("brand", &org.sms.brand_id),
+        part("campaign", &org.sms.campaign_id)
+    )
+}
+
+fn audit_row(e: &AuditEntry) -> AuditRow {
+    let shown = |v: &Value| match v {
+        Value::Null => "—".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    AuditRow {
+        at: e.occurred_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        action: e.action.clone(),
+        actor: e
+            .actor
+            .label
+            .clone()
+            .or_else(|| e.actor.id.clone())
+            .unwrap_or_else(|| e.actor.kind.as_str().to_owned()),
+        surface: e.surface.as_str(),
+        changes: e
+            .changes
+            .iter()
+            .map(|(field, c)| (field.clone(), shown(&c.before), shown(&c.after)))
+            .collect(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct StatusForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Suspends (with a reason) or reactivates: the API's organization update, so its rules apply
+/// (a suspension needs a reason; the platform and the organization's partner may).
+pub(crate) async fn set_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: Console,
+    Path(id): Path<String>,
+    Form(form): Form<StatusForm>,
+) -> Result<Response, PageError> {
+    session::check_csrf(&headers, form.csrf.as_deref())?;
+    let id = org_id(&id)?;
+    let status = OrgStatus::parse(&form.status)
+        .ok_or_else(|| PageError::new(StatusCode::BAD_REQUEST, "Not valid", "No such status."))?;
+    let reason = form.reason.trim();
+    let patch = OrganizationPatch {
+        status: Some(status),
+        status_reason: Some(
+            (status != OrgStatus::Active && !reason.is_empty()).then(|| reason.to_owned()),
+        ),
+        ..OrganizationPatch::default()
+    };
+    match service::organizations::update(&state, &who.principal, id, patch, None).await {
+        Ok(_) => Ok(Redirect::to(&format!("/console/organizations/{id}")).into_response()),
+        Err(ServiceError::Validation(errors)) => {
+            let message = errors
+                .0
+                .iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let (csrf, _) = session::csrf_token(&state, &headers);
+            organization_page(&state, &who, &csrf, id, reason, Some(message)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}

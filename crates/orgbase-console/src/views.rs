@@ -1,0 +1,94 @@
+//! The pages, as askama templates (`templates/`), and what each shows. Values are escaped by
+//! the templates; nothing here is trusted HTML.
+use askama::Template;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub(crate) struct ErrorPage<'a> {
+    pub title: &'a str,
+    pub detail: &'a str,
+    pub status: u16,
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+pub(crate) struct SignInPage<'a> {
+    pub csrf: &'a str,
+    pub email: &'a str,
+    /// Why the key was refused, shown next to its field.
+    pub key_error: Option<String>,
+    /// Why the e-mail and password were refused, shown next to the password.
+    pub password_error: Option<String>,
+}
+
+/// One row of the organizations list.
+pub(crate) struct OrgRow {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    pub status: &'static str,
+    pub org_type: &'static str,
+    pub created: String,
+}
+
+#[derive(Template)]
+#[template(path = "organizations.html")]
+pub(crate) struct OrganizationsPage<'a> {
+    pub user: &'a str,
+    pub csrf: &'a str,
+    pub q: &'a str,
+    pub q_error: Option<String>,
+    /// Each status to filter by, and whether it is the one chosen.
+    pub statuses: Vec<(&'static str, bool)>,
+    pub rows: Vec<OrgRow>,
+    /// The next page's address.
+    pub next: Option<String>,
+}
+
+/// What the organization page says about it.
+pub(crate) struct OrgDetails {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    pub org_type: &'static str,
+    pub status: &'static str,
+    pub suspended: bool,
+    pub status_reason: Option<String>,
+    pub country: String,
+    pub plan: String,
+    pub offered_plan: Option<String>,
+    pub sms: String,
+    pub created: String,
+    pub deleted: bool,
+}
+
+/// One channel's access check: its answer and its reasons (code, sentence).
+pub(crate) struct AccessRow {
+    pub channel: &'static str,
+    pub allowed: bool,
+    pub reasons: Vec<(&'static str, String)>,
+}
+
+/// One audit entry: when, what, by whom, through which surface, and each change (field,
+/// before, after).
+pub(crate) struct AuditRow {
+    pub at: String,
+    pub action: String,
+    pub actor: String,
+    pub surface: &'static str,
+    pub changes: Vec<(String, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "organization.html")]
+pub(crate) struct OrganizationPage<'a> {
+    pub user: &'a str,
+    pub csrf: &'a str,
+    pub org: OrgDetails,
+    pub access: Vec<AccessRow>,
+    pub may_set_status: bool,
+    /// The suspension's reason as sent, and why it was refused.
+    pub reason: &'a str,
+    pub status_error: Option<String>,
+    pub audit: Vec<AuditRow>,
+}

@@ -1,0 +1,251 @@
+//! The console over HTTP: a real server (the API's layers, the console's routes) on SQLite and,
+//! with `TEST_DATABASE_URL`, PostgreSQL; a client that keeps cookies and follows no redirect,
+//! as a browser's form posts would be seen on the wire.
+mod browser;
+mod pages;
+mod sign_in;
+
+use orgbase_api::{ApiConfig, AppState, Bootstrap};
+use orgbase_store::testing::TestDb;
+use reqwest::header::SET_COOKIE;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+/// One test per database for each listed `async fn(Console)`.
+#[macro_export]
+macro_rules! console_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Console::start(orgbase_store::testing::sqlite().await).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = orgbase_store::testing::postgres().await else {
+                        eprintln!("skipped: TEST_DATABASE_URL is not set");
+                        return;
+                    };
+                    super::$name($crate::Console::start(db).await).await;
+                }
+            )*
+        }
+    };
+}
+
+pub struct Console {
+    pub base: String,
+    /// The platform key.
+    pub key: String,
+    /// A browser: keeps cookies, follows no redirect.
+    pub browser: reqwest::Client,
+    /// For the JSON API, with a credential each call.
+    pub api: reqwest::Client,
+    outbox: tempfile::TempDir,
+    _db: TestDb,
+    shutdown: CancellationToken,
+}
+
+/// An answer as a browser gets it.
+pub struct Page {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub set_cookies: Vec<String>,
+    pub text: String,
+}
+
+impl Page {
+    async fn of(res: reqwest::Response) -> Page {
+        let location = res
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let set_cookies = res
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        Page {
+            status: res.status(),
+            location,
+            set_cookies,
+            text: res.text().await.unwrap(),
+        }
+    }
+
+    /// The value of the hidden CSRF field of the page's forms.
+    pub fn csrf(&self) -> String {
+        let at = self
+            .text
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF field");
+        let rest = &self.text[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+}
+
+impl Console {
+    pub async fn start(db: TestDb) -> Console {
+        let outbox = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let config = ApiConfig {
+            public_url: base.clone(),
+            mail_outbox: outbox.path().to_owned(),
+            rate_limits: false,
+            ..ApiConfig::default()
+        };
+        let key = match orgbase_api::ensure_platform_key(&db.store, None)
+            .await
+            .unwrap()
+        {
+            Bootstrap::Generated(k) => k,
+            other => panic!("expected a new key, got {other:?}"),
+        };
+        let state = AppState::new(db.store.clone(), config, Default::default()).unwrap();
+        let app = orgbase_api::app_with(state, orgbase_console::routes());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(orgbase_api::serve_app(listener, app, shutdown.clone()));
+        Console {
+            base,
+            key,
+            browser: browser(),
+            api: reqwest::Client::new(),
+            outbox,
+            _db: db,
+            shutdown,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        Page::of(
+            self.browser
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Posts a form as the browser.
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        Page::of(
+            self.browser
+                .post(format!("{}{path}", self.base))
+                .form(form)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// The CSRF token of the page at `path`.
+    pub async fn csrf(&self, path: &str) -> String {
+        let page = self.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text);
+        page.csrf()
+    }
+
+    /// Signs the browser in with the platform key.
+    pub async fn sign_in_with_key(&self) {
+        let csrf = self.csrf("/console/sign-in").await;
+        let page = self
+            .post(
+                "/console/sign-in/key",
+                &[("csrf", &csrf), ("key", &self.key)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text);
+    }
+
+    /// A JSON API call with `token` (the platform key when `None`).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .api
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token.unwrap_or(&self.key));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A new organization, made through the API.
+    pub async fn org(&self, name: &str) -> Value {
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                "/api/organizations",
+                None,
+                Some(json!({"name": name, "countryCode": "US"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// A person in `org` with `roles` and the password `password123`, through the invitation.
+    pub async fn person(&self, org: &str, email: &str, roles: &[i64]) {
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/api/organizations/{org}/invite"),
+                None,
+                Some(json!({"email": email, "name": "Test Person", "roles": roles})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let mails = orgbase_mail::testing::outbox_files(self.outbox.path());
+        let mail = std::fs::read_to_string(mails.last().expect("an invitation")).unwrap();
+        let text = orgbase_mail::testing::body_text(&mail);
+        let at = text.find("/invite/").unwrap() + "/invite/".len();
+        let token: String = text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        let res = self
+            .api
+            .post(format!(
+                "{}/api/organizations/invite/{token}/accept",
+                self.base
+            ))
+            .json(&json!({"password": "password123", "password_confirmation": "password123"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A client like a browser's for these tests: a cookie jar, no redirects followed.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}

@@ -20,15 +20,7 @@ pub fn ensure_browser() -> PathBuf {
     if runs(&chromium) {
         return chromium;
     }
-    let lock_path = std::env::temp_dir().join("orgbase-testkit-apt.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .unwrap_or_else(|e| panic!("opening {}: {e}", lock_path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("locking {}: {e}", lock_path.display()));
+    let _lock = crate::install_lock("apt");
     if !runs(&chromium) {
         let apt = |args: &[&str]| {
             Command::new("apt-get")

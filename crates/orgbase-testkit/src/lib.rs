@@ -18,15 +18,7 @@ pub fn ensure_python_module(module: &str, package: &str) {
     if importable(module) {
         return;
     }
-    let lock_path = std::env::temp_dir().join("orgbase-testkit-pip.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .unwrap_or_else(|e| panic!("opening {}: {e}", lock_path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("locking {}: {e}", lock_path.display()));
+    let _lock = install_lock("pip");
     if importable(module) {
         return;
     }
@@ -51,6 +43,21 @@ pub fn ensure_python_module(module: &str, package: &str) {
         installed && importable(module),
         "the tests need the Python package {package:?} and pip could not install it; run: python3 -m pip install '{package}'"
     );
+}
+
+/// A lock on the installs of `what` (pip, apt) across test processes, held until dropped:
+/// tests run in parallel, and one installs while the others wait.
+fn install_lock(what: &str) -> std::fs::File {
+    let path = std::env::temp_dir().join(format!("orgbase-testkit-{what}.lock"));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("locking {}: {e}", path.display()));
+    lock
 }
 
 fn importable(module: &str) -> bool {

@@ -188,6 +188,20 @@ impl Console {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// The organization `id` as the API reads it now (to see what a page changed, or did not).
+    pub async fn stored(&self, id: &str) -> Value {
+        let (status, body) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/api/organizations/{id}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
     /// A new organization, made through the API.
     pub async fn org(&self, name: &str) -> Value {
         let (status, body) = self

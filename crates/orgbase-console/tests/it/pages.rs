@@ -96,9 +96,7 @@ async fn an_operator_suspends_and_the_page_shows_access_and_audit(c: Console) {
     assert!(page.text.contains("Unpaid invoices"));
     assert!(page.text.contains(">Reactivate<"));
     // The change is the API's: audited through the console, seen by the API.
-    let (_, now) = c
-        .api(Method::GET, &format!("/api/organizations/{id}"), None, None)
-        .await;
+    let now = c.stored(id).await;
     assert_eq!(now["status"], "suspended");
     assert_eq!(now["statusReason"], "Unpaid invoices");
     let (_, log) = c
@@ -122,9 +120,7 @@ async fn an_operator_suspends_and_the_page_shows_access_and_audit(c: Console) {
         )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.text);
-    let (_, now) = c
-        .api(Method::GET, &format!("/api/organizations/{id}"), None, None)
-        .await;
+    let now = c.stored(id).await;
     assert_eq!(now["status"], "active");
     assert_eq!(now["statusReason"], serde_json::Value::Null);
 }
@@ -143,9 +139,7 @@ async fn a_suspension_without_a_reason_is_refused_next_to_its_field(c: Console) 
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.text);
     assert!(p.text.contains("id=\"reason-error\""), "{}", p.text);
     assert!(p.text.contains("aria-describedby=\"reason-error\""));
-    let (_, now) = c
-        .api(Method::GET, &format!("/api/organizations/{id}"), None, None)
-        .await;
+    let now = c.stored(id).await;
     assert_eq!(now["status"], "active");
     assert_eq!(now["version"], org["version"]);
 }
@@ -190,9 +184,7 @@ async fn a_viewer_sees_no_status_action_and_a_forged_one_changes_nothing(c: Cons
         p.status,
         p.text
     );
-    let (_, now) = c
-        .api(Method::GET, &format!("/api/organizations/{id}"), None, None)
-        .await;
+    let now = c.stored(id).await;
     assert_eq!(now["status"], "active");
     assert_eq!(now["version"], org["version"]);
 }

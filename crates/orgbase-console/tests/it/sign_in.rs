@@ -151,14 +151,7 @@ async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing(c: Console
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     assert!(p.text.contains("Nothing was changed"));
-    let (_, now) = c
-        .api(
-            reqwest::Method::GET,
-            &format!("/api/organizations/{id}"),
-            None,
-            None,
-        )
-        .await;
+    let now = c.stored(id).await;
     assert_eq!(now["status"], "active");
     assert_eq!(now["version"], org["version"]);
 }

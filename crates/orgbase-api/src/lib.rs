@@ -62,6 +62,8 @@ pub struct ApiConfig {
     pub body_limit: usize,
     /// The base of links in e-mails (`{public_url}/invite/{token}`).
     pub public_url: String,
+    /// Where invitation links point instead, if set: a template with `{token}`.
+    pub invite_url: Option<String>,
     /// How long a session token stays valid.
     pub session_ttl: chrono::Duration,
     /// How long an invitation can be accepted.
@@ -115,6 +117,7 @@ impl Default for ApiConfig {
         Self {
             body_limit: 1024 * 1024,
             public_url: "http://127.0.0.1:8080".into(),
+            invite_url: None,
             session_ttl: chrono::Duration::hours(24),
             invitation_ttl: orgbase_domain::people::default_invitation_ttl(),
             smtp_url: None,
@@ -180,6 +183,7 @@ impl AppState {
             store,
             ServiceConfig {
                 public_url: config.public_url.clone(),
+                invite_url: config.invite_url.clone(),
                 session_ttl: config.session_ttl,
                 invitation_ttl: config.invitation_ttl,
                 member_directory_min: config.member_directory_min,

@@ -13,10 +13,14 @@ use axum::Router;
 use orgbase_api::service::ServiceError;
 use orgbase_api::AppState;
 
+mod invitations;
+mod invite;
+mod members;
 mod organizations;
 mod session;
 mod sign_in;
 mod views;
+mod wallet;
 
 pub use session::{CREDENTIAL_COOKIE, CSRF_COOKIE, CSRF_FIELD};
 
@@ -34,6 +38,16 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/console/organizations/{id}/status",
             post(organizations::set_status),
+        )
+        .route("/console/organizations/{id}/credit", post(wallet::credit))
+        .route(
+            "/console/organizations/{id}/invite",
+            post(invitations::invite),
+        )
+        .route("/invite/{token}", get(invite::link))
+        .route(
+            "/console/invite/{token}",
+            get(invite::page).post(invite::accept),
         )
 }
 

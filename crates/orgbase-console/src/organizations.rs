@@ -9,6 +9,7 @@ use orgbase_api::AppState;
 use orgbase_domain::access_check::Channel;
 use orgbase_domain::{
     AuditEntry, AuditQuery, OrgStatus, Organization, OrganizationId, OrganizationPatch, Permission,
+    ValidationErrors,
 };
 use orgbase_store::{OrganizationQuery, StatusFilter};
 use serde::Deserialize;
@@ -134,7 +135,7 @@ fn status_of(o: &Organization) -> &'static str {
     }
 }
 
-fn org_id(raw: &str) -> Result<OrganizationId, PageError> {
+pub(crate) fn org_id(raw: &str) -> Result<OrganizationId, PageError> {
     raw.parse()
         .map_err(|_| PageError::from(ServiceError::NotFound))
 }
@@ -147,18 +148,48 @@ pub(crate) async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let (csrf, set) = session::csrf_token(&state, &headers);
-    let page = organization_page(&state, &who, &csrf, org_id(&id)?, "", None).await?;
+    let page = organization_page(&state, &who, &csrf, org_id(&id)?, Refused::Nothing).await?;
     Ok(session::with_csrf_cookie(page, set))
 }
 
-/// The organization page, with what a refused status change sent and why it was refused.
-async fn organization_page(
+/// A form of the organization page that was refused: what it sent, and why.
+pub(crate) enum Refused {
+    Nothing,
+    /// The suspension's reason, and the message.
+    Status(String, String),
+    /// The amount to credit, and the message.
+    Credit(String, String),
+    /// The address invited, and the message.
+    Invite(String, String),
+}
+
+/// The organization page again after a form of it was refused: `refused` takes the form's
+/// messages, joined, and says which form and what it sent.
+pub(crate) async fn refused_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    who: &Console,
+    id: OrganizationId,
+    errors: &ValidationErrors,
+    refused: impl FnOnce(String) -> Refused,
+) -> Result<Response, PageError> {
+    let (csrf, _) = session::csrf_token(state, headers);
+    let message = errors
+        .0
+        .iter()
+        .map(|e| e.message.clone())
+        .collect::<Vec<_>>()
+        .join(" ");
+    organization_page(state, who, &csrf, id, refused(message)).await
+}
+
+/// The organization page, with a refused form's values and message next to its fields (422).
+pub(crate) async fn organization_page(
     state: &AppState,
     who: &Console,
     csrf: &str,
     id: OrganizationId,
-    reason: &str,
-    status_error: Option<String>,
+    refused: Refused,
 ) -> Result<Response, PageError> {
     let access =
         service::organizations::load_with(state, &who.principal, id, Permission::OrgRead).await?;
@@ -185,13 +216,24 @@ async fn organization_page(
     } else {
         Vec::new()
     };
+    let wallet = crate::wallet::section(state, &access).await?;
+    let invitations = crate::invitations::section(state, &access).await?;
+    let members = crate::members::section(state, &access).await?;
     let may_set_status = access.is_platform() || access.is_parent_partner();
     let org = &access.org;
-    let status = if status_error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
+    let status = match refused {
+        Refused::Nothing => StatusCode::OK,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
+    let (mut reason, mut status_error) = (String::new(), None);
+    let (mut credit_amount, mut credit_error) = (String::new(), None);
+    let (mut invite_email, mut invite_error) = (String::new(), None);
+    match refused {
+        Refused::Nothing => {}
+        Refused::Status(r, m) => (reason, status_error) = (r, Some(m)),
+        Refused::Credit(a, m) => (credit_amount, credit_error) = (a, Some(m)),
+        Refused::Invite(e, m) => (invite_email, invite_error) = (e, Some(m)),
+    }
     let page = OrganizationPage {
         user: &who.label,
         csrf,
@@ -212,8 +254,15 @@ async fn organization_page(
         },
         access: checks,
         may_set_status: may_set_status && !org.is_deleted(),
-        reason,
+        reason: &reason,
         status_error,
+        wallet,
+        credit_amount: &credit_amount,
+        credit_error,
+        invitations,
+        members,
+        invite_email: &invite_email,
+        invite_error,
         audit: audit.iter().map(audit_row).collect(),
     };
     Ok((status, render(&page)).into_response())
@@ -293,14 +342,10 @@ pub(crate) async fn set_status(
     match service::organizations::update(&state, &who.principal, id, patch, None).await {
         Ok(_) => Ok(Redirect::to(&format!("/console/organizations/{id}")).into_response()),
         Err(ServiceError::Validation(errors)) => {
-            let message = errors
-                .0
-                .iter()
-                .map(|e| e.message.clone())
-                .collect::<Vec<_>>()
-                .join(" ");
-            let (csrf, _) = session::csrf_token(&state, &headers);
-            organization_page(&state, &who, &csrf, id, reason, Some(message)).await
+            refused_page(&state, &headers, &who, id, &errors, |m| {
+                Refused::Status(reason.to_owned(), m)
+            })
+            .await
         }
         Err(e) => Err(e.into()),
     }

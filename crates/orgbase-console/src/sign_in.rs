@@ -14,6 +14,9 @@ use crate::session::{self, Console};
 use crate::views::SignInPage;
 use crate::{render, PageError};
 
+/// Where signing in leads.
+const HOME: &str = "/console/organizations";
+
 /// The sign-in page; a signed-in visitor goes on to the organizations.
 pub(crate) async fn page(
     State(state): State<AppState>,
@@ -62,7 +65,7 @@ pub(crate) async fn with_key(
         return Ok(refused("Enter a platform key."));
     }
     match authenticate(&state, key).await {
-        Ok(Principal::Platform { .. }) => Ok(signed_in(&state, key)),
+        Ok(Principal::Platform { .. }) => Ok(signed_in(&state, key, HOME)),
         Ok(_) => Ok(refused(
             "This key is not a platform key: operators sign in with one.",
         )),
@@ -101,7 +104,7 @@ pub(crate) async fn with_password(
     let email = Email::parse("email", &form.email).ok();
     let address = orgbase_api::context::origin().client_address;
     match service::sessions::login(&state, email, form.password.clone(), address.as_deref()).await {
-        Ok((_, started)) => Ok(signed_in(&state, &started.token)),
+        Ok((_, started)) => Ok(signed_in(&state, &started.token, HOME)),
         Err(ServiceError::Unauthorized { detail, .. }) => {
             Ok(refused(StatusCode::UNAUTHORIZED, detail))
         }
@@ -112,8 +115,9 @@ pub(crate) async fn with_password(
     }
 }
 
-fn signed_in(state: &AppState, credential: &str) -> Response {
-    let mut to = Redirect::to("/console/organizations").into_response();
+/// Signed in with `credential`: its cookie set, on to `page`.
+pub(crate) fn signed_in(state: &AppState, credential: &str, page: &str) -> Response {
+    let mut to = Redirect::to(page).into_response();
     to.headers_mut()
         .append(SET_COOKIE, session::sign_in_cookie(state, credential));
     to

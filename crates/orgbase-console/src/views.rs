@@ -90,5 +90,74 @@ pub(crate) struct OrganizationPage<'a> {
     /// The suspension's reason as sent, and why it was refused.
     pub reason: &'a str,
     pub status_error: Option<String>,
+    /// For those who may read it.
+    pub wallet: Option<WalletSection>,
+    /// The amount to credit as sent, and why it was refused.
+    pub credit_amount: &'a str,
+    pub credit_error: Option<String>,
+    /// For those who manage invitations.
+    pub invitations: Option<InvitationsSection>,
+    /// For those who may read the members.
+    pub members: Option<MembersSection>,
+    /// The address invited as sent, and why it was refused.
+    pub invite_email: &'a str,
+    pub invite_error: Option<String>,
     pub audit: Vec<AuditRow>,
+}
+
+/// The pending invitations, and the roles the invite form offers (id, name, chosen first).
+pub(crate) struct InvitationsSection {
+    pub pending: Vec<InvitationRow>,
+    pub roles: Vec<(i64, &'static str, bool)>,
+}
+
+/// The first members, and how many there are.
+pub(crate) struct MembersSection {
+    pub total: u64,
+    pub members: Vec<MemberRow>,
+}
+
+pub(crate) struct MemberRow {
+    pub name: String,
+    pub email: String,
+    pub roles: String,
+}
+
+pub(crate) struct InvitationRow {
+    pub email: String,
+    pub roles: String,
+    pub expires: String,
+}
+
+/// The wallet's balances (minor units), its latest entries, and the credit form's key.
+pub(crate) struct WalletSection {
+    pub balance: i64,
+    pub sms_points: i64,
+    pub currency: String,
+    pub may_credit: bool,
+    pub credit_key: String,
+    pub entries: Vec<LedgerRow>,
+}
+
+pub(crate) struct LedgerRow {
+    pub at: String,
+    pub kind: &'static str,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "invite.html")]
+pub(crate) struct InvitePage<'a> {
+    pub csrf: &'a str,
+    pub token: &'a str,
+    pub organization: String,
+    pub inviter: String,
+    pub email: String,
+    pub has_account: bool,
+    pub signed_in_as: Option<String>,
+    pub expires: String,
+    pub password_error: Option<String>,
+    pub confirmation_error: Option<String>,
 }

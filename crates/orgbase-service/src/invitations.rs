@@ -16,10 +16,13 @@ use crate::{ServiceError, Services};
 
 /// The link an invitation e-mail carries.
 pub fn invite_link(state: &Services, token: &str) -> String {
-    format!(
-        "{}/invite/{token}",
-        state.config.public_url.trim_end_matches('/')
-    )
+    match &state.config.invite_url {
+        Some(template) => template.replace("{token}", token),
+        None => format!(
+            "{}/invite/{token}",
+            state.config.public_url.trim_end_matches('/')
+        ),
+    }
 }
 
 pub async fn send_invitation(
@@ -177,6 +180,7 @@ pub async fn list(
     access: &crate::access::OrgAccess<'_>,
     all: bool,
 ) -> Result<Vec<Invitation>, ServiceError> {
+    access.require(orgbase_domain::Permission::InvitationsManage)?;
     let t = now();
     Ok(state
         .store
@@ -244,16 +248,13 @@ fn gone(code: &'static str, detail: &str) -> ServiceError {
     }
 }
 
-/// Accepts the invitation whose link carries `token`: a new person sets a password (8–128
-/// characters, confirmed) and is signed in; a person who has an account joins without it
-/// changing. `errors` holds what parsing the body found.
-pub async fn accept(
+/// The pending invitation whose link carries `token`, and its organization: 404 for no such
+/// token, 409 once accepted, 410 once revoked, expired or its organization deleted, 403 while
+/// its organization is suspended.
+async fn pending(
     state: &Services,
     token: &str,
-    password: Option<String>,
-    confirmation: Option<String>,
-    mut errors: ValidationErrors,
-) -> Result<(Member, Option<Started>), ServiceError> {
+) -> Result<(Invitation, Organization), ServiceError> {
     let not_found = ServiceError::NotFound;
     if !token.starts_with(INVITE_PREFIX) || token.len() > 128 {
         return Err(not_found);
@@ -263,8 +264,7 @@ pub async fn accept(
         .find_invitation(&SecretHash::of(token))
         .await?
         .ok_or(not_found)?;
-    let t = now();
-    match inv.state_at(t) {
+    match inv.state_at(now()) {
         InvitationState::Pending => {}
         InvitationState::Accepted => {
             return Err(ServiceError::Conflict {
@@ -293,6 +293,76 @@ pub async fn accept(
     if org.status == orgbase_domain::OrgStatus::Suspended {
         return Err(crate::access::suspended(&org));
     }
+    Ok((inv, org))
+}
+
+/// What the invitation's landing page shows before it is accepted.
+pub struct Preview {
+    pub organization: Organization,
+    pub email: Email,
+    pub name: Option<String>,
+    /// Who invited, as a person would recognize them: a name, an e-mail, a key's name.
+    pub inviter: String,
+    /// The address has an account with a password already: accepting joins it, without a new
+    /// password.
+    pub has_account: bool,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The invitation behind `token`, for its landing page; refused as [`accept`] would be.
+pub async fn preview(state: &Services, token: &str) -> Result<Preview, ServiceError> {
+    let (inv, organization) = pending(state, token).await?;
+    let has_account = state
+        .store
+        .find_user_by_email(&inv.email)
+        .await?
+        .is_some_and(|u| u.password_hash.is_some());
+    let inviter = inviter_label(state, &inv.invited_by).await;
+    Ok(Preview {
+        organization,
+        email: inv.email,
+        name: inv.name,
+        inviter,
+        has_account,
+        expires_at: inv.expires_at,
+    })
+}
+
+/// `user:<id>` as the person's name and e-mail, `key:<id>` as the key's name; "the
+/// organization's administrators" when neither can be found.
+async fn inviter_label(state: &Services, invited_by: &str) -> String {
+    let fallback = || "the organization's administrators".to_owned();
+    match invited_by.split_once(':') {
+        Some(("user", id)) => match id.parse() {
+            Ok(id) => match state.store.get_user(UserId(id)).await {
+                Ok(u) => format!("{} ({})", u.name, u.email.as_str()),
+                Err(_) => fallback(),
+            },
+            Err(_) => fallback(),
+        },
+        Some(("key", id)) => match id.parse() {
+            Ok(id) => match state.store.get_api_key(orgbase_domain::ApiKeyId(id)).await {
+                Ok(k) => format!("{} (an API key)", k.name),
+                Err(_) => fallback(),
+            },
+            Err(_) => fallback(),
+        },
+        _ => fallback(),
+    }
+}
+
+/// Accepts the invitation whose link carries `token`: a new person sets a password (8–128
+/// characters, confirmed) and is signed in; a person who has an account joins without it
+/// changing. `errors` holds what parsing the body found.
+pub async fn accept(
+    state: &Services,
+    token: &str,
+    password: Option<String>,
+    confirmation: Option<String>,
+    mut errors: ValidationErrors,
+) -> Result<(Member, Option<Started>), ServiceError> {
+    let (inv, _) = pending(state, token).await?;
+    let t = now();
     let existing = state.store.find_user_by_email(&inv.email).await?;
     let has_account = existing.as_ref().is_some_and(|u| u.password_hash.is_some());
     let acceptance = if has_account {

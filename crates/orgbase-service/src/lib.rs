@@ -41,6 +41,9 @@ use providers::Billing;
 pub struct ServiceConfig {
     /// Where Orgbase is reached from outside: the base of the links it mails.
     pub public_url: String,
+    /// Where invitation links point instead of `{public_url}/invite/{token}`: a template with
+    /// `{token}`.
+    pub invite_url: Option<String>,
     pub session_ttl: chrono::Duration,
     pub invitation_ttl: chrono::Duration,
     /// From how many members an organization's member pages come from the member directory.

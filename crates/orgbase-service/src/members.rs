@@ -32,6 +32,7 @@ pub async fn list(
     q: &MemberQuery,
     stats: MemberStats,
 ) -> Result<MemberPage, ServiceError> {
+    access.require(Permission::MembersRead)?;
     debug_assert_eq!(q.organization_id, access.org.id);
     if q.role.is_none() && q.workspace.is_none() && q.q.is_none() {
         let page = state

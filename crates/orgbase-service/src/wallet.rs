@@ -1,11 +1,54 @@
 //! The wallet: its balance, and entries appended to its ledger.
 use orgbase_domain::wallet::{Entry, EntryKind, NewEntry, Wallet};
-use orgbase_domain::{Organization, Permission, Target};
+use orgbase_domain::{now, Organization, OrganizationId, Permission, Target};
 use orgbase_store::{Appended, StoreError};
+use uuid::Uuid;
 
 use super::audit;
-use crate::access::{OrgAccess, PlatformAdmin};
+use crate::access::{OrgAccess, PlatformAdmin, Principal};
 use crate::{ServiceError, Services};
+
+/// The organization whose wallet `who` would charge or credit: within reach, and not deleted
+/// (a deleted organization's wallet does not change until it is restored).
+pub async fn target(
+    state: &Services,
+    who: &Principal,
+    id: OrganizationId,
+) -> Result<Organization, ServiceError> {
+    let org = crate::organizations::load(state, who, id).await?.org;
+    if org.is_deleted() {
+        return Err(ServiceError::Conflict {
+            code: "organization_deleted",
+            detail: "a deleted organization's wallet cannot change; restore it first".into(),
+        });
+    }
+    Ok(org)
+}
+
+/// A ledger entry made by `who` now, without service or SMS points.
+pub fn new_entry(
+    who: &Principal,
+    org: &Organization,
+    kind: EntryKind,
+    amount: i64,
+    reason: Option<String>,
+    idempotency_key: Option<String>,
+    currency: String,
+) -> NewEntry {
+    NewEntry {
+        id: Uuid::now_v7(),
+        organization_id: org.id,
+        kind,
+        service: None,
+        amount,
+        sms_points: 0,
+        reason,
+        actor: who.actor(),
+        idempotency_key,
+        currency,
+        created_at: now(),
+    }
+}
 
 /// The organization's wallet; one never used is empty, in its plan's currency.
 pub async fn get(state: &Services, access: &OrgAccess<'_>) -> Result<Wallet, ServiceError> {

@@ -16,6 +16,9 @@ pub struct Settings {
     #[serde(skip_serializing)]
     pub bootstrap_key: Option<SecretString>,
     pub public_url: Option<String>,
+    /// Where invitation links point instead of `{public_url}/invite/{token}`: a template with
+    /// `{token}` (a platform's own sign-up page).
+    pub invite_url: Option<String>,
     pub log_format: String,
     /// Largest request body, in bytes.
     pub body_limit: u64,
@@ -96,6 +99,7 @@ impl Default for Settings {
             database_url: "sqlite://orgbase.db".into(),
             bootstrap_key: None,
             public_url: None,
+            invite_url: None,
             log_format: "text".into(),
             body_limit: 1024 * 1024,
             sqlite_write_mode: "group".into(),
@@ -153,6 +157,7 @@ const KNOWN: &[&str] = &[
     "database_url",
     "bootstrap_key",
     "public_url",
+    "invite_url",
     "log_format",
     "body_limit",
     "sqlite_write_mode",
@@ -202,6 +207,7 @@ pub struct Config {
     pub database_url: String,
     pub bootstrap_key: Option<SecretString>,
     pub public_url: String,
+    pub invite_url: Option<String>,
     pub json_logs: bool,
     pub body_limit: usize,
     pub sqlite_write_mode: orgbase_store::sqlite::WriteMode,
@@ -354,6 +360,24 @@ fn check(s: Settings) -> Result<Config, String> {
         },
         None => format!("http://{}", s.listen),
     };
+    let invite_url = match &s.invite_url {
+        Some(u) if !u.contains("{token}") => {
+            errors.push(format!(
+                "invite_url (ORGBASE_INVITE_URL): {u:?} has no {{token}} for the invitation's token"
+            ));
+            None
+        }
+        Some(u) => match url::Url::parse(&u.replace("{token}", "token")) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Some(u.clone()),
+            _ => {
+                errors.push(format!(
+                    "invite_url (ORGBASE_INVITE_URL): {u:?} is not an http(s) URL"
+                ));
+                None
+            }
+        },
+        None => None,
+    };
     let json_logs = match s.log_format.as_str() {
         "text" => false,
         "json" => true,
@@ -457,6 +481,7 @@ fn check(s: Settings) -> Result<Config, String> {
         database_url: db,
         bootstrap_key: s.bootstrap_key,
         public_url,
+        invite_url,
         json_logs,
         body_limit: s.body_limit as usize,
         sqlite_write_mode: mode,

@@ -321,6 +321,7 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         ApiConfig {
             body_limit: config.body_limit,
             public_url: config.public_url.clone(),
+            invite_url: config.invite_url.clone(),
             session_ttl: config.session_ttl,
             invitation_ttl: config.invitation_ttl,
             smtp_url: config

@@ -9,7 +9,7 @@ use base64::Engine;
 use orgbase_domain::wallet::{
     parse_amount, parse_reason, Entry, EntryKind, NewEntry, Service, MAX_SMS_POINTS,
 };
-use orgbase_domain::{now, Organization, Permission, ValidationErrors};
+use orgbase_domain::{Permission, ValidationErrors};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -136,42 +136,6 @@ fn optional_reason(field: Field<String>, e: &mut ValidationErrors) -> Option<Str
         .filter(|r| !r.is_empty())
 }
 
-/// A ledger entry made by `who` now, without service or SMS points.
-fn new_entry(
-    who: &Principal,
-    org: &Organization,
-    kind: EntryKind,
-    amount: i64,
-    reason: Option<String>,
-    idempotency_key: Option<String>,
-    currency: String,
-) -> NewEntry {
-    NewEntry {
-        id: Uuid::now_v7(),
-        organization_id: org.id,
-        kind,
-        service: None,
-        amount,
-        sms_points: 0,
-        reason,
-        actor: who.actor(),
-        idempotency_key,
-        currency,
-        created_at: now(),
-    }
-}
-
-async fn target(state: &AppState, who: &Principal, raw: &str) -> Result<Organization, ApiError> {
-    let org = service::load(state, who, org_id(raw)?).await?.org;
-    if org.is_deleted() {
-        return Err(ApiError::Conflict {
-            code: "organization_deleted",
-            detail: "a deleted organization's wallet cannot change; restore it first".into(),
-        });
-    }
-    Ok(org)
-}
-
 /// Charge an organization's wallet (platform only).
 #[utoipa::path(
     post, path = "/api/admin/organizations/{organization}/charge", operation_id = "chargeWallet", tag = "Wallet",
@@ -199,7 +163,7 @@ pub async fn charge(
 ) -> Result<Json<ChargeAnswer>, ApiError> {
     let admin = who.platform()?;
     let key = idempotency_key(&headers)?;
-    let org = target(&state, &who, &id).await?;
+    let org = service::wallet::target(&state, &who, org_id(&id)?).await?;
     let e = &mut errors;
     let amount = body
         .amount
@@ -242,7 +206,7 @@ pub async fn charge(
     let entry = NewEntry {
         service: Some(service),
         sms_points,
-        ..new_entry(&who, &org, EntryKind::Charge, amount, reason, key, currency)
+        ..service::wallet::new_entry(&who, &org, EntryKind::Charge, amount, reason, key, currency)
     };
     let done = service::wallet::append(&state, &admin, entry).await?;
     tracing::info!(organization_id = %org.id, entry_id = %done.id, amount, actor = %who.actor(), "wallet charged");
@@ -279,7 +243,7 @@ pub async fn credit(
 ) -> Result<Json<WalletView>, ApiError> {
     let admin = who.platform()?;
     let key = idempotency_key(&headers)?;
-    let org = target(&state, &who, &id).await?;
+    let org = service::wallet::target(&state, &who, org_id(&id)?).await?;
     let e = &mut errors;
     let amount = body
         .amount
@@ -289,7 +253,7 @@ pub async fn credit(
     errors.into_result()?;
     let currency = service::wallet::currency_for(&state, &org).await?;
     let amount = amount.expect("validated");
-    let entry = new_entry(
+    let entry = service::wallet::new_entry(
         &who,
         &org,
         EntryKind::Credit,

@@ -8,8 +8,11 @@ Each step saves a screenshot to SHOTS_DIR as JOURNEY-NN-step.png. Exits non-zero
 failing step, on the first failure.
 """
 
+import email
+import email.policy
 import json
 import os
+import re
 import sys
 
 from playwright.sync_api import expect, sync_playwright
@@ -102,7 +105,66 @@ def viewer(page):
     expect(page.get_by_role("heading", level=1)).to_contain_text("active")
 
 
-JOURNEYS = {"suspend": suspend, "csrf": csrf, "viewer": viewer}
+def newest_link(outbox):
+    """The invitation link in the newest e-mail of the outbox folder."""
+    newest = max((os.path.join(outbox, f) for f in os.listdir(outbox)), key=os.path.getmtime)
+    with open(newest, "rb") as f:
+        message = email.message_from_binary_file(f, policy=email.policy.default)
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    return re.search(r"https?://\S+/invite/\S+", text).group(0)
+
+
+def invite(page):
+    """Journey 2: a person signs in and invites a member, and sees the invitation; the member
+    opens the e-mailed link, sets a password on the landing page, is signed in, and appears in
+    the member list with their role."""
+    sign_in_with_password(page, ARGS["email"], ARGS["password"])
+    page.get_by_role("link", name=ARGS["name"]).click()
+    page.get_by_label("E-mail to invite", exact=True).fill("newcomer@example.com")
+    page.get_by_label("Name (optional)", exact=True).fill("Nia Newcomer")
+    page.get_by_label("Role", exact=True).select_option(label="member")
+    page.get_by_role("button", name="Invite").click()
+    invitations = page.get_by_role("region", name="Invitations")
+    expect(invitations.get_by_role("row", name="newcomer@example.com")).to_contain_text("member")
+    shot(page, "invited")
+
+    link = newest_link(ARGS["outbox"])
+    newcomer = page.context.browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    newcomer.goto(link)
+    expect(newcomer.get_by_role("heading", level=1)).to_have_text(f"Join {ARGS['name']}")
+    expect(newcomer.get_by_role("main")).to_contain_text(ARGS["email"])
+    shot(newcomer, "landing")
+    newcomer.get_by_label("Choose a password (8 characters or more)", exact=True).fill("a-long-password")
+    newcomer.get_by_label("The password again", exact=True).fill("a-long-password")
+    newcomer.get_by_role("button", name="Set the password and join").click()
+    expect(newcomer.get_by_role("banner")).to_contain_text("Signed in as newcomer@example.com")
+    members = newcomer.get_by_role("region", name=re.compile("^Members"))
+    expect(members.get_by_role("row", name=re.compile("newcomer@example.com"))).to_contain_text("member")
+    shot(newcomer, "joined")
+
+
+def credit(page):
+    """Journey 3: an operator credits a wallet and sees the ledger entry and the balance."""
+    sign_in_with_key(page)
+    page.goto(f"{BASE}/console/organizations/{ARGS['id']}")
+    wallet = page.get_by_role("region", name="Wallet")
+    expect(wallet).to_contain_text("0 USD")
+    page.get_by_label("Amount to credit, in minor units (cents)", exact=True).fill("5000")
+    page.get_by_label("Reason (optional)", exact=True).fill("Prepaid by bank transfer")
+    page.get_by_role("button", name="Credit").click()
+    wallet = page.get_by_role("region", name="Wallet")
+    expect(wallet).to_contain_text("5000 USD")
+    expect(wallet.get_by_role("row", name=re.compile("Prepaid by bank transfer"))).to_contain_text("credit")
+    shot(page, "credited")
+
+
+JOURNEYS = {
+    "suspend": suspend,
+    "csrf": csrf,
+    "viewer": viewer,
+    "invite": invite,
+    "credit": credit,
+}
 
 
 def main():

@@ -87,3 +87,48 @@ async fn a_viewer_sees_no_action_in_a_browser() {
     let now = c.stored(id).await;
     assert_eq!(now["version"], org["version"], "unchanged");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_invites_and_the_newcomer_joins_in_a_browser() {
+    let c = sqlite().await;
+    let org = c.org("Hooli").await;
+    let id = org["id"].as_str().unwrap();
+    c.person(id, "gavin@example.com", &[2]).await;
+    journey(
+        &c,
+        "sqlite",
+        "invite",
+        json!({"name": "Hooli", "email": "gavin@example.com", "password": "password123",
+               "outbox": c.outbox().to_str().unwrap()}),
+    )
+    .await;
+    let (_, members) = c
+        .api(
+            reqwest::Method::GET,
+            &format!("/api/organizations/{id}/members"),
+            None,
+            None,
+        )
+        .await;
+    assert!(
+        members.to_string().contains("newcomer@example.com"),
+        "{members}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_credits_a_wallet_in_a_browser() {
+    let c = sqlite().await;
+    let org = c.org("Pied Piper").await;
+    let id = org["id"].as_str().unwrap();
+    journey(&c, "sqlite", "credit", json!({"id": id})).await;
+    let (_, wallet) = c
+        .api(
+            reqwest::Method::GET,
+            &format!("/api/organizations/{id}/wallet"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(wallet["balance"], 5000);
+}

@@ -2,8 +2,10 @@
 //! with `TEST_DATABASE_URL`, PostgreSQL; a client that keeps cookies and follows no redirect,
 //! as a browser's form posts would be seen on the wire.
 mod browser;
+mod invite;
 mod pages;
 mod sign_in;
+mod wallet;
 
 use orgbase_api::{ApiConfig, AppState, Bootstrap};
 use orgbase_store::testing::TestDb;
@@ -93,15 +95,21 @@ impl Page {
 
 impl Console {
     pub async fn start(db: TestDb) -> Console {
+        Self::start_with(db, |_| {}).await
+    }
+
+    /// With the configuration as `tweak` leaves it.
+    pub async fn start_with(db: TestDb, tweak: impl FnOnce(&mut ApiConfig)) -> Console {
         let outbox = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let config = ApiConfig {
+        let mut config = ApiConfig {
             public_url: base.clone(),
             mail_outbox: outbox.path().to_owned(),
             rate_limits: false,
             ..ApiConfig::default()
         };
+        tweak(&mut config);
         let key = match orgbase_api::ensure_platform_key(&db.store, None)
             .await
             .unwrap()
@@ -202,6 +210,26 @@ impl Console {
         body
     }
 
+    /// The audit entries of `action` on the organization `id`, newest first.
+    pub async fn audited(&self, id: &str, action: &str) -> Vec<Value> {
+        let (status, log) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/api/organizations/{id}/audit-log"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{log}");
+        log["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action)
+            .cloned()
+            .collect()
+    }
+
     /// A new organization, made through the API.
     pub async fn org(&self, name: &str) -> Value {
         let (status, body) = self
@@ -227,14 +255,8 @@ impl Console {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let mails = orgbase_mail::testing::outbox_files(self.outbox.path());
-        let mail = std::fs::read_to_string(mails.last().expect("an invitation")).unwrap();
-        let text = orgbase_mail::testing::body_text(&mail);
-        let at = text.find("/invite/").unwrap() + "/invite/".len();
-        let token: String = text[at..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-            .collect();
+        let link = self.last_invite_link();
+        let token = link.rsplit('/').next().unwrap();
         let res = self
             .api
             .post(format!(
@@ -246,6 +268,46 @@ impl Console {
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
+    }
+}
+
+impl Console {
+    /// Where the server writes its e-mails.
+    pub fn outbox(&self) -> &std::path::Path {
+        self.outbox.path()
+    }
+
+    /// The text of the newest e-mail sent.
+    pub fn last_mail(&self) -> String {
+        let mails = orgbase_mail::testing::outbox_files(self.outbox.path());
+        let mail = std::fs::read_to_string(mails.last().expect("an e-mail")).unwrap();
+        orgbase_mail::testing::body_text(&mail)
+    }
+
+    /// The invitation link in the newest e-mail.
+    pub fn last_invite_link(&self) -> String {
+        let text = self.last_mail();
+        let at = text.find("http").expect("a link");
+        text[at..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect()
+    }
+
+    /// Signs the browser in as a person with the tests' password.
+    pub async fn sign_in_with_password(&self, email: &str) {
+        let csrf = self.csrf("/console/sign-in").await;
+        let page = self
+            .post(
+                "/console/sign-in/password",
+                &[
+                    ("csrf", &csrf),
+                    ("email", email),
+                    ("password", "password123"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text);
     }
 }
 

@@ -99,16 +99,8 @@ async fn an_operator_suspends_and_the_page_shows_access_and_audit(c: Console) {
     let now = c.stored(id).await;
     assert_eq!(now["status"], "suspended");
     assert_eq!(now["statusReason"], "Unpaid invoices");
-    let (_, log) = c
-        .api(
-            Method::GET,
-            &format!("/api/organizations/{id}/audit-log"),
-            None,
-            None,
-        )
-        .await;
-    let entry = &log["data"][0];
-    assert_eq!(entry["action"], "organization.updated", "{log}");
+    let updated = c.audited(id, "organization.updated").await;
+    let entry = &updated[0];
     assert_eq!(entry["surface"], "console");
     assert_eq!(entry["changes"]["status"]["after"], "suspended");
     assert!(page.text.contains("<td>console</td>"), "{}", page.text);

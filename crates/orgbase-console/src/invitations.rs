@@ -33,6 +33,7 @@ pub(crate) async fn section(
         pending: pending
             .iter()
             .map(|i| InvitationRow {
+                id: i.id.to_string(),
                 email: i.email.as_str().to_owned(),
                 roles: i
                     .roles
@@ -45,6 +46,18 @@ pub(crate) async fn section(
             .collect(),
         roles: ROLES.iter().map(|(id, n)| (*id, *n, *id == 3)).collect(),
     }))
+}
+
+/// The role a form chose, if it is one of [`ROLES`]; an error for `role` otherwise.
+pub(crate) fn offered_role(raw: &str, errors: &mut ValidationErrors) -> Option<i64> {
+    let role = raw
+        .parse::<i64>()
+        .ok()
+        .filter(|r| ROLES.iter().any(|(id, _)| id == r));
+    if role.is_none() {
+        errors.add("role", "invalid_value", "choose one of the roles offered");
+    }
+    role
 }
 
 pub(crate) fn role_name(id: i64) -> String {
@@ -85,14 +98,7 @@ pub(crate) async fn invite(
         "" => None,
         n => errors.check(parse_person_name("name", n)),
     };
-    let role = form
-        .role
-        .parse::<i64>()
-        .ok()
-        .filter(|r| ROLES.iter().any(|(id, _)| id == r));
-    if role.is_none() {
-        errors.add("role", "invalid_value", "choose one of the roles offered");
-    }
+    let role = offered_role(&form.role, &mut errors);
     if let (Some(email), Some(role), true) = (email, role, errors.is_empty()) {
         match service::invitations::invite(&state, &access, email, name, vec![role]).await {
             Ok(_) => {
@@ -109,4 +115,31 @@ pub(crate) async fn invite(
         Refused::Invite(form.email, m)
     })
     .await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfOnly {
+    pub(crate) csrf: Option<String>,
+}
+
+/// Resends (a new link; the old one stops working) or revokes an invitation: the API's own.
+pub(crate) async fn act(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: Console,
+    Path((id, invitation, action)): Path<(String, String, String)>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Redirect, PageError> {
+    session::check_csrf(&headers, form.csrf.as_deref())?;
+    let id = org_id(&id)?;
+    let invitation: uuid::Uuid = invitation
+        .parse()
+        .map_err(|_| PageError::from(ServiceError::NotFound))?;
+    let access = service::organizations::load(&state, &who.principal, id).await?;
+    match action.as_str() {
+        "resend" => service::invitations::resend(&state, &access, invitation).await?,
+        "revoke" => service::invitations::revoke(&state, &access, invitation).await?,
+        _ => return Err(ServiceError::NotFound.into()),
+    };
+    Ok(Redirect::to(&format!("/console/organizations/{id}")))
 }

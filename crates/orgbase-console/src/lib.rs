@@ -15,6 +15,7 @@ use orgbase_api::AppState;
 
 mod invitations;
 mod invite;
+mod keys;
 mod members;
 mod organizations;
 mod session;
@@ -43,6 +44,15 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/console/organizations/{id}/invite",
             post(invitations::invite),
+        )
+        .route(
+            "/console/organizations/{id}/invitations/{invitation}/{action}",
+            post(invitations::act),
+        )
+        .route("/console/organizations/{id}/keys", post(keys::create))
+        .route(
+            "/console/organizations/{id}/keys/{key}/revoke",
+            post(keys::revoke),
         )
         .route("/invite/{token}", get(invite::link))
         .route(
@@ -102,9 +112,8 @@ impl From<ServiceError> for PageError {
                     .collect::<Vec<_>>()
                     .join("; "),
             ),
-            ServiceError::Conflict { detail, .. } | ServiceError::Gone { detail, .. } => {
-                (StatusCode::CONFLICT, "Not done", detail)
-            }
+            ServiceError::Conflict { detail, .. } => (StatusCode::CONFLICT, "Not done", detail),
+            ServiceError::Gone { detail, .. } => (StatusCode::GONE, "No longer valid", detail),
             ServiceError::TooManyRequests { detail, .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", detail)
             }

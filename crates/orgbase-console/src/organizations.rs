@@ -161,6 +161,8 @@ pub(crate) enum Refused {
     Credit(String, String),
     /// The address invited, and the message.
     Invite(String, String),
+    /// The new key's name, and the message.
+    Key(String, String),
 }
 
 /// The organization page again after a form of it was refused: `refused` takes the form's
@@ -219,6 +221,7 @@ pub(crate) async fn organization_page(
     let wallet = crate::wallet::section(state, &access).await?;
     let invitations = crate::invitations::section(state, &access).await?;
     let members = crate::members::section(state, &access).await?;
+    let keys = crate::keys::section(state, &access).await?;
     let may_set_status = access.is_platform() || access.is_parent_partner();
     let org = &access.org;
     let status = match refused {
@@ -228,11 +231,13 @@ pub(crate) async fn organization_page(
     let (mut reason, mut status_error) = (String::new(), None);
     let (mut credit_amount, mut credit_error) = (String::new(), None);
     let (mut invite_email, mut invite_error) = (String::new(), None);
+    let (mut key_name, mut key_error) = (String::new(), None);
     match refused {
         Refused::Nothing => {}
         Refused::Status(r, m) => (reason, status_error) = (r, Some(m)),
         Refused::Credit(a, m) => (credit_amount, credit_error) = (a, Some(m)),
         Refused::Invite(e, m) => (invite_email, invite_error) = (e, Some(m)),
+        Refused::Key(n, m) => (key_name, key_error) = (n, Some(m)),
     }
     let page = OrganizationPage {
         user: &who.label,
@@ -263,6 +268,9 @@ pub(crate) async fn organization_page(
         members,
         invite_email: &invite_email,
         invite_error,
+        keys,
+        key_name: &key_name,
+        key_error,
         audit: audit.iter().map(audit_row).collect(),
     };
     Ok((status, render(&page)).into_response())

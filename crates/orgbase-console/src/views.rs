@@ -102,7 +102,39 @@ pub(crate) struct OrganizationPage<'a> {
     /// The address invited as sent, and why it was refused.
     pub invite_email: &'a str,
     pub invite_error: Option<String>,
+    /// For those who manage keys.
+    pub keys: Option<KeysSection>,
+    /// The new key's name as sent, and why it was refused.
+    pub key_name: &'a str,
+    pub key_error: Option<String>,
     pub audit: Vec<AuditRow>,
+}
+
+/// The organization's active keys, and the roles a new one may have (id, name, chosen first).
+pub(crate) struct KeysSection {
+    pub keys: Vec<KeyRow>,
+    pub roles: Vec<(i64, &'static str, bool)>,
+}
+
+pub(crate) struct KeyRow {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub kind: &'static str,
+    pub roles: String,
+    pub created: String,
+}
+
+/// The page that answers a new key: its secret, shown once.
+#[derive(Template)]
+#[template(path = "new_key.html")]
+pub(crate) struct NewKeyPage<'a> {
+    pub user: &'a str,
+    pub csrf: &'a str,
+    pub organization_id: String,
+    pub organization: String,
+    pub name: String,
+    pub secret: String,
 }
 
 /// The pending invitations, and the roles the invite form offers (id, name, chosen first).
@@ -124,6 +156,7 @@ pub(crate) struct MemberRow {
 }
 
 pub(crate) struct InvitationRow {
+    pub id: String,
     pub email: String,
     pub roles: String,
     pub expires: String,

@@ -237,3 +237,81 @@ async fn with_an_invite_url_the_email_links_there() {
     );
     assert!(!mail.contains("/invite/"), "{mail}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_is_resent_with_a_new_link_and_revoked() {
+    let c = Console::start(orgbase_store::testing::sqlite().await).await;
+    let org = c.org("Resending").await;
+    let id = org["id"].as_str().unwrap();
+    c.sign_in_with_key().await;
+    let page = c.get(&format!("/console/organizations/{id}")).await;
+    let p = c
+        .post(
+            &format!("/console/organizations/{id}/invite"),
+            &[
+                ("csrf", &page.csrf()),
+                ("email", "ada@example.com"),
+                ("role", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.text);
+    let first = c.last_invite_link();
+    let page = c.get(&format!("/console/organizations/{id}")).await;
+    let at = page.text.find("/invitations/").unwrap() + "/invitations/".len();
+    let inv = page.text[at..at + 36].to_owned();
+    assert!(page
+        .text
+        .contains("aria-label=\"Resend the invitation to ada@example.com\""));
+
+    let p = c
+        .post(
+            &format!("/console/organizations/{id}/invitations/{inv}/resend"),
+            &[("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.text);
+    let second = c.last_invite_link();
+    assert_ne!(first, second, "a new link");
+    let old = c
+        .get(&first[c.base.len()..].replace("/invite/", "/console/invite/"))
+        .await;
+    assert_eq!(
+        old.status,
+        StatusCode::NOT_FOUND,
+        "the old link stops working"
+    );
+
+    let p = c
+        .post(
+            &format!("/console/organizations/{id}/invitations/{inv}/revoke"),
+            &[("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.text);
+    let revoked = c
+        .get(&second[c.base.len()..].replace("/invite/", "/console/invite/"))
+        .await;
+    assert_eq!(revoked.status, StatusCode::GONE, "{}", revoked.text);
+    let page = c.get(&format!("/console/organizations/{id}")).await;
+    assert!(page.text.contains("No pending invitation"));
+    assert_eq!(
+        c.audited(id, "invitation.revoked").await[0]["surface"],
+        "console"
+    );
+    let p = c
+        .post(
+            &format!("/console/organizations/{id}/invitations/{inv}/explode"),
+            &[("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND, "no such action");
+    // Without the token, nothing.
+    let p = c
+        .post(
+            &format!("/console/organizations/{id}/invitations/{inv}/resend"),
+            &[],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+}

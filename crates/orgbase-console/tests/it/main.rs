@@ -3,6 +3,7 @@
 //! as a browser's form posts would be seen on the wire.
 mod browser;
 mod invite;
+mod keys;
 mod pages;
 mod sign_in;
 mod wallet;

@@ -49,6 +49,10 @@ pub fn routes() -> Router<AppState> {
             "/console/organizations/{id}/invitations/{invitation}/{action}",
             post(invitations::act),
         )
+        .route(
+            "/console/organizations/{id}/members/{member}/{action}",
+            post(members::act),
+        )
         .route("/console/organizations/{id}/keys", post(keys::create))
         .route(
             "/console/organizations/{id}/keys/{key}/revoke",

@@ -146,10 +146,17 @@ pub(crate) struct InvitationsSection {
 /// The first members, and how many there are.
 pub(crate) struct MembersSection {
     pub total: u64,
+    /// The caller may change roles and remove members (the service still decides each).
+    pub may_manage: bool,
     pub members: Vec<MemberRow>,
 }
 
 pub(crate) struct MemberRow {
+    pub id: i64,
+    /// The owner: neither demoted nor removed here (ownership is transferred).
+    pub owner: bool,
+    /// The roles a change may choose, each with whether the member holds it.
+    pub role_options: Vec<(i64, &'static str, bool)>,
     pub name: String,
     pub email: String,
     pub roles: String,

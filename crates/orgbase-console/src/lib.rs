@@ -53,6 +53,10 @@ pub fn routes() -> Router<AppState> {
             "/console/organizations/{id}/members/{member}/{action}",
             post(members::act),
         )
+        .route(
+            "/console/organizations/{id}/life/{action}",
+            post(organizations::life),
+        )
         .route("/console/organizations/{id}/keys", post(keys::create))
         .route(
             "/console/organizations/{id}/keys/{key}/revoke",

@@ -163,6 +163,8 @@ pub(crate) enum Refused {
     Invite(String, String),
     /// The new key's name, and the message.
     Key(String, String),
+    /// The deletion's message.
+    Delete(String),
 }
 
 /// The organization page again after a form of it was refused: `refused` takes the form's
@@ -232,12 +234,14 @@ pub(crate) async fn organization_page(
     let (mut credit_amount, mut credit_error) = (String::new(), None);
     let (mut invite_email, mut invite_error) = (String::new(), None);
     let (mut key_name, mut key_error) = (String::new(), None);
+    let mut delete_error = None;
     match refused {
         Refused::Nothing => {}
         Refused::Status(r, m) => (reason, status_error) = (r, Some(m)),
         Refused::Credit(a, m) => (credit_amount, credit_error) = (a, Some(m)),
         Refused::Invite(e, m) => (invite_email, invite_error) = (e, Some(m)),
         Refused::Key(n, m) => (key_name, key_error) = (n, Some(m)),
+        Refused::Delete(m) => delete_error = Some(m),
     }
     let page = OrganizationPage {
         user: &who.label,
@@ -259,6 +263,9 @@ pub(crate) async fn organization_page(
         },
         access: checks,
         may_set_status: may_set_status && !org.is_deleted(),
+        may_delete: access.is_owner_or_platform() && !org.is_deleted(),
+        may_restore: access.is_platform() && org.is_deleted(),
+        delete_error,
         reason: &reason,
         status_error,
         wallet,
@@ -357,4 +364,49 @@ pub(crate) async fn set_status(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LifeForm {
+    csrf: Option<String>,
+    /// The delete form's "I mean it" box.
+    confirm: Option<String>,
+}
+
+/// Deletes (soft: restorable) or restores the organization: the API's own, so the owner or the
+/// platform may delete, and only the platform restores.
+pub(crate) async fn life(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: Console,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<LifeForm>,
+) -> Result<Response, PageError> {
+    session::check_csrf(&headers, form.csrf.as_deref())?;
+    let id = org_id(&id)?;
+    match action.as_str() {
+        "delete" => {
+            if form.confirm.as_deref() != Some("yes") {
+                let errors = ValidationErrors::single(
+                    "confirm",
+                    "required",
+                    "tick the box to confirm the deletion",
+                );
+                return refused_page(&state, &headers, &who, id, &errors, Refused::Delete).await;
+            }
+            service::organizations::delete(&state, &who.principal, id, None).await?;
+        }
+        "restore" => {
+            let admin = who.principal.platform()?;
+            service::organizations::restore(&state, &admin, &who.principal, id).await?;
+        }
+        _ => return Err(ServiceError::NotFound.into()),
+    }
+    // A deleted organization exists for the platform only.
+    Ok(
+        match service::organizations::load(&state, &who.principal, id).await {
+            Ok(_) => Redirect::to(&format!("/console/organizations/{id}")).into_response(),
+            Err(_) => Redirect::to("/console/organizations").into_response(),
+        },
+    )
 }

@@ -87,6 +87,11 @@ pub(crate) struct OrganizationPage<'a> {
     pub org: OrgDetails,
     pub access: Vec<AccessRow>,
     pub may_set_status: bool,
+    /// The owner or the platform, of an organization not deleted.
+    pub may_delete: bool,
+    /// The platform, of a deleted organization.
+    pub may_restore: bool,
+    pub delete_error: Option<String>,
     /// The suspension's reason as sent, and why it was refused.
     pub reason: &'a str,
     pub status_error: Option<String>,

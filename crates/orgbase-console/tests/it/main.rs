@@ -4,6 +4,7 @@
 mod browser;
 mod invite;
 mod keys;
+mod life;
 mod members;
 mod pages;
 mod sign_in;

@@ -7,6 +7,7 @@ mod keys;
 mod life;
 mod members;
 mod pages;
+mod routes;
 mod sign_in;
 mod wallet;
 
@@ -231,6 +232,20 @@ impl Console {
             .filter(|e| e["action"] == action)
             .cloned()
             .collect()
+    }
+
+    /// How many audit entries the organization `id` has.
+    pub async fn audit_count(&self, id: &str) -> usize {
+        let (status, log) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/api/organizations/{id}/audit-log?limit=100"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{log}");
+        log["data"].as_array().unwrap().len()
     }
 
     /// A new organization, made through the API.

@@ -248,6 +248,25 @@ impl Console {
         log["data"].as_array().unwrap().len()
     }
 
+    /// The member with `email` in the organization `id`, as the API lists them.
+    pub async fn member(&self, id: &str, email: &str) -> Option<Value> {
+        let (status, body) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/api/organizations/{id}/members"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"]["data"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a member list: {body}"))
+            .iter()
+            .find(|m| m["email"] == email)
+            .cloned()
+    }
+
     /// A new organization, made through the API.
     pub async fn org(&self, name: &str) -> Value {
         let (status, body) = self

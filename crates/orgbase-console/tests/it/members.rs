@@ -1,7 +1,6 @@
 //! The members on the organization page: a role changed, a member removed, and what a viewer
 //! may not do.
-use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use reqwest::StatusCode;
 
 use crate::Console;
 
@@ -9,26 +8,6 @@ crate::console_tests!(
     a_members_role_is_changed_and_a_member_removed,
     a_viewer_changes_no_member,
 );
-
-/// The member with `email`, as the API lists them.
-async fn member(c: &Console, id: &str, email: &str) -> Option<Value> {
-    let (status, body) = c
-        .api(
-            Method::GET,
-            &format!("/api/organizations/{id}/members"),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["data"]
-        .as_array()
-        .or_else(|| body["data"]["data"].as_array())
-        .unwrap_or_else(|| panic!("a member list: {body}"))
-        .iter()
-        .find(|m| m.to_string().contains(email))
-        .cloned()
-}
 
 fn member_id(page: &str, email: &str) -> String {
     let label = format!("Remove {email}");
@@ -54,7 +33,7 @@ async fn a_members_role_is_changed_and_a_member_removed(c: Console) {
         )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.text);
-    let now = member(&c, id, "ann@example.com").await.unwrap();
+    let now = c.member(id, "ann@example.com").await.unwrap();
     assert!(now.to_string().contains("\"roles\":[5]"), "{now}");
     assert_eq!(
         c.audited(id, "member.updated").await[0]["surface"],
@@ -69,7 +48,7 @@ async fn a_members_role_is_changed_and_a_member_removed(c: Console) {
         )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.text);
-    assert!(member(&c, id, "bob@example.com").await.is_none());
+    assert!(c.member(id, "bob@example.com").await.is_none());
     let page = c.get(&format!("/console/organizations/{id}")).await;
     assert!(page.text.contains("Members (1)"), "{}", page.text);
 
@@ -108,7 +87,7 @@ async fn a_viewer_changes_no_member(c: Console) {
         "{}",
         page.text
     );
-    let carol = member(&c, id, "carol@example.com").await.unwrap();
+    let carol = c.member(id, "carol@example.com").await.unwrap();
     let carol_id = carol["id"]
         .as_i64()
         .or_else(|| carol["memberId"].as_i64())
@@ -120,5 +99,5 @@ async fn a_viewer_changes_no_member(c: Console) {
         )
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.text);
-    assert!(member(&c, id, "carol@example.com").await.is_some());
+    assert!(c.member(id, "carol@example.com").await.is_some());
 }

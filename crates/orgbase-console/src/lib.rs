@@ -18,10 +18,12 @@ mod invite;
 mod keys;
 mod members;
 mod organizations;
+mod plans;
 mod session;
 mod sign_in;
 mod views;
 mod wallet;
+mod webhooks;
 
 pub use session::{CREDENTIAL_COOKIE, CSRF_COOKIE, CSRF_FIELD};
 
@@ -58,9 +60,48 @@ pub fn routes() -> Router<AppState> {
             post(organizations::life),
         )
         .route("/console/organizations/{id}/keys", post(keys::create))
+        .route("/console/organizations/{id}/owner", post(members::transfer))
+        .route(
+            "/console/organizations/{id}/plan/{action}",
+            post(plans::change),
+        )
         .route(
             "/console/organizations/{id}/keys/{key}/revoke",
             post(keys::revoke),
+        )
+        .route(
+            "/console/webhooks",
+            get(webhooks::platform_list).post(webhooks::platform_create),
+        )
+        .route(
+            "/console/organizations/{id}/webhooks",
+            post(webhooks::create),
+        )
+        .route("/console/webhooks/{endpoint}", get(webhooks::endpoint))
+        .route(
+            "/console/organizations/{id}/webhooks/{endpoint}",
+            get(webhooks::endpoint),
+        )
+        .route("/console/webhooks/{endpoint}/{action}", post(webhooks::act))
+        .route(
+            "/console/organizations/{id}/webhooks/{endpoint}/{action}",
+            post(webhooks::act),
+        )
+        .route(
+            "/console/webhooks/{endpoint}/messages/{message}",
+            get(webhooks::message),
+        )
+        .route(
+            "/console/organizations/{id}/webhooks/{endpoint}/messages/{message}",
+            get(webhooks::message),
+        )
+        .route(
+            "/console/webhooks/{endpoint}/messages/{message}/replay",
+            post(webhooks::replay),
+        )
+        .route(
+            "/console/organizations/{id}/webhooks/{endpoint}/messages/{message}/replay",
+            post(webhooks::replay),
         )
         .route("/invite/{token}", get(invite::link))
         .route(
@@ -121,6 +162,12 @@ impl From<ServiceError> for PageError {
                     .join("; "),
             ),
             ServiceError::Conflict { detail, .. } => (StatusCode::CONFLICT, "Not done", detail),
+            ServiceError::PaymentRequired { detail, .. } => {
+                (StatusCode::PAYMENT_REQUIRED, "Not paid for", detail)
+            }
+            ServiceError::Upstream { detail, .. } => {
+                (StatusCode::BAD_GATEWAY, "Refused elsewhere", detail)
+            }
             ServiceError::Gone { detail, .. } => (StatusCode::GONE, "No longer valid", detail),
             ServiceError::TooManyRequests { detail, .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", detail)

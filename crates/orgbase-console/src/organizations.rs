@@ -8,8 +8,8 @@ use orgbase_api::service::{self, access_check, ServiceError};
 use orgbase_api::AppState;
 use orgbase_domain::access_check::Channel;
 use orgbase_domain::{
-    AuditEntry, AuditQuery, OrgStatus, Organization, OrganizationId, OrganizationPatch, Permission,
-    ValidationErrors,
+    AuditEntry, AuditQuery, OrgStatus, OrgType, Organization, OrganizationId, OrganizationPatch,
+    Permission, ValidationErrors,
 };
 use orgbase_store::{OrganizationQuery, StatusFilter};
 use serde::Deserialize;
@@ -32,12 +32,22 @@ pub(crate) struct ListQuery {
     q: String,
     #[serde(default)]
     status: String,
+    /// `normal` or `partner`.
+    #[serde(default, rename = "type")]
+    org_type: String,
+    /// A partner's id: its children.
+    #[serde(default)]
+    partner: String,
+    /// One `key=value` the metadata must hold.
+    #[serde(default)]
+    metadata: String,
     /// The last id of the previous page.
     after: Option<String>,
 }
 
 /// The organizations the signed-in principal may see: a person's own, a partner's children,
-/// every one for the platform; searched by name or slug, filtered by status, paged by cursor.
+/// every one for the platform; searched by name or slug, filtered by status, type, partner and
+/// metadata, paged by cursor.
 pub(crate) async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -55,11 +65,29 @@ pub(crate) async fn list(
             PageError::new(StatusCode::BAD_REQUEST, "Not valid", "No such status.")
         })?)),
     };
+    let org_type = match query.org_type.as_str() {
+        "" => None,
+        t => Some(OrgType::parse(t).ok_or_else(|| {
+            PageError::new(StatusCode::BAD_REQUEST, "Not valid", "No such type.")
+        })?),
+    };
+    let partner_filter = query.partner.trim();
+    let partner_error = (!partner_filter.is_empty()
+        && partner_filter.parse::<OrganizationId>().is_err())
+    .then(|| "A partner is named by its id (a UUID).".to_owned());
+    let metadata = query.metadata.trim();
+    let metadata_pair = metadata
+        .split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty());
+    let metadata_error = (!metadata.is_empty() && metadata_pair.is_none())
+        .then(|| "Write the metadata as key=value.".to_owned());
     let before = match query.after.as_deref() {
         None | Some("") => None,
         Some(a) => Some(org_id(a)?),
     };
-    let mut rows = if q_error.is_some() {
+    let refused = q_error.is_some() || partner_error.is_some() || metadata_error.is_some();
+    let mut rows = if refused {
         Vec::new()
     } else {
         service::organizations::list(
@@ -71,6 +99,9 @@ pub(crate) async fn list(
                 status,
                 include_deleted: status == Some(StatusFilter::Deleted),
                 q: (!q.is_empty()).then(|| q.to_owned()),
+                org_type,
+                parent_id: partner_filter.parse().ok(),
+                metadata: metadata_pair.into_iter().collect(),
                 ..OrganizationQuery::default()
             },
         )
@@ -79,7 +110,15 @@ pub(crate) async fn list(
     let next = (rows.len() > PAGE as usize).then(|| {
         rows.truncate(PAGE as usize);
         let last = rows.last().expect("a full page").id;
-        next_page(q, &query.status, &last.to_string())
+        let last = last.to_string();
+        next_page(&[
+            ("q", q),
+            ("status", &query.status),
+            ("type", &query.org_type),
+            ("partner", partner_filter),
+            ("metadata", metadata),
+            ("after", &last),
+        ])
     });
     let page = OrganizationsPage {
         user: &who.label,
@@ -87,15 +126,23 @@ pub(crate) async fn list(
         q,
         q_error,
         statuses: STATUSES.iter().map(|s| (*s, *s == query.status)).collect(),
+        types: ["normal", "partner"]
+            .iter()
+            .map(|t| (*t, *t == query.org_type))
+            .collect(),
+        partner: partner_filter,
+        partner_error,
+        metadata,
+        metadata_error,
         rows: rows.iter().map(row).collect(),
+        is_platform: who.principal.platform().is_ok(),
         next,
     };
     Ok(session::with_csrf_cookie(render(&page), set))
 }
 
-/// The address of the page after `last`, with the same search.
-fn next_page(q: &str, status: &str, last: &str) -> String {
-    let pairs = [("q", q), ("status", status), ("after", last)];
+/// The address of the next page: the same search, and the cursor.
+fn next_page(pairs: &[(&str, &str)]) -> String {
     let query: Vec<String> = pairs
         .iter()
         .filter(|(_, v)| !v.is_empty())
@@ -165,6 +212,12 @@ pub(crate) enum Refused {
     Key(String, String),
     /// The deletion's message.
     Delete(String),
+    /// The plan change's message.
+    Plan(String),
+    /// The ownership transfer's message.
+    Transfer(String),
+    /// The new webhook endpoint's form as sent, and why it was refused.
+    Webhook(crate::webhooks::EndpointForm, ValidationErrors),
 }
 
 /// The organization page again after a form of it was refused: `refused` takes the form's
@@ -224,6 +277,8 @@ pub(crate) async fn organization_page(
     let invitations = crate::invitations::section(state, &access).await?;
     let members = crate::members::section(state, &access).await?;
     let keys = crate::keys::section(state, &access).await?;
+    let plans = crate::plans::section(state, &access).await?;
+    let mut webhooks = crate::webhooks::org_section(state, &access).await?;
     let may_set_status = access.is_platform() || access.is_parent_partner();
     let org = &access.org;
     let status = match refused {
@@ -234,7 +289,7 @@ pub(crate) async fn organization_page(
     let (mut credit_amount, mut credit_error) = (String::new(), None);
     let (mut invite_email, mut invite_error) = (String::new(), None);
     let (mut key_name, mut key_error) = (String::new(), None);
-    let mut delete_error = None;
+    let (mut delete_error, mut plan_error, mut transfer_error) = (None, None, None);
     match refused {
         Refused::Nothing => {}
         Refused::Status(r, m) => (reason, status_error) = (r, Some(m)),
@@ -242,6 +297,13 @@ pub(crate) async fn organization_page(
         Refused::Invite(e, m) => (invite_email, invite_error) = (e, Some(m)),
         Refused::Key(n, m) => (key_name, key_error) = (n, Some(m)),
         Refused::Delete(m) => delete_error = Some(m),
+        Refused::Plan(m) => plan_error = Some(m),
+        Refused::Transfer(m) => transfer_error = Some(m),
+        Refused::Webhook(form, errors) => {
+            if let Some(hooks) = &mut webhooks {
+                crate::webhooks::refused_section(hooks, &form, &errors);
+            }
+        }
     }
     let page = OrganizationPage {
         user: &who.label,
@@ -257,6 +319,8 @@ pub(crate) async fn organization_page(
             country: org.country_code.clone(),
             plan: org.product_plan_id.clone(),
             offered_plan: org.offered_product_plan_id.clone(),
+            parent_id: org.parent_id.map(|p| p.to_string()),
+            is_partner: org.org_type == OrgType::Partner,
             sms: sms_summary(org),
             created: org.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             deleted: org.is_deleted(),
@@ -278,6 +342,10 @@ pub(crate) async fn organization_page(
         keys,
         key_name: &key_name,
         key_error,
+        transfer_error,
+        webhooks,
+        plans,
+        plan_error,
         audit: audit.iter().map(audit_row).collect(),
     };
     Ok((status, render(&page)).into_response())

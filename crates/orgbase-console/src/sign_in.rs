@@ -1,4 +1,4 @@
-//! Signing in (a platform key, or e-mail and password) and out.
+//! Signing in (a platform or partner key, or e-mail and password) and out.
 use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
@@ -43,7 +43,8 @@ pub(crate) struct KeyForm {
     key: String,
 }
 
-/// An operator signs in with a platform key.
+/// An operator signs in with a platform key, a partner with its partner key (which reaches the
+/// partner and its children). An organization's key is for programs, not people: refused.
 pub(crate) async fn with_key(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -62,12 +63,15 @@ pub(crate) async fn with_key(
         (StatusCode::UNAUTHORIZED, render(&page)).into_response()
     };
     if key.is_empty() {
-        return Ok(refused("Enter a platform key."));
+        return Ok(refused("Enter a platform or partner key."));
     }
     match authenticate(&state, key).await {
-        Ok(Principal::Platform { .. }) => Ok(signed_in(&state, key, HOME)),
+        Ok(Principal::Platform { .. } | Principal::Partner { .. }) => {
+            Ok(signed_in(&state, key, HOME))
+        }
         Ok(_) => Ok(refused(
-            "This key is not a platform key: operators sign in with one.",
+            "This is an organization's key: operators sign in with a platform key, partners \
+             with a partner key, and people with their e-mail and password.",
         )),
         Err(ServiceError::Unauthorized { detail, .. }) => Ok(refused(detail)),
         Err(e) => Err(e.into()),

@@ -40,7 +40,17 @@ pub(crate) struct OrganizationsPage<'a> {
     pub q_error: Option<String>,
     /// Each status to filter by, and whether it is the one chosen.
     pub statuses: Vec<(&'static str, bool)>,
+    /// Each type to filter by, and whether it is the one chosen.
+    pub types: Vec<(&'static str, bool)>,
+    /// The partner whose children are listed, as sent, and why it was refused.
+    pub partner: &'a str,
+    pub partner_error: Option<String>,
+    /// The `key=value` the metadata must hold, as sent, and why it was refused.
+    pub metadata: &'a str,
+    pub metadata_error: Option<String>,
     pub rows: Vec<OrgRow>,
+    /// The platform: links to its own webhook endpoints.
+    pub is_platform: bool,
     /// The next page's address.
     pub next: Option<String>,
 }
@@ -57,6 +67,9 @@ pub(crate) struct OrgDetails {
     pub country: String,
     pub plan: String,
     pub offered_plan: Option<String>,
+    /// Its partner's id, for a child.
+    pub parent_id: Option<String>,
+    pub is_partner: bool,
     pub sms: String,
     pub created: String,
     pub deleted: bool,
@@ -112,7 +125,119 @@ pub(crate) struct OrganizationPage<'a> {
     /// The new key's name as sent, and why it was refused.
     pub key_name: &'a str,
     pub key_error: Option<String>,
+    /// Why the ownership transfer was refused.
+    pub transfer_error: Option<String>,
+    /// For those who manage its webhooks.
+    pub webhooks: Option<WebhooksSection>,
+    /// For those who may change the plan.
+    pub plans: Option<PlanSection>,
+    pub plan_error: Option<String>,
     pub audit: Vec<AuditRow>,
+}
+
+/// Webhook endpoints, and the form for a new one (as sent, with why it was refused).
+pub(crate) struct WebhooksSection {
+    /// The console's address of these endpoints.
+    pub base: String,
+    pub endpoints: Vec<EndpointRow>,
+    /// Every event type, each with whether the form chose it.
+    pub event_types: Vec<(&'static str, bool)>,
+    pub url: String,
+    pub description: String,
+    pub url_error: Option<String>,
+    pub description_error: Option<String>,
+    pub event_types_error: Option<String>,
+}
+
+pub(crate) struct EndpointRow {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    /// The types it receives, or "every event".
+    pub event_types: String,
+    pub disabled: bool,
+    /// Enabled, or disabled and why.
+    pub state: String,
+}
+
+pub(crate) struct MessageRow {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: &'static str,
+    pub status: &'static str,
+    pub attempts: u32,
+    pub created: String,
+    /// When the next attempt is due, for a pending message.
+    pub next_attempt: String,
+}
+
+pub(crate) struct AttemptRow {
+    pub at: String,
+    /// Empty when no answer came.
+    pub status_code: String,
+    pub duration_ms: u32,
+    pub error: String,
+    /// The first KiB of the answer.
+    pub response: String,
+}
+
+/// The platform's endpoints.
+#[derive(Template)]
+#[template(path = "webhooks.html")]
+pub(crate) struct WebhooksPage<'a> {
+    pub user: &'a str,
+    pub csrf: &'a str,
+    pub hooks: WebhooksSection,
+}
+
+/// One endpoint, its actions and its latest messages.
+#[derive(Template)]
+#[template(path = "endpoint.html")]
+pub(crate) struct EndpointPage<'a> {
+    pub user: &'a str,
+    pub csrf: &'a str,
+    /// Where its owner's endpoints are listed.
+    pub home: String,
+    /// The endpoint's own address in the console.
+    pub base: String,
+    pub endpoint: EndpointRow,
+    pub event_types: Vec<&'static str>,
+    /// What a test delivery got.
+    pub test_result: Option<String>,
+    pub messages: Vec<MessageRow>,
+    /// The next (older) page of messages.
+    pub older: Option<String>,
+}
+
+/// One message and its attempts.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub(crate) struct MessagePage<'a> {
+    pub user: &'a str,
+    pub csrf: &'a str,
+    pub endpoint_href: String,
+    pub endpoint_url: String,
+    pub message: MessageRow,
+    pub attempts: Vec<AttemptRow>,
+}
+
+/// The page that answers a new endpoint: its signing secret, shown once.
+#[derive(Template)]
+#[template(path = "new_endpoint.html")]
+pub(crate) struct NewEndpointPage<'a> {
+    pub user: &'a str,
+    pub csrf: &'a str,
+    pub home: String,
+    /// The endpoint's page.
+    pub endpoint: String,
+    pub url: String,
+    pub secret: String,
+}
+
+/// The plans to choose from (id, label, chosen), for the plan and for the offer.
+pub(crate) struct PlanSection {
+    pub plans: Vec<(String, String, bool)>,
+    pub offers: Vec<(String, String, bool)>,
 }
 
 /// The organization's active keys, and the roles a new one may have (id, name, chosen first).
@@ -153,6 +278,8 @@ pub(crate) struct MembersSection {
     pub total: u64,
     /// The caller may change roles and remove members (the service still decides each).
     pub may_manage: bool,
+    /// The caller may make another member the owner.
+    pub may_transfer: bool,
     pub members: Vec<MemberRow>,
 }
 
@@ -162,6 +289,10 @@ pub(crate) struct MemberRow {
     pub owner: bool,
     /// The roles a change may choose, each with whether the member holds it.
     pub role_options: Vec<(i64, &'static str, bool)>,
+    /// The organization's workspaces (id, name), each with whether the member is in it.
+    pub workspace_options: Vec<(String, String, bool)>,
+    /// The names of the member's workspaces.
+    pub workspaces: String,
     pub name: String,
     pub email: String,
     pub roles: String,

@@ -275,6 +275,25 @@ pub fn failing_limit() -> Duration {
 /// At most this many characters of description.
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
 
+/// An endpoint's description as written, checked: at most [`MAX_DESCRIPTION_CHARS`], no NUL.
+pub fn parse_description(field: &str, raw: String) -> Result<String, FieldError> {
+    if raw.chars().count() > MAX_DESCRIPTION_CHARS {
+        Err(FieldError::new(
+            field,
+            "too_long",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ))
+    } else if raw.contains('\0') {
+        Err(FieldError::new(
+            field,
+            "invalid_characters",
+            "must not contain NUL",
+        ))
+    } else {
+        Ok(raw)
+    }
+}
+
 /// The event types of a list as written, each checked.
 pub fn parse_event_types(field: &str, raw: &[String]) -> Result<Vec<EventType>, FieldError> {
     let mut out = Vec::with_capacity(raw.len());

@@ -8,8 +8,8 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use orgbase_domain::organization::parse_web_url;
 use orgbase_domain::webhook::{
-    parse_event_types, EventType, WebhookAttempt, WebhookEndpoint, WebhookMessage,
-    MAX_DESCRIPTION_CHARS,
+    parse_description, parse_event_types, EventType, WebhookAttempt, WebhookEndpoint,
+    WebhookMessage,
 };
 use orgbase_domain::{Permission, ValidationErrors};
 use serde::{Deserialize, Serialize};
@@ -256,21 +256,7 @@ fn parse_input(
     let event_types = body.event_types.optional("eventTypes", errors);
     EndpointChange {
         url: url.and_then(|u| errors.check(parse_web_url("url", &u, true))),
-        description: description.and_then(|d| {
-            if d.chars().count() > MAX_DESCRIPTION_CHARS {
-                errors.add(
-                    "description",
-                    "too_long",
-                    format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
-                );
-                None
-            } else if d.contains('\0') {
-                errors.add("description", "invalid_characters", "must not contain NUL");
-                None
-            } else {
-                Some(d)
-            }
-        }),
+        description: description.and_then(|d| errors.check(parse_description("description", d))),
         event_types: event_types.and_then(|t| errors.check(parse_event_types("eventTypes", &t))),
         disabled: body.disabled.optional("disabled", errors),
     }

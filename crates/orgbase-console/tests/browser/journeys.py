@@ -32,7 +32,7 @@ def sign_in_with_key(page):
     page.goto(f"{BASE}/console")
     expect(page).to_have_url(f"{BASE}/console/sign-in")
     shot(page, "sign-in")
-    page.get_by_label("Platform key", exact=True).fill(ARGS["key"])
+    page.get_by_label("Platform or partner key", exact=True).fill(ARGS["key"])
     page.get_by_role("button", name="Sign in with the key").click()
     expect(page).to_have_url(f"{BASE}/console/organizations")
 

@@ -7,9 +7,11 @@ mod keys;
 mod life;
 mod members;
 mod pages;
+mod plans;
 mod routes;
 mod sign_in;
 mod wallet;
+mod webhooks;
 
 use orgbase_api::{ApiConfig, AppState, Bootstrap};
 use orgbase_store::testing::TestDb;
@@ -18,15 +20,20 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-/// One test per database for each listed `async fn(Console)`.
+/// One test per database for each listed `async fn(Console)`; after `@with TWEAK;`, with the
+/// configuration as `TWEAK` (a `fn(&mut ApiConfig)`) leaves it.
 #[macro_export]
 macro_rules! console_tests {
     ($($name:ident),* $(,)?) => {
+        $crate::console_tests!(@with |_| {}; $($name),*);
+    };
+    (@with $tweak:expr; $($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::Console::start(orgbase_store::testing::sqlite().await).await).await;
+                    let db = orgbase_store::testing::sqlite().await;
+                    super::$name($crate::Console::start_with(db, $tweak).await).await;
                 }
             )*
         }
@@ -38,7 +45,7 @@ macro_rules! console_tests {
                         eprintln!("skipped: TEST_DATABASE_URL is not set");
                         return;
                     };
-                    super::$name($crate::Console::start(db).await).await;
+                    super::$name($crate::Console::start_with(db, $tweak).await).await;
                 }
             )*
         }
@@ -53,6 +60,8 @@ pub struct Console {
     pub browser: reqwest::Client,
     /// For the JSON API, with a credential each call.
     pub api: reqwest::Client,
+    /// The server's state: its webhook worker, for tests to drain.
+    pub state: AppState,
     outbox: tempfile::TempDir,
     _db: TestDb,
     shutdown: CancellationToken,
@@ -122,7 +131,7 @@ impl Console {
             other => panic!("expected a new key, got {other:?}"),
         };
         let state = AppState::new(db.store.clone(), config, Default::default()).unwrap();
-        let app = orgbase_api::app_with(state, orgbase_console::routes());
+        let app = orgbase_api::app_with(state.clone(), orgbase_console::routes());
         let shutdown = CancellationToken::new();
         tokio::spawn(orgbase_api::serve_app(listener, app, shutdown.clone()));
         Console {
@@ -130,6 +139,7 @@ impl Console {
             key,
             browser: browser(),
             api: reqwest::Client::new(),
+            state,
             outbox,
             _db: db,
             shutdown,
@@ -269,12 +279,18 @@ impl Console {
 
     /// A new organization, made through the API.
     pub async fn org(&self, name: &str) -> Value {
+        self.org_with(json!({"name": name, "countryCode": "US"}))
+            .await
+    }
+
+    /// A new organization of `body`, made through the API by the platform.
+    pub async fn org_with(&self, body: Value) -> Value {
         let (status, body) = self
             .api(
                 reqwest::Method::POST,
                 "/api/organizations",
                 None,
-                Some(json!({"name": name, "countryCode": "US"})),
+                Some(body),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -329,6 +345,13 @@ impl Console {
             .chars()
             .take_while(|c| !c.is_whitespace())
             .collect()
+    }
+
+    /// Signs the browser out (to sign in as someone else).
+    pub async fn sign_out(&self) {
+        let csrf = self.csrf("/console/organizations").await;
+        let page = self.post("/console/sign-out", &[("csrf", &csrf)]).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text);
     }
 
     /// Signs the browser in as a person with the tests' password.

@@ -6,6 +6,7 @@ use crate::Console;
 
 crate::console_tests!(
     the_list_searches_filters_and_pages,
+    the_list_filters_by_type_partner_and_metadata,
     an_operator_suspends_and_the_page_shows_access_and_audit,
     a_suspension_without_a_reason_is_refused_next_to_its_field,
     a_viewer_sees_no_status_action_and_a_forged_one_changes_nothing,
@@ -179,4 +180,91 @@ async fn a_viewer_sees_no_status_action_and_a_forged_one_changes_nothing(c: Cons
     let now = c.stored(id).await;
     assert_eq!(now["status"], "active");
     assert_eq!(now["version"], org["version"]);
+}
+
+async fn the_list_filters_by_type_partner_and_metadata(c: Console) {
+    let partner = c
+        .org_with(json!({"name": "Reseller", "countryCode": "US", "type": "partner"}))
+        .await;
+    let pid = partner["id"].as_str().unwrap();
+    c.org_with(
+        json!({"name": "Child Gold", "countryCode": "US", "parentId": pid,
+        "metadata": {"tier": "gold"}}),
+    )
+    .await;
+    c.org_with(json!({"name": "Child Plain", "countryCode": "US", "parentId": pid}))
+        .await;
+    c.org_with(json!({"name": "Loner Gold", "countryCode": "US", "metadata": {"tier": "gold"}}))
+        .await;
+    c.sign_in_with_key().await;
+    let names = |text: &str| -> Vec<String> {
+        text.split("\">")
+            .skip(1)
+            .filter_map(|s| s.split_once("</a></td>").map(|(n, _)| n.to_owned()))
+            .collect()
+    };
+
+    let page = c.get("/console/organizations?type=partner").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(names(&page.text), ["Reseller"]);
+    let page = c
+        .get(&format!("/console/organizations?partner={pid}"))
+        .await;
+    assert_eq!(names(&page.text), ["Child Plain", "Child Gold"]);
+    let page = c.get("/console/organizations?metadata=tier%3Dgold").await;
+    assert_eq!(names(&page.text), ["Loner Gold", "Child Gold"]);
+    assert!(
+        page.text.contains("value=\"tier=gold\""),
+        "the filter is kept"
+    );
+    let page = c
+        .get(&format!(
+            "/console/organizations?metadata=tier%3Dgold&partner={pid}"
+        ))
+        .await;
+    assert_eq!(names(&page.text), ["Child Gold"]);
+    // The partner's page links to its customers, and a child's to its partner.
+    let shown = c.get(&format!("/console/organizations/{pid}")).await;
+    assert!(shown
+        .text
+        .contains(&format!("/console/organizations?partner={pid}")));
+
+    // A bad filter is said next to its field, and lists nothing.
+    for (query, field) in [
+        ("partner=nope", "partner-error"),
+        ("metadata=tier", "metadata-error"),
+    ] {
+        let page = c.get(&format!("/console/organizations?{query}")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.text.contains(&format!("id=\"{field}\"")),
+            "{query}: {}",
+            page.text
+        );
+        assert!(names(&page.text).is_empty(), "{query}");
+    }
+    let page = c.get("/console/organizations?type=huge").await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+
+    // A partner's key lists its own and its children only, whatever the filter.
+    let (status, key) = c
+        .api(
+            Method::POST,
+            "/api/admin/api-keys",
+            None,
+            Some(json!({"name": "console", "kind": "partner", "organizationId": pid})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    c.sign_out().await;
+    let csrf = c.csrf("/console/sign-in").await;
+    let p = c
+        .post(
+            "/console/sign-in/key",
+            &[("csrf", &csrf), ("key", key["key"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.text);
+    let page = c.get("/console/organizations?metadata=tier%3Dgold").await;
+    assert_eq!(names(&page.text), ["Child Gold"]);
 }

@@ -79,7 +79,7 @@ async fn a_wrong_or_missing_key_is_refused_next_to_its_field(c: Console) {
     let csrf = c.csrf("/console/sign-in").await;
     for (key, says) in [
         ("obk_not_a_key_at_all_0123456789abcdef", "not valid"),
-        ("", "Enter a platform key"),
+        ("", "Enter a platform or partner key"),
     ] {
         let p = c
             .post("/console/sign-in/key", &[("csrf", &csrf), ("key", key)])
@@ -116,7 +116,12 @@ async fn a_wrong_or_missing_key_is_refused_next_to_its_field(c: Console) {
         .post("/console/sign-in/key", &[("csrf", &csrf), ("key", org_key)])
         .await;
     assert_eq!(p.status, StatusCode::UNAUTHORIZED);
-    assert!(p.text.contains("not a platform key"), "{}", p.text);
+    assert!(
+        p.text
+            .contains("operators sign in with a platform key, partners"),
+        "{}",
+        p.text
+    );
 }
 
 async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing(c: Console) {

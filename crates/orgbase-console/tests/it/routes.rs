@@ -16,7 +16,7 @@ type Form = (
     StatusCode,
 );
 
-const FORMS: [Form; 9] = [
+const FORMS: [Form; 16] = [
     (
         "status",
         &[("status", "suspended"), ("reason", "x")],
@@ -50,6 +50,33 @@ const FORMS: [Form; 9] = [
     ("members/1/role", &[("role", "5")], StatusCode::NOT_FOUND),
     ("life/delete", &[("confirm", "yes")], StatusCode::NOT_FOUND),
     ("life/restore", &[], StatusCode::FORBIDDEN),
+    ("plan/plan", &[("plan", "free")], StatusCode::NOT_FOUND),
+    ("plan/offer", &[("plan", "")], StatusCode::NOT_FOUND),
+    (
+        "owner",
+        &[("member", "1"), ("confirm", "yes")],
+        StatusCode::NOT_FOUND,
+    ),
+    (
+        "webhooks",
+        &[("url", "https://hooks.example.com/h")],
+        StatusCode::NOT_FOUND,
+    ),
+    (
+        "webhooks/01a24d4d-0983-76a1-b175-e10c6d96d2a6/disable",
+        &[],
+        StatusCode::NOT_FOUND,
+    ),
+    (
+        "webhooks/01a24d4d-0983-76a1-b175-e10c6d96d2a6/delete",
+        &[("confirm", "yes")],
+        StatusCode::NOT_FOUND,
+    ),
+    (
+        "webhooks/01a24d4d-0983-76a1-b175-e10c6d96d2a6/messages/msg_1/replay",
+        &[],
+        StatusCode::NOT_FOUND,
+    ),
 ];
 
 async fn every_form_refuses_a_stranger_and_changes_nothing(c: Console) {

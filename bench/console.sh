@@ -9,10 +9,12 @@
 #   list:    /console/organizations                     (the first 50, newest first)
 #   search:  /console/organizations?q=Org%2012345        (name or slug contains it)
 #   status:  /console/organizations?status=active&q=Org%209   (a filter and a search)
+#   filter:  /console/organizations?metadata=region%3Deu   (a metadata filter that no seeded
+#            organization matches)
 #   org:     /console/organizations/{id}                (a random organization's page: details,
 #                                                        access check, members, invitations,
 #                                                        wallet, audit log)
-# Prints each run and the medians of req/s, p50 and p99. Target: the list's p99 < 50 ms with
+# BENCH_CONSOLE_PAGES chooses among them (default: all). Prints each run and the medians of req/s, p50 and p99. Target: the list's p99 < 50 ms with
 # 100,000 organizations. The latency is wrk's (request to answer, on this machine), so it
 # includes the server's whole work for the page, not only rendering.
 set -euo pipefail
@@ -75,11 +77,12 @@ for db in $DBS; do
         "http://127.0.0.1:$port/console/organizations")
     [[ $check == 200 ]] && grep -q "Bench Org" "$WORKDIR/page.html" ||
         die "[$db] the console's list answered $check without the seeded organizations"
-    for page in list search status org; do
+    for page in ${BENCH_CONSOLE_PAGES:-list search status filter org}; do
         case $page in
             list) path="/console/organizations" ;;
             search) path="/console/organizations?q=Org%2012345" ;;
             status) path="/console/organizations?status=active&q=Org%209" ;;
+            filter) path="/console/organizations?metadata=region%3Deu" ;;
             org) path="/console/organizations/{id}" ;;
         esac
         results=()

@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0016_webhook_fan_out_at_write.sql"),
     include_str!("../migrations/sqlite/0017_rate_limit_nullable.sql"),
     include_str!("../migrations/sqlite/0018_rate_limit_follows_plan.sql"),
+    include_str!("../migrations/sqlite/0019_webhook_message_ids_in_order.sql"),
 ];
 
 #[path = "sqlite_audit.rs"]

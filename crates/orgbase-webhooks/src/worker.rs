@@ -322,7 +322,8 @@ impl Worker {
                 .await
         };
         let attempt = WebhookAttempt {
-            id: format!("atm_{}", uuid::Uuid::new_v4().simple()),
+            // Time first (UUIDv7): new attempts go to the end of the id index.
+            id: format!("atm_{}", uuid::Uuid::now_v7().simple()),
             message_id: m.message.id.clone(),
             endpoint_id: m.endpoint.id,
             attempted_at: at,

@@ -202,6 +202,8 @@ pub(crate) struct EndpointPage<'a> {
     pub base: String,
     pub endpoint: EndpointRow,
     pub event_types: Vec<&'static str>,
+    /// The edit form: the endpoint's values, or a refused edit's with why.
+    pub edit: WebhooksSection,
     /// What a test delivery got.
     pub test_result: Option<String>,
     pub messages: Vec<MessageRow>,
@@ -227,6 +229,8 @@ pub(crate) struct MessagePage<'a> {
 pub(crate) struct NewEndpointPage<'a> {
     pub user: &'a str,
     pub csrf: &'a str,
+    /// A rotation's new secret, not a new endpoint's.
+    pub rotated: bool,
     pub home: String,
     /// The endpoint's page.
     pub endpoint: String,

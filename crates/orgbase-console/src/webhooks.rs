@@ -111,13 +111,15 @@ async fn scoped<T>(
     }
 }
 
-/// What the new-endpoint form sent, and why it was refused, field by field.
+/// What an endpoint's form sent (a new one's, an edit, an action).
 #[derive(Default)]
 pub(crate) struct EndpointForm {
     csrf: Option<String>,
     url: String,
     description: String,
     event_types: Vec<String>,
+    /// The removal's "I mean it" box.
+    confirm: Option<String>,
 }
 
 impl EndpointForm {
@@ -130,6 +132,7 @@ impl EndpointForm {
                 "url" => f.url = v.trim().to_owned(),
                 "description" => f.description = v.into_owned(),
                 "eventType" => f.event_types.push(v.into_owned()),
+                "confirm" => f.confirm = Some(v.into_owned()),
                 _ => {}
             }
         }
@@ -341,6 +344,7 @@ async fn create_for(
     let page = NewEndpointPage {
         user: &who.label,
         csrf: &csrf,
+        rotated: false,
         home: owner.home(),
         endpoint: format!("{}/{}", owner.base(), endpoint.id),
         url: endpoint.url.clone(),
@@ -395,7 +399,7 @@ pub(crate) async fn endpoint(
     Query(q): Query<MessagesQuery>,
 ) -> Result<Response, PageError> {
     let (csrf, set) = session::csrf_token(&state, &headers);
-    let page = endpoint_page(&state, &who, &csrf, &at, q.before.as_deref(), None).await?;
+    let page = endpoint_page(&state, &who, &csrf, &at, q.before.as_deref(), Shown::Page).await?;
     Ok(session::with_csrf_cookie(page, set))
 }
 
@@ -405,7 +409,7 @@ async fn endpoint_page(
     csrf: &str,
     at: &At,
     before: Option<&str>,
-    test_result: Option<String>,
+    shown: Shown,
 ) -> Result<Response, PageError> {
     let owner = at.owner()?;
     let id = at.endpoint()?;
@@ -420,6 +424,28 @@ async fn endpoint_page(
         let last = &messages.last().expect("a full page").id;
         format!("{}/{id}?before={last}", owner.base())
     });
+    // The edit form: the endpoint as it is, or what a refused edit sent.
+    let mut edit = WebhooksSection {
+        base: format!("{}/{id}", owner.base()),
+        endpoints: Vec::new(),
+        event_types: EventType::ALL
+            .iter()
+            .map(|t| (t.as_str(), endpoint.event_types.contains(t)))
+            .collect(),
+        url: endpoint.url.clone(),
+        description: endpoint.description.clone(),
+        url_error: None,
+        description_error: None,
+        event_types_error: None,
+    };
+    let (status, test_result) = match shown {
+        Shown::Page => (StatusCode::OK, None),
+        Shown::Tested(said) => (StatusCode::OK, Some(said)),
+        Shown::Refused(form, errors) => {
+            refused_section(&mut edit, &form, &errors);
+            (StatusCode::UNPROCESSABLE_ENTITY, None)
+        }
+    };
     let page = EndpointPage {
         user: &who.label,
         csrf,
@@ -427,32 +453,32 @@ async fn endpoint_page(
         base: format!("{}/{id}", owner.base()),
         endpoint: endpoint_row(&endpoint),
         event_types: EventType::ALL.iter().map(|t| t.as_str()).collect(),
+        edit,
         test_result,
         messages: messages.iter().map(message_row).collect(),
         older,
     };
-    Ok(render(&page))
+    Ok((status, render(&page)).into_response())
 }
 
-#[derive(Deserialize)]
-pub(crate) struct ActionForm {
-    csrf: Option<String>,
-    /// The test event's type.
-    #[serde(default, rename = "eventType")]
-    event_type: String,
-    /// The delete form's "I mean it" box.
-    confirm: Option<String>,
+/// What the endpoint's page shows besides the endpoint: a test's outcome, or a refused edit.
+enum Shown {
+    Page,
+    Tested(String),
+    Refused(EndpointForm, ValidationErrors),
 }
 
-/// `enable`, `disable`, `test` (an example event sent now; the page says what came back) or
-/// `delete` (after a confirmation) an endpoint.
+/// `enable`, `disable`, `edit` (URL, description, events: the API's update), `rotate` (a new
+/// secret, shown once; the old one signs beside it for 24 hours), `test` (an example event sent
+/// now; the page says what came back) or `delete` (after a confirmation) an endpoint.
 pub(crate) async fn act(
     State(state): State<AppState>,
     headers: HeaderMap,
     who: Console,
     Path(at): Path<At>,
-    Form(form): Form<ActionForm>,
+    RawForm(body): RawForm,
 ) -> Result<Response, PageError> {
+    let form = EndpointForm::parse(&body);
     session::check_csrf(&headers, form.csrf.as_deref())?;
     let owner = at.owner()?;
     let id = at.endpoint()?;
@@ -472,8 +498,31 @@ pub(crate) async fn act(
                 service::webhooks::delete(&state, scope, id).await?;
                 return Ok(Done::GoTo(owner.home()));
             }
+            Some("edit") => {
+                let mut errors = ValidationErrors::new();
+                let change = form.change(&mut errors);
+                if !errors.is_empty() {
+                    // Who may comes before what was sent.
+                    service::webhooks::get(&state, scope, id).await?;
+                    return Ok(Done::Refused(errors));
+                }
+                return match service::webhooks::update(&state, scope, id, change).await {
+                    Ok(_) => Ok(Done::GoTo(here.clone())),
+                    Err(ServiceError::Validation(errors)) => Ok(Done::Refused(errors)),
+                    Err(e) => Err(e.into()),
+                };
+            }
+            Some("rotate") => {
+                let e = service::webhooks::rotate_secret(&state, scope, id).await?;
+                return Ok(Done::Rotated(e));
+            }
             Some("test") => {
-                let t = EventType::parse(&form.event_type).ok_or_else(|| {
+                let chosen = form
+                    .event_types
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                let t = EventType::parse(chosen).ok_or_else(|| {
                     PageError::new(StatusCode::BAD_REQUEST, "Not valid", "No such event type.")
                 })?;
                 let (event_id, sent) = service::webhooks::send_test(&state, scope, id, t).await?;
@@ -495,23 +544,47 @@ pub(crate) async fn act(
             ..EndpointChange::default()
         };
         service::webhooks::update(&state, scope, id, change).await?;
-        Ok(Done::GoTo(here))
+        Ok(Done::GoTo(here.clone()))
     })
     .await?;
+    let (csrf, _) = session::csrf_token(&state, &headers);
     match done {
         Done::GoTo(to) => Ok(Redirect::to(&to).into_response()),
-        // A test's outcome is shown on the endpoint's page.
+        // A test's outcome, or a refused edit, is shown on the endpoint's page.
         Done::Tested(said) => {
-            let (csrf, _) = session::csrf_token(&state, &headers);
-            endpoint_page(&state, &who, &csrf, &at, None, Some(said)).await
+            endpoint_page(&state, &who, &csrf, &at, None, Shown::Tested(said)).await
+        }
+        Done::Refused(errors) => {
+            endpoint_page(&state, &who, &csrf, &at, None, Shown::Refused(form, errors)).await
+        }
+        Done::Rotated(e) => {
+            let page = NewEndpointPage {
+                user: &who.label,
+                csrf: &csrf,
+                rotated: true,
+                home: owner.home(),
+                endpoint: here,
+                url: e.url,
+                secret: e.secret,
+            };
+            let mut answer = render(&page);
+            // The secret is on this page only: no cache may keep it.
+            answer.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            Ok(answer)
         }
     }
 }
 
-/// What an endpoint's action leaves: a page to go to, or a test's outcome to show.
+/// What an endpoint's action leaves: a page to go to, a test's outcome or a refused edit to
+/// show, or a new secret.
 enum Done {
     GoTo(String),
     Tested(String),
+    Refused(ValidationErrors),
+    Rotated(WebhookEndpoint),
 }
 
 /// One message: where it stands, and every attempt.

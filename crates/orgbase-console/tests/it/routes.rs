@@ -16,7 +16,7 @@ type Form = (
     StatusCode,
 );
 
-const FORMS: [Form; 16] = [
+const FORMS: [Form; 18] = [
     (
         "status",
         &[("status", "suspended"), ("reason", "x")],
@@ -65,6 +65,16 @@ const FORMS: [Form; 16] = [
     (
         "webhooks/01a24d4d-0983-76a1-b175-e10c6d96d2a6/disable",
         &[],
+        StatusCode::NOT_FOUND,
+    ),
+    (
+        "webhooks/01a24d4d-0983-76a1-b175-e10c6d96d2a6/rotate",
+        &[],
+        StatusCode::NOT_FOUND,
+    ),
+    (
+        "webhooks/01a24d4d-0983-76a1-b175-e10c6d96d2a6/edit",
+        &[("url", "https://hooks.example.com/h")],
         StatusCode::NOT_FOUND,
     ),
     (

@@ -145,6 +145,92 @@ async fn an_endpoint_is_made_its_messages_read_and_one_replayed(c: Console) {
     assert_eq!(p.status, StatusCode::OK, "{}", p.text);
     assert!(p.text.contains("answered 204"), "{}", p.text);
 
+    // Edited: the URL and the events, as the API's update; a bad URL is refused next to its
+    // field, with what was sent kept, and changes nothing.
+    let p = c
+        .post(
+            &format!("{base}/edit"),
+            &[
+                ("csrf", &page.csrf()),
+                ("url", "not a url"),
+                ("description", "changed"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.text);
+    assert!(
+        p.text.contains("aria-describedby=\"edit-url-error\""),
+        "{}",
+        p.text
+    );
+    assert!(p.text.contains("value=\"not a url\""), "{}", p.text);
+    let listed = endpoints(&c, &format!("/api/organizations/{id}/webhooks")).await;
+    assert_eq!(listed[0]["description"], "billing sync", "unchanged");
+    let url2 = format!("{}/hook/console2", receiver.base);
+    let p = c
+        .post(
+            &format!("{base}/edit"),
+            &[
+                ("csrf", &page.csrf()),
+                ("url", &url2),
+                ("description", "billing sync, moved"),
+                ("eventType", "organization.updated"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.text);
+    let listed = endpoints(&c, &format!("/api/organizations/{id}/webhooks")).await;
+    assert_eq!(listed[0]["url"], url2.as_str());
+    assert_eq!(listed[0]["eventTypes"], json!(["organization.updated"]));
+    assert_eq!(
+        c.audited(id, "webhook_endpoint.updated").await[0]["surface"],
+        "console"
+    );
+
+    // Rotated: a new secret shown once, and deliveries signed with it and the old one.
+    let p = c
+        .post(&format!("{base}/rotate"), &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+    assert!(p.text.contains("New signing secret"), "{}", p.text);
+    let rotated = after(&p.text, "id=\"secret\" type=\"text\" readonly value=\"").to_owned();
+    assert!(
+        rotated.starts_with("whsec_") && rotated != secret,
+        "{rotated}"
+    );
+    let r = http
+        .post(format!("{}/_config/console2", receiver.base))
+        .json(&json!({"secrets": [secret, rotated], "status": 204}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    c.api(
+        Method::PATCH,
+        &format!("/api/organizations/{id}"),
+        None,
+        Some(json!({"name": "Hooked Thrice"})),
+    )
+    .await;
+    drain(&c).await;
+    let got: Vec<Value> = http
+        .get(format!("{}/_deliveries/console2", receiver.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        got[0]["verified"], true,
+        "signed with both secrets: {got:?}"
+    );
+    assert_eq!(
+        c.audited(id, "webhook_endpoint.secret_rotated").await[0]["surface"],
+        "console"
+    );
+
     // Switched off, then on.
     let p = c
         .post(&format!("{base}/disable"), &[("csrf", &page.csrf())])
@@ -303,10 +389,15 @@ async fn a_viewer_and_a_stranger_manage_no_webhooks(c: Console) {
     // Another organization's endpoint, and the platform's page: out of reach.
     let base = format!("/console/organizations/{their_id}/webhooks/{their_endpoint}");
     assert_eq!(c.get(&base).await.status, StatusCode::NOT_FOUND);
-    let p = c
-        .post(&format!("{base}/disable"), &[("csrf", &page.csrf())])
-        .await;
-    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    for action in ["disable", "rotate", "edit"] {
+        let p = c
+            .post(
+                &format!("{base}/{action}"),
+                &[("csrf", &page.csrf()), ("url", "http://127.0.0.1:9/mine")],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::NOT_FOUND, "{action}");
+    }
     assert_eq!(
         endpoints(&c, &format!("/api/organizations/{their_id}/webhooks")).await[0]["disabled"],
         false

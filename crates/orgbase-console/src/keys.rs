@@ -14,7 +14,7 @@ use crate::invitations::{offered_role, role_name, CsrfOnly, ROLES};
 use crate::organizations::{org_id, refused_page, Refused};
 use crate::session::{self, Console};
 use crate::views::{KeyRow, KeysSection, NewKeyPage};
-use crate::{render, PageError};
+use crate::{render_secret, PageError};
 
 /// The active keys, for those who manage keys.
 pub(crate) async fn section(
@@ -92,12 +92,7 @@ pub(crate) async fn create(
                     name: key.name,
                     secret,
                 };
-                let mut answer = render(&page);
-                // The secret is on this page only: no cache may keep it.
-                answer.headers_mut().insert(
-                    axum::http::header::CACHE_CONTROL,
-                    axum::http::HeaderValue::from_static("no-store"),
-                );
+                let answer = render_secret(&page);
                 return Ok((StatusCode::CREATED, answer).into_response());
             }
             Err(ServiceError::Validation(e)) => errors = e,

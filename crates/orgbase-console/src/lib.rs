@@ -215,3 +215,14 @@ pub(crate) fn render<T: askama::Template>(t: &T) -> Response {
         }
     }
 }
+
+/// [`render`] for a page showing a secret once (a new key's, an endpoint's signing secret): no
+/// cache may keep it.
+pub(crate) fn render_secret<T: askama::Template>(t: &T) -> Response {
+    let mut answer = render(t);
+    answer.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    answer
+}

@@ -301,7 +301,7 @@ pub(crate) async fn organization_page(
         Refused::Transfer(m) => transfer_error = Some(m),
         Refused::Webhook(form, errors) => {
             if let Some(hooks) = &mut webhooks {
-                crate::webhooks::refused_section(hooks, &form, &errors);
+                hooks.new.refused(&form, &errors);
             }
         }
     }

@@ -135,11 +135,17 @@ pub(crate) struct OrganizationPage<'a> {
     pub audit: Vec<AuditRow>,
 }
 
-/// Webhook endpoints, and the form for a new one (as sent, with why it was refused).
+/// Webhook endpoints, and the form for a new one.
 pub(crate) struct WebhooksSection {
     /// The console's address of these endpoints.
     pub base: String,
     pub endpoints: Vec<EndpointRow>,
+    pub new: EndpointFields,
+}
+
+/// An endpoint form's fields (a new endpoint's, or an edit's): as shown or as sent, with why
+/// each was refused.
+pub(crate) struct EndpointFields {
     /// Every event type, each with whether the form chose it.
     pub event_types: Vec<(&'static str, bool)>,
     pub url: String,
@@ -203,7 +209,7 @@ pub(crate) struct EndpointPage<'a> {
     pub endpoint: EndpointRow,
     pub event_types: Vec<&'static str>,
     /// The edit form: the endpoint's values, or a refused edit's with why.
-    pub edit: WebhooksSection,
+    pub edit: EndpointFields,
     /// What a test delivery got.
     pub test_result: Option<String>,
     pub messages: Vec<MessageRow>,

@@ -22,10 +22,10 @@ use uuid::Uuid;
 use crate::organizations::org_id;
 use crate::session::{self, Console};
 use crate::views::{
-    AttemptRow, EndpointPage, EndpointRow, MessagePage, MessageRow, NewEndpointPage, WebhooksPage,
-    WebhooksSection,
+    AttemptRow, EndpointFields, EndpointPage, EndpointRow, MessagePage, MessageRow,
+    NewEndpointPage, WebhooksPage, WebhooksSection,
 };
-use crate::{render, PageError};
+use crate::{render, render_secret, PageError};
 
 /// Messages an endpoint's page shows, newest first.
 const MESSAGES_SHOWN: u32 = 50;
@@ -167,12 +167,7 @@ pub(crate) async fn section(
     Ok(WebhooksSection {
         base: owner.base(),
         endpoints: endpoints.iter().map(endpoint_row).collect(),
-        event_types: EventType::ALL.iter().map(|t| (t.as_str(), false)).collect(),
-        url: String::new(),
-        description: String::new(),
-        url_error: None,
-        description_error: None,
-        event_types_error: None,
+        new: EndpointFields::of(String::new(), String::new(), &[]),
     })
 }
 
@@ -260,7 +255,7 @@ async fn platform_page(
     })
     .await?;
     if let Some((form, errors)) = refused {
-        refused_section(&mut hooks, form, errors);
+        hooks.new.refused(form, errors);
     }
     let status = if refused.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -350,37 +345,45 @@ async fn create_for(
         url: endpoint.url.clone(),
         secret: endpoint.secret.clone(),
     };
-    let mut answer = render(&page);
-    // The secret is on this page only: no cache may keep it.
-    answer.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
+    let answer = render_secret(&page);
     Ok((StatusCode::CREATED, answer).into_response())
 }
 
-/// The refused form's fields and messages, for the organization page.
-pub(crate) fn refused_section(
-    hooks: &mut WebhooksSection,
-    form: &EndpointForm,
-    errors: &ValidationErrors,
-) {
-    let error_of = |field: &str| {
-        let m: Vec<&str> = errors
-            .0
-            .iter()
-            .filter(|e| e.field == field || e.field.starts_with(&format!("{field}[")))
-            .map(|e| e.message.as_str())
-            .collect();
-        (!m.is_empty()).then(|| m.join(" "))
-    };
-    hooks.url = form.url.clone();
-    hooks.description = form.description.clone();
-    hooks.url_error = error_of("url");
-    hooks.description_error = error_of("description");
-    hooks.event_types_error = error_of("eventTypes");
-    for (t, chosen) in &mut hooks.event_types {
-        *chosen = form.event_types.iter().any(|c| c == t);
+impl EndpointFields {
+    /// The fields showing these values, the types in `chosen` selected.
+    fn of(url: String, description: String, chosen: &[EventType]) -> Self {
+        Self {
+            event_types: EventType::ALL
+                .iter()
+                .map(|t| (t.as_str(), chosen.contains(t)))
+                .collect(),
+            url,
+            description,
+            url_error: None,
+            description_error: None,
+            event_types_error: None,
+        }
+    }
+
+    /// What a refused form sent, each field with its messages.
+    pub(crate) fn refused(&mut self, form: &EndpointForm, errors: &ValidationErrors) {
+        let error_of = |field: &str| {
+            let m: Vec<&str> = errors
+                .0
+                .iter()
+                .filter(|e| e.field == field || e.field.starts_with(&format!("{field}[")))
+                .map(|e| e.message.as_str())
+                .collect();
+            (!m.is_empty()).then(|| m.join(" "))
+        };
+        self.url = form.url.clone();
+        self.description = form.description.clone();
+        self.url_error = error_of("url");
+        self.description_error = error_of("description");
+        self.event_types_error = error_of("eventTypes");
+        for (t, chosen) in &mut self.event_types {
+            *chosen = form.event_types.iter().any(|c| c == t);
+        }
     }
 }
 
@@ -425,24 +428,16 @@ async fn endpoint_page(
         format!("{}/{id}?before={last}", owner.base())
     });
     // The edit form: the endpoint as it is, or what a refused edit sent.
-    let mut edit = WebhooksSection {
-        base: format!("{}/{id}", owner.base()),
-        endpoints: Vec::new(),
-        event_types: EventType::ALL
-            .iter()
-            .map(|t| (t.as_str(), endpoint.event_types.contains(t)))
-            .collect(),
-        url: endpoint.url.clone(),
-        description: endpoint.description.clone(),
-        url_error: None,
-        description_error: None,
-        event_types_error: None,
-    };
+    let mut edit = EndpointFields::of(
+        endpoint.url.clone(),
+        endpoint.description.clone(),
+        &endpoint.event_types,
+    );
     let (status, test_result) = match shown {
         Shown::Page => (StatusCode::OK, None),
         Shown::Tested(said) => (StatusCode::OK, Some(said)),
         Shown::Refused(form, errors) => {
-            refused_section(&mut edit, &form, &errors);
+            edit.refused(&form, &errors);
             (StatusCode::UNPROCESSABLE_ENTITY, None)
         }
     };
@@ -567,13 +562,7 @@ pub(crate) async fn act(
                 url: e.url,
                 secret: e.secret,
             };
-            let mut answer = render(&page);
-            // The secret is on this page only: no cache may keep it.
-            answer.headers_mut().insert(
-                axum::http::header::CACHE_CONTROL,
-                axum::http::HeaderValue::from_static("no-store"),
-            );
-            Ok(answer)
+            Ok(render_secret(&page))
         }
     }
 }

@@ -215,6 +215,41 @@ pub struct WebhookReceiver {
     dir: std::path::PathBuf,
 }
 
+impl WebhookReceiver {
+    /// The address of its endpoint `name`.
+    pub fn url(&self, name: &str) -> String {
+        format!("{}/hook/{name}", self.base)
+    }
+
+    /// Sets what endpoint `name` verifies with and answers (`{"secrets", "status", "then",
+    /// "retryAfter", "delayMs"}`).
+    pub async fn configure(&self, name: &str, config: serde_json::Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_config/{name}", self.base))
+            .json(&config)
+            .send()
+            .await
+            .expect("the webhook receiver answers");
+        assert_eq!(
+            r.status().as_u16(),
+            204,
+            "the receiver took the configuration"
+        );
+    }
+
+    /// What endpoint `name` got, in order: `[{id, timestamp, type, verified, errors, body}]`.
+    pub async fn deliveries(&self, name: &str) -> Vec<serde_json::Value> {
+        reqwest::Client::new()
+            .get(format!("{}/_deliveries/{name}", self.base))
+            .send()
+            .await
+            .expect("the webhook receiver answers")
+            .json()
+            .await
+            .expect("a list of deliveries")
+    }
+}
+
 impl Drop for WebhookReceiver {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);

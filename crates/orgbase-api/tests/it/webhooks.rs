@@ -30,50 +30,6 @@ async fn app_reaching_loopback(db: TestDb) -> App {
     .await
 }
 
-/// `tools/webhook-receiver.py`, with a client for it.
-struct Receiver {
-    base: String,
-    http: reqwest::Client,
-    _running: orgbase_testkit::WebhookReceiver,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let running = orgbase_testkit::start_webhook_receiver();
-        Receiver {
-            base: running.base.clone(),
-            http: reqwest::Client::new(),
-            _running: running,
-        }
-    }
-
-    fn url(&self, name: &str) -> String {
-        format!("{}/hook/{name}", self.base)
-    }
-
-    async fn config(&self, name: &str, config: Value) {
-        let r = self
-            .http
-            .post(format!("{}/_config/{name}", self.base))
-            .json(&config)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    }
-
-    async fn deliveries(&self, name: &str) -> Vec<Value> {
-        self.http
-            .get(format!("{}/_deliveries/{name}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json::<Vec<Value>>()
-            .await
-            .unwrap()
-    }
-}
-
 /// Creates an endpoint at `path` (an organization's or the platform's) and answers it with its
 /// secret.
 async fn endpoint(app: &App, path: &str, body: Value) -> Value {
@@ -88,7 +44,7 @@ async fn drain(app: &App) {
 
 async fn deliveries_are_signed_and_go_to_whom_they_concern(db: TestDb) {
     let app = app_reaching_loopback(db).await;
-    let rx = Receiver::start();
+    let rx = orgbase_testkit::start_webhook_receiver();
     let partner = app
         .org(json!({"name": "Reseller", "countryCode": "US", "type": "partner"}))
         .await;
@@ -126,7 +82,7 @@ async fn deliveries_are_signed_and_go_to_whom_they_concern(db: TestDb) {
     ] {
         let secret = e["secret"].as_str().unwrap();
         assert!(secret.starts_with("whsec_"), "{e}");
-        rx.config(name, json!({"secrets": [secret]})).await;
+        rx.configure(name, json!({"secrets": [secret]})).await;
     }
     // A change to the partner's child: updated, and its status changed, with the reason.
     let a = app
@@ -263,7 +219,7 @@ async fn deliveries_are_signed_and_go_to_whom_they_concern(db: TestDb) {
 
 async fn a_failed_delivery_is_retried_and_a_410_disables_the_endpoint(db: TestDb) {
     let app = app_reaching_loopback(db).await;
-    let rx = Receiver::start();
+    let rx = orgbase_testkit::start_webhook_receiver();
     let org = app.org(json!({"name": "Acme", "countryCode": "US"})).await;
     let oid = org["id"].as_str().unwrap();
     let e = endpoint(
@@ -273,7 +229,7 @@ async fn a_failed_delivery_is_retried_and_a_410_disables_the_endpoint(db: TestDb
     )
     .await;
     let eid = e["id"].as_str().unwrap();
-    rx.config("flaky", json!({"secrets": [e["secret"]], "then": [500]}))
+    rx.configure("flaky", json!({"secrets": [e["secret"]], "then": [500]}))
         .await;
     let a = app
         .patch(
@@ -312,7 +268,7 @@ async fn a_failed_delivery_is_retried_and_a_410_disables_the_endpoint(db: TestDb
     assert_eq!(attempts.body["message"]["status"], "delivered");
 
     // 410 Gone: the endpoint is disabled, and the audit log says why.
-    rx.config("flaky", json!({"secrets": [e["secret"]], "status": 410}))
+    rx.configure("flaky", json!({"secrets": [e["secret"]], "status": 410}))
         .await;
     let a = app
         .patch(
@@ -367,7 +323,8 @@ async fn a_failed_delivery_is_retried_and_a_410_disables_the_endpoint(db: TestDb
     // What changed while it was disabled is not its to receive; what changes now is.
     drain(&app).await;
     assert_eq!(rx.deliveries("flaky").await.len(), 3);
-    rx.config("flaky", json!({"secrets": [e["secret"]]})).await;
+    rx.configure("flaky", json!({"secrets": [e["secret"]]}))
+        .await;
     let a = app
         .patch(
             &format!("/api/organizations/{oid}"),
@@ -383,7 +340,7 @@ async fn a_failed_delivery_is_retried_and_a_410_disables_the_endpoint(db: TestDb
 
 async fn a_rotated_secret_signs_beside_the_new_one(db: TestDb) {
     let app = app_reaching_loopback(db).await;
-    let rx = Receiver::start();
+    let rx = orgbase_testkit::start_webhook_receiver();
     let e = endpoint(&app, "/api/admin/webhooks", json!({"url": rx.url("rot")})).await;
     let eid = e["id"].as_str().unwrap();
     let old = e["secret"].as_str().unwrap().to_owned();
@@ -398,7 +355,7 @@ async fn a_rotated_secret_signs_beside_the_new_one(db: TestDb) {
     assert_ne!(old, new);
     assert!(r.body["previousSecretExpiresAt"].is_string(), "{}", r.text);
     // Both secrets verify the same delivery during the grace day.
-    rx.config("rot", json!({"secrets": [old, new]})).await;
+    rx.configure("rot", json!({"secrets": [old, new]})).await;
     app.org(json!({"name": "Rotated", "countryCode": "US"}))
         .await;
     drain(&app).await;
@@ -526,10 +483,10 @@ async fn internal_addresses_are_refused_when_saved(db: TestDb) {
 async fn a_slow_endpoint_holds_up_no_other(db: TestDb) {
     use std::time::{Duration, Instant};
     let app = app_reaching_loopback(db).await;
-    let rx = Receiver::start();
+    let rx = orgbase_testkit::start_webhook_receiver();
     let slow = endpoint(&app, "/api/admin/webhooks", json!({"url": rx.url("slow")})).await;
     endpoint(&app, "/api/admin/webhooks", json!({"url": rx.url("fast")})).await;
-    rx.config("slow", json!({"delayMs": 4000})).await;
+    rx.configure("slow", json!({"delayMs": 4000})).await;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let worker = app.state.webhooks.worker.clone().spawn(shutdown.clone());
     let arrived = |name: &'static str, n: usize, within: Duration| {

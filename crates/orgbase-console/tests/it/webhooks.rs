@@ -44,7 +44,7 @@ async fn an_endpoint_is_made_its_messages_read_and_one_replayed(c: Console) {
     assert!(page.text.contains("Webhook endpoints"), "{}", page.text);
     assert!(page.text.contains("No endpoint yet."));
 
-    let url = format!("{}/hook/console", receiver.base);
+    let url = receiver.url("console");
     let made = c
         .post(
             &format!("/console/organizations/{id}/webhooks"),
@@ -73,14 +73,12 @@ async fn an_endpoint_is_made_its_messages_read_and_one_replayed(c: Console) {
     assert_eq!(created[0]["surface"], "console");
 
     // The first delivery fails; the receiver checks the signature with the secret shown.
-    let http = reqwest::Client::new();
-    let r = http
-        .post(format!("{}/_config/console", receiver.base))
-        .json(&json!({"secrets": [secret], "then": [500], "status": 204}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    receiver
+        .configure(
+            "console",
+            json!({"secrets": [secret], "then": [500], "status": 204}),
+        )
+        .await;
     let (status, _) = c
         .api(
             Method::PATCH,
@@ -124,14 +122,7 @@ async fn an_endpoint_is_made_its_messages_read_and_one_replayed(c: Console) {
         c.audited(id, "webhook_message.replayed").await[0]["surface"],
         "console"
     );
-    let got: Vec<Value> = http
-        .get(format!("{}/_deliveries/console", receiver.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got = receiver.deliveries("console").await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got.iter().all(|d| d["verified"] == true), "{got:?}");
 
@@ -166,7 +157,7 @@ async fn an_endpoint_is_made_its_messages_read_and_one_replayed(c: Console) {
     assert!(p.text.contains("value=\"not a url\""), "{}", p.text);
     let listed = endpoints(&c, &format!("/api/organizations/{id}/webhooks")).await;
     assert_eq!(listed[0]["description"], "billing sync", "unchanged");
-    let url2 = format!("{}/hook/console2", receiver.base);
+    let url2 = receiver.url("console2");
     let p = c
         .post(
             &format!("{base}/edit"),
@@ -198,13 +189,12 @@ async fn an_endpoint_is_made_its_messages_read_and_one_replayed(c: Console) {
         rotated.starts_with("whsec_") && rotated != secret,
         "{rotated}"
     );
-    let r = http
-        .post(format!("{}/_config/console2", receiver.base))
-        .json(&json!({"secrets": [secret, rotated], "status": 204}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    receiver
+        .configure(
+            "console2",
+            json!({"secrets": [secret, rotated], "status": 204}),
+        )
+        .await;
     c.api(
         Method::PATCH,
         &format!("/api/organizations/{id}"),
@@ -213,14 +203,7 @@ async fn an_endpoint_is_made_its_messages_read_and_one_replayed(c: Console) {
     )
     .await;
     drain(&c).await;
-    let got: Vec<Value> = http
-        .get(format!("{}/_deliveries/console2", receiver.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got = receiver.deliveries("console2").await;
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(
         got[0]["verified"], true,

@@ -37,7 +37,7 @@ async fn subscribe(http: &reqwest::Client, base: &str, rx: &Receiver, name: &str
     let e: Value = http
         .post(format!("{base}/api/admin/webhooks"))
         .bearer_auth(BOOT)
-        .json(&json!({"url": format!("{}/hook/{name}", rx.base), "eventTypes": ["organization.created"]}))
+        .json(&json!({"url": rx.url(name), "eventTypes": ["organization.created"]}))
         .send()
         .await
         .unwrap()
@@ -45,13 +45,7 @@ async fn subscribe(http: &reqwest::Client, base: &str, rx: &Receiver, name: &str
         .await
         .unwrap();
     let secret = e["secret"].as_str().unwrap_or_else(|| panic!("{e}"));
-    let r = http
-        .post(format!("{}/_config/{name}", rx.base))
-        .json(&json!({"secrets": [secret]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    rx.configure(name, json!({"secrets": [secret]})).await;
 }
 
 /// Creates `n` organizations through `bases` in turn, `parallel` at once; answers the ids the
@@ -89,15 +83,8 @@ async fn create_orgs(
 }
 
 /// What the receiver got for `name`: per organization created, the deliveries, each verified.
-async fn received(http: &reqwest::Client, rx: &Receiver, name: &str) -> BTreeMap<String, usize> {
-    let all: Vec<Value> = http
-        .get(format!("{}/_deliveries/{name}", rx.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+async fn received(rx: &Receiver, name: &str) -> BTreeMap<String, usize> {
+    let all = rx.deliveries(name).await;
     let mut per_org = BTreeMap::new();
     for d in all {
         assert_eq!(d["verified"], true, "a delivery failed verification: {d}");
@@ -111,7 +98,6 @@ async fn received(http: &reqwest::Client, rx: &Receiver, name: &str) -> BTreeMap
 
 /// Polls until every id in `wanted` has arrived (or `limit` passes); answers what arrived.
 async fn wait_for_all(
-    http: &reqwest::Client,
     rx: &Receiver,
     name: &str,
     wanted: &BTreeSet<String>,
@@ -119,7 +105,7 @@ async fn wait_for_all(
 ) -> BTreeMap<String, usize> {
     let deadline = Instant::now() + limit;
     loop {
-        let got = received(http, rx, name).await;
+        let got = received(rx, name).await;
         if wanted.iter().all(|id| got.contains_key(id)) || Instant::now() > deadline {
             return got;
         }
@@ -141,12 +127,11 @@ fn a_killed_node_loses_no_event(db: Option<&str>) {
     // deliveries in flight) are the outbox's to deliver when a node starts again.
     first.child.kill().unwrap();
     first.child.wait().unwrap();
-    let before_restart = rt.block_on(received(&http, &rx, "killed")).len();
+    let before_restart = rt.block_on(received(&rx, "killed")).len();
     let _second = node(&dir.0, db);
     let wanted: BTreeSet<String> = ids.into_iter().collect();
     // On PostgreSQL a message the killed node had leased waits for its lease (30 s).
     let got = rt.block_on(wait_for_all(
-        &http,
         &rx,
         "killed",
         &wanted,
@@ -195,13 +180,7 @@ fn postgres_two_nodes_deliver_every_event() {
     let ids = rt.block_on(create_orgs(&http, &bases, 1000, 32));
     assert_eq!(ids.len(), 1000);
     let wanted: BTreeSet<String> = ids.into_iter().collect();
-    let got = rt.block_on(wait_for_all(
-        &http,
-        &rx,
-        "pair",
-        &wanted,
-        Duration::from_secs(60),
-    ));
+    let got = rt.block_on(wait_for_all(&rx, "pair", &wanted, Duration::from_secs(60)));
     let missing = wanted.iter().filter(|id| !got.contains_key(*id)).count();
     assert_eq!(missing, 0, "events lost");
     let repeats: usize = got.values().map(|n| n - 1).sum();

@@ -152,12 +152,13 @@ const QUERY_PATTERNS: [(&str, &str, &str, &str); 10] = [
         "targetId",
         AUDIT_TEXT,
     ),
-    // `parse_list_query`: trimmed, 3–100 characters; no NUL in any value.
+    // `parse_list_query`: trimmed (of `\s`: `validation::trim_pattern_space`), 3–100
+    // characters; no NUL in any value.
     (
         "/api/organizations",
         "get",
         "q",
-        r"^[ \t\n\r\x0b\x0c]*[^\s\x00][^\x00]{1,98}[^\s\x00][ \t\n\r\x0b\x0c]*$",
+        r"^\s*[^\s\x00][^\x00]{1,98}[^\s\x00]\s*$",
     ),
     (
         "/api/organizations",
@@ -166,12 +167,12 @@ const QUERY_PATTERNS: [(&str, &str, &str, &str); 10] = [
         r"^[^\x00]*$",
     ),
     ("/api/organizations", "get", "metadata[key]", r"^[^\x00]*$"),
-    // The members list: trimmed, 1–100 characters, no NUL.
+    // The members list: trimmed (of `\s`), 1–100 characters, no NUL.
     (
         "/api/organizations/{organizationId}/members",
         "get",
         "q",
-        r"^[ \t\n\r\x0b\x0c]*[^\s\x00]([^\x00]{0,98}[^\s\x00])?[ \t\n\r\x0b\x0c]*$",
+        r"^\s*[^\s\x00]([^\x00]{0,98}[^\s\x00])?\s*$",
     ),
 ];
 

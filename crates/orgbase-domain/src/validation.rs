@@ -83,3 +83,27 @@ impl std::error::Error for ValidationErrors {}
 pub fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
+
+/// Whether `c` is white space as the API document's patterns count it: JSON Schema's `\s`
+/// (ECMA-262: Unicode's spaces and line breaks, and U+FEFF, but not U+0085), so that a value
+/// trimmed here is valid there exactly when it is valid here.
+pub fn is_pattern_space(c: char) -> bool {
+    (c.is_whitespace() && c != '\u{85}') || c == '\u{feff}'
+}
+
+/// `s` without the leading and trailing [`is_pattern_space`] characters.
+pub fn trim_pattern_space(s: &str) -> &str {
+    s.trim_matches(is_pattern_space)
+}
+
+#[cfg(test)]
+mod pattern_space_tests {
+    use super::*;
+
+    #[test]
+    fn trims_what_the_document_counts_as_space() {
+        assert_eq!(trim_pattern_space("\u{a0} acme\u{3000}\u{feff}"), "acme");
+        // NEL is not `\s` in the document's regular expressions: it stays.
+        assert_eq!(trim_pattern_space("\u{85}acme"), "\u{85}acme");
+    }
+}

@@ -110,7 +110,7 @@ fn parse_member_query(org: OrganizationId, raw: Option<&str>) -> Result<MemberQu
                 ),
             },
             "q" => {
-                let t = v.trim();
+                let t = orgbase_domain::validation::trim_pattern_space(&v);
                 if t.is_empty() || t.chars().count() > 100 || t.contains('\0') {
                     e.add("q", "invalid_length", "must be 1–100 characters");
                 } else {

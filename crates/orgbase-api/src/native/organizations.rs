@@ -662,7 +662,7 @@ pub fn parse_list_query(raw: Option<&str>) -> Result<OrganizationQuery, ApiError
                 Err(_) => e.add("parentId", "invalid_value", "must be a UUID"),
             },
             "q" => {
-                let t = v.trim();
+                let t = orgbase_domain::validation::trim_pattern_space(&v);
                 if t.chars().count() < 3 || t.chars().count() > 100 {
                     e.add("q", "invalid_length", "must be 3–100 characters");
                 } else {

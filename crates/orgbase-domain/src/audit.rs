@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::OrganizationId;
@@ -261,9 +262,47 @@ pub struct AuditEntry {
 }
 
 /// What an entry carries to its webhook events and the log does not keep: no part of the
-/// entry's identity (two entries equal whatever they carry).
-#[derive(Debug, Clone, Default)]
-pub struct Carried(pub Option<Value>);
+/// entry's identity (two entries equal whatever they carry). It holds the entity itself, and
+/// makes the JSON object of it ([`snapshot`]) only when asked: most changes are written where no
+/// webhook endpoint is enabled, and then no event, and no object, is made.
+#[derive(Clone, Default)]
+pub struct Carried(Option<Arc<dyn Snapshot>>);
+
+/// An entity that can be shown whole, as [`snapshot`] shows it.
+trait Snapshot: Send + Sync {
+    fn object(&self) -> Map<String, Value>;
+}
+
+impl<T: Audited + Send + Sync> Snapshot for T {
+    fn object(&self) -> Map<String, Value> {
+        snapshot(self)
+    }
+}
+
+impl Carried {
+    /// Carries `x` (a copy of it).
+    pub fn of<T: Audited + Clone + Send + Sync + 'static>(x: &T) -> Self {
+        Self(Some(Arc::new(x.clone())))
+    }
+
+    /// The object whole, made now; `None` where nothing is carried.
+    pub fn object(&self) -> Option<Map<String, Value>> {
+        self.0.as_ref().map(|x| x.object())
+    }
+
+    pub fn is_some(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl std::fmt::Debug for Carried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(_) => f.write_str("Carried(..)"),
+            None => f.write_str("Carried(None)"),
+        }
+    }
+}
 
 impl PartialEq for Carried {
     fn eq(&self, _: &Self) -> bool {
@@ -306,9 +345,15 @@ impl AuditEntry {
 
     /// `with_changes` of the fields that differ between `before` and `after`.
     /// The object whole is kept too when the action has webhook events.
-    pub fn diff<T: Audited>(mut self, before: Option<&T>, after: Option<&T>) -> Self {
+    pub fn diff<T: Audited + Clone + Send + Sync + 'static>(
+        mut self,
+        before: Option<&T>,
+        after: Option<&T>,
+    ) -> Self {
         if !crate::webhook::EventType::of(&self).is_empty() {
-            self.object = Carried(after.or(before).map(|x| Value::Object(snapshot(x))));
+            if let Some(x) = after.or(before) {
+                self.object = Carried::of(x);
+            }
         }
         self.with_changes(changes(before, after))
     }
@@ -458,6 +503,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[derive(Clone)]
     struct Thing {
         name: &'static str,
         slug: &'static str,
@@ -521,7 +567,7 @@ mod tests {
         let (a, b) = (thing("A", vec![1]), thing("B", vec![1]));
         let e = entry("member.updated").diff(Some(&a), Some(&b));
         assert_eq!(
-            e.object.0,
+            e.object.object().map(Value::Object),
             Some(json!({"name": "B", "slug": "a", "tags": [1], "note": null}))
         );
         let events = crate::webhook::Event::from_entry(&e);
@@ -537,7 +583,7 @@ mod tests {
         assert_eq!(events[0].payload["previous"]["name"], "A");
         // No events, nothing carried; and never kept in the log.
         let quiet = entry("role.updated").diff(Some(&a), Some(&b));
-        assert_eq!(quiet.object.0, None);
+        assert!(!quiet.object.is_some());
         assert!(serde_json::to_value(&e).unwrap().get("object").is_none());
     }
 

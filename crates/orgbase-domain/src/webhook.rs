@@ -131,17 +131,19 @@ impl Event {
     /// (an entry made with `diff`); else its id and every field the change set. `previous` is
     /// the changed fields before it (null for a creation).
     pub fn from_entry(entry: &AuditEntry) -> Vec<Event> {
-        EventType::of(entry)
+        let types = EventType::of(entry);
+        if types.is_empty() {
+            return Vec::new();
+        }
+        // The object whole where the entry carries it; else its id and what changed.
+        let object = entry.object.object();
+        let whole = object.is_some();
+        types
             .into_iter()
             .map(|t| {
                 let id = format!("evt_{}", Uuid::now_v7().simple());
-                // The object whole where the entry carries it; else its id and what changed.
-                let mut data = match &entry.object.0 {
-                    Some(Value::Object(o)) => o.clone(),
-                    _ => Map::new(),
-                };
+                let mut data = object.clone().unwrap_or_default();
                 data.entry("id").or_insert_with(|| json!(entry.target.id));
-                let whole = entry.object.0.is_some();
                 let mut previous = Map::new();
                 for (field, change) in &entry.changes {
                     if !whole || !data.contains_key(field) {

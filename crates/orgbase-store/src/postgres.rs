@@ -19,6 +19,16 @@ use crate::{
     StoreResult,
 };
 
+/// The condition on which a statement writes its change's webhook events: some endpoint is
+/// enabled. With none, the fan-out trigger (migration 0017) would make no message of them, and an
+/// event without a message is never read; the condition reads the statement's snapshot, as the
+/// trigger does, so no endpoint enabled before the change misses its events.
+macro_rules! some_endpoint_enabled {
+    () => {
+        "EXISTS (SELECT 1 FROM webhook_endpoints WHERE NOT disabled)"
+    };
+}
+
 #[path = "postgres_access.rs"]
 mod access;
 #[path = "postgres_audit.rs"]
@@ -182,7 +192,7 @@ pub(crate) async fn begin(
 pub(crate) async fn commit(mut tx: sqlx::Transaction<'_, Postgres>) -> StoreResult<()> {
     let staged = crate::audit::staged();
     if let Some(s) = &staged {
-        audit::insert(&mut *tx, &s.entries(), s.events()).await?;
+        audit::insert_staged(&mut tx, s).await?;
     }
     if let Some(m) = crate::idempotency_mark::current() {
         let marked = sqlx::query(

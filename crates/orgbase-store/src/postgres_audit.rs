@@ -8,9 +8,11 @@ use orgbase_domain::webhook::Event;
 use orgbase_domain::OrganizationId;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgExecutor, QueryBuilder, Row};
+use sqlx::{PgConnection, PgExecutor, QueryBuilder, Row};
 
+use super::webhooks::{hooked_hint, note_hooked};
 use super::{bad, begin, map_err, PgStore};
+use crate::audit::Staged;
 use crate::audit::{row, COLUMNS};
 use crate::{AuditStore, StoreResult};
 
@@ -20,10 +22,35 @@ pub(super) const INSERT: &str =
     "INSERT INTO audit_log SELECT * FROM jsonb_populate_recordset(NULL::audit_log, $1)";
 
 /// `INSERT`, and in the same statement the webhook events of the entries
-/// (`super::webhooks::rows`).
-const INSERT_WITH_EVENTS: &str = "WITH ev AS (INSERT INTO webhook_events \
-    SELECT * FROM jsonb_populate_recordset(NULL::webhook_events, $2)) \
-    INSERT INTO audit_log SELECT * FROM jsonb_populate_recordset(NULL::audit_log, $1)";
+/// (`super::webhooks::rows`), where some endpoint may take them.
+const INSERT_WITH_EVENTS: &str = concat!(
+    "WITH ev AS (INSERT INTO webhook_events \
+    SELECT * FROM jsonb_populate_recordset(NULL::webhook_events, $2) WHERE ",
+    some_endpoint_enabled!(),
+    ") INSERT INTO audit_log SELECT * FROM jsonb_populate_recordset(NULL::audit_log, $1)"
+);
+
+/// `INSERT_WITH_EVENTS` inside a change's transaction: also says whether some endpoint is
+/// enabled.
+const INSERT_WITH_EVENTS_SAYING: &str = concat!(
+    "WITH ev AS (INSERT INTO webhook_events \
+    SELECT * FROM jsonb_populate_recordset(NULL::webhook_events, $2) WHERE ",
+    some_endpoint_enabled!(),
+    "), a AS (INSERT INTO audit_log SELECT * FROM jsonb_populate_recordset(NULL::audit_log, $1)) \
+    SELECT ",
+    some_endpoint_enabled!()
+);
+
+/// `INSERT` inside a change's transaction, saying whether some endpoint is enabled.
+const INSERT_SAYING: &str = concat!(
+    "WITH a AS (INSERT INTO audit_log SELECT * FROM jsonb_populate_recordset(NULL::audit_log, $1)) \
+    SELECT ",
+    some_endpoint_enabled!()
+);
+
+/// The events alone, once `INSERT_SAYING` found an endpoint enabled.
+const INSERT_EVENTS: &str =
+    "INSERT INTO webhook_events SELECT * FROM jsonb_populate_recordset(NULL::webhook_events, $1)";
 
 /// `entries` as the JSON array `INSERT` takes.
 pub(super) fn rows(entries: &[AuditEntry]) -> serde_json::Value {
@@ -31,8 +58,8 @@ pub(super) fn rows(entries: &[AuditEntry]) -> serde_json::Value {
 }
 
 /// Inserts `entries` and their webhook `events` (one statement, so no round trip more for the
-/// events), in the transaction `conn` is in or as a transaction of its own.
-pub(super) async fn insert<'c>(
+/// events) as a transaction of their own.
+async fn insert<'c>(
     conn: impl PgExecutor<'c>,
     entries: &[AuditEntry],
     events: &[Event],
@@ -44,6 +71,38 @@ pub(super) async fn insert<'c>(
         None => sqlx::query(INSERT).bind(rows(entries)),
     };
     q.execute(conn).await.map_err(map_err)?;
+    Ok(())
+}
+
+/// Inserts a change's staged entries, and their webhook events where some endpoint is enabled,
+/// in the change's transaction `tx`: one statement. The events are made beforehand only where
+/// this node last found an endpoint (`hooked_hint`); else the statement says whether one is
+/// enabled, and if one is, the events follow in a second statement of the same transaction.
+pub(super) async fn insert_staged(tx: &mut PgConnection, s: &Staged) -> StoreResult<()> {
+    let entries = rows(&s.entries());
+    let hooked: bool = if hooked_hint() {
+        sqlx::query_scalar(INSERT_WITH_EVENTS_SAYING)
+            .bind(entries)
+            .bind(super::webhooks::rows(s.events()))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?
+    } else {
+        let hooked = sqlx::query_scalar(INSERT_SAYING)
+            .bind(entries)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if hooked {
+            sqlx::query(INSERT_EVENTS)
+                .bind(super::webhooks::rows(s.events()))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        hooked
+    };
+    note_hooked(hooked);
     Ok(())
 }
 

@@ -28,6 +28,7 @@ use chrono::{DateTime, Utc};
 use orgbase_domain::{AuditEntry, Organization};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::types::Json;
+use sqlx::Row;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -51,7 +52,8 @@ const BATCH_COLUMNS: [usize; 16] = [1, 2, 3, 4, 6, 12, 13, 14, 15, 16, 17, 18, 1
 /// notice of those updated, inside the same transaction (one notice a batch: with one batch in
 /// flight, the commit-time serialization of notifying transactions costs nothing), and the
 /// audit entries and webhook events of the rows updated.
-const BATCH_UPDATE: &str = "WITH u AS (UPDATE organizations o SET \
+const BATCH_UPDATE: &str = concat!(
+    "WITH u AS (UPDATE organizations o SET \
     name = v.name, slug = v.slug, country_code = v.country_code, avatar_url = v.avatar_url, \
     status_reason = v.status_reason, sms_enabled = v.sms_enabled, \
     sms_brand_id = v.sms_brand_id, sms_campaign_id = v.sms_campaign_id, premium = v.premium, \
@@ -65,16 +67,22 @@ const BATCH_UPDATE: &str = "WITH u AS (UPDATE organizations o SET \
     AS v(id, prev, name, slug, country_code, avatar_url, status_reason, sms_enabled, \
         sms_brand_id, sms_campaign_id, premium, external_account_id, external_billing_id, \
         kyc_level, placement_group, preferences, updated_at, version) \
-    WHERE o.id = v.id AND o.version = v.prev \
+    WHERE o.id = v.id AND o.version = v.prev AND ($22 OR NOT ",
+    some_endpoint_enabled!(),
+    ") \
     RETURNING o.id, o.version), \
     a AS (INSERT INTO audit_log SELECT r.* FROM jsonb_populate_recordset(NULL::audit_log, $20) r \
         WHERE r.organization_id IN (SELECT id FROM u)), \
     ev AS (INSERT INTO webhook_events SELECT r.* \
         FROM jsonb_populate_recordset(NULL::webhook_events, $21) r \
-        WHERE r.organization_id IN (SELECT id FROM u)) \
+        WHERE r.organization_id IN (SELECT id FROM u) AND ",
+    some_endpoint_enabled!(),
+    ") \
     SELECT coalesce(array_agg(u.id), '{}'), CASE WHEN count(*) > 0 THEN pg_notify($19, \
-        string_agg('org:' || u.id::text || ':' || u.version::text, ',')) END \
-    FROM u";
+        string_agg('org:' || u.id::text || ':' || u.version::text, ',')) END, ",
+    some_endpoint_enabled!(),
+    " FROM u"
+);
 
 /// Whether the change from `previous` to `org` can go in a batch: only `BATCH_COLUMNS` differ,
 /// and its audit entries (if any) are all about this organization.
@@ -254,11 +262,33 @@ async fn write_rows(
         .collect())
 }
 
-/// The batch's one statement; the ids of the rows it updated.
+/// The batch's one statement; the ids of the rows it updated. The webhook events of the
+/// changes are made only where this node last found an endpoint enabled (`hooked_hint`); made
+/// without them, the statement updates nothing if one is enabled after all (`$22`), and is sent
+/// again with them.
 async fn update_rows(
     conn: &mut PgConnection,
     batch: &[Pending],
 ) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let mut with_events = super::webhooks::hooked_hint();
+    loop {
+        let (rows, hooked) = update_rows_once(conn, batch, with_events).await?;
+        super::webhooks::note_hooked(hooked);
+        if hooked && !with_events {
+            with_events = true;
+            continue;
+        }
+        return Ok(rows);
+    }
+}
+
+/// The statement, with or without the changes' webhook events: the ids of the rows it updated
+/// and whether some endpoint is enabled.
+async fn update_rows_once(
+    conn: &mut PgConnection,
+    batch: &[Pending],
+    with_events: bool,
+) -> Result<(HashSet<Uuid>, bool), sqlx::Error> {
     fn col<'a, T>(batch: &'a [Pending], f: impl Fn(&'a Organization) -> T) -> Vec<T> {
         batch.iter().map(|p| f(&p.next)).collect()
     }
@@ -268,7 +298,17 @@ async fn update_rows(
         .filter_map(|p| p.staged.as_ref())
         .flat_map(|s| s.entries().into_owned())
         .collect();
-    let rows: Vec<Uuid> = sqlx::query_scalar(BATCH_UPDATE)
+    let events = if with_events {
+        super::webhooks::rows(
+            batch
+                .iter()
+                .filter_map(|p| p.staged.as_ref())
+                .flat_map(|s| s.events()),
+        )
+    } else {
+        None
+    };
+    let row = sqlx::query(BATCH_UPDATE)
         .bind(col(batch, |o| o.id.0))
         .bind(prev)
         .bind(col(batch, |o| o.name.as_str()))
@@ -289,15 +329,12 @@ async fn update_rows(
         .bind(col(batch, |o| o.version))
         .bind(cache::CHANNEL)
         .bind(super::audit::rows(&entries))
-        .bind(super::webhooks::rows(
-            batch
-                .iter()
-                .filter_map(|p| p.staged.as_ref())
-                .flat_map(|s| s.events()),
-        ))
+        .bind(events)
+        .bind(with_events)
         .fetch_one(&mut *conn)
         .await?;
-    Ok(rows.into_iter().collect())
+    let rows: Vec<Uuid> = row.try_get(0)?;
+    Ok((rows.into_iter().collect(), row.try_get(2)?))
 }
 
 /// Which of `ids` are still stored.

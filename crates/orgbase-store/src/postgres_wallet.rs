@@ -105,13 +105,24 @@ impl WalletStore for PgStore {
             .as_ref()
             .map(|s| s.entries().into_owned())
             .unwrap_or_default();
-        let events = super::webhooks::rows(staged.iter().flat_map(|s| s.events()));
-        for _ in 0..2 {
+        // Made beforehand only where this node last found an endpoint enabled; made without
+        // them, the statement changes nothing if one is enabled after all ($14), and goes again
+        // with them.
+        let mut with_events = super::webhooks::hooked_hint();
+        let events = |with: bool| {
+            if with {
+                super::webhooks::rows(staged.iter().flat_map(|s| s.events()))
+            } else {
+                None
+            }
+        };
+        // Tries: one more for the events, one more to make the wallet.
+        for _ in 0..3 {
             // One statement, so one transaction and one round trip.
             let row = sqlx::query(&format!(
                 "WITH w AS (UPDATE wallets SET balance = balance + $3, \
                  sms_points = sms_points + $6, updated_at = $10 \
-                 WHERE organization_id = $2 AND balance + $3 >= 0 \
+                 WHERE organization_id = $2 AND balance + $3 >= 0 AND ($14 OR NOT {endpoint}) \
                  RETURNING balance, sms_points), \
                  e AS (INSERT INTO wallet_entries ({ENTRY_COLUMNS}) \
                  SELECT $1, $2, $4, $5, $11, $6, w.balance, w.sms_points, $7, $8, $9, $10 FROM w \
@@ -123,8 +134,9 @@ impl WalletStore for PgStore {
                  jsonb_populate_recordset(NULL::audit_log, $12) WHERE EXISTS (SELECT 1 FROM e)), \
                  ev AS (INSERT INTO webhook_events SELECT * FROM \
                  jsonb_populate_recordset(NULL::webhook_events, $13) \
-                 WHERE EXISTS (SELECT 1 FROM e)) \
-                 SELECT * FROM e"
+                 WHERE EXISTS (SELECT 1 FROM e) AND {endpoint}) \
+                 SELECT *, {endpoint} AS hooked FROM e",
+                endpoint = some_endpoint_enabled!()
             ))
             .bind(e.id)
             .bind(e.organization_id.0)
@@ -138,15 +150,22 @@ impl WalletStore for PgStore {
             .bind(e.created_at)
             .bind(e.amount)
             .bind(super::audit::rows(&entries))
-            .bind(&events)
+            .bind(events(with_events))
+            .bind(with_events)
             .fetch_optional(&self.pool)
             .await;
             match row {
                 Ok(Some(r)) => {
+                    super::webhooks::note_hooked(r.try_get("hooked").map_err(map_err)?);
                     if let Some(s) = &staged {
                         s.written();
                     }
                     return Ok(Appended::New(entry_from_row(&r).map_err(map_err)?));
+                }
+                Ok(None) if !with_events => {
+                    // Perhaps an endpoint is enabled: the same again with the events, which
+                    // also says whether the wallet is there and covers the charge.
+                    with_events = true;
                 }
                 Ok(None) => {
                     // No wallet yet (make it and go again), or a charge it does not cover.

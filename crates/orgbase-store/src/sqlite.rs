@@ -466,7 +466,7 @@ impl SqliteStore {
             let v = f(conn)?;
             if let Some(s) = staged.as_ref().filter(|s| !s.is_written()) {
                 audit::insert(conn, &s.entries())?;
-                webhooks::insert_events(conn, s.events())?;
+                webhooks::insert_events(conn, || s.events())?;
             }
             if let Some(m) = &mark {
                 let marked = conn

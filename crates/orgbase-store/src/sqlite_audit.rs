@@ -164,10 +164,13 @@ impl AuditStore for SqliteStore {
 
     async fn append_audit_entries(&self, entries: &[AuditEntry]) -> StoreResult<()> {
         let entries = entries.to_vec();
-        let events: Vec<Event> = entries.iter().flat_map(Event::from_entry).collect();
         self.write(move |conn| {
             insert(conn, &entries)?;
-            super::webhooks::insert_events(conn, &events)
+            // Made only where some endpoint may take them.
+            let events = std::cell::OnceCell::<Vec<Event>>::new();
+            super::webhooks::insert_events(conn, || {
+                events.get_or_init(|| entries.iter().flat_map(Event::from_entry).collect())
+            })
         })
         .await
     }

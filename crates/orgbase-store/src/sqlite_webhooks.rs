@@ -18,10 +18,21 @@ use super::{bad_value, map_err, parse_json, parse_ts, parse_uuid, to_json, ts, S
 use crate::audit::Staged;
 use crate::{StoreResult, WebhookStore};
 
-/// Inserts `events` into the outbox with the transaction `conn` is in: the one place that names
-/// the columns of `webhook_events` for writing. Each insert makes the event's messages (the
-/// trigger of migration 0016).
-pub(super) fn insert_events(conn: &Connection, events: &[Event]) -> StoreResult<()> {
+/// Inserts the `events` of a change into the outbox with the transaction `conn` is in: the one
+/// place that names the columns of `webhook_events` for writing. Each insert makes the event's
+/// messages (the trigger of migration 0016). Where no endpoint is enabled, that trigger would
+/// make none, and an event without a message is never read: then the events are not written,
+/// nor even made (`events` is not called). The single writer reads the endpoints in the same
+/// transaction, so an endpoint enabled before the change never misses its events.
+pub(super) fn insert_events<'e>(
+    conn: &Connection,
+    events: impl FnOnce() -> &'e [Event],
+) -> StoreResult<()> {
+    let some_enabled: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE disabled = 0)")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(map_err)?;
+    let events = if some_enabled { events() } else { &[] };
     if events.is_empty() {
         return Ok(());
     }

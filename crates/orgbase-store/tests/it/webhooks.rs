@@ -22,6 +22,7 @@ crate::conformance!(
     endpoints_round_trip_every_field,
     a_change_writes_its_events_with_it_and_a_failed_one_none,
     every_write_path_writes_its_events,
+    no_event_is_written_while_no_endpoint_is_enabled,
     batched_settings_updates_write_the_events_of_the_rows_updated,
     an_event_is_written_with_a_message_for_each_endpoint_that_takes_it,
     a_claim_leases_its_messages,
@@ -353,6 +354,86 @@ async fn every_write_path_writes_its_events(db: TestDb) {
         .find(|b| b["type"] == "organization.status_changed")
         .expect("the status change's event");
     assert_eq!(status["data"]["status"], "suspended");
+}
+
+/// Changes on every write path, with no endpoint enabled, write no event (no message would be
+/// made of it); once one is enabled, they do, even of a type it does not take. On PostgreSQL a
+/// node makes a change's events only where its last write found an endpoint: each path is also
+/// tried just after an endpoint was enabled behind that belief's back, and writes its events.
+async fn no_event_is_written_while_no_endpoint_is_enabled(db: TestDb) {
+    let s = &db.store;
+    // Events of every age, as the purge counts them: each event written is purged here.
+    let written = || async {
+        s.purge_webhook_events(now() + Duration::days(1), 100)
+            .await
+            .unwrap()
+    };
+    let o = new_org("Unheard", "unheard");
+    record(vec![created(&o)], s.insert_organization(&o))
+        .await
+        .unwrap();
+    let mut o = o;
+    // A settings change (PostgreSQL batches it), the organization's name counting up.
+    async fn rename(s: &DynStore, o: &mut Organization) {
+        let r = renamed(o, &format!("Unheard {}", o.version));
+        record(vec![updated(o, &r)], s.update_organization(&r, o))
+            .await
+            .unwrap();
+        *o = r;
+    }
+    let credit = |org: OrganizationId| {
+        let credit = wallet_entry(org, EntryKind::Credit, 100, None);
+        let e = entry(
+            Some(org),
+            "wallet.credited",
+            Target::new("wallet_entry", credit.id),
+        );
+        async move { record(vec![e], s.append_entry(&credit)).await.map(|_| ()) }
+    };
+    // Every path, no endpoint: a settings change, a wallet entry, an organization made (a
+    // transaction), entries of a change made elsewhere.
+    rename(s, &mut o).await;
+    credit(o.id).await.unwrap();
+    let made = new_org("Unheard too", "unheard-too");
+    record(vec![created(&made)], s.insert_organization(&made))
+        .await
+        .unwrap();
+    platform_events(s, 1).await;
+    assert_eq!(written().await, 0);
+
+    // An endpoint switched off counts as none.
+    let mut other = endpoint(EndpointOwner::Platform, &[EventType::MemberAdded]);
+    other.disabled = true;
+    s.create_webhook_endpoint(&other).await.unwrap();
+    rename(s, &mut o).await;
+    assert_eq!(written().await, 0);
+
+    // Switched on, for another type: each path writes its events (the trigger decides who takes
+    // them), each tried first after a change that found no endpoint.
+    let switch = |disabled: bool| {
+        let mut e = other.clone();
+        e.disabled = disabled;
+        async move { assert!(s.update_webhook_endpoint(&e).await.unwrap()) }
+    };
+    for path in ["batch", "wallet", "transaction", "elsewhere"] {
+        switch(true).await;
+        rename(s, &mut o).await;
+        assert_eq!(written().await, 0, "{path}");
+        switch(false).await;
+        match path {
+            "batch" => rename(s, &mut o).await,
+            "wallet" => credit(o.id).await.unwrap(),
+            "transaction" => {
+                let made = new_org(&format!("Heard {path}"), &format!("heard-{path}"));
+                record(vec![created(&made)], s.insert_organization(&made))
+                    .await
+                    .unwrap();
+            }
+            _ => platform_events(s, 1).await,
+        }
+        assert_eq!(written().await, 1, "{path}");
+    }
+    assert!(messages(s, &other).await.is_empty());
 }
 
 async fn batched_settings_updates_write_the_events_of_the_rows_updated(db: TestDb) {

@@ -89,6 +89,25 @@ impl Staged {
     }
 }
 
+/// Whether the last write of this process found a webhook endpoint enabled: whether the next
+/// change should make its webhook events before it is written. [`record`] then makes them on the
+/// request's own task, not on the single task or thread that writes (SQLite's writer,
+/// PostgreSQL's batch writer), where the JSON of every change's object would queue. It is a hint,
+/// never trusted for exactness: every write checks in its own transaction (or statement) whether
+/// an endpoint is enabled, makes the events there if they were not made, and on PostgreSQL a
+/// change made without them goes again with them. Starting `true`, the first change makes them.
+static HOOKED: AtomicBool = AtomicBool::new(true);
+
+/// Whether to make a change's events before writing it (see `HOOKED`).
+pub(crate) fn hooked_hint() -> bool {
+    HOOKED.load(Ordering::Relaxed)
+}
+
+/// What a write found: whether some endpoint is enabled.
+pub(crate) fn note_hooked(hooked: bool) {
+    HOOKED.store(hooked, Ordering::Relaxed);
+}
+
 /// Rung when a change committed with webhook events, so that this node's delivery worker need
 /// not wait for its next look (other nodes find the events when they look).
 static OUTBOX: tokio::sync::Notify = tokio::sync::Notify::const_new();
@@ -119,6 +138,10 @@ where
         targets: OnceLock::new(),
         events: OnceLock::new(),
     });
+    // Made here, on this task (see `HOOKED`), unless storage has target ids to give them.
+    if hooked_hint() && staged.entries.iter().all(|e| !e.target.id.is_empty()) {
+        staged.events();
+    }
     let out = STAGED.scope(staged.clone(), write).await;
     // Committed with events: this node's delivery worker may look at once.
     if out.is_ok() && staged.events.get().is_some_and(|e| !e.is_empty()) {

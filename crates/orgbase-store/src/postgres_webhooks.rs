@@ -14,29 +14,12 @@ use serde_json::{json, Value};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Row};
-use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
 
 use super::{bad, begin, commit, map_err, PgStore};
 use crate::{StoreResult, WebhookStore};
 
-/// Whether the last write of this process found an endpoint enabled (`some_endpoint_enabled!`):
-/// whether the next change should make its webhook events before it writes. It is a hint,
-/// never trusted for exactness: a change made without its events also checks, in its own
-/// statement, that no endpoint is enabled, and is made again with them if one is (see
-/// `audit::insert_staged`, the batch writer and the wallet's statement). Starting `true`, the
-/// first change makes them.
-static HOOKED: AtomicBool = AtomicBool::new(true);
-
-/// Whether to make a change's events before writing it (see `HOOKED`).
-pub(super) fn hooked_hint() -> bool {
-    HOOKED.load(Ordering::Relaxed)
-}
-
-/// What a write's statement found: whether some endpoint is enabled.
-pub(super) fn note_hooked(hooked: bool) {
-    HOOKED.store(hooked, Ordering::Relaxed);
-}
+pub(super) use crate::audit::{hooked_hint, note_hooked};
 
 /// An event as a row of `webhook_events`, by column name: the one place that names them for
 /// writing. Every column is given: `jsonb_populate_recordset` sets a column missing from the

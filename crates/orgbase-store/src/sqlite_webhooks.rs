@@ -23,7 +23,9 @@ use crate::{StoreResult, WebhookStore};
 /// messages (the trigger of migration 0016). Where no endpoint is enabled, that trigger would
 /// make none, and an event without a message is never read: then the events are not written,
 /// nor even made (`events` is not called). The single writer reads the endpoints in the same
-/// transaction, so an endpoint enabled before the change never misses its events.
+/// transaction, so an endpoint enabled before the change never misses its events. What it
+/// finds is the hint that has the next changes make their events before they reach the writer
+/// (`audit::hooked_hint`).
 pub(super) fn insert_events<'e>(
     conn: &Connection,
     events: impl FnOnce() -> &'e [Event],
@@ -32,6 +34,7 @@ pub(super) fn insert_events<'e>(
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE disabled = 0)")
         .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(map_err)?;
+    crate::audit::note_hooked(some_enabled);
     let events = if some_enabled { events() } else { &[] };
     if events.is_empty() {
         return Ok(());

@@ -51,38 +51,52 @@ const BATCH_COLUMNS: [usize; 16] = [1, 2, 3, 4, 6, 12, 13, 14, 15, 16, 17, 18, 1
 /// The batch's statement: its rows, each if still at the version its writer read, and the cache
 /// notice of those updated, inside the same transaction (one notice a batch: with one batch in
 /// flight, the commit-time serialization of notifying transactions costs nothing), and the
-/// audit entries and webhook events of the rows updated.
-const BATCH_UPDATE: &str = concat!(
-    "WITH u AS (UPDATE organizations o SET \
-    name = v.name, slug = v.slug, country_code = v.country_code, avatar_url = v.avatar_url, \
-    status_reason = v.status_reason, sms_enabled = v.sms_enabled, \
-    sms_brand_id = v.sms_brand_id, sms_campaign_id = v.sms_campaign_id, premium = v.premium, \
-    external_account_id = v.external_account_id, external_billing_id = v.external_billing_id, \
-    kyc_level = v.kyc_level, placement_group = v.placement_group, preferences = v.preferences, \
-    updated_at = v.updated_at, version = v.version \
-    FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
-        $7::text[], $8::boolean[], $9::text[], $10::text[], $11::boolean[], $12::text[], \
-        $13::text[], $14::smallint[], $15::text[], $16::jsonb[], $17::timestamptz[], \
-        $18::bigint[]) \
-    AS v(id, prev, name, slug, country_code, avatar_url, status_reason, sms_enabled, \
-        sms_brand_id, sms_campaign_id, premium, external_account_id, external_billing_id, \
-        kyc_level, placement_group, preferences, updated_at, version) \
-    WHERE o.id = v.id AND o.version = v.prev AND ($22 OR NOT ",
+/// audit entries of the rows updated; with `$events` inserting their webhook events.
+macro_rules! batch_update {
+    ($events:expr) => {
+        concat!(
+            "WITH u AS (UPDATE organizations o SET \
+            name = v.name, slug = v.slug, country_code = v.country_code, avatar_url = v.avatar_url, \
+            status_reason = v.status_reason, sms_enabled = v.sms_enabled, \
+            sms_brand_id = v.sms_brand_id, sms_campaign_id = v.sms_campaign_id, premium = v.premium, \
+            external_account_id = v.external_account_id, external_billing_id = v.external_billing_id, \
+            kyc_level = v.kyc_level, placement_group = v.placement_group, preferences = v.preferences, \
+            updated_at = v.updated_at, version = v.version \
+            FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                $7::text[], $8::boolean[], $9::text[], $10::text[], $11::boolean[], $12::text[], \
+                $13::text[], $14::smallint[], $15::text[], $16::jsonb[], $17::timestamptz[], \
+                $18::bigint[]) \
+            AS v(id, prev, name, slug, country_code, avatar_url, status_reason, sms_enabled, \
+                sms_brand_id, sms_campaign_id, premium, external_account_id, external_billing_id, \
+                kyc_level, placement_group, preferences, updated_at, version) \
+            WHERE o.id = v.id AND o.version = v.prev AND ($22 OR NOT ",
+            some_endpoint_enabled!(),
+            ") \
+            RETURNING o.id, o.version), \
+            a AS (INSERT INTO audit_log SELECT r.* FROM jsonb_populate_recordset(NULL::audit_log, $20) r \
+                WHERE r.organization_id IN (SELECT id FROM u))",
+            $events,
+            " SELECT coalesce(array_agg(u.id), '{}'), CASE WHEN count(*) > 0 THEN pg_notify($19, \
+                string_agg('org:' || u.id::text || ':' || u.version::text, ',')) END, ",
+            some_endpoint_enabled!(),
+            " FROM u"
+        )
+    };
+}
+
+/// `batch_update` with the changes' webhook events.
+const BATCH_UPDATE: &str = batch_update!(concat!(
+    ", ev AS (INSERT INTO webhook_events SELECT r.* \
+    FROM jsonb_populate_recordset(NULL::webhook_events, $21) r \
+    WHERE r.organization_id IN (SELECT id FROM u) AND ",
     some_endpoint_enabled!(),
-    ") \
-    RETURNING o.id, o.version), \
-    a AS (INSERT INTO audit_log SELECT r.* FROM jsonb_populate_recordset(NULL::audit_log, $20) r \
-        WHERE r.organization_id IN (SELECT id FROM u)), \
-    ev AS (INSERT INTO webhook_events SELECT r.* \
-        FROM jsonb_populate_recordset(NULL::webhook_events, $21) r \
-        WHERE r.organization_id IN (SELECT id FROM u) AND ",
-    some_endpoint_enabled!(),
-    ") \
-    SELECT coalesce(array_agg(u.id), '{}'), CASE WHEN count(*) > 0 THEN pg_notify($19, \
-        string_agg('org:' || u.id::text || ':' || u.version::text, ',')) END, ",
-    some_endpoint_enabled!(),
-    " FROM u"
-);
+    ")"
+));
+
+/// `batch_update` made without the events (`$21` is NULL, and `$22` false): no insert into the
+/// outbox at all, so its statement-level fan-out trigger, which fires even for no row, does not
+/// run.
+const BATCH_UPDATE_QUIET: &str = batch_update!("");
 
 /// Whether the change from `previous` to `org` can go in a batch: only `BATCH_COLUMNS` differ,
 /// and its audit entries (if any) are all about this organization.
@@ -308,31 +322,35 @@ async fn update_rows_once(
     } else {
         None
     };
-    let row = sqlx::query(BATCH_UPDATE)
-        .bind(col(batch, |o| o.id.0))
-        .bind(prev)
-        .bind(col(batch, |o| o.name.as_str()))
-        .bind(col(batch, |o| o.slug.as_str()))
-        .bind(col(batch, |o| o.country_code.as_str()))
-        .bind(col(batch, |o| o.avatar_url.as_deref()))
-        .bind(col(batch, |o| o.status_reason.as_deref()))
-        .bind(col(batch, |o| o.sms.enabled))
-        .bind(col(batch, |o| o.sms.brand_id.as_deref()))
-        .bind(col(batch, |o| o.sms.campaign_id.as_deref()))
-        .bind(col(batch, |o| o.premium))
-        .bind(col(batch, |o| o.external_account_id.as_deref()))
-        .bind(col(batch, |o| o.external_billing_id.as_deref()))
-        .bind(col(batch, |o| o.kyc_level))
-        .bind(col(batch, |o| o.placement_group.as_str()))
-        .bind(col(batch, |o| Json(&o.preferences)))
-        .bind(col::<DateTime<Utc>>(batch, |o| o.updated_at))
-        .bind(col(batch, |o| o.version))
-        .bind(cache::CHANNEL)
-        .bind(super::audit::rows(&entries))
-        .bind(events)
-        .bind(with_events)
-        .fetch_one(&mut *conn)
-        .await?;
+    let row = sqlx::query(if with_events {
+        BATCH_UPDATE
+    } else {
+        BATCH_UPDATE_QUIET
+    })
+    .bind(col(batch, |o| o.id.0))
+    .bind(prev)
+    .bind(col(batch, |o| o.name.as_str()))
+    .bind(col(batch, |o| o.slug.as_str()))
+    .bind(col(batch, |o| o.country_code.as_str()))
+    .bind(col(batch, |o| o.avatar_url.as_deref()))
+    .bind(col(batch, |o| o.status_reason.as_deref()))
+    .bind(col(batch, |o| o.sms.enabled))
+    .bind(col(batch, |o| o.sms.brand_id.as_deref()))
+    .bind(col(batch, |o| o.sms.campaign_id.as_deref()))
+    .bind(col(batch, |o| o.premium))
+    .bind(col(batch, |o| o.external_account_id.as_deref()))
+    .bind(col(batch, |o| o.external_billing_id.as_deref()))
+    .bind(col(batch, |o| o.kyc_level))
+    .bind(col(batch, |o| o.placement_group.as_str()))
+    .bind(col(batch, |o| Json(&o.preferences)))
+    .bind(col::<DateTime<Utc>>(batch, |o| o.updated_at))
+    .bind(col(batch, |o| o.version))
+    .bind(cache::CHANNEL)
+    .bind(super::audit::rows(&entries))
+    .bind(events)
+    .bind(with_events)
+    .fetch_one(&mut *conn)
+    .await?;
     let rows: Vec<Uuid> = row.try_get(0)?;
     Ok((rows.into_iter().collect(), row.try_get(2)?))
 }

@@ -131,12 +131,22 @@ impl WalletStore for PgStore {
                  created_at) SELECT organization_id, actor, idempotency_key, id, created_at \
                  FROM e WHERE idempotency_key IS NOT NULL), \
                  a AS (INSERT INTO audit_log SELECT * FROM \
-                 jsonb_populate_recordset(NULL::audit_log, $12) WHERE EXISTS (SELECT 1 FROM e)), \
-                 ev AS (INSERT INTO webhook_events SELECT * FROM \
-                 jsonb_populate_recordset(NULL::webhook_events, $13) \
-                 WHERE EXISTS (SELECT 1 FROM e) AND {endpoint}) \
+                 jsonb_populate_recordset(NULL::audit_log, $12) WHERE EXISTS (SELECT 1 FROM e)){ev} \
                  SELECT *, {endpoint} AS hooked FROM e",
-                endpoint = some_endpoint_enabled!()
+                endpoint = some_endpoint_enabled!(),
+                // Without events, no insert into the outbox: its statement-level fan-out
+                // trigger fires even for no row.
+                ev = if with_events {
+                    concat!(
+                        ", ev AS (INSERT INTO webhook_events SELECT * FROM \
+                         jsonb_populate_recordset(NULL::webhook_events, $13) \
+                         WHERE EXISTS (SELECT 1 FROM e) AND ",
+                        some_endpoint_enabled!(),
+                        ")"
+                    )
+                } else {
+                    ""
+                }
             ))
             .bind(e.id)
             .bind(e.organization_id.0)

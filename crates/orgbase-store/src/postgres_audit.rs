@@ -10,29 +10,16 @@ use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, QueryBuilder, Row};
 
-use super::webhooks::{hooked_hint, note_hooked};
 use super::{bad, begin, map_err, PgStore};
 use crate::audit::Staged;
+use crate::audit::{hooked_hint, note_hooked};
 use crate::audit::{row, COLUMNS};
 use crate::{AuditStore, StoreResult};
 
-/// The statement that inserts entries given as a JSON array of rows (`crate::audit::row`): one
-/// statement for any number of entries.
-pub(super) const INSERT: &str =
-    "INSERT INTO audit_log SELECT * FROM jsonb_populate_recordset(NULL::audit_log, $1)";
-
-/// `INSERT`, and in the same statement the webhook events of the entries
-/// (`super::webhooks::rows`), where some endpoint may take them.
+/// Inserts entries given as a JSON array of rows (`rows`; one statement for any number of
+/// them), and in the same statement their webhook events (`super::webhooks::rows`) where some
+/// endpoint may take them; says whether some endpoint is enabled.
 const INSERT_WITH_EVENTS: &str = concat!(
-    "WITH ev AS (INSERT INTO webhook_events \
-    SELECT * FROM jsonb_populate_recordset(NULL::webhook_events, $2) WHERE ",
-    some_endpoint_enabled!(),
-    ") INSERT INTO audit_log SELECT * FROM jsonb_populate_recordset(NULL::audit_log, $1)"
-);
-
-/// `INSERT_WITH_EVENTS` inside a change's transaction: also says whether some endpoint is
-/// enabled.
-const INSERT_WITH_EVENTS_SAYING: &str = concat!(
     "WITH ev AS (INSERT INTO webhook_events \
     SELECT * FROM jsonb_populate_recordset(NULL::webhook_events, $2) WHERE ",
     some_endpoint_enabled!(),
@@ -41,14 +28,15 @@ const INSERT_WITH_EVENTS_SAYING: &str = concat!(
     some_endpoint_enabled!()
 );
 
-/// `INSERT` inside a change's transaction, saying whether some endpoint is enabled.
-const INSERT_SAYING: &str = concat!(
+/// `INSERT_WITH_EVENTS` without the events: no insert into the outbox, whose statement-level
+/// fan-out trigger fires even for no row.
+const INSERT: &str = concat!(
     "WITH a AS (INSERT INTO audit_log SELECT * FROM jsonb_populate_recordset(NULL::audit_log, $1)) \
     SELECT ",
     some_endpoint_enabled!()
 );
 
-/// The events alone, once `INSERT_SAYING` found an endpoint enabled.
+/// The events alone, once `INSERT` found an endpoint enabled.
 const INSERT_EVENTS: &str =
     "INSERT INTO webhook_events SELECT * FROM jsonb_populate_recordset(NULL::webhook_events, $1)";
 
@@ -57,21 +45,22 @@ pub(super) fn rows(entries: &[AuditEntry]) -> serde_json::Value {
     serde_json::Value::Array(entries.iter().map(row).collect())
 }
 
-/// Inserts `entries` and their webhook `events` (one statement, so no round trip more for the
-/// events) as a transaction of their own.
+/// Inserts `entries`, and their webhook `events` if any (one statement, so no round trip more
+/// for them): whether some endpoint is enabled.
 async fn insert<'c>(
     conn: impl PgExecutor<'c>,
     entries: &[AuditEntry],
-    events: &[Event],
-) -> StoreResult<()> {
-    let q = match super::webhooks::rows(events) {
-        Some(events) => sqlx::query(INSERT_WITH_EVENTS)
+    events: Option<&[Event]>,
+) -> StoreResult<bool> {
+    let q = match events.and_then(super::webhooks::rows) {
+        Some(events) => sqlx::query_scalar(INSERT_WITH_EVENTS)
             .bind(rows(entries))
             .bind(events),
-        None => sqlx::query(INSERT).bind(rows(entries)),
+        None => sqlx::query_scalar(INSERT).bind(rows(entries)),
     };
-    q.execute(conn).await.map_err(map_err)?;
-    Ok(())
+    let hooked = q.fetch_one(conn).await.map_err(map_err)?;
+    note_hooked(hooked);
+    Ok(hooked)
 }
 
 /// Inserts a change's staged entries, and their webhook events where some endpoint is enabled,
@@ -79,30 +68,18 @@ async fn insert<'c>(
 /// this node last found an endpoint (`hooked_hint`); else the statement says whether one is
 /// enabled, and if one is, the events follow in a second statement of the same transaction.
 pub(super) async fn insert_staged(tx: &mut PgConnection, s: &Staged) -> StoreResult<()> {
-    let entries = rows(&s.entries());
-    let hooked: bool = if hooked_hint() {
-        sqlx::query_scalar(INSERT_WITH_EVENTS_SAYING)
-            .bind(entries)
-            .bind(super::webhooks::rows(s.events()))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?
-    } else {
-        let hooked = sqlx::query_scalar(INSERT_SAYING)
-            .bind(entries)
-            .fetch_one(&mut *tx)
+    let made = hooked_hint();
+    let hooked = insert(&mut *tx, &s.entries(), made.then(|| s.events())).await?;
+    if let Some(events) = (hooked && !made)
+        .then(|| super::webhooks::rows(s.events()))
+        .flatten()
+    {
+        sqlx::query(INSERT_EVENTS)
+            .bind(events)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        if hooked {
-            sqlx::query(INSERT_EVENTS)
-                .bind(super::webhooks::rows(s.events()))
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        hooked
-    };
-    note_hooked(hooked);
+    }
     Ok(())
 }
 
@@ -178,7 +155,7 @@ impl AuditStore for PgStore {
 
     async fn append_audit_entries(&self, entries: &[AuditEntry]) -> StoreResult<()> {
         let events: Vec<Event> = entries.iter().flat_map(Event::from_entry).collect();
-        insert(&self.pool, entries, &events).await
+        insert(&self.pool, entries, Some(&events)).await.map(|_| ())
     }
 
     async fn purge_audit_entries(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {

@@ -284,10 +284,10 @@ async fn update_rows(
     conn: &mut PgConnection,
     batch: &[Pending],
 ) -> Result<HashSet<Uuid>, sqlx::Error> {
-    let mut with_events = super::webhooks::hooked_hint();
+    let mut with_events = crate::audit::hooked_hint();
     loop {
         let (rows, hooked) = update_rows_once(conn, batch, with_events).await?;
-        super::webhooks::note_hooked(hooked);
+        crate::audit::note_hooked(hooked);
         if hooked && !with_events {
             with_events = true;
             continue;

@@ -108,7 +108,7 @@ impl WalletStore for PgStore {
         // Made beforehand only where this node last found an endpoint enabled; made without
         // them, the statement changes nothing if one is enabled after all ($14), and goes again
         // with them.
-        let mut with_events = super::webhooks::hooked_hint();
+        let mut with_events = crate::audit::hooked_hint();
         let events = |with: bool| {
             if with {
                 super::webhooks::rows(staged.iter().flat_map(|s| s.events()))
@@ -166,7 +166,7 @@ impl WalletStore for PgStore {
             .await;
             match row {
                 Ok(Some(r)) => {
-                    super::webhooks::note_hooked(r.try_get("hooked").map_err(map_err)?);
+                    crate::audit::note_hooked(r.try_get("hooked").map_err(map_err)?);
                     if let Some(s) = &staged {
                         s.written();
                     }

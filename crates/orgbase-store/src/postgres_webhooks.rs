@@ -19,8 +19,6 @@ use uuid::Uuid;
 use super::{bad, begin, commit, map_err, PgStore};
 use crate::{StoreResult, WebhookStore};
 
-pub(super) use crate::audit::{hooked_hint, note_hooked};
-
 /// An event as a row of `webhook_events`, by column name: the one place that names them for
 /// writing. Every column is given: `jsonb_populate_recordset` sets a column missing from the
 /// JSON to NULL, not to its default. Writing it makes its messages (the trigger of migration

@@ -159,6 +159,13 @@ impl<V: Clone> Generational<V> {
         c.1.insert(key.to_owned(), (value.clone(), Instant::now()));
     }
 
+    /// The value of `key` changed: it goes, and reads in flight fill nothing.
+    pub(crate) fn forget(&self, key: &str) {
+        let mut c = self.lock();
+        c.0 += 1;
+        c.1.remove(key);
+    }
+
     /// Something changed: everything goes, and reads in flight fill nothing.
     pub(crate) fn clear(&self) {
         let mut c = self.lock();

@@ -105,6 +105,10 @@ pub struct SqliteStore {
     keys: Arc<Generational<ApiKey>>,
     orgs: Arc<OrgCache>,
     plans: Arc<Generational<orgbase_domain::Plan>>,
+    /// Wallets by organization id (none: never credited), for the access check, which reads one
+    /// on every call and message. Exact like the others: an entry drops its organization's at
+    /// commit, before it answers, and a read that raced it puts nothing back.
+    wallets: Arc<Generational<Option<orgbase_domain::wallet::Wallet>>>,
     /// Wakes the search indexer (pool mode; the writer thread holds its own).
     search_wake: Option<std::sync::mpsc::SyncSender<()>>,
     /// The writer, checkpoint and search threads, joined on drop.
@@ -348,6 +352,7 @@ impl SqliteStore {
             keys: Arc::new(Generational::new(KEY_CACHE_MAX).fresh_for(KEY_CACHE_FRESH)),
             orgs: Arc::default(),
             plans: Arc::new(Generational::new(plans::PLAN_CACHE_MAX)),
+            wallets: Arc::new(Generational::new(wallet::WALLET_CACHE_MAX)),
             search_wake: Some(search_wake),
             threads,
             write_failing: Arc::default(),
@@ -1188,6 +1193,7 @@ impl OrganizationStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<OrganizationId>> {
         let cache = self.orgs.clone();
+        let wallets = self.wallets.clone();
         // One audit entry per organization removed, from the one staged for the purge.
         let staged = crate::audit::staged();
         self.write_then(
@@ -1221,7 +1227,12 @@ impl OrganizationStore for SqliteStore {
                     .map(|id| parse_uuid(id).map(OrganizationId).map_err(map_err))
                     .collect()
             },
-            move |ids: &Vec<OrganizationId>| ids.iter().for_each(|id| cache.changed(*id)),
+            move |ids: &Vec<OrganizationId>| {
+                for id in ids {
+                    cache.changed(*id);
+                    wallets.forget(&id.to_string());
+                }
+            },
         )
         .await
     }

@@ -9,6 +9,9 @@ use uuid::Uuid;
 use super::{bad_value, map_err, parse_ts, parse_uuid, ts, SqliteStore};
 use crate::{Appended, StoreError, StoreResult, WalletStore};
 
+/// Wallets kept before all are dropped at once.
+pub(super) const WALLET_CACHE_MAX: usize = 20_000;
+
 const ENTRY_COLUMNS: &str = "id, organization_id, kind, service, amount, sms_points, \
     balance_after, sms_points_after, reason, actor, idempotency_key, created_at";
 
@@ -59,59 +62,70 @@ fn existing(
 #[async_trait]
 impl WalletStore for SqliteStore {
     async fn get_wallet(&self, org: OrganizationId) -> StoreResult<Option<Wallet>> {
-        self.read_now(move |conn| {
-            conn.prepare_cached(
-                "SELECT balance, sms_points, currency, updated_at FROM wallets \
-                 WHERE organization_id = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_row([org.to_string()], |r| {
-                    Ok(Wallet {
-                        organization_id: org,
-                        balance: r.get(0)?,
-                        sms_points: r.get(1)?,
-                        currency: r.get(2)?,
-                        updated_at: Some(parse_ts(&r.get::<_, String>(3)?)?),
+        let key = org.to_string();
+        let generation = match self.wallets.get(&key) {
+            Ok(w) => return Ok(w),
+            Err(generation) => generation,
+        };
+        let wallet = self
+            .read_now(|conn| {
+                conn.prepare_cached(
+                    "SELECT balance, sms_points, currency, updated_at FROM wallets \
+                     WHERE organization_id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_row([&key], |r| {
+                        Ok(Wallet {
+                            organization_id: org,
+                            balance: r.get(0)?,
+                            sms_points: r.get(1)?,
+                            currency: r.get(2)?,
+                            updated_at: Some(parse_ts(&r.get::<_, String>(3)?)?),
+                        })
                     })
+                    .optional()
                 })
-                .optional()
+                .map_err(map_err)
             })
-            .map_err(map_err)
-        })
-        .await
+            .await?;
+        self.wallets.offer(&key, &wallet, generation);
+        Ok(wallet)
     }
 
     async fn append_entry(&self, e: &NewEntry) -> StoreResult<Appended> {
         let e = e.clone();
         let staged = crate::audit::staged();
-        self.write(move |conn| {
-            let org = e.organization_id.to_string();
-            if let Some(key) = &e.idempotency_key {
-                if let Some(found) = existing(conn, e.organization_id, &e.actor, key)? {
-                    if let Some(s) = &staged {
-                        s.no_change();
+        let wallets = self.wallets.clone();
+        let key = e.organization_id.to_string();
+        self.write_then(
+            move |conn| {
+                let org = e.organization_id.to_string();
+                if let Some(key) = &e.idempotency_key {
+                    if let Some(found) = existing(conn, e.organization_id, &e.actor, key)? {
+                        if let Some(s) = &staged {
+                            s.no_change();
+                        }
+                        return Ok(Appended::Existing(found));
                     }
-                    return Ok(Appended::Existing(found));
                 }
-            }
-            let (balance, sms): (i64, i64) = conn
-                .prepare_cached(
-                    "SELECT balance, sms_points FROM wallets WHERE organization_id = ?1",
-                )
-                .and_then(|mut s| {
-                    s.query_row([&org], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
-                })
-                .map_err(map_err)?
-                .unwrap_or((0, 0));
-            let balance_after = balance + e.delta();
-            if balance_after < 0 {
-                return Err(StoreError::Conflict {
-                    constraint: "insufficient_funds",
-                });
-            }
-            let sms_after = sms + e.sms_points;
-            conn.prepare_cached(
+                let (balance, sms): (i64, i64) = conn
+                    .prepare_cached(
+                        "SELECT balance, sms_points FROM wallets WHERE organization_id = ?1",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row([&org], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()
+                    })
+                    .map_err(map_err)?
+                    .unwrap_or((0, 0));
+                let balance_after = balance + e.delta();
+                if balance_after < 0 {
+                    return Err(StoreError::Conflict {
+                        constraint: "insufficient_funds",
+                    });
+                }
+                let sms_after = sms + e.sms_points;
+                conn.prepare_cached(
                 "INSERT INTO wallets (organization_id, balance, sms_points, currency, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (organization_id) DO UPDATE \
                  SET balance = excluded.balance, sms_points = excluded.sms_points, \
@@ -127,59 +141,65 @@ impl WalletStore for SqliteStore {
                 ])
             })
             .map_err(map_err)?;
-            let entry = Entry {
-                id: e.id,
-                organization_id: e.organization_id,
-                kind: e.kind,
-                service: e.service,
-                amount: e.amount,
-                sms_points: e.sms_points,
-                balance_after,
-                sms_points_after: sms_after,
-                reason: e.reason.clone(),
-                actor: e.actor.clone(),
-                idempotency_key: e.idempotency_key.clone(),
-                created_at: e.created_at,
-            };
-            conn.prepare_cached(&format!(
-                "INSERT INTO wallet_entries ({ENTRY_COLUMNS}) \
+                let entry = Entry {
+                    id: e.id,
+                    organization_id: e.organization_id,
+                    kind: e.kind,
+                    service: e.service,
+                    amount: e.amount,
+                    sms_points: e.sms_points,
+                    balance_after,
+                    sms_points_after: sms_after,
+                    reason: e.reason.clone(),
+                    actor: e.actor.clone(),
+                    idempotency_key: e.idempotency_key.clone(),
+                    created_at: e.created_at,
+                };
+                conn.prepare_cached(&format!(
+                    "INSERT INTO wallet_entries ({ENTRY_COLUMNS}) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-            ))
-            .and_then(|mut s| {
-                s.execute(params![
-                    entry.id.to_string(),
-                    org,
-                    entry.kind.as_str(),
-                    entry.service.map(Service::as_str),
-                    entry.amount,
-                    entry.sms_points,
-                    entry.balance_after,
-                    entry.sms_points_after,
-                    entry.reason,
-                    entry.actor,
-                    entry.idempotency_key,
-                    ts(&entry.created_at),
-                ])
-            })
-            .map_err(map_err)?;
-            if let Some(key) = &entry.idempotency_key {
-                conn.prepare_cached(
-                    "INSERT INTO wallet_idempotency (organization_id, actor, key, entry_id, \
-                     created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
+                ))
                 .and_then(|mut s| {
                     s.execute(params![
-                        org,
-                        entry.actor,
-                        key,
                         entry.id.to_string(),
-                        ts(&entry.created_at)
+                        org,
+                        entry.kind.as_str(),
+                        entry.service.map(Service::as_str),
+                        entry.amount,
+                        entry.sms_points,
+                        entry.balance_after,
+                        entry.sms_points_after,
+                        entry.reason,
+                        entry.actor,
+                        entry.idempotency_key,
+                        ts(&entry.created_at),
                     ])
                 })
                 .map_err(map_err)?;
-            }
-            Ok(Appended::New(entry))
-        })
+                if let Some(key) = &entry.idempotency_key {
+                    conn.prepare_cached(
+                        "INSERT INTO wallet_idempotency (organization_id, actor, key, entry_id, \
+                     created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            org,
+                            entry.actor,
+                            key,
+                            entry.id.to_string(),
+                            ts(&entry.created_at)
+                        ])
+                    })
+                    .map_err(map_err)?;
+                }
+                Ok(Appended::New(entry))
+            },
+            move |appended| {
+                if matches!(appended, Appended::New(_)) {
+                    wallets.forget(&key);
+                }
+            },
+        )
         .await
     }
 

@@ -191,7 +191,52 @@ async fn concurrent_entries_lose_nothing(db: TestDb) {
     assert!(entries.iter().any(|e| e.balance_after == w.balance));
 }
 
+/// A wallet read once an entry has answered shows that entry, however many reads ran beside it
+/// (a store that keeps wallets in memory must drop its copy at the entry's commit, and a read
+/// that began before the commit must not put back what it read).
+async fn a_read_after_an_entry_shows_it(db: TestDb) {
+    let s = &db.store;
+    let o = org(s).await;
+    assert!(s.get_wallet(o).await.unwrap().is_none(), "read before any entry");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (s, stop) = (s.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    s.get_wallet(o).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for i in 1..=40 {
+        s.append_entry(&entry(o, EntryKind::Credit, 1, None))
+            .await
+            .unwrap();
+        let w = s.get_wallet(o).await.unwrap().expect("credited");
+        assert_eq!(w.balance, i, "the read after entry {i}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.await.unwrap();
+    }
+    // Removed for good: no wallet is left to read.
+    let before = s.get_organization(o).await.unwrap();
+    let mut deleted = before.clone();
+    deleted.deleted_at = Some(now() - chrono::Duration::days(40));
+    deleted.version += 1;
+    s.update_organization(&deleted, &before).await.unwrap();
+    let purged = s
+        .purge_deleted(now() - chrono::Duration::days(30), 100)
+        .await
+        .unwrap();
+    assert!(purged.contains(&o));
+    assert!(s.get_wallet(o).await.unwrap().is_none(), "purged");
+}
+
 crate::conformance!(
+    a_read_after_an_entry_shows_it,
     entries_move_the_balances_and_never_below_zero,
     an_idempotency_key_makes_one_entry,
     concurrent_entries_lose_nothing,

@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgExecutor, QueryBuilder, Row};
 use super::{bad, begin, map_err, PgStore};
 use crate::audit::Staged;
 use crate::audit::{hooked_hint, note_hooked};
-use crate::audit::{row, COLUMNS};
+use crate::audit::{AuditRow, COLUMNS};
 use crate::{AuditStore, StoreResult};
 
 /// Inserts entries given as a JSON array of rows (`rows`; one statement for any number of
@@ -41,8 +41,8 @@ const INSERT_EVENTS: &str =
     "INSERT INTO webhook_events SELECT * FROM jsonb_populate_recordset(NULL::webhook_events, $1)";
 
 /// `entries` as the JSON array `INSERT` takes.
-pub(super) fn rows(entries: &[AuditEntry]) -> serde_json::Value {
-    serde_json::Value::Array(entries.iter().map(row).collect())
+pub(super) fn rows(entries: &[AuditEntry]) -> Json<Vec<AuditRow<'_>>> {
+    Json(entries.iter().map(AuditRow::of).collect())
 }
 
 /// Inserts `entries`, and their webhook `events` if any (one statement, so no round trip more

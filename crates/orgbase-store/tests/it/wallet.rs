@@ -197,7 +197,10 @@ async fn concurrent_entries_lose_nothing(db: TestDb) {
 async fn a_read_after_an_entry_shows_it(db: TestDb) {
     let s = &db.store;
     let o = org(s).await;
-    assert!(s.get_wallet(o).await.unwrap().is_none(), "read before any entry");
+    assert!(
+        s.get_wallet(o).await.unwrap().is_none(),
+        "read before any entry"
+    );
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..4)
         .map(|_| {

@@ -10,7 +10,7 @@ use orgbase_domain::webhook::{
     WebhookEndpoint, WebhookMessage,
 };
 use orgbase_domain::OrganizationId;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Row};
@@ -22,23 +22,37 @@ use crate::{StoreResult, WebhookStore};
 /// An event as a row of `webhook_events`, by column name: the one place that names them for
 /// writing. Every column is given: `jsonb_populate_recordset` sets a column missing from the
 /// JSON to NULL, not to its default. Writing it makes its messages (the trigger of migration
-/// 0017), in the same statement.
-fn row(e: &Event) -> Value {
-    json!({
-        "id": e.id,
-        "organization_id": e.organization_id,
-        "event_type": e.event_type.as_str(),
-        "occurred_at": e.occurred_at,
-        "payload": e.payload,
-    })
+/// 0017), in the same statement. Borrowed and serialized straight into the statement's
+/// parameter: the payload is not copied into a JSON tree first.
+#[derive(serde::Serialize)]
+pub(super) struct EventRow<'a> {
+    id: &'a str,
+    organization_id: Option<OrganizationId>,
+    event_type: &'static str,
+    occurred_at: DateTime<Utc>,
+    payload: &'a Value,
+}
+
+impl<'a> EventRow<'a> {
+    fn of(e: &'a Event) -> Self {
+        Self {
+            id: &e.id,
+            organization_id: e.organization_id,
+            event_type: e.event_type.as_str(),
+            occurred_at: e.occurred_at,
+            payload: &e.payload,
+        }
+    }
 }
 
 /// `events` as the JSON array of rows the inserts take (`jsonb_populate_recordset(NULL::
 /// webhook_events, …)`), or NULL when there are none: no JSON is made, and the insert has no
 /// row to write.
-pub(super) fn rows<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<Value> {
-    let rows: Vec<Value> = events.into_iter().map(row).collect();
-    (!rows.is_empty()).then_some(Value::Array(rows))
+pub(super) fn rows<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+) -> Option<Json<Vec<EventRow<'a>>>> {
+    let rows: Vec<EventRow<'a>> = events.into_iter().map(EventRow::of).collect();
+    (!rows.is_empty()).then_some(Json(rows))
 }
 
 const ENDPOINT_COLUMNS: &str = "id, organization_id, url, description, event_types, disabled, \

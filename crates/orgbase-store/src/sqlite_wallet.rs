@@ -96,7 +96,6 @@ impl WalletStore for SqliteStore {
         let e = e.clone();
         let staged = crate::audit::staged();
         let wallets = self.wallets.clone();
-        let key = e.organization_id.to_string();
         self.write_then(
             move |conn| {
                 let org = e.organization_id.to_string();
@@ -195,8 +194,8 @@ impl WalletStore for SqliteStore {
                 Ok(Appended::New(entry))
             },
             move |appended| {
-                if matches!(appended, Appended::New(_)) {
-                    wallets.forget(&key);
+                if let Appended::New(entry) = appended {
+                    wallets.forget(&entry.organization_id.to_string());
                 }
             },
         )

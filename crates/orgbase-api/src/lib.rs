@@ -390,12 +390,9 @@ pub fn with_layers(router: Router<AppState>, state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit))
         // Innermost first: a panic becomes a problem answer, then metrics, then the log line.
         .layer(CatchPanicLayer::custom(panic_response))
-        // Outside the panic catcher: a request that panicked (a 500) releases its key.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::layer,
-        ))
-        // Outside the idempotency layer: a request over its rate limit never claims its key.
+        // Outside the panic catcher: a request that panicked (a 500) releases its key. The rate
+        // limit comes first, and calls the idempotency layer itself: a request over its rate
+        // limit never claims its key.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::layer,

@@ -11,8 +11,13 @@
 //!
 //! `q` is the burst (twice the organization's `rateLimit`), `w` the seconds in which a full
 //! burst refills, `r` the requests left at once, `t` the seconds until the bucket is full again.
+//!
+//! A request let through goes on to the idempotency layer (`crate::idempotency::layer`), called
+//! from here rather than stacked as a middleware of its own: an over-limit request never claims
+//! its key, and every request passes one middleware fewer (each costs a boxed future and a
+//! clone of the stack below it).
 use axum::extract::{Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use orgbase_domain::OrganizationId;
@@ -33,17 +38,21 @@ fn path_org(path: &str) -> Option<OrganizationId> {
     rest.split('/').next()?.parse().ok()
 }
 
+/// The rate limit, then the idempotency key (see the module's documentation).
 pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let admit = |state: AppState, req: Request, next: Next| {
+        crate::idempotency::layer(State(state), req, next)
+    };
     if !state.services.config.rate_limits {
-        return next.run(req).await;
+        return admit(state, req, next).await;
     }
     let Some(token) = crate::idempotency::credential(&req) else {
-        return next.run(req).await;
+        return admit(state, req, next).await;
     };
     // A credential that is not one is refused by its route, in its surface's words; one that
     // cannot be looked up now (the database is away) is the route's to answer too.
     let Ok(principal) = crate::auth::authenticate(&state, &token).await else {
-        return next.run(req).await;
+        return admit(state, req, next).await;
     };
     let path = req.uri().path();
     let surface = Surface::of(path);
@@ -52,15 +61,15 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     req.extensions_mut().insert(Authenticated(token, principal));
     let (bucket, decision) = match taken {
         Ok(Some(t)) => t,
-        Ok(None) => return next.run(req).await,
+        Ok(None) => return admit(state, req, next).await,
         // The bucket could not be read (the database is away): the route answers for itself.
         Err(e) => {
             tracing::debug!(error = %e, "rate limit not applied");
-            return next.run(req).await;
+            return admit(state, req, next).await;
         }
     };
     let mut res = if decision.allowed {
-        next.run(req).await
+        admit(state, req, next).await
     } else {
         let wait = decision.retry_after.map_or(1, whole_seconds);
         surface::error(
@@ -82,6 +91,9 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     res
 }
 
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
 fn add_headers(res: &mut Response, bucket: &Bucket, d: &Decision) {
     let policy = format!(
         "\"{}\";q={};w={}",
@@ -96,11 +108,12 @@ fn add_headers(res: &mut Response, bucket: &Bucket, d: &Decision) {
     };
     let state = format!("\"{}\";r={};t={reset}", bucket.policy, d.remaining);
     let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&policy) {
-        h.insert("ratelimit-policy", v);
+    // From the strings themselves (no copy).
+    if let Ok(v) = HeaderValue::try_from(policy) {
+        h.insert(RATELIMIT_POLICY, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&state) {
-        h.insert("ratelimit", v);
+    if let Ok(v) = HeaderValue::try_from(state) {
+        h.insert(RATELIMIT, v);
     }
 }
 

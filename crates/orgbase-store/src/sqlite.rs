@@ -562,7 +562,9 @@ fn writer_loop(
     wal_frames: Arc<AtomicI64>,
 ) {
     let mut restarted = std::time::Instant::now();
+    webhooks::watch_endpoints(&conn);
     while let Some(first) = rx.blocking_recv() {
+        webhooks::forget_endpoints();
         if wal_frames.load(Ordering::Relaxed) >= RESTART_FRAMES
             && restarted.elapsed() >= RESTART_EVERY
         {
@@ -613,6 +615,7 @@ fn writer_loop(
             let end = if ok {
                 run(&conn, "RELEASE job")
             } else {
+                webhooks::forget_endpoints();
                 run(&conn, "ROLLBACK TO job").and_then(|()| run(&conn, "RELEASE job"))
             };
             if let Err(e) = end {
@@ -898,65 +901,121 @@ fn org_from_row(r: &Row<'_>) -> rusqlite::Result<Organization> {
     })
 }
 
+/// One column of an organization, borrowed from it: two versions of an organization are
+/// compared column by column without copying or serializing anything, and only a column that
+/// changed becomes an SQL value (with its JSON made).
+#[derive(PartialEq)]
+enum OrgCell<'a> {
+    Null,
+    Text(&'a str),
+    Id(uuid::Uuid),
+    Int(i64),
+    Time(&'a DateTime<Utc>),
+    Entitlements(&'a Vec<String>),
+    Preferences(&'a Preferences),
+    Metadata(&'a Metadata),
+    Subscription(&'a orgbase_domain::plan::Subscription),
+}
+
+impl OrgCell<'_> {
+    fn to_sql(&self) -> StoreResult<SqlValue> {
+        Ok(match self {
+            OrgCell::Null => SqlValue::Null,
+            OrgCell::Text(s) => SqlValue::Text((*s).to_owned()),
+            OrgCell::Id(u) => SqlValue::Text(u.hyphenated().to_string()),
+            OrgCell::Int(i) => SqlValue::Integer(*i),
+            OrgCell::Time(t) => SqlValue::Text(ts(t)),
+            OrgCell::Entitlements(v) => SqlValue::Text(to_json(v)?),
+            OrgCell::Preferences(v) => SqlValue::Text(to_json(v)?),
+            OrgCell::Metadata(v) => SqlValue::Text(to_json(v)?),
+            OrgCell::Subscription(v) => SqlValue::Text(to_json(v)?),
+        })
+    }
+}
+
 /// The organization's columns in `ORG_COLUMNS` order.
-fn org_values(o: &Organization) -> StoreResult<Vec<SqlValue>> {
-    let opt = |v: &Option<String>| v.clone().map(SqlValue::Text).unwrap_or(SqlValue::Null);
-    Ok(vec![
-        SqlValue::Text(o.id.to_string()),
-        SqlValue::Text(o.name.clone()),
-        SqlValue::Text(o.slug.clone()),
-        SqlValue::Text(o.country_code.clone()),
+fn org_cells(o: &Organization) -> [OrgCell<'_>; 30] {
+    fn opt(v: &Option<String>) -> OrgCell<'_> {
+        v.as_deref().map_or(OrgCell::Null, OrgCell::Text)
+    }
+    [
+        OrgCell::Id(o.id.0),
+        OrgCell::Text(&o.name),
+        OrgCell::Text(&o.slug),
+        OrgCell::Text(&o.country_code),
         opt(&o.avatar_url),
-        SqlValue::Text(o.status.as_str().to_owned()),
+        OrgCell::Text(o.status.as_str()),
         opt(&o.status_reason),
-        SqlValue::Text(o.org_type.as_str().to_owned()),
-        opt(&o.parent_id.map(|p| p.to_string())),
-        opt(&o.owner.map(|p| p.to_string())),
-        SqlValue::Text(o.product_plan_id.clone()),
+        OrgCell::Text(o.org_type.as_str()),
+        o.parent_id.map_or(OrgCell::Null, |p| OrgCell::Id(p.0)),
+        o.owner.map_or(OrgCell::Null, |u| OrgCell::Id(u.0)),
+        OrgCell::Text(&o.product_plan_id),
         opt(&o.offered_product_plan_id),
-        SqlValue::Integer(o.sms.enabled as i64),
+        OrgCell::Int(o.sms.enabled as i64),
         opt(&o.sms.brand_id),
         opt(&o.sms.campaign_id),
-        SqlValue::Integer(o.premium as i64),
+        OrgCell::Int(o.premium as i64),
         opt(&o.external_account_id),
         opt(&o.external_billing_id),
-        SqlValue::Integer(o.kyc_level as i64),
-        SqlValue::Text(o.placement_group.clone()),
-        SqlValue::Integer(o.billing_overdue as i64),
+        OrgCell::Int(o.kyc_level as i64),
+        OrgCell::Text(&o.placement_group),
+        OrgCell::Int(o.billing_overdue as i64),
         o.rate_limit
-            .map_or(SqlValue::Null, |v| SqlValue::Integer(v.into())),
-        SqlValue::Text(to_json(&o.entitlements)?),
-        SqlValue::Text(to_json(&o.preferences)?),
-        SqlValue::Text(to_json(&o.metadata)?),
-        SqlValue::Text(ts(&o.created_at)),
-        SqlValue::Text(ts(&o.updated_at)),
-        opt(&o.deleted_at.as_ref().map(ts)),
-        SqlValue::Integer(o.version),
-        opt(&o.subscription.as_ref().map(to_json).transpose()?),
-    ])
+            .map_or(OrgCell::Null, |v| OrgCell::Int(v.into())),
+        OrgCell::Entitlements(&o.entitlements),
+        OrgCell::Preferences(&o.preferences),
+        OrgCell::Metadata(&o.metadata),
+        OrgCell::Time(&o.created_at),
+        OrgCell::Time(&o.updated_at),
+        o.deleted_at.as_ref().map_or(OrgCell::Null, OrgCell::Time),
+        OrgCell::Int(o.version),
+        o.subscription
+            .as_ref()
+            .map_or(OrgCell::Null, OrgCell::Subscription),
+    ]
+}
+
+/// The organization's columns in `ORG_COLUMNS` order, as SQL values.
+fn org_values(o: &Organization) -> StoreResult<Vec<SqlValue>> {
+    org_cells(o).iter().map(OrgCell::to_sql).collect()
+}
+
+/// The columns of `new` that differ from `old` (the id, column 0, never changes), each by its
+/// place in `ORG_COLUMNS`, with its new value.
+fn org_changes(new: &Organization, old: &Organization) -> StoreResult<Vec<(usize, SqlValue)>> {
+    let (new, old) = (org_cells(new), org_cells(old));
+    new.iter()
+        .zip(old.iter())
+        .enumerate()
+        .skip(1)
+        .filter(|(_, (n, o))| n != o)
+        .map(|(i, (n, _))| Ok((i, n.to_sql()?)))
+        .collect()
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
     serde_json::to_string(v).map_err(StoreError::other)
 }
 
-/// Writes the columns of `new` that differ from `old`, if the stored version is still
-/// `expected_version`; otherwise `VersionMismatch` (or `NotFound`).
+/// Writes `changes` (from `org_changes`) to the organization's row, if its stored version is
+/// still `expected_version`; otherwise `VersionMismatch` (or `NotFound`).
 fn update_org_row(
     conn: &Connection,
     org: &Organization,
-    new: &[SqlValue],
-    old: &[SqlValue],
+    changes: &[(usize, SqlValue)],
     expected_version: i64,
 ) -> StoreResult<()> {
-    // The id (column 0) never changes; the rest is written only where it differs.
-    let mut sets = Vec::new();
-    let mut args = vec![new[0].clone()];
-    for (i, col) in ORG_COLUMNS.split(',').map(str::trim).enumerate().skip(1) {
-        if new[i] != old[i] {
-            args.push(new[i].clone());
-            sets.push(format!("{col} = ?{}", args.len()));
-        }
+    let mut sets = Vec::with_capacity(changes.len());
+    let mut args = Vec::with_capacity(changes.len() + 2);
+    args.push(SqlValue::Text(org.id.to_string()));
+    for (i, value) in changes {
+        args.push(value.clone());
+        let col = ORG_COLUMNS
+            .split(',')
+            .nth(*i)
+            .map(str::trim)
+            .unwrap_or_default();
+        sets.push(format!("{col} = ?{}", args.len()));
     }
     args.push(SqlValue::Integer(expected_version));
     let sql = format!(
@@ -1050,9 +1109,9 @@ impl OrganizationStore for SqliteStore {
         previous: &Organization,
         owner_email: Option<(UserId, Email)>,
     ) -> StoreResult<()> {
-        let org = org.clone();
-        let new = org_values(&org)?;
-        let old = org_values(previous)?;
+        let changes = org_changes(org, previous)?;
+        // One copy, shared by the write and the cache upkeep at its commit.
+        let org = Arc::new(org.clone());
         let expected_version = previous.version;
         let metadata_changed = org.metadata != previous.metadata;
         let cache = self.orgs.clone();
@@ -1060,7 +1119,7 @@ impl OrganizationStore for SqliteStore {
         let written = org.clone();
         self.write_then(
             move |conn| {
-                update_org_row(conn, &org, &new, &old, expected_version)?;
+                update_org_row(conn, &org, &changes, expected_version)?;
                 if metadata_changed {
                     write_metadata(conn, &org).map_err(map_err)?;
                 }

@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::plans::{plan_from_row, PLAN_COLUMNS};
 use super::{
-    bad_value, map_err, org_values, parse_ts, parse_uuid, ts, update_org_row, write_metadata,
+    bad_value, map_err, org_changes, parse_ts, parse_uuid, ts, update_org_row, write_metadata,
     SqliteStore,
 };
 use crate::{
@@ -132,13 +132,12 @@ impl BillingStore for SqliteStore {
         let change = match change {
             Some(c) => {
                 c.check()?;
-                let new = org_values(&c.next)?;
-                let old = org_values(&c.previous)?;
-                Some((c.clone(), new, old))
+                let changes = org_changes(&c.next, &c.previous)?;
+                Some((c.clone(), changes))
             }
             None => None,
         };
-        let org = change.as_ref().map(|(c, _, _)| c.next.clone());
+        let org = change.as_ref().map(|(c, _)| c.next.clone());
         let cache = self.orgs.clone();
         let generation = cache.generation();
         // A redelivered event changes nothing, and records nothing in the audit log.
@@ -169,8 +168,8 @@ impl BillingStore for SqliteStore {
                 }
                 // An error from here on fails the job, and its savepoint (or transaction) is
                 // rolled back: the event is not recorded either.
-                if let Some((c, new, old)) = &change {
-                    update_org_row(conn, &c.next, new, old, c.previous.version)?;
+                if let Some((c, changes)) = &change {
+                    update_org_row(conn, &c.next, changes, c.previous.version)?;
                     if c.next.metadata != c.previous.metadata {
                         write_metadata(conn, &c.next).map_err(map_err)?;
                     }

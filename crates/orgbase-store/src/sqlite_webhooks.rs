@@ -30,10 +30,21 @@ pub(super) fn insert_events<'e>(
     conn: &Connection,
     events: impl FnOnce() -> &'e [Event],
 ) -> StoreResult<()> {
-    let some_enabled: bool = conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE disabled = 0)")
-        .and_then(|mut s| s.query_row([], |r| r.get(0)))
-        .map_err(map_err)?;
+    let some_enabled = match ENDPOINTS_ENABLED.get() {
+        Some(known) => known,
+        None => {
+            let found: bool = conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE disabled = 0)",
+                )
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(map_err)?;
+            if WATCHING.get() {
+                ENDPOINTS_ENABLED.set(Some(found));
+            }
+            found
+        }
+    };
     crate::audit::note_hooked(some_enabled);
     let events = if some_enabled { events() } else { &[] };
     if events.is_empty() {
@@ -56,6 +67,37 @@ pub(super) fn insert_events<'e>(
         .map_err(map_err)?;
     }
     Ok(())
+}
+
+thread_local! {
+    /// On the group-commit writer's thread: whether some endpoint is enabled, as found by the
+    /// first change of the transaction that asked, so that the changes after it in the same
+    /// group commit do not ask again. Only that thread's connection writes while its
+    /// transaction is open, and it forgets what it found at every change to the endpoints (its
+    /// update hook), at every rollback (of a savepoint or the transaction) and at every new
+    /// transaction (`forget_endpoints`): never stale.
+    static ENDPOINTS_ENABLED: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+    /// Set on the group-commit writer's thread only (`watch_endpoints`): other threads (the
+    /// pool of writers of `WriteMode::Pool`) always ask.
+    static WATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes this thread (the group-commit writer, with its connection `conn`) keep what
+/// `insert_events` finds for the rest of a transaction.
+pub(super) fn watch_endpoints(conn: &Connection) {
+    conn.update_hook(Some(
+        |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
+            if table == "webhook_endpoints" {
+                forget_endpoints();
+            }
+        },
+    ));
+    WATCHING.set(true);
+}
+
+/// Forgets whether some endpoint is enabled (see `ENDPOINTS_ENABLED`).
+pub(super) fn forget_endpoints() {
+    ENDPOINTS_ENABLED.set(None);
 }
 
 const ENDPOINT_COLUMNS: &str = "id, organization_id, url, description, event_types, disabled, \

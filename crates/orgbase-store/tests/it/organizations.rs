@@ -133,12 +133,23 @@ async fn an_update_writes_every_changed_column(db: TestDb) {
     n.version = 2;
     s.update_organization(&n, &o).await.unwrap();
     assert_eq!(s.get_organization(o.id).await.unwrap(), n);
+    // The row itself, read from the database: a store's cache keeps the organization it wrote.
+    let stored = |id| async move {
+        let only = OrganizationQuery {
+            only: Some(id),
+            include_deleted: true,
+            ..q(1)
+        };
+        s.list_organizations(&only).await.unwrap().pop().unwrap()
+    };
+    assert_eq!(stored(o.id).await, n);
     // Then one column alone.
     let mut m = n.clone();
     m.rate_limit = Some(10);
     m.version = 3;
     s.update_organization(&m, &n).await.unwrap();
     assert_eq!(s.get_organization(o.id).await.unwrap(), m);
+    assert_eq!(stored(o.id).await, m);
     // An organization's own rate limit returns to its plan's (NULL).
     let mut back = m.clone();
     back.rate_limit = None;

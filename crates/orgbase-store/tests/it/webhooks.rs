@@ -390,8 +390,8 @@ async fn no_event_is_written_while_no_endpoint_is_enabled(db: TestDb) {
         );
         async move { record(vec![e], s.append_entry(&credit)).await.map(|_| ()) }
     };
-    // Every path, no endpoint: a settings change, a wallet entry, an organization made (a
-    // transaction), entries of a change made elsewhere.
+    // Every path, no endpoint: a settings change, a wallet entry, an organization made (one
+    // statement on PostgreSQL, with its entries), entries of a change made elsewhere.
     rename(s, &mut o).await;
     credit(o.id).await.unwrap();
     let made = new_org("Unheard too", "unheard-too");

@@ -851,6 +851,10 @@ const ORG_COLUMNS: &str = "id, name, slug, country_code, avatar_url, status, sta
     placement_group, billing_overdue, rate_limit, entitlements, preferences, metadata, \
     created_at, updated_at, deleted_at, version, subscription";
 
+/// `ORG_COLUMNS`, one name each, by place (split once, not at every update).
+static ORG_COLUMN_NAMES: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| ORG_COLUMNS.split(',').map(str::trim).collect());
+
 fn org_from_row(r: &Row<'_>) -> rusqlite::Result<Organization> {
     let status: String = r.get(5)?;
     let org_type: String = r.get(7)?;
@@ -1010,12 +1014,7 @@ fn update_org_row(
     args.push(SqlValue::Text(org.id.to_string()));
     for (i, value) in changes {
         args.push(value.clone());
-        let col = ORG_COLUMNS
-            .split(',')
-            .nth(*i)
-            .map(str::trim)
-            .unwrap_or_default();
-        sets.push(format!("{col} = ?{}", args.len()));
+        sets.push(format!("{} = ?{}", ORG_COLUMN_NAMES[*i], args.len()));
     }
     args.push(SqlValue::Integer(expected_version));
     let sql = format!(

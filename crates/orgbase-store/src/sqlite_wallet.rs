@@ -96,7 +96,9 @@ impl WalletStore for SqliteStore {
         let e = e.clone();
         let staged = crate::audit::staged();
         let wallets = self.wallets.clone();
-        self.write_then(
+        // The replay and the balance are checked before anything is written; the key's row
+        // cannot then be taken (this transaction holds the write lock).
+        self.write_checked_first(
             move |conn| {
                 let org = e.organization_id.to_string();
                 if let Some(key) = &e.idempotency_key {

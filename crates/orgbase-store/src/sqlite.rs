@@ -1669,7 +1669,7 @@ mod tests {
         for guard in [Guard::ChecksFirst, Guard::Savepoint] {
             // Holds the writer while the next two queue up: they then share one transaction.
             let hold = store.write(|_| {
-                std::thread::sleep(Duration::from_millis(300));
+                std::thread::sleep(Duration::from_millis(800));
                 Ok(())
             });
             let failing = async {

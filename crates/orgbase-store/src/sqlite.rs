@@ -513,17 +513,8 @@ impl SqliteStore {
         self.write_with(Guard::Savepoint, f, on_commit).await
     }
 
-    /// `write_then` for a write whose checks all come before its first change (see
-    /// [`Guard::ChecksFirst`]): in a group commit it runs without a savepoint of its own.
-    async fn write_checked_first<T, F, C>(&self, f: F, on_commit: C) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
-        C: FnOnce(&T) + Send + 'static,
-    {
-        self.write_with(Guard::ChecksFirst, f, on_commit).await
-    }
-
+    /// `write_then`, guarded as `guard` says in a group commit ([`Guard::ChecksFirst`] for a write
+    /// whose checks all come before its first change).
     async fn write_with<T, F, C>(&self, guard: Guard, f: F, on_commit: C) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -1640,11 +1631,16 @@ mod tests {
     async fn a_write_without_a_savepoint_commits_nothing_when_it_fails() {
         let (_dir, store) = store().await;
         let refused = store
-            .write_checked_first(|_| Err::<(), _>(StoreError::NotFound), |_| {})
+            .write_with(
+                Guard::ChecksFirst,
+                |_| Err::<(), _>(StoreError::NotFound),
+                |_| {},
+            )
             .await;
         assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
         let late = store
-            .write_checked_first(
+            .write_with(
+                Guard::ChecksFirst,
                 |c| {
                     insert(c, 1)?;
                     Err::<(), _>(StoreError::msg("refused after a change"))
@@ -1654,7 +1650,7 @@ mod tests {
             .await;
         assert!(matches!(late, Err(StoreError::Unavailable(_))), "{late:?}");
         store
-            .write_checked_first(|c| insert(c, 2), |_| {})
+            .write_with(Guard::ChecksFirst, |c| insert(c, 2), |_| {})
             .await
             .unwrap();
         assert_eq!(rows(&store).await, vec![2]);

@@ -98,7 +98,8 @@ impl WalletStore for SqliteStore {
         let wallets = self.wallets.clone();
         // The replay and the balance are checked before anything is written; the key's row
         // cannot then be taken (this transaction holds the write lock).
-        self.write_checked_first(
+        self.write_with(
+            super::Guard::ChecksFirst,
             move |conn| {
                 let org = e.organization_id.to_string();
                 if let Some(key) = &e.idempotency_key {

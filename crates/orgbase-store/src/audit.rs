@@ -171,49 +171,6 @@ pub(crate) async fn carry<F: Future>(staged: Option<Arc<Staged>>, fut: F) -> F::
     }
 }
 
-/// An entry as a row of `audit_log`, by column name (for PostgreSQL's
-/// `jsonb_populate_recordset`, and the one place that names the columns for writing). Borrowed
-/// and serialized straight to the statement's parameter: no JSON tree is built of it, and its
-/// changes are not copied.
-#[derive(serde::Serialize)]
-pub(crate) struct AuditRow<'a> {
-    id: uuid::Uuid,
-    organization_id: Option<orgbase_domain::OrganizationId>,
-    occurred_at: chrono::DateTime<chrono::Utc>,
-    actor_type: &'static str,
-    actor_id: &'a Option<String>,
-    actor_label: &'a Option<String>,
-    action: &'a str,
-    target_type: &'a str,
-    target_id: &'a str,
-    changes: &'a orgbase_domain::audit::Changes,
-    request_id: &'a Option<String>,
-    client_address: &'a Option<String>,
-    user_agent: &'a Option<String>,
-    surface: &'static str,
-}
-
-impl<'a> AuditRow<'a> {
-    pub(crate) fn of(e: &'a AuditEntry) -> Self {
-        Self {
-            id: e.id,
-            organization_id: e.organization_id,
-            occurred_at: e.occurred_at,
-            actor_type: e.actor.kind.as_str(),
-            actor_id: &e.actor.id,
-            actor_label: &e.actor.label,
-            action: &e.action,
-            target_type: &e.target.kind,
-            target_id: &e.target.id,
-            changes: &e.changes,
-            request_id: &e.request_id,
-            client_address: &e.client_address,
-            user_agent: &e.user_agent,
-            surface: e.surface.as_str(),
-        }
-    }
-}
-
 /// The columns of `audit_log`, in the order reads select them.
 pub(crate) const COLUMNS: &str = "id, organization_id, occurred_at, actor_type, actor_id, \
     actor_label, action, target_type, target_id, changes, request_id, client_address, \

@@ -575,10 +575,14 @@ async fn insert_org_alone(
         push_org_values(&mut b, org);
         b.push(" WHERE ")
             .push_bind(with_events)
-            .push(concat!(" OR NOT ", some_endpoint_enabled!(), " RETURNING id), "))
-            .push("a AS (INSERT INTO audit_log SELECT * FROM jsonb_populate_recordset(NULL::audit_log, ")
+            .push(concat!(
+                " OR NOT ",
+                some_endpoint_enabled!(),
+                " RETURNING id), "
+            ))
+            .push("a AS (INSERT INTO audit_log SELECT * FROM unnest(")
             .push_bind(audit::rows(&entries))
-            .push(") WHERE EXISTS (SELECT 1 FROM o))");
+            .push("::audit_log[]) WHERE EXISTS (SELECT 1 FROM o))");
         // Without events, no insert into the outbox: its statement-level fan-out trigger fires
         // even for no row.
         if let Some(events) = with_events

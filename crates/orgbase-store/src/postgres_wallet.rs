@@ -130,8 +130,8 @@ impl WalletStore for PgStore {
                  i AS (INSERT INTO wallet_idempotency (organization_id, actor, key, entry_id, \
                  created_at) SELECT organization_id, actor, idempotency_key, id, created_at \
                  FROM e WHERE idempotency_key IS NOT NULL), \
-                 a AS (INSERT INTO audit_log SELECT * FROM \
-                 jsonb_populate_recordset(NULL::audit_log, $12) WHERE EXISTS (SELECT 1 FROM e)){ev} \
+                 a AS (INSERT INTO audit_log SELECT * FROM unnest($12::audit_log[]) \
+                 WHERE EXISTS (SELECT 1 FROM e)){ev} \
                  SELECT *, {endpoint} AS hooked FROM e",
                 endpoint = some_endpoint_enabled!(),
                 // Without events, no insert into the outbox: its statement-level fan-out

@@ -53,11 +53,8 @@ const BATCH_COLUMNS: [usize; 16] = [1, 2, 3, 4, 6, 12, 13, 14, 15, 16, 17, 18, 1
 /// flight, the commit-time serialization of notifying transactions costs nothing), and the
 /// audit entries of the rows updated; with `$events` inserting their webhook events.
 ///
-/// The rows are found by `o.id = ANY($1)`, which the primary key answers, and only then joined
-/// with the batch's values: joined by `o.id = v.id` alone, PostgreSQL can plan a scan of the
-/// whole table hashed against the batch (it did wherever the table had no statistics yet, as
-/// with autovacuum off or just after loading: a 10-row batch read all 11,000 rows of the
-/// benchmark's table).
+/// Its rows are found through the primary key: the writer's connection has sequential scans
+/// off (`INDEX_ONLY`).
 macro_rules! batch_update {
     ($events:expr) => {
         concat!(
@@ -75,7 +72,7 @@ macro_rules! batch_update {
             AS v(id, prev, name, slug, country_code, avatar_url, status_reason, sms_enabled, \
                 sms_brand_id, sms_campaign_id, premium, external_account_id, external_billing_id, \
                 kyc_level, placement_group, preferences, updated_at, version) \
-            WHERE o.id = ANY($1) AND o.id = v.id AND o.version = v.prev AND ($22 OR NOT ",
+            WHERE o.id = v.id AND o.version = v.prev AND ($22 OR NOT ",
             some_endpoint_enabled!(),
             ") \
             RETURNING o.id, o.version), \
@@ -132,11 +129,25 @@ pub(crate) struct OrgBatcher {
     queue: mpsc::UnboundedSender<Pending>,
 }
 
+/// The writer's connection plans without sequential scans. A batch touches at most `MAX_BATCH`
+/// rows, each by its primary key; but the plan PostgreSQL keeps for the statement is made from
+/// the table's statistics, and without them (autovacuum off, or a table just loaded) it read the
+/// whole table for every batch, hashed against the batch's values: with the benchmark's 1,000
+/// organizations that scan was about an eighth of PostgreSQL's work per change, and it grows
+/// with the table. And without JIT compilation: a scan PostgreSQL must still make (the
+/// statement's look at `webhook_endpoints`, which has no other path) is costed as disabled, a
+/// cost far above `jit_above_cost`, and compiling the statement took 200-300 ms a batch.
+pub(crate) const INDEX_ONLY: [(&str, &str); 2] = [("enable_seqscan", "off"), ("jit", "off")];
+
 impl OrgBatcher {
     pub(crate) fn start(opts: PgConnectOptions, bounds: Bounds) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
         tokio::spawn(send_batches(
-            Dedicated::new("the organization batch writer", opts, bounds),
+            Dedicated::new(
+                "the organization batch writer",
+                opts.options(INDEX_ONLY),
+                bounds,
+            ),
             rx,
         ));
         Self { queue }

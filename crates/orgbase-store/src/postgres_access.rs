@@ -37,7 +37,11 @@ impl AccessReader {
     pub(crate) fn start(opts: PgConnectOptions, bounds: Bounds) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
         tokio::spawn(read_batches(
-            Dedicated::new("the access reader", opts, bounds),
+            Dedicated::new(
+                "the access reader",
+                opts.options(super::conn::INDEX_ONLY),
+                bounds,
+            ),
             rx,
         ));
         Self { queue }

@@ -54,7 +54,7 @@ const BATCH_COLUMNS: [usize; 16] = [1, 2, 3, 4, 6, 12, 13, 14, 15, 16, 17, 18, 1
 /// audit entries of the rows updated; with `$events` inserting their webhook events.
 ///
 /// Its rows are found through the primary key: the writer's connection has sequential scans
-/// off (`INDEX_ONLY`).
+/// off (`conn::INDEX_ONLY`).
 macro_rules! batch_update {
     ($events:expr) => {
         concat!(
@@ -129,23 +129,13 @@ pub(crate) struct OrgBatcher {
     queue: mpsc::UnboundedSender<Pending>,
 }
 
-/// The writer's connection plans without sequential scans. A batch touches at most `MAX_BATCH`
-/// rows, each by its primary key; but the plan PostgreSQL keeps for the statement is made from
-/// the table's statistics, and without them (autovacuum off, or a table just loaded) it read the
-/// whole table for every batch, hashed against the batch's values: with the benchmark's 1,000
-/// organizations that scan was about an eighth of PostgreSQL's work per change, and it grows
-/// with the table. And without JIT compilation: a scan PostgreSQL must still make (the
-/// statement's look at `webhook_endpoints`, which has no other path) is costed as disabled, a
-/// cost far above `jit_above_cost`, and compiling the statement took 200-300 ms a batch.
-pub(crate) const INDEX_ONLY: [(&str, &str); 2] = [("enable_seqscan", "off"), ("jit", "off")];
-
 impl OrgBatcher {
     pub(crate) fn start(opts: PgConnectOptions, bounds: Bounds) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
         tokio::spawn(send_batches(
             Dedicated::new(
                 "the organization batch writer",
-                opts.options(INDEX_ONLY),
+                opts.options(super::conn::INDEX_ONLY),
                 bounds,
             ),
             rx,

@@ -9,6 +9,18 @@ use tokio::time::Instant;
 
 use super::Bounds;
 
+/// The planner settings of these connections: no sequential scans, no JIT compilation. Their
+/// statements touch at most a batch of rows, each by its primary key; but the plan PostgreSQL
+/// keeps for a statement is made from the tables' statistics, and without them (autovacuum off,
+/// or tables just loaded) it read whole tables for every batch: the settings batch hashed all of
+/// `organizations` against its values (with the benchmark's 1,000 organizations, about an eighth
+/// of PostgreSQL's work per change, growing with the table), and the access reader filtered every
+/// row of `organizations` against the batch's ids and hashed every wallet. JIT is off because a
+/// scan PostgreSQL must still make (the batch's look at `webhook_endpoints`, which has no other
+/// path) is costed as disabled, far above `jit_above_cost`: compiling the statement took 200-300
+/// ms a batch.
+pub(crate) const INDEX_ONLY: [(&str, &str); 2] = [("enable_seqscan", "off"), ("jit", "off")];
+
 pub(crate) struct Dedicated {
     /// Who holds it, for messages: "the organization batch writer".
     who: &'static str,

@@ -14,9 +14,7 @@ use sqlx::types::Json;
 use sqlx::{Encode, PgConnection, PgExecutor, Postgres, QueryBuilder, Row, Type};
 
 use super::{bad, begin, map_err, PgStore};
-use crate::audit::Staged;
-use crate::audit::COLUMNS;
-use crate::audit::{hooked_hint, note_hooked};
+use crate::audit::{hooked_hint, note_hooked, Staged, COLUMNS};
 use crate::{AuditStore, StoreResult};
 
 /// Inserts entries given as an array of rows (`rows`; one statement for any number of them),
@@ -52,7 +50,9 @@ pub(super) fn rows(entries: &[AuditEntry]) -> Vec<AuditRow<'_>> {
 /// PostgreSQL's binary format as a value of the table's row type: the server reads each column
 /// as it is stored, where a JSON array of rows (`jsonb_populate_recordset`) was parsed, its keys
 /// sorted and each value converted from text, about a fifth of PostgreSQL's extra work for a
-/// settings change's entry. Borrowed: the changes are not copied.
+/// settings change's entry. Borrowed: the changes are not copied. Written with sqlx's
+/// `PgRecordEncoder`, the encoder its own `#[derive(sqlx::Type)]` composites use (a derive cannot
+/// borrow the entry).
 pub(super) struct AuditRow<'a>(&'a AuditEntry);
 
 impl Type<Postgres> for AuditRow<'_> {

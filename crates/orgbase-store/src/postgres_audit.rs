@@ -51,8 +51,7 @@ pub(super) fn rows(entries: &[AuditEntry]) -> Vec<AuditRow<'_>> {
 /// as it is stored, where a JSON array of rows (`jsonb_populate_recordset`) was parsed, its keys
 /// sorted and each value converted from text, about a fifth of PostgreSQL's extra work for a
 /// settings change's entry. Borrowed: the changes are not copied. Written with sqlx's
-/// `PgRecordEncoder`, the encoder its own `#[derive(sqlx::Type)]` composites use (a derive cannot
-/// borrow the entry).
+/// `PgRecordEncoder`, the encoder its own `#[derive(sqlx::Type)]` composites use.
 pub(super) struct AuditRow<'a>(&'a AuditEntry);
 
 impl Type<Postgres> for AuditRow<'_> {

@@ -1150,10 +1150,11 @@ impl OrganizationStore for SqliteStore {
         let org = org.clone();
         let values = org_values(&org)?;
         // Without metadata the row's insert (its slug unique) is the write's one statement.
-        let guard = if org.metadata.0.is_empty() {
-            Guard::ChecksFirst
-        } else {
+        let has_metadata = !org.metadata.0.is_empty();
+        let guard = if has_metadata {
             Guard::Savepoint
+        } else {
+            Guard::ChecksFirst
         };
         self.write_with(
             guard,
@@ -1168,7 +1169,7 @@ impl OrganizationStore for SqliteStore {
                 conn.prepare_cached(&sql)
                     .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
                     .map_err(map_err)?;
-                if !org.metadata.0.is_empty() {
+                if has_metadata {
                     write_metadata(conn, &org).map_err(map_err)?;
                 }
                 Ok(())

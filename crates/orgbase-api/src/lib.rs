@@ -22,6 +22,7 @@ pub use orgbase_service::maintenance::{
 };
 pub use orgbase_service::password;
 pub mod surface;
+pub mod threads;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderName, HeaderValue};

@@ -275,7 +275,7 @@ impl PgStore {
         let listener = tokio::spawn(cache::listen(pool.clone(), cache.clone(), wait));
         let notifier = cache::Notifier::start(pool.clone(), wait);
         let batcher = batch::OrgBatcher::start(opts.clone(), bounds);
-        let access = access::AccessReader::start(opts.clone(), bounds);
+        let access = access::AccessReader::new(opts.clone(), bounds);
         let indexer = tokio::spawn(search::index(pool.clone(), wait));
         Ok(Self {
             pool,

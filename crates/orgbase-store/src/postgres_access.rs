@@ -6,9 +6,11 @@
 //! through another node reaches that cache a moment after its commit). Read one by one, each
 //! check is three round trips; here one task sends one `SELECT … WHERE o.id = ANY($1)` at a
 //! time on a connection of its own, for all the checks that arrived while the previous one was
-//! on the wire. Each check still sees every change committed before it arrived: its statement
-//! starts (and takes its snapshot) after that.
+//! on the wire (one such task for each thread that checks). Each check still sees every change
+//! committed before it arrived: its statement starts (and takes its snapshot) after that.
 use std::collections::HashMap;
+use std::sync::RwLock;
+use std::thread::ThreadId;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::types::Json;
@@ -28,30 +30,53 @@ const MAX_BATCH: usize = 256;
 
 type Pending = (OrganizationId, oneshot::Sender<StoreResult<AccessFacts>>);
 
-#[derive(Clone)]
+/// One reader per thread that asks, spawned there at its first check: the answers then wake
+/// their callers on the thread they run on, and where each thread is a runtime of its own (the
+/// server's, `orgbase_api::threads`) the reader and its callers never leave it.
 pub(crate) struct AccessReader {
-    queue: mpsc::UnboundedSender<Pending>,
+    opts: PgConnectOptions,
+    bounds: Bounds,
+    readers: RwLock<Vec<(ThreadId, mpsc::UnboundedSender<Pending>)>>,
 }
 
 impl AccessReader {
-    pub(crate) fn start(opts: PgConnectOptions, bounds: Bounds) -> Self {
-        let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(read_batches(
-            Dedicated::new(
-                "the access reader",
-                opts.options(super::conn::INDEX_ONLY),
-                bounds,
-            ),
-            rx,
-        ));
-        Self { queue }
+    pub(crate) fn new(opts: PgConnectOptions, bounds: Bounds) -> Self {
+        Self {
+            opts: opts.options(super::conn::INDEX_ONLY),
+            bounds,
+            readers: RwLock::default(),
+        }
     }
 
     pub(crate) async fn read(&self, id: OrganizationId) -> StoreResult<AccessFacts> {
         let (done, answer) = oneshot::channel();
         let stopped = || StoreError::unavailable("the access reader gave no answer");
-        self.queue.send((id, done)).map_err(|_| stopped())?;
+        self.queue().send((id, done)).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// This thread's reader, started if it has none (or its runtime stopped).
+    fn queue(&self) -> mpsc::UnboundedSender<Pending> {
+        let me = std::thread::current().id();
+        let found = self
+            .readers
+            .read()
+            .expect("no panic holds it")
+            .iter()
+            .find(|(t, q)| *t == me && !q.is_closed())
+            .map(|(_, q)| q.clone());
+        if let Some(q) = found {
+            return q;
+        }
+        let (queue, rx) = mpsc::unbounded_channel();
+        tokio::spawn(read_batches(
+            Dedicated::new("the access reader", self.opts.clone(), self.bounds),
+            rx,
+        ));
+        let mut readers = self.readers.write().expect("no panic holds it");
+        readers.retain(|(t, q)| *t != me && !q.is_closed());
+        readers.push((me, queue.clone()));
+        queue
     }
 }
 

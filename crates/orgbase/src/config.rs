@@ -25,6 +25,9 @@ pub struct Settings {
     /// `group` (one writer, group commit) or `pool` (a pool of writers; for comparison).
     pub sqlite_write_mode: String,
     pub pg_max_connections: u32,
+    /// Threads serving HTTP, each keeping its connections; unset: one per CPU the process may
+    /// use.
+    pub http_threads: Option<usize>,
     /// A request not answered within this many milliseconds is answered 503.
     pub request_timeout_ms: u64,
     /// PostgreSQL: the longest wait for a pooled connection, in milliseconds.
@@ -104,6 +107,7 @@ impl Default for Settings {
             body_limit: 1024 * 1024,
             sqlite_write_mode: "group".into(),
             pg_max_connections: 16,
+            http_threads: None,
             request_timeout_ms: 10_000,
             database_acquire_timeout_ms: 1_000,
             database_statement_timeout_ms: 5_000,
@@ -162,6 +166,7 @@ const KNOWN: &[&str] = &[
     "body_limit",
     "sqlite_write_mode",
     "pg_max_connections",
+    "http_threads",
     "request_timeout_ms",
     "database_acquire_timeout_ms",
     "database_statement_timeout_ms",
@@ -212,6 +217,7 @@ pub struct Config {
     pub body_limit: usize,
     pub sqlite_write_mode: orgbase_store::sqlite::WriteMode,
     pub pg_max_connections: u32,
+    pub http_threads: std::num::NonZeroUsize,
     pub request_timeout: std::time::Duration,
     pub pg_bounds: orgbase_store::postgres::Bounds,
     pub deleted_retention: chrono::Duration,
@@ -435,6 +441,9 @@ fn check(s: Settings) -> Result<Config, String> {
     if !(1..=1000).contains(&s.pg_max_connections) {
         errors.push("pg_max_connections (ORGBASE_PG_MAX_CONNECTIONS): must be 1–1000".into());
     }
+    if s.http_threads.is_some_and(|n| !(1..=1024).contains(&n)) {
+        errors.push("http_threads (ORGBASE_HTTP_THREADS): must be 1–1024".into());
+    }
     if !(100..=600_000).contains(&s.request_timeout_ms) {
         errors.push(
             "request_timeout_ms (ORGBASE_REQUEST_TIMEOUT_MS): must be 100–600000 (milliseconds)"
@@ -486,6 +495,11 @@ fn check(s: Settings) -> Result<Config, String> {
         body_limit: s.body_limit as usize,
         sqlite_write_mode: mode,
         pg_max_connections: s.pg_max_connections,
+        http_threads: s
+            .http_threads
+            .and_then(std::num::NonZeroUsize::new)
+            .or_else(|| std::thread::available_parallelism().ok())
+            .unwrap_or(std::num::NonZeroUsize::MIN),
         request_timeout: std::time::Duration::from_millis(s.request_timeout_ms),
         pg_bounds: orgbase_store::postgres::Bounds {
             acquire_timeout: std::time::Duration::from_millis(s.database_acquire_timeout_ms),
@@ -818,6 +832,7 @@ mod tests {
             body_limit: 1,
             sqlite_write_mode: "many".into(),
             pg_max_connections: 0,
+            http_threads: Some(0),
             request_timeout_ms: 0,
             database_acquire_timeout_ms: 0,
             database_statement_timeout_ms: 0,
@@ -843,6 +858,7 @@ mod tests {
             "ORGBASE_BODY_LIMIT",
             "ORGBASE_SQLITE_WRITE_MODE",
             "ORGBASE_PG_MAX_CONNECTIONS",
+            "ORGBASE_HTTP_THREADS",
             "ORGBASE_REQUEST_TIMEOUT_MS",
             "ORGBASE_DATABASE_ACQUIRE_TIMEOUT_MS",
             "ORGBASE_DATABASE_STATEMENT_TIMEOUT_MS",

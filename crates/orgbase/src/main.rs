@@ -101,7 +101,9 @@ fn main() -> std::process::ExitCode {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // Single-threaded: the server's other threads are runtimes of their own
+    // (`orgbase_api::threads`), and this one serves a share of the connections too.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -290,6 +292,7 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         listen = %config.listen,
         database = store.backend(),
         public_url = %config.public_url,
+        http_threads = config.http_threads.get(),
         "orgbase is serving"
     );
     // Soft-deleted organizations are restorable for their retention period, then removed; audit
@@ -355,10 +358,11 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
     // Webhook delivery: this node's worker, until shutdown.
     let webhooks = state.webhooks.worker.clone().spawn(shutdown.clone());
     let app = orgbase_api::app_with(state, orgbase_console::routes());
-    orgbase_api::serve_app(listener, app, shutdown)
+    let threads = orgbase_api::threads::serve_threads(listener, app, shutdown, config.http_threads)
         .await
         .context("serving")?;
     let _ = webhooks.await;
+    threads.finish();
     tracing::info!("orgbase stopped");
     Ok(())
 }

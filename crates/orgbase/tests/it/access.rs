@@ -12,6 +12,8 @@ fn node(dir: &std::path::Path, db: &str) -> Server {
     let mut c = orgbase(dir);
     c.env("ORGBASE_BOOTSTRAP_KEY", BOOT)
         .env("ORGBASE_DATABASE_URL", db)
+        // Several serving threads whatever the machine, each with its own access reader.
+        .env("ORGBASE_HTTP_THREADS", "3")
         .env("RUST_LOG", "warn");
     Server::start(c)
 }
@@ -32,8 +34,15 @@ fn postgres_a_suspension_on_one_node_is_seen_at_once_on_another() {
         .unwrap();
     rt.block_on(async {
         let http = reqwest::Client::new();
+        // Checks on node b go over three connections of their own, which b deals to its three
+        // threads in turn: each thread's reader is checked.
+        let checkers: Vec<reqwest::Client> = (0..3).map(|_| reqwest::Client::new()).collect();
         let auth = format!("Bearer {BOOT}");
-        let send = |base: &str, method: reqwest::Method, path: &str, body: Option<Value>| {
+        let send_with = |http: &reqwest::Client,
+                         base: &str,
+                         method: reqwest::Method,
+                         path: &str,
+                         body: Option<Value>| {
             let mut r = http
                 .request(method, format!("{base}{path}"))
                 .header("authorization", &auth);
@@ -49,6 +58,9 @@ fn postgres_a_suspension_on_one_node_is_seen_at_once_on_another() {
                 body
             }
         };
+        let send = |base: &str, method: reqwest::Method, path: &str, body: Option<Value>| {
+            send_with(&http, base, method, path, body)
+        };
         let org = send(
             &a.base,
             reqwest::Method::POST,
@@ -60,7 +72,8 @@ fn postgres_a_suspension_on_one_node_is_seen_at_once_on_another() {
         let check = format!("/api/organizations/{id}/access?channel=voice");
         for round in 0..20 {
             // Node b reads (and caches) the organization, node a suspends it, b answers at once.
-            let before = send(&b.base, reqwest::Method::GET, &check, None).await;
+            let checker = &checkers[round % checkers.len()];
+            let before = send_with(checker, &b.base, reqwest::Method::GET, &check, None).await;
             assert!(
                 !codes(&before).contains(&"organization_suspended".to_owned()),
                 "round {round}: {before}"
@@ -72,7 +85,7 @@ fn postgres_a_suspension_on_one_node_is_seen_at_once_on_another() {
                 Some(json!({"status": "suspended", "statusReason": format!("round {round}")})),
             )
             .await;
-            let after = send(&b.base, reqwest::Method::GET, &check, None).await;
+            let after = send_with(checker, &b.base, reqwest::Method::GET, &check, None).await;
             assert!(
                 codes(&after).contains(&"organization_suspended".to_owned()),
                 "round {round}: node b answered from stale state: {after}"

@@ -1,12 +1,13 @@
 //! The real binary: configuration checks, migrations, keys from the command line, the first-start
-//! key, and graceful shutdown on SIGTERM. On SQLite always, on PostgreSQL when
-//! `TEST_DATABASE_URL` is set.
+//! key, serving on several threads, and graceful shutdown on SIGTERM. On SQLite always, on
+//! PostgreSQL when `TEST_DATABASE_URL` is set.
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod access;
+mod serving;
 mod webhooks;
 
 const BIN: &str = env!("CARGO_BIN_EXE_orgbase");

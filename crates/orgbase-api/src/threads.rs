@@ -1,14 +1,16 @@
-//! Serving on several threads, each a single-threaded runtime of its own that keeps the
-//! connections it is given from their first byte to their last.
+//! Serving on several threads (`http_threads`), each a single-threaded runtime of its own that
+//! keeps the connections it is given from their first byte to their last.
 //!
-//! Why not one runtime whose workers share all tasks: a request that waits on the database (the
-//! access check, on PostgreSQL) is woken by whichever worker read the answer, and it then
-//! finishes there, its state (a few kilobytes of nested futures, allocated on the worker that
-//! read the request) read and freed on another core. Measured on two cores at saturation, that
-//! cost the access check 12 µs of the server's CPU a check (28 against 16); answered on the
-//! thread it arrived on it costs what a read from the node's own memory does. Requests answered
-//! without waiting gain too: there is no stealing of tasks between workers (`bench/README.md`,
-//! session 25).
+//! By default one runtime's workers share every task: a request that waits on the database is
+//! woken by whichever worker read the answer and finishes there, its state (a few kilobytes of
+//! nested futures, allocated on the worker that read the request) read and freed on another
+//! core. For the access check on PostgreSQL that cost 28 µs of the server's CPU a check against
+//! 16 answered on its own thread (two cores at saturation, `bench/README.md`, session 25), and
+//! requests answered at once gain too: no stealing of tasks between workers. What it costs: a
+//! request handed to a task on another thread (the settings batch writer, one per node) waits
+//! for that thread to be scheduled, where one runtime runs the task it woke next, on the same
+//! worker; PostgreSQL's batched settings writes ran 15-20 % slower so. Hence a setting, not the
+//! default.
 //!
 //! One task on the caller's runtime accepts every connection and deals them out in turn, so each
 //! thread gets the same share (the kernel's `SO_REUSEPORT` would spread them by a hash of the

@@ -6,8 +6,9 @@
 //! through another node reaches that cache a moment after its commit). Read one by one, each
 //! check is three round trips; here one task sends one `SELECT … WHERE o.id = ANY($1)` at a
 //! time on a connection of its own, for all the checks that arrived while the previous one was
-//! on the wire (one such task for each thread that checks). Each check still sees every change
-//! committed before it arrived: its statement starts (and takes its snapshot) after that.
+//! on the wire (one such task for each thread that checks, up to four). Each check still sees
+//! every change committed before it arrived: its statement starts (and takes its snapshot) after
+//! that.
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::thread::ThreadId;
@@ -30,13 +31,23 @@ const MAX_BATCH: usize = 256;
 
 type Pending = (OrganizationId, oneshot::Sender<StoreResult<AccessFacts>>);
 
-/// One reader per thread that asks, spawned there at its first check: the answers then wake
-/// their callers on the thread they run on, and where each thread is a runtime of its own (the
-/// server's, `orgbase_api::threads`) the reader and its callers never leave it.
+/// The most readers (and connections) one node keeps: past it, threads share them.
+const MAX_READERS: usize = 4;
+
+/// One reader per thread that asks, spawned there at its first check (up to [`MAX_READERS`];
+/// further threads are each given one of those): the answers then wake their callers on the
+/// thread they run on, and where each thread is a runtime of its own (the server's,
+/// `orgbase_api::threads`) the reader and its callers never leave it.
 pub(crate) struct AccessReader {
     opts: PgConnectOptions,
     bounds: Bounds,
-    readers: RwLock<Vec<(ThreadId, mpsc::UnboundedSender<Pending>)>>,
+    readers: RwLock<Readers>,
+}
+
+#[derive(Default)]
+struct Readers {
+    started: Vec<mpsc::UnboundedSender<Pending>>,
+    by_thread: Vec<(ThreadId, mpsc::UnboundedSender<Pending>)>,
 }
 
 impl AccessReader {
@@ -48,34 +59,53 @@ impl AccessReader {
         }
     }
 
+    /// A reader that stopped with its runtime (another thread's, given to this one) is
+    /// replaced and the check asked again: a read changes nothing.
     pub(crate) async fn read(&self, id: OrganizationId) -> StoreResult<AccessFacts> {
-        let (done, answer) = oneshot::channel();
-        let stopped = || StoreError::unavailable("the access reader gave no answer");
-        self.queue().send((id, done)).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        for _ in 0..=MAX_READERS {
+            let (done, answer) = oneshot::channel();
+            if self.queue().send((id, done)).is_err() {
+                continue;
+            }
+            if let Ok(answer) = answer.await {
+                return answer;
+            }
+        }
+        Err(StoreError::unavailable("the access reader gave no answer"))
     }
 
-    /// This thread's reader, started if it has none (or its runtime stopped).
+    /// This thread's reader: found, started, or (past [`MAX_READERS`]) one of the others. A
+    /// reader whose runtime stopped is replaced.
     fn queue(&self) -> mpsc::UnboundedSender<Pending> {
         let me = std::thread::current().id();
         let found = self
             .readers
             .read()
             .expect("no panic holds it")
+            .by_thread
             .iter()
             .find(|(t, q)| *t == me && !q.is_closed())
             .map(|(_, q)| q.clone());
         if let Some(q) = found {
             return q;
         }
-        let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(read_batches(
-            Dedicated::new("the access reader", self.opts.clone(), self.bounds),
-            rx,
-        ));
         let mut readers = self.readers.write().expect("no panic holds it");
-        readers.retain(|(t, q)| *t != me && !q.is_closed());
-        readers.push((me, queue.clone()));
+        readers.started.retain(|q| !q.is_closed());
+        readers
+            .by_thread
+            .retain(|(t, q)| *t != me && !q.is_closed());
+        let queue = if readers.started.len() < MAX_READERS {
+            let (queue, rx) = mpsc::unbounded_channel();
+            tokio::spawn(read_batches(
+                Dedicated::new("the access reader", self.opts.clone(), self.bounds),
+                rx,
+            ));
+            readers.started.push(queue.clone());
+            queue
+        } else {
+            readers.started[readers.by_thread.len() % MAX_READERS].clone()
+        };
+        readers.by_thread.push((me, queue.clone()));
         queue
     }
 }

@@ -25,8 +25,8 @@ pub struct Settings {
     /// `group` (one writer, group commit) or `pool` (a pool of writers; for comparison).
     pub sqlite_write_mode: String,
     pub pg_max_connections: u32,
-    /// Threads serving HTTP, each keeping its connections; unset: one per CPU the process may
-    /// use.
+    /// Threads serving HTTP, each a runtime of its own keeping its connections; unset: one
+    /// runtime whose workers (one per CPU) share every task.
     pub http_threads: Option<usize>,
     /// A request not answered within this many milliseconds is answered 503.
     pub request_timeout_ms: u64,
@@ -217,7 +217,8 @@ pub struct Config {
     pub body_limit: usize,
     pub sqlite_write_mode: orgbase_store::sqlite::WriteMode,
     pub pg_max_connections: u32,
-    pub http_threads: std::num::NonZeroUsize,
+    /// `None`: one multi-threaded runtime serves everything.
+    pub http_threads: Option<std::num::NonZeroUsize>,
     pub request_timeout: std::time::Duration,
     pub pg_bounds: orgbase_store::postgres::Bounds,
     pub deleted_retention: chrono::Duration,
@@ -495,11 +496,7 @@ fn check(s: Settings) -> Result<Config, String> {
         body_limit: s.body_limit as usize,
         sqlite_write_mode: mode,
         pg_max_connections: s.pg_max_connections,
-        http_threads: s
-            .http_threads
-            .and_then(std::num::NonZeroUsize::new)
-            .or_else(|| std::thread::available_parallelism().ok())
-            .unwrap_or(std::num::NonZeroUsize::MIN),
+        http_threads: s.http_threads.and_then(std::num::NonZeroUsize::new),
         request_timeout: std::time::Duration::from_millis(s.request_timeout_ms),
         pg_bounds: orgbase_store::postgres::Bounds {
             acquire_timeout: std::time::Duration::from_millis(s.database_acquire_timeout_ms),

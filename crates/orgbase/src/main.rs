@@ -101,11 +101,16 @@ fn main() -> std::process::ExitCode {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    // Single-threaded: the server's other threads are runtimes of their own
-    // (`orgbase_api::threads`), and this one serves a share of the connections too.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    // With `http_threads`, each serving thread is a single-threaded runtime of its own
+    // (`orgbase_api::threads`) and this one, single-threaded too, serves a share; otherwise one
+    // runtime's workers share every task.
+    let runtime = match if config.http_threads.is_some() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build()
     {
         Ok(r) => r,
         Err(e) => {
@@ -292,7 +297,7 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         listen = %config.listen,
         database = store.backend(),
         public_url = %config.public_url,
-        http_threads = config.http_threads.get(),
+        http_threads = config.http_threads.map(|n| n.get()),
         "orgbase is serving"
     );
     // Soft-deleted organizations are restorable for their retention period, then removed; audit
@@ -358,11 +363,21 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
     // Webhook delivery: this node's worker, until shutdown.
     let webhooks = state.webhooks.worker.clone().spawn(shutdown.clone());
     let app = orgbase_api::app_with(state, orgbase_console::routes());
-    let threads = orgbase_api::threads::serve_threads(listener, app, shutdown, config.http_threads)
-        .await
-        .context("serving")?;
-    let _ = webhooks.await;
-    threads.finish();
+    match config.http_threads {
+        None => {
+            orgbase_api::serve_app(listener, app, shutdown)
+                .await
+                .context("serving")?;
+            let _ = webhooks.await;
+        }
+        Some(n) => {
+            let threads = orgbase_api::threads::serve_threads(listener, app, shutdown, n)
+                .await
+                .context("serving")?;
+            let _ = webhooks.await;
+            threads.finish();
+        }
+    }
     tracing::info!("orgbase stopped");
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::wallet::entry;
 crate::conformance!(
     the_access_facts_are_the_organization_its_wallet_and_its_plan,
     checks_at_once_each_get_their_own_organization,
+    checks_from_many_runtimes_are_answered_after_theirs_stop,
 );
 
 async fn facts(s: &DynStore, id: OrganizationId) -> AccessFacts {
@@ -103,4 +104,44 @@ async fn checks_at_once_each_get_their_own_organization(db: TestDb) {
         assert_eq!(f.standing, Standing::of(&orgs[k]));
         assert_eq!(f.wallet.unwrap().balance, 100 + k as i64);
     }
+}
+
+/// Checks from threads that are each a runtime of their own (as the server's are), more of them
+/// than PostgreSQL keeps readers for, then from new ones once the first have stopped (taking
+/// their readers with them).
+async fn checks_from_many_runtimes_are_answered_after_theirs_stop(db: TestDb) {
+    let s = &db.store;
+    plans(s, &["gold"]).await;
+    let mut orgs = Vec::new();
+    for i in 0..3 {
+        orgs.push(insert(s, &format!("org-{i}")).await);
+    }
+    let from_threads = |n: usize| {
+        let threads: Vec<_> = (0..n)
+            .map(|t| {
+                let (store, orgs) = (s.clone(), orgs.clone());
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async {
+                        for round in 0..3 {
+                            let o = &orgs[(t + round) % orgs.len()];
+                            let f = store.access_facts(o.id).await.unwrap();
+                            assert_eq!(f.standing, Standing::of(o), "thread {t}, round {round}");
+                        }
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    };
+    tokio::task::block_in_place(|| {
+        from_threads(7);
+        from_threads(3);
+    });
+    assert_eq!(facts(s, orgs[0].id).await.standing, Standing::of(&orgs[0]));
 }

@@ -639,7 +639,7 @@ fn item_rules(doc: &mut Value) {
         .collect();
     for schema in ["NewRoleInput", "RolePatchInput"] {
         schemas[schema]["properties"]["name"]["not"] = json!({
-            "pattern": format!("^[ \\t\\n\\r\\x0b\\x0c]*({})[ \\t\\n\\r\\x0b\\x0c]*$", system.join("|"))
+            "pattern": format!("^[\\t-\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]*({})[\\t-\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]*$", system.join("|"))
         });
     }
     // A partner has no parent (`check_hierarchy`); a new organization created suspended says
@@ -700,11 +700,15 @@ fn item_rules(doc: &mut Value) {
 }
 
 /// Non-blank text with blanks allowed only at the ends and no control characters: what the
-/// trimmed text fields take.
-const TRIMMED: &str = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$";
+/// trimmed text fields take. The blanks are listed, not written `\s`, whose members differ
+/// between engines (ECMA-262's has U+FEFF; Python's, which contract tests run, has U+001C-U+001F
+/// and U+0085): they are exactly what the server trims (`validation::trim_pattern_space`). The
+/// fields' own patterns (`#[schema(pattern = …)]`) spell the same classes.
+const TRIMMED: &str = r"^[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff])?[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*$";
 
 /// An e-mail address's local part is 1–64 characters (blanks before it are trimmed).
-const LOCAL_PART: &str = r"^[ \t\n\r\x0b\x0c]*[^@]{1,64}@[^@]*$";
+const LOCAL_PART: &str =
+    r"^[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*[^@]{1,64}@[^@]*$";
 
 /// The bodies of the compatible APIs, which their handlers read as JSON themselves: the
 /// properties API's (`compat::properties::parse_updates`) and the partner settings API's

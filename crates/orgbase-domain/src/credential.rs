@@ -161,7 +161,7 @@ impl ApiKey {
 /// A key name: at most 100 characters as sent, at least one after trimming, no control
 /// characters.
 pub fn parse_key_name(field: &str, raw: &str) -> Result<String, crate::FieldError> {
-    let name = raw.trim();
+    let name = crate::validation::trim_pattern_space(raw);
     if name.is_empty() {
         return Err(crate::FieldError::new(
             field,

@@ -5,7 +5,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 use crate::ids::{OrganizationId, UserId};
-use crate::validation::{has_control, FieldError, ValidationErrors};
+use crate::validation::{has_control, trim_pattern_space, FieldError, ValidationErrors};
 
 /// An organization's rate limit in force, and where it comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,7 @@ fn text_field(
     max: usize,
     trim: bool,
 ) -> Result<String, FieldError> {
-    let s = if trim { raw.trim() } else { raw };
+    let s = if trim { trim_pattern_space(raw) } else { raw };
     let n = s.chars().count();
     // The limit is on what was sent, blanks included, as the API document states it.
     let sent = raw.chars().count();
@@ -185,7 +185,7 @@ impl CountryCode {
     }
 
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
-        let up = raw.trim().to_ascii_uppercase();
+        let up = trim_pattern_space(raw).to_ascii_uppercase();
         if up.len() == 2 && isocountry::CountryCode::for_alpha2(&up).is_ok() {
             Ok(Self(up))
         } else {

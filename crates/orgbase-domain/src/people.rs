@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::credential::SecretHash;
 use crate::ids::{OrganizationId, UserId};
-use crate::validation::has_control;
+use crate::validation::{has_control, trim_pattern_space};
 use crate::FieldError;
 
 /// Prefix of a session token.
@@ -26,7 +26,7 @@ impl Email {
     /// A practical check (RFC 5321 lengths, one `@`, a dotted domain, no spaces or controls),
     /// not the full RFC 5322 grammar that no mail system accepts in practice.
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
-        let e = raw.trim().to_lowercase();
+        let e = trim_pattern_space(raw).to_lowercase();
         let bad = |m: &str| Err(FieldError::new(field, "invalid_email", m));
         if e.is_empty() {
             return Err(FieldError::new(field, "required", "must not be empty"));
@@ -78,7 +78,7 @@ impl fmt::Display for Email {
 /// A person's display name: at most 100 characters as sent, at least one after trimming, no
 /// control characters.
 pub fn parse_person_name(field: &str, raw: &str) -> Result<String, FieldError> {
-    let n = raw.trim();
+    let n = trim_pattern_space(raw);
     if n.is_empty() {
         return Err(FieldError::new(field, "required", "must not be empty"));
     }
@@ -318,7 +318,7 @@ pub fn system_role(id: i64) -> Option<Role> {
 
 /// A role name: 1–50 characters, no control characters.
 pub fn parse_role_name(field: &str, raw: &str) -> Result<String, FieldError> {
-    let n = raw.trim();
+    let n = trim_pattern_space(raw);
     if n.is_empty() {
         return Err(FieldError::new(field, "required", "must not be empty"));
     }
@@ -341,7 +341,7 @@ pub fn parse_role_name(field: &str, raw: &str) -> Result<String, FieldError> {
 
 /// A description: up to 500 characters.
 pub fn parse_description(field: &str, raw: &str) -> Result<String, FieldError> {
-    let d = raw.trim();
+    let d = trim_pattern_space(raw);
     if d.chars().count() > 500 {
         return Err(FieldError::new(
             field,

@@ -2,7 +2,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::validation::has_control;
+use crate::validation::{has_control, trim_pattern_space};
 use crate::FieldError;
 
 /// A billing system a plan can be tied to.
@@ -104,7 +104,7 @@ pub fn parse_plan_id(field: &str, raw: &str) -> Result<String, FieldError> {
 
 /// At most 100 characters as sent, at least one after trimming, no control characters.
 pub fn parse_plan_name(field: &str, raw: &str) -> Result<String, FieldError> {
-    let n = raw.trim();
+    let n = trim_pattern_space(raw);
     if n.is_empty() || raw.chars().count() > 100 || has_control(n) {
         return Err(FieldError::new(
             field,
@@ -117,7 +117,7 @@ pub fn parse_plan_name(field: &str, raw: &str) -> Result<String, FieldError> {
 
 /// ISO 4217: three letters, taken upper case.
 pub fn parse_currency(field: &str, raw: &str) -> Result<String, FieldError> {
-    let c = raw.trim().to_ascii_uppercase();
+    let c = trim_pattern_space(raw).to_ascii_uppercase();
     if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(c)
     } else {
@@ -144,7 +144,7 @@ pub fn parse_price(field: &str, v: i64) -> Result<i64, FieldError> {
 
 /// A provider's price id: 1–255 printable characters.
 pub fn parse_provider_price_id(field: &str, raw: &str) -> Result<String, FieldError> {
-    let s = raw.trim();
+    let s = trim_pattern_space(raw);
     if s.is_empty() || raw.chars().count() > 255 || has_control(s) {
         return Err(FieldError::new(
             field,

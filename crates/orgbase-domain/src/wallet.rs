@@ -85,7 +85,7 @@ pub fn parse_amount(field: &str, v: i64) -> Result<i64, FieldError> {
 
 /// A reason: up to 500 characters.
 pub fn parse_reason(field: &str, raw: &str) -> Result<String, FieldError> {
-    let r = raw.trim();
+    let r = crate::validation::trim_pattern_space(raw);
     if raw.chars().count() > 500 || crate::validation::has_control(r) {
         return Err(FieldError::new(
             field,

@@ -24,7 +24,7 @@ use crate::AppState;
 #[serde(default)]
 pub struct CreateOrgKey {
     /// 1–100 characters, for people to tell keys apart.
-    #[schema(required = true, value_type = String, max_length = 100, pattern = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "crm sync")]
+    #[schema(required = true, value_type = String, max_length = 100, pattern = r"^[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff])?[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*$", example = "crm sync")]
     pub name: Field<String>,
     /// Role ids the key acts with (at least one; not the owner role).
     #[schema(required = true, value_type = Vec<i64>, min_items = 1, example = json!([5]))]

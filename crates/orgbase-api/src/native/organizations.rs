@@ -36,7 +36,7 @@ pub const MAX_LIMIT: u32 = 100;
 #[serde(default, rename_all = "camelCase")]
 pub struct OrganizationInput {
     /// At most 100 characters, at least one not blank (blanks at the ends are dropped).
-    #[schema(value_type = String, max_length = 100, pattern = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "My Organization")]
+    #[schema(value_type = String, max_length = 100, pattern = r"^[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff])?[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*$", example = "My Organization")]
     pub name: Field<String>,
     /// ISO 3166-1 alpha-2.
     #[schema(value_type = String, example = "US")]
@@ -51,7 +51,7 @@ pub struct OrganizationInput {
     #[schema(value_type = String, pattern = r"^(active|inactive|suspended)$", example = "active")]
     pub status: Field<String>,
     /// At most 500 characters.
-    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "Violation of terms")]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff])?[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*$", example = "Violation of terms")]
     pub status_reason: Field<String>,
     /// `normal` (default) or `partner`.
     #[serde(rename = "type")]
@@ -97,10 +97,10 @@ pub struct OrganizationInput {
     /// On create by the platform: the owner's e-mail. A person without an account is invited to
     /// set a password. (With a session, the caller becomes the owner.) Ownership changes later
     /// only by a transfer.
-    #[schema(value_type = String, max_length = 254, pattern = r#"^[ \t\n\r\x0b\x0c]*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?[ \t\n\r\x0b\x0c]*$"#, example = "owner@example.com")]
+    #[schema(value_type = String, max_length = 254, pattern = r#"^[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*$"#, example = "owner@example.com")]
     pub owner_email: Field<String>,
     /// On create, with `ownerEmail`: the owner's name for a new account.
-    #[schema(value_type = String, max_length = 100, pattern = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "Ann Owner")]
+    #[schema(value_type = String, max_length = 100, pattern = r"^[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff])?[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*$", example = "Ann Owner")]
     pub owner_name: Field<String>,
 }
 

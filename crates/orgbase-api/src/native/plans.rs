@@ -70,13 +70,13 @@ pub struct PlanInput {
     /// On create: `[A-Za-z0-9_-]`, 1–64, unique. Cannot change.
     #[schema(value_type = String, pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "pro")]
     pub id: Field<String>,
-    #[schema(value_type = String, max_length = 100, pattern = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "Pro")]
+    #[schema(value_type = String, max_length = 100, pattern = r"^[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff])?[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*$", example = "Pro")]
     pub name: Field<String>,
     /// Minor units (cents), 0–100000000.
     #[schema(value_type = i64, minimum = 0, maximum = 100_000_000, example = 4900)]
     pub price: Field<i64>,
     /// ISO 4217 (default USD).
-    #[schema(value_type = String, pattern = r"^[ \t\n\r\x0b\x0c]*[A-Za-z]{3}[ \t\n\r\x0b\x0c]*$", example = "USD")]
+    #[schema(value_type = String, pattern = r"^[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*[A-Za-z]{3}[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*$", example = "USD")]
     pub currency: Field<String>,
     /// `month` (default) or `year`.
     #[schema(value_type = String, pattern = r"^(month|year)$", example = "month")]
@@ -92,7 +92,7 @@ pub struct PlanInput {
     /// `stripe`, `chargebee` or null; with `providerPriceId`.
     #[schema(value_type = Option<String>, pattern = r"^(stripe|chargebee)$", example = "stripe")]
     pub provider: Field<String>,
-    #[schema(value_type = Option<String>, max_length = 255, pattern = r"^[ \t\n\r\x0b\x0c]*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "price_123")]
+    #[schema(value_type = Option<String>, max_length = 255, pattern = r"^[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff])?[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*$", example = "price_123")]
     pub provider_price_id: Field<String>,
 }
 

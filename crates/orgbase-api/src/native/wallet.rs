@@ -35,7 +35,7 @@ pub struct ChargeInput {
     #[schema(value_type = i64, minimum = 1, maximum = 10_000_000, example = 100)]
     pub sms_point: Field<i64>,
     /// Optional reason for the charge.
-    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[ \t\n\r\x0b\x0c]*([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "Monthly SMS package")]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff])?[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*$", example = "Monthly SMS package")]
     pub reason: Field<String>,
 }
 
@@ -45,7 +45,7 @@ pub struct CreditInput {
     /// Amount to add, in minor units (1–100000000).
     #[schema(required = true, value_type = i64, minimum = 1, maximum = 100_000_000, example = 5000)]
     pub amount: Field<i64>,
-    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[ \t\n\r\x0b\x0c]*([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?[ \t\n\r\x0b\x0c]*$", example = "Top-up by bank transfer")]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff])?[\t-\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*$", example = "Top-up by bank transfer")]
     pub reason: Field<String>,
 }
 

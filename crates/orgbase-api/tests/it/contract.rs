@@ -11,7 +11,47 @@ crate::api_tests!(
     the_partner_settings_are_described_as_they_are_judged,
     a_repeated_bad_parameter_is_one_error,
     a_whole_number_written_with_a_point_is_taken,
+    the_blanks_around_a_name_are_the_documents,
 );
+
+/// A name may have at its ends exactly the blanks the document's pattern allows there, whose
+/// engine says what `\s` is (ECMA-262 and Python differ on U+FEFF, U+001C-U+001F and U+0085):
+/// the pattern lists them, and the server trims those and no others.
+async fn the_blanks_around_a_name_are_the_documents(app: App) {
+    let doc: Value = serde_json::from_str(&orgbase_api::openapi_json()).unwrap();
+    let pattern = doc["components"]["schemas"]["NewOrganizationInput"]["properties"]["name"]
+        ["pattern"]
+        .as_str()
+        .unwrap();
+    let pattern = regex::Regex::new(pattern).unwrap();
+    for name in [
+        "  Acme\t\n",
+        "\u{a0}Acme\u{3000}",
+        "\u{feff}Acme\u{2029}",
+        "\u{1680}\u{2000}Acme\u{200a}\u{202f}\u{205f}",
+        "\u{85}Acme",
+        "Acme\u{1c}",
+        "\u{1f}Acme",
+        "\u{a0}",
+    ] {
+        let a = app
+            .post(
+                "/api/organizations",
+                json!({"name": name, "countryCode": "US"}),
+            )
+            .await;
+        assert_eq!(
+            a.status.is_success(),
+            pattern.is_match(name),
+            "{name:?}: {} {}",
+            a.status,
+            a.text
+        );
+        if a.status.is_success() {
+            assert_eq!(a.body["name"], "Acme", "{name:?}");
+        }
+    }
+}
 
 /// JSON Schema's `integer` includes `500.0`; so does the server.
 async fn a_whole_number_written_with_a_point_is_taken(app: App) {

@@ -65,6 +65,8 @@
 #   BENCH_WALLET_LEDGER=sql   how the wallet check reads the ledger: sql (the server's database) or
 #                         api (GET .../wallet/transactions, 100 entries a request: slow)
 #   BENCH_BIN=PATH        use this orgbase binary instead of `cargo build --release -p orgbase`
+#   BENCH_HTTP_THREADS=N  start the server with ORGBASE_HTTP_THREADS=N (one single-threaded runtime
+#                         per thread, docs/deploying.md#threads); unset: the default shared runtime
 #   BENCH_HOOKS_RATE=1000 changes a second of the webhooks scenario's paced run
 #   BENCH_LIMITERS="off memory redis"   the limits scenario's rate limiters, a server each, in this
 #                         order (space or comma separated; the summary compares memory and redis
@@ -356,7 +358,7 @@ start_server() { # db [limiter: off|memory|redis, the limits scenario's; none = 
         off) limits_env="ORGBASE_RATE_LIMITS=false" ;;
         redis) limits_env="ORGBASE_REDIS_URL=$LIMITS_REDIS_URL" ;;
     esac
-    echo "bench: [$db] starting server on 127.0.0.1:$PORT (database $url${mode:+, ORGBASE_SQLITE_WRITE_MODE=$mode}${limiter:+, rate limiter $limiter}${limits_env:+: $limits_env}) in $WORKDIR"
+    echo "bench: [$db] starting server on 127.0.0.1:$PORT (database $url${mode:+, ORGBASE_SQLITE_WRITE_MODE=$mode}${limiter:+, rate limiter $limiter}${limits_env:+: $limits_env}${BENCH_HTTP_THREADS:+, ORGBASE_HTTP_THREADS=$BENCH_HTTP_THREADS}) in $WORKDIR"
     (
         cd "$WORKDIR"
         # Backtraces would flood the log (and slow the server) if a handler panics per request.
@@ -365,6 +367,7 @@ start_server() { # db [limiter: off|memory|redis, the limits scenario's; none = 
         ((WEBHOOKS)) && export ORGBASE_WEBHOOK_ALLOW_PRIVATE=true
         [[ -n "$mode" ]] && export ORGBASE_SQLITE_WRITE_MODE="$mode"
         [[ -n "$limits_env" ]] && export "$limits_env"
+        [[ -n "${BENCH_HTTP_THREADS:-}" ]] && export ORGBASE_HTTP_THREADS="$BENCH_HTTP_THREADS"
         exec "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$url"
     ) >"$WORKDIR/server.out" 2>"$WORKDIR/server.err" &
     SERVER_PID=$!

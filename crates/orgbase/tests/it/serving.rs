@@ -44,25 +44,13 @@ fn several_http_threads_serve_every_connection_and_stop_on_sigterm() {
         // audit entry names the peer, as one thread serving everything did.
         for (n, (i, id)) in made.iter().enumerate() {
             let http = &clients[(i + 1 + n % 3) % clients.len()];
-            let org: Value = http
-                .get(format!("{}/api/organizations/{id}", server.base))
-                .bearer_auth(BOOT)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let get = |path: String| async move {
+                let r = http.get(path).bearer_auth(BOOT).send().await.unwrap();
+                r.json::<Value>().await.unwrap()
+            };
+            let org = get(format!("{}/api/organizations/{id}", server.base)).await;
             assert_eq!(org["id"], id.as_str());
-            let log: Value = http
-                .get(format!("{}/api/organizations/{id}/audit-log", server.base))
-                .bearer_auth(BOOT)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let log = get(format!("{}/api/organizations/{id}/audit-log", server.base)).await;
             assert_eq!(log["data"][0]["clientAddress"], "127.0.0.1", "{log}");
         }
         clients

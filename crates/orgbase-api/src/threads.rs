@@ -9,7 +9,7 @@
 //! requests answered at once gain too: no stealing of tasks between workers. What it costs: a
 //! request handed to a task on another thread (the settings batch writer, one per node) waits
 //! for that thread to be scheduled, where one runtime runs the task it woke next, on the same
-//! worker; PostgreSQL's batched settings writes ran 15-20 % slower so. Hence a setting, not the
+//! worker; PostgreSQL's batched settings writes ran 12-15 % slower so. Hence a setting, not the
 //! default.
 //!
 //! One task on the caller's runtime accepts every connection and deals them out in turn, so each

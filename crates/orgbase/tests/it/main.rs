@@ -179,6 +179,7 @@ fn bad_configuration_is_refused_with_a_message_per_value() {
         .env("ORGBASE_LISTEN", "nowhere")
         .env("ORGBASE_LOG_FORMAT", "xml")
         .env("ORGBASE_BOOTSTRAP_KEY", "too-short")
+        .env("ORGBASE_HTTP_THREADS", "0")
         .arg("serve")
         .output()
         .unwrap();
@@ -187,7 +188,8 @@ fn bad_configuration_is_refused_with_a_message_per_value() {
     assert!(
         err.contains("ORGBASE_LISTEN")
             && err.contains("ORGBASE_LOG_FORMAT")
-            && err.contains("ORGBASE_BOOTSTRAP_KEY"),
+            && err.contains("ORGBASE_BOOTSTRAP_KEY")
+            && err.contains("ORGBASE_HTTP_THREADS"),
         "{err}"
     );
     assert!(!err.contains("too-short"), "the secret leaked: {err}");

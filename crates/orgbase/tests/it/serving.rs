@@ -66,16 +66,3 @@ fn several_http_threads_serve_every_connection_and_stop_on_sigterm() {
         "still accepting after SIGTERM"
     );
 }
-
-#[test]
-fn http_threads_out_of_range_is_refused() {
-    let dir = TempDir::new();
-    let out = orgbase(&dir.0)
-        .env("ORGBASE_HTTP_THREADS", "0")
-        .arg("serve")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let (_, err) = crate::text(&out);
-    assert!(err.contains("ORGBASE_HTTP_THREADS"), "{err}");
-}

@@ -220,7 +220,7 @@ pub async fn delete(state: &Services, scope: &Scope<'_>, id: Uuid) -> Result<(),
 pub use orgbase_webhooks::Sent;
 
 /// Sends an example event of `event_type` to the endpoint now (not stored, not retried), signed
-/// as every delivery is, and answers what the endpoint said.
+/// as every delivery is, and answers what the endpoint said within 5 seconds.
 pub async fn send_test(
     state: &Services,
     scope: &Scope<'_>,
@@ -242,7 +242,14 @@ pub async fn send_test(
     let sent = state
         .webhooks
         .deliverer
-        .send(&e.url, &event_id, &body, &e.signing_secrets(t), t)
+        .send_within(
+            &e.url,
+            &event_id,
+            &body,
+            &e.signing_secrets(t),
+            t,
+            orgbase_webhooks::deliver::TEST_TIMEOUT,
+        )
         .await;
     // Data went out: who sent it, and what came back, are on record.
     let entry = scope

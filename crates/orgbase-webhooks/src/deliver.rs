@@ -9,6 +9,9 @@ use crate::guard::{is_private, GuardedResolver};
 
 /// The whole attempt's time limit.
 pub const TIMEOUT: Duration = Duration::from_secs(15);
+/// A test send's time limit: shorter than a request's deadline (10 s by default), so that a
+/// slow receiver is an answer about the receiver ("timed out"), not a timeout of our own.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of an answer read.
 pub const MAX_READ: usize = 64 * 1024;
 /// The most of an answer kept with the attempt.
@@ -76,8 +79,21 @@ impl Deliverer {
         secrets: &[&str],
         now: DateTime<Utc>,
     ) -> Sent {
+        self.send_within(url, id, body, secrets, now, TIMEOUT).await
+    }
+
+    /// [`Self::send`] with the whole attempt (connecting, sending, reading) bounded by `limit`.
+    pub async fn send_within(
+        &self,
+        url: &str,
+        id: &str,
+        body: &str,
+        secrets: &[&str],
+        now: DateTime<Utc>,
+        limit: Duration,
+    ) -> Sent {
         let started = Instant::now();
-        let mut sent = self.attempt(url, id, body, secrets, now).await;
+        let mut sent = self.attempt(url, id, body, secrets, now, limit).await;
         sent.duration_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
         sent
     }
@@ -89,6 +105,7 @@ impl Deliverer {
         body: &str,
         secrets: &[&str],
         now: DateTime<Utc>,
+        limit: Duration,
     ) -> Sent {
         let fail = |e: String| Sent {
             error: Some(e),
@@ -111,6 +128,7 @@ impl Deliverer {
         let request = self
             .client
             .post(parsed)
+            .timeout(limit)
             .header("content-type", "application/json")
             .header("webhook-id", id)
             .header("webhook-timestamp", timestamp.to_string())

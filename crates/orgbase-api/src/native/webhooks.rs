@@ -617,6 +617,8 @@ pub async fn org_rotate(
 }
 
 /// Send an example event to the endpoint now, signed, and see what it answers.
+///
+/// The answer is waited for 5 seconds at most; past that, `error` says it timed out.
 #[utoipa::path(post, path = "/api/organizations/{organizationId}/webhooks/{endpointId}/test", operation_id = "testWebhookEndpoint", tag = "Webhooks",
     params(("organizationId" = Uuid, Path), ("endpointId" = Uuid, Path), ("eventType" = Option<String>, Query, description = "The example's type (default `organization.updated`)")),
     responses((status = 200, description = "What the endpoint answered", body = TestAnswer)),
@@ -763,6 +765,8 @@ pub async fn admin_rotate(
 }
 
 /// Send an example event to the endpoint now, signed, and see what it answers.
+///
+/// The answer is waited for 5 seconds at most; past that, `error` says it timed out.
 #[utoipa::path(post, path = "/api/admin/webhooks/{endpointId}/test", operation_id = "testPlatformWebhookEndpoint", tag = "Webhooks",
     params(("endpointId" = Uuid, Path), ("eventType" = Option<String>, Query, description = "The example's type (default `organization.updated`)")),
     responses((status = 200, description = "What the endpoint answered", body = TestAnswer)),

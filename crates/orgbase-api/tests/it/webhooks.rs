@@ -16,6 +16,7 @@ crate::db_tests!(sqlite, postgres;
     endpoints_refuse_bad_input_and_other_callers,
     internal_addresses_are_refused_when_saved,
     a_slow_endpoint_holds_up_no_other,
+    a_test_send_waits_five_seconds_at_most,
 );
 
 /// An app whose webhooks may reach the receiver on 127.0.0.1.
@@ -533,4 +534,38 @@ async fn a_slow_endpoint_holds_up_no_other(db: TestDb) {
         .map(|m| m["status"].as_str().unwrap())
         .collect();
     assert!(statuses.contains(&"delivered"), "{}", list.text);
+}
+
+/// A test send answers what became of it within 5 s, under the request's 10 s deadline: a
+/// receiver slower than that is reported as timed out (200), not answered with our own 503.
+async fn a_test_send_waits_five_seconds_at_most(db: TestDb) {
+    use std::time::{Duration, Instant};
+    let app = app_reaching_loopback(db).await;
+    let rx = orgbase_testkit::start_webhook_receiver();
+    let e = endpoint(
+        &app,
+        "/api/admin/webhooks",
+        json!({"url": rx.url("sleepy")}),
+    )
+    .await;
+    rx.configure("sleepy", json!({"delayMs": 12000})).await;
+    let started = Instant::now();
+    let t = app
+        .post(
+            &format!("/api/admin/webhooks/{}/test", e["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(t.status, StatusCode::OK, "{}", t.text);
+    assert_eq!(t.body["succeeded"], false, "{}", t.text);
+    assert_eq!(t.body["statusCode"], Value::Null, "{}", t.text);
+    assert!(
+        t.body["error"].as_str().unwrap().starts_with("timed out"),
+        "{}",
+        t.text
+    );
+    let ms = t.body["durationMs"].as_u64().unwrap();
+    assert!((5000..6000).contains(&ms), "{}", t.text);
+    assert!(took < Duration::from_secs(7), "{took:?}");
 }

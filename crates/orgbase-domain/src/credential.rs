@@ -52,13 +52,8 @@ pub struct SecretHash(String);
 
 impl SecretHash {
     pub fn of(secret: &str) -> Self {
-        let digest = Sha256::digest(secret.as_bytes());
-        let mut hex = String::with_capacity(64);
-        for b in digest {
-            use std::fmt::Write;
-            let _ = write!(hex, "{b:02x}");
-        }
-        Self(hex)
+        // On every request made with a key: hex without the formatting machinery.
+        Self(hex::encode(Sha256::digest(secret.as_bytes())))
     }
     /// Wraps a hash read back from storage.
     pub fn from_stored(hex: String) -> Self {

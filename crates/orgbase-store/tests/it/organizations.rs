@@ -715,6 +715,7 @@ async fn concurrent_updates_each_get_their_own_answer(db: TestDb) {
 
 crate::conformance!(
     concurrent_updates_each_get_their_own_answer,
+    updates_from_many_runtimes_are_each_answered_by_their_version,
     reads_never_lag_behind_writes,
     cancelled_calls_leave_the_store_whole,
     an_update_writes_every_changed_column,
@@ -730,3 +731,70 @@ crate::conformance!(
     soft_delete_keeps_the_row_and_restore_brings_back_the_status,
     a_parent_must_exist,
 );
+
+/// Settings updates from threads that are each a runtime of their own (as the server's are with
+/// `ORGBASE_HTTP_THREADS`), at once and on the same rows, handed to PostgreSQL's batch writer on
+/// another runtime, then from new threads once the first have stopped: each update is answered
+/// by its own version check, and the rows end where the answers say (one version step for each
+/// update answered Ok).
+async fn updates_from_many_runtimes_are_each_answered_by_their_version(db: TestDb) {
+    let s = &db.store;
+    let mut orgs = Vec::new();
+    for i in 0..3 {
+        let o = new_org(&format!("Runtimes {i}"), &format!("runtimes-{i}"));
+        s.insert_organization(&o).await.unwrap();
+        orgs.push(o);
+    }
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let from_threads = |n: usize| {
+        let threads: Vec<_> = (0..n)
+            .map(|t| {
+                let (store, ids, written) = (
+                    s.clone(),
+                    orgs.iter().map(|o| o.id).collect::<Vec<_>>(),
+                    written.clone(),
+                );
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async {
+                        for round in 0..6 {
+                            let id = ids[(t + round) % ids.len()];
+                            // Read, change, write: another thread may have moved the row since.
+                            let o = store.get_organization(id).await.unwrap();
+                            let mut n = o.clone();
+                            n.name = format!("Runtimes {t}.{round}");
+                            n.version = o.version + 1;
+                            n.updated_at = now();
+                            match store.update_organization(&n, &o).await {
+                                Ok(()) => {
+                                    written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                }
+                                Err(StoreError::VersionMismatch) => {}
+                                Err(e) => panic!("thread {t}, round {round}: {e:?}"),
+                            }
+                        }
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    };
+    tokio::task::block_in_place(|| {
+        from_threads(7);
+        from_threads(3);
+    });
+    // Each version step is one update that was answered Ok.
+    let mut steps = 0;
+    for o in &orgs {
+        let now = s.get_organization(o.id).await.unwrap();
+        assert!(now.name.starts_with("Runtimes "), "{}", now.name);
+        steps += (now.version - o.version) as usize;
+    }
+    assert_eq!(steps, written.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(steps > 0);
+}

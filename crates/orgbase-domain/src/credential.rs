@@ -198,6 +198,15 @@ mod tests {
         assert_eq!(a.hash.as_str().len(), 64);
     }
 
+    /// Keys are looked up by this string: stored hashes must keep matching (FIPS 180-2's "abc").
+    #[test]
+    fn the_hash_is_lowercase_hex_sha256() {
+        assert_eq!(
+            SecretHash::of("abc").as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
     #[test]
     fn an_operator_key_shows_nothing_of_itself() {
         let k = NewSecret::from_plain("my-very-own-bootstrap-key-of-32-chars".into());

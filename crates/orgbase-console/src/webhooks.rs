@@ -520,7 +520,9 @@ pub(crate) async fn act(
                 let t = EventType::parse(chosen).ok_or_else(|| {
                     PageError::new(StatusCode::BAD_REQUEST, "Not valid", "No such event type.")
                 })?;
-                let (event_id, sent) = service::webhooks::send_test(&state, scope, id, t).await?;
+                let limit = service::webhooks::test_limit(state.config.request_timeout);
+                let (event_id, sent) =
+                    service::webhooks::send_test(&state, scope, id, t, limit).await?;
                 let said = match (sent.status, &sent.error) {
                     (Some(s), _) => format!("answered {s}"),
                     (None, Some(e)) => format!("no answer: {e}"),

@@ -219,13 +219,20 @@ pub async fn delete(state: &Services, scope: &Scope<'_>, id: Uuid) -> Result<(),
 /// What a test delivery got.
 pub use orgbase_webhooks::Sent;
 
+/// How long a test send waits for the receiver, given the request's deadline: 5 s at most, and at
+/// most half the deadline, so that the request answers what the receiver did in time.
+pub fn test_limit(request_timeout: std::time::Duration) -> std::time::Duration {
+    orgbase_webhooks::deliver::TEST_TIMEOUT.min(request_timeout / 2)
+}
+
 /// Sends an example event of `event_type` to the endpoint now (not stored, not retried), signed
-/// as every delivery is, and answers what the endpoint said within 5 seconds.
+/// as every delivery is, and answers what the endpoint said within `limit`.
 pub async fn send_test(
     state: &Services,
     scope: &Scope<'_>,
     id: Uuid,
     event_type: EventType,
+    limit: std::time::Duration,
 ) -> Result<(String, Sent), ServiceError> {
     let e = get(state, scope, id).await?;
     let t = now();
@@ -242,14 +249,7 @@ pub async fn send_test(
     let sent = state
         .webhooks
         .deliverer
-        .send_within(
-            &e.url,
-            &event_id,
-            &body,
-            &e.signing_secrets(t),
-            t,
-            orgbase_webhooks::deliver::TEST_TIMEOUT,
-        )
+        .send_within(&e.url, &event_id, &body, &e.signing_secrets(t), t, limit)
         .await;
     // Data went out: who sent it, and what came back, are on record.
     let entry = scope

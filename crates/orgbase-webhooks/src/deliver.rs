@@ -9,8 +9,9 @@ use crate::guard::{is_private, GuardedResolver};
 
 /// The whole attempt's time limit.
 pub const TIMEOUT: Duration = Duration::from_secs(15);
-/// A test send's time limit: shorter than a request's deadline (10 s by default), so that a
-/// slow receiver is an answer about the receiver ("timed out"), not a timeout of our own.
+/// A test send's time limit (at most; the API also keeps it under half the request deadline):
+/// so that a slow receiver is an answer about the receiver ("timed out"), not a timeout of our
+/// own.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of an answer read.
 pub const MAX_READ: usize = 64 * 1024;

@@ -388,7 +388,8 @@ async fn test(
         let id = endpoint_id(&id)?;
         service::webhooks::get(&state, scope, id).await?;
         let t = test_type(raw.as_deref())?;
-        let (event_id, sent) = service::webhooks::send_test(&state, scope, id, t).await?;
+        let limit = service::webhooks::test_limit(state.config.request_timeout);
+        let (event_id, sent) = service::webhooks::send_test(&state, scope, id, t, limit).await?;
         Ok(Json(TestAnswer {
             event_id,
             succeeded: sent.succeeded(),
@@ -618,7 +619,8 @@ pub async fn org_rotate(
 
 /// Send an example event to the endpoint now, signed, and see what it answers.
 ///
-/// The answer is waited for 5 seconds at most; past that, `error` says it timed out.
+/// The answer is waited for 5 seconds at most (and at most half the request timeout); past that,
+/// `error` says it timed out.
 #[utoipa::path(post, path = "/api/organizations/{organizationId}/webhooks/{endpointId}/test", operation_id = "testWebhookEndpoint", tag = "Webhooks",
     params(("organizationId" = Uuid, Path), ("endpointId" = Uuid, Path), ("eventType" = Option<String>, Query, description = "The example's type (default `organization.updated`)")),
     responses((status = 200, description = "What the endpoint answered", body = TestAnswer)),
@@ -766,7 +768,8 @@ pub async fn admin_rotate(
 
 /// Send an example event to the endpoint now, signed, and see what it answers.
 ///
-/// The answer is waited for 5 seconds at most; past that, `error` says it timed out.
+/// The answer is waited for 5 seconds at most (and at most half the request timeout); past that,
+/// `error` says it timed out.
 #[utoipa::path(post, path = "/api/admin/webhooks/{endpointId}/test", operation_id = "testPlatformWebhookEndpoint", tag = "Webhooks",
     params(("endpointId" = Uuid, Path), ("eventType" = Option<String>, Query, description = "The example's type (default `organization.updated`)")),
     responses((status = 200, description = "What the endpoint answered", body = TestAnswer)),

@@ -17,6 +17,7 @@ crate::db_tests!(sqlite, postgres;
     internal_addresses_are_refused_when_saved,
     a_slow_endpoint_holds_up_no_other,
     a_test_send_waits_five_seconds_at_most,
+    a_test_send_waits_half_a_short_request_deadline,
 );
 
 /// An app whose webhooks may reach the receiver on 127.0.0.1.
@@ -568,4 +569,40 @@ async fn a_test_send_waits_five_seconds_at_most(db: TestDb) {
     let ms = t.body["durationMs"].as_u64().unwrap();
     assert!((5000..6000).contains(&ms), "{}", t.text);
     assert!(took < Duration::from_secs(7), "{took:?}");
+}
+
+/// Under a short request deadline (`ORGBASE_REQUEST_TIMEOUT_MS=1000`) the test send waits half of
+/// it: still an answer about the receiver, not the deadline's 503.
+async fn a_test_send_waits_half_a_short_request_deadline(db: TestDb) {
+    let app = App::start_with(
+        db,
+        ApiConfig {
+            webhook_allow_private: true,
+            request_timeout: std::time::Duration::from_secs(1),
+            ..ApiConfig::default()
+        },
+    )
+    .await;
+    let rx = orgbase_testkit::start_webhook_receiver();
+    let e = endpoint(
+        &app,
+        "/api/admin/webhooks",
+        json!({"url": rx.url("sleepy")}),
+    )
+    .await;
+    rx.configure("sleepy", json!({"delayMs": 3000})).await;
+    let t = app
+        .post(
+            &format!("/api/admin/webhooks/{}/test", e["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.text);
+    assert!(
+        t.body["error"].as_str().unwrap().starts_with("timed out"),
+        "{}",
+        t.text
+    );
+    let ms = t.body["durationMs"].as_u64().unwrap();
+    assert!((500..950).contains(&ms), "{}", t.text);
 }

@@ -71,20 +71,9 @@ impl Deliverer {
         self.allow_private
     }
 
-    /// POSTs `body` to `url` as message `id`, signed with each of `secrets`, at `now`.
+    /// POSTs `body` to `url` as message `id`, signed with each of `secrets`, at `now`; the whole
+    /// attempt (connecting, sending, reading) within `limit` ([`TIMEOUT`] for a delivery).
     pub async fn send(
-        &self,
-        url: &str,
-        id: &str,
-        body: &str,
-        secrets: &[&str],
-        now: DateTime<Utc>,
-    ) -> Sent {
-        self.send_within(url, id, body, secrets, now, TIMEOUT).await
-    }
-
-    /// [`Self::send`] with the whole attempt (connecting, sending, reading) bounded by `limit`.
-    pub async fn send_within(
         &self,
         url: &str,
         id: &str,
@@ -254,7 +243,7 @@ mod tests {
             format!("http://[::ffff:127.0.0.1]:{port}/hook"),
         ] {
             let sent = guarded
-                .send(&url, "evt_1", "{}", &["whsec_dGVzdA=="], now)
+                .send(&url, "evt_1", "{}", &["whsec_dGVzdA=="], now, TIMEOUT)
                 .await;
             assert!(sent.status.is_none(), "{url}: {sent:?}");
             assert!(sent.error.is_some(), "{url}");
@@ -268,6 +257,7 @@ mod tests {
                 "{}",
                 &["whsec_dGVzdA=="],
                 now,
+                TIMEOUT,
             )
             .await;
         assert_eq!(sent.status, Some(204), "{sent:?}");

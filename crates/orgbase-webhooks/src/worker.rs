@@ -318,6 +318,7 @@ impl Worker {
                     &m.payload,
                     &secrets,
                     at,
+                    crate::deliver::TIMEOUT,
                 )
                 .await
         };

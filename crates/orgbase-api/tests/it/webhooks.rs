@@ -542,21 +542,8 @@ async fn a_slow_endpoint_holds_up_no_other(db: TestDb) {
 async fn a_test_send_waits_five_seconds_at_most(db: TestDb) {
     use std::time::{Duration, Instant};
     let app = app_reaching_loopback(db).await;
-    let rx = orgbase_testkit::start_webhook_receiver();
-    let e = endpoint(
-        &app,
-        "/api/admin/webhooks",
-        json!({"url": rx.url("sleepy")}),
-    )
-    .await;
-    rx.configure("sleepy", json!({"delayMs": 12000})).await;
     let started = Instant::now();
-    let t = app
-        .post(
-            &format!("/api/admin/webhooks/{}/test", e["id"].as_str().unwrap()),
-            json!({}),
-        )
-        .await;
+    let t = test_send_to_a_receiver_answering_after(&app, 12000).await;
     let took = started.elapsed();
     assert_eq!(t.status, StatusCode::OK, "{}", t.text);
     assert_eq!(t.body["succeeded"], false, "{}", t.text);
@@ -583,20 +570,7 @@ async fn a_test_send_waits_half_a_short_request_deadline(db: TestDb) {
         },
     )
     .await;
-    let rx = orgbase_testkit::start_webhook_receiver();
-    let e = endpoint(
-        &app,
-        "/api/admin/webhooks",
-        json!({"url": rx.url("sleepy")}),
-    )
-    .await;
-    rx.configure("sleepy", json!({"delayMs": 3000})).await;
-    let t = app
-        .post(
-            &format!("/api/admin/webhooks/{}/test", e["id"].as_str().unwrap()),
-            json!({}),
-        )
-        .await;
+    let t = test_send_to_a_receiver_answering_after(&app, 3000).await;
     assert_eq!(t.status, StatusCode::OK, "{}", t.text);
     assert!(
         t.body["error"].as_str().unwrap().starts_with("timed out"),
@@ -605,4 +579,17 @@ async fn a_test_send_waits_half_a_short_request_deadline(db: TestDb) {
     );
     let ms = t.body["durationMs"].as_u64().unwrap();
     assert!((500..950).contains(&ms), "{}", t.text);
+}
+
+/// A platform endpoint at a receiver that answers after `delay_ms`, and the answer of its test
+/// send.
+async fn test_send_to_a_receiver_answering_after(app: &App, delay_ms: u64) -> crate::Answer {
+    let rx = orgbase_testkit::start_webhook_receiver();
+    let e = endpoint(app, "/api/admin/webhooks", json!({"url": rx.url("sleepy")})).await;
+    rx.configure("sleepy", json!({"delayMs": delay_ms})).await;
+    app.post(
+        &format!("/api/admin/webhooks/{}/test", e["id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await
 }

@@ -120,18 +120,12 @@ async fn checks_from_many_runtimes_are_answered_after_theirs_stop(db: TestDb) {
         let threads: Vec<_> = (0..n)
             .map(|t| {
                 let (store, orgs) = (s.clone(), orgs.clone());
-                std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    rt.block_on(async {
-                        for round in 0..3 {
-                            let o = &orgs[(t + round) % orgs.len()];
-                            let f = store.access_facts(o.id).await.unwrap();
-                            assert_eq!(f.standing, Standing::of(o), "thread {t}, round {round}");
-                        }
-                    })
+                crate::on_own_runtime(move || async move {
+                    for round in 0..3 {
+                        let o = &orgs[(t + round) % orgs.len()];
+                        let f = store.access_facts(o.id).await.unwrap();
+                        assert_eq!(f.standing, Standing::of(o), "thread {t}, round {round}");
+                    }
                 })
             })
             .collect();

@@ -64,3 +64,20 @@ pub async fn sqlite_pool_db() -> TestDb {
 pub async fn postgres_db() -> Option<TestDb> {
     testing::postgres().await
 }
+
+/// Runs `work` on a thread of its own, in a single-threaded runtime of its own (as each of the
+/// server's threads is with `ORGBASE_HTTP_THREADS`); the thread's handle gives its answer.
+pub fn on_own_runtime<F, Fut>(work: F) -> std::thread::JoinHandle<Fut::Output>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future,
+    Fut::Output: Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(work())
+    })
+}

@@ -757,63 +757,57 @@ async fn updates_from_many_runtimes_are_each_answered_by_their_version(db: TestD
         .map(|t| {
             let (store, orgs, written) = (s.clone(), orgs.clone(), written.clone());
             let (all_written, checked) = (all_written.clone(), checked.clone());
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    // No panic before the barriers (the other threads would wait for ever):
-                    // each thread's failures are its answer, judged once every thread is done.
-                    let mut wrote: Result<(), String> = Ok(());
-                    for round in 0..6 {
-                        let id = orgs[(t + round) % orgs.len()].id;
-                        // Read, change, write: another thread may have moved the row since.
-                        let o = match store.get_organization(id).await {
-                            Ok(o) => o,
-                            Err(e) => {
-                                wrote = Err(format!("thread {t}, round {round}: read: {e:?}"));
-                                break;
-                            }
-                        };
-                        let mut n = o.clone();
-                        n.name = format!("Runtimes {t}.{round}");
-                        n.version = o.version + 1;
-                        n.updated_at = now();
-                        match store.update_organization(&n, &o).await {
-                            Ok(()) => {
-                                written.fetch_add(1, Ordering::SeqCst);
-                            }
-                            Err(StoreError::VersionMismatch) => {}
-                            Err(e) => {
-                                wrote = Err(format!("thread {t}, round {round}: {e:?}"));
-                                break;
-                            }
+            crate::on_own_runtime(move || async move {
+                // No panic before the barriers (the other threads would wait for ever):
+                // each thread's failures are its answer, judged once every thread is done.
+                let mut wrote: Result<(), String> = Ok(());
+                for round in 0..6 {
+                    let id = orgs[(t + round) % orgs.len()].id;
+                    // Read, change, write: another thread may have moved the row since.
+                    let o = match store.get_organization(id).await {
+                        Ok(o) => o,
+                        Err(e) => {
+                            wrote = Err(format!("thread {t}, round {round}: read: {e:?}"));
+                            break;
+                        }
+                    };
+                    let mut n = o.clone();
+                    n.name = format!("Runtimes {t}.{round}");
+                    n.version = o.version + 1;
+                    n.updated_at = now();
+                    match store.update_organization(&n, &o).await {
+                        Ok(()) => {
+                            written.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(StoreError::VersionMismatch) => {}
+                        Err(e) => {
+                            wrote = Err(format!("thread {t}, round {round}: {e:?}"));
+                            break;
                         }
                     }
-                    all_written.wait().await;
-                    let mut found: Result<(), String> = Ok(());
-                    if t == 0 {
-                        let mut steps = 0;
-                        for o in &orgs {
-                            match store.get_organization(o.id).await {
-                                Ok(now) if now.name.starts_with("Runtimes ") => {
-                                    steps += (now.version - o.version) as usize;
-                                }
-                                Ok(now) => found = Err(format!("{} was not renamed", now.name)),
-                                Err(e) => found = Err(format!("the check's read: {e:?}")),
+                }
+                all_written.wait().await;
+                let mut found: Result<(), String> = Ok(());
+                if t == 0 {
+                    let mut steps = 0;
+                    for o in &orgs {
+                        match store.get_organization(o.id).await {
+                            Ok(now) if now.name.starts_with("Runtimes ") => {
+                                steps += (now.version - o.version) as usize;
                             }
-                        }
-                        let answered = written.load(Ordering::SeqCst);
-                        if found.is_ok() && (steps != answered || steps == 0) {
-                            found = Err(format!(
-                                "{steps} version steps, {answered} updates answered Ok"
-                            ));
+                            Ok(now) => found = Err(format!("{} was not renamed", now.name)),
+                            Err(e) => found = Err(format!("the check's read: {e:?}")),
                         }
                     }
-                    checked.wait().await;
-                    wrote.and(found)
-                })
+                    let answered = written.load(Ordering::SeqCst);
+                    if found.is_ok() && (steps != answered || steps == 0) {
+                        found = Err(format!(
+                            "{steps} version steps, {answered} updates answered Ok"
+                        ));
+                    }
+                }
+                checked.wait().await;
+                wrote.and(found)
             })
         })
         .collect();

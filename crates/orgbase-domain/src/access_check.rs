@@ -86,13 +86,31 @@ impl Standing {
     }
 }
 
+/// What the check needs of a wallet: whether each of its balances is above zero. Not the amounts:
+/// what decides access changes only when a balance crosses zero, not at every charge, so a copy
+/// of it (the PostgreSQL access reader's) is told only of those crossings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Funds {
+    pub balance: bool,
+    pub sms_points: bool,
+}
+
+impl Funds {
+    /// Of a wallet; absent before its first entry (every balance zero).
+    pub fn of(wallet: Option<&Wallet>) -> Self {
+        wallet.map_or(Self::default(), |w| Self {
+            balance: w.balance > 0,
+            sms_points: w.sms_points > 0,
+        })
+    }
+}
+
 /// Every reason `org` may not use `channel` now; none: it may. `entitlements` are the
-/// organization's effective ones (its plan's and its own); `wallet` is absent before the first
-/// entry (every balance zero).
+/// organization's effective ones (its plan's and its own).
 pub fn reasons(
     org: &Standing,
     entitlements: &[String],
-    wallet: Option<&Wallet>,
+    funds: Funds,
     channel: Channel,
 ) -> Vec<Reason> {
     let mut out = Vec::new();
@@ -120,15 +138,14 @@ pub fn reasons(
             "the organization's billing is overdue".into(),
         );
     }
-    let (balance, points) = wallet.map_or((0, 0), |w| (w.balance, w.sms_points));
     match channel {
-        Channel::Voice if balance <= 0 => refuse(
+        Channel::Voice if !funds.balance => refuse(
             "insufficient_balance",
-            format!("the wallet's balance is {balance}"),
+            "the wallet's balance is zero or less".into(),
         ),
-        Channel::Sms if points <= 0 => refuse(
+        Channel::Sms if !funds.sms_points => refuse(
             "insufficient_sms_points",
-            format!("the wallet has {points} SMS points"),
+            "the wallet has no SMS points".into(),
         ),
         _ => {}
     }
@@ -224,13 +241,18 @@ mod tests {
             let (mut org, mut ents, mut wallet) = ready();
             for c in [Channel::Voice, Channel::Sms] {
                 assert!(
-                    reasons(&Standing::of(&org), &ents, Some(&wallet), c).is_empty(),
+                    reasons(&Standing::of(&org), &ents, Funds::of(Some(&wallet)), c).is_empty(),
                     "{c:?}"
                 );
             }
             change(&mut org, &mut ents, &mut wallet);
             assert_eq!(
-                codes(reasons(&Standing::of(&org), &ents, Some(&wallet), channel)),
+                codes(reasons(
+                    &Standing::of(&org),
+                    &ents,
+                    Funds::of(Some(&wallet)),
+                    channel
+                )),
                 [code]
             );
         }
@@ -246,7 +268,7 @@ mod tests {
         org.status_reason = Some("fraud".into());
         org.billing_overdue = true;
         org.sms = Sms::default();
-        let sms = reasons(&Standing::of(&org), &[], None, Channel::Sms);
+        let sms = reasons(&Standing::of(&org), &[], Funds::default(), Channel::Sms);
         assert_eq!(
             codes(sms.clone()),
             [
@@ -266,7 +288,7 @@ mod tests {
             codes(reasons(
                 &Standing::of(&org),
                 &["voice".into()],
-                None,
+                Funds::default(),
                 Channel::Voice
             )),
             [
@@ -276,6 +298,26 @@ mod tests {
                 "insufficient_balance"
             ]
         );
+    }
+
+    #[test]
+    fn funds_are_the_balances_above_zero() {
+        let (_, _, mut wallet) = ready();
+        assert_eq!(
+            Funds::of(None),
+            Funds::default(),
+            "no wallet: every balance zero"
+        );
+        for (balance, points, funds) in [
+            (100, 10, (true, true)),
+            (1, 0, (true, false)),
+            (0, 1, (false, true)),
+            (-5, -1, (false, false)),
+        ] {
+            (wallet.balance, wallet.sms_points) = (balance, points);
+            let f = Funds::of(Some(&wallet));
+            assert_eq!((f.balance, f.sms_points), funds, "{balance}, {points}");
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub async fn check(
     // through another node a moment ago counts.
     let AccessFacts {
         standing: org,
-        wallet,
+        funds,
         plan_entitlements,
     } = state.store.access_facts(id).await?;
     let (permissions, _) = who.reach(state, org.id, org.parent_id, org.deleted).await?;
@@ -54,7 +54,7 @@ pub async fn check(
     Ok(Verdict {
         organization_id: org.id,
         channel,
-        reasons: reasons(&org, &entitlements, wallet.as_ref(), channel),
+        reasons: reasons(&org, &entitlements, funds, channel),
         checked_at: now(),
     })
 }

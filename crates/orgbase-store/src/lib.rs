@@ -703,10 +703,12 @@ pub trait Store:
     /// Checks that the database answers (readiness).
     async fn ping(&self) -> StoreResult<()>;
     /// What the access check judges, all as committed now (never from a copy another node's
-    /// change may not have reached yet): the organization's standing, its wallet
+    /// change may not have reached yet): the organization's standing, its wallet's funds
     /// and its plan's entitlements. Where the store holds no such copy (SQLite: one node, its
-    /// caches exact) these are the usual reads; PostgreSQL reads the three in one statement, one
-    /// round trip for every check waiting at that moment.
+    /// caches exact) these are the usual reads. PostgreSQL answers every check waiting at that
+    /// moment with one round trip on a connection that listens for the changes: from the facts
+    /// it read before, made exact by the notices that round trip brings in, and by reading the
+    /// three in one statement for the organizations it holds no facts of.
     async fn access_facts(&self, id: OrganizationId) -> StoreResult<AccessFacts> {
         let organization = self.get_organization_committed(id).await?;
         let standing = orgbase_domain::access_check::Standing::of(&organization);
@@ -718,7 +720,7 @@ pub trait Store:
         let wallet = self.get_wallet(id).await?;
         Ok(AccessFacts {
             standing,
-            wallet,
+            funds: orgbase_domain::access_check::Funds::of(wallet.as_ref()),
             plan_entitlements,
         })
     }
@@ -731,8 +733,8 @@ pub trait Store:
 pub struct AccessFacts {
     /// What decides access of the organization (deleted ones included).
     pub standing: orgbase_domain::access_check::Standing,
-    /// None: never credited.
-    pub wallet: Option<orgbase_domain::wallet::Wallet>,
+    /// Whether the wallet's balances are above zero (none before its first entry).
+    pub funds: orgbase_domain::access_check::Funds,
     /// The entitlements of the organization's plan; none when the plan is gone.
     pub plan_entitlements: Option<Vec<String>>,
 }

@@ -466,12 +466,15 @@ impl AfterCommit {
     }
 }
 
-/// Whether a change decides who may do what, and so sends its cache notice inside its own
-/// transaction (delivered if and only if it commits) rather than just after the commit: status,
-/// deletion, type, parent, owner, plans, limits, entitlements, billing state. (A route that
-/// decides access from other fields, SMS set-up say, adds them here.)
+/// Whether a change decides who may do what, or what the access check says, and so sends its
+/// cache notice inside its own transaction (delivered if and only if it commits) rather than
+/// just after the commit: status and its reason, deletion, type, parent, owner, plans, limits,
+/// entitlements, billing state, SMS set-up. (The access readers keep what they read until a
+/// notice names it: every field of `Standing` must be here.)
 fn strict_change(a: &Organization, b: &Organization) -> bool {
     a.status != b.status
+        || a.status_reason != b.status_reason
+        || a.sms != b.sms
         || a.deleted_at != b.deleted_at
         || a.org_type != b.org_type
         || a.parent_id != b.parent_id
@@ -1184,5 +1187,54 @@ impl Store for PgStore {
 
     async fn access_facts(&self, id: OrganizationId) -> StoreResult<crate::AccessFacts> {
         self.access.read(id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strict_change;
+    use crate::memo::tests::org;
+    use orgbase_domain::access_check::Standing;
+    use orgbase_domain::{now, OrgStatus, OrganizationId};
+
+    /// The access readers keep what they read until a notice names it, and a change sends its
+    /// notice inside its transaction only if `strict_change` says so: a change of any field the
+    /// check reads must.
+    #[test]
+    fn every_change_the_access_check_reads_is_strict() {
+        type Change = fn(&mut orgbase_domain::Organization);
+        // One change of each field of `Standing` (named here, so that a new field fails to
+        // build until it has its change).
+        let Standing {
+            id: _,
+            parent_id: _,
+            status: _,
+            status_reason: _,
+            deleted: _,
+            billing_overdue: _,
+            sms: _,
+            entitlements: _,
+        } = Standing::of(&org(1));
+        let changes: [(&str, Change); 9] = [
+            ("parent", |o| o.parent_id = Some(OrganizationId::new())),
+            ("status", |o| o.status = OrgStatus::Suspended),
+            ("status reason", |o| o.status_reason = Some("fraud".into())),
+            ("deletion", |o| o.deleted_at = Some(now())),
+            ("billing", |o| o.billing_overdue = true),
+            ("sms enabled", |o| o.sms.enabled = !o.sms.enabled),
+            ("sms brand", |o| o.sms.brand_id = Some("B1".into())),
+            ("sms campaign", |o| o.sms.campaign_id = Some("C1".into())),
+            ("entitlements", |o| o.entitlements.push("fax".into())),
+        ];
+        let before = org(1);
+        for (what, change) in changes {
+            let mut after = before.clone();
+            change(&mut after);
+            assert_ne!(Standing::of(&after), Standing::of(&before), "{what}");
+            assert!(strict_change(&after, &before), "{what}");
+        }
+        let mut renamed = before.clone();
+        renamed.name = "Renamed".into();
+        assert!(!strict_change(&renamed, &before), "a name decides nothing");
     }
 }

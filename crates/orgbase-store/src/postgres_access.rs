@@ -1,33 +1,57 @@
-//! The access check's read: an organization, its wallet and its plan's entitlements, as
-//! committed now, for every check waiting at that moment in one statement.
+//! The access check's read: an organization's standing, its wallet's funds and its plan's
+//! entitlements, as committed now, for every check waiting at that moment with one round trip.
 //!
 //! The access check runs before every call and message a platform handles, so it is a
-//! deployment's hottest route, and it may not answer from the node's cache (a change made
-//! through another node reaches that cache a moment after its commit). Read one by one, each
-//! check is three round trips; here one task sends one `SELECT … WHERE o.id = ANY($1)` at a
-//! time on a connection of its own, for all the checks that arrived while the previous one was
-//! on the wire (one such task for each thread that checks, up to four). Each check still sees
-//! every change committed before it arrived: its statement starts (and takes its snapshot) after
-//! that.
-use std::collections::HashMap;
+//! deployment's hottest route, and it may not answer from before a change committed through
+//! any node. One task per thread that checks (up to four) answers the checks that arrived while
+//! its previous round trip was on the wire, on a connection of its own that `LISTEN`s on the
+//! cache channel (`postgres_cache`), and keeps the facts it has read for as long as that
+//! connection lasts:
+//!
+//! - Every change of what it keeps sends its notice inside its own transaction, so PostgreSQL
+//!   delivers it when the change commits: an organization's standing (`strict_change`, the
+//!   batched settings writes, ownership, purges), a plan's entitlements (`plan`), and a wallet
+//!   entry whose balance or SMS points cross zero (`wallet:<id>`; what is kept of a wallet is
+//!   only whether each is above zero).
+//! - Each batch makes one round trip on that connection: the organizations it keeps nothing of
+//!   are read in one statement, and with none to read, `SELECT 1`. PostgreSQL sends a listening
+//!   connection the notices of every commit made before the statement arrived ahead of the
+//!   statement's answer, so once the answer is in, the notices taken in drop every copy a change
+//!   committed before the checks made stale, and the facts kept are exact for them. Facts a
+//!   notice took away are read in a second round trip.
+//! - What that statement read is kept only if no notice in the same round trip names it (its
+//!   change may have committed after the statement's snapshot).
+//! - A lost connection takes what it kept with it (notices sent meanwhile are lost); the next
+//!   one starts with nothing. An idle reader still makes its round trip every
+//!   [`IDLE_ROUND_TRIP`], so that its connection takes in what it is sent (PostgreSQL keeps
+//!   notices until every listener has read them).
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::RwLock;
 use std::thread::ThreadId;
+use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::conn::Dedicated;
+use super::cache::{self, Notice};
+use super::conn::{Dedicated, Link};
 use super::{bad, Bounds};
 use crate::{AccessFacts, StoreError, StoreResult};
-use orgbase_domain::access_check::Standing;
-use orgbase_domain::wallet::Wallet;
+use orgbase_domain::access_check::{Funds, Standing};
 use orgbase_domain::{OrgStatus, OrganizationId, Sms};
 
 /// Checks in one statement at most.
 const MAX_BATCH: usize = 256;
+
+/// The organizations a reader keeps the facts of, at most; past it, it starts again.
+const MAX_KEPT: usize = 50_000;
+
+/// How often a reader without checks still makes its round trip.
+const IDLE_ROUND_TRIP: Duration = Duration::from_millis(250);
 
 type Pending = (OrganizationId, oneshot::Sender<StoreResult<AccessFacts>>);
 
@@ -97,7 +121,7 @@ impl AccessReader {
         let queue = if readers.started.len() < MAX_READERS {
             let (queue, rx) = mpsc::unbounded_channel();
             tokio::spawn(read_batches(
-                Dedicated::new("the access reader", self.opts.clone(), self.bounds),
+                Dedicated::<Listening>::new("the access reader", self.opts.clone(), self.bounds),
                 rx,
             ));
             readers.started.push(queue.clone());
@@ -114,14 +138,155 @@ impl AccessReader {
 const READ: &str = "SELECT o.id, o.parent_id, o.status, o.status_reason, \
     o.deleted_at IS NOT NULL, o.billing_overdue, o.sms_enabled, o.sms_brand_id, \
     o.sms_campaign_id, o.entitlements, \
-    w.balance, w.sms_points, w.currency, w.updated_at, p.entitlements \
+    coalesce(w.balance > 0, false), coalesce(w.sms_points > 0, false), p.entitlements \
     FROM organizations o \
     LEFT JOIN wallets w ON w.organization_id = o.id \
     LEFT JOIN plans p ON p.id = o.product_plan_id \
     WHERE o.id = ANY($1)";
 
-async fn read_batches(mut conn: Dedicated, mut rx: mpsc::UnboundedReceiver<Pending>) {
-    while let Some(first) = rx.recv().await {
+/// A reader's connection, listening, and the facts it read while it lasts.
+pub(crate) struct Listening {
+    listener: PgListener,
+    kept: HashMap<Uuid, AccessFacts>,
+}
+
+impl Link for Listening {
+    fn open(opts: &PgConnectOptions) -> impl Future<Output = Result<Self, sqlx::Error>> + Send {
+        // A pool of one, only because a listener is made from a pool; the connection is this
+        // reader's for as long as it lasts (the listener is never asked to connect again).
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .test_before_acquire(false)
+            .connect_lazy_with(opts.clone());
+        async move {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(cache::CHANNEL).await?;
+            Ok(Self {
+                listener,
+                kept: HashMap::new(),
+            })
+        }
+    }
+}
+
+/// Which organizations the notices of one round trip named.
+enum Named {
+    These(HashSet<Uuid>),
+    All,
+}
+
+impl Named {
+    fn covers(&self, id: &Uuid) -> bool {
+        match self {
+            Self::These(ids) => ids.contains(id),
+            Self::All => true,
+        }
+    }
+}
+
+impl Listening {
+    /// The facts of `ids` (each once) as committed now; an organization that does not exist is
+    /// left out.
+    async fn facts(&mut self, ids: &[Uuid]) -> Result<HashMap<Uuid, AccessFacts>, sqlx::Error> {
+        let mut found = HashMap::with_capacity(ids.len());
+        let (kept, unknown): (Vec<Uuid>, Vec<Uuid>) = ids
+            .iter()
+            .copied()
+            .partition(|id| self.kept.contains_key(id));
+        self.round_trip(&unknown, &mut found).await?;
+        // What is still kept after the notices that round trip brought in is exact for these
+        // checks; what they took away is read.
+        let mut dropped = Vec::new();
+        for id in kept {
+            match self.kept.get(&id) {
+                Some(f) => {
+                    found.insert(id, f.clone());
+                }
+                None => dropped.push(id),
+            }
+        }
+        if !dropped.is_empty() {
+            self.round_trip(&dropped, &mut found).await?;
+        }
+        Ok(found)
+    }
+
+    /// One round trip: reads `ids` into `found` (none: `SELECT 1`), then takes in the notices
+    /// that came with it. What was read is kept unless one of them names it.
+    async fn round_trip(
+        &mut self,
+        ids: &[Uuid],
+        found: &mut HashMap<Uuid, AccessFacts>,
+    ) -> Result<(), sqlx::Error> {
+        let rows = if ids.is_empty() {
+            sqlx::query("SELECT 1").execute(&mut self.listener).await?;
+            Vec::new()
+        } else {
+            sqlx::query(READ)
+                .bind(ids)
+                .fetch_all(&mut self.listener)
+                .await?
+        };
+        let named = self.take_notices();
+        for row in &rows {
+            let facts = facts_from_row(row)?;
+            let id = facts.standing.id.0;
+            if !named.covers(&id) {
+                if self.kept.len() >= MAX_KEPT {
+                    self.kept.clear();
+                }
+                self.kept.insert(id, facts.clone());
+            }
+            found.insert(id, facts);
+        }
+        Ok(())
+    }
+
+    /// Drops what the notices received name.
+    fn take_notices(&mut self) -> Named {
+        let mut named = Named::These(HashSet::new());
+        while let Some(n) = self.listener.next_buffered() {
+            if cache::is_ping(n.payload()) {
+                continue;
+            }
+            for notice in cache::notices(n.payload()) {
+                match notice {
+                    Notice::Org(id, _) | Notice::Wallet(id) => {
+                        self.kept.remove(&id.0);
+                        if let Named::These(ids) = &mut named {
+                            ids.insert(id.0);
+                        }
+                    }
+                    Notice::Key => {}
+                    Notice::Plan | Notice::Unknown => {
+                        self.kept.clear();
+                        named = Named::All;
+                    }
+                }
+            }
+        }
+        named
+    }
+}
+
+async fn read_batches(mut conn: Dedicated<Listening>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    loop {
+        let first = match tokio::time::timeout(IDLE_ROUND_TRIP, rx.recv()).await {
+            Ok(Some(first)) => first,
+            Ok(None) => return,
+            Err(_) => {
+                // Idle: the round trip that takes in the notices waiting, if connected.
+                if conn.is_open() {
+                    let _ = conn
+                        .run(async |l: &mut Listening| l.round_trip(&[], &mut HashMap::new()).await)
+                        .await;
+                }
+                continue;
+            }
+        };
         // The checks the runtime is about to poll join this one: a moment's wait that takes
         // no round trip.
         tokio::task::yield_now().await;
@@ -130,7 +295,7 @@ async fn read_batches(mut conn: Dedicated, mut rx: mpsc::UnboundedReceiver<Pendi
             let Ok(p) = rx.try_recv() else { break };
             batch.push(p);
         }
-        // How many checks ask for each organization: the last of them takes the facts read,
+        // How many checks ask for each organization: the last of them takes the facts found,
         // the others a copy.
         let mut askers: HashMap<Uuid, usize> = HashMap::with_capacity(batch.len());
         for (id, _) in &batch {
@@ -138,7 +303,7 @@ async fn read_batches(mut conn: Dedicated, mut rx: mpsc::UnboundedReceiver<Pendi
         }
         let ids: Vec<Uuid> = askers.keys().copied().collect();
         let answer = conn
-            .run(async |c: &mut PgConnection| read_rows(c, &ids).await)
+            .run(async |l: &mut Listening| l.facts(&ids).await)
             .await;
         let error = match answer {
             Ok(Some(Ok(mut found))) => {
@@ -164,19 +329,6 @@ async fn read_batches(mut conn: Dedicated, mut rx: mpsc::UnboundedReceiver<Pendi
     }
 }
 
-async fn read_rows(
-    conn: &mut PgConnection,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, AccessFacts>, sqlx::Error> {
-    let rows = sqlx::query(READ).bind(ids).fetch_all(conn).await?;
-    rows.iter()
-        .map(|r| {
-            let facts = facts_from_row(r)?;
-            Ok((facts.standing.id.0, facts))
-        })
-        .collect()
-}
-
 fn facts_from_row(r: &PgRow) -> Result<AccessFacts, sqlx::Error> {
     let id = OrganizationId(r.try_get(0)?);
     let status: &str = r.try_get(2)?;
@@ -194,19 +346,12 @@ fn facts_from_row(r: &PgRow) -> Result<AccessFacts, sqlx::Error> {
         },
         entitlements: r.try_get::<Json<Vec<String>>, _>(9)?.0,
     };
-    let wallet = match r.try_get::<Option<i64>, _>(10)? {
-        Some(balance) => Some(Wallet {
-            organization_id: id,
-            balance,
-            sms_points: r.try_get(11)?,
-            currency: r.try_get(12)?,
-            updated_at: Some(r.try_get(13)?),
-        }),
-        None => None,
-    };
     Ok(AccessFacts {
         standing,
-        wallet,
-        plan_entitlements: r.try_get::<Option<Json<Vec<String>>>, _>(14)?.map(|j| j.0),
+        funds: Funds {
+            balance: r.try_get(10)?,
+            sms_points: r.try_get(11)?,
+        },
+        plan_entitlements: r.try_get::<Option<Json<Vec<String>>>, _>(12)?.map(|j| j.0),
     })
 }

@@ -94,27 +94,63 @@ impl Inner {
     }
 
     /// One notice, a payload's entry.
-    fn apply(&mut self, notice: &str) {
-        if notice == "key" {
-            self.generation += 1;
-            self.keys.clear();
-        } else if notice == "plan" {
-            self.generation += 1;
-            self.plans.clear();
-        } else if let Some((id, version)) = notice.strip_prefix("org:").and_then(parse_org) {
-            self.orgs.changed(id, version);
-        } else {
-            self.forget_all();
+    fn apply(&mut self, notice: Notice) {
+        match notice {
+            Notice::Key => {
+                self.generation += 1;
+                self.keys.clear();
+            }
+            Notice::Plan => {
+                self.generation += 1;
+                self.plans.clear();
+            }
+            Notice::Org(id, version) => self.orgs.changed(id, version),
+            // Nothing kept here holds a balance.
+            Notice::Wallet(_) => {}
+            Notice::Unknown => self.forget_all(),
         }
     }
 }
 
-/// `<id>` or `<id>:<version>`.
-fn parse_org(s: &str) -> Option<(OrganizationId, Option<i64>)> {
-    match s.split_once(':') {
-        None => Some((s.parse().ok()?, None)),
-        Some((id, v)) => Some((id.parse().ok()?, Some(v.parse().ok()?))),
-    }
+/// What one entry of a payload names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notice {
+    /// `key`: an API key was revoked.
+    Key,
+    /// `plan`: a plan changed or went.
+    Plan,
+    /// `org:<id>` or `org:<id>:<version>`: the organization changed (to that version).
+    Org(OrganizationId, Option<i64>),
+    /// `wallet:<id>`: one of the organization's balances crossed zero.
+    Wallet(OrganizationId),
+    /// Anything else (a newer node's notice): whoever reads it forgets everything.
+    Unknown,
+}
+
+/// The entries of a payload (not a ping's).
+pub(crate) fn notices(payload: &str) -> impl Iterator<Item = Notice> + '_ {
+    payload
+        .split(',')
+        .map(|n| parse_notice(n).unwrap_or(Notice::Unknown))
+}
+
+fn parse_notice(n: &str) -> Option<Notice> {
+    Some(match n {
+        "key" => Notice::Key,
+        "plan" => Notice::Plan,
+        _ => match n.strip_prefix("org:") {
+            Some(org) => match org.split_once(':') {
+                None => Notice::Org(org.parse().ok()?, None),
+                Some((id, v)) => Notice::Org(id.parse().ok()?, Some(v.parse().ok()?)),
+            },
+            None => Notice::Wallet(n.strip_prefix("wallet:")?.parse().ok()?),
+        },
+    })
+}
+
+/// Whether a payload is the listener's own ping.
+pub(crate) fn is_ping(payload: &str) -> bool {
+    payload == PING
 }
 
 /// The notice of an organization's change to `version`.
@@ -199,7 +235,7 @@ impl PgCache {
     /// Applies a notice's payload.
     pub(crate) fn notice(&self, payload: &str) {
         let mut c = self.lock();
-        if payload == PING {
+        if is_ping(payload) {
             c.last_ping = Some(Instant::now());
             if !c.live {
                 // Anything kept from before the listener was lost is gone already (`deaf`).
@@ -207,7 +243,7 @@ impl PgCache {
             }
             return;
         }
-        for notice in payload.split(',') {
+        for notice in notices(payload) {
             c.apply(notice);
         }
     }
@@ -438,6 +474,36 @@ mod tests {
         assert!(c.org(a.id).is_none());
         assert!(c.org(b.id).is_none());
         assert!(c.org(d.id).is_some(), "not named, kept");
+    }
+
+    #[test]
+    fn each_notice_is_read_and_a_foreign_one_is_unknown() {
+        let o = org(1);
+        let payload = format!(
+            "key,plan,org:{id},org:{id}:7,wallet:{id},org:x,fax:1",
+            id = o.id
+        );
+        assert_eq!(
+            notices(&payload).collect::<Vec<_>>(),
+            [
+                Notice::Key,
+                Notice::Plan,
+                Notice::Org(o.id, None),
+                Notice::Org(o.id, Some(7)),
+                Notice::Wallet(o.id),
+                Notice::Unknown,
+                Notice::Unknown,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_wallet_notice_leaves_the_organization() {
+        let c = live();
+        let o = org(1);
+        c.offer_org(&o, c.org_generation().unwrap());
+        c.notice(&format!("wallet:{}", o.id));
+        assert!(c.org(o.id).is_some());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! sqlx tests a connection given back to its pool. Lost, it is opened again at the next use;
 //! refused, the task answers "unavailable" at once for a while instead of trying again for each
 //! batch, so that callers fail fast while the database is away.
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgSeverity};
 use sqlx::ConnectOptions;
+use std::future::Future;
 use tokio::time::Instant;
 
 use super::Bounds;
@@ -21,17 +22,30 @@ use super::Bounds;
 /// ms a batch.
 pub(crate) const INDEX_ONLY: [(&str, &str); 2] = [("enable_seqscan", "off"), ("jit", "off")];
 
-pub(crate) struct Dedicated {
+/// What such a task holds: a plain connection (the batch writer), or one that also listens
+/// (the access reader's, `postgres_access`), with whatever it keeps that is only good while
+/// that connection lasts.
+pub(crate) trait Link: Sized + Send {
+    fn open(opts: &PgConnectOptions) -> impl Future<Output = Result<Self, sqlx::Error>> + Send;
+}
+
+impl Link for PgConnection {
+    fn open(opts: &PgConnectOptions) -> impl Future<Output = Result<Self, sqlx::Error>> + Send {
+        opts.connect()
+    }
+}
+
+pub(crate) struct Dedicated<C = PgConnection> {
     /// Who holds it, for messages: "the organization batch writer".
     who: &'static str,
     opts: PgConnectOptions,
     bounds: Bounds,
-    conn: Option<PgConnection>,
+    conn: Option<C>,
     /// After a refused connect: until when to answer with its message.
     down_until: Option<(Instant, String)>,
 }
 
-impl Dedicated {
+impl<C: Link> Dedicated<C> {
     pub(crate) fn new(who: &'static str, opts: PgConnectOptions, bounds: Bounds) -> Self {
         Self {
             who,
@@ -42,8 +56,13 @@ impl Dedicated {
         }
     }
 
+    /// Whether a connection is open now (none is opened).
+    pub(crate) fn is_open(&self) -> bool {
+        self.conn.is_some()
+    }
+
     /// The connection, opened if need be; the reason there is none otherwise.
-    pub(crate) async fn get(&mut self) -> Result<&mut PgConnection, String> {
+    pub(crate) async fn get(&mut self) -> Result<&mut C, String> {
         if let Some((until, msg)) = &self.down_until {
             if Instant::now() < *until {
                 return Err(msg.clone());
@@ -51,7 +70,7 @@ impl Dedicated {
             self.down_until = None;
         }
         if self.conn.is_none() {
-            let msg = match tokio::time::timeout(self.bounds.acquire_timeout, self.opts.connect())
+            let msg = match tokio::time::timeout(self.bounds.acquire_timeout, C::open(&self.opts))
                 .await
             {
                 Ok(Ok(c)) => {
@@ -70,18 +89,20 @@ impl Dedicated {
     }
 
     /// Runs `f` on the connection within the client's wait; a failure other than the
-    /// statement's own (`sqlx::Error::Database`), or no answer in time, drops the connection.
+    /// statement's own (`ends_the_session`), or no answer in time, drops the connection (and
+    /// what was kept with it).
     /// `None`: no answer in time.
     pub(crate) async fn run<T, F>(&mut self, f: F) -> Result<Option<Result<T, sqlx::Error>>, String>
     where
-        F: AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+        F: AsyncFnOnce(&mut C) -> Result<T, sqlx::Error>,
     {
         let wait = self.bounds.client_wait();
         let who = self.who;
         let c = self.get().await?;
         let answer = tokio::time::timeout(wait, f(c)).await.ok();
         match &answer {
-            Some(Ok(_)) | Some(Err(sqlx::Error::Database(_))) => {}
+            Some(Ok(_)) => {}
+            Some(Err(e)) if !ends_the_session(e) => {}
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "{who} lost its connection");
                 self.conn = None;
@@ -92,5 +113,18 @@ impl Dedicated {
             }
         }
         Ok(answer)
+    }
+}
+
+/// Whether a failure leaves the connection unusable: any but an error of the statement itself.
+/// PostgreSQL ends a session with an error of severity FATAL (`pg_terminate_backend`, a server
+/// shutting down): an error "from the database", but the next statement would find the
+/// connection closed.
+fn ends_the_session(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<PgDatabaseError>()
+            .is_some_and(|pg| matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic)),
+        _ => true,
     }
 }

@@ -116,6 +116,9 @@ impl WalletStore for PgStore {
                 None
             }
         };
+        // A balance that crosses zero changes what the access check says: its notice goes in
+        // the entry's transaction (delivered at its commit), so that every access reader drops
+        // its copy before it answers a check made after that commit. Other entries send none.
         // Tries: one more for the events, one more to make the wallet.
         for _ in 0..3 {
             // One statement, so one transaction and one round trip.
@@ -131,8 +134,12 @@ impl WalletStore for PgStore {
                  created_at) SELECT organization_id, actor, idempotency_key, id, created_at \
                  FROM e WHERE idempotency_key IS NOT NULL), \
                  a AS (INSERT INTO audit_log SELECT * FROM unnest($12::audit_log[]) \
-                 WHERE EXISTS (SELECT 1 FROM e)){ev} \
-                 SELECT *, {endpoint} AS hooked FROM e",
+                 WHERE EXISTS (SELECT 1 FROM e)), \
+                 n AS (SELECT pg_notify('{channel}', 'wallet:' || $2::text) FROM w \
+                 WHERE (w.balance > 0) <> (w.balance - $3 > 0) \
+                 OR (w.sms_points > 0) <> (w.sms_points - $6 > 0)){ev} \
+                 SELECT *, {endpoint} AS hooked, (SELECT count(*) FROM n) AS crossed FROM e",
+                channel = super::cache::CHANNEL,
                 endpoint = some_endpoint_enabled!(),
                 // Without events, no insert into the outbox: its statement-level fan-out
                 // trigger fires even for no row.

@@ -1,10 +1,10 @@
-//! What the access check reads: an organization's standing, its wallet and its plan's
+//! What the access check reads: an organization's standing, its wallet's funds and its plan's
 //! entitlements, as committed.
-use orgbase_domain::access_check::Standing;
+use orgbase_domain::access_check::{Funds, Standing};
 use orgbase_domain::wallet::EntryKind;
 use orgbase_domain::{now, OrgStatus, Organization, OrganizationId};
 use orgbase_store::testing::TestDb;
-use orgbase_store::{AccessFacts, DynStore, StoreError};
+use orgbase_store::{AccessFacts, DynStore, Store, StoreError};
 
 use crate::organizations::{new_org, plans};
 use crate::wallet::entry;
@@ -33,7 +33,7 @@ async fn the_access_facts_are_the_organization_its_wallet_and_its_plan(db: TestD
     let org = insert(s, "acme").await;
     let f = facts(s, org.id).await;
     assert_eq!(f.standing, Standing::of(&org));
-    assert_eq!(f.wallet, None, "never credited");
+    assert_eq!(f.funds, Funds::default(), "never credited");
     assert_eq!(f.plan_entitlements, Some(vec!["sms".to_owned()]));
     assert_eq!(
         f.standing.entitlements_with(&f.plan_entitlements.unwrap()),
@@ -55,9 +55,14 @@ async fn the_access_facts_are_the_organization_its_wallet_and_its_plan(db: TestD
     let f = facts(s, org.id).await;
     assert_eq!(f.standing, Standing::of(&next));
     assert!(f.standing.billing_overdue && !f.standing.deleted);
-    let wallet = f.wallet.expect("credited");
-    assert_eq!((wallet.balance, wallet.sms_points), (250, 0));
-    assert_eq!(wallet.organization_id, org.id);
+    assert_eq!(
+        f.funds,
+        Funds {
+            balance: true,
+            sms_points: false
+        },
+        "credited"
+    );
 
     // Deleted organizations are read too (the platform may check them).
     let mut gone = next.clone();
@@ -81,9 +86,11 @@ async fn checks_at_once_each_get_their_own_organization(db: TestDb) {
     let mut orgs = Vec::new();
     for i in 0..8 {
         let o = insert(s, &format!("org-{i}")).await;
-        s.append_entry(&entry(o.id, EntryKind::Credit, 100 + i, None))
-            .await
-            .unwrap();
+        if i % 2 == 0 {
+            s.append_entry(&entry(o.id, EntryKind::Credit, 100 + i, None))
+                .await
+                .unwrap();
+        }
         orgs.push(o);
     }
     let missing = OrganizationId::new();
@@ -102,7 +109,7 @@ async fn checks_at_once_each_get_their_own_organization(db: TestDb) {
         let f = answer.unwrap();
         let k = orgs.iter().position(|o| o.id == *id).unwrap();
         assert_eq!(f.standing, Standing::of(&orgs[k]));
-        assert_eq!(f.wallet.unwrap().balance, 100 + k as i64);
+        assert_eq!(f.funds.balance, k % 2 == 0, "credited or not");
     }
 }
 
@@ -138,4 +145,189 @@ async fn checks_from_many_runtimes_are_answered_after_theirs_stop(db: TestDb) {
         from_threads(3);
     });
     assert_eq!(facts(s, orgs[0].id).await.standing, Standing::of(&orgs[0]));
+}
+
+/// Two PostgreSQL nodes: the store that changes, and a second node whose access readers keep
+/// what they read. `None` without `TEST_DATABASE_URL`.
+async fn two_nodes() -> Option<(TestDb, orgbase_store::postgres::PgStore)> {
+    let db = orgbase_store::testing::postgres().await?;
+    let b = db.pg_node().await;
+    Some((db, b))
+}
+
+/// Every change of what the check reads, committed through node A, is what node B's very next
+/// check answers, though B's reader kept the facts it read just before. One check after each
+/// change, no polling: a read-back loop would hide a stale answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_every_change_a_check_reads_is_in_the_next_check_on_another_node() {
+    let Some((db, b)) = two_nodes().await else {
+        eprintln!("skipped: TEST_DATABASE_URL is not set");
+        return;
+    };
+    let a = &db.store;
+    plans(a, &["gold"]).await;
+    let mut org = insert(a, "acme").await;
+    let mut plan = a.get_plan("gold").await.unwrap();
+    let mut funds = Funds::default();
+    let expect = |org: &Organization, plan: &orgbase_domain::Plan, funds: Funds| AccessFacts {
+        standing: Standing::of(org),
+        funds,
+        plan_entitlements: Some(plan.entitlements.clone()),
+    };
+    type OrgChange = fn(&mut Organization);
+    let org_changes: [(&str, OrgChange); 10] = [
+        ("suspension", |o| o.status = OrgStatus::Suspended),
+        ("its reason alone", |o| {
+            o.status_reason = Some("fraud".into())
+        }),
+        ("lifted", |o| {
+            o.status = OrgStatus::Active;
+            o.status_reason = None
+        }),
+        ("billing overdue", |o| o.billing_overdue = true),
+        ("sms enabled", |o| o.sms.enabled = true),
+        ("sms brand", |o| o.sms.brand_id = Some("B1".into())),
+        ("sms campaign", |o| o.sms.campaign_id = Some("C1".into())),
+        ("entitlements", |o| o.entitlements = vec![]),
+        ("inactive", |o| o.status = OrgStatus::Inactive),
+        ("deletion", |o| o.deleted_at = Some(now())),
+    ];
+    for (what, change) in org_changes {
+        assert_eq!(
+            b.access_facts(org.id).await.unwrap(),
+            expect(&org, &plan, funds),
+            "before {what}"
+        );
+        let mut next = org.clone();
+        change(&mut next);
+        next.version += 1;
+        a.update_organization(&next, &org).await.unwrap();
+        org = next;
+        assert_eq!(
+            b.access_facts(org.id).await.unwrap(),
+            expect(&org, &plan, funds),
+            "{what}"
+        );
+    }
+
+    // The plan's entitlements.
+    plan.entitlements = vec!["voice".into(), "sms".into()];
+    a.update_plan(&plan).await.unwrap();
+    assert_eq!(
+        b.access_facts(org.id).await.unwrap(),
+        expect(&org, &plan, funds),
+        "the plan"
+    );
+
+    // The wallet: each balance crossing zero, both ways; entries that do not cross change
+    // nothing the check says.
+    let mut sms = entry(org.id, EntryKind::Charge, 50, None);
+    sms.sms_points = 5;
+    let funds_of = |balance, sms_points| Funds {
+        balance,
+        sms_points,
+    };
+    let steps = [
+        (
+            "a credit from zero",
+            entry(org.id, EntryKind::Credit, 250, None),
+            funds_of(true, false),
+        ),
+        (
+            "a charge that leaves some",
+            entry(org.id, EntryKind::Charge, 100, None),
+            funds_of(true, false),
+        ),
+        ("SMS points bought", sms, funds_of(true, true)),
+        (
+            "a charge to zero",
+            entry(org.id, EntryKind::Charge, 100, None),
+            funds_of(false, true),
+        ),
+        (
+            "a credit again",
+            entry(org.id, EntryKind::Credit, 1, None),
+            funds_of(true, true),
+        ),
+    ];
+    for (what, e, after) in steps {
+        assert_eq!(
+            b.access_facts(org.id).await.unwrap(),
+            expect(&org, &plan, funds),
+            "before {what}"
+        );
+        a.append_entry(&e).await.unwrap();
+        funds = after;
+        assert_eq!(
+            b.access_facts(org.id).await.unwrap(),
+            expect(&org, &plan, funds),
+            "{what}"
+        );
+    }
+
+    // Purged for good: not found.
+    let purged = a.purge_deleted(now(), 10).await.unwrap();
+    assert!(purged.contains(&org.id));
+    assert!(matches!(
+        b.access_facts(org.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// What a reader keeps is what it answers from, until a notice names it: a row changed behind
+/// Orgbase's back (no notice) is not seen; the notice makes the next check read it. And a lost
+/// connection takes what it kept with it. (One thread, so one reader: each thread that checks
+/// has its own, with what it keeps.)
+#[tokio::test]
+async fn postgres_a_reader_answers_from_what_it_keeps_until_a_notice_or_a_lost_connection() {
+    let Some((db, b)) = two_nodes().await else {
+        eprintln!("skipped: TEST_DATABASE_URL is not set");
+        return;
+    };
+    plans(&db.store, &["gold"]).await;
+    let org = insert(&db.store, "acme").await;
+    let billing = async || {
+        b.access_facts(org.id)
+            .await
+            .map(|f| f.standing.billing_overdue)
+    };
+    let set_overdue = async |on: bool| {
+        db.execute_raw(&format!(
+            "UPDATE organizations SET billing_overdue = {on} WHERE id = '{}'",
+            org.id
+        ))
+        .await
+        .unwrap();
+    };
+    assert!(!billing().await.unwrap());
+    set_overdue(true).await;
+    assert!(!billing().await.unwrap(), "kept: no notice named it");
+    db.execute_raw(&format!(
+        "SELECT pg_notify('orgbase_cache', 'org:{}')",
+        org.id
+    ))
+    .await
+    .unwrap();
+    assert!(billing().await.unwrap(), "read again after its notice");
+
+    // The reader's connection is cut; the row changes without a notice meanwhile.
+    set_overdue(false).await;
+    assert!(billing().await.unwrap(), "kept");
+    db.execute_raw(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() \
+         AND (query = 'SELECT 1' OR query LIKE '%LEFT JOIN wallets w%')",
+    )
+    .await
+    .unwrap();
+    // The check that finds the connection gone may fail (unavailable: PostgreSQL's last word
+    // on it); the next connects anew.
+    let mut answer = billing().await;
+    if let Err(StoreError::Unavailable(_)) = answer {
+        answer = billing().await;
+    }
+    assert!(
+        !answer.unwrap(),
+        "a new connection keeps nothing of the old one's"
+    );
 }

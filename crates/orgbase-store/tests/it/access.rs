@@ -331,3 +331,71 @@ async fn postgres_a_reader_answers_from_what_it_keeps_until_a_notice_or_a_lost_c
         "a new connection keeps nothing of the old one's"
     );
 }
+
+/// Checks racing changes, on two nodes: each change of an organization names its number in its
+/// status reason, and every check on the other node must answer a number at least that of the
+/// last change committed before the check was asked (never from before it). Three organizations
+/// and eight checkers on two threads, so batches mix facts kept, dropped and read; the changes
+/// alternate between the batched settings path (the reason alone) and the single write (with
+/// billing state).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_checks_racing_changes_never_answer_from_before_a_committed_one() {
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    use std::sync::Arc;
+    let Some((db, b)) = two_nodes().await else {
+        eprintln!("skipped: TEST_DATABASE_URL is not set");
+        return;
+    };
+    let a = db.store.clone();
+    plans(&a, &["gold"]).await;
+    let mut orgs = Vec::new();
+    for i in 0..3 {
+        orgs.push(insert(&a, &format!("org-{i}")).await);
+    }
+    let ids: Vec<OrganizationId> = orgs.iter().map(|o| o.id).collect();
+    let committed: Arc<Vec<AtomicI64>> = Arc::new((0..3).map(|_| AtomicI64::new(0)).collect());
+    let done = Arc::new(AtomicBool::new(false));
+    let b = Arc::new(b);
+    let checkers: Vec<_> = (0..8)
+        .map(|c| {
+            let (b, ids, committed, done) =
+                (b.clone(), ids.clone(), committed.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut checks = 0;
+                for n in 0.. {
+                    if done.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let k = (c + n) % ids.len();
+                    let floor = committed[k].load(Ordering::SeqCst);
+                    let f = b.access_facts(ids[k]).await.unwrap();
+                    let seen: i64 = f.standing.status_reason.map_or(0, |r| r.parse().unwrap());
+                    assert!(
+                        seen >= floor,
+                        "checker {c}: change {floor} was committed, saw {seen}"
+                    );
+                    checks += 1;
+                }
+                checks
+            })
+        })
+        .collect();
+    for n in 1..=150 {
+        let k = n as usize % orgs.len();
+        let mut next = orgs[k].clone();
+        next.status_reason = Some(n.to_string());
+        if n % 3 == 0 {
+            next.billing_overdue = !next.billing_overdue;
+        }
+        next.version += 1;
+        a.update_organization(&next, &orgs[k]).await.unwrap();
+        committed[k].store(n, Ordering::SeqCst);
+        orgs[k] = next;
+    }
+    done.store(true, Ordering::SeqCst);
+    let mut checks = 0;
+    for c in checkers {
+        checks += c.await.unwrap();
+    }
+    assert!(checks > 150, "the checks raced the changes ({checks})");
+}

@@ -1,13 +1,16 @@
 //! A cache of API keys, organizations and plans for a node on PostgreSQL, kept exact across nodes by
 //! `LISTEN`/`NOTIFY`.
 //!
-//! Notices go to the channel `orgbase_cache`: `key`, `plan`, `org:<id>` or `org:<id>:<version>`,
-//! several to a payload, separated by commas. Each node drops what a notice names.
+//! Notices go to the channel `orgbase_cache`: `key`, `plan`, `org:<id>`, `org:<id>:<version>` or
+//! `wallet:<id>` (a balance crossed zero: for the access readers, `postgres_access`), several to
+//! a payload, separated by commas. Each node drops what a notice names.
 //!
 //! When they are sent:
-//! - A change that decides who may do what (a revoked key; an organization's status, deletion,
-//!   type, parent, owner, plan, limits or billing state) sends its notice inside its own
-//!   transaction, so PostgreSQL delivers it when, and only if, the transaction commits.
+//! - A change that decides who may do what, or what the access check says (a revoked key; an
+//!   organization's status and its reason, deletion, type, parent, owner, plan, limits,
+//!   entitlements, billing state or SMS set-up: `strict_change`; a plan; a wallet's crossing of
+//!   zero) sends its notice inside its own transaction, so PostgreSQL delivers it when, and only
+//!   if, the transaction commits.
 //! - Any other change of an organization (its name, its settings) sends its notice just after
 //!   the commit, through one task per node that packs whatever is waiting into one `pg_notify`.
 //!   A `NOTIFY` inside a transaction takes a lock that every notifying commit waits for, flush to

@@ -169,10 +169,14 @@ async fn postgres_every_change_a_check_reads_is_in_the_next_check_on_another_nod
     let mut org = insert(a, "acme").await;
     let mut plan = a.get_plan("gold").await.unwrap();
     let mut funds = Funds::default();
-    let expect = |org: &Organization, plan: &orgbase_domain::Plan, funds: Funds| AccessFacts {
-        standing: Standing::of(org),
-        funds,
-        plan_entitlements: Some(plan.entitlements.clone()),
+    // Node B's next check is what `org`, `plan` and `funds` say.
+    let agrees = async |org: &Organization, plan: &orgbase_domain::Plan, funds, what: &str| {
+        let expected = AccessFacts {
+            standing: Standing::of(org),
+            funds,
+            plan_entitlements: Some(plan.entitlements.clone()),
+        };
+        assert_eq!(b.access_facts(org.id).await.unwrap(), expected, "{what}");
     };
     type OrgChange = fn(&mut Organization);
     let org_changes: [(&str, OrgChange); 10] = [
@@ -193,31 +197,19 @@ async fn postgres_every_change_a_check_reads_is_in_the_next_check_on_another_nod
         ("deletion", |o| o.deleted_at = Some(now())),
     ];
     for (what, change) in org_changes {
-        assert_eq!(
-            b.access_facts(org.id).await.unwrap(),
-            expect(&org, &plan, funds),
-            "before {what}"
-        );
+        agrees(&org, &plan, funds, &format!("before {what}")).await;
         let mut next = org.clone();
         change(&mut next);
         next.version += 1;
         a.update_organization(&next, &org).await.unwrap();
         org = next;
-        assert_eq!(
-            b.access_facts(org.id).await.unwrap(),
-            expect(&org, &plan, funds),
-            "{what}"
-        );
+        agrees(&org, &plan, funds, what).await;
     }
 
     // The plan's entitlements.
     plan.entitlements = vec!["voice".into(), "sms".into()];
     a.update_plan(&plan).await.unwrap();
-    assert_eq!(
-        b.access_facts(org.id).await.unwrap(),
-        expect(&org, &plan, funds),
-        "the plan"
-    );
+    agrees(&org, &plan, funds, "the plan").await;
 
     // The wallet: each balance crossing zero, both ways; entries that do not cross change
     // nothing the check says.
@@ -251,18 +243,10 @@ async fn postgres_every_change_a_check_reads_is_in_the_next_check_on_another_nod
         ),
     ];
     for (what, e, after) in steps {
-        assert_eq!(
-            b.access_facts(org.id).await.unwrap(),
-            expect(&org, &plan, funds),
-            "before {what}"
-        );
+        agrees(&org, &plan, funds, &format!("before {what}")).await;
         a.append_entry(&e).await.unwrap();
         funds = after;
-        assert_eq!(
-            b.access_facts(org.id).await.unwrap(),
-            expect(&org, &plan, funds),
-            "{what}"
-        );
+        agrees(&org, &plan, funds, what).await;
     }
 
     // Purged for good: not found.

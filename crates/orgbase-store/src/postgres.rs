@@ -31,6 +31,7 @@ macro_rules! some_endpoint_enabled {
 
 #[path = "postgres_access.rs"]
 mod access;
+pub use access::READER_NAME;
 #[path = "postgres_audit.rs"]
 mod audit;
 #[path = "postgres_batch.rs"]

@@ -14,7 +14,7 @@
 //!   entry whose balance or SMS points cross zero (`wallet:<id>`; what is kept of a wallet is
 //!   only whether each is above zero).
 //! - Each batch makes one round trip on that connection: the organizations it keeps nothing of
-//!   are read in one statement, and with none to read, `SELECT 1`. PostgreSQL sends a listening
+//!   are read in one statement, and with none to read, an empty query. PostgreSQL sends a listening
 //!   connection the notices of every commit made before the statement arrived ahead of the
 //!   statement's answer, so once the answer is in, the notices taken in drop every copy a change
 //!   committed before the checks made stale, and the facts kept are exact for them. Facts a
@@ -144,6 +144,9 @@ const READ: &str = "SELECT o.id, o.parent_id, o.status, o.status_reason, \
     LEFT JOIN plans p ON p.id = o.product_plan_id \
     WHERE o.id = ANY($1)";
 
+/// How a reader's connection names itself to PostgreSQL (`pg_stat_activity.application_name`).
+pub const READER_NAME: &str = "orgbase access reader";
+
 /// A reader's connection, listening, and the facts it read while it lasts.
 pub(crate) struct Listening {
     listener: PgListener,
@@ -160,7 +163,7 @@ impl Link for Listening {
             .max_lifetime(None)
             .idle_timeout(None)
             .test_before_acquire(false)
-            .connect_lazy_with(opts.clone());
+            .connect_lazy_with(opts.clone().application_name(READER_NAME));
         async move {
             let mut listener = PgListener::connect_with(&pool).await?;
             listener.listen(cache::CHANNEL).await?;
@@ -214,7 +217,7 @@ impl Listening {
         Ok(found)
     }
 
-    /// One round trip: reads `ids` into `found` (none: `SELECT 1`), then takes in the notices
+    /// One round trip: reads `ids` into `found` (none: an empty query), then takes in the notices
     /// that came with it. What was read is kept unless one of them names it.
     async fn round_trip(
         &mut self,
@@ -222,7 +225,10 @@ impl Listening {
         found: &mut HashMap<Uuid, AccessFacts>,
     ) -> Result<(), sqlx::Error> {
         let rows = if ids.is_empty() {
-            sqlx::query("SELECT 1").execute(&mut self.listener).await?;
+            // An empty simple query: PostgreSQL answers it (EmptyQueryResponse, ReadyForQuery)
+            // without a statement to bind or a portal to run, and sends the notices pending
+            // before ReadyForQuery as it does for any statement.
+            sqlx::Executor::execute(&mut self.listener, "").await?;
             Vec::new()
         } else {
             sqlx::query(READ)

@@ -297,13 +297,15 @@ async fn postgres_a_reader_answers_from_what_it_keeps_until_a_notice_or_a_lost_c
     // The reader's connection is cut; the row changes without a notice meanwhile.
     set_overdue(false).await;
     assert!(billing().await.unwrap(), "kept");
-    db.execute_raw(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND pid <> pg_backend_pid() \
-         AND (query = 'SELECT 1' OR query LIKE '%LEFT JOIN wallets w%')",
-    )
-    .await
-    .unwrap();
+    let cut = db
+        .execute_raw(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = '{}'",
+            orgbase_store::postgres::READER_NAME
+        ))
+        .await
+        .unwrap();
+    assert_eq!(cut, 1, "one reader (one thread)");
     // The check that finds the connection gone may fail (unavailable: PostgreSQL's last word
     // on it); the next connects anew.
     let mut answer = billing().await;

@@ -2,14 +2,16 @@
 -- check a media server makes before each call.
 dofile((os.getenv("BENCH_LUA_DIR") or "bench/lua") .. "/common.lua")
 
-local ids, n
+local reqs, n
 
 function init(args)
    bench.init_thread()
-   ids = bench.load_ids()
-   n = #ids
+   reqs = bench.prebuilt_gets(bench.load_ids(), function(id)
+      return "/api/organizations/" .. id .. "/access?channel=voice"
+   end)
+   n = #reqs
 end
 
 function request()
-   return wrk.format("GET", "/api/organizations/" .. ids[math.random(n)] .. "/access?channel=voice")
+   return reqs[math.random(n)]
 end

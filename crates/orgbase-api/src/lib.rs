@@ -406,6 +406,12 @@ pub fn with_layers(router: Router<AppState>, state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+        // No cache keeps an answer (a new key's secret, a session's token, an access verdict),
+        // unless its route says otherwise (avatars, the API docs' files).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             context::scope,

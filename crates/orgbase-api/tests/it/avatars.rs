@@ -722,6 +722,11 @@ async fn disk_avatars_are_served_safely(app: App) {
         .await
         .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    // A 304 updates what a cache keeps: it carries the same caching, never the default no-store.
+    assert_eq!(
+        again.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
 
     // No listing, no traversal, nothing but our own names.
     for bad in [

@@ -137,7 +137,7 @@ async fn no_permissive_cors(app: App) {
     assert!(pre.header("access-control-allow-origin").is_none());
 }
 
-async fn every_answer_carries_nosniff_and_a_request_id(app: App) {
+async fn every_answer_carries_nosniff_no_store_and_a_request_id(app: App) {
     for a in [
         app.get("/healthz").await,
         app.get("/api/organizations").await,
@@ -146,6 +146,7 @@ async fn every_answer_carries_nosniff_and_a_request_id(app: App) {
         app.get("/nowhere").await,
     ] {
         assert_eq!(a.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(a.header("cache-control"), Some("no-store"));
         assert!(a.header("x-request-id").is_some_and(|v| v.len() >= 32));
     }
     // A caller's own request id is kept, so that it can follow its request through our logs.
@@ -175,7 +176,7 @@ crate::api_tests!(
     a_body_that_is_not_an_object_is_422,
     unknown_routes_and_methods_are_problems,
     no_permissive_cors,
-    every_answer_carries_nosniff_and_a_request_id,
+    every_answer_carries_nosniff_no_store_and_a_request_id,
     oversized,
 );
 

@@ -80,6 +80,8 @@ async fn openapi_and_docs_are_served(app: App) {
         assert_eq!(f.status, StatusCode::OK, "{file}");
         assert!(f.header("content-type").unwrap().contains(kind), "{file}");
         assert!(f.text.len() > 10_000, "{file} is {} bytes", f.text.len());
+        // A static file keeps its own caching; the default no-store is for answers.
+        assert_eq!(f.header("cache-control"), Some("public, max-age=3600"));
     }
     let missing = app
         .call(Method::GET, "/docs/nothing.js", None, None, &[])

@@ -14,11 +14,11 @@
 //!   entry whose balance or SMS points cross zero (`wallet:<id>`; what is kept of a wallet is
 //!   only whether each is above zero).
 //! - Each batch makes one round trip on that connection: the organizations it keeps nothing of
-//!   are read in one statement, and with none to read, an empty query. PostgreSQL sends a listening
-//!   connection the notices of every commit made before the statement arrived ahead of the
-//!   statement's answer, so once the answer is in, the notices taken in drop every copy a change
-//!   committed before the checks made stale, and the facts kept are exact for them. Facts a
-//!   notice took away are read in a second round trip.
+//!   are read in one statement, and with none to read, an empty query. PostgreSQL sends a
+//!   listening connection the notices of every commit made before the statement arrived ahead of
+//!   the statement's answer, so once the answer is in, the notices taken in drop every copy a
+//!   change committed before the checks made stale, and the facts kept are exact for them. Facts
+//!   a notice took away are read in a second round trip.
 //! - What that statement read is kept only if no notice in the same round trip names it (its
 //!   change may have committed after the statement's snapshot).
 //! - A lost connection takes what it kept with it (notices sent meanwhile are lost); the next
